@@ -1,0 +1,1 @@
+"""Runtime code of the User Management API (packaged into the Lambda zip)."""

@@ -1,0 +1,44 @@
+"""boto3 clients: created on first use, reused across invocations, with bounded timeouts.
+
+The endpoint is never fixed here: botocore reads AWS_ENDPOINT_URL itself, which is how the
+embedded local stack is reached.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+# Worst case per DynamoDB call: 3 attempts x (2 s connect + 3 s read) plus standard-mode
+# backoff stays well inside API Gateway's 29 s integration timeout.
+CONNECT_TIMEOUT_S = 2
+READ_TIMEOUT_S = 3
+MAX_ATTEMPTS = 3
+
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+
+
+def client(service: str) -> Any:
+    """The shared client for `service`, created on first use (never at import)."""
+    existing = _clients.get(service)
+    if existing is not None:
+        return existing
+    with _lock:
+        if service not in _clients:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                connect_timeout=CONNECT_TIMEOUT_S,
+                read_timeout=READ_TIMEOUT_S,
+                retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            )
+            _clients[service] = boto3.session.Session().client(service, config=config)
+        return _clients[service]
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests that switch endpoints or credentials)."""
+    with _lock:
+        _clients.clear()

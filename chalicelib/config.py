@@ -1,0 +1,120 @@
+"""Settings read from the environment (set per stage in .chalice/config.json)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Stages where the embedded stack runs and developer conveniences are allowed.
+LOCAL_STAGES = frozenset({"local", "test"})
+DEFAULT_MAX_BODY_BYTES = 8 * 1024
+ADMIN_GROUP = "admins"
+
+
+class ConfigurationError(RuntimeError):
+    """A required setting is missing or invalid; raised on first use, not at import."""
+
+
+def running_in_lambda(environ: Mapping[str, str] = os.environ) -> bool:
+    """True inside AWS Lambda, where API Gateway's Cognito authorizer has verified the token.
+
+    `chalice local` and the Chalice test client never set AWS_LAMBDA_FUNCTION_NAME, and the
+    Chalice CLI sets AWS_CHALICE_CLI_MODE, so neither can be mistaken for Lambda.
+    """
+    return bool(environ.get("AWS_LAMBDA_FUNCTION_NAME")) and not environ.get("AWS_CHALICE_CLI_MODE")
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    table_name: str
+    user_pool_id: str
+    user_pool_client_id: str
+    cors_allow_origin: str
+    max_body_bytes: int
+    cursor_secret: bytes
+    jwks_url: str
+    verify_tokens: bool
+    log_level: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage in LOCAL_STAGES
+
+    @property
+    def issuer(self) -> str:
+        return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
+
+
+def user_pool_arn(environ: Mapping[str, str] = os.environ) -> str:
+    """The pool ARN the API Gateway authorizer trusts (needed at import to declare routes)."""
+    return environ.get("USER_POOL_ARN", "arn:aws:cognito-idp:us-east-1:000000000000:userpool/unset")
+
+
+def cors_allow_origin(environ: Mapping[str, str] = os.environ) -> str:
+    stage = environ.get("STAGE", "local")
+    origin = environ.get("CORS_ALLOW_ORIGIN", "http://localhost:3000")
+    if origin == "*" and stage not in LOCAL_STAGES:
+        raise ConfigurationError("CORS_ALLOW_ORIGIN may not be '*' outside the local stages")
+    return origin
+
+
+def _require(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is required")
+    return value
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be an integer") from exc
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive")
+    return value
+
+
+def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
+    stage = environ.get("STAGE", "local")
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    pool_id = _require(environ, "USER_POOL_ID")
+    secret = environ.get("CURSOR_SECRET", "")
+    if not secret:
+        if stage not in LOCAL_STAGES:
+            raise ConfigurationError("CURSOR_SECRET is required outside the local stages")
+        # Local stages may run without one: cursors then last as long as the process.
+        secret = secrets.token_hex(32)
+    verify = not running_in_lambda(environ)
+    jwks_url = environ.get("JWKS_URL", "")
+    if not jwks_url:
+        endpoint = environ.get("AWS_ENDPOINT_URL", "")
+        base = endpoint.rstrip("/") if endpoint else f"https://cognito-idp.{region}.amazonaws.com"
+        jwks_url = f"{base}/{pool_id}/.well-known/jwks.json"
+    return Settings(
+        stage=stage,
+        region=region,
+        table_name=_require(environ, "TABLE_NAME"),
+        user_pool_id=pool_id,
+        user_pool_client_id=_require(environ, "USER_POOL_CLIENT_ID"),
+        cors_allow_origin=cors_allow_origin(environ),
+        max_body_bytes=_positive_int(environ, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        cursor_secret=secret.encode(),
+        jwks_url=jwks_url,
+        verify_tokens=verify,
+        log_level=environ.get("LOG_LEVEL", "INFO").upper(),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this container, read once on first use."""
+    return load_settings()

@@ -1,0 +1,304 @@
+"""The user repository on DynamoDB: every write is conditional, every operation one request
+except those that must first read the email reservation key (email change, delete)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import aws
+from chalicelib.errors import EmailAlreadyExists, ServiceUnavailable, UserAlreadyExists, UserNotFound
+from chalicelib.models import REMOVE, User, UserChanges, email_key
+from chalicelib.repository import EmailChangeRequired, StaleRecord
+from chalicelib.table_schema import EMAIL_KEY_PREFIX, LISTING_INDEX
+
+Item = dict[str, dict[str, Any]]
+
+# Errors that mean "DynamoDB could not serve this now" after botocore's own retries.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    }
+)
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _reservation_key(key: str) -> Item:
+    return {"userId": _s(EMAIL_KEY_PREFIX + key)}
+
+
+def user_to_item(user: User) -> Item:
+    item: Item = {
+        "userId": _s(user.user_id),
+        "listingId": _s(user.user_id),
+        "name": _s(user.name),
+        "email": _s(user.email),
+        "emailKey": _s(email_key(user.email)),
+        "createdAt": _s(user.created_at),
+        "updatedAt": _s(user.updated_at),
+        "version": _n(user.version),
+    }
+    if user.phone is not None:
+        item["phone"] = _s(user.phone)
+    return item
+
+
+def item_to_user(item: Item) -> User | None:
+    """The user an item holds, or None for anything else (such as a reservation)."""
+    if "listingId" not in item:
+        return None
+    return User(
+        user_id=item["userId"]["S"],
+        name=item["name"]["S"],
+        email=item["email"]["S"],
+        phone=item["phone"]["S"] if "phone" in item else None,
+        created_at=item["createdAt"]["S"],
+        updated_at=item["updatedAt"]["S"],
+        version=int(item["version"]["N"]),
+    )
+
+
+def apply_changes(current: User, changes: UserChanges, now: str) -> User:
+    phone: str | None = current.phone
+    if changes.phone is REMOVE:
+        phone = None
+    elif isinstance(changes.phone, str):
+        phone = changes.phone
+    return User(
+        user_id=current.user_id,
+        name=changes.name if changes.name is not None else current.name,
+        email=changes.email if changes.email is not None else current.email,
+        phone=phone,
+        created_at=current.created_at,
+        updated_at=now,
+        version=current.version + 1,
+    )
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _cancellation_codes(exc: Exception) -> list[str]:
+    response = getattr(exc, "response", None) or {}
+    return [str(reason.get("Code", "None")) for reason in response.get("CancellationReasons", [])]
+
+
+class DynamoUserRepository:
+    def __init__(self, table_name: str, client: Any | None = None):
+        self._table = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        """Run one DynamoDB call; transient failures become ServiceUnavailable."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            if _error_code(exc) in _UNAVAILABLE_CODES:
+                raise ServiceUnavailable() from exc
+            raise
+        except BotoCoreError as exc:
+            # Connection failures and timeouts, after the configured retries.
+            raise ServiceUnavailable() from exc
+
+    def get(self, user_id: str) -> User | None:
+        result = self._call("get_item", TableName=self._table, Key={"userId": _s(user_id)}, ConsistentRead=True)
+        item = result.get("Item")
+        return item_to_user(item) if item else None
+
+    def create(self, user: User) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": user_to_item(user),
+                            "ConditionExpression": "attribute_not_exists(userId)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {**_reservation_key(email_key(user.email)), "ownerId": _s(user.user_id)},
+                            "ConditionExpression": "attribute_not_exists(userId)",
+                        }
+                    },
+                ],
+            )
+        except ClientError as exc:
+            codes = _cancellation_codes(exc)
+            if _error_code(exc) != "TransactionCanceledException" or len(codes) != 2:
+                raise
+            if codes[0] == "ConditionalCheckFailed":
+                raise UserAlreadyExists() from exc
+            if codes[1] == "ConditionalCheckFailed":
+                raise EmailAlreadyExists() from exc
+            raise ServiceUnavailable() from exc  # TransactionConflict and the like: retryable
+
+    def update(self, user_id: str, changes: UserChanges, now: str, *, expect_email_key: str | None = None) -> User:
+        from botocore.exceptions import ClientError
+
+        names = {"#updatedAt": "updatedAt", "#version": "version"}
+        values: dict[str, Any] = {":now": _s(now), ":one": _n(1)}
+        sets = ["#updatedAt = :now", "#version = #version + :one"]
+        removes: list[str] = []
+        if changes.name is not None:
+            names["#name"] = "name"
+            values[":name"] = _s(changes.name)
+            sets.append("#name = :name")
+        if changes.email is not None:
+            # Same key, maybe another spelling (case): the reservation stays valid.
+            names["#email"] = "email"
+            values[":email"] = _s(changes.email)
+            sets.append("#email = :email")
+        if changes.phone is REMOVE:
+            names["#phone"] = "phone"
+            removes.append("#phone")
+        elif isinstance(changes.phone, str):
+            names["#phone"] = "phone"
+            values[":phone"] = _s(changes.phone)
+            sets.append("#phone = :phone")
+        condition = "attribute_exists(listingId)"
+        if expect_email_key is not None:
+            names["#emailKey"] = "emailKey"
+            values[":emailKey"] = _s(expect_email_key)
+            condition += " AND #emailKey = :emailKey"
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            result = self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"userId": _s(user_id)},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            current = item_to_user(old) if old else None
+            if current is None:
+                raise UserNotFound() from exc
+            raise EmailChangeRequired(current) from exc
+        updated = item_to_user(result["Attributes"])
+        assert updated is not None
+        return updated
+
+    def change_email(self, current: User, changes: UserChanges, now: str) -> User:
+        from botocore.exceptions import ClientError
+
+        updated = apply_changes(current, changes, now)
+        old_key, new_key = email_key(current.email), email_key(updated.email)
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": user_to_item(updated),
+                    "ConditionExpression": "#version = :version",
+                    "ExpressionAttributeNames": {"#version": "version"},
+                    "ExpressionAttributeValues": {":version": _n(current.version)},
+                }
+            }
+        ]
+        if new_key != old_key:
+            items += [
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _reservation_key(old_key),
+                        # Releases only our own reservation; a missing one is not an error.
+                        "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
+                        "ExpressionAttributeValues": {":owner": _s(current.user_id)},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {**_reservation_key(new_key), "ownerId": _s(current.user_id)},
+                        "ConditionExpression": "attribute_not_exists(userId)",
+                    }
+                },
+            ]
+        try:
+            self._call("transact_write_items", TransactItems=items)
+        except ClientError as exc:
+            codes = _cancellation_codes(exc)
+            if _error_code(exc) != "TransactionCanceledException" or not codes:
+                raise
+            if len(codes) == 3 and codes[2] == "ConditionalCheckFailed":
+                raise EmailAlreadyExists() from exc
+            raise StaleRecord() from exc
+        return updated
+
+    def delete(self, current: User) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": {"userId": _s(current.user_id)},
+                            "ConditionExpression": "#version = :version",
+                            "ExpressionAttributeNames": {"#version": "version"},
+                            "ExpressionAttributeValues": {":version": _n(current.version)},
+                        }
+                    },
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": _reservation_key(email_key(current.email)),
+                            "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
+                            "ExpressionAttributeValues": {":owner": _s(current.user_id)},
+                        }
+                    },
+                ],
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "TransactionCanceledException":
+                raise
+            raise StaleRecord() from exc
+
+    def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        # One extra item tells whether another page exists, so the last page never
+        # hands out a cursor that leads to an empty page.
+        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": LISTING_INDEX, "Limit": limit + 1}
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = {"userId": _s(after), "listingId": _s(after)}
+        result = self._call("scan", **kwargs)
+        users = [user for user in (item_to_user(item) for item in result.get("Items", [])) if user is not None]
+        if len(users) > limit:
+            users = users[:limit]
+            return users, users[-1].user_id
+        last = result.get("LastEvaluatedKey")
+        return users, (last["userId"]["S"] if last else None)

@@ -1,0 +1,68 @@
+"""Domain errors. They say what went wrong; chalicelib.http says which status that is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    """Base of every error whose message is safe to show a client."""
+
+    message = "Request failed"
+
+    def __init__(self, message: str | None = None, details: list[dict[str, Any]] | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details or []
+
+
+class ValidationError(AppError):
+    message = "Invalid request"
+
+
+class InvalidCursor(ValidationError):
+    message = "Invalid cursor"
+
+
+class Unauthorized(AppError):
+    message = "Unauthorized"
+
+
+class Forbidden(AppError):
+    message = "Forbidden"
+
+
+class UserNotFound(AppError):
+    message = "User not found"
+
+
+class RouteNotFound(AppError):
+    message = "Not found"
+
+
+class EmailAlreadyExists(AppError):
+    message = "Email already in use"
+
+
+class UserAlreadyExists(AppError):
+    """A create hit an existing userId (a retried profile create, or a race)."""
+
+    message = "User already exists"
+
+
+class ConcurrentModification(AppError):
+    """The record changed between our read and our conditional write, more than we retry."""
+
+    message = "The user was modified concurrently; retry the request"
+
+
+class PayloadTooLarge(AppError):
+    message = "Request body too large"
+
+
+class UnsupportedMediaType(AppError):
+    message = "Content-Type must be application/json"
+
+
+class ServiceUnavailable(AppError):
+    message = "Service temporarily unavailable; retry later"

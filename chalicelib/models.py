@@ -1,0 +1,175 @@
+"""Record shapes: what a client may send (create, update, profile) and what it gets back.
+
+The input shapes list exactly the fields a client may set, so `userId`, timestamps, versions,
+groups or any other key are rejected, and `public_user` is the only way a record leaves the API.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.errors import ValidationError
+
+NAME_MAX = 100
+EMAIL_MAX = 254
+_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_E164_RE = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Ids are UUIDs (ours or Cognito `sub`s); rejecting anything else early also keeps a path
+# parameter from ever addressing an email-reservation item.
+_USER_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+# A sentinel meaning "remove this optional field" in an update (the client sent null).
+REMOVE = object()
+
+
+@dataclass(frozen=True)
+class NewUser:
+    name: str
+    email: str
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    """A partial update; None means "leave as is", REMOVE (phone only) means "delete"."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: object = None
+
+    def is_empty(self) -> bool:
+        return self.name is None and self.email is None and self.phone is None
+
+
+@dataclass(frozen=True)
+class User:
+    """A stored user record."""
+
+    user_id: str
+    name: str
+    email: str
+    created_at: str
+    updated_at: str
+    version: int
+    phone: str | None = None
+
+
+def email_key(email: str) -> str:
+    """The case-insensitive identity of an email address."""
+    return email.strip().lower()
+
+
+def is_valid_user_id(user_id: str) -> bool:
+    return bool(_USER_ID_RE.match(user_id))
+
+
+def public_user(user: User) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "userId": user.user_id,
+        "name": user.name,
+        "email": user.email,
+    }
+    if user.phone is not None:
+        out["phone"] = user.phone
+    out["createdAt"] = user.created_at
+    out["updatedAt"] = user.updated_at
+    out["version"] = user.version
+    return out
+
+
+class _Fields:
+    """Collects every problem in a body, so a client learns them all at once."""
+
+    def __init__(self, body: dict[str, Any], allowed: tuple[str, ...]):
+        self.body = body
+        self.problems: list[dict[str, Any]] = [
+            {"field": key, "message": "unknown field"} for key in body if key not in allowed
+        ]
+
+    def fail(self, field: str, message: str) -> None:
+        self.problems.append({"field": field, "message": message})
+
+    def text(self, field: str, max_len: int, required: bool) -> str | None:
+        if field not in self.body:
+            if required:
+                self.fail(field, "is required")
+            return None
+        value = self.body[field]
+        if not isinstance(value, str):
+            self.fail(field, "must be a string")
+            return None
+        value = value.strip()
+        if not value:
+            self.fail(field, "must not be empty")
+            return None
+        if len(value) > max_len:
+            self.fail(field, f"must be at most {max_len} characters")
+            return None
+        if _CONTROL_RE.search(value):
+            self.fail(field, "must not contain control characters")
+            return None
+        return value
+
+    def name(self, required: bool) -> str | None:
+        return self.text("name", NAME_MAX, required)
+
+    def email(self, required: bool) -> str | None:
+        value = self.text("email", EMAIL_MAX, required)
+        if value is not None and not _EMAIL_RE.match(value):
+            self.fail("email", "must be a valid email address")
+            return None
+        return value
+
+    def phone(self, removable: bool) -> object:
+        if removable and "phone" in self.body and self.body["phone"] is None:
+            return REMOVE
+        value = self.text("phone", 16, required=False)
+        if value is not None and not _E164_RE.match(value):
+            self.fail("phone", "must be in E.164 format, e.g. +14155550123")
+            return None
+        return value
+
+    def done(self) -> None:
+        if self.problems:
+            raise ValidationError("Invalid request body", details=self.problems)
+
+
+def parse_new_user(body: dict[str, Any]) -> NewUser:
+    fields = _Fields(body, ("name", "email", "phone"))
+    name, email, phone = fields.name(True), fields.email(True), fields.phone(removable=False)
+    fields.done()
+    assert name is not None and email is not None
+    return NewUser(name=name, email=email, phone=phone if isinstance(phone, str) else None)
+
+
+def parse_user_changes(body: dict[str, Any]) -> UserChanges:
+    fields = _Fields(body, ("name", "email", "phone"))
+    changes = UserChanges(name=fields.name(False), email=fields.email(False), phone=fields.phone(removable=True))
+    fields.done()
+    if changes.is_empty():
+        raise ValidationError("Provide at least one of: name, email, phone")
+    return changes
+
+
+def parse_profile_changes(body: dict[str, Any]) -> UserChanges:
+    """`PUT /users/me`: the email always comes from the verified token, never the body."""
+    fields = _Fields(body, ("name", "phone"))
+    changes = UserChanges(name=fields.name(False), phone=fields.phone(removable=True))
+    fields.done()
+    if changes.is_empty():
+        raise ValidationError("Provide at least one of: name, phone")
+    return changes
+
+
+def parse_limit(raw: str | None, default: int = 50, maximum: int = 100) -> int:
+    if raw is None:
+        return default
+    # fullmatch on ASCII digits: str.isdigit() would accept other scripts' digits.
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= maximum:
+        raise ValidationError(
+            "Invalid limit", details=[{"field": "limit", "message": f"must be an integer from 1 to {maximum}"}]
+        )
+    return int(raw)

@@ -1,0 +1,132 @@
+"""Verification of Cognito ID tokens where API Gateway does not do it (chalice local, tests).
+
+PyJWT (and through it `cryptography`) is imported on first use only, so the Lambda path,
+where API Gateway's Cognito authorizer has already verified the token, never loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.cache import TTLCache
+from chalicelib.errors import Unauthorized
+
+logger = logging.getLogger("users_api.tokens")
+
+JwksFetcher = Callable[[], dict[str, Any]]
+
+MAX_TOKEN_BYTES = 8 * 1024
+LEEWAY_S = 30
+JWKS_TTL_S = 6 * 3600
+# An unknown `kid` triggers at most one refetch per interval, so a flood of made-up key ids
+# cannot turn into a flood of JWKS requests.
+REFETCH_INTERVAL_S = 60
+
+
+def url_fetcher(url: str, timeout_s: float = 3.0) -> JwksFetcher:
+    """Fetch a JWKS from a configured URL (never one named by a token)."""
+
+    def fetch() -> dict[str, Any]:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - configured URL
+            return dict(json.loads(response.read()))
+
+    return fetch
+
+
+def bearer_token(header: str | None) -> str:
+    """The token in an Authorization header: `Bearer <token>` or the bare token."""
+    if not header or not header.strip():
+        raise Unauthorized("Missing authorization token")
+    token = header.strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+        raise Unauthorized("Malformed authorization token")
+    return token
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        issuer: str,
+        client_id: str,
+        fetch_jwks: JwksFetcher,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._issuer = issuer
+        self._client_id = client_id
+        self._fetch_jwks = fetch_jwks
+        self._clock = clock
+        self._keys: TTLCache[str, dict[str, Any]] = TTLCache(max_size=1, ttl_seconds=JWKS_TTL_S, clock=clock)
+        self._last_fetch = float("-inf")
+        self._lock = threading.Lock()
+        self.fetch_count = 0
+
+    def _load_keys(self) -> dict[str, Any]:
+        import jwt
+
+        self.fetch_count += 1
+        self._last_fetch = self._clock()
+        try:
+            document = self._fetch_jwks()
+        except Exception:  # network, HTTP or JSON failure: no keys, so every token is refused
+            logger.exception("could not fetch the JWKS")
+            return {}
+        keys: dict[str, Any] = {}
+        for jwk in document.get("keys", []):
+            if isinstance(jwk, dict) and jwk.get("kty") == "RSA" and isinstance(jwk.get("kid"), str):
+                try:
+                    keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm="RS256")
+                except jwt.PyJWTError:
+                    logger.warning("skipping an unusable JWKS key", extra={"kid": jwk["kid"]})
+        self._keys.set("keys", keys)
+        return keys
+
+    def _key(self, kid: str) -> Any:
+        keys = self._keys.get("keys")
+        if keys is not None and kid in keys:
+            return keys[kid]
+        with self._lock:
+            keys = self._keys.get("keys")
+            if keys is None or (kid not in keys and self._clock() - self._last_fetch >= REFETCH_INTERVAL_S):
+                keys = self._load_keys()
+        if kid not in keys:
+            raise Unauthorized("Invalid token")
+        return keys[kid]
+
+    def verify(self, authorization: str | None) -> dict[str, Any]:
+        """Claims of a valid Cognito ID token; Unauthorized for anything else."""
+        import jwt
+
+        token = bearer_token(authorization)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("Malformed authorization token") from exc
+        kid = header.get("kid")
+        if header.get("alg") != "RS256" or not isinstance(kid, str) or not kid:
+            raise Unauthorized("Invalid token")
+        key = self._key(kid)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=["RS256"],
+                audience=self._client_id,
+                issuer=self._issuer,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "iat", "iss", "aud", "sub", "token_use"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("Token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("Invalid token") from exc
+        if claims.get("token_use") != "id":
+            raise Unauthorized("An ID token is required")
+        return claims

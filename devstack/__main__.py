@@ -1,0 +1,172 @@
+"""`python -m devstack run|token|add-user`: the embedded stack behind `make run` and `make token`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_STACK_FILE = PROJECT_DIR / ".local" / "stack.json"
+LOCAL_STAGE = "local"
+
+log = logging.getLogger("devstack")
+
+
+def _stack_file() -> Path:
+    return Path(os.environ.get("STACK_FILE", DEFAULT_STACK_FILE))
+
+
+def _read_stack() -> dict[str, Any]:
+    path = _stack_file()
+    if not path.exists():
+        sys.exit(f"{path} not found: start the stack first with `make run`")
+    return dict(json.loads(path.read_text()))
+
+
+def _emulator_credentials() -> None:
+    # The emulator accepts any credentials; fixed fake ones keep real ones out of reach.
+    os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+
+
+def run(host: str, port: int, moto_port: int) -> None:
+    from chalice.cli import factory as chalice_factory
+    from chalice.deploy.validate import validate_routes
+
+    from devstack import resources
+    from devstack.gateway import create_server
+    from devstack.motoserver import MotoServer
+
+    _emulator_credentials()
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    moto = MotoServer(host, moto_port).start()
+    cli = chalice_factory.CLIFactory(str(PROJECT_DIR), environ=os.environ)
+    stage_env = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE).environment_variables
+    stack_path = _stack_file()
+    server = None
+    try:
+        # Bind the API port before anything else so port 0 resolves to the real one.
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": moto.url,
+                "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
+                "CURSOR_SECRET": secrets.token_hex(32),
+            }
+        )
+        stack = resources.create(
+            moto.url, region, stage_env["TABLE_NAME"], stage_env.get("AVATAR_BUCKET", "users-api-local-avatars"), ""
+        )
+        os.environ.update(
+            {
+                "USER_POOL_ID": stack.user_pool_id,
+                "USER_POOL_CLIENT_ID": stack.user_pool_client_id,
+                "USER_POOL_ARN": f"arn:aws:cognito-idp:{region}:123456789012:userpool/{stack.user_pool_id}",
+            }
+        )
+        config = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE)
+        app = config.chalice_app
+        validate_routes(app.routes)
+        server = create_server(app, config, host, port)
+        bound_port = server.server.server_address[1]
+        api_url = f"http://{host}:{bound_port}"
+        info = {**stack.to_dict(), "api_url": api_url}
+        stack_path.parent.mkdir(parents=True, exist_ok=True)
+        stack_path.write_text(json.dumps(info, indent=2) + "\n")
+        stack_path.chmod(0o600)
+        _print_welcome(info)
+        # SIGTERM (e.g. from a test harness) stops as cleanly as Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+        server.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.server.server_close()
+        moto.stop()
+        stack_path.unlink(missing_ok=True)
+        print("Stopped the API and the embedded AWS stack.", flush=True)
+
+
+def _print_welcome(info: dict[str, Any]) -> None:
+    url = info["api_url"]
+    print(
+        f"""
+User Management API on {url}  (embedded AWS stack at {info["aws_endpoint_url"]}; data lives in memory)
+Stack details: {_stack_file()}
+Seeded admin:  {info["admin_username"]} / {info["admin_password"]}
+Seeded member: {info["member_username"]} / {info["member_password"]}
+
+In another shell:
+  TOKEN=$(make -s token)
+  curl -s {url}/hello
+  curl -s -X POST {url}/users -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+       -d '{{"name": "Ada Lovelace", "email": "ada@example.com"}}'
+  curl -s {url}/users -H "Authorization: Bearer $TOKEN"
+
+Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+
+
+def token(username: str | None, password: str | None) -> None:
+    from devstack import resources
+
+    stack = _read_stack()
+    _emulator_credentials()
+    print(
+        resources.id_token(
+            stack["aws_endpoint_url"],
+            stack["region"],
+            stack["user_pool_client_id"],
+            username or stack["admin_username"],
+            password or stack["admin_password"],
+        )
+    )
+
+
+def add_user(email: str, password: str, admin: bool) -> None:
+    from devstack import resources
+
+    stack = _read_stack()
+    _emulator_credentials()
+    resources.add_user(stack["aws_endpoint_url"], stack["region"], stack["user_pool_id"], email, password, admin)
+    print(f"created {email}{' (admins)' if admin else ''}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_cmd = commands.add_parser("run", help="start the embedded stack and the API")
+    run_cmd.add_argument("--host", default="127.0.0.1")
+    run_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    run_cmd.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
+    token_cmd = commands.add_parser("token", help="print an ID token from the running stack")
+    token_cmd.add_argument("--username")
+    token_cmd.add_argument("--password")
+    user_cmd = commands.add_parser("add-user", help="add a confirmed user to the running stack's pool")
+    user_cmd.add_argument("--email", required=True)
+    user_cmd.add_argument("--password", required=True)
+    user_cmd.add_argument("--admin", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args.host, args.port, args.moto_port)
+    elif args.command == "token":
+        token(args.username, args.password)
+    else:
+        add_user(args.email, args.password, args.admin)
+
+
+if __name__ == "__main__":
+    main()

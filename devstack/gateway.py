@@ -1,0 +1,82 @@
+"""The local API Gateway stand-in, fixed where Chalice's differs from the real one in ways that matter.
+
+- Chalice's local authorizer base64-decodes Cognito tokens into claims without checking them
+  and, on a malformed token, raises, so the server drops the connection with no response.
+  Here Cognito routes pass through untouched and the app verifies the token itself.
+- Unknown paths get the 404 JSON that the deployed API's gateway response gives, not a 403.
+- The listen backlog is raised from socketserver's 5, so bursts of connections are queued.
+"""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from chalice.app import Chalice, CognitoUserPoolAuthorizer  # type: ignore[attr-defined]
+from chalice.config import Config
+from chalice.local import (
+    ChaliceRequestHandler,
+    LambdaContext,
+    LocalDevServer,
+    LocalGateway,
+    LocalGatewayAuthorizer,
+    RouteMatcher,
+    ThreadedHTTPServer,
+)
+
+LISTEN_BACKLOG = 256
+
+
+class AppVerifiesCognitoTokens(LocalGatewayAuthorizer):
+    def authorize(self, raw_path: str, lambda_event: Any, lambda_context: LambdaContext) -> Any:
+        route = self._route_for_event(lambda_event)
+        if route is not None and isinstance(route.authorizer, CognitoUserPoolAuthorizer):
+            return lambda_event, lambda_context
+        return super().authorize(raw_path, lambda_event, lambda_context)
+
+
+class AppGateway(LocalGateway):
+    def __init__(self, app_object: Chalice, config: Config) -> None:
+        super().__init__(app_object, config)
+        self._authorizer = AppVerifiesCognitoTokens(app_object)
+        self._routes = RouteMatcher(list(app_object.routes))
+        self._cors_headers = _cors_headers(app_object)
+
+    def handle_request(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
+        try:
+            self._routes.match_route(path)
+        except ValueError:
+            return {
+                "statusCode": 404,
+                "headers": {"Content-Type": "application/json", **self._cors_headers},
+                "multiValueHeaders": {},
+                "body": json.dumps({"error": "Not found"}),
+            }
+        return super().handle_request(method, path, headers, body)
+
+
+def _cors_headers(app_object: Chalice) -> dict[str, str]:
+    for methods in app_object.routes.values():
+        for entry in methods.values():
+            if entry.cors is not None:
+                return dict(entry.cors.get_access_control_headers())
+    return {}
+
+
+class AppRequestHandler(ChaliceRequestHandler):
+    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config) -> None:
+        self.local_gateway = AppGateway(app_object, config)
+        BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """The app logs every request as JSON already."""
+
+
+class BackloggedServer(ThreadedHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    allow_reuse_address = True
+
+
+def create_server(app_object: Chalice, config: Config, host: str, port: int) -> LocalDevServer:
+    return LocalDevServer(app_object, config, host, port, handler_cls=AppRequestHandler, server_cls=BackloggedServer)

@@ -1,0 +1,62 @@
+"""A moto server on loopback that serves one request at a time.
+
+moto's backends are not thread-safe: two overlapping TransactWriteItems could both pass their
+conditions. Holding one lock for each whole request makes every call atomic, as in DynamoDB,
+so race tests against this stack mean something.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+StartResponse = Callable[..., Any]
+
+
+class SerializedApp:
+    def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]):
+        self._app = app
+        self._lock = threading.Lock()
+        self.requests = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        with self._lock:
+            self.requests += 1
+            result = self._app(environ, start_response)
+            try:
+                body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return [body]
+
+
+class MotoServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+
+        class QuietHandler(MotoRequestHandler):  # type: ignore[misc]
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                """One line per emulator call would drown the API's own request log."""
+
+        self.app = SerializedApp(DomainDispatcherApplication(create_backend_app))
+        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
+        self._server.socket.listen(128)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> MotoServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,117 @@
+"""Create on the emulator what production has: the users table, the Cognito pool, the bucket."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from chalicelib.config import ADMIN_GROUP
+from chalicelib.table_schema import create_table_kwargs
+
+ADMIN_EMAIL = "admin@example.com"
+MEMBER_EMAIL = "member@example.com"
+
+
+@dataclass(frozen=True)
+class Stack:
+    api_url: str
+    aws_endpoint_url: str
+    region: str
+    table_name: str
+    user_pool_id: str
+    user_pool_client_id: str
+    admin_username: str
+    admin_password: str
+    member_username: str
+    member_password: str
+    bucket_name: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def new_password() -> str:
+    """A random password that meets the pool's policy (12+ chars, upper, lower, digit, symbol)."""
+    alphabet = string.ascii_letters + string.digits
+    core = "".join(secrets.choice(alphabet) for _ in range(16))
+    return f"{core}Aa1!"
+
+
+def _client(service: str, endpoint: str, region: str) -> Any:
+    import boto3
+
+    return boto3.client(service, endpoint_url=endpoint, region_name=region)
+
+
+def add_user(endpoint: str, region: str, pool_id: str, email: str, password: str, admin: bool = False) -> None:
+    """A confirmed user with a verified email, optionally in the admins group."""
+    idp = _client("cognito-idp", endpoint, region)
+    idp.admin_create_user(
+        UserPoolId=pool_id,
+        Username=email,
+        UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
+        MessageAction="SUPPRESS",
+    )
+    idp.admin_set_user_password(UserPoolId=pool_id, Username=email, Password=password, Permanent=True)
+    if admin:
+        idp.admin_add_user_to_group(UserPoolId=pool_id, Username=email, GroupName=ADMIN_GROUP)
+
+
+def id_token(endpoint: str, region: str, client_id: str, username: str, password: str) -> str:
+    idp = _client("cognito-idp", endpoint, region)
+    result = idp.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": username, "PASSWORD": password},
+    )
+    return str(result["AuthenticationResult"]["IdToken"])
+
+
+def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_url: str) -> Stack:
+    _client("dynamodb", endpoint, region).create_table(**create_table_kwargs(table_name))
+    s3 = _client("s3", endpoint, region)
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=bucket_name)
+    else:
+        s3.create_bucket(Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": region})
+    idp = _client("cognito-idp", endpoint, region)
+    pool_id = idp.create_user_pool(
+        PoolName="users-api-local",
+        UsernameAttributes=["email"],
+        AutoVerifiedAttributes=["email"],
+        Policies={
+            "PasswordPolicy": {
+                "MinimumLength": 12,
+                "RequireUppercase": True,
+                "RequireLowercase": True,
+                "RequireNumbers": True,
+                "RequireSymbols": True,
+            }
+        },
+    )["UserPool"]["Id"]
+    client_id = idp.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="users-api-local",
+        GenerateSecret=False,
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        ReadAttributes=["email", "email_verified"],
+    )["UserPoolClient"]["ClientId"]
+    idp.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP, Description="May manage every user")
+    admin_password, member_password = new_password(), new_password()
+    add_user(endpoint, region, pool_id, ADMIN_EMAIL, admin_password, admin=True)
+    add_user(endpoint, region, pool_id, MEMBER_EMAIL, member_password)
+    return Stack(
+        api_url=api_url,
+        aws_endpoint_url=endpoint,
+        region=region,
+        table_name=table_name,
+        user_pool_id=pool_id,
+        user_pool_client_id=client_id,
+        admin_username=ADMIN_EMAIL,
+        admin_password=admin_password,
+        member_username=MEMBER_EMAIL,
+        member_password=member_password,
+        bucket_name=bucket_name,
+    )
