@@ -43,14 +43,20 @@ def request_pipeline(event: Any, get_response: Any) -> Response:
     return pipeline.handle(event, get_response, requires_auth, _CORS_HEADERS)
 
 
-def _body() -> dict[str, Any]:
+def _request() -> Any:
     request = app.current_request
+    assert request is not None  # always set while a view runs
+    return request
+
+
+def _body() -> dict[str, Any]:
+    request = _request()
     limit = config.get_settings().max_body_bytes
     return parse_json_object(request.raw_body, request.headers.get("content-type"), limit)
 
 
 def _location(user_id: str) -> str:
-    path = str(app.current_request.context.get("path") or "/users").rstrip("/")
+    path = str(_request().context.get("path") or "/users").rstrip("/")
     return f"{path.removesuffix('/me')}/{user_id}"
 
 
@@ -86,7 +92,7 @@ def create_user() -> Response:
 @handles_errors
 def list_users() -> Response:
     require_admin(current_identity())
-    params = app.current_request.query_params or {}
+    params = _request().query_params or {}
     users, cursor = get_service().list_users(parse_limit(params.get("limit")), params.get("cursor"))
     return json_response({"users": [public_user(u) for u in users], "count": len(users), "nextCursor": cursor})
 

@@ -18,12 +18,18 @@ class ConfigurationError(RuntimeError):
     """A required setting is missing or invalid; raised on first use, not at import."""
 
 
-def running_in_lambda(environ: Mapping[str, str] = os.environ) -> bool:
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    # Looked up on each call, not bound as a default: Chalice's test client swaps os.environ.
+    return os.environ if environ is None else environ
+
+
+def running_in_lambda(environ: Mapping[str, str] | None = None) -> bool:
     """True inside AWS Lambda, where API Gateway's Cognito authorizer has verified the token.
 
     `chalice local` and the Chalice test client never set AWS_LAMBDA_FUNCTION_NAME, and the
     Chalice CLI sets AWS_CHALICE_CLI_MODE, so neither can be mistaken for Lambda.
     """
+    environ = _env(environ)
     return bool(environ.get("AWS_LAMBDA_FUNCTION_NAME")) and not environ.get("AWS_CHALICE_CLI_MODE")
 
 
@@ -50,12 +56,13 @@ class Settings:
         return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
 
 
-def user_pool_arn(environ: Mapping[str, str] = os.environ) -> str:
+def user_pool_arn(environ: Mapping[str, str] | None = None) -> str:
     """The pool ARN the API Gateway authorizer trusts (needed at import to declare routes)."""
-    return environ.get("USER_POOL_ARN", "arn:aws:cognito-idp:us-east-1:000000000000:userpool/unset")
+    return _env(environ).get("USER_POOL_ARN", "arn:aws:cognito-idp:us-east-1:000000000000:userpool/unset")
 
 
-def cors_allow_origin(environ: Mapping[str, str] = os.environ) -> str:
+def cors_allow_origin(environ: Mapping[str, str] | None = None) -> str:
+    environ = _env(environ)
     stage = environ.get("STAGE", "local")
     origin = environ.get("CORS_ALLOW_ORIGIN", "http://localhost:3000")
     if origin == "*" and stage not in LOCAL_STAGES:
@@ -83,7 +90,8 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    environ = _env(environ)
     stage = environ.get("STAGE", "local")
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     pool_id = _require(environ, "USER_POOL_ID")

@@ -14,7 +14,9 @@ from chalicelib.errors import ValidationError
 
 NAME_MAX = 100
 EMAIL_MAX = 254
-_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL_RE = re.compile(
+    r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 _E164_RE = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Ids are UUIDs (ours or Cognito `sub`s); rejecting anything else early also keeps a path

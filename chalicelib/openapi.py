@@ -34,8 +34,14 @@ def _errors(*codes: str) -> dict[str, Any]:
     return {code: {"$ref": f"#/components/responses/E{code}"} for code in codes}
 
 
-def _op(op_id: str, summary: str, responses: dict[str, Any], body: str | None = None, secure: bool = True,
-        parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _op(
+    op_id: str,
+    summary: str,
+    responses: dict[str, Any],
+    body: str | None = None,
+    secure: bool = True,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": op_id, "summary": summary, "responses": responses}
     op["security"] = [{"cognito": []}] if secure else []
     if body:
@@ -45,13 +51,23 @@ def _op(op_id: str, summary: str, responses: dict[str, Any], body: str | None = 
     return op
 
 
-_USER_ID = {"name": "userId", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"}}
+_USER_ID = {
+    "name": "userId",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"},
+}
 _LOCATION = {"Location": {"description": "Path of the created user", "schema": {"type": "string"}}}
 _WRITE = ("400", "401", "413", "415", "503")
 
 
 def _schemas() -> dict[str, Any]:
-    name = {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "pattern": r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"}
+    name = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": NAME_MAX,
+        "pattern": r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$",
+    }
     email = {"type": "string", "format": "email", "maxLength": EMAIL_MAX}
     phone = {"type": "string", "pattern": r"^\+[1-9][0-9]{1,14}$", "description": "E.164"}
     timestamp = {"type": "string", "format": "date-time"}
@@ -136,12 +152,16 @@ def document() -> dict[str, Any]:
             "title": "User Management API",
             "version": "1.0.0",
             "description": "Users on API Gateway, Lambda, DynamoDB and Cognito. Undeclared methods get 405, "
-            "unknown paths 404, all errors as {\"error\": ...}.",
+            'unknown paths 404, all errors as {"error": ...}.',
         },
         "paths": {
-            "/hello": {"get": _op("hello", "Liveness greeting", {"200": _json(_ref("Hello"), "Greeting")}, secure=False)},
+            "/hello": {
+                "get": _op("hello", "Liveness greeting", {"200": _json(_ref("Hello"), "Greeting")}, secure=False)
+            },
             "/openapi.json": {
-                "get": _op("openapi", "This document", {"200": _json({"type": "object"}, "OpenAPI document")}, secure=False)
+                "get": _op(
+                    "openapi", "This document", {"200": _json({"type": "object"}, "OpenAPI document")}, secure=False
+                )
             },
             "/users": {
                 "post": _op(
@@ -155,13 +175,21 @@ def document() -> dict[str, Any]:
                     "List users, a page at a time (admins)",
                     {"200": _json(_ref("UserList"), "A page of users"), **_errors("400", "401", "403", "503")},
                     parameters=[
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
+                        },
                         {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 512}},
                     ],
                 ),
             },
             "/users/me": {
-                "get": _op("getProfile", "Your own profile", {"200": _json(_ref("User"), "Your profile"), **_errors("401", "404", "503")}),
+                "get": _op(
+                    "getProfile",
+                    "Your own profile",
+                    {"200": _json(_ref("User"), "Your profile"), **_errors("401", "404", "503")},
+                ),
                 "put": _op(
                     "putProfile",
                     "Create (first call) or update your own profile",
@@ -175,17 +203,21 @@ def document() -> dict[str, Any]:
             },
             "/users/{userId}": {
                 "get": _op(
-                    "getUser", "A user (admins, or the owner)",
+                    "getUser",
+                    "A user (admins, or the owner)",
                     {"200": _json(_ref("User"), "The user"), **_errors("401", "403", "404", "503")},
                     parameters=[_USER_ID],
                 ),
                 "put": _op(
-                    "updateUser", "Partially update a user (admins, or the owner)",
+                    "updateUser",
+                    "Partially update a user (admins, or the owner)",
                     {"200": _json(envelope, "Updated"), **_errors(*_WRITE, "403", "404", "409")},
-                    body="UserUpdate", parameters=[_USER_ID],
+                    body="UserUpdate",
+                    parameters=[_USER_ID],
                 ),
                 "delete": _op(
-                    "deleteUser", "Delete a user (admins)",
+                    "deleteUser",
+                    "Delete a user (admins)",
                     {"200": _json(_ref("Message"), "Deleted"), **_errors("401", "403", "404", "409", "503")},
                     parameters=[_USER_ID],
                 ),
@@ -202,7 +234,9 @@ def document() -> dict[str, Any]:
             },
             "schemas": _schemas(),
             "responses": {
-                f"E{code}": _json(_ref("Error"), text, {"Retry-After": {"schema": {"type": "string"}}} if code == "503" else None)
+                f"E{code}": _json(
+                    _ref("Error"), text, {"Retry-After": {"schema": {"type": "string"}}} if code == "503" else None
+                )
                 for code, text in _ERROR_TEXT.items()
             },
         },

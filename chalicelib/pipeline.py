@@ -37,7 +37,7 @@ def _framework_error(response: Response) -> Response:
     """Give Chalice's own errors (405, 415, 500) our error shape."""
     body = response.body
     if isinstance(body, dict) and set(body) == {"Code", "Message"}:
-        headers = {key: value for key, value in response.headers.items() if key.lower() != "content-type"}
+        headers = {key: str(value) for key, value in response.headers.items() if key.lower() != "content-type"}
         return json_response(error_body(str(body["Message"])), response.status_code, headers)
     return response
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from chalicelib.cursor import CursorCodec
 from chalicelib.errors import ConcurrentModification, Forbidden, UserAlreadyExists, UserNotFound, ValidationError
@@ -16,7 +16,7 @@ MAX_ATTEMPTS = 3
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class UserService:

@@ -1,0 +1,80 @@
+"""Start the real local stack (`python -m devstack run`, what `make run` runs) once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack import resources
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 90
+
+
+class Stack:
+    def __init__(self, info: dict[str, Any], process: subprocess.Popen[bytes], stack_file: Path):
+        self.info = info
+        self.process = process
+        self.stack_file = stack_file
+        self.url = str(info["api_url"])
+
+    def token(self, username: str | None = None, password: str | None = None) -> str:
+        return resources.id_token(
+            self.info["aws_endpoint_url"],
+            self.info["region"],
+            self.info["user_pool_client_id"],
+            username or self.info["admin_username"],
+            password or self.info["admin_password"],
+        )
+
+    def add_user(self, email: str, password: str, admin: bool = False) -> str:
+        resources.add_user(
+            self.info["aws_endpoint_url"], self.info["region"], self.info["user_pool_id"], email, password, admin
+        )
+        return self.token(email, password)
+
+
+def start_stack(tmp: Path) -> Stack:
+    stack_file = tmp / "stack.json"
+    env = {**os.environ, "STACK_FILE": str(stack_file), "PORT": "0", "PYTHONUNBUFFERED": "1"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    log = (tmp / "stack.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "run", "--port", "0"],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not stack_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("local stack did not start:\n" + (tmp / "stack.log").read_text())
+        time.sleep(0.1)
+    return Stack(json.loads(stack_file.read_text()), process, stack_file)
+
+
+def stop_stack(stack: Stack, sig: int = signal.SIGINT) -> int:
+    stack.process.send_signal(sig)
+    return stack.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # Credentials for talking to the emulator from the test process (Cognito sign-in).
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    if running.process.poll() is None:
+        stop_stack(running)

@@ -1,0 +1,172 @@
+"""The API over real HTTP against the embedded stack, with tokens issued by its Cognito."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.e2e.conftest import Stack, start_stack, stop_stack
+
+TIMEOUT = 15
+
+
+def call(stack: Stack, method: str, path: str, token: str | None = None, body: Any = None, **kwargs: Any) -> Any:
+    headers = dict(kwargs.pop("headers", {}))
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return requests.request(method, stack.url + path, headers=headers, json=body, timeout=TIMEOUT, **kwargs)
+
+
+def test_stack_file_has_the_documented_keys(stack: Stack) -> None:
+    required = {
+        "api_url",
+        "aws_endpoint_url",
+        "region",
+        "table_name",
+        "user_pool_id",
+        "user_pool_client_id",
+        "admin_username",
+        "admin_password",
+    }
+    assert required <= set(stack.info)
+    assert stack.url.startswith("http://127.0.0.1:")
+    assert stack.stack_file.stat().st_mode & 0o077 == 0
+
+
+def test_id_tokens_carry_email_and_groups(stack: Stack) -> None:
+    import jwt
+
+    claims = jwt.decode(stack.token(), options={"verify_signature": False})
+    assert claims["token_use"] == "id"
+    assert claims["email"] == stack.info["admin_username"]
+    assert "admins" in claims["cognito:groups"]
+
+
+def test_admin_walkthrough_create_list_page_read_update_delete(stack: Stack) -> None:
+    admin = stack.token()
+    assert call(stack, "GET", "/hello").json()["message"] == "Hello from serverless!"
+    run = uuid.uuid4().hex[:8]
+    ids = []
+    for i in range(5):
+        response = call(stack, "POST", "/users", admin, {"name": f"User {i}", "email": f"{run}-{i}@example.com"})
+        assert response.status_code == 201, response.text
+        assert response.headers["Location"] == f"/users/{response.json()['user']['userId']}"
+        ids.append(response.json()["user"]["userId"])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = call(stack, "GET", "/users", admin, params=params).json()
+        seen += [user["userId"] for user in page["users"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert set(ids) <= set(seen) and len(seen) == len(set(seen))
+    user_id = ids[0]
+    assert call(stack, "GET", f"/users/{user_id}", admin).json()["name"] == "User 0"
+    updated = call(stack, "PUT", f"/users/{user_id}", admin, {"phone": "+14155550123"})
+    assert updated.status_code == 200 and updated.json()["user"]["phone"] == "+14155550123"
+    assert call(stack, "DELETE", f"/users/{user_id}", admin).json() == {"message": "User deleted successfully"}
+    assert call(stack, "GET", f"/users/{user_id}", admin).status_code == 404
+
+
+def test_a_member_only_sees_and_changes_their_own_profile(stack: Stack) -> None:
+    admin = stack.token()
+    member = stack.token(stack.info["member_username"], stack.info["member_password"])
+    other = call(stack, "POST", "/users", admin, {"name": "Other", "email": f"{uuid.uuid4().hex[:8]}@example.com"})
+    other_id = other.json()["user"]["userId"]
+    assert call(stack, "GET", "/users", member).status_code == 403
+    assert call(stack, "GET", f"/users/{other_id}", member).status_code == 403
+    assert call(stack, "PUT", f"/users/{other_id}", member, {"name": "Mallory"}).status_code == 403
+    assert call(stack, "DELETE", f"/users/{other_id}", member).status_code == 403
+    me = call(stack, "PUT", "/users/me", member, {"name": "Member"})
+    assert me.status_code in (200, 201)
+    profile = call(stack, "GET", "/users/me", member).json()
+    assert profile["email"] == stack.info["member_username"]
+    assert call(stack, "GET", f"/users/{profile['userId']}", member).status_code == 200
+
+
+def test_malformed_and_forged_tokens_get_a_401_response_not_a_dropped_connection(stack: Stack) -> None:
+    admin = stack.token()
+    header, payload, signature = admin.split(".")
+    for authorization in [
+        "garbage",
+        "Bearer x.y",
+        "Bearer !!!.###.$$$",
+        f"{header}.{payload}.{signature[::-1]}",
+        "Bearer ",
+    ]:
+        response = requests.get(stack.url + "/users", headers={"Authorization": authorization}, timeout=TIMEOUT)
+        assert response.status_code == 401, authorization
+        assert response.json()["error"]
+    assert requests.get(stack.url + "/users", timeout=TIMEOUT).status_code == 401
+
+
+def test_cors_preflight_succeeds_without_a_token(stack: Stack) -> None:
+    response = requests.options(
+        stack.url + "/users",
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
+        },
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    allowed = response.headers["Access-Control-Allow-Headers"].lower()
+    for header in ("authorization", "content-type", "idempotency-key", "if-match", "if-none-match", "x-correlation-id"):
+        assert header in allowed
+
+
+def test_unknown_route_is_404_and_undeclared_method_405(stack: Stack) -> None:
+    missing = requests.get(stack.url + "/does-not-exist", timeout=TIMEOUT)
+    assert missing.status_code == 404 and missing.json() == {"error": "Not found"}
+    wrong = requests.patch(stack.url + "/users", headers={"Authorization": stack.token()}, timeout=TIMEOUT)
+    assert wrong.status_code == 405 and wrong.json()["error"]
+
+
+def test_concurrent_creates_with_one_email_give_exactly_one_201(stack: Stack) -> None:
+    admin = stack.token()
+    email = f"race-{uuid.uuid4().hex[:8]}@example.com"
+
+    def attempt(i: int) -> int:
+        body = {"name": f"Racer {i}", "email": email.upper() if i % 2 else email}
+        return int(call(stack, "POST", "/users", admin, body).status_code)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(attempt, range(20)))
+    assert statuses.count(201) == 1
+    assert statuses.count(409) == 19
+
+
+def test_a_new_user_added_to_the_pool_can_create_a_profile(stack: Stack) -> None:
+    email = f"new-{uuid.uuid4().hex[:8]}@example.com"
+    token = stack.add_user(email, "Sup3r-secret-pass!")
+    created = call(stack, "PUT", "/users/me", token, {"name": "Newcomer"})
+    assert created.status_code == 201
+    assert created.json()["user"]["email"] == email
+
+
+def _port_open(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def test_ctrl_c_stops_everything_and_removes_the_stack_file(tmp_path: Path) -> None:
+    stack = start_stack(tmp_path)
+    api_url, moto_url = stack.url, stack.info["aws_endpoint_url"]
+    assert requests.get(api_url + "/hello", timeout=TIMEOUT).status_code == 200
+    assert stop_stack(stack, signal.SIGINT) == 0
+    assert not stack.stack_file.exists()
+    assert not _port_open(api_url) and not _port_open(moto_url)
+    assert "Stopped" in (tmp_path / "stack.log").read_text()

@@ -1,0 +1,182 @@
+"""In-memory stand-ins for the service's collaborators: a repository and a clock.
+
+`FakeUserRepository` follows the `UserRepository` protocol of chalicelib/repository.py and the
+semantics of the DynamoDB adapter: one user record per id plus one email reservation per
+case-insensitive email key, every write conditional, nothing changed when a condition fails.
+It counts calls per method so tests can assert how many storage requests a use case makes,
+and it can be told to fail the next N calls of a method with StaleRecord (a concurrent writer)
+or to run a hook just before a method (to simulate a race).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from chalicelib.errors import EmailAlreadyExists, UserAlreadyExists, UserNotFound
+from chalicelib.models import REMOVE, User, UserChanges, email_key
+from chalicelib.repository import EmailChangeRequired, StaleRecord, UserRepository
+
+
+class FakeClock:
+    """A monotonic clock that only moves when told to."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_user(
+    user_id: str = "user-1",
+    name: str = "Ann",
+    email: str = "ann@example.com",
+    phone: str | None = None,
+    version: int = 1,
+    now: str = "2024-01-01T00:00:00.000Z",
+) -> User:
+    return User(
+        user_id=user_id,
+        name=name,
+        email=email,
+        phone=phone,
+        created_at=now,
+        updated_at=now,
+        version=version,
+    )
+
+
+def _apply(current: User, changes: UserChanges, now: str) -> User:
+    phone = current.phone
+    if changes.phone is REMOVE:
+        phone = None
+    elif isinstance(changes.phone, str):
+        phone = changes.phone
+    return User(
+        user_id=current.user_id,
+        name=changes.name if changes.name is not None else current.name,
+        email=changes.email if changes.email is not None else current.email,
+        phone=phone,
+        created_at=current.created_at,
+        updated_at=now,
+        version=current.version + 1,
+    )
+
+
+class FakeUserRepository:
+    def __init__(self) -> None:
+        self.users: dict[str, User] = {}
+        self.reservations: dict[str, str] = {}  # email key -> owner user id
+        self.calls: Counter[str] = Counter()
+        # method name -> how many of its next calls fail with StaleRecord before doing anything
+        self.stale_next: Counter[str] = Counter()
+        self._hooks: dict[str, list[Callable[[], None]]] = {}
+
+    # --- test helpers (not part of the protocol, never counted) ---
+
+    def seed(self, user: User) -> User:
+        """Store a user and its reservation directly, as if created earlier."""
+        key = email_key(user.email)
+        assert user.user_id not in self.users and key not in self.reservations, "seed() needs a fresh user"
+        self.users[user.user_id] = user
+        self.reservations[key] = user.user_id
+        return user
+
+    def before(self, method: str, hook: Callable[[], None]) -> None:
+        """Run `hook` once, just before the next call of `method` does its work."""
+        self._hooks.setdefault(method, []).append(hook)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def reset_calls(self) -> None:
+        self.calls.clear()
+
+    def email_owner(self, email: str) -> str | None:
+        return self.reservations.get(email_key(email))
+
+    def _enter(self, method: str) -> None:
+        self.calls[method] += 1
+        hooks = self._hooks.pop(method, [])
+        for hook in hooks:
+            hook()
+        if self.stale_next[method] > 0:
+            self.stale_next[method] -= 1
+            raise StaleRecord()
+
+    # --- UserRepository ---
+
+    def get(self, user_id: str) -> User | None:
+        self._enter("get")
+        return self.users.get(user_id)
+
+    def create(self, user: User) -> None:
+        self._enter("create")
+        if user.user_id in self.users:
+            raise UserAlreadyExists()
+        key = email_key(user.email)
+        if key in self.reservations:
+            raise EmailAlreadyExists()
+        self.users[user.user_id] = user
+        self.reservations[key] = user.user_id
+
+    def update(self, user_id: str, changes: UserChanges, now: str, *, expect_email_key: str | None = None) -> User:
+        self._enter("update")
+        current = self.users.get(user_id)
+        if current is None:
+            raise UserNotFound()
+        if expect_email_key is not None and email_key(current.email) != expect_email_key:
+            raise EmailChangeRequired(current)
+        # The contract: update() only applies changes that keep the email key. A caller that
+        # sends another email without the matching condition would orphan the reservation.
+        if changes.email is not None and email_key(changes.email) != email_key(current.email):
+            raise AssertionError("update() called with an email change; use change_email()")
+        updated = _apply(current, changes, now)
+        self.users[user_id] = updated
+        return updated
+
+    def change_email(self, current: User, changes: UserChanges, now: str) -> User:
+        self._enter("change_email")
+        updated = _apply(current, changes, now)
+        old_key, new_key = email_key(current.email), email_key(updated.email)
+        stored = self.users.get(current.user_id)
+        # Checked in the order the DynamoDB adapter reports them: a taken email wins.
+        if new_key != old_key and new_key in self.reservations:
+            raise EmailAlreadyExists()
+        if stored is None or stored.version != current.version:
+            raise StaleRecord()
+        if new_key != old_key:
+            if self.reservations.get(old_key) == current.user_id:
+                del self.reservations[old_key]
+            self.reservations[new_key] = current.user_id
+        self.users[current.user_id] = updated
+        return updated
+
+    def delete(self, current: User) -> None:
+        self._enter("delete")
+        stored = self.users.get(current.user_id)
+        if stored is None or stored.version != current.version:
+            raise StaleRecord()
+        del self.users[current.user_id]
+        key = email_key(current.email)
+        if self.reservations.get(key) == current.user_id:
+            del self.reservations[key]
+
+    def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        self._enter("list_page")
+        ids = sorted(self.users)
+        if after is not None:
+            ids = [user_id for user_id in ids if user_id > after]
+        page = [self.users[user_id] for user_id in ids[:limit]]
+        more = len(ids) > limit
+        return page, (page[-1].user_id if more and page else None)
+
+
+def as_repository(repo: FakeUserRepository) -> UserRepository:
+    """Lets mypy check that the fake satisfies the protocol."""
+    return repo
