@@ -18,6 +18,11 @@ from devstack import resources
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 90
+# Settings the stack must take from .chalice/config.json, not from whatever this process has.
+APP_SETTINGS = {
+    "STAGE", "TABLE_NAME", "USER_POOL_ID", "USER_POOL_CLIENT_ID", "USER_POOL_ARN", "CORS_ALLOW_ORIGIN",
+    "CURSOR_SECRET", "AWS_ENDPOINT_URL", "JWKS_URL", "MAX_BODY_BYTES", "LOG_LEVEL", "AWS_LAMBDA_FUNCTION_NAME",
+}  # fmt: skip
 
 
 class Stack:
@@ -45,8 +50,8 @@ class Stack:
 
 def start_stack(tmp: Path) -> Stack:
     stack_file = tmp / "stack.json"
-    env = {**os.environ, "STACK_FILE": str(stack_file), "PORT": "0", "PYTHONUNBUFFERED": "1"}
-    env.pop("AWS_ENDPOINT_URL", None)
+    env = {key: value for key, value in os.environ.items() if key not in APP_SETTINGS}
+    env.update({"STACK_FILE": str(stack_file), "PORT": "0", "PYTHONUNBUFFERED": "1"})
     log = (tmp / "stack.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack", "run", "--port", "0"],

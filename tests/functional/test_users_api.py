@@ -120,6 +120,7 @@ def test_bare_token_and_bearer_token_are_both_accepted(api: Api) -> None:
     assert api.request("GET", "/users", headers={"Authorization": f"bearer {ADMIN}"}).status_code == 200
 
 
+@pytest.mark.filterwarnings("ignore:CognitoUserPoolAuthorizer is not a supported:UserWarning")
 def test_stock_chalice_gateway_claims_are_never_trusted_outside_lambda(stock_api: Api) -> None:
     # Chalice's local gateway decodes this unsigned-by-us token into admin "claims"; the app
     # must ignore them and verify the signature itself.
@@ -127,6 +128,7 @@ def test_stock_chalice_gateway_claims_are_never_trusted_outside_lambda(stock_api
     assert_error(stock_api.request("GET", "/users", forged), 401)
 
 
+@pytest.mark.filterwarnings("ignore:CognitoUserPoolAuthorizer is not a supported:UserWarning")
 def test_in_lambda_the_api_gateway_claims_are_used(stock_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib import bootstrap
 
