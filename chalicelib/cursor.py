@@ -6,11 +6,15 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 
 from chalicelib.errors import InvalidCursor
 
 _VERSION = 1
 _MAX_CURSOR_LEN = 512
+# Unpadded base64url, checked before decoding: the decoder would otherwise skip stray
+# characters and accept many spellings of one cursor.
+_CURSOR_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 def _b64(data: bytes) -> str:
@@ -36,14 +40,14 @@ class CursorCodec:
 
     def decode(self, cursor: str) -> str:
         """Return the user id the page starts after; InvalidCursor for anything we did not issue."""
-        if len(cursor) > _MAX_CURSOR_LEN or cursor.count(".") != 1:
+        if len(cursor) > _MAX_CURSOR_LEN or not _CURSOR_RE.fullmatch(cursor):
             raise InvalidCursor()
         encoded_payload, encoded_sig = cursor.split(".")
         try:
             payload, signature = _unb64(encoded_payload), _unb64(encoded_sig)
         except (ValueError, TypeError) as exc:
             raise InvalidCursor() from exc
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if _b64(signature) != encoded_sig or not hmac.compare_digest(signature, self._sign(payload)):
             raise InvalidCursor()
         try:
             data = json.loads(payload)

@@ -94,6 +94,8 @@ def parse_json_object(raw_body: bytes | None, content_type: str | None, max_byte
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise errors.ValidationError("Request body is not valid JSON") from exc
+    except RecursionError as exc:  # "[[[[..." fits under the size limit but nests too deep
+        raise errors.ValidationError("Request body nests too deeply") from exc
     if not isinstance(data, dict):
         raise errors.ValidationError("Request body must be a JSON object")
     return data

@@ -18,7 +18,10 @@ _EMAIL_RE = re.compile(
     r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 _E164_RE = re.compile(r"^\+[1-9][0-9]{1,14}$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls and the Unicode line separators: none belongs in a name, and C1's
+# \x9b can start a terminal escape sequence in whatever later prints the value.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Patterns are applied with fullmatch: `$` alone would also accept a trailing newline.
 # Ids are UUIDs (ours or Cognito `sub`s); rejecting anything else early also keeps a path
 # parameter from ever addressing an email-reservation item.
 _USER_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -65,7 +68,7 @@ def email_key(email: str) -> str:
 
 
 def is_valid_user_id(user_id: str) -> bool:
-    return bool(_USER_ID_RE.match(user_id))
+    return bool(_USER_ID_RE.fullmatch(user_id))
 
 
 def public_user(user: User) -> dict[str, Any]:
@@ -120,7 +123,7 @@ class _Fields:
 
     def email(self, required: bool) -> str | None:
         value = self.text("email", EMAIL_MAX, required)
-        if value is not None and not _EMAIL_RE.match(value):
+        if value is not None and not _EMAIL_RE.fullmatch(value):
             self.fail("email", "must be a valid email address")
             return None
         return value
@@ -129,7 +132,7 @@ class _Fields:
         if removable and "phone" in self.body and self.body["phone"] is None:
             return REMOVE
         value = self.text("phone", 16, required=False)
-        if value is not None and not _E164_RE.match(value):
+        if value is not None and not _E164_RE.fullmatch(value):
             self.fail("phone", "must be in E.164 format, e.g. +14155550123")
             return None
         return value

@@ -73,13 +73,20 @@ class TokenVerifier:
 
         self.fetch_count += 1
         self._last_fetch = self._clock()
+        previous = self._keys.get("keys") or {}
         try:
             document = self._fetch_jwks()
-        except Exception:  # network, HTTP or JSON failure: no keys, so every token is refused
+            entries = document["keys"]
+            if not isinstance(entries, list):
+                raise TypeError("keys is not a list")
+        except Exception:  # network, HTTP, JSON or shape failure
             logger.exception("could not fetch the JWKS")
-            return {}
+            # Keep what we had (possibly nothing) cached, so while the endpoint is down the
+            # refetch interval still bounds how often we call it.
+            self._keys.set("keys", previous)
+            return previous
         keys: dict[str, Any] = {}
-        for jwk in document.get("keys", []):
+        for jwk in entries:
             if isinstance(jwk, dict) and jwk.get("kty") == "RSA" and isinstance(jwk.get("kid"), str):
                 try:
                     keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm="RS256")

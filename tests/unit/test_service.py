@@ -1,0 +1,352 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from chalicelib.cursor import CursorCodec
+from chalicelib.errors import (
+    ConcurrentModification,
+    EmailAlreadyExists,
+    Forbidden,
+    InvalidCursor,
+    UserAlreadyExists,
+    UserNotFound,
+    ValidationError,
+)
+from chalicelib.models import REMOVE, NewUser, User, UserChanges
+from chalicelib.service import MAX_ATTEMPTS, UserService, utc_now
+from tests.unit.fakes import FakeUserRepository, make_user
+
+NOW = "2024-05-05T12:00:00.000Z"
+
+
+@pytest.fixture
+def repo() -> FakeUserRepository:
+    return FakeUserRepository()
+
+
+@pytest.fixture
+def service(repo) -> UserService:
+    ids = (f"id-{n:03d}" for n in itertools.count(1))
+    return UserService(
+        repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), clock=lambda: NOW, new_id=lambda: next(ids)
+    )
+
+
+def seeded(repo: FakeUserRepository, user: User) -> User:
+    repo.seed(user)
+    repo.reset_calls()
+    return user
+
+
+# --- create / get ---
+
+
+def test_create_user(service, repo):
+    user = service.create_user(NewUser(name="Ann", email="Ann@Example.com", phone="+14155550123"))
+    assert user == User(
+        user_id="id-001",
+        name="Ann",
+        email="Ann@Example.com",
+        phone="+14155550123",
+        created_at=NOW,
+        updated_at=NOW,
+        version=1,
+    )
+    assert repo.users["id-001"] == user
+    assert repo.email_owner("ann@example.com") == "id-001"
+    assert repo.calls == {"create": 1}
+
+
+def test_create_user_with_given_id(service, repo):
+    assert service.create_user(NewUser(name="Ann", email="a@example.com"), user_id="sub-1").user_id == "sub-1"
+    assert "sub-1" in repo.users
+
+
+def test_create_user_with_taken_email(service, repo):
+    seeded(repo, make_user())
+    with pytest.raises(EmailAlreadyExists):
+        service.create_user(NewUser(name="Other", email="ANN@example.com"))
+    assert list(repo.users) == ["user-1"]
+
+
+def test_get_user(service, repo):
+    user = seeded(repo, make_user())
+    assert service.get_user("user-1") == user
+    assert repo.calls == {"get": 1}
+
+
+def test_get_missing_user(service, repo):
+    with pytest.raises(UserNotFound):
+        service.get_user("ghost")
+
+
+def test_utc_now_format():
+    now = utc_now()
+    assert now.endswith("Z") and len(now) == len("2024-01-01T00:00:00.000Z")
+
+
+# --- update ---
+
+
+def test_update_without_email_is_one_call(service, repo):
+    seeded(repo, make_user(phone="+14155550123"))
+    user = service.update_user("user-1", UserChanges(name="Bea", phone=REMOVE))
+    assert (user.name, user.phone, user.email, user.version, user.updated_at) == (
+        "Bea",
+        None,
+        "ann@example.com",
+        2,
+        NOW,
+    )
+    assert repo.calls == {"update": 1}
+    assert repo.users["user-1"] == user
+
+
+def test_update_same_email_other_case_is_one_call(service, repo):
+    seeded(repo, make_user())
+    user = service.update_user("user-1", UserChanges(email="ANN@Example.com"))
+    assert user.email == "ANN@Example.com"
+    assert repo.calls == {"update": 1}
+    assert repo.email_owner("ann@example.com") == "user-1"
+    assert repo.reservations == {"ann@example.com": "user-1"}
+
+
+def test_update_with_new_email_is_two_calls_and_frees_the_old_one(service, repo):
+    seeded(repo, make_user())
+    user = service.update_user("user-1", UserChanges(name="Bea", email="bea@example.com"))
+    assert (user.name, user.email, user.version) == ("Bea", "bea@example.com", 2)
+    assert repo.calls == {"update": 1, "change_email": 1}
+    assert repo.reservations == {"bea@example.com": "user-1"}
+    assert repo.users["user-1"] == user
+    # The old address is free again: another user can take it.
+    service.create_user(NewUser(name="Other", email="ann@example.com"))
+    assert repo.email_owner("ann@example.com") == "id-001"
+
+
+def test_update_to_taken_email_changes_nothing(service, repo):
+    ann = seeded(repo, make_user())
+    bob = seeded(repo, make_user(user_id="user-2", name="Bob", email="bob@example.com"))
+    with pytest.raises(EmailAlreadyExists):
+        service.update_user("user-1", UserChanges(name="Changed", email="BOB@example.com"))
+    assert repo.users == {"user-1": ann, "user-2": bob}
+    assert repo.reservations == {"ann@example.com": "user-1", "bob@example.com": "user-2"}
+    assert repo.calls == {"update": 1, "change_email": 1}
+
+
+@pytest.mark.parametrize(
+    "changes", [UserChanges(name="X"), UserChanges(email="x@example.com"), UserChanges(phone=REMOVE)]
+)
+def test_update_missing_user_creates_nothing(service, repo, changes):
+    with pytest.raises(UserNotFound):
+        service.update_user("ghost", changes)
+    assert repo.users == {} and repo.reservations == {}
+    assert repo.calls == {"update": 1}
+
+
+def test_update_email_retries_on_stale_record(service, repo):
+    seeded(repo, make_user())
+    repo.stale_next["change_email"] = MAX_ATTEMPTS - 1
+    user = service.update_user("user-1", UserChanges(email="new@example.com"))
+    assert user.email == "new@example.com"
+    assert repo.calls == {"update": MAX_ATTEMPTS, "change_email": MAX_ATTEMPTS}
+    assert repo.reservations == {"new@example.com": "user-1"}
+
+
+def test_update_email_gives_up_after_max_attempts(service, repo):
+    ann = seeded(repo, make_user())
+    repo.stale_next["change_email"] = MAX_ATTEMPTS
+    with pytest.raises(ConcurrentModification):
+        service.update_user("user-1", UserChanges(email="new@example.com"))
+    assert repo.calls == {"update": MAX_ATTEMPTS, "change_email": MAX_ATTEMPTS}
+    assert repo.users["user-1"] == ann
+    assert repo.reservations == {"ann@example.com": "user-1"}
+
+
+def test_update_email_races_with_a_real_concurrent_writer(service, repo):
+    seeded(repo, make_user())
+    # Between the failed conditional update and the email change, someone renames the user:
+    # the email change must not overwrite that rename with the stale record.
+    repo.before("change_email", lambda: repo.users.update({"user-1": make_user(name="Renamed", version=2)}))
+    user = service.update_user("user-1", UserChanges(email="new@example.com"))
+    assert (user.name, user.email, user.version) == ("Renamed", "new@example.com", 3)
+    assert repo.calls == {"update": 2, "change_email": 2}
+
+
+# --- delete ---
+
+
+def test_delete_is_get_plus_delete_and_frees_the_email(service, repo):
+    seeded(repo, make_user())
+    service.delete_user("user-1")
+    assert repo.calls == {"get": 1, "delete": 1}
+    assert repo.users == {} and repo.reservations == {}
+    service.create_user(NewUser(name="New", email="ANN@example.com"))
+    assert repo.email_owner("ann@example.com") == "id-001"
+
+
+def test_delete_missing_user(service, repo):
+    with pytest.raises(UserNotFound):
+        service.delete_user("ghost")
+    assert repo.calls == {"get": 1}
+
+
+def test_delete_retries_on_stale_record(service, repo):
+    seeded(repo, make_user())
+    repo.stale_next["delete"] = MAX_ATTEMPTS - 1
+    service.delete_user("user-1")
+    assert repo.calls == {"get": MAX_ATTEMPTS, "delete": MAX_ATTEMPTS}
+    assert repo.users == {}
+
+
+def test_delete_gives_up_after_max_attempts(service, repo):
+    ann = seeded(repo, make_user())
+    repo.stale_next["delete"] = MAX_ATTEMPTS
+    with pytest.raises(ConcurrentModification):
+        service.delete_user("user-1")
+    assert repo.calls == {"get": MAX_ATTEMPTS, "delete": MAX_ATTEMPTS}
+    assert repo.users == {"user-1": ann}
+
+
+def test_delete_of_a_user_deleted_concurrently_is_not_found(service, repo):
+    ann = seeded(repo, make_user())
+
+    def someone_else_deletes_it() -> None:
+        del repo.users["user-1"]
+        del repo.reservations["ann@example.com"]
+
+    repo.before("delete", someone_else_deletes_it)
+    with pytest.raises(UserNotFound):
+        service.delete_user("user-1")
+    assert repo.calls == {"get": 2, "delete": 1}
+    assert ann.user_id not in repo.users
+
+
+# --- list ---
+
+
+def test_list_pages_over_all_users_exactly_once(service, repo):
+    for i in range(7):
+        seeded(repo, make_user(user_id=f"u{i}", email=f"u{i}@example.com"))
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        users, cursor = service.list_users(3, cursor)
+        pages += 1
+        seen += [u.user_id for u in users]
+        assert len(users) <= 3
+        if cursor is None:
+            break
+        assert pages < 10, "paging does not terminate"
+    assert pages == 3
+    assert sorted(seen) == [f"u{i}" for i in range(7)]
+    assert len(seen) == len(set(seen))
+    assert repo.calls == {"list_page": 3}
+
+
+def test_list_exact_multiple_ends_without_an_empty_page(service, repo):
+    for i in range(6):
+        seeded(repo, make_user(user_id=f"u{i}", email=f"u{i}@example.com"))
+    users, cursor = service.list_users(3, None)
+    assert len(users) == 3 and cursor is not None
+    users, cursor = service.list_users(3, cursor)
+    assert len(users) == 3 and cursor is None
+
+
+def test_list_empty(service, repo):
+    assert service.list_users(50, None) == ([], None)
+
+
+def test_list_rejects_a_forged_cursor_without_reading(service, repo):
+    with pytest.raises(InvalidCursor):
+        service.list_users(3, "u3")
+    with pytest.raises(InvalidCursor):
+        service.list_users(3, CursorCodec(b"some-other-secret-key-here").encode("u3"))
+    assert repo.total_calls == 0
+
+
+# --- put_profile ---
+
+
+def test_put_profile_creates_on_first_call(service, repo):
+    user, created = service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann", phone="+14155550123"))
+    assert created is True
+    assert user == User(
+        user_id="sub-1",
+        name="Ann",
+        email="ann@example.com",
+        phone="+14155550123",
+        created_at=NOW,
+        updated_at=NOW,
+        version=1,
+    )
+    assert repo.users["sub-1"] == user
+    assert repo.calls == {"update": 1, "create": 1}
+
+
+def test_put_profile_create_with_phone_remove_has_no_phone(service, repo):
+    user, created = service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann", phone=REMOVE))
+    assert created and user.phone is None
+
+
+def test_put_profile_create_requires_a_name(service, repo):
+    with pytest.raises(ValidationError) as info:
+        service.put_profile("sub-1", "ann@example.com", UserChanges(phone="+14155550123"))
+    assert info.value.details == [{"field": "name", "message": "is required"}]
+    assert repo.users == {}
+
+
+@pytest.mark.parametrize("email", [None, ""])
+def test_put_profile_create_without_token_email_is_forbidden(service, repo, email):
+    with pytest.raises(Forbidden):
+        service.put_profile("sub-1", email, UserChanges(name="Ann"))
+    assert repo.users == {}
+
+
+def test_put_profile_later_call_updates(service, repo):
+    service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"))
+    repo.reset_calls()
+    user, created = service.put_profile("sub-1", "changed@example.com", UserChanges(name="Bea", phone=REMOVE))
+    assert created is False
+    assert (user.name, user.email, user.version) == ("Bea", "ann@example.com", 2)
+    assert repo.calls == {"update": 1}
+
+
+def test_put_profile_update_needs_no_token_email(service, repo):
+    seeded(repo, make_user(user_id="sub-1"))
+    user, created = service.put_profile("sub-1", None, UserChanges(phone="+14155550123"))
+    assert created is False and user.phone == "+14155550123"
+
+
+def test_put_profile_concurrent_create_falls_back_to_update(service, repo):
+    def someone_else_creates_it() -> None:
+        repo.users["sub-1"] = make_user(user_id="sub-1", name="First", email="ann@example.com")
+        repo.reservations["ann@example.com"] = "sub-1"
+
+    repo.before("create", someone_else_creates_it)
+    user, created = service.put_profile("sub-1", "ann@example.com", UserChanges(name="Second"))
+    assert created is False
+    assert (user.name, user.version) == ("Second", 2)
+    assert repo.calls == {"update": 2, "create": 1}
+    assert repo.users["sub-1"] == user
+
+
+def test_put_profile_with_email_taken_by_another_user(service, repo):
+    seeded(repo, make_user(user_id="other", email="ann@example.com"))
+    with pytest.raises(EmailAlreadyExists):
+        service.put_profile("sub-1", "ANN@example.com", UserChanges(name="Ann"))
+    assert "sub-1" not in repo.users
+
+
+def test_put_profile_gives_up_if_create_and_update_keep_missing(service, repo, monkeypatch):
+    # Pathological race: every update finds no record, every create finds one.
+    def create_always_collides(user: User) -> None:
+        repo.calls["create"] += 1
+        raise UserAlreadyExists()
+
+    monkeypatch.setattr(repo, "create", create_always_collides)
+    with pytest.raises(ConcurrentModification):
+        service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"))
+    assert repo.calls == {"update": MAX_ATTEMPTS, "create": MAX_ATTEMPTS}
