@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib import aws
 from chalicelib.errors import EmailAlreadyExists, ServiceUnavailable, UserAlreadyExists, UserNotFound
-from chalicelib.models import REMOVE, User, UserChanges, email_key
+from chalicelib.models import REMOVE, User, UserChanges, apply_changes, email_key
 from chalicelib.repository import EmailChangeRequired, StaleRecord
 from chalicelib.table_schema import EMAIL_KEY_PREFIX, LISTING_INDEX
 
@@ -66,23 +66,6 @@ def item_to_user(item: Item) -> User | None:
         created_at=item["createdAt"]["S"],
         updated_at=item["updatedAt"]["S"],
         version=int(item["version"]["N"]),
-    )
-
-
-def apply_changes(current: User, changes: UserChanges, now: str) -> User:
-    phone: str | None = current.phone
-    if changes.phone is REMOVE:
-        phone = None
-    elif isinstance(changes.phone, str):
-        phone = changes.phone
-    return User(
-        user_id=current.user_id,
-        name=changes.name if changes.name is not None else current.name,
-        email=changes.email if changes.email is not None else current.email,
-        phone=phone,
-        created_at=current.created_at,
-        updated_at=now,
-        version=current.version + 1,
     )
 
 

@@ -62,6 +62,24 @@ class User:
     phone: str | None = None
 
 
+def apply_changes(current: User, changes: UserChanges, now: str) -> User:
+    """The record after `changes`, one version later."""
+    phone: str | None = current.phone
+    if changes.phone is REMOVE:
+        phone = None
+    elif isinstance(changes.phone, str):
+        phone = changes.phone
+    return User(
+        user_id=current.user_id,
+        name=changes.name if changes.name is not None else current.name,
+        email=changes.email if changes.email is not None else current.email,
+        phone=phone,
+        created_at=current.created_at,
+        updated_at=now,
+        version=current.version + 1,
+    )
+
+
 def email_key(email: str) -> str:
     """The case-insensitive identity of an email address."""
     return email.strip().lower()

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from chalicelib.errors import EmailAlreadyExists, UserAlreadyExists, UserNotFound
-from chalicelib.models import REMOVE, User, UserChanges, email_key
+from chalicelib.models import User, UserChanges, apply_changes, email_key
 from chalicelib.repository import EmailChangeRequired, StaleRecord, UserRepository
 
 
@@ -47,23 +47,6 @@ def make_user(
         created_at=now,
         updated_at=now,
         version=version,
-    )
-
-
-def _apply(current: User, changes: UserChanges, now: str) -> User:
-    phone = current.phone
-    if changes.phone is REMOVE:
-        phone = None
-    elif isinstance(changes.phone, str):
-        phone = changes.phone
-    return User(
-        user_id=current.user_id,
-        name=changes.name if changes.name is not None else current.name,
-        email=changes.email if changes.email is not None else current.email,
-        phone=phone,
-        created_at=current.created_at,
-        updated_at=now,
-        version=current.version + 1,
     )
 
 
@@ -136,13 +119,13 @@ class FakeUserRepository:
         # sends another email without the matching condition would orphan the reservation.
         if changes.email is not None and email_key(changes.email) != email_key(current.email):
             raise AssertionError("update() called with an email change; use change_email()")
-        updated = _apply(current, changes, now)
+        updated = apply_changes(current, changes, now)
         self.users[user_id] = updated
         return updated
 
     def change_email(self, current: User, changes: UserChanges, now: str) -> User:
         self._enter("change_email")
-        updated = _apply(current, changes, now)
+        updated = apply_changes(current, changes, now)
         old_key, new_key = email_key(current.email), email_key(updated.email)
         stored = self.users.get(current.user_id)
         # Checked in the order the DynamoDB adapter reports them: a taken email wins.
