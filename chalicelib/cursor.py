@@ -11,7 +11,7 @@ import re
 from chalicelib.errors import InvalidCursor
 
 _VERSION = 1
-_MAX_CURSOR_LEN = 512
+MAX_CURSOR_LEN = 512
 # Unpadded base64url, checked before decoding: the decoder would otherwise skip stray
 # characters and accept many spellings of one cursor.
 _CURSOR_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -40,7 +40,7 @@ class CursorCodec:
 
     def decode(self, cursor: str) -> str:
         """Return the user id the page starts after; InvalidCursor for anything we did not issue."""
-        if len(cursor) > _MAX_CURSOR_LEN or not _CURSOR_RE.fullmatch(cursor):
+        if len(cursor) > MAX_CURSOR_LEN or not _CURSOR_RE.fullmatch(cursor):
             raise InvalidCursor()
         encoded_payload, encoded_sig = cursor.split(".")
         try:

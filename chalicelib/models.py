@@ -14,17 +14,23 @@ from chalicelib.errors import ValidationError
 
 NAME_MAX = 100
 EMAIL_MAX = 254
+# Bounds and patterns are public: the OpenAPI document states these very values.
+PAGE_DEFAULT = 50
+PAGE_MAX = 100
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+USER_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+# C0 and C1 controls and the Unicode line separators: none belongs in a name, and C1's
+# \x9b can start a terminal escape sequence in whatever later prints the value.
+CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
 _EMAIL_RE = re.compile(
     r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
-_E164_RE = re.compile(r"^\+[1-9][0-9]{1,14}$")
-# C0 and C1 controls and the Unicode line separators: none belongs in a name, and C1's
-# \x9b can start a terminal escape sequence in whatever later prints the value.
-_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_E164_RE = re.compile(E164_PATTERN)
+_CONTROL_RE = re.compile(f"[{CONTROL_CHARS}]")
 # Patterns are applied with fullmatch: `$` alone would also accept a trailing newline.
 # Ids are UUIDs (ours or Cognito `sub`s); rejecting anything else early also keeps a path
 # parameter from ever addressing an email-reservation item.
-_USER_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_USER_ID_RE = re.compile(USER_ID_PATTERN)
 
 # A sentinel meaning "remove this optional field" in an update (the client sent null).
 REMOVE = object()
@@ -187,7 +193,7 @@ def parse_profile_changes(body: dict[str, Any]) -> UserChanges:
     return changes
 
 
-def parse_limit(raw: str | None, default: int = 50, maximum: int = 100) -> int:
+def parse_limit(raw: str | None, default: int = PAGE_DEFAULT, maximum: int = PAGE_MAX) -> int:
     if raw is None:
         return default
     # fullmatch on ASCII digits: str.isdigit() would accept other scripts' digits.

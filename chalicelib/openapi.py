@@ -5,7 +5,16 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from chalicelib.models import EMAIL_MAX, NAME_MAX
+from chalicelib.cursor import MAX_CURSOR_LEN
+from chalicelib.models import (
+    CONTROL_CHARS,
+    E164_PATTERN,
+    EMAIL_MAX,
+    NAME_MAX,
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    USER_ID_PATTERN,
+)
 
 _ERROR_TEXT = {
     "400": "Invalid input: malformed JSON, wrong or unknown fields, bad limit or cursor",
@@ -55,7 +64,7 @@ _USER_ID = {
     "name": "userId",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"},
+    "schema": {"type": "string", "pattern": USER_ID_PATTERN},
 }
 _LOCATION = {"Location": {"description": "Path of the created user", "schema": {"type": "string"}}}
 _WRITE = ("400", "401", "413", "415", "503")
@@ -66,10 +75,11 @@ def _schemas() -> dict[str, Any]:
         "type": "string",
         "minLength": 1,
         "maxLength": NAME_MAX,
-        "pattern": r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$",
+        # Some character that is neither space nor control, and no control anywhere.
+        "pattern": f"^[^{CONTROL_CHARS}]*[^{CONTROL_CHARS}\\s][^{CONTROL_CHARS}]*$",
     }
     email = {"type": "string", "format": "email", "maxLength": EMAIL_MAX}
-    phone = {"type": "string", "pattern": r"^\+[1-9][0-9]{1,14}$", "description": "E.164"}
+    phone = {"type": "string", "pattern": E164_PATTERN, "description": "E.164"}
     timestamp = {"type": "string", "format": "date-time"}
     return {
         "User": {
@@ -178,9 +188,9 @@ def document() -> dict[str, Any]:
                         {
                             "name": "limit",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT},
                         },
-                        {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 512}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": MAX_CURSOR_LEN}},
                     ],
                 ),
             },
