@@ -40,16 +40,10 @@ class Settings:
     table_name: str
     user_pool_id: str
     user_pool_client_id: str
-    cors_allow_origin: str
     max_body_bytes: int
     cursor_secret: bytes
     jwks_url: str
     verify_tokens: bool
-    log_level: str
-
-    @property
-    def is_local(self) -> bool:
-        return self.stage in LOCAL_STAGES
 
     @property
     def issuer(self) -> str:
@@ -113,12 +107,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         table_name=_require(environ, "TABLE_NAME"),
         user_pool_id=pool_id,
         user_pool_client_id=_require(environ, "USER_POOL_CLIENT_ID"),
-        cors_allow_origin=cors_allow_origin(environ),
         max_body_bytes=_positive_int(environ, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         cursor_secret=secret.encode(),
         jwks_url=jwks_url,
         verify_tokens=verify,
-        log_level=environ.get("LOG_LEVEL", "INFO").upper(),
     )
 
 

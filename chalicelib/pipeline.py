@@ -64,8 +64,9 @@ def handle(
     finally:
         if token is not None:
             _identity.reset(token)
+    present = {name.lower() for name in response.headers}
     for name, value in {**cors_headers, **SECURITY_HEADERS, "Cache-Control": DEFAULT_CACHE_CONTROL}.items():
-        if not any(existing.lower() == name.lower() for existing in response.headers):
+        if name.lower() not in present:
             response.headers[name] = value
     context = request.context or {}
     lambda_context = getattr(request, "lambda_context", None)

@@ -55,7 +55,6 @@ def run(host: str, port: int, moto_port: int) -> None:
     stack_path = _stack_file()
     server = None
     try:
-        # Bind the API port before anything else so port 0 resolves to the real one.
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": moto.url,
