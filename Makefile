@@ -5,6 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
+STAGE ?= prod
+OUT ?= out
+DEPLOYED_STAGES := dev staging prod
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
+# chalice package needs a region to render ARNs; no AWS call is made.
+export AWS_DEFAULT_REGION ?= us-east-1
 
 # `USER` is also the login name in every shell: only a value given on the command line counts.
 ifeq ($(origin USER),command line)
@@ -14,12 +21,17 @@ ifdef PASSWORD
 TOKEN_PASSWORD := --password "$(PASSWORD)"
 endif
 
-.PHONY: run token user test test-fast lint typecheck clean
+.PHONY: run token user test lint typecheck clean package package-tf base-template policies lint-infra
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@touch $(STAMP)
+
+$(INFRA_STAMP): requirements-infra.txt
+	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	@touch $(INFRA_STAMP)
 
 run: $(STAMP) ## Start the embedded AWS stack and the API on 127.0.0.1:$(PORT)
 	PORT=$(PORT) $(BIN)/python -m devstack run
@@ -37,8 +49,27 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck ## The whole suite: lint, types, unit, integration, functional, e2e
+package: $(STAMP) ## CloudFormation for STAGE (default prod): $(OUT)/STAGE/cloudformation/{sam.json,deployment.zip}
+	$(BIN)/python -m infra package $(STAGE) $(OUT)/$(STAGE)/cloudformation
+
+package-tf: $(STAMP) ## Terraform for STAGE: $(OUT)/STAGE/terraform/
+	$(BIN)/python -m infra package-tf $(STAGE) $(OUT)/$(STAGE)/terraform
+
+base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: $(OUT)/STAGE/base.json
+	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json
+
+policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
+	$(BIN)/python -m infra policies
+
+lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint and checkov on every deployed stage, both formats
+	@for stage in $(DEPLOYED_STAGES); do \
+		$(BIN)/python -m infra package $$stage $(OUT)/$$stage/cloudformation >/dev/null && \
+		$(BIN)/python -m infra package-tf $$stage $(OUT)/$$stage/terraform >/dev/null || exit 1; \
+	done
+	$(INFRA_VENV)/bin/python infra/lint.py $(addprefix $(OUT)/,$(DEPLOYED_STAGES))
+
+test: $(STAMP) lint typecheck lint-infra ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(OUT) .local .pytest_cache .mypy_cache .ruff_cache

@@ -34,6 +34,8 @@ cors = CORSConfig(
     max_age=600,
 )
 _CORS_HEADERS = cors.get_access_control_headers()
+# Every /users route: a Cognito token, and in stages that set REQUIRE_API_KEY an API key of a usage plan.
+protected: dict[str, Any] = {"authorizer": authorizer, "cors": cors, "api_key_required": config.require_api_key()}
 
 
 @app.middleware("http")
@@ -79,7 +81,7 @@ def openapi_document() -> Response:
     return json_response(document(), headers={"Cache-Control": "public, max-age=300"})
 
 
-@app.route("/users", methods=["POST"], authorizer=authorizer, cors=cors)
+@app.route("/users", methods=["POST"], **protected)
 @handles_errors
 def create_user() -> Response:
     require_admin(current_identity())
@@ -88,7 +90,7 @@ def create_user() -> Response:
     return json_response(body, 201, {"Location": _location(user.user_id)})
 
 
-@app.route("/users", methods=["GET"], authorizer=authorizer, cors=cors)
+@app.route("/users", methods=["GET"], **protected)
 @handles_errors
 def list_users() -> Response:
     require_admin(current_identity())
@@ -97,13 +99,13 @@ def list_users() -> Response:
     return json_response({"users": [public_user(u) for u in users], "count": len(users), "nextCursor": cursor})
 
 
-@app.route("/users/me", methods=["GET"], authorizer=authorizer, cors=cors)
+@app.route("/users/me", methods=["GET"], **protected)
 @handles_errors
 def get_profile() -> Response:
     return json_response(public_user(get_service().get_user(current_identity().sub)))
 
 
-@app.route("/users/me", methods=["PUT"], authorizer=authorizer, cors=cors)
+@app.route("/users/me", methods=["PUT"], **protected)
 @handles_errors
 def put_profile() -> Response:
     identity = current_identity()
@@ -115,14 +117,14 @@ def put_profile() -> Response:
     return json_response({"message": "User updated successfully", "user": public_user(user)})
 
 
-@app.route("/users/{userId}", methods=["GET"], authorizer=authorizer, cors=cors)
+@app.route("/users/{userId}", methods=["GET"], **protected)
 @handles_errors
 def get_user(userId: str) -> Response:  # noqa: N803 - Chalice passes the path parameter by name
     require_owner_or_admin(current_identity(), userId)
     return json_response(public_user(get_service().get_user(_known_id(userId))))
 
 
-@app.route("/users/{userId}", methods=["PUT"], authorizer=authorizer, cors=cors)
+@app.route("/users/{userId}", methods=["PUT"], **protected)
 @handles_errors
 def update_user(userId: str) -> Response:  # noqa: N803
     require_owner_or_admin(current_identity(), userId)
@@ -130,7 +132,7 @@ def update_user(userId: str) -> Response:  # noqa: N803
     return json_response({"message": "User updated successfully", "user": public_user(user)})
 
 
-@app.route("/users/{userId}", methods=["DELETE"], authorizer=authorizer, cors=cors)
+@app.route("/users/{userId}", methods=["DELETE"], **protected)
 @handles_errors
 def delete_user(userId: str) -> Response:  # noqa: N803
     require_admin(current_identity())

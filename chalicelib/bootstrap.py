@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.config import get_settings
+from chalicelib.config import Settings, get_settings
 from chalicelib.cursor import CursorCodec
 from chalicelib.service import UserService
 from chalicelib.tokens import TokenVerifier, url_fetcher
@@ -24,8 +24,20 @@ def get_service() -> UserService:
                 from chalicelib.dynamodb import DynamoUserRepository
 
                 settings = get_settings()
-                _service = UserService(DynamoUserRepository(settings.table_name), CursorCodec(settings.cursor_secret))
+                _service = UserService(DynamoUserRepository(settings.table_name), _cursor_codec(settings))
     return _service
+
+
+def _cursor_codec(settings: Settings) -> CursorCodec:
+    if settings.cursor_secret:
+        return CursorCodec(settings.cursor_secret)
+
+    def from_secrets_manager() -> bytes:
+        from chalicelib.secret_store import read_secret
+
+        return read_secret(settings.cursor_secret_arn)
+
+    return CursorCodec(from_secrets_manager)
 
 
 def get_verify() -> Callable[[str | None], dict[str, Any]] | None:

@@ -41,7 +41,9 @@ class Settings:
     user_pool_id: str
     user_pool_client_id: str
     max_body_bytes: int
+    # Exactly one is set: the secret itself (local stages) or where to read it (deployed).
     cursor_secret: bytes
+    cursor_secret_arn: str
     jwks_url: str
     verify_tokens: bool
 
@@ -53,6 +55,14 @@ class Settings:
 def user_pool_arn(environ: Mapping[str, str] | None = None) -> str:
     """The pool ARN the API Gateway authorizer trusts (needed at import to declare routes)."""
     return _env(environ).get("USER_POOL_ARN", "arn:aws:cognito-idp:us-east-1:000000000000:userpool/unset")
+
+
+def require_api_key(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether /users routes also need an API key (read at import: it shapes the routes)."""
+    value = _env(environ).get("REQUIRE_API_KEY", "false").strip().lower()
+    if value not in {"true", "false"}:
+        raise ConfigurationError("REQUIRE_API_KEY must be true or false")
+    return value == "true"
 
 
 def cors_allow_origin(environ: Mapping[str, str] | None = None) -> str:
@@ -84,17 +94,25 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _cursor_secret(environ: Mapping[str, str], stage: str) -> tuple[str, str]:
+    """Deployed stages name a Secrets Manager secret (CURSOR_SECRET_ARN) so the value is never
+    in a template or config file; local stages may pass it directly or have one generated."""
+    arn = environ.get("CURSOR_SECRET_ARN", "").strip()
+    if arn:
+        return "", arn
+    secret = environ.get("CURSOR_SECRET", "")
+    if stage not in LOCAL_STAGES:
+        raise ConfigurationError("CURSOR_SECRET_ARN is required outside the local stages")
+    # Without one, cursors last as long as the process.
+    return secret or secrets.token_hex(32), ""
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environ = _env(environ)
     stage = environ.get("STAGE", "local")
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     pool_id = _require(environ, "USER_POOL_ID")
-    secret = environ.get("CURSOR_SECRET", "")
-    if not secret:
-        if stage not in LOCAL_STAGES:
-            raise ConfigurationError("CURSOR_SECRET is required outside the local stages")
-        # Local stages may run without one: cursors then last as long as the process.
-        secret = secrets.token_hex(32)
+    secret, secret_arn = _cursor_secret(environ, stage)
     verify = not running_in_lambda(environ)
     jwks_url = environ.get("JWKS_URL", "")
     if not jwks_url:
@@ -109,6 +127,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         user_pool_client_id=_require(environ, "USER_POOL_CLIENT_ID"),
         max_body_bytes=_positive_int(environ, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         cursor_secret=secret.encode(),
+        cursor_secret_arn=secret_arn,
         jwks_url=jwks_url,
         verify_tokens=verify,
     )

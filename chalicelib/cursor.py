@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Callable
 
 from chalicelib.errors import InvalidCursor
 
@@ -25,14 +26,35 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+MIN_SECRET_BYTES = 16
+
+
+def _checked(secret: bytes) -> bytes:
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(f"cursor secret must be at least {MIN_SECRET_BYTES} bytes")
+    return secret
+
+
 class CursorCodec:
-    def __init__(self, secret: bytes):
-        if len(secret) < 16:
-            raise ValueError("cursor secret must be at least 16 bytes")
-        self._secret = secret
+    """Signs with `secret`, or with what `secret()` returns on first use (a deployed secret is
+    fetched only when a list request first needs it, not on every cold start)."""
+
+    def __init__(self, secret: bytes | Callable[[], bytes]):
+        self._secret: bytes | None = None
+        self._source: Callable[[], bytes] | None = None
+        if isinstance(secret, bytes):
+            self._secret = _checked(secret)
+        else:
+            self._source = secret
+
+    def _key(self) -> bytes:
+        if self._secret is None:
+            assert self._source is not None
+            self._secret = _checked(self._source())
+        return self._secret
 
     def _sign(self, payload: bytes) -> bytes:
-        return hmac.new(self._secret, payload, hashlib.sha256).digest()[:16]
+        return hmac.new(self._key(), payload, hashlib.sha256).digest()[:16]
 
     def encode(self, last_user_id: str) -> str:
         payload = json.dumps({"v": _VERSION, "after": last_user_id}, separators=(",", ":")).encode()

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -60,7 +59,6 @@ def run(host: str, port: int, moto_port: int) -> None:
                 "AWS_ENDPOINT_URL": moto.url,
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
-                "CURSOR_SECRET": secrets.token_hex(32),
             }
         )
         stack = resources.create(
@@ -71,6 +69,7 @@ def run(host: str, port: int, moto_port: int) -> None:
                 "USER_POOL_ID": stack.user_pool_id,
                 "USER_POOL_CLIENT_ID": stack.user_pool_client_id,
                 "USER_POOL_ARN": f"arn:aws:cognito-idp:{region}:123456789012:userpool/{stack.user_pool_id}",
+                "CURSOR_SECRET_ARN": stack.cursor_secret_arn,
             }
         )
         config = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE)

@@ -27,6 +27,7 @@ class Stack:
     member_username: str
     member_password: str
     bucket_name: str
+    cursor_secret_arn: str
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -76,6 +77,10 @@ def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_ur
         s3.create_bucket(Bucket=bucket_name)
     else:
         s3.create_bucket(Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": region})
+    # As deployed: the cursor key lives in Secrets Manager, generated here, never in a file.
+    cursor_secret_arn = _client("secretsmanager", endpoint, region).create_secret(
+        Name="users-api/local/cursor-secret", SecretString=secrets.token_urlsafe(48)
+    )["ARN"]
     idp = _client("cognito-idp", endpoint, region)
     pool_id = idp.create_user_pool(
         PoolName="users-api-local",
@@ -114,4 +119,5 @@ def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_ur
         member_username=MEMBER_EMAIL,
         member_password=member_password,
         bucket_name=bucket_name,
+        cursor_secret_arn=cursor_secret_arn,
     )

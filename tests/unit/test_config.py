@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.config import ConfigurationError, cors_allow_origin, load_settings, running_in_lambda
+from chalicelib.config import (
+    ConfigurationError,
+    cors_allow_origin,
+    load_settings,
+    require_api_key,
+    running_in_lambda,
+)
 
 BASE = {"TABLE_NAME": "users", "USER_POOL_ID": "us-east-1_Pool", "USER_POOL_CLIENT_ID": "client"}
 
@@ -18,11 +24,25 @@ def test_wildcard_cors_is_refused_outside_the_local_stages() -> None:
     )
 
 
-def test_cursor_secret_is_required_outside_the_local_stages() -> None:
-    with pytest.raises(ConfigurationError):
+ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:users-api/prod/cursor-secret-AbCdEf"
+
+
+def test_deployed_stages_read_the_cursor_secret_from_secrets_manager() -> None:
+    with pytest.raises(ConfigurationError, match="CURSOR_SECRET_ARN"):
         load_settings({**BASE, "STAGE": "prod"})
-    assert load_settings({**BASE, "STAGE": "prod", "CURSOR_SECRET": "s" * 32}).cursor_secret == b"s" * 32
-    assert len(load_settings({**BASE, "STAGE": "local"}).cursor_secret) >= 32
+    # A secret in clear in the environment (so in config.json or a template) is refused.
+    with pytest.raises(ConfigurationError, match="CURSOR_SECRET_ARN"):
+        load_settings({**BASE, "STAGE": "prod", "CURSOR_SECRET": "s" * 32})
+    settings = load_settings({**BASE, "STAGE": "prod", "CURSOR_SECRET_ARN": ARN})
+    assert (settings.cursor_secret, settings.cursor_secret_arn) == (b"", ARN)
+
+
+def test_local_stages_take_a_cursor_secret_or_generate_one() -> None:
+    assert load_settings({**BASE, "STAGE": "test", "CURSOR_SECRET": "s" * 32}).cursor_secret == b"s" * 32
+    generated = load_settings({**BASE, "STAGE": "local"})
+    assert len(generated.cursor_secret) >= 32
+    assert generated.cursor_secret_arn == ""
+    assert load_settings({**BASE, "STAGE": "local", "CURSOR_SECRET_ARN": ARN}).cursor_secret_arn == ARN
 
 
 @pytest.mark.parametrize("missing", sorted(BASE))
@@ -40,7 +60,7 @@ def test_body_limit_must_be_a_positive_integer(raw: str) -> None:
 
 def test_tokens_are_verified_everywhere_but_lambda() -> None:
     assert load_settings(BASE).verify_tokens
-    assert not load_settings({**BASE, "AWS_LAMBDA_FUNCTION_NAME": "fn", "CURSOR_SECRET": "s" * 32}).verify_tokens
+    assert not load_settings({**BASE, "AWS_LAMBDA_FUNCTION_NAME": "fn", "CURSOR_SECRET_ARN": ARN}).verify_tokens
     assert not running_in_lambda({})
     assert running_in_lambda({"AWS_LAMBDA_FUNCTION_NAME": "fn"})
     assert not running_in_lambda({"AWS_LAMBDA_FUNCTION_NAME": "fn", "AWS_CHALICE_CLI_MODE": "true"})
@@ -52,3 +72,11 @@ def test_issuer_and_jwks_url_come_from_configuration() -> None:
     assert settings.jwks_url == "https://cognito-idp.eu-west-1.amazonaws.com/us-east-1_Pool/.well-known/jwks.json"
     local = load_settings({**BASE, "AWS_ENDPOINT_URL": "http://127.0.0.1:5000/"})
     assert local.jwks_url == "http://127.0.0.1:5000/us-east-1_Pool/.well-known/jwks.json"
+
+
+def test_api_keys_are_required_only_where_a_stage_says_so() -> None:
+    assert not require_api_key({})
+    assert require_api_key({"REQUIRE_API_KEY": "true"})
+    assert not require_api_key({"REQUIRE_API_KEY": "false"})
+    with pytest.raises(ConfigurationError):
+        require_api_key({"REQUIRE_API_KEY": "yes"})

@@ -1,0 +1,48 @@
+"""`python -m infra <command>`: the files `make package`, `make package-tf` and `make policies` write."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from infra import policies
+from infra.stages import DEPLOYED_STAGES, load_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m infra")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("policies", help="write .chalice/policy-<stage>.json for every deployed stage")
+    for name, text in (
+        ("package", "CloudFormation: merged sam.json and deployment.zip"),
+        ("package-tf", "Terraform: chalice.tf.json, our .tf files, tfvars and deployment.zip"),
+        ("base-template", "stand-alone template of the table, pool and secret, for `chalice deploy`"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("stage", choices=DEPLOYED_STAGES)
+        command.add_argument("out", type=Path)
+    args = parser.parse_args()
+    if args.command == "policies":
+        for name in DEPLOYED_STAGES:
+            Path(policies.policy_path(name)).write_text(policies.render(load_stage(name)))
+        return
+    stage = load_stage(args.stage)
+    if args.command == "package":
+        from infra.packaging import package_cloudformation
+
+        print(package_cloudformation(stage, args.out))
+    elif args.command == "package-tf":
+        from infra.packaging import package_terraform
+
+        print(package_terraform(stage, args.out))
+    else:
+        from infra.cloudformation import base_template
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(base_template(stage), indent=2) + "\n")
+        print(args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,628 @@
+"""The merge template for `chalice package --merge-template`: everything a production stage
+needs that Chalice does not generate, and the changes Chalice's own resources need.
+
+Chalice emits the function (`APIHandler`), its role, the REST API (`RestAPI`, a SAM API with a
+swagger body) and the invoke permission; this template deep-merges into those by logical id
+and adds the rest. Numbers come from infra/limits.json, which the Terraform files read too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalicelib.config import ADMIN_GROUP
+from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA
+from infra.stages import Stage, load_limits
+
+Json = dict[str, Any]
+
+ALIAS = "live"
+NO_VALUE = {"Ref": "AWS::NoValue"}
+LAMBDA_PROXY_URI = (
+    "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Alias}/invocations"
+)
+# SAM resolves `Ref: <function>.Alias` to the alias it publishes (but not `${<function>.Alias}` in a Sub string).
+ALIAS_REF = {"Ref": "APIHandler.Alias"}
+
+
+def _sub(text: str) -> Json:
+    return {"Fn::Sub": text}
+
+
+def _ref(name: str) -> Json:
+    return {"Ref": name}
+
+
+def _get_att(name: str, attribute: str) -> Json:
+    return {"Fn::GetAtt": [name, attribute]}
+
+
+def _tag_list(stage: Stage) -> list[Json]:
+    return [{"Key": key, "Value": value} for key, value in sorted(stage.tags.items())]
+
+
+def _log_group(name: str | Json, days: int, stage: Stage) -> Json:
+    return {
+        "Type": "AWS::Logs::LogGroup",
+        "Properties": {"LogGroupName": name, "RetentionInDays": days, "Tags": _tag_list(stage)},
+    }
+
+
+def proxied_routes() -> list[tuple[str, str]]:
+    """(path, method) of every route the function serves; CORS preflights are API Gateway mocks."""
+    from app import app
+
+    return sorted((path, method.lower()) for path, methods in app.routes.items() for method in methods)
+
+
+def _parameters(stage: Stage) -> Json:
+    parameters: Json = {
+        "AlarmEmail": {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": r"^$|^[^@\s]+@[^@\s]+$",
+            "Description": "Optional address subscribed to the alarm topic (it must confirm the subscription).",
+        },
+        "ProvisionedConcurrency": {
+            "Type": "Number",
+            "Default": stage.provisioned_concurrency,
+            "MinValue": 0,
+            "Description": "Provisioned concurrency on the `live` alias; 0 turns it off (it is billed per hour).",
+        },
+    }
+    if stage.waf:
+        parameters["GeoBlockCountries"] = {
+            "Type": "CommaDelimitedList",
+            "Default": "",
+            "Description": "ISO 3166 country codes the web ACL blocks; empty leaves the geo rule out.",
+        }
+    return parameters
+
+
+def _conditions(stage: Stage) -> Json:
+    conditions: Json = {
+        "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [_ref("AlarmEmail"), ""]}]},
+        "HasProvisionedConcurrency": {"Fn::Not": [{"Fn::Equals": [_ref("ProvisionedConcurrency"), "0"]}]},
+    }
+    if stage.waf:
+        conditions["HasGeoBlock"] = {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", _ref("GeoBlockCountries")]}, ""]}]}
+    return conditions
+
+
+def _data(stage: Stage) -> Json:
+    """Stateful resources: kept when the stack is deleted or a change would replace them."""
+    retain = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+    return {
+        "UsersTable": {
+            "Type": "AWS::DynamoDB::Table",
+            **retain,
+            "Properties": {
+                "TableName": stage.table_name,
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": KEY_SCHEMA,
+                "AttributeDefinitions": ATTRIBUTE_DEFINITIONS,
+                "GlobalSecondaryIndexes": GLOBAL_SECONDARY_INDEXES,
+                "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "SSESpecification": {"SSEEnabled": True},
+                "DeletionProtectionEnabled": True,
+                "Tags": _tag_list(stage),
+            },
+        },
+        "UserPool": {
+            "Type": "AWS::Cognito::UserPool",
+            **retain,
+            "Properties": {
+                "UserPoolName": stage.user_pool_name,
+                "UsernameAttributes": ["email"],
+                "UsernameConfiguration": {"CaseSensitive": False},
+                "AutoVerifiedAttributes": ["email"],
+                "Schema": [{"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True}],
+                "Policies": {
+                    "PasswordPolicy": {
+                        "MinimumLength": 12,
+                        "RequireUppercase": True,
+                        "RequireLowercase": True,
+                        "RequireNumbers": True,
+                        "RequireSymbols": True,
+                        "TemporaryPasswordValidityDays": 3,
+                    }
+                },
+                # Users are created by admins (POST /users is a profile, the login is Cognito's).
+                "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True},
+                "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]},
+                "MfaConfiguration": "OPTIONAL",
+                "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
+                "DeletionProtection": "ACTIVE",
+                "UserPoolTags": stage.tags,
+            },
+        },
+        "UserPoolClient": {
+            "Type": "AWS::Cognito::UserPoolClient",
+            "Properties": {
+                "ClientName": stage.api_name,
+                "UserPoolId": _ref("UserPool"),
+                "GenerateSecret": False,
+                "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+                "PreventUserExistenceErrors": "ENABLED",
+                "EnableTokenRevocation": True,
+                "ReadAttributes": ["email", "email_verified"],
+                "AccessTokenValidity": 60,
+                "IdTokenValidity": 60,
+                "RefreshTokenValidity": 30,
+                "TokenValidityUnits": {"AccessToken": "minutes", "IdToken": "minutes", "RefreshToken": "days"},
+            },
+        },
+        "AdminsGroup": {
+            "Type": "AWS::Cognito::UserPoolGroup",
+            "Properties": {
+                "GroupName": ADMIN_GROUP,
+                "Description": "May manage every user",
+                "UserPoolId": _ref("UserPool"),
+            },
+        },
+        # The key that signs list cursors: generated by Secrets Manager, never in the template.
+        "CursorSecret": {
+            "Type": "AWS::SecretsManager::Secret",
+            "Properties": {
+                "Name": stage.cursor_secret_name,
+                "Description": "HMAC key that makes list cursors tamper-evident",
+                "GenerateSecretString": {"PasswordLength": 64, "ExcludePunctuation": True},
+                "Tags": _tag_list(stage),
+            },
+        },
+    }
+
+
+def _function(stage: Stage) -> Json:
+    """Changes to Chalice's function: fixed name (the role's log permission names it), the
+    deployment's own pool and secret, and a `live` alias that API Gateway invokes."""
+    return {
+        # Chalice names this group's function `${ApiHandler}` after renaming the function to
+        # APIHandler, so its template does not deploy (aws/chalice#2079): name it here, and create
+        # it before the function so no log line lands in a group without retention.
+        "ApiHandlerLogGroup": {"Properties": {"LogGroupName": f"/aws/lambda/{stage.function_name}"}},
+        "APIHandler": {
+            "DependsOn": ["ApiHandlerLogGroup"],
+            "Properties": {
+                "FunctionName": stage.function_name,
+                "AutoPublishAlias": ALIAS,
+                "ProvisionedConcurrencyConfig": {
+                    "Fn::If": [
+                        "HasProvisionedConcurrency",
+                        {"ProvisionedConcurrentExecutions": _ref("ProvisionedConcurrency")},
+                        NO_VALUE,
+                    ]
+                },
+                "Environment": {
+                    "Variables": {
+                        "USER_POOL_ID": _ref("UserPool"),
+                        "USER_POOL_CLIENT_ID": _ref("UserPoolClient"),
+                        "USER_POOL_ARN": _get_att("UserPool", "Arn"),
+                        "CURSOR_SECRET_ARN": _ref("CursorSecret"),
+                    }
+                },
+            },
+        },
+        "APIHandlerInvokePermission": {"Properties": {"FunctionName": ALIAS_REF}},
+    }
+
+
+def _gateway_responses(stage: Stage, limits: Json) -> Json:
+    responses: Json = {}
+    for kind, spec in limits["gateway_responses"].items():
+        headers = {
+            "Access-Control-Allow-Origin": f"'{stage.cors_origin}'",
+            "Vary": "'Origin'",
+            **spec.get("headers", {}),
+        }
+        response: Json = {
+            "ResponseParameters": {"Headers": headers},
+            "ResponseTemplates": {"application/json": spec["body"]},
+        }
+        if "status" in spec:
+            response["StatusCode"] = spec["status"]
+        responses[kind] = response
+    return responses
+
+
+def _method_path(path: str) -> str:
+    # Stage method settings escape "/" in the resource path as "~1".
+    return "/" + path.replace("/", "~1")
+
+
+def _method_settings(stage: Stage, limits: Json) -> list[Json]:
+    throttle = {
+        "ThrottlingBurstLimit": limits["stage_throttle"]["burst_limit"],
+        "ThrottlingRateLimit": limits["stage_throttle"]["rate_limit"],
+    }
+    settings: list[Json] = [
+        {
+            "ResourcePath": "/*",
+            "HttpMethod": "*",
+            "MetricsEnabled": True,
+            "LoggingLevel": "ERROR",
+            # Data traces would log request and response bodies: user data.
+            "DataTraceEnabled": False,
+            "CachingEnabled": False,
+            **throttle,
+        }
+    ]
+    if stage.api_cache:
+        settings += [
+            {
+                "ResourcePath": _method_path(route["path"]),
+                "HttpMethod": route["method"],
+                "MetricsEnabled": True,
+                "LoggingLevel": "ERROR",
+                "DataTraceEnabled": False,
+                "CachingEnabled": True,
+                "CacheTtlInSeconds": route["ttl_seconds"],
+                "CacheDataEncrypted": True,
+                **throttle,
+            }
+            for route in limits["cache"]["routes"]
+        ]
+    return settings
+
+
+def _api(stage: Stage, limits: Json) -> Json:
+    integration = {"x-amazon-apigateway-integration": {"uri": {"Fn::Sub": [LAMBDA_PROXY_URI, {"Alias": ALIAS_REF}]}}}
+    paths: Json = {}
+    for path, method in proxied_routes():
+        paths.setdefault(path, {})[method] = integration
+    properties: Json = {
+        "Name": stage.api_name,
+        "TracingEnabled": True,
+        "MethodSettings": _method_settings(stage, limits),
+        "AccessLogSetting": {
+            "DestinationArn": _get_att("ApiAccessLogGroup", "Arn"),
+            "Format": json.dumps(limits["access_log_format"], separators=(",", ":")),
+        },
+        "CacheClusterEnabled": stage.api_cache,
+        "GatewayResponses": _gateway_responses(stage, limits),
+        "Tags": stage.tags,
+        "DefinitionBody": {
+            "paths": paths,
+            "securityDefinitions": {
+                "CognitoUserPool": {"x-amazon-apigateway-authorizer": {"providerARNs": [_get_att("UserPool", "Arn")]}}
+            },
+        },
+    }
+    if stage.api_cache:
+        properties["CacheClusterSize"] = limits["cache"]["cluster_size_gb"]
+    return {
+        # Access logging needs API Gateway's account-wide CloudWatch role (one per account and region).
+        "RestAPI": {"DependsOn": ["ApiGatewayAccount"], "Properties": properties},
+        "ApiAccessLogGroup": _log_group(f"/aws/apigateway/{stage.api_name}", stage.api_log_retention_days, stage),
+        "ApiGatewayCloudWatchRole": {
+            "Type": "AWS::IAM::Role",
+            # Other APIs in the account may log through this role after this stack is gone.
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "apigateway.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "ManagedPolicyArns": [
+                    _sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+                ],
+                "Tags": _tag_list(stage),
+            },
+        },
+        "ApiGatewayAccount": {
+            "Type": "AWS::ApiGateway::Account",
+            "Properties": {"CloudWatchRoleArn": _get_att("ApiGatewayCloudWatchRole", "Arn")},
+        },
+    }
+
+
+def _usage_plan(stage: Stage, limits: Json) -> Json:
+    plan = limits["usage_plan"]
+    return {
+        "ApiUsagePlan": {
+            "Type": "AWS::ApiGateway::UsagePlan",
+            "Properties": {
+                "UsagePlanName": stage.api_name,
+                "Description": "Clients of the users API: throttled and with a daily quota",
+                "Throttle": {"BurstLimit": plan["burst_limit"], "RateLimit": plan["rate_limit"]},
+                "Quota": {"Limit": plan["quota_limit"], "Period": plan["quota_period"]},
+                "ApiStages": [{"ApiId": _ref("RestAPI"), "Stage": _ref("RestAPI.Stage")}],
+                "Tags": _tag_list(stage),
+            },
+        },
+        "ApiKey": {
+            "Type": "AWS::ApiGateway::ApiKey",
+            "Properties": {
+                "Description": f"Client key for {stage.api_name} (rotate: see README, Deploy)",
+                "Enabled": True,
+                "Tags": _tag_list(stage),
+            },
+        },
+        "ApiUsagePlanKey": {
+            "Type": "AWS::ApiGateway::UsagePlanKey",
+            "Properties": {"KeyId": _ref("ApiKey"), "KeyType": "API_KEY", "UsagePlanId": _ref("ApiUsagePlan")},
+        },
+    }
+
+
+def _visibility(metric: str) -> Json:
+    return {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": metric}
+
+
+def _block(status: int, body_key: str) -> Json:
+    return {"Block": {"CustomResponse": {"ResponseCode": status, "CustomResponseBodyKey": body_key}}}
+
+
+def _waf(stage: Stage, limits: Json) -> Json:
+    waf = limits["waf"]
+    rules: list[Json] = [
+        {
+            "Name": "RateLimitPerIp",
+            "Priority": 0,
+            "Statement": {
+                "RateBasedStatement": {
+                    "Limit": waf["rate_limit_per_ip"],
+                    "EvaluationWindowSec": waf["rate_window_seconds"],
+                    "AggregateKeyType": "IP",
+                }
+            },
+            "Action": _block(429, "too-many-requests"),
+            "VisibilityConfig": _visibility("RateLimitPerIp"),
+        },
+        {
+            # WAF inspects only the first part of a body; MATCH makes a longer body match
+            # (and be blocked) instead of passing the rules below uninspected.
+            "Name": "BodySizeLimit",
+            "Priority": 1,
+            "Statement": {
+                "SizeConstraintStatement": {
+                    "FieldToMatch": {"Body": {"OversizeHandling": "MATCH"}},
+                    "ComparisonOperator": "GT",
+                    "Size": waf["max_body_bytes"],
+                    "TextTransformations": [{"Priority": 0, "Type": "NONE"}],
+                }
+            },
+            "Action": _block(413, "too-large"),
+            "VisibilityConfig": _visibility("BodySizeLimit"),
+        },
+        {
+            "Fn::If": [
+                "HasGeoBlock",
+                {
+                    "Name": "GeoBlock",
+                    "Priority": 2,
+                    "Statement": {"GeoMatchStatement": {"CountryCodes": _ref("GeoBlockCountries")}},
+                    "Action": {"Block": {}},
+                    "VisibilityConfig": _visibility("GeoBlock"),
+                },
+                NO_VALUE,
+            ]
+        },
+    ]
+    rules += [
+        {
+            "Name": group,
+            "Priority": 10 + index,
+            "Statement": {"ManagedRuleGroupStatement": {"VendorName": "AWS", "Name": group}},
+            "OverrideAction": {"None": {}},
+            "VisibilityConfig": _visibility(group),
+        }
+        for index, group in enumerate(waf["managed_rule_groups"])
+    ]
+    waf_log_group = f"aws-waf-logs-{stage.api_name}"  # WAF requires this prefix
+    return {
+        "WebAcl": {
+            "Type": "AWS::WAFv2::WebACL",
+            "Properties": {
+                "Name": stage.api_name,
+                "Scope": "REGIONAL",
+                "DefaultAction": {"Allow": {}},
+                "CustomResponseBodies": {
+                    "too-many-requests": {
+                        "ContentType": "APPLICATION_JSON",
+                        "Content": '{"error":"Too many requests"}',
+                    },
+                    "too-large": {"ContentType": "APPLICATION_JSON", "Content": '{"error":"Request body too large"}'},
+                },
+                "Rules": rules,
+                "VisibilityConfig": _visibility(stage.api_name),
+                "Tags": _tag_list(stage),
+            },
+        },
+        "WebAclAssociation": {
+            "Type": "AWS::WAFv2::WebACLAssociation",
+            "Properties": {
+                "ResourceArn": _sub(
+                    "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${RestAPI}/stages/${RestAPI.Stage}"
+                ),
+                "WebACLArn": _get_att("WebAcl", "Arn"),
+            },
+        },
+        "WafLogGroup": _log_group(waf_log_group, stage.api_log_retention_days, stage),
+        "WafLogging": {
+            "Type": "AWS::WAFv2::LoggingConfiguration",
+            "Properties": {
+                "ResourceArn": _get_att("WebAcl", "Arn"),
+                # WAF wants the log group ARN without the ":*" that GetAtt returns.
+                "LogDestinationConfigs": [
+                    _sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${WafLogGroup}")
+                ],
+                "RedactedFields": [{"SingleHeader": {"Name": "authorization"}}],
+            },
+        },
+    }
+
+
+def _alarm(description: str, threshold: float, periods: int, metric: Json) -> Json:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": description,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": threshold,
+            "EvaluationPeriods": periods,
+            "DatapointsToAlarm": periods,
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [_ref("AlarmTopic")],
+            "OKActions": [_ref("AlarmTopic")],
+            **metric,
+        },
+    }
+
+
+def _monitoring(stage: Stage, limits: Json) -> Json:
+    alarms = limits["alarms"]
+    function = [{"Name": "FunctionName", "Value": _ref("APIHandler")}]
+    api = [{"Name": "ApiName", "Value": stage.api_name}, {"Name": "Stage", "Value": stage.api_stage}]
+
+    def simple(spec: Json, namespace: str, name: str, dimensions: list[Json], statistic: str) -> Json:
+        key = "ExtendedStatistic" if statistic.startswith("p") else "Statistic"
+        return {
+            "Namespace": namespace,
+            "MetricName": name,
+            "Dimensions": dimensions,
+            "Period": spec["period_seconds"],
+            key: statistic,
+        }
+
+    errors, throttles = alarms["lambda_errors"], alarms["lambda_throttles"]
+    rate, latency = alarms["api_5xx_rate"], alarms["api_p99_latency_ms"]
+    dynamo = alarms["dynamodb_throttled_requests"]
+    dynamo_metrics: list[Json] = [
+        {
+            "Id": f"m{index}",
+            "ReturnData": False,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/DynamoDB",
+                    "MetricName": "ThrottledRequests",
+                    "Dimensions": [
+                        {"Name": "TableName", "Value": _ref("UsersTable")},
+                        {"Name": "Operation", "Value": operation},
+                    ],
+                },
+                "Period": dynamo["period_seconds"],
+                "Stat": "Sum",
+            },
+        }
+        for index, operation in enumerate(dynamo["operations"])
+    ]
+    dynamo_metrics.append(
+        {
+            "Id": "throttled",
+            "Label": "Throttled requests, all operations",
+            "Expression": "SUM(METRICS())",
+            "ReturnData": True,
+        }
+    )
+    return {
+        "AlarmTopic": {
+            "Type": "AWS::SNS::Topic",
+            "Properties": {"TopicName": f"{stage.api_name}-alarms", "Tags": _tag_list(stage)},
+        },
+        "AlarmEmailSubscription": {
+            "Type": "AWS::SNS::Subscription",
+            "Condition": "HasAlarmEmail",
+            "Properties": {"TopicArn": _ref("AlarmTopic"), "Protocol": "email", "Endpoint": _ref("AlarmEmail")},
+        },
+        "LambdaErrorsAlarm": _alarm(
+            "Lambda errors above the threshold in 5 minutes",
+            errors["threshold"],
+            errors["evaluation_periods"],
+            simple(errors, "AWS/Lambda", "Errors", function, "Sum"),
+        ),
+        "LambdaThrottlesAlarm": _alarm(
+            "Lambda throttled invocations",
+            throttles["threshold"],
+            throttles["evaluation_periods"],
+            simple(throttles, "AWS/Lambda", "Throttles", function, "Sum"),
+        ),
+        "Api5xxRateAlarm": _alarm(
+            "Share of API responses that are 5XX",
+            rate["threshold"],
+            rate["evaluation_periods"],
+            simple(rate, "AWS/ApiGateway", "5XXError", api, "Average"),
+        ),
+        "ApiLatencyP99Alarm": _alarm(
+            "API p99 latency (ms) high for 15 minutes",
+            latency["threshold"],
+            latency["evaluation_periods"],
+            simple(latency, "AWS/ApiGateway", "Latency", api, "p99"),
+        ),
+        "DynamoDbThrottlesAlarm": _alarm(
+            "DynamoDB throttled requests on the users table",
+            dynamo["threshold"],
+            dynamo["evaluation_periods"],
+            {"Metrics": dynamo_metrics},
+        ),
+    }
+
+
+def _outputs(stage: Stage) -> Json:
+    outputs: Json = {
+        "ApiEndpoint": {
+            "Description": "Base URL of the API stage",
+            "Value": _sub(f"https://${{RestAPI}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{stage.api_stage}/"),
+        },
+        "UsersTableName": {"Value": _ref("UsersTable")},
+        "FunctionArn": {"Value": _get_att("APIHandler", "Arn")},
+        "UserPoolId": {"Value": _ref("UserPool")},
+        "UserPoolClientId": {"Value": _ref("UserPoolClient")},
+        "CursorSecretArn": {"Value": _ref("CursorSecret")},
+        "AlarmTopicArn": {"Value": _ref("AlarmTopic")},
+    }
+    if stage.require_api_key:
+        outputs["ApiKeyId"] = {
+            "Description": "aws apigateway get-api-key --include-value --api-key <id>",
+            "Value": _ref("ApiKey"),
+        }
+    return outputs
+
+
+def merge_template(stage: Stage) -> Json:
+    limits = load_limits()
+    resources: Json = {**_data(stage), **_function(stage), **_api(stage, limits), **_monitoring(stage, limits)}
+    if stage.require_api_key:
+        resources.update(_usage_plan(stage, limits))
+    if stage.waf:
+        resources.update(_waf(stage, limits))
+    return {
+        "Parameters": _parameters(stage),
+        "Conditions": _conditions(stage),
+        "Resources": resources,
+        "Outputs": _outputs(stage),
+    }
+
+
+def base_template(stage: Stage) -> Json:
+    """A stand-alone stack for the `chalice deploy` path, which creates only the function, role
+    and API: the table, pool, secret and the function's log group (with its retention)."""
+    resources = {
+        **_data(stage),
+        "FunctionLogGroup": _log_group(f"/aws/lambda/{stage.function_name}", stage.lambda_log_retention_days, stage),
+    }
+    outputs = {
+        name: {"Value": value, "Description": f"Set {env} in .chalice/config.json, stage {stage.name}"}
+        for name, env, value in (
+            ("UserPoolId", "USER_POOL_ID", _ref("UserPool")),
+            ("UserPoolClientId", "USER_POOL_CLIENT_ID", _ref("UserPoolClient")),
+            ("UserPoolArn", "USER_POOL_ARN", _get_att("UserPool", "Arn")),
+            ("CursorSecretArn", "CURSOR_SECRET_ARN", _ref("CursorSecret")),
+        )
+    }
+    outputs["UsersTableName"] = {"Value": _ref("UsersTable")}
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"users-api {stage.name}: data, identity and secret for `chalice deploy`",
+        "Resources": resources,
+        "Outputs": outputs,
+    }

@@ -1,0 +1,85 @@
+"""`chalice package` for a stage, as CloudFormation (with our merge template) or Terraform
+(with our .tf files), into one output folder per format."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from infra.stages import PROJECT_DIR, Stage
+
+TERRAFORM_SOURCES = PROJECT_DIR / "infra" / "terraform"
+# The pool the authorizer trusts is created by the same deployment, so its ARN is a reference
+# that the template resolves: a Terraform interpolation here, a GetAtt in the merge template.
+TERRAFORM_POOL_ARN = "${aws_cognito_user_pool.users.arn}"
+# Chalice's Terraform output invokes the function itself; ours goes through the `live` alias
+# so provisioned concurrency (which lives on an alias) serves API traffic.
+_CHALICE_INVOKE_ARN = "${aws_lambda_function.api_handler.invoke_arn}"
+_ALIAS_INVOKE_ARN = "${aws_lambda_alias.live.invoke_arn}"
+
+
+def _chalice(project_dir: Path, stage: Stage, out: Path, *options: str, environ: dict[str, str]) -> None:
+    chalice = Path(sys.executable).parent / "chalice"
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), **environ}
+    if out.exists():
+        shutil.rmtree(out)
+    subprocess.run(
+        [str(chalice), "--project-dir", str(project_dir), "package", "--stage", stage.name, *options, str(out)],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def package_cloudformation(stage: Stage, out: Path) -> Path:
+    """out/sam.json (Chalice's template merged with ours) and out/deployment.zip."""
+    from infra.cloudformation import merge_template
+
+    with tempfile.TemporaryDirectory() as scratch:
+        merge_file = Path(scratch) / "merge.json"
+        merge_file.write_text(json.dumps(merge_template(stage), indent=2))
+        _chalice(PROJECT_DIR, stage, out, "--merge-template", str(merge_file), environ={})
+    return out / "sam.json"
+
+
+def _project_copy_for_terraform(target: Path) -> None:
+    """The project as Chalice's Terraform packager accepts it: that packager raises
+    UnsupportedFeatureError on `log_retention_in_days`, so the copy's config drops it and
+    infra/terraform/lambda.tf creates the log group with the same retention."""
+    shutil.copy2(PROJECT_DIR / "app.py", target / "app.py")
+    shutil.copy2(PROJECT_DIR / "requirements.txt", target / "requirements.txt")
+    shutil.copytree(PROJECT_DIR / "chalicelib", target / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
+    (target / ".chalice").mkdir()
+    for policy in (PROJECT_DIR / ".chalice").glob("policy-*.json"):
+        shutil.copy2(policy, target / ".chalice" / policy.name)
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    config.pop("log_retention_in_days", None)
+    for stage_config in config["stages"].values():
+        stage_config.pop("log_retention_in_days", None)
+    (target / ".chalice" / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def package_terraform(stage: Stage, out: Path) -> Path:
+    """out/chalice.tf.json, our .tf files, stage.auto.tfvars.json and out/deployment.zip."""
+    from infra.terraform_vars import tfvars
+
+    with tempfile.TemporaryDirectory() as scratch:
+        project = Path(scratch) / "project"
+        project.mkdir()
+        _project_copy_for_terraform(project)
+        _chalice(project, stage, out, "--pkg-format", "terraform", environ={"USER_POOL_ARN": TERRAFORM_POOL_ARN})
+    chalice_tf = out / "chalice.tf.json"
+    text = chalice_tf.read_text()
+    if _CHALICE_INVOKE_ARN not in text:
+        raise RuntimeError("Chalice's Terraform output changed: no function invoke ARN to route through the alias")
+    chalice_tf.write_text(text.replace(_CHALICE_INVOKE_ARN, _ALIAS_INVOKE_ARN))
+    shutil.copy2(PROJECT_DIR / "infra" / "limits.json", out / "limits.json")
+    for source in sorted(TERRAFORM_SOURCES.glob("*.tf")):
+        shutil.copy2(source, out / source.name)
+    (out / "stage.auto.tfvars.json").write_text(json.dumps(tfvars(stage), indent=2) + "\n")
+    return chalice_tf

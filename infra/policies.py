@@ -1,0 +1,66 @@
+"""The Lambda role's least-privilege policy per stage, written to .chalice/policy-<stage>.json.
+
+The DynamoDB actions are those the repository calls (a test runs the repository on moto and
+compares); every data action names this stage's table, index or secret, never "*".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalicelib.table_schema import LISTING_INDEX
+from infra.stages import PROJECT_DIR, Stage
+
+# Item actions, including those inside TransactWriteItems (IAM checks each item's action).
+TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+INDEX_ACTIONS = ("dynamodb:Scan",)
+# X-Ray accepts no resource-level permissions: "*" is the only possible resource.
+XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+
+
+def policy_path(stage: str) -> str:
+    return str(PROJECT_DIR / ".chalice" / f"policy-{stage}.json")
+
+
+def table_arn(stage: Stage) -> str:
+    return f"arn:aws:dynamodb:*:*:table/{stage.table_name}"
+
+
+def policy_document(stage: Stage) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "UsersTableItems",
+                "Effect": "Allow",
+                "Action": list(TABLE_ACTIONS),
+                "Resource": table_arn(stage),
+            },
+            {
+                "Sid": "UsersListingIndex",
+                "Effect": "Allow",
+                "Action": list(INDEX_ACTIONS),
+                "Resource": f"{table_arn(stage)}/index/{LISTING_INDEX}",
+            },
+            {
+                "Sid": "CursorSecret",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                # Secrets Manager appends "-" and six random characters to the name.
+                "Resource": f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????",
+            },
+            {
+                "Sid": "OwnLogGroup",
+                "Effect": "Allow",
+                # The log group itself is created by the deployment (with its retention), not by the function.
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/{stage.function_name}:*",
+            },
+            {"Sid": "Tracing", "Effect": "Allow", "Action": list(XRAY_ACTIONS), "Resource": "*"},
+        ],
+    }
+
+
+def render(stage: Stage) -> str:
+    return json.dumps(policy_document(stage), indent=2) + "\n"

@@ -1,0 +1,80 @@
+"""Settings of each deployed stage: Chalice's own from .chalice/config.json, the rest from
+infra/stages.json. Table name, CORS origin, log level and tags have one home: config.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+CHALICE_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
+INFRA_STAGES = PROJECT_DIR / "infra" / "stages.json"
+APP_NAME = "users-api"
+DEPLOYED_STAGES = ("dev", "staging", "prod")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    api_stage: str
+    table_name: str
+    cors_origin: str
+    require_api_key: bool
+    lambda_environment: dict[str, str]
+    lambda_log_retention_days: int
+    tags: dict[str, str]
+    user_pool_name: str
+    api_cache: bool
+    waf: bool
+    provisioned_concurrency: int
+    api_log_retention_days: int
+
+    @property
+    def function_name(self) -> str:
+        """What Chalice names the function (`chalice deploy`); the templates use the same."""
+        return f"{APP_NAME}-{self.name}"
+
+    @property
+    def cursor_secret_name(self) -> str:
+        return f"{APP_NAME}/{self.name}/cursor-secret"
+
+    @property
+    def api_name(self) -> str:
+        return f"{APP_NAME}-{self.name}"
+
+
+@cache
+def _read(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
+
+
+def load_stage(name: str) -> Stage:
+    if name not in DEPLOYED_STAGES:
+        raise ValueError(f"unknown deployed stage {name!r}; expected one of {', '.join(DEPLOYED_STAGES)}")
+    chalice = _read(CHALICE_CONFIG)
+    own = chalice["stages"][name]
+    environment = {**chalice.get("environment_variables", {}), **own.get("environment_variables", {})}
+    infra = _read(INFRA_STAGES)[name]
+    return Stage(
+        name=name,
+        api_stage=own.get("api_gateway_stage", chalice.get("api_gateway_stage", "api")),
+        table_name=environment["TABLE_NAME"],
+        cors_origin=environment["CORS_ALLOW_ORIGIN"],
+        require_api_key=environment.get("REQUIRE_API_KEY", "false") == "true",
+        lambda_environment=environment,
+        lambda_log_retention_days=int(own.get("log_retention_in_days", chalice["log_retention_in_days"])),
+        tags={**chalice.get("tags", {}), **own.get("tags", {})},
+        user_pool_name=infra["user_pool_name"],
+        api_cache=bool(infra["api_cache"]),
+        waf=bool(infra["waf"]),
+        provisioned_concurrency=int(infra["provisioned_concurrency"]),
+        api_log_retention_days=int(infra["api_log_retention_days"]),
+    )
+
+
+def load_limits() -> dict[str, Any]:
+    """infra/limits.json: the stack's numbers, shared by CloudFormation and Terraform."""
+    return _read(PROJECT_DIR / "infra" / "limits.json")

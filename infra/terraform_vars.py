@@ -1,0 +1,28 @@
+"""Values for infra/terraform/variables.tf, from the same stage settings as the CloudFormation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.stages import Stage
+
+
+def tfvars(stage: Stage) -> dict[str, Any]:
+    return {
+        "stage": stage.name,
+        "api_stage": stage.api_stage,
+        "function_name": stage.function_name,
+        "api_name": stage.api_name,
+        "table_name": stage.table_name,
+        "user_pool_name": stage.user_pool_name,
+        "cursor_secret_name": stage.cursor_secret_name,
+        "cors_allow_origin": stage.cors_origin,
+        "require_api_key": stage.require_api_key,
+        "api_cache": stage.api_cache,
+        "waf": stage.waf,
+        "provisioned_concurrency": stage.provisioned_concurrency,
+        "api_log_retention_days": stage.api_log_retention_days,
+        "lambda_log_retention_days": stage.lambda_log_retention_days,
+        "lambda_environment": stage.lambda_environment,
+        "tags": stage.tags,
+    }

@@ -1,0 +1,84 @@
+"""Reading the cursor key from Secrets Manager: once, and with failures classified."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from chalicelib.config import ConfigurationError
+from chalicelib.cursor import CursorCodec
+from chalicelib.errors import ServiceUnavailable
+from chalicelib.secret_store import read_secret
+
+
+class StubSecrets:
+    def __init__(self, value: str | None = "k" * 48, error: Exception | None = None):
+        self.value, self.error, self.calls = value, error, 0
+
+    def get_secret_value(self, SecretId: str) -> dict[str, Any]:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return {"ARN": SecretId} if self.value is None else {"ARN": SecretId, "SecretString": self.value}
+
+
+def _client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "internal detail"}}, "GetSecretValue")
+
+
+def test_returns_the_string_value_as_bytes() -> None:
+    assert read_secret("arn", StubSecrets("abc")) == b"abc"
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_a_secret_without_a_string_value_is_a_configuration_error(value: str | None) -> None:
+    with pytest.raises(ConfigurationError):
+        read_secret("arn", StubSecrets(value))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _client_error("ThrottlingException"),
+        _client_error("InternalServiceError"),
+        EndpointConnectionError(endpoint_url="x"),
+    ],
+)
+def test_transient_failures_are_service_unavailable(error: Exception) -> None:
+    with pytest.raises(ServiceUnavailable):
+        read_secret("arn", StubSecrets(error=error))
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ResourceNotFoundException", "DecryptionFailure"])
+def test_permanent_failures_are_configuration_errors(code: str) -> None:
+    with pytest.raises(ConfigurationError, match=code):
+        read_secret("arn", StubSecrets(error=_client_error(code)))
+
+
+def test_the_codec_reads_a_lazy_secret_once_and_only_when_first_needed() -> None:
+    stub = StubSecrets()
+    codec = CursorCodec(lambda: read_secret("arn", stub))
+    assert stub.calls == 0
+    cursor = codec.encode("user-1")
+    assert codec.decode(cursor) == "user-1"
+    codec.encode("user-2")
+    assert stub.calls == 1
+    assert CursorCodec(b"k" * 48).decode(cursor) == "user-1"
+
+
+def test_a_lazy_secret_that_is_too_short_is_refused_on_use() -> None:
+    codec = CursorCodec(lambda: b"short")
+    with pytest.raises(ValueError, match="16 bytes"):
+        codec.encode("user-1")
+
+
+def test_a_failed_read_is_retried_on_the_next_use() -> None:
+    stub = StubSecrets(error=_client_error("ThrottlingException"))
+    codec = CursorCodec(lambda: read_secret("arn", stub))
+    with pytest.raises(ServiceUnavailable):
+        codec.encode("user-1")
+    stub.error = None
+    assert codec.decode(codec.encode("user-1")) == "user-1"
+    assert stub.calls == 2
