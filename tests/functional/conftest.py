@@ -2,45 +2,26 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# Sets the environment app.py reads at import; ORIGIN is re-exported for the tests.
+from tests.support.app_env import ORIGIN as ORIGIN  # isort: skip
+
 import boto3
 import pytest
+from chalice.test import Client
 from moto import mock_aws
 
+from app import app
+from chalicelib import aws, bootstrap
+from chalicelib.table_schema import create_table_kwargs
+from chalicelib.tokens import TokenVerifier
+from devstack.gateway import AppGateway
 from tests.support import tokens
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-ORIGIN = "https://app.example.com"
-
-# Read when app.py is imported (route declarations), so set before the import below.
-os.environ.update(
-    {
-        "STAGE": "test",
-        "USER_POOL_ID": tokens.POOL_ID,
-        "USER_POOL_CLIENT_ID": tokens.CLIENT_ID,
-        "USER_POOL_ARN": f"arn:aws:cognito-idp:{tokens.REGION}:123456789012:userpool/{tokens.POOL_ID}",
-        "CORS_ALLOW_ORIGIN": ORIGIN,
-        "CURSOR_SECRET": "functional-test-cursor-secret-0123456789",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": tokens.REGION,
-        "AWS_REGION": tokens.REGION,
-    }
-)
-os.environ.pop("AWS_ENDPOINT_URL", None)
-os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
-
-from chalice.test import Client  # noqa: E402
-
-from app import app  # noqa: E402
-from chalicelib import aws, bootstrap  # noqa: E402
-from chalicelib.table_schema import create_table_kwargs  # noqa: E402
-from chalicelib.tokens import TokenVerifier  # noqa: E402
-from devstack.gateway import AppGateway  # noqa: E402
 
 TABLE = "users-test"
 

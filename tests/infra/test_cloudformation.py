@@ -1,0 +1,368 @@
+"""Properties of the CloudFormation that `make package` emits (Chalice's template merged with ours).
+
+These read the real `chalice package --merge-template` output for each stage; `make lint-infra`
+runs cfn-lint and checkov on the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA
+from infra.packaging import package_cloudformation
+from infra.policies import policy_document
+from infra.stages import DEPLOYED_STAGES, load_stage
+
+Template = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
+    out = tmp_path_factory.mktemp("cfn")
+    return {
+        name: json.loads(package_cloudformation(load_stage(name), out / name).read_text()) for name in DEPLOYED_STAGES
+    }
+
+
+@pytest.fixture(scope="module")
+def prod(templates: dict[str, Template]) -> Template:
+    return templates["prod"]
+
+
+def resources_of(template: Template, kind: str) -> dict[str, Template]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def props(template: Template, name: str) -> Template:
+    return dict(template["Resources"][name]["Properties"])
+
+
+def method_settings(template: Template) -> dict[tuple[str, str], Template]:
+    return {(s["ResourcePath"], s["HttpMethod"]): s for s in props(template, "RestAPI")["MethodSettings"]}
+
+
+def swagger(template: Template) -> Template:
+    return dict(props(template, "RestAPI")["DefinitionBody"])
+
+
+def proxy_methods(template: Template) -> list[tuple[str, str, Template]]:
+    return [
+        (path, method, spec)
+        for path, methods in swagger(template)["paths"].items()
+        for method, spec in methods.items()
+        if spec["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+    ]
+
+
+def test_the_package_holds_the_template_and_a_small_zip(tmp_path: Path) -> None:
+    sam = package_cloudformation(load_stage("dev"), tmp_path / "dev")
+    zip_size = (tmp_path / "dev" / "deployment.zip").stat().st_size
+    assert sam.name == "sam.json"
+    assert 0 < zip_size < 1_000_000
+
+
+# --- Lambda ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_function_settings(templates: dict[str, Template], name: str) -> None:
+    function = props(templates[name], "APIHandler")
+    assert function["Timeout"] < 29  # API Gateway's integration limit
+    assert function["MemorySize"] == 512
+    assert function["Tracing"] == "Active"
+    assert function["FunctionName"] == f"users-api-{name}"
+    assert function["AutoPublishAlias"] == "live"
+    assert function["Tags"]["environment"] == name
+    env = function["Environment"]["Variables"]
+    assert env["STAGE"] == name
+    assert env["TABLE_NAME"] == f"users-api-{name}"
+    assert env["USER_POOL_ID"] == {"Ref": "UserPool"}
+    assert env["USER_POOL_CLIENT_ID"] == {"Ref": "UserPoolClient"}
+    assert env["CURSOR_SECRET_ARN"] == {"Ref": "CursorSecret"}
+    assert "CURSOR_SECRET" not in env
+    assert env["CORS_ALLOW_ORIGIN"].startswith("https://")
+
+
+def test_function_log_group_has_the_functions_name_and_a_retention(templates: dict[str, Template]) -> None:
+    for name, template in templates.items():
+        group = props(template, "ApiHandlerLogGroup")
+        assert group["LogGroupName"] == f"/aws/lambda/users-api-{name}"
+        assert group["RetentionInDays"] == {"dev": 14, "staging": 30, "prod": 90}[name]
+        assert template["Resources"]["APIHandler"]["DependsOn"] == ["ApiHandlerLogGroup"]
+
+
+def test_provisioned_concurrency_is_off_by_default_and_on_the_alias_when_set(prod: Template) -> None:
+    assert prod["Parameters"]["ProvisionedConcurrency"]["Default"] == 0
+    config = props(prod, "APIHandler")["ProvisionedConcurrencyConfig"]
+    condition, when_on, when_off = config["Fn::If"]
+    assert condition == "HasProvisionedConcurrency"
+    assert when_on == {"ProvisionedConcurrentExecutions": {"Ref": "ProvisionedConcurrency"}}
+    assert when_off == {"Ref": "AWS::NoValue"}
+
+
+def test_api_gateway_invokes_the_alias(prod: Template) -> None:
+    routes = proxy_methods(prod)
+    assert len(routes) == 9
+    for _, _, spec in routes:
+        uri = spec["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        assert uri[1] == {"Alias": {"Ref": "APIHandler.Alias"}}
+        assert "${Alias}" in uri[0]
+    assert props(prod, "APIHandlerInvokePermission")["FunctionName"] == {"Ref": "APIHandler.Alias"}
+
+
+def test_role_policy_is_the_stage_policy_file(templates: dict[str, Template]) -> None:
+    for name, template in templates.items():
+        (policy,) = props(template, "ApiHandlerRole")["Policies"]
+        assert policy["PolicyDocument"] == policy_document(load_stage(name))
+
+
+# --- Data and identity ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_table(templates: dict[str, Template], name: str) -> None:
+    table = templates[name]["Resources"]["UsersTable"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    p = table["Properties"]
+    assert p["TableName"] == f"users-api-{name}"
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert (p["KeySchema"], p["AttributeDefinitions"], p["GlobalSecondaryIndexes"]) == (
+        KEY_SCHEMA,
+        ATTRIBUTE_DEFINITIONS,
+        GLOBAL_SECONDARY_INDEXES,
+    )
+    assert p["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert p["SSESpecification"] == {"SSEEnabled": True}
+    assert p["DeletionProtectionEnabled"] is True
+    assert {"Key": "environment", "Value": name} in p["Tags"]
+
+
+def test_user_pool_client_and_group(prod: Template) -> None:
+    pool = prod["Resources"]["UserPool"]
+    assert pool["DeletionPolicy"] == "Retain"
+    p = pool["Properties"]
+    assert p["UserPoolName"] == "users-api-prod"
+    assert p["UsernameAttributes"] == ["email"]
+    assert p["AutoVerifiedAttributes"] == ["email"]
+    assert p["Policies"]["PasswordPolicy"] | {"TemporaryPasswordValidityDays": 0} == {
+        "MinimumLength": 12,
+        "RequireUppercase": True,
+        "RequireLowercase": True,
+        "RequireNumbers": True,
+        "RequireSymbols": True,
+        "TemporaryPasswordValidityDays": 0,
+    }
+    assert p["DeletionProtection"] == "ACTIVE"
+    client = props(prod, "UserPoolClient")
+    assert client["GenerateSecret"] is False
+    assert sorted(client["ExplicitAuthFlows"]) == ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_PASSWORD_AUTH"]
+    assert client["ReadAttributes"] == ["email", "email_verified"]
+    assert props(prod, "AdminsGroup")["GroupName"] == "admins"
+
+
+def test_authorizer_trusts_the_pool_of_this_stack(prod: Template) -> None:
+    authorizer = swagger(prod)["securityDefinitions"]["CognitoUserPool"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["providerARNs"] == [{"Fn::GetAtt": ["UserPool", "Arn"]}]
+    assert "userpool/unset" not in json.dumps(prod)
+
+
+def test_cursor_secret_is_generated_never_written(prod: Template) -> None:
+    secret = props(prod, "CursorSecret")
+    assert secret["Name"] == "users-api/prod/cursor-secret"
+    assert secret["GenerateSecretString"]["PasswordLength"] >= 32
+    assert "SecretString" not in secret
+    assert not re.search(r"CURSOR_SECRET\"\s*:", json.dumps(prod))
+
+
+# --- API stage --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_stage_throttling_metrics_and_tracing(templates: dict[str, Template], name: str) -> None:
+    api = props(templates[name], "RestAPI")
+    assert api["TracingEnabled"] is True
+    assert api["EndpointConfiguration"] == "REGIONAL"
+    assert api["Name"] == f"users-api-{name}"
+    for setting in api["MethodSettings"]:
+        assert (setting["ThrottlingBurstLimit"], setting["ThrottlingRateLimit"]) == (100, 50)
+        assert setting["MetricsEnabled"] is True
+        assert setting["DataTraceEnabled"] is False  # would log bodies
+
+
+def test_access_logs_are_json_with_the_guides_fields_kept_30_days(prod: Template) -> None:
+    setting = props(prod, "RestAPI")["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    fields = json.loads(setting["Format"])
+    assert set(fields) == {
+        "requestId",
+        "ip",
+        "caller",
+        "user",
+        "requestTime",
+        "httpMethod",
+        "resourcePath",
+        "status",
+        "protocol",
+        "responseLength",
+    }
+    assert all(value.startswith("$context.") for value in fields.values())
+    assert props(prod, "ApiAccessLogGroup")["RetentionInDays"] == 30
+    assert props(prod, "ApiGatewayAccount")["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}
+
+
+def _max_age(path: str) -> int:
+    with Client(app) as client:
+        header = client.http.get(path).headers["Cache-Control"]
+    match = re.search(r"max-age=(\d+)", header)
+    assert match and header.startswith("public")
+    return int(match.group(1))
+
+
+def test_cache_is_on_only_for_responses_that_are_the_same_for_every_caller(prod: Template) -> None:
+    api = props(prod, "RestAPI")
+    assert api["CacheClusterEnabled"] is True
+    assert api["CacheClusterSize"] == "0.5"
+    settings = method_settings(prod)
+    assert settings[("/*", "*")]["CachingEnabled"] is False
+    cached = {key: s for key, s in settings.items() if s["CachingEnabled"]}
+    assert set(cached) == {("/~1hello", "GET"), ("/~1openapi.json", "GET")}
+    assert all(s["CacheDataEncrypted"] for s in cached.values())
+    # The gateway keeps a response exactly as long as the app tells browsers to.
+    assert cached[("/~1hello", "GET")]["CacheTtlInSeconds"] == _max_age("/hello")
+    assert cached[("/~1openapi.json", "GET")]["CacheTtlInSeconds"] == _max_age("/openapi.json")
+
+
+def test_dev_runs_without_a_cache(templates: dict[str, Template]) -> None:
+    api = props(templates["dev"], "RestAPI")
+    assert api["CacheClusterEnabled"] is False
+    assert not any(s["CachingEnabled"] for s in api["MethodSettings"])
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_gateway_responses_are_json_with_the_stage_origin(templates: dict[str, Template], name: str) -> None:
+    responses = props(templates[name], "RestAPI")["GatewayResponses"]
+    origin = load_stage(name).cors_origin
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "UNAUTHORIZED", "THROTTLED", "MISSING_AUTHENTICATION_TOKEN"} <= set(responses)
+    for response in responses.values():
+        assert response["ResponseParameters"]["Headers"]["Access-Control-Allow-Origin"] == f"'{origin}'"
+        json.loads(response["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '""'))
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"  # unknown routes, as locally
+    assert responses["UNAUTHORIZED"]["StatusCode"] == "401"
+    assert responses["THROTTLED"]["StatusCode"] == "429"
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+def test_prod_users_routes_need_an_api_key_of_a_usage_plan(prod: Template) -> None:
+    for path, _, spec in proxy_methods(prod):
+        needs_key = {"api_key": []} in spec.get("security", [])
+        assert needs_key == path.startswith("/users"), path
+    plan = props(prod, "ApiUsagePlan")
+    assert plan["Throttle"] == {"BurstLimit": 100, "RateLimit": 50}
+    assert plan["Quota"] == {"Limit": 10000, "Period": "DAY"}
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
+    key = props(prod, "ApiUsagePlanKey")
+    assert (key["KeyId"], key["UsagePlanId"]) == ({"Ref": "ApiKey"}, {"Ref": "ApiUsagePlan"})
+    assert props(prod, "ApiKey")["Enabled"] is True
+
+
+@pytest.mark.parametrize("name", ["dev", "staging"])
+def test_other_stages_need_no_api_key(templates: dict[str, Template], name: str) -> None:
+    assert not resources_of(templates[name], "AWS::ApiGateway::UsagePlan")
+    assert all(
+        "security" not in s or {"api_key": []} not in s["security"] for _, _, s in proxy_methods(templates[name])
+    )
+
+
+# --- WAF ------------------------------------------------------------------------------------
+
+
+def test_prod_stage_has_the_web_acl(prod: Template) -> None:
+    association = props(prod, "WebAclAssociation")
+    assert association["WebACLArn"] == {"Fn::GetAtt": ["WebAcl", "Arn"]}
+    assert association["ResourceArn"]["Fn::Sub"].endswith("/restapis/${RestAPI}/stages/${RestAPI.Stage}")
+    acl = props(prod, "WebAcl")
+    assert acl["Scope"] == "REGIONAL"
+    rules = {rule["Name"]: rule for rule in acl["Rules"] if "Name" in rule}
+    rate = rules["RateLimitPerIp"]
+    assert rate["Statement"]["RateBasedStatement"] == {
+        "Limit": 2000,
+        "EvaluationWindowSec": 300,
+        "AggregateKeyType": "IP",
+    }
+    assert rate["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    size = rules["BodySizeLimit"]["Statement"]["SizeConstraintStatement"]
+    assert size["FieldToMatch"] == {"Body": {"OversizeHandling": "MATCH"}}
+    assert (size["ComparisonOperator"], size["Size"]) == ("GT", 8192)
+    managed = {r["Statement"]["ManagedRuleGroupStatement"]["Name"] for r in rules.values() if "OverrideAction" in r}
+    assert managed == {
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesSQLiRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+    }
+    (geo,) = [rule for rule in acl["Rules"] if "Fn::If" in rule]
+    assert geo["Fn::If"][0] == "HasGeoBlock"
+    assert prod["Parameters"]["GeoBlockCountries"]["Default"] == ""
+    assert props(prod, "WafLogging")["RedactedFields"] == [{"SingleHeader": {"Name": "authorization"}}]
+
+
+def test_dev_has_no_web_acl(templates: dict[str, Template]) -> None:
+    assert not resources_of(templates["dev"], "AWS::WAFv2::WebACL")
+    assert resources_of(templates["staging"], "AWS::WAFv2::WebACLAssociation")
+
+
+# --- Monitoring and outputs -------------------------------------------------------------------
+
+
+def test_alarm_set(prod: Template) -> None:
+    alarms = resources_of(prod, "AWS::CloudWatch::Alarm")
+
+    def metric(name: str) -> tuple[str | None, str | None]:
+        p = alarms[name]["Properties"]
+        return p.get("Namespace"), p.get("MetricName")
+
+    assert metric("LambdaErrorsAlarm") == ("AWS/Lambda", "Errors")
+    assert metric("LambdaThrottlesAlarm") == ("AWS/Lambda", "Throttles")
+    assert metric("Api5xxRateAlarm") == ("AWS/ApiGateway", "5XXError")
+    assert metric("ApiLatencyP99Alarm") == ("AWS/ApiGateway", "Latency")
+    errors = alarms["LambdaErrorsAlarm"]["Properties"]
+    assert (errors["Threshold"], errors["Period"], errors["EvaluationPeriods"], errors["Statistic"]) == (
+        10,
+        300,
+        1,
+        "Sum",
+    )
+    assert alarms["ApiLatencyP99Alarm"]["Properties"]["ExtendedStatistic"] == "p99"
+    assert alarms["Api5xxRateAlarm"]["Properties"]["Statistic"] == "Average"
+    dynamo = alarms["DynamoDbThrottlesAlarm"]["Properties"]["Metrics"]
+    assert {m["MetricStat"]["Metric"]["MetricName"] for m in dynamo if "MetricStat" in m} == {"ThrottledRequests"}
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    for name in ("Api5xxRateAlarm", "ApiLatencyP99Alarm"):
+        dimensions = {d["Name"]: d["Value"] for d in alarms[name]["Properties"]["Dimensions"]}
+        assert dimensions == {"ApiName": "users-api-prod", "Stage": "api"}
+    assert prod["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_outputs(templates: dict[str, Template], name: str) -> None:
+    outputs = templates[name]["Outputs"]
+    assert {"ApiEndpoint", "UsersTableName", "FunctionArn", "UserPoolId", "UserPoolClientId"} <= set(outputs)
+    assert outputs["ApiEndpoint"]["Value"]["Fn::Sub"].endswith("/api/")
+    assert ("ApiKeyId" in outputs) == (name == "prod")
+
+
+def test_no_cors_wildcard_anywhere(templates: dict[str, Template]) -> None:
+    for template in templates.values():
+        text = json.dumps(template)
+        assert 'Access-Control-Allow-Origin": "\'*\'"' not in text
+        assert "'*'" not in text
