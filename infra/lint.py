@@ -3,7 +3,7 @@
 For each OUT/<stage>/cloudformation/sam.json: cfn-lint on the SAM template, then on the plain
 CloudFormation that the SAM transform expands it to (so the generated stage, alias, deployment
 and permission are checked, not only the SAM schema), and checkov on both. For each
-OUT/<stage>/terraform: checkov. Skips live in infra/checkov.yaml only. Exit status 1 on any
+OUT/<stage>/terraform: checkov. Then checkov on the GitHub workflows. Skips live in infra/checkov.yaml only. Exit status 1 on any
 finding.
 """
 
@@ -80,6 +80,8 @@ def main(stage_dirs: list[str]) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for stage_dir in stage_dirs:
             failures += lint_stage(Path(stage_dir), Path(scratch))
+    if not checkov("github_actions", "-d", str(HERE.parent / ".github" / "workflows")):
+        failures.append("checkov github_actions")
     if failures:
         print("lint-infra FAILED: " + ", ".join(failures), file=sys.stderr)
         return 1
