@@ -296,6 +296,10 @@ def _api(stage: Stage, limits: Json) -> Json:
         # Access logging needs API Gateway's account-wide CloudWatch role (one per account and region).
         "RestAPI": {"DependsOn": ["ApiGatewayAccount"], "Properties": properties},
         "ApiAccessLogGroup": _log_group(f"/aws/apigateway/{stage.api_name}", stage.api_log_retention_days, stage),
+        # Execution (error) logs: API Gateway would create this group itself, without retention.
+        "ApiExecutionLogGroup": _log_group(
+            _sub(f"API-Gateway-Execution-Logs_${{RestAPI}}/{stage.api_stage}"), stage.api_log_retention_days, stage
+        ),
         "ApiGatewayCloudWatchRole": {
             "Type": "AWS::IAM::Role",
             # Other APIs in the account may log through this role after this stack is gone.
@@ -456,7 +460,10 @@ def _waf(stage: Stage, limits: Json) -> Json:
                 "LogDestinationConfigs": [
                     _sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${WafLogGroup}")
                 ],
-                "RedactedFields": [{"SingleHeader": {"Name": "authorization"}}],
+                "RedactedFields": [
+                    {"SingleHeader": {"Name": "authorization"}},
+                    {"SingleHeader": {"Name": "x-api-key"}},
+                ],
             },
         },
     }

@@ -3,8 +3,8 @@
 For each OUT/<stage>/cloudformation/sam.json: cfn-lint on the SAM template, then on the plain
 CloudFormation that the SAM transform expands it to (so the generated stage, alias, deployment
 and permission are checked, not only the SAM schema), and checkov on both. For each
-OUT/<stage>/terraform: checkov. Then checkov on the GitHub workflows. Skips live in infra/checkov.yaml only. Exit status 1 on any
-finding.
+OUT/<stage>/terraform: checkov. Then checkov on the GitHub workflows. Skips live in
+infra/checkov.yaml only. Exit status 1 on any finding.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ def package_cloudformation(stage: Stage, out: Path) -> Path:
     """out/sam.json (Chalice's template merged with ours) and out/deployment.zip."""
     from infra.cloudformation import merge_template
 
+    out = out.resolve()
     with tempfile.TemporaryDirectory() as scratch:
         merge_file = Path(scratch) / "merge.json"
         merge_file.write_text(json.dumps(merge_template(stage), indent=2))
@@ -68,6 +69,7 @@ def package_terraform(stage: Stage, out: Path) -> Path:
     """out/chalice.tf.json, our .tf files, stage.auto.tfvars.json and out/deployment.zip."""
     from infra.terraform_vars import tfvars
 
+    out = out.resolve()  # chalice resolves a relative path against --project-dir, a temporary copy
     with tempfile.TemporaryDirectory() as scratch:
         project = Path(scratch) / "project"
         project.mkdir()

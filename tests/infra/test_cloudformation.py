@@ -215,6 +215,9 @@ def test_access_logs_are_json_with_the_guides_fields_kept_30_days(prod: Template
     }
     assert all(value.startswith("$context.") for value in fields.values())
     assert props(prod, "ApiAccessLogGroup")["RetentionInDays"] == 30
+    execution = props(prod, "ApiExecutionLogGroup")
+    assert execution["LogGroupName"] == {"Fn::Sub": "API-Gateway-Execution-Logs_${RestAPI}/api"}
+    assert execution["RetentionInDays"] == 30
     assert props(prod, "ApiGatewayAccount")["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}
 
 
@@ -312,7 +315,10 @@ def test_prod_stage_has_the_web_acl(prod: Template) -> None:
     (geo,) = [rule for rule in acl["Rules"] if "Fn::If" in rule]
     assert geo["Fn::If"][0] == "HasGeoBlock"
     assert prod["Parameters"]["GeoBlockCountries"]["Default"] == ""
-    assert props(prod, "WafLogging")["RedactedFields"] == [{"SingleHeader": {"Name": "authorization"}}]
+    assert props(prod, "WafLogging")["RedactedFields"] == [
+        {"SingleHeader": {"Name": "authorization"}},
+        {"SingleHeader": {"Name": "x-api-key"}},
+    ]
 
 
 def test_dev_has_no_web_acl(templates: dict[str, Template]) -> None:

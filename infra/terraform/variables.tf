@@ -1,0 +1,110 @@
+# Values come from stage.auto.tfvars.json, written by infra/terraform_vars.py from the same
+# stage settings the CloudFormation build reads, so the two formats cannot drift apart.
+
+variable "stage" {
+  description = "Chalice stage (dev, staging, prod)."
+  type        = string
+}
+
+variable "api_stage" {
+  description = "API Gateway stage name; part of every URL."
+  type        = string
+}
+
+variable "function_name" {
+  description = "Name Chalice gives the function; the role's log permission names it too."
+  type        = string
+}
+
+variable "api_name" {
+  description = "REST API name; also the CloudWatch ApiName dimension the alarms watch."
+  type        = string
+}
+
+variable "table_name" {
+  description = "DynamoDB users table; the role policy names it."
+  type        = string
+}
+
+variable "user_pool_name" {
+  type = string
+}
+
+variable "cursor_secret_name" {
+  description = "Secrets Manager name of the list-cursor key; the role policy names it."
+  type        = string
+}
+
+variable "cors_allow_origin" {
+  description = "The single origin allowed by CORS, repeated on API Gateway's own error responses."
+  type        = string
+
+  validation {
+    condition     = var.cors_allow_origin != "*"
+    error_message = "A deployed stage names its origin; '*' is for local stages only."
+  }
+}
+
+variable "require_api_key" {
+  description = "Whether /users routes need an API key; it must match REQUIRE_API_KEY, which shaped the swagger."
+  type        = bool
+}
+
+variable "api_cache" {
+  description = "Provision the stage cache cluster (billed per hour) for the routes in limits.json."
+  type        = bool
+}
+
+variable "waf" {
+  description = "Attach a WAF web ACL to the stage."
+  type        = bool
+}
+
+variable "provisioned_concurrency" {
+  description = "Provisioned concurrency on the live alias; 0 turns it off (it is billed per hour)."
+  type        = number
+
+  validation {
+    condition     = var.provisioned_concurrency >= 0 && floor(var.provisioned_concurrency) == var.provisioned_concurrency
+    error_message = "provisioned_concurrency must be a whole number, 0 or more."
+  }
+}
+
+variable "api_log_retention_days" {
+  type = number
+}
+
+variable "lambda_log_retention_days" {
+  type = number
+}
+
+variable "lambda_environment" {
+  description = "The stage's Chalice environment variables; the deployed resource ids are added to them."
+  type        = map(string)
+}
+
+variable "tags" {
+  type = map(string)
+}
+
+variable "alarm_email" {
+  description = "Optional address subscribed to the alarm topic (it must confirm the subscription)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alarm_email == "" || can(regex("^[^@\\s]+@[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be empty or an email address."
+  }
+}
+
+variable "geo_block_countries" {
+  description = "ISO 3166 alpha-2 country codes the web ACL blocks; empty leaves the geo rule out."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for code in var.geo_block_countries : can(regex("^[A-Z]{2}$", code))])
+    error_message = "geo_block_countries takes two-letter upper-case country codes."
+  }
+}

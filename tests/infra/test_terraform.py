@@ -1,0 +1,535 @@
+"""Properties of the Terraform package: Chalice's chalice.tf.json plus infra/terraform/*.tf.
+
+There is no terraform binary here, so the .tf files are parsed with python-hcl2. It renders an
+expression as the string "${...}"; references into limits.json (local.limits...) are resolved
+against the packaged limits.json, so a number asserted here is the number Terraform reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import hcl2
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.config import ADMIN_GROUP
+from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA
+from infra.packaging import package_terraform
+from infra.stages import PROJECT_DIR, load_stage
+
+Block = dict[str, Any]
+T = TypeVar("T")
+
+OUR_FILES = {
+    "variables.tf",
+    "locals.tf",
+    "chalice_override.tf",
+    "lambda.tf",
+    "data.tf",
+    "api.tf",
+    "waf.tf",
+    "monitoring.tf",
+    "outputs.tf",
+}
+_LOCAL_REFERENCE = re.compile(r"^\$\{local\.([A-Za-z0-9_.]+)\}$")
+ALIAS_INVOKE_ARN = "${aws_lambda_alias.live.invoke_arn}"
+# Resource types that take no tags (or, for Chalice's function, keep Chalice's own).
+UNTAGGED = {
+    "aws_api_gateway_account",
+    "aws_api_gateway_deployment",
+    "aws_api_gateway_gateway_response",
+    "aws_api_gateway_method_settings",
+    "aws_api_gateway_usage_plan_key",
+    "aws_cognito_user_group",
+    "aws_cognito_user_pool_client",
+    "aws_iam_role_policy_attachment",
+    "aws_lambda_alias",
+    "aws_lambda_function",
+    "aws_lambda_permission",
+    "aws_lambda_provisioned_concurrency_config",
+    "aws_secretsmanager_secret_version",
+    "aws_sns_topic_subscription",
+    "aws_wafv2_web_acl_association",
+    "aws_wafv2_web_acl_logging_configuration",
+    "random_password",
+}
+
+
+@dataclass(frozen=True)
+class Package:
+    folder: Path
+    files: dict[str, Block]  # .tf file name -> python-hcl2 document
+    chalice: Block  # chalice.tf.json
+    limits: Block
+    tfvars: Block
+
+    def resources(self, *, overrides: bool = False) -> dict[tuple[str, str], Block]:
+        """(type, name) -> body, from our own files or from the override file only."""
+        found: dict[tuple[str, str], Block] = {}
+        for file, document in self.files.items():
+            if file.endswith("_override.tf") != overrides:
+                continue
+            for entry in document.get("resource", []):
+                for kind, named in entry.items():
+                    for name, body in named.items():
+                        assert (kind, name) not in found, f"{kind}.{name} defined twice"
+                        found[kind, name] = body
+        return found
+
+    def resource(self, kind: str, name: str) -> Block:
+        return self.resources()[kind, name]
+
+    def override(self, kind: str, name: str) -> Block:
+        return self.resources(overrides=True)[kind, name]
+
+    def of_type(self, kind: str) -> dict[str, Block]:
+        return {name: body for (k, name), body in self.resources().items() if k == kind}
+
+    def locals(self) -> Block:
+        return {
+            name: value
+            for document in self.files.values()
+            for block in document.get("locals", [])
+            for name, value in block.items()
+        }
+
+    def value(self, expression: Any) -> Any:
+        """A `${local.a.b}` reference resolved through the locals and limits.json; anything else as is."""
+        match = _LOCAL_REFERENCE.match(expression) if isinstance(expression, str) else None
+        if match is None:
+            return expression
+        name, *path = match.group(1).split(".")
+        current = self.limits if name == "limits" else self.value(self.locals()[name])
+        for key in path:
+            current = current[key]
+        return current
+
+    def swagger(self) -> Block:
+        return dict(json.loads(self.chalice["locals"]["chalice_api_swagger"]))
+
+
+def _parse(path: Path) -> Block:
+    options = hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=False)
+    with path.open() as handle:
+        return dict(hcl2.load(handle, serialization_options=options))
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    out = tmp_path_factory.mktemp("terraform") / "prod"
+    package_terraform(load_stage("prod"), out)
+    return Package(
+        folder=out,
+        files={path.name: _parse(path) for path in sorted(out.glob("*.tf"))},
+        chalice=json.loads((out / "chalice.tf.json").read_text()),
+        limits=json.loads((out / "limits.json").read_text()),
+        tfvars=json.loads((out / "stage.auto.tfvars.json").read_text()),
+    )
+
+
+def single(items: list[T]) -> T:
+    assert len(items) == 1, items
+    return items[0]
+
+
+def test_the_package_holds_chalices_output_and_every_file_of_ours(package: Package) -> None:
+    assert set(package.files) == OUR_FILES
+    assert {path.name for path in (PROJECT_DIR / "infra" / "terraform").glob("*.tf")} == OUR_FILES
+    assert (package.folder / "deployment.zip").stat().st_size > 0
+    assert package.limits == json.loads((PROJECT_DIR / "infra" / "limits.json").read_text())
+    assert single(package.files["locals.tf"]["locals"])["limits"] == '${jsondecode(file("${path.module}/limits.json"))}'
+
+
+def test_every_tfvars_key_is_a_declared_variable(package: Package) -> None:
+    variables = {name: body for block in package.files["variables.tf"]["variable"] for name, body in block.items()}
+    assert set(package.tfvars) <= set(variables)
+    assert set(variables) - set(package.tfvars) == {"alarm_email", "geo_block_countries"}
+    assert variables["alarm_email"]["default"] == ""
+    assert variables["geo_block_countries"]["default"] == []
+    assert variables["geo_block_countries"]["type"] == "${list(string)}"
+    assert variables["lambda_environment"]["type"] == "${map(string)}"
+    assert variables["require_api_key"]["type"] == "bool"
+    assert package.tfvars["function_name"] == "users-api-prod"
+    assert package.tfvars["lambda_environment"]["TABLE_NAME"] == package.tfvars["table_name"] == "users-api-prod"
+
+
+def test_stage_throttles_every_method_and_caches_none_by_default(package: Package) -> None:
+    everything = package.resource("aws_api_gateway_method_settings", "all")
+    assert everything["method_path"] == "*/*"
+    settings = single(everything["settings"])
+    assert package.value(settings["throttling_burst_limit"]) == package.limits["stage_throttle"]["burst_limit"] == 100
+    assert package.value(settings["throttling_rate_limit"]) == package.limits["stage_throttle"]["rate_limit"] == 50
+    assert settings["caching_enabled"] is False
+    assert settings["metrics_enabled"] is True
+    assert settings["logging_level"] == "ERROR"
+    assert settings["data_trace_enabled"] is False  # bodies are user data
+
+
+def _max_age(path: str) -> int:
+    with Client(app) as client:
+        header = client.http.get(path).headers["Cache-Control"]
+    match = re.search(r"max-age=(\d+)", header)
+    assert match and header.startswith("public")
+    return int(match.group(1))
+
+
+def test_only_public_routes_are_cached_for_as_long_as_the_app_says(package: Package) -> None:
+    assert set(package.of_type("aws_api_gateway_method_settings")) == {"all", "cached"}
+    cached = package.resource("aws_api_gateway_method_settings", "cached")
+    assert cached["for_each"] == "${local.cached_routes}"
+    assert cached["method_path"] == "${each.key}"
+    settings = single(cached["settings"])
+    assert settings["caching_enabled"] == "${var.api_cache}"
+    assert settings["cache_ttl_in_seconds"] == "${each.value.ttl_seconds}"
+    assert settings["cache_data_encrypted"] is True
+    assert package.value(settings["throttling_burst_limit"]) == 100
+    assert package.value(settings["throttling_rate_limit"]) == 50
+    # local.cached_routes keys each route as "<path without the leading slash>/<METHOD>".
+    assert 'trimprefix(route.path, "/")}/${route.method}' in package.locals()["cached_routes"]
+    routes = package.limits["cache"]["routes"]
+    ttls = {f"{route['path'].lstrip('/')}/{route['method']}": route["ttl_seconds"] for route in routes}
+    assert ttls == {"hello/GET": 60, "openapi.json/GET": 300}
+    assert not any(route["path"].startswith("/users") for route in routes)
+    assert ttls["hello/GET"] == _max_age("/hello")
+    assert ttls["openapi.json/GET"] == _max_age("/openapi.json")
+    paths = package.swagger()["paths"]
+    assert all("get" in paths[route["path"]] for route in routes)
+
+
+def test_stage_traces_logs_and_sizes_its_cache_from_limits(package: Package) -> None:
+    stage = package.resource("aws_api_gateway_stage", "api")
+    assert stage["stage_name"] == "${var.api_stage}"
+    assert stage["deployment_id"] == "${aws_api_gateway_deployment.rest_api.id}"
+    assert stage["xray_tracing_enabled"] is True
+    assert stage["cache_cluster_enabled"] == "${var.api_cache}"
+    assert stage["cache_cluster_size"] == "${var.api_cache ? local.limits.cache.cluster_size_gb : null}"
+    assert package.tfvars["api_cache"] is True
+    logs = single(stage["access_log_settings"])
+    assert logs["destination_arn"] == "${aws_cloudwatch_log_group.api_access.arn}"
+    assert logs["format"] == "${jsonencode(local.limits.access_log_format)}"
+    assert "$context.requestId" in package.limits["access_log_format"].values()
+    group = package.resource("aws_cloudwatch_log_group", "api_access")
+    assert group["name"] == "/aws/apigateway/${var.api_name}"
+    assert group["retention_in_days"] == "${var.api_log_retention_days}"
+    assert package.tfvars["api_log_retention_days"] == 30
+    execution = package.resource("aws_cloudwatch_log_group", "api_execution")
+    assert execution["name"] == "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.rest_api.id}/${var.api_stage}"
+    assert execution["retention_in_days"] == "${var.api_log_retention_days}"
+    for settings in package.of_type("aws_api_gateway_method_settings").values():
+        assert settings["depends_on"] == ["${aws_cloudwatch_log_group.api_execution}"]
+    account = package.resource("aws_api_gateway_account", "this")
+    assert account["cloudwatch_role_arn"] == "${aws_iam_role.api_gateway_cloudwatch.arn}"
+    attachment = package.resource("aws_iam_role_policy_attachment", "api_gateway_cloudwatch")
+    assert attachment["policy_arn"].endswith(":iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+
+
+def test_table_matches_the_schema_the_code_uses_and_is_protected(package: Package) -> None:
+    table = package.resource("aws_dynamodb_table", "users")
+    assert table["name"] == "${var.table_name}"
+    assert table["billing_mode"] == "PAY_PER_REQUEST"
+    assert [{"AttributeName": table["hash_key"], "KeyType": "HASH"}] == KEY_SCHEMA
+    attributes = [{"AttributeName": a["name"], "AttributeType": a["type"]} for a in table["attribute"]]
+    assert attributes == ATTRIBUTE_DEFINITIONS
+    indexes = [
+        {
+            "IndexName": index["name"],
+            "KeySchema": [{"AttributeName": index["hash_key"], "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": index["projection_type"]},
+        }
+        for index in table["global_secondary_index"]
+    ]
+    assert indexes == GLOBAL_SECONDARY_INDEXES
+    assert table["stream_enabled"] is True
+    assert table["stream_view_type"] == "NEW_AND_OLD_IMAGES"
+    assert single(table["point_in_time_recovery"])["enabled"] is True
+    assert single(table["server_side_encryption"])["enabled"] is True
+    assert table["deletion_protection_enabled"] is True
+    assert single(table["lifecycle"])["prevent_destroy"] is True
+
+
+def test_user_pool_is_admin_created_with_a_strong_password_policy(package: Package) -> None:
+    pool = package.resource("aws_cognito_user_pool", "users")  # the name the swagger's authorizer references
+    assert pool["name"] == "${var.user_pool_name}"
+    assert single(pool["password_policy"]) == {
+        "minimum_length": 12,
+        "require_uppercase": True,
+        "require_lowercase": True,
+        "require_numbers": True,
+        "require_symbols": True,
+        "temporary_password_validity_days": 3,
+    }
+    assert pool["username_attributes"] == ["email"]
+    assert pool["auto_verified_attributes"] == ["email"]
+    assert pool["deletion_protection"] == "ACTIVE"
+    assert single(pool["admin_create_user_config"])["allow_admin_create_user_only"] is True
+    recovery = single(single(pool["account_recovery_setting"])["recovery_mechanism"])
+    assert recovery == {"name": "verified_email", "priority": 1}
+    assert pool["mfa_configuration"] == "OPTIONAL"
+    assert single(pool["software_token_mfa_configuration"])["enabled"] is True
+    assert single(pool["lifecycle"])["prevent_destroy"] is True
+
+
+def test_pool_client_and_admin_group(package: Package) -> None:
+    client = package.resource("aws_cognito_user_pool_client", "api")
+    assert client["generate_secret"] is False
+    assert client["explicit_auth_flows"] == ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    assert client["prevent_user_existence_errors"] == "ENABLED"
+    assert client["enable_token_revocation"] is True
+    assert client["read_attributes"] == ["email", "email_verified"]
+    units = single(client["token_validity_units"])
+    assert (client["id_token_validity"], units["id_token"]) == (60, "minutes")
+    assert (client["refresh_token_validity"], units["refresh_token"]) == (30, "days")
+    assert package.resource("aws_cognito_user_group", "admins")["name"] == ADMIN_GROUP
+
+
+def test_cursor_secret_is_named_for_the_role_policy_and_generated(package: Package) -> None:
+    secret = package.resource("aws_secretsmanager_secret", "cursor")
+    assert secret["name"] == "${var.cursor_secret_name}"
+    assert package.tfvars["cursor_secret_name"] == "users-api/prod/cursor-secret"
+    policy = (PROJECT_DIR / ".chalice" / "policy-prod.json").read_text()
+    assert "secret:users-api/prod/cursor-secret-??????" in policy
+    value = package.resource("random_password", "cursor_secret")
+    assert value == {"length": 64, "special": False}
+    version = package.resource("aws_secretsmanager_secret_version", "cursor")
+    assert version["secret_string"] == "${random_password.cursor_secret.result}"
+
+
+def test_lambda_alias_log_group_and_provisioned_concurrency(package: Package) -> None:
+    alias = package.resource("aws_lambda_alias", "live")
+    assert alias["function_version"] == "${aws_lambda_function.api_handler.version}"
+    assert alias["name"] == "live"
+    group = package.resource("aws_cloudwatch_log_group", "api_handler")
+    assert group["name"] == "/aws/lambda/${var.function_name}"
+    assert group["retention_in_days"] == "${var.lambda_log_retention_days}"
+    assert package.tfvars["lambda_log_retention_days"] == 90
+    concurrency = package.resource("aws_lambda_provisioned_concurrency_config", "live")
+    assert concurrency["count"] == "${var.provisioned_concurrency > 0 ? 1 : 0}"
+    assert concurrency["qualifier"] == "${aws_lambda_alias.live.name}"
+
+
+def test_override_file_rewires_chalices_resources(package: Package) -> None:
+    function = package.override("aws_lambda_function", "api_handler")
+    assert function["publish"] is True
+    variables = single(function["environment"])["variables"]
+    assert variables.startswith("${merge(var.lambda_environment, {")
+    for name, reference in {
+        "USER_POOL_ID": "aws_cognito_user_pool.users.id",
+        "USER_POOL_CLIENT_ID": "aws_cognito_user_pool_client.api.id",
+        "USER_POOL_ARN": "aws_cognito_user_pool.users.arn",
+        "CURSOR_SECRET_ARN": "aws_secretsmanager_secret.cursor.arn",
+    }.items():
+        assert f"{name} = {reference}" in variables
+    assert package.override("aws_api_gateway_rest_api", "rest_api")["name"] == "${var.api_name}"
+    deployment = package.override("aws_api_gateway_deployment", "rest_api")
+    assert deployment["stage_name"] is None
+    assert deployment["stage_description"] is None
+    assert "local.chalice_api_swagger" in deployment["triggers"]["redeployment"]
+    assert "aws_api_gateway_gateway_response.api" in deployment["triggers"]["redeployment"]
+    assert single(deployment["lifecycle"])["create_before_destroy"] is True
+    output = single(package.files["chalice_override.tf"]["output"])
+    assert output["EndpointURL"]["value"] == "${aws_api_gateway_stage.api.invoke_url}"
+    providers = single(single(package.files["chalice_override.tf"]["terraform"])["required_providers"])
+    assert providers["aws"]["version"] == ">= 4.67, < 5"
+    # Each overridden block exists in Chalice's output, or Terraform rejects the override.
+    for kind, name in package.resources(overrides=True):
+        assert name in package.chalice["resource"][kind]
+
+
+def test_api_gateway_invokes_the_live_alias(package: Package) -> None:
+    permission = package.override("aws_lambda_permission", "rest_api_invoke")
+    assert permission["function_name"] == "${aws_lambda_function.api_handler.function_name}"
+    assert permission["qualifier"] == "${aws_lambda_alias.live.name}"
+    swagger = package.swagger()
+    uris = [
+        spec["x-amazon-apigateway-integration"]["uri"]
+        for methods in swagger["paths"].values()
+        for spec in methods.values()
+        if spec["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+    ]
+    routes = sum(len(methods) for methods in app.routes.values())
+    assert len(uris) == routes == 9
+    assert set(uris) == {ALIAS_INVOKE_ARN}
+    assert "aws_lambda_function.api_handler.invoke_arn" not in json.dumps(package.chalice)
+    authorizer = swagger["securityDefinitions"]["CognitoUserPool"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["providerARNs"] == ["${aws_cognito_user_pool.users.arn}"]
+
+
+def test_usage_plan_exists_exactly_when_the_stage_requires_api_keys(package: Package) -> None:
+    assert package.tfvars["require_api_key"] is True
+    assert package.tfvars["lambda_environment"]["REQUIRE_API_KEY"] == "true"
+    for kind, name in [
+        ("aws_api_gateway_usage_plan", "api"),
+        ("aws_api_gateway_api_key", "client"),
+        ("aws_api_gateway_usage_plan_key", "client"),
+    ]:
+        assert package.resource(kind, name)["count"] == "${var.require_api_key ? 1 : 0}"
+    plan = package.resource("aws_api_gateway_usage_plan", "api")
+    quota = single(plan["quota_settings"])
+    assert (package.value(quota["limit"]), package.value(quota["period"])) == (10000, "DAY")
+    throttle = single(plan["throttle_settings"])
+    assert (package.value(throttle["burst_limit"]), package.value(throttle["rate_limit"])) == (100, 50)
+    stage = single(plan["api_stages"])
+    assert stage == {
+        "api_id": "${aws_api_gateway_rest_api.rest_api.id}",
+        "stage": "${aws_api_gateway_stage.api.stage_name}",
+    }
+    key = package.resource("aws_api_gateway_usage_plan_key", "client")
+    assert key["usage_plan_id"] == "${aws_api_gateway_usage_plan.api[0].id}"
+    assert key["key_id"] == "${aws_api_gateway_api_key.client[0].id}"
+
+
+def test_gateway_responses_come_from_limits_with_the_stage_origin(package: Package) -> None:
+    responses = package.resource("aws_api_gateway_gateway_response", "api")
+    assert responses["for_each"] == "${local.limits.gateway_responses}"
+    assert responses["response_type"] == "${each.key}"
+    assert responses["status_code"] == "${try(each.value.status, null)}"
+    assert responses["response_templates"] == {"application/json": "${each.value.body}"}
+    parameters = responses["response_parameters"]
+    assert "'${var.cors_allow_origin}'" in parameters and "gatewayresponse.header.Vary" in parameters
+    assert "try(each.value.headers, {})" in parameters
+    limits = package.limits["gateway_responses"]
+    assert limits["MISSING_AUTHENTICATION_TOKEN"]["status"] == "404"  # unknown routes, as locally
+    assert limits["UNAUTHORIZED"]["headers"] == {"WWW-Authenticate": "'Bearer'"}
+    for response in limits.values():
+        json.loads(response["body"].replace("$context.error.messageString", '""'))
+
+
+def test_web_acl_is_attached_to_the_stage_when_the_stage_wants_one(package: Package) -> None:
+    assert package.tfvars["waf"] is True
+    for kind, name in [
+        ("aws_wafv2_web_acl", "api"),
+        ("aws_wafv2_web_acl_association", "api"),
+        ("aws_cloudwatch_log_group", "waf"),
+        ("aws_wafv2_web_acl_logging_configuration", "api"),
+    ]:
+        assert package.resource(kind, name)["count"] == "${var.waf ? 1 : 0}"
+    association = package.resource("aws_wafv2_web_acl_association", "api")
+    assert association["resource_arn"] == "${aws_api_gateway_stage.api.arn}"
+    assert association["web_acl_arn"] == "${aws_wafv2_web_acl.api[0].arn}"
+    logging = package.resource("aws_wafv2_web_acl_logging_configuration", "api")
+    redacted = [single(field["single_header"])["name"] for field in logging["redacted_fields"]]
+    assert "authorization" in redacted
+    assert package.resource("aws_cloudwatch_log_group", "waf")["name"] == "aws-waf-logs-${var.api_name}"
+
+
+def test_web_acl_rules(package: Package) -> None:
+    acl = package.resource("aws_wafv2_web_acl", "api")
+    assert acl["scope"] == "REGIONAL"
+    assert single(acl["default_action"]) == {"allow": [{}]}
+    rules = {rule["name"]: rule for rule in acl["rule"]}
+    assert set(rules) == {"RateLimitPerIp", "BodySizeLimit"}
+    rate = single(single(rules["RateLimitPerIp"]["statement"])["rate_based_statement"])
+    assert package.value(rate["limit"]) == package.limits["waf"]["rate_limit_per_ip"] == 2000
+    assert rate["aggregate_key_type"] == "IP"
+    block = single(single(single(rules["RateLimitPerIp"]["action"])["block"])["custom_response"])
+    assert block["response_code"] == 429
+    size = single(single(rules["BodySizeLimit"]["statement"])["size_constraint_statement"])
+    assert size["comparison_operator"] == "GT"
+    assert package.value(size["size"]) == package.limits["waf"]["max_body_bytes"]
+    assert package.limits["waf"]["max_body_bytes"] == int(package.tfvars["lambda_environment"]["MAX_BODY_BYTES"])
+    assert single(single(size["field_to_match"])["body"])["oversize_handling"] == "MATCH"
+    block = single(single(single(rules["BodySizeLimit"]["action"])["block"])["custom_response"])
+    assert block["response_code"] == 413
+    bodies = {body["key"] for body in acl["custom_response_body"]}
+    assert bodies == {"too-many-requests", "too-large"}
+
+    # Dynamic blocks: the geo rule only with countries to block, then one rule per managed group.
+    (geo_kind, geo), (managed_kind, managed) = (single(list(block.items())) for block in acl["dynamic"])
+    assert geo_kind == managed_kind == "rule"
+    assert geo["for_each"] == "${length(var.geo_block_countries) > 0 ? [var.geo_block_countries] : []}"
+    assert single(single(geo["content"])["statement"])["geo_match_statement"] == [{"country_codes": "${rule.value}"}]
+    assert managed["for_each"] == "${local.limits.waf.managed_rule_groups}"
+    content = single(managed["content"])
+    statement = single(single(content["statement"])["managed_rule_group_statement"])
+    assert statement == {"name": "${rule.value}", "vendor_name": "AWS"}
+    assert single(content["override_action"]) == {"none": [{}]}
+    assert package.limits["waf"]["managed_rule_groups"] == [
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesSQLiRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+    ]
+
+
+def test_five_alarms_notify_the_topic(package: Package) -> None:
+    alarms = package.of_type("aws_cloudwatch_metric_alarm")
+    assert len(alarms) == 5
+    assert package.locals()["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
+    for alarm in alarms.values():
+        assert alarm["alarm_actions"] == alarm["ok_actions"] == "${local.alarm_actions}"
+        assert alarm["treat_missing_data"] == "notBreaching"
+        assert alarm["comparison_operator"] == "GreaterThanThreshold"
+    metrics = {name: (alarm.get("namespace"), alarm.get("metric_name")) for name, alarm in alarms.items()}
+    assert metrics == {
+        "lambda_errors": ("AWS/Lambda", "Errors"),
+        "lambda_throttles": ("AWS/Lambda", "Throttles"),
+        "api_5xx_rate": ("AWS/ApiGateway", "5XXError"),
+        "api_latency_p99": ("AWS/ApiGateway", "Latency"),
+        "dynamodb_throttles": (None, None),  # metric math, below
+    }
+    limits = package.limits["alarms"]
+    assert package.value(alarms["lambda_errors"]["threshold"]) == limits["lambda_errors"]["threshold"] == 10
+    assert package.value(alarms["lambda_throttles"]["threshold"]) == 0
+    rate = alarms["api_5xx_rate"]
+    assert rate["statistic"] == "Average"
+    assert package.value(rate["threshold"]) == 0.05
+    assert rate["dimensions"] == {"ApiName": "${var.api_name}", "Stage": "${var.api_stage}"}
+    latency = alarms["api_latency_p99"]
+    assert latency["extended_statistic"] == "p99" and "statistic" not in latency
+    assert package.value(latency["threshold"]) == 2000
+    assert package.value(latency["evaluation_periods"]) == 3
+    subscription = package.resource("aws_sns_topic_subscription", "alarm_email")
+    assert subscription["count"] == '${var.alarm_email != "" ? 1 : 0}'
+    assert subscription["endpoint"] == "${var.alarm_email}"
+
+
+def test_dynamodb_alarm_sums_every_listed_operation(package: Package) -> None:
+    alarm = package.resource("aws_cloudwatch_metric_alarm", "dynamodb_throttles")
+    per_operation = single(alarm["dynamic"])["metric_query"]
+    assert package.value(per_operation["for_each"]) == [
+        "GetItem",
+        "Scan",
+        "TransactWriteItems",
+        "UpdateItem",
+    ]
+    assert per_operation["for_each"] == "${local.alarms.dynamodb_throttled_requests.operations}"
+    assert package.locals()["alarms"] == "${local.limits.alarms}"
+    content = single(per_operation["content"])
+    metric = single(content["metric"])
+    assert metric["metric_name"] == "ThrottledRequests"
+    assert metric["dimensions"] == {
+        "TableName": "${aws_dynamodb_table.users.name}",
+        "Operation": "${metric_query.value}",
+    }
+    assert content["return_data"] is False
+    total = single(alarm["metric_query"])
+    assert total["expression"] == "SUM(METRICS())"
+    assert total["return_data"] is True
+
+
+def test_outputs(package: Package) -> None:
+    outputs = {name: body["value"] for block in package.files["outputs.tf"]["output"] for name, body in block.items()}
+    assert outputs == {
+        "ApiEndpoint": "${aws_api_gateway_stage.api.invoke_url}",
+        "UsersTableName": "${aws_dynamodb_table.users.name}",
+        "FunctionArn": "${aws_lambda_function.api_handler.arn}",
+        "UserPoolId": "${aws_cognito_user_pool.users.id}",
+        "UserPoolClientId": "${aws_cognito_user_pool_client.api.id}",
+        "CursorSecretArn": "${aws_secretsmanager_secret.cursor.arn}",
+        "AlarmTopicArn": "${aws_sns_topic.alarms.arn}",
+        "ApiKeyId": "${one(aws_api_gateway_api_key.client[*].id)}",
+    }
+
+
+def test_everything_taggable_carries_the_stage_tags(package: Package) -> None:
+    taggable = {key: body for key, body in package.resources().items() if key[0] not in UNTAGGED}
+    assert len(taggable) >= 15
+    assert {key: body.get("tags") for key, body in taggable.items()} == dict.fromkeys(taggable, "${var.tags}")
+    assert package.override("aws_iam_role", "api_handler_role")["tags"] == "${var.tags}"
+    assert package.override("aws_api_gateway_rest_api", "rest_api")["tags"] == "${var.tags}"
+    assert package.tfvars["tags"] == {"project": "users-api", "environment": "prod"}
