@@ -9,6 +9,7 @@ from typing import Any
 
 from chalicelib.config import ADMIN_GROUP
 from chalicelib.table_schema import create_table_kwargs
+from infra.stages import load_limits
 
 ADMIN_EMAIL = "admin@example.com"
 MEMBER_EMAIL = "member@example.com"
@@ -81,27 +82,20 @@ def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_ur
     cursor_secret_arn = _client("secretsmanager", endpoint, region).create_secret(
         Name="users-api/local/cursor-secret", SecretString=secrets.token_urlsafe(48)
     )["ARN"]
+    # The pool and client as deployed (infra/limits.json), so local logins behave like real ones.
+    limits = load_limits()
     idp = _client("cognito-idp", endpoint, region)
     pool_id = idp.create_user_pool(
         PoolName="users-api-local",
         UsernameAttributes=["email"],
         AutoVerifiedAttributes=["email"],
-        Policies={
-            "PasswordPolicy": {
-                "MinimumLength": 12,
-                "RequireUppercase": True,
-                "RequireLowercase": True,
-                "RequireNumbers": True,
-                "RequireSymbols": True,
-            }
-        },
+        Policies={"PasswordPolicy": limits["password_policy"]},
     )["UserPool"]["Id"]
     client_id = idp.create_user_pool_client(
         UserPoolId=pool_id,
         ClientName="users-api-local",
         GenerateSecret=False,
-        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-        ReadAttributes=["email", "email_verified"],
+        **limits["user_pool_client"],
     )["UserPoolClient"]["ClientId"]
     idp.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP, Description="May manage every user")
     admin_password, member_password = new_password(), new_password()

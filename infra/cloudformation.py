@@ -90,7 +90,7 @@ def _conditions(stage: Stage) -> Json:
     return conditions
 
 
-def _data(stage: Stage) -> Json:
+def _data(stage: Stage, limits: Json) -> Json:
     """Stateful resources: kept when the stack is deleted or a change would replace them."""
     retain = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
     return {
@@ -119,16 +119,7 @@ def _data(stage: Stage) -> Json:
                 "UsernameConfiguration": {"CaseSensitive": False},
                 "AutoVerifiedAttributes": ["email"],
                 "Schema": [{"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True}],
-                "Policies": {
-                    "PasswordPolicy": {
-                        "MinimumLength": 12,
-                        "RequireUppercase": True,
-                        "RequireLowercase": True,
-                        "RequireNumbers": True,
-                        "RequireSymbols": True,
-                        "TemporaryPasswordValidityDays": 3,
-                    }
-                },
+                "Policies": {"PasswordPolicy": limits["password_policy"]},
                 # Users are created by admins (POST /users is a profile, the login is Cognito's).
                 "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True},
                 "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]},
@@ -144,10 +135,9 @@ def _data(stage: Stage) -> Json:
                 "ClientName": stage.api_name,
                 "UserPoolId": _ref("UserPool"),
                 "GenerateSecret": False,
-                "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+                **limits["user_pool_client"],
                 "PreventUserExistenceErrors": "ENABLED",
                 "EnableTokenRevocation": True,
-                "ReadAttributes": ["email", "email_verified"],
                 "AccessTokenValidity": 60,
                 "IdTokenValidity": 60,
                 "RefreshTokenValidity": 30,
@@ -597,7 +587,7 @@ def _outputs(stage: Stage) -> Json:
 
 def merge_template(stage: Stage) -> Json:
     limits = load_limits()
-    resources: Json = {**_data(stage), **_function(stage), **_api(stage, limits), **_monitoring(stage, limits)}
+    resources: Json = {**_data(stage, limits), **_function(stage), **_api(stage, limits), **_monitoring(stage, limits)}
     if stage.require_api_key:
         resources.update(_usage_plan(stage, limits))
     if stage.waf:
@@ -614,7 +604,7 @@ def base_template(stage: Stage) -> Json:
     """A stand-alone stack for the `chalice deploy` path, which creates only the function, role
     and API: the table, pool, secret and the function's log group (with its retention)."""
     resources = {
-        **_data(stage),
+        **_data(stage, load_limits()),
         "FunctionLogGroup": _log_group(f"/aws/lambda/{stage.function_name}", stage.lambda_log_retention_days, stage),
     }
     outputs = {

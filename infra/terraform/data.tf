@@ -68,12 +68,12 @@ resource "aws_cognito_user_pool" "users" {
   }
 
   password_policy {
-    minimum_length                   = 12
-    require_uppercase                = true
-    require_lowercase                = true
-    require_numbers                  = true
-    require_symbols                  = true
-    temporary_password_validity_days = 3
+    minimum_length                   = local.limits.password_policy.MinimumLength
+    require_uppercase                = local.limits.password_policy.RequireUppercase
+    require_lowercase                = local.limits.password_policy.RequireLowercase
+    require_numbers                  = local.limits.password_policy.RequireNumbers
+    require_symbols                  = local.limits.password_policy.RequireSymbols
+    temporary_password_validity_days = local.limits.password_policy.TemporaryPasswordValidityDays
   }
 
   # Accounts are created by admins; nobody signs themselves up.
@@ -107,10 +107,10 @@ resource "aws_cognito_user_pool_client" "api" {
 
   # A public client (browsers, CLIs): a secret could not be kept.
   generate_secret               = false
-  explicit_auth_flows           = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+  explicit_auth_flows           = local.limits.user_pool_client.ExplicitAuthFlows
   prevent_user_existence_errors = "ENABLED"
   enable_token_revocation       = true
-  read_attributes               = ["email", "email_verified"]
+  read_attributes               = local.limits.user_pool_client.ReadAttributes
 
   access_token_validity  = 60
   id_token_validity      = 60

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA
 from infra.packaging import package_cloudformation
 from infra.policies import policy_document
 from infra.stages import DEPLOYED_STAGES, load_stage
+from tests.support.cache_headers import public_max_age
 
 Template = dict[str, Any]
 
@@ -221,14 +220,6 @@ def test_access_logs_are_json_with_the_guides_fields_kept_30_days(prod: Template
     assert props(prod, "ApiGatewayAccount")["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}
 
 
-def _max_age(path: str) -> int:
-    with Client(app) as client:
-        header = client.http.get(path).headers["Cache-Control"]
-    match = re.search(r"max-age=(\d+)", header)
-    assert match and header.startswith("public")
-    return int(match.group(1))
-
-
 def test_cache_is_on_only_for_responses_that_are_the_same_for_every_caller(prod: Template) -> None:
     api = props(prod, "RestAPI")
     assert api["CacheClusterEnabled"] is True
@@ -239,8 +230,8 @@ def test_cache_is_on_only_for_responses_that_are_the_same_for_every_caller(prod:
     assert set(cached) == {("/~1hello", "GET"), ("/~1openapi.json", "GET")}
     assert all(s["CacheDataEncrypted"] for s in cached.values())
     # The gateway keeps a response exactly as long as the app tells browsers to.
-    assert cached[("/~1hello", "GET")]["CacheTtlInSeconds"] == _max_age("/hello")
-    assert cached[("/~1openapi.json", "GET")]["CacheTtlInSeconds"] == _max_age("/openapi.json")
+    assert cached[("/~1hello", "GET")]["CacheTtlInSeconds"] == public_max_age("/hello")
+    assert cached[("/~1openapi.json", "GET")]["CacheTtlInSeconds"] == public_max_age("/openapi.json")
 
 
 def test_dev_runs_without_a_cache(templates: dict[str, Template]) -> None:
