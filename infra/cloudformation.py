@@ -223,34 +223,25 @@ def _method_path(path: str) -> str:
 
 
 def _method_settings(stage: Stage, limits: Json) -> list[Json]:
-    throttle = {
+    # A method-level entry replaces the stage-wide one for that method, so each restates it all.
+    common = {
+        "MetricsEnabled": True,
+        "LoggingLevel": "ERROR",
+        # Data traces would log request and response bodies: user data.
+        "DataTraceEnabled": False,
         "ThrottlingBurstLimit": limits["stage_throttle"]["burst_limit"],
         "ThrottlingRateLimit": limits["stage_throttle"]["rate_limit"],
     }
-    settings: list[Json] = [
-        {
-            "ResourcePath": "/*",
-            "HttpMethod": "*",
-            "MetricsEnabled": True,
-            "LoggingLevel": "ERROR",
-            # Data traces would log request and response bodies: user data.
-            "DataTraceEnabled": False,
-            "CachingEnabled": False,
-            **throttle,
-        }
-    ]
+    settings: list[Json] = [{"ResourcePath": "/*", "HttpMethod": "*", "CachingEnabled": False, **common}]
     if stage.api_cache:
         settings += [
             {
                 "ResourcePath": _method_path(route["path"]),
                 "HttpMethod": route["method"],
-                "MetricsEnabled": True,
-                "LoggingLevel": "ERROR",
-                "DataTraceEnabled": False,
                 "CachingEnabled": True,
                 "CacheTtlInSeconds": route["ttl_seconds"],
                 "CacheDataEncrypted": True,
-                **throttle,
+                **common,
             }
             for route in limits["cache"]["routes"]
         ]
@@ -459,13 +450,14 @@ def _waf(stage: Stage, limits: Json) -> Json:
     }
 
 
-def _alarm(description: str, threshold: float, periods: int, metric: Json) -> Json:
+def _alarm(description: str, spec: Json, metric: Json) -> Json:
+    periods = spec["evaluation_periods"]
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
             "AlarmDescription": description,
             "ComparisonOperator": "GreaterThanThreshold",
-            "Threshold": threshold,
+            "Threshold": spec["threshold"],
             "EvaluationPeriods": periods,
             "DatapointsToAlarm": periods,
             "TreatMissingData": "notBreaching",
@@ -481,18 +473,55 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
     function = [{"Name": "FunctionName", "Value": _ref("APIHandler")}]
     api = [{"Name": "ApiName", "Value": stage.api_name}, {"Name": "Stage", "Value": stage.api_stage}]
 
-    def simple(spec: Json, namespace: str, name: str, dimensions: list[Json], statistic: str) -> Json:
-        key = "ExtendedStatistic" if statistic.startswith("p") else "Statistic"
-        return {
-            "Namespace": namespace,
-            "MetricName": name,
-            "Dimensions": dimensions,
-            "Period": spec["period_seconds"],
-            key: statistic,
-        }
-
-    errors, throttles = alarms["lambda_errors"], alarms["lambda_throttles"]
-    rate, latency = alarms["api_5xx_rate"], alarms["api_p99_latency_ms"]
+    # logical id: (description, limits key, namespace, metric, dimensions, statistic)
+    single_metric = {
+        "LambdaErrorsAlarm": (
+            "Lambda errors above the threshold in 5 minutes",
+            "lambda_errors",
+            "AWS/Lambda",
+            "Errors",
+            function,
+            "Sum",
+        ),
+        "LambdaThrottlesAlarm": (
+            "Lambda throttled invocations",
+            "lambda_throttles",
+            "AWS/Lambda",
+            "Throttles",
+            function,
+            "Sum",
+        ),
+        "Api5xxRateAlarm": (
+            "Share of API responses that are 5XX",
+            "api_5xx_rate",
+            "AWS/ApiGateway",
+            "5XXError",
+            api,
+            "Average",
+        ),
+        "ApiLatencyP99Alarm": (
+            "API p99 latency (ms) high for 15 minutes",
+            "api_p99_latency_ms",
+            "AWS/ApiGateway",
+            "Latency",
+            api,
+            "p99",
+        ),
+    }
+    resources: Json = {
+        name: _alarm(
+            description,
+            alarms[key],
+            {
+                "Namespace": namespace,
+                "MetricName": metric,
+                "Dimensions": dimensions,
+                "Period": alarms[key]["period_seconds"],
+                ("ExtendedStatistic" if statistic.startswith("p") else "Statistic"): statistic,
+            },
+        )
+        for name, (description, key, namespace, metric, dimensions, statistic) in single_metric.items()
+    }
     dynamo = alarms["dynamodb_throttled_requests"]
     dynamo_metrics: list[Json] = [
         {
@@ -531,35 +560,9 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
             "Condition": "HasAlarmEmail",
             "Properties": {"TopicArn": _ref("AlarmTopic"), "Protocol": "email", "Endpoint": _ref("AlarmEmail")},
         },
-        "LambdaErrorsAlarm": _alarm(
-            "Lambda errors above the threshold in 5 minutes",
-            errors["threshold"],
-            errors["evaluation_periods"],
-            simple(errors, "AWS/Lambda", "Errors", function, "Sum"),
-        ),
-        "LambdaThrottlesAlarm": _alarm(
-            "Lambda throttled invocations",
-            throttles["threshold"],
-            throttles["evaluation_periods"],
-            simple(throttles, "AWS/Lambda", "Throttles", function, "Sum"),
-        ),
-        "Api5xxRateAlarm": _alarm(
-            "Share of API responses that are 5XX",
-            rate["threshold"],
-            rate["evaluation_periods"],
-            simple(rate, "AWS/ApiGateway", "5XXError", api, "Average"),
-        ),
-        "ApiLatencyP99Alarm": _alarm(
-            "API p99 latency (ms) high for 15 minutes",
-            latency["threshold"],
-            latency["evaluation_periods"],
-            simple(latency, "AWS/ApiGateway", "Latency", api, "p99"),
-        ),
+        **resources,
         "DynamoDbThrottlesAlarm": _alarm(
-            "DynamoDB throttled requests on the users table",
-            dynamo["threshold"],
-            dynamo["evaluation_periods"],
-            {"Metrics": dynamo_metrics},
+            "DynamoDB throttled requests on the users table", dynamo, {"Metrics": dynamo_metrics}
         ),
     }
 

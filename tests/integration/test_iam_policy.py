@@ -4,6 +4,7 @@ on moto is derived from the requests themselves and compared with each stage's p
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,6 +132,4 @@ def test_the_secret_read_is_the_one_the_policy_allows(monkeypatch: pytest.Monkey
     statement = next(s for s in policy_document(stage)["Statement"] if s["Sid"] == "CursorSecret")
     assert statement["Action"] == ["secretsmanager:GetSecretValue"]
     pattern = statement["Resource"].replace("*", "[^:]*").replace("?", ".")
-    import re
-
     assert re.fullmatch(pattern, arn)
