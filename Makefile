@@ -21,7 +21,7 @@ ifdef PASSWORD
 TOKEN_PASSWORD := --password "$(PASSWORD)"
 endif
 
-.PHONY: run token user test lint typecheck clean package package-tf base-template policies lint-infra
+.PHONY: run token user loadtest test lint typecheck clean package package-tf base-template policies lint-infra
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ token: $(STAMP) ## Print an ID token (admin by default; USER=... PASSWORD=... fo
 
 user: $(STAMP) ## Add a user to the running stack: make user EMAIL=... PASSWORD=... [ADMIN=1]
 	@$(BIN)/python -m devstack add-user --email "$(EMAIL)" --password "$(PASSWORD)" $(if $(ADMIN),--admin)
+
+loadtest: $(STAMP) ## 20 clients for 60 s on a fresh local stack, then checks nothing was lost (STACK_FILE=.local/stack.json: a running `make run`; CLIENTS=, DURATION=)
+	$(BIN)/python -m loadtest $(if $(STACK_FILE),--stack-file "$(STACK_FILE)") $(if $(CLIENTS),--clients $(CLIENTS)) $(if $(DURATION),--duration $(DURATION))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice, CognitoUserPoolAuthorizer, CORSConfig, Response  # type: ignore[attr-defined]
+from chalice import CognitoUserPoolAuthorizer, CORSConfig, Response  # type: ignore[attr-defined]
 
-from chalicelib import config, logs, pipeline
+from chalicelib import config, idempotency, logs, pipeline
 from chalicelib.access import require_admin, require_owner_or_admin
-from chalicelib.bootstrap import get_service
+from chalicelib.bootstrap import get_avatars, get_idempotency_store, get_service
+from chalicelib.chalice_app import ThreadSafeChalice
+from chalicelib.conditional import etag, none_match_hits, parse_if_match
 from chalicelib.errors import UserNotFound
 from chalicelib.http import handles_errors, json_response, parse_json_object
 from chalicelib.models import (
+    Revision,
+    User,
     is_valid_user_id,
+    parse_avatar_content_type,
     parse_limit,
     parse_new_user,
     parse_profile_changes,
@@ -22,7 +28,9 @@ from chalicelib.models import (
 )
 from chalicelib.pipeline import current_identity
 
-app = Chalice(app_name="users-api")
+CREATED, UPDATED = "User created successfully", "User updated successfully"
+
+app = ThreadSafeChalice(app_name="users-api")
 app.debug = False  # never a stack trace in a response
 logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
 
@@ -30,7 +38,7 @@ authorizer = CognitoUserPoolAuthorizer("CognitoUserPool", provider_arns=[config.
 cors = CORSConfig(
     allow_origin=config.cors_allow_origin(),
     allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "If-Match", "If-None-Match", "X-Correlation-Id"],
-    expose_headers=["ETag", "Location"],
+    expose_headers=["ETag", "Location", "Retry-After", idempotency.REPLAYED_HEADER],
     max_age=600,
 )
 _CORS_HEADERS = cors.get_access_control_headers()
@@ -68,6 +76,36 @@ def _known_id(user_id: str) -> str:
     return user_id
 
 
+def _user_response(user: User, message: str | None = None, status: int = 200) -> Response:
+    """A user, or a message with one, with its ETag (and its Location when created)."""
+    headers = {"ETag": etag(user)}
+    if status == 201:
+        headers["Location"] = _location(user.user_id)
+    body = public_user(user) if message is None else {"message": message, "user": public_user(user)}
+    return json_response(body, status, headers)
+
+
+def _readable(user: User) -> Response:
+    """The user, or 304 when If-None-Match names the version the client already has."""
+    if none_match_hits(_request().headers.get("if-none-match"), user):
+        return Response(body="", status_code=304, headers={"ETag": etag(user)})
+    return _user_response(user)
+
+
+def _if_match() -> tuple[Revision, ...] | None:
+    return parse_if_match(_request().headers.get("if-match"))
+
+
+def _once(operation: str, body: dict[str, Any], produce: Callable[[], Response]) -> Response:
+    """`produce()`, or with an Idempotency-Key, the response of its first run for this caller."""
+    headers = _request().headers
+    key = idempotency.parse_key(headers)
+    if key is None:
+        return produce()
+    request = {"body": body, "ifMatch": headers.get("if-match")}
+    return idempotency.run_once(get_idempotency_store(), current_identity().sub, key, operation, request, produce)
+
+
 @app.route("/hello", methods=["GET"], cors=cors)
 def hello() -> Response:
     body = {"message": "Hello from serverless!", "timestamp": app.lambda_context.aws_request_id}
@@ -85,9 +123,9 @@ def openapi_document() -> Response:
 @handles_errors
 def create_user() -> Response:
     require_admin(current_identity())
-    user = get_service().create_user(parse_new_user(_body()))
-    body = {"message": "User created successfully", "user": public_user(user)}
-    return json_response(body, 201, {"Location": _location(user.user_id)})
+    body = _body()
+    new = parse_new_user(body)
+    return _once("createUser", body, lambda: _user_response(get_service().create_user(new), CREATED, 201))
 
 
 @app.route("/users", methods=["GET"], **protected)
@@ -102,7 +140,7 @@ def list_users() -> Response:
 @app.route("/users/me", methods=["GET"], **protected)
 @handles_errors
 def get_profile() -> Response:
-    return json_response(public_user(get_service().get_user(current_identity().sub)))
+    return _readable(get_service().get_user(current_identity().sub))
 
 
 @app.route("/users/me", methods=["PUT"], **protected)
@@ -110,31 +148,51 @@ def get_profile() -> Response:
 def put_profile() -> Response:
     identity = current_identity()
     email = identity.email if identity.email_verified else None
-    user, created = get_service().put_profile(identity.sub, email, parse_profile_changes(_body()))
-    if created:
-        body = {"message": "User created successfully", "user": public_user(user)}
-        return json_response(body, 201, {"Location": _location(user.user_id)})
-    return json_response({"message": "User updated successfully", "user": public_user(user)})
+    body = _body()
+    changes, expected = parse_profile_changes(body), _if_match()
+
+    def save() -> Response:
+        user, created = get_service().put_profile(identity.sub, email, changes, expected)
+        return _user_response(user, CREATED, 201) if created else _user_response(user, UPDATED)
+
+    return _once("putProfile", body, save)
 
 
 @app.route("/users/{userId}", methods=["GET"], **protected)
 @handles_errors
 def get_user(userId: str) -> Response:  # noqa: N803 - Chalice passes the path parameter by name
     require_owner_or_admin(current_identity(), userId)
-    return json_response(public_user(get_service().get_user(_known_id(userId))))
+    return _readable(get_service().get_user(_known_id(userId)))
 
 
 @app.route("/users/{userId}", methods=["PUT"], **protected)
 @handles_errors
 def update_user(userId: str) -> Response:  # noqa: N803
     require_owner_or_admin(current_identity(), userId)
-    user = get_service().update_user(_known_id(userId), parse_user_changes(_body()))
-    return json_response({"message": "User updated successfully", "user": public_user(user)})
+    user_id, changes = _known_id(userId), parse_user_changes(_body())
+    return _user_response(get_service().update_user(user_id, changes, _if_match()), UPDATED)
 
 
 @app.route("/users/{userId}", methods=["DELETE"], **protected)
 @handles_errors
 def delete_user(userId: str) -> Response:  # noqa: N803
     require_admin(current_identity())
-    get_service().delete_user(_known_id(userId))
+    get_service().delete_user(_known_id(userId), _if_match())
     return json_response({"message": "User deleted successfully"})
+
+
+@app.route("/users/{userId}/avatar", methods=["POST"], **protected)
+@handles_errors
+def create_avatar_upload(userId: str) -> Response:  # noqa: N803
+    require_owner_or_admin(current_identity(), userId)
+    user_id, content_type = _known_id(userId), parse_avatar_content_type(_body())
+    get_service().get_user(user_id)  # 404 unless the user exists
+    upload = get_avatars().presigned_upload(user_id, content_type)
+    return json_response({"uploadUrl": upload.url, "fields": upload.fields, "fileKey": upload.key})
+
+
+@app.route("/users/{userId}/avatar", methods=["GET"], **protected)
+@handles_errors
+def get_avatar(userId: str) -> Response:  # noqa: N803
+    require_owner_or_admin(current_identity(), userId)
+    return json_response({"downloadUrl": get_avatars().download_url(_known_id(userId))})

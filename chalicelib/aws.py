@@ -6,6 +6,7 @@ embedded local stack is reached.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -17,6 +18,17 @@ MAX_ATTEMPTS = 3
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
+
+
+def _options(service: str) -> dict[str, Any]:
+    """Presigned S3 URLs must be SigV4 (botocore may still presign with SigV2) and name the
+    bucket's regional host (the global one can answer a young bucket's browser POST with a 307).
+    An emulator has no per-bucket host names: path style there."""
+    if service != "s3":
+        return {}
+    emulated = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    style = {"addressing_style": "path"} if emulated else {"addressing_style": "virtual"}
+    return {"signature_version": "s3v4", "s3": {**style, "us_east_1_regional_endpoint": "regional"}}
 
 
 def client(service: str) -> Any:
@@ -32,7 +44,9 @@ def client(service: str) -> Any:
             config = Config(
                 connect_timeout=CONNECT_TIMEOUT_S,
                 read_timeout=READ_TIMEOUT_S,
-                retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                # total_max_attempts counts the first attempt; botocore's max_attempts would not.
+                retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+                **_options(service),
             )
             _clients[service] = boto3.session.Session().client(service, config=config)
         return _clients[service]

@@ -46,6 +46,8 @@ class Settings:
     cursor_secret_arn: str
     jwks_url: str
     verify_tokens: bool
+    # Checked where avatars are used (chalicelib.avatars), so routes without avatars never need it.
+    avatar_bucket: str = ""
 
     @property
     def issuer(self) -> str:
@@ -107,6 +109,21 @@ def _cursor_secret(environ: Mapping[str, str], stage: str) -> tuple[str, str]:
     return secret or secrets.token_hex(32), ""
 
 
+def _jwks_url(environ: Mapping[str, str], stage: str, region: str, pool_id: str) -> str:
+    """Where signing keys come from: outside the local stages only ever the pool's own Cognito URL,
+    so no setting (an emulator endpoint, a stray JWKS_URL) can make the app trust other keys."""
+    cognito = f"https://cognito-idp.{region}.amazonaws.com/{pool_id}/.well-known/jwks.json"
+    configured = environ.get("JWKS_URL", "").strip()
+    if stage not in LOCAL_STAGES:
+        if configured and configured != cognito:
+            raise ConfigurationError(f"JWKS_URL must be {cognito} outside the local stages")
+        return cognito
+    if configured:
+        return configured
+    endpoint = environ.get("AWS_ENDPOINT_URL", "").strip().rstrip("/")
+    return f"{endpoint}/{pool_id}/.well-known/jwks.json" if endpoint else cognito
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environ = _env(environ)
     stage = environ.get("STAGE", "local")
@@ -114,11 +131,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     pool_id = _require(environ, "USER_POOL_ID")
     secret, secret_arn = _cursor_secret(environ, stage)
     verify = not running_in_lambda(environ)
-    jwks_url = environ.get("JWKS_URL", "")
-    if not jwks_url:
-        endpoint = environ.get("AWS_ENDPOINT_URL", "")
-        base = endpoint.rstrip("/") if endpoint else f"https://cognito-idp.{region}.amazonaws.com"
-        jwks_url = f"{base}/{pool_id}/.well-known/jwks.json"
+    jwks_url = _jwks_url(environ, stage, region, pool_id)
     return Settings(
         stage=stage,
         region=region,
@@ -130,6 +143,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cursor_secret_arn=secret_arn,
         jwks_url=jwks_url,
         verify_tokens=verify,
+        avatar_bucket=environ.get("AVATAR_BUCKET", "").strip(),
     )
 
 

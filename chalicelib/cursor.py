@@ -15,7 +15,9 @@ _VERSION = 1
 MAX_CURSOR_LEN = 512
 # Unpadded base64url, checked before decoding: the decoder would otherwise skip stray
 # characters and accept many spellings of one cursor.
-_CURSOR_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# Public: the OpenAPI document states this very pattern.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+_CURSOR_RE = re.compile(CURSOR_PATTERN)
 
 
 def _b64(data: bytes) -> str:

@@ -6,8 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import aws
-from chalicelib.errors import EmailAlreadyExists, ServiceUnavailable, UserAlreadyExists, UserNotFound
-from chalicelib.models import REMOVE, User, UserChanges, apply_changes, email_key
+from chalicelib.errors import (
+    EmailAlreadyExists,
+    PreconditionFailed,
+    ServiceUnavailable,
+    UserAlreadyExists,
+    UserNotFound,
+)
+from chalicelib.models import REMOVE, Revision, User, UserChanges, apply_changes, email_key
 from chalicelib.repository import EmailChangeRequired, StaleRecord
 from chalicelib.table_schema import EMAIL_KEY_PREFIX, LISTING_INDEX
 
@@ -24,6 +30,8 @@ _UNAVAILABLE_CODES = frozenset(
         "LimitExceededException",
     }
 )
+# Cancellation reasons of a transaction that say "not now" rather than "condition failed".
+_UNAVAILABLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
 
 
 def _s(value: str) -> dict[str, str]:
@@ -69,7 +77,7 @@ def item_to_user(item: Item) -> User | None:
     )
 
 
-def _error_code(exc: Exception) -> str:
+def error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
 
@@ -77,6 +85,61 @@ def _error_code(exc: Exception) -> str:
 def _cancellation_codes(exc: Exception) -> list[str]:
     response = getattr(exc, "response", None) or {}
     return [str(reason.get("Code", "None")) for reason in response.get("CancellationReasons", [])]
+
+
+def _cancelled(exc: Exception) -> list[str]:
+    """The cancellation reasons of a cancelled transaction; re-raises anything else.
+
+    A transaction throttled on one of its items is ServiceUnavailable, like a throttled call.
+    """
+    codes = _cancellation_codes(exc)
+    if error_code(exc) != "TransactionCanceledException" or not codes:
+        raise exc
+    if _UNAVAILABLE_REASONS.intersection(codes):
+        raise ServiceUnavailable() from exc
+    return codes
+
+
+def _revision_condition(
+    revisions: tuple[Revision, ...], names: dict[str, str], values: dict[str, Any], prefix: str = "r"
+) -> str:
+    """`(version = v AND createdAt = c) OR ...`: the item is one of these revisions."""
+    names.update({"#version": "version", "#createdAt": "createdAt"})
+    clauses = []
+    for index, revision in enumerate(revisions):
+        values[f":{prefix}v{index}"] = _n(revision.version)
+        values[f":{prefix}c{index}"] = _s(revision.created_at)
+        clauses.append(f"#version = :{prefix}v{index} AND #createdAt = :{prefix}c{index}")
+    # DynamoDB refuses redundant parentheses, so only a disjunction gets them.
+    if len(clauses) == 1:
+        return clauses[0]
+    return "(" + " OR ".join(f"({clause})" for clause in clauses) + ")"
+
+
+def _is_revision(revision: Revision) -> dict[str, Any]:
+    """Condition arguments of a transaction item: the stored item is exactly this revision."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    return {
+        "ConditionExpression": _revision_condition((revision,), names, values),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+def call(client: Any, operation: str, **kwargs: Any) -> Any:
+    """Run one DynamoDB call; failures that persist after botocore's retries (throttling,
+    5xx, timeouts, connection errors) become ServiceUnavailable. Anything else propagates."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return getattr(client, operation)(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) in _UNAVAILABLE_CODES:
+            raise ServiceUnavailable() from exc
+        raise
+    except BotoCoreError as exc:
+        raise ServiceUnavailable() from exc
 
 
 class DynamoUserRepository:
@@ -91,18 +154,7 @@ class DynamoUserRepository:
         return self._client
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        """Run one DynamoDB call; transient failures become ServiceUnavailable."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except ClientError as exc:
-            if _error_code(exc) in _UNAVAILABLE_CODES:
-                raise ServiceUnavailable() from exc
-            raise
-        except BotoCoreError as exc:
-            # Connection failures and timeouts, after the configured retries.
-            raise ServiceUnavailable() from exc
+        return call(self.client, operation, **kwargs)
 
     def get(self, user_id: str) -> User | None:
         result = self._call("get_item", TableName=self._table, Key={"userId": _s(user_id)}, ConsistentRead=True)
@@ -133,17 +185,26 @@ class DynamoUserRepository:
                 ],
             )
         except ClientError as exc:
-            codes = _cancellation_codes(exc)
-            if _error_code(exc) != "TransactionCanceledException" or len(codes) != 2:
-                raise
+            codes = _cancelled(exc)
             if codes[0] == "ConditionalCheckFailed":
                 raise UserAlreadyExists() from exc
             if codes[1] == "ConditionalCheckFailed":
                 raise EmailAlreadyExists() from exc
             raise ServiceUnavailable() from exc  # TransactionConflict and the like: retryable
 
-    def update(self, user_id: str, changes: UserChanges, now: str, *, expect_email_key: str | None = None) -> User:
+    def update(
+        self,
+        user_id: str,
+        changes: UserChanges,
+        now: str,
+        *,
+        expect_email_key: str | None = None,
+        expected: tuple[Revision, ...] | None = None,
+    ) -> User:
         from botocore.exceptions import ClientError
+
+        if expected is not None and not expected:
+            raise PreconditionFailed()
 
         names = {"#updatedAt": "updatedAt", "#version": "version"}
         values: dict[str, Any] = {":now": _s(now), ":one": _n(1)}
@@ -170,6 +231,8 @@ class DynamoUserRepository:
             names["#emailKey"] = "emailKey"
             values[":emailKey"] = _s(expect_email_key)
             condition += " AND #emailKey = :emailKey"
+        if expected is not None:
+            condition += " AND " + _revision_condition(expected, names, values)
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             result = self._call(
@@ -184,12 +247,14 @@ class DynamoUserRepository:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             old = exc.response.get("Item")
             current = item_to_user(old) if old else None
             if current is None:
                 raise UserNotFound() from exc
+            if expected is not None and current.revision not in expected:
+                raise PreconditionFailed() from exc
             raise EmailChangeRequired(current) from exc
         updated = item_to_user(result["Attributes"])
         assert updated is not None
@@ -205,9 +270,7 @@ class DynamoUserRepository:
                 "Put": {
                     "TableName": self._table,
                     "Item": user_to_item(updated),
-                    "ConditionExpression": "#version = :version",
-                    "ExpressionAttributeNames": {"#version": "version"},
-                    "ExpressionAttributeValues": {":version": _n(current.version)},
+                    **_is_revision(current.revision),
                 }
             }
         ]
@@ -233,9 +296,7 @@ class DynamoUserRepository:
         try:
             self._call("transact_write_items", TransactItems=items)
         except ClientError as exc:
-            codes = _cancellation_codes(exc)
-            if _error_code(exc) != "TransactionCanceledException" or not codes:
-                raise
+            codes = _cancelled(exc)
             if len(codes) == 3 and codes[2] == "ConditionalCheckFailed":
                 raise EmailAlreadyExists() from exc
             raise StaleRecord() from exc
@@ -252,9 +313,7 @@ class DynamoUserRepository:
                         "Delete": {
                             "TableName": self._table,
                             "Key": {"userId": _s(current.user_id)},
-                            "ConditionExpression": "#version = :version",
-                            "ExpressionAttributeNames": {"#version": "version"},
-                            "ExpressionAttributeValues": {":version": _n(current.version)},
+                            **_is_revision(current.revision),
                         }
                     },
                     {
@@ -268,8 +327,7 @@ class DynamoUserRepository:
                 ],
             )
         except ClientError as exc:
-            if _error_code(exc) != "TransactionCanceledException":
-                raise
+            _cancelled(exc)
             raise StaleRecord() from exc
 
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:

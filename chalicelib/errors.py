@@ -40,6 +40,10 @@ class RouteNotFound(AppError):
     message = "Not found"
 
 
+class AvatarNotFound(AppError):
+    message = "No avatar uploaded for this user"
+
+
 class EmailAlreadyExists(AppError):
     message = "Email already in use"
 
@@ -54,6 +58,24 @@ class ConcurrentModification(AppError):
     """The record changed between our read and our conditional write, more than we retry."""
 
     message = "The user was modified concurrently; retry the request"
+
+
+class PreconditionFailed(AppError):
+    """If-Match named a version of the user that is no longer (or never was) the stored one."""
+
+    message = "The user has changed since you read it (ETag mismatch); read it again and retry"
+
+
+class IdempotencyKeyReused(AppError):
+    """The Idempotency-Key was first used with another request body or operation."""
+
+    message = "This Idempotency-Key was already used with a different request"
+
+
+class IdempotentRequestInFlight(AppError):
+    """A request with the same Idempotency-Key is still being processed."""
+
+    message = "A request with this Idempotency-Key is still in progress; retry later"
 
 
 class PayloadTooLarge(AppError):

@@ -19,6 +19,8 @@ PAGE_DEFAULT = 50
 PAGE_MAX = 100
 E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
 USER_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+# Image types an avatar may have; the upload policy pins the one the client names.
+AVATAR_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
 # C0 and C1 controls and the Unicode line separators: none belongs in a name, and C1's
 # \x9b can start a terminal escape sequence in whatever later prints the value.
 CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
@@ -56,6 +58,15 @@ class UserChanges:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """One state of a user record: its version, and its creation time, which tells a user
+    deleted and created again under the same id (a profile) from the earlier one."""
+
+    version: int
+    created_at: str
+
+
+@dataclass(frozen=True)
 class User:
     """A stored user record."""
 
@@ -66,6 +77,10 @@ class User:
     updated_at: str
     version: int
     phone: str | None = None
+
+    @property
+    def revision(self) -> Revision:
+        return Revision(self.version, self.created_at)
 
 
 def apply_changes(current: User, changes: UserChanges, now: str) -> User:
@@ -191,6 +206,18 @@ def parse_profile_changes(body: dict[str, Any]) -> UserChanges:
     if changes.is_empty():
         raise ValidationError("Provide at least one of: name, phone")
     return changes
+
+
+def parse_avatar_content_type(body: dict[str, Any]) -> str:
+    """`POST /users/{id}/avatar`: the image type the upload will have."""
+    fields = _Fields(body, ("contentType",))
+    value = body.get("contentType")
+    if "contentType" not in body:
+        fields.fail("contentType", "is required")
+    elif not isinstance(value, str) or value not in AVATAR_CONTENT_TYPES:
+        fields.fail("contentType", f"must be one of {', '.join(AVATAR_CONTENT_TYPES)}")
+    fields.done()
+    return str(value)
 
 
 def parse_limit(raw: str | None, default: int = PAGE_DEFAULT, maximum: int = PAGE_MAX) -> int:

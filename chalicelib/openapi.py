@@ -1,12 +1,20 @@
-"""The OpenAPI 3 description of the API, built on first request."""
+"""The OpenAPI 3.1 description of the API, built on first request.
+
+Every bound and pattern comes from the constant the server checks against, so the document
+cannot drift from the code (tests/unit/test_openapi.py proves they accept the same values, and
+tests/e2e/test_contract.py runs Schemathesis against the running stack with this document).
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from chalicelib.cursor import MAX_CURSOR_LEN
+from chalicelib import avatars, idempotency
+from chalicelib.conditional import MAX_TAG_CHARS, MAX_TAGS
+from chalicelib.cursor import CURSOR_PATTERN, MAX_CURSOR_LEN
 from chalicelib.models import (
+    AVATAR_CONTENT_TYPES,
     CONTROL_CHARS,
     E164_PATTERN,
     EMAIL_MAX,
@@ -16,31 +24,47 @@ from chalicelib.models import (
     USER_ID_PATTERN,
 )
 
+# RFC 9110 entity tags as chalicelib.conditional reads them: an optional weak prefix, a quoted
+# opaque tag of at most MAX_TAG_CHARS visible characters other than the double quote.
+_ENTITY_TAG = rf'(?:W/)?"[\x21\x23-\x7e]{{0,{MAX_TAG_CHARS}}}"'
+_LISTED_TAG = rf"[ \t]*{_ENTITY_TAG}[ \t]*"
+# `*`, or 1 to MAX_TAGS entity tags separated by commas (a trailing comma is tolerated, as there).
+IF_MATCH_PATTERN = rf"^(?:[ \t]*\*[ \t]*|{_LISTED_TAG}(?:,{_LISTED_TAG}){{0,{MAX_TAGS - 1}}},?)$"
+# The ETags the API sends are strong: never the W/ prefix.
+ETAG_PATTERN = rf'^"[\x21\x23-\x7e]{{1,{MAX_TAG_CHARS}}}"$'
+
 _ERROR_TEXT = {
-    "400": "Invalid input: malformed JSON, wrong or unknown fields, bad limit or cursor",
+    "400": "Invalid input: malformed JSON, wrong or unknown fields, bad limit, cursor or header",
     "401": "Missing, malformed, forged, expired or unverifiable token",
     "403": "Signed in but not allowed",
-    "404": "No such user",
-    "409": "Email already used by another user, or a concurrent change won",
+    "404": "No such user (or, for an avatar read, no avatar uploaded)",
+    "409": "Email already used by another user, a concurrent change won, or a request with this "
+    "Idempotency-Key is still in progress",
+    "412": "If-Match names no current version of the user: read it again (new ETag) and retry",
     "413": "Request body above the configured limit",
     "415": "Request body is not application/json",
-    "503": "DynamoDB unavailable after retries; retry after the Retry-After delay",
+    "422": "This Idempotency-Key was already used with a different request (body or If-Match)",
+    "503": "A dependency (DynamoDB, S3) is unavailable after retries; retry after the Retry-After delay",
 }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
 
 
-def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+def _headers(*names: str) -> dict[str, Any]:
+    return {name: _ref(name, "headers") for name in names}
+
+
+def _json(schema: dict[str, Any], description: str, headers: tuple[str, ...] = ()) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
     if headers:
-        response["headers"] = headers
+        response["headers"] = _headers(*headers)
     return response
 
 
 def _errors(*codes: str) -> dict[str, Any]:
-    return {code: {"$ref": f"#/components/responses/E{code}"} for code in codes}
+    return {code: _ref(f"E{code}", "responses") for code in sorted(codes)}
 
 
 def _op(
@@ -49,25 +73,76 @@ def _op(
     responses: dict[str, Any],
     body: str | None = None,
     secure: bool = True,
-    parameters: list[dict[str, Any]] | None = None,
+    parameters: tuple[str, ...] = (),
+    query: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": op_id, "summary": summary, "responses": responses}
     op["security"] = [{"cognito": []}] if secure else []
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
-    if parameters:
-        op["parameters"] = parameters
+    listed = [_ref(name, "parameters") for name in parameters] + (query or [])
+    if listed:
+        op["parameters"] = listed
     return op
 
 
-_USER_ID = {
-    "name": "userId",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": USER_ID_PATTERN},
-}
-_LOCATION = {"Location": {"description": "Path of the created user", "schema": {"type": "string"}}}
 _WRITE = ("400", "401", "413", "415", "503")
+_NOT_MODIFIED = {"description": "If-None-Match names the current version; no body", "headers": _headers("ETag")}
+
+
+def _parameters() -> dict[str, Any]:
+    return {
+        "UserId": {
+            "name": "userId",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": USER_ID_PATTERN},
+        },
+        "IfMatch": {
+            "name": "If-Match",
+            "in": "header",
+            "description": f"Write only if the user is still at this version: `*` or up to {MAX_TAGS} ETags from an "
+            "earlier response (compared strongly: a weak tag never matches). Malformed: 400; no match: 412.",
+            "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+        },
+        "IfNoneMatch": {
+            "name": "If-None-Match",
+            "in": "header",
+            "description": "ETags the client already has (or `*`): 304 without a body when one names the current "
+            "version (compared weakly). A malformed value is ignored.",
+            "schema": {"type": "string"},
+        },
+        "IdempotencyKey": {
+            "name": idempotency.HEADER,
+            "in": "header",
+            "description": "Makes a retry safe: the same key with the same request gets the first response again "
+            f"(with `{idempotency.REPLAYED_HEADER}: true`); with another body or If-Match 422; while the first is "
+            f"still in progress 409. Keys are the caller's own and expire after {idempotency.RECORD_TTL_S // 3600} "
+            "hours.",
+            "schema": {"type": "string", "pattern": idempotency.KEY_PATTERN},
+        },
+    }
+
+
+def _response_headers() -> dict[str, Any]:
+    return {
+        "ETag": {
+            "description": "Strong, opaque tag of this version of the user, for If-Match and If-None-Match",
+            "required": True,
+            "schema": {"type": "string", "pattern": ETAG_PATTERN},
+        },
+        "Location": {"description": "Path of the created user", "required": True, "schema": {"type": "string"}},
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        },
+        idempotency.REPLAYED_HEADER: {
+            "description": "Present when this is the stored response to an earlier request with the same "
+            "Idempotency-Key",
+            "schema": {"type": "string", "enum": ["true"]},
+        },
+    }
 
 
 def _schemas() -> dict[str, Any]:
@@ -101,6 +176,7 @@ def _schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "required": ["name", "email"],
             "properties": {"name": name, "email": email, "phone": phone},
+            "examples": [{"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+14155550123"}],
         },
         "UserUpdate": {
             "type": "object",
@@ -108,6 +184,7 @@ def _schemas() -> dict[str, Any]:
             "minProperties": 1,
             "properties": {"name": name, "email": email, "phone": {"oneOf": [phone, {"type": "null"}]}},
             "description": "Partial update; phone null removes the phone.",
+            "examples": [{"name": "Ada King"}, {"phone": None}],
         },
         "ProfileUpdate": {
             "type": "object",
@@ -115,6 +192,7 @@ def _schemas() -> dict[str, Any]:
             "minProperties": 1,
             "properties": {"name": name, "phone": {"oneOf": [phone, {"type": "null"}]}},
             "description": "The first PUT creates the profile and requires name; the email comes from the token.",
+            "examples": [{"name": "Ada Lovelace", "phone": "+14155550123"}],
         },
         "UserEnvelope": {
             "type": "object",
@@ -129,6 +207,33 @@ def _schemas() -> dict[str, Any]:
                 "count": {"type": "integer", "minimum": 0},
                 "nextCursor": {"type": ["string", "null"]},
             },
+        },
+        "AvatarRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["contentType"],
+            "properties": {"contentType": {"type": "string", "enum": list(AVATAR_CONTENT_TYPES)}},
+            "examples": [{"contentType": AVATAR_CONTENT_TYPES[0]}],
+        },
+        "AvatarUpload": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["uploadUrl", "fields", "fileKey"],
+            "description": f"A presigned S3 POST: send `fields` then the file (at most {avatars.MAX_BYTES} bytes, "
+            f"of the requested content type) as multipart/form-data to `uploadUrl` within "
+            f"{avatars.UPLOAD_EXPIRES_S // 60} minutes. A new upload replaces the previous avatar.",
+            "properties": {
+                "uploadUrl": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "fileKey": {"type": "string"},
+            },
+        },
+        "AvatarDownload": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["downloadUrl"],
+            "description": f"A presigned S3 GET, valid for {avatars.DOWNLOAD_EXPIRES_S // 60} minutes.",
+            "properties": {"downloadUrl": {"type": "string"}},
         },
         "Message": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
         "Hello": {
@@ -153,86 +258,122 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _paths() -> dict[str, Any]:
+    envelope = _ref("UserEnvelope")
+    replayed = idempotency.REPLAYED_HEADER
+    return {
+        "/hello": {"get": _op("hello", "Liveness greeting", {"200": _json(_ref("Hello"), "Greeting")}, secure=False)},
+        "/openapi.json": {
+            "get": _op("openapi", "This document", {"200": _json({"type": "object"}, "OpenAPI document")}, secure=False)
+        },
+        "/users": {
+            "post": _op(
+                "createUser",
+                "Create a user (admins)",
+                {
+                    "201": _json(envelope, "Created", ("ETag", "Location", replayed)),
+                    **_errors(*_WRITE, "403", "409", "422"),
+                },
+                body="NewUser",
+                parameters=("IdempotencyKey",),
+            ),
+            "get": _op(
+                "listUsers",
+                "List users, a page at a time (admins)",
+                {"200": _json(_ref("UserList"), "A page of users"), **_errors("400", "401", "403", "503")},
+                query=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT},
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "description": "The nextCursor of the previous page, as given: opaque and signed, so any "
+                        "other value gets 400.",
+                        "schema": {"type": "string", "maxLength": MAX_CURSOR_LEN, "pattern": CURSOR_PATTERN},
+                    },
+                ],
+            ),
+        },
+        "/users/me": {
+            "get": _op(
+                "getProfile",
+                "Your own profile",
+                {
+                    "200": _json(_ref("User"), "Your profile", ("ETag",)),
+                    "304": _NOT_MODIFIED,
+                    **_errors("401", "404", "503"),
+                },
+                parameters=("IfNoneMatch",),
+            ),
+            "put": _op(
+                "putProfile",
+                "Create (first call) or update your own profile",
+                {
+                    "200": _json(envelope, "Updated", ("ETag", replayed)),
+                    "201": _json(envelope, "Created", ("ETag", "Location", replayed)),
+                    **_errors(*_WRITE, "403", "409", "412", "422"),
+                },
+                body="ProfileUpdate",
+                parameters=("IfMatch", "IdempotencyKey"),
+            ),
+        },
+        "/users/{userId}": {
+            "get": _op(
+                "getUser",
+                "A user (admins, or the owner)",
+                {
+                    "200": _json(_ref("User"), "The user", ("ETag",)),
+                    "304": _NOT_MODIFIED,
+                    **_errors("401", "403", "404", "503"),
+                },
+                parameters=("UserId", "IfNoneMatch"),
+            ),
+            "put": _op(
+                "updateUser",
+                "Partially update a user (admins, or the owner)",
+                {"200": _json(envelope, "Updated", ("ETag",)), **_errors(*_WRITE, "403", "404", "409", "412")},
+                body="UserUpdate",
+                parameters=("UserId", "IfMatch"),
+            ),
+            "delete": _op(
+                "deleteUser",
+                "Delete a user (admins)",
+                {"200": _json(_ref("Message"), "Deleted"), **_errors("400", "401", "403", "404", "409", "412", "503")},
+                parameters=("UserId", "IfMatch"),
+            ),
+        },
+        "/users/{userId}/avatar": {
+            "post": _op(
+                "createAvatarUpload",
+                "A presigned form to upload the user's avatar (admins, or the owner)",
+                {"200": _json(_ref("AvatarUpload"), "Upload form"), **_errors(*_WRITE, "403", "404")},
+                body="AvatarRequest",
+                parameters=("UserId",),
+            ),
+            "get": _op(
+                "getAvatar",
+                "A presigned URL to download the user's avatar (admins, or the owner)",
+                {"200": _json(_ref("AvatarDownload"), "Download URL"), **_errors("401", "403", "404", "503")},
+                parameters=("UserId",),
+            ),
+        },
+    }
+
+
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
-    envelope = _ref("UserEnvelope")
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "User Management API",
             "version": "1.0.0",
-            "description": "Users on API Gateway, Lambda, DynamoDB and Cognito. Undeclared methods get 405, "
-            'unknown paths 404, all errors as {"error": ...}.',
+            "description": "Users on API Gateway, Lambda, DynamoDB and Cognito, avatars in S3. Undeclared methods "
+            'get 405, unknown paths 404, all errors as {"error": ...}.',
         },
-        "paths": {
-            "/hello": {
-                "get": _op("hello", "Liveness greeting", {"200": _json(_ref("Hello"), "Greeting")}, secure=False)
-            },
-            "/openapi.json": {
-                "get": _op(
-                    "openapi", "This document", {"200": _json({"type": "object"}, "OpenAPI document")}, secure=False
-                )
-            },
-            "/users": {
-                "post": _op(
-                    "createUser",
-                    "Create a user (admins)",
-                    {"201": _json(envelope, "Created", _LOCATION), **_errors(*_WRITE, "403", "409")},
-                    body="NewUser",
-                ),
-                "get": _op(
-                    "listUsers",
-                    "List users, a page at a time (admins)",
-                    {"200": _json(_ref("UserList"), "A page of users"), **_errors("400", "401", "403", "503")},
-                    parameters=[
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT},
-                        },
-                        {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": MAX_CURSOR_LEN}},
-                    ],
-                ),
-            },
-            "/users/me": {
-                "get": _op(
-                    "getProfile",
-                    "Your own profile",
-                    {"200": _json(_ref("User"), "Your profile"), **_errors("401", "404", "503")},
-                ),
-                "put": _op(
-                    "putProfile",
-                    "Create (first call) or update your own profile",
-                    {
-                        "200": _json(envelope, "Updated"),
-                        "201": _json(envelope, "Created", _LOCATION),
-                        **_errors(*_WRITE, "403", "409"),
-                    },
-                    body="ProfileUpdate",
-                ),
-            },
-            "/users/{userId}": {
-                "get": _op(
-                    "getUser",
-                    "A user (admins, or the owner)",
-                    {"200": _json(_ref("User"), "The user"), **_errors("401", "403", "404", "503")},
-                    parameters=[_USER_ID],
-                ),
-                "put": _op(
-                    "updateUser",
-                    "Partially update a user (admins, or the owner)",
-                    {"200": _json(envelope, "Updated"), **_errors(*_WRITE, "403", "404", "409")},
-                    body="UserUpdate",
-                    parameters=[_USER_ID],
-                ),
-                "delete": _op(
-                    "deleteUser",
-                    "Delete a user (admins)",
-                    {"200": _json(_ref("Message"), "Deleted"), **_errors("401", "403", "404", "409", "503")},
-                    parameters=[_USER_ID],
-                ),
-            },
-        },
+        "paths": _paths(),
         "components": {
             "securitySchemes": {
                 "cognito": {
@@ -243,10 +384,10 @@ def document() -> dict[str, Any]:
                 }
             },
             "schemas": _schemas(),
+            "parameters": _parameters(),
+            "headers": _response_headers(),
             "responses": {
-                f"E{code}": _json(
-                    _ref("Error"), text, {"Retry-After": {"schema": {"type": "string"}}} if code == "503" else None
-                )
+                f"E{code}": _json(_ref("Error"), text, ("Retry-After",) if code == "503" else ())
                 for code, text in _ERROR_TEXT.items()
             },
         },

@@ -33,12 +33,16 @@ def current_identity() -> Identity:
     return identity
 
 
+INTERNAL_ERROR = "Internal server error"  # also the deployed gateway's DEFAULT_5XX body
+
+
 def _framework_error(response: Response) -> Response:
-    """Give Chalice's own errors (405, 415, 500) our error shape."""
+    """Give Chalice's own errors (405, 415, and the 500 for a view's unhandled exception) our shape."""
     body = response.body
     if isinstance(body, dict) and set(body) == {"Code", "Message"}:
         headers = {key: str(value) for key, value in response.headers.items() if key.lower() != "content-type"}
-        return json_response(error_body(str(body["Message"])), response.status_code, headers)
+        message = INTERNAL_ERROR if response.status_code >= 500 else str(body["Message"])
+        return json_response(error_body(message), response.status_code, headers)
     return response
 
 
@@ -60,7 +64,7 @@ def handle(
         response = error_response(exc)
     except Exception:
         logger.exception("unhandled error")
-        response = json_response(error_body("Internal server error"), 500)
+        response = json_response(error_body(INTERNAL_ERROR), 500)
     finally:
         if token is not None:
             _identity.reset(token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from chalicelib.models import User, UserChanges
+from chalicelib.models import Revision, User, UserChanges
 
 
 class EmailChangeRequired(Exception):
@@ -33,22 +33,32 @@ class UserRepository(Protocol):
         Raises UserAlreadyExists or EmailAlreadyExists and stores nothing.
         """
 
-    def update(self, user_id: str, changes: UserChanges, now: str, *, expect_email_key: str | None = None) -> User:
+    def update(
+        self,
+        user_id: str,
+        changes: UserChanges,
+        now: str,
+        *,
+        expect_email_key: str | None = None,
+        expected: tuple[Revision, ...] | None = None,
+    ) -> User:
         """Apply changes that keep the email key, in one request.
 
-        Raises UserNotFound (nothing is created), or EmailChangeRequired when
-        `expect_email_key` is not the stored one.
+        Raises UserNotFound (nothing is created); PreconditionFailed when `expected` is given
+        and the stored revision is not one of them (checked in the write's own condition);
+        or EmailChangeRequired when `expect_email_key` is not the stored one.
         """
 
     def change_email(self, current: User, changes: UserChanges, now: str) -> User:
         """Apply changes including a new email, moving its reservation, in one request.
 
-        Conditioned on `current.version`: raises StaleRecord if it moved on, or
+        Conditioned on `current.revision`: raises StaleRecord if it moved on, or
         EmailAlreadyExists; either way nothing changes.
         """
 
     def delete(self, current: User) -> None:
-        """Delete the user and release its email in one request; StaleRecord if it changed."""
+        """Delete the user and release its email in one request, conditioned on
+        `current.revision`; StaleRecord if it changed."""
 
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
         """Up to `limit` users after the user id `after`, and the id to continue after (or None)."""

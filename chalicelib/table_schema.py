@@ -4,7 +4,8 @@ Two kinds of item share the table, both keyed by `userId`:
 - a user: `userId` is the user's id; it also carries `listingId` (= userId), so the sparse
   `listing` index holds users only and a page of it is a page of users;
 - an email reservation: `userId` is `EMAIL#<lower-cased email>`, with `ownerId`. Writing it in
-  the same transaction as the user makes DynamoDB itself enforce unique emails.
+  the same transaction as the user makes DynamoDB itself enforce unique emails;
+- an idempotency record: `userId` is `IDEM#<hash of caller and key>`, expired by TTL.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any
 
 LISTING_INDEX = "listing"
 EMAIL_KEY_PREFIX = "EMAIL#"
+IDEMPOTENCY_KEY_PREFIX = "IDEM#"
+# Epoch seconds after which DynamoDB may delete the item (idempotency records only).
+TTL_ATTRIBUTE = "expiresAt"
 
 KEY_SCHEMA: list[dict[str, str]] = [{"AttributeName": "userId", "KeyType": "HASH"}]
 ATTRIBUTE_DEFINITIONS: list[dict[str, str]] = [
@@ -37,3 +41,8 @@ def create_table_kwargs(table_name: str) -> dict[str, Any]:
         "GlobalSecondaryIndexes": GLOBAL_SECONDARY_INDEXES,
         "BillingMode": "PAY_PER_REQUEST",
     }
+
+
+def time_to_live_kwargs(table_name: str) -> dict[str, Any]:
+    """Arguments for DynamoDB UpdateTimeToLive, as the deploy templates set it."""
+    return {"TableName": table_name, "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}}

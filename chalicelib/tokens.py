@@ -6,6 +6,7 @@ where API Gateway's Cognito authorizer has already verified the token, never loa
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -23,10 +24,22 @@ JwksFetcher = Callable[[], dict[str, Any]]
 
 MAX_TOKEN_BYTES = 8 * 1024
 LEEWAY_S = 30
+# A Cognito JWKS is about 1 KB; reading an endpoint's answer unbounded would let it exhaust memory.
+MAX_JWKS_BYTES = 64 * 1024
 JWKS_TTL_S = 6 * 3600
 # An unknown `kid` triggers at most one refetch per interval, so a flood of made-up key ids
 # cannot turn into a flood of JWKS requests.
 REFETCH_INTERVAL_S = 60
+# The RSA modulus of the key moto's Cognito emulator signs every token with (kid "dummy").
+# Its private half ships with moto (moto/cognitoidp/resources/jwks-private.json.gz), so anyone
+# can mint tokens it verifies: outside the local stages a JWKS key with this modulus is dropped.
+# Copied from moto/cognitoidp/resources/jwks-public.json.gz (moto 5.x); moto is not imported at run time.
+EMULATOR_KEY_MODULUS = (
+    "j1pT3xKbswmMySvCefmiD3mfDaRFpZ9Y3Jl4fF0hMaCRVAt_e0yR7BeueDfqmj_NhVSO0WB5ao5e8V-9RFQOtK8SrqKl3i01-CyWYPICwyba"
+    "GKhbJJR0S_6cZ8n5kscF1MjpIlsJcCzm-yKgTc3Mxk6KtrLoNgRvMwGLeHUXPkhS9YHfDKRe864iMFOK4df69brIYEICG2VLduh0hXYa0i-J"
+    "3drwm7vxNdX7pVpCDu34qJtYoWq6CXt3Tzfi3YfWp8cFjGNbaDa3WnCd2IXpp0TFsFS-cEsw5rJjSl5OllJGeZKBtLeyVTy9PYwnk7MW43WSY"
+    "eYstbk9NluX4H8Iuw"
+)
 
 
 def url_fetcher(url: str, timeout_s: float = 3.0) -> JwksFetcher:
@@ -34,7 +47,13 @@ def url_fetcher(url: str, timeout_s: float = 3.0) -> JwksFetcher:
 
     def fetch() -> dict[str, Any]:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - configured URL
-            return dict(json.loads(response.read()))
+            body = response.read(MAX_JWKS_BYTES + 1)
+        if len(body) > MAX_JWKS_BYTES:
+            raise ValueError(f"JWKS larger than {MAX_JWKS_BYTES} bytes")
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise TypeError("JWKS is not a JSON object")
+        return document
 
     return fetch
 
@@ -51,6 +70,21 @@ def bearer_token(header: str | None) -> str:
     return token
 
 
+def _is_emulator_key(jwk: dict[str, Any]) -> bool:
+    # The modulus, not the kid: a kid is just a label anyone can reuse. Padding and leading
+    # zero bytes do not change the key, so compare the numbers, not the strings.
+    return _modulus(jwk.get("n")) == _modulus(EMULATOR_KEY_MODULUS)
+
+
+def _modulus(value: object) -> int | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return int.from_bytes(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), "big")
+    except ValueError:  # binascii.Error is a ValueError
+        return None
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -58,8 +92,11 @@ class TokenVerifier:
         client_id: str,
         fetch_jwks: JwksFetcher,
         clock: Callable[[], float] = time.monotonic,
+        trust_emulator_keys: bool = False,
     ):
+        """`trust_emulator_keys` accepts moto's published signing key: only for the local stages."""
         self._issuer = issuer
+        self._trust_emulator_keys = trust_emulator_keys
         self._client_id = client_id
         self._fetch_jwks = fetch_jwks
         self._clock = clock
@@ -88,6 +125,9 @@ class TokenVerifier:
         keys: dict[str, Any] = {}
         for jwk in entries:
             if isinstance(jwk, dict) and jwk.get("kty") == "RSA" and isinstance(jwk.get("kid"), str):
+                if not self._trust_emulator_keys and _is_emulator_key(jwk):
+                    logger.warning("dropping the emulator's published key from the JWKS", extra={"kid": jwk["kid"]})
+                    continue
                 try:
                     keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm="RS256")
                 except jwt.PyJWTError:

@@ -5,6 +5,9 @@
   Here Cognito routes pass through untouched and the app verifies the token itself.
 - Unknown paths get the 404 JSON that the deployed API's gateway response gives, not a 403.
 - The listen backlog is raised from socketserver's 5, so bursts of connections are queued.
+- TRACE and QUERY reach the app (a 405 like any undeclared method), not http.server's 501 HTML page.
+- Requests run concurrently, as they do across Lambda environments; the app keeps Chalice's
+  `current_request` per thread (chalicelib/chalice_app.py), so they don't mix (aws/chalice#759).
 """
 
 from __future__ import annotations
@@ -49,7 +52,13 @@ class AppGateway(LocalGateway):
         except ValueError:
             return {
                 "statusCode": 404,
-                "headers": {"Content-Type": "application/json", **self._cors_headers},
+                # What the deployed gateway response sends (infra/limits.json gateway_response_headers).
+                "headers": {
+                    "Content-Type": "application/json",
+                    "X-Content-Type-Options": "nosniff",
+                    "Cache-Control": "no-store",
+                    **self._cors_headers,
+                },
                 "multiValueHeaders": {},
                 "body": json.dumps({"error": "Not found"}),
             }
@@ -68,6 +77,10 @@ class AppRequestHandler(ChaliceRequestHandler):
     def __init__(self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config) -> None:
         self.local_gateway = AppGateway(app_object, config)
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+    # Chalice's handler has no TRACE or QUERY method, so http.server answered them with a 501 HTML
+    # page; routed to the app they get the same JSON 405 with an Allow header as any undeclared method.
+    do_TRACE = do_QUERY = ChaliceRequestHandler._generic_handle  # noqa: N815 - http.server's naming
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """The app logs every request as JSON already."""

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.table_schema import create_table_kwargs
+from chalicelib.table_schema import create_table_kwargs, time_to_live_kwargs
 from infra.stages import load_limits
 
 ADMIN_EMAIL = "admin@example.com"
@@ -72,7 +72,9 @@ def id_token(endpoint: str, region: str, client_id: str, username: str, password
 
 
 def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_url: str) -> Stack:
-    _client("dynamodb", endpoint, region).create_table(**create_table_kwargs(table_name))
+    dynamodb = _client("dynamodb", endpoint, region)
+    dynamodb.create_table(**create_table_kwargs(table_name))
+    dynamodb.update_time_to_live(**time_to_live_kwargs(table_name))
     s3 = _client("s3", endpoint, region)
     if region == "us-east-1":
         s3.create_bucket(Bucket=bucket_name)

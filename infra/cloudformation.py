@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA
+from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, TTL_ATTRIBUTE
 from infra.stages import Stage, load_limits
 
 Json = dict[str, Any]
@@ -104,6 +104,7 @@ def _data(stage: Stage, limits: Json) -> Json:
                 "AttributeDefinitions": ATTRIBUTE_DEFINITIONS,
                 "GlobalSecondaryIndexes": GLOBAL_SECONDARY_INDEXES,
                 "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
+                "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "SSESpecification": {"SSEEnabled": True},
                 "DeletionProtectionEnabled": True,
@@ -165,6 +166,87 @@ def _data(stage: Stage, limits: Json) -> Json:
     }
 
 
+def _avatar_storage(stage: Stage, limits: Json) -> Json:
+    """The avatar bucket: private, encrypted, TLS only, reachable from the stage's origin.
+
+    SSE-S3, not KMS: browsers upload and download through presigned URLs, and a KMS key would add
+    a KMS request (and kms:* rights for the role) to each of them for no gain in who can read.
+    Unversioned: deleting a user must really delete the avatar, and a versioned bucket would keep
+    it as a noncurrent version; an upload replaces the one key a user has.
+    """
+    bucket = limits["avatar_bucket"]
+    objects = _sub("${AvatarBucket.Arn}/*")
+    return {
+        "AvatarBucket": {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "BucketName": _sub(stage.avatar_bucket_name("${AWS::AccountId}")),
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+                "CorsConfiguration": {
+                    "CorsRules": [
+                        {
+                            "AllowedOrigins": [stage.cors_origin],
+                            "AllowedMethods": bucket["cors_methods"],
+                            "ExposedHeaders": ["ETag"],
+                            "MaxAge": bucket["cors_max_age_seconds"],
+                        }
+                    ]
+                },
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        {
+                            "Id": "AbortIncompleteMultipartUploads",
+                            "Status": "Enabled",
+                            "AbortIncompleteMultipartUpload": {
+                                "DaysAfterInitiation": bucket["abort_incomplete_multipart_days"]
+                            },
+                        }
+                    ]
+                },
+                "Tags": _tag_list(stage),
+            },
+        },
+        "AvatarBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": _ref("AvatarBucket"),
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "TlsOnly",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [_get_att("AvatarBucket", "Arn"), objects],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        },
+                        {
+                            "Sid": "Tls12OrLater",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [_get_att("AvatarBucket", "Arn"), objects],
+                            "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+                        },
+                    ],
+                },
+            },
+        },
+    }
+
+
 def _function(stage: Stage) -> Json:
     """Changes to Chalice's function: fixed name (the role's log permission names it), the
     deployment's own pool and secret, and a `live` alias that API Gateway invokes."""
@@ -191,6 +273,7 @@ def _function(stage: Stage) -> Json:
                         "USER_POOL_CLIENT_ID": _ref("UserPoolClient"),
                         "USER_POOL_ARN": _get_att("UserPool", "Arn"),
                         "CURSOR_SECRET_ARN": _ref("CursorSecret"),
+                        "AVATAR_BUCKET": _ref("AvatarBucket"),
                     }
                 },
             },
@@ -205,6 +288,7 @@ def _gateway_responses(stage: Stage, limits: Json) -> Json:
         headers = {
             "Access-Control-Allow-Origin": f"'{stage.cors_origin}'",
             "Vary": "'Origin'",
+            **limits["gateway_response_headers"],
             **spec.get("headers", {}),
         }
         response: Json = {
@@ -578,6 +662,7 @@ def _outputs(stage: Stage) -> Json:
         "UserPoolId": {"Value": _ref("UserPool")},
         "UserPoolClientId": {"Value": _ref("UserPoolClient")},
         "CursorSecretArn": {"Value": _ref("CursorSecret")},
+        "AvatarBucketName": {"Value": _ref("AvatarBucket")},
         "AlarmTopicArn": {"Value": _ref("AlarmTopic")},
     }
     if stage.require_api_key:
@@ -590,7 +675,13 @@ def _outputs(stage: Stage) -> Json:
 
 def merge_template(stage: Stage) -> Json:
     limits = load_limits()
-    resources: Json = {**_data(stage, limits), **_function(stage), **_api(stage, limits), **_monitoring(stage, limits)}
+    resources: Json = {
+        **_data(stage, limits),
+        **_avatar_storage(stage, limits),
+        **_function(stage),
+        **_api(stage, limits),
+        **_monitoring(stage, limits),
+    }
     if stage.require_api_key:
         resources.update(_usage_plan(stage, limits))
     if stage.waf:
@@ -605,9 +696,11 @@ def merge_template(stage: Stage) -> Json:
 
 def base_template(stage: Stage) -> Json:
     """A stand-alone stack for the `chalice deploy` path, which creates only the function, role
-    and API: the table, pool, secret and the function's log group (with its retention)."""
+    and API: the table, pool, secret, avatar bucket and the function's log group (with its retention)."""
+    limits = load_limits()
     resources = {
-        **_data(stage, load_limits()),
+        **_data(stage, limits),
+        **_avatar_storage(stage, limits),
         "FunctionLogGroup": _log_group(f"/aws/lambda/{stage.function_name}", stage.lambda_log_retention_days, stage),
     }
     outputs = {
@@ -617,12 +710,13 @@ def base_template(stage: Stage) -> Json:
             ("UserPoolClientId", "USER_POOL_CLIENT_ID", _ref("UserPoolClient")),
             ("UserPoolArn", "USER_POOL_ARN", _get_att("UserPool", "Arn")),
             ("CursorSecretArn", "CURSOR_SECRET_ARN", _ref("CursorSecret")),
+            ("AvatarBucketName", "AVATAR_BUCKET", _ref("AvatarBucket")),
         )
     }
     outputs["UsersTableName"] = {"Value": _ref("UsersTable")}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"users-api {stage.name}: data, identity and secret for `chalice deploy`",
+        "Description": f"users-api {stage.name}: data, identity, secret and avatar bucket for `chalice deploy`",
         "Resources": resources,
         "Outputs": outputs,
     }

@@ -21,6 +21,7 @@ TERRAFORM_POOL_ARN = "${aws_cognito_user_pool.users.arn}"
 # so provisioned concurrency (which lives on an alias) serves API traffic.
 _CHALICE_INVOKE_ARN = "${aws_lambda_function.api_handler.invoke_arn}"
 _ALIAS_INVOKE_ARN = "${aws_lambda_alias.live.invoke_arn}"
+_IAM_POLICY_VARIABLE = "${aws:"
 
 
 def _chalice(project_dir: Path, stage: Stage, out: Path, *options: str, environ: dict[str, str]) -> None:
@@ -79,7 +80,9 @@ def package_terraform(stage: Stage, out: Path) -> Path:
     text = chalice_tf.read_text()
     if _CHALICE_INVOKE_ARN not in text:
         raise RuntimeError("Chalice's Terraform output changed: no function invoke ARN to route through the alias")
-    chalice_tf.write_text(text.replace(_CHALICE_INVOKE_ARN, _ALIAS_INVOKE_ARN))
+    text = text.replace(_CHALICE_INVOKE_ARN, _ALIAS_INVOKE_ARN)
+    # IAM policy variables in the role policy look like Terraform interpolations; `$${` keeps them literal.
+    chalice_tf.write_text(text.replace(_IAM_POLICY_VARIABLE, "$" + _IAM_POLICY_VARIABLE))
     shutil.copy2(PROJECT_DIR / "infra" / "limits.json", out / "limits.json")
     for source in sorted(TERRAFORM_SOURCES.glob("*.tf")):
         shutil.copy2(source, out / source.name)

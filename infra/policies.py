@@ -1,7 +1,7 @@
 """The Lambda role's least-privilege policy per stage, written to .chalice/policy-<stage>.json.
 
-The DynamoDB actions are those the repository calls (a test runs the repository on moto and
-compares); every data action names this stage's table, index or secret, never "*".
+The DynamoDB and S3 actions are those the code calls (tests run it on moto and compare); every
+data action names this stage's table, index, secret or avatar keys, never "*".
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chalicelib.avatars import KEY_PREFIX
 from chalicelib.table_schema import LISTING_INDEX
 from infra.stages import PROJECT_DIR, Stage
 
@@ -17,6 +18,10 @@ TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", 
 INDEX_ACTIONS = ("dynamodb:Scan",)
 # X-Ray accepts no resource-level permissions: "*" is the only possible resource.
 XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+# Presigned POST and GET act with the signer's rights when used; HeadObject needs GetObject.
+AVATAR_ACTIONS = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
+# An IAM policy variable: the static policy file names the bucket of whichever account runs it.
+POLICY_ACCOUNT = "${aws:PrincipalAccount}"
 
 
 def policy_path(stage: str) -> str:
@@ -25,6 +30,10 @@ def policy_path(stage: str) -> str:
 
 def table_arn(stage: Stage) -> str:
     return f"arn:aws:dynamodb:*:*:table/{stage.table_name}"
+
+
+def avatar_objects_arn(stage: Stage) -> str:
+    return f"arn:aws:s3:::{stage.avatar_bucket_name(POLICY_ACCOUNT)}/{KEY_PREFIX}*"
 
 
 def policy_document(stage: Stage) -> dict[str, Any]:
@@ -49,6 +58,12 @@ def policy_document(stage: Stage) -> dict[str, Any]:
                 "Action": ["secretsmanager:GetSecretValue"],
                 # Secrets Manager appends "-" and six random characters to the name.
                 "Resource": f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????",
+            },
+            {
+                "Sid": "AvatarObjects",
+                "Effect": "Allow",
+                "Action": list(AVATAR_ACTIONS),
+                "Resource": avatar_objects_arn(stage),
             },
             {
                 "Sid": "OwnLogGroup",

@@ -45,6 +45,11 @@ class Stage:
     def api_name(self) -> str:
         return f"{APP_NAME}-{self.name}"
 
+    def avatar_bucket_name(self, account: str) -> str:
+        """Bucket names are global: the account id (a template expression or policy variable
+        here) makes this one unique without a setting, and lets the role policy name it."""
+        return f"{APP_NAME}-{self.name}-avatars-{account}"
+
 
 @cache
 def _read(path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ def tfvars(stage: Stage) -> dict[str, Any]:
         "function_name": stage.function_name,
         "api_name": stage.api_name,
         "table_name": stage.table_name,
+        "avatar_bucket_prefix": stage.avatar_bucket_name(""),
         "user_pool_name": stage.user_pool_name,
         "cursor_secret_name": stage.cursor_secret_name,
         "cors_allow_origin": stage.cors_origin,

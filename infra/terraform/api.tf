@@ -119,6 +119,8 @@ resource "aws_api_gateway_gateway_response" "api" {
       "gatewayresponse.header.Access-Control-Allow-Origin" = "'${var.cors_allow_origin}'"
       "gatewayresponse.header.Vary"                        = "'Origin'"
     },
+    # nosniff and no-store, as on the app's own responses.
+    { for name, value in local.limits.gateway_response_headers : "gatewayresponse.header.${name}" => value },
     { for name, value in try(each.value.headers, {}) : "gatewayresponse.header.${name}" => value },
   )
 }

@@ -31,6 +31,7 @@ resource "aws_lambda_function" "api_handler" {
       USER_POOL_CLIENT_ID = aws_cognito_user_pool_client.api.id
       USER_POOL_ARN       = aws_cognito_user_pool.users.arn
       CURSOR_SECRET_ARN   = aws_secretsmanager_secret.cursor.arn
+      AVATAR_BUCKET       = aws_s3_bucket.avatars.bucket
     })
   }
 }

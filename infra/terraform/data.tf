@@ -28,6 +28,12 @@ resource "aws_dynamodb_table" "users" {
   stream_enabled   = true
   stream_view_type = "NEW_AND_OLD_IMAGES"
 
+  # Idempotency records expire (TTL_ATTRIBUTE in chalicelib/table_schema.py); users never do.
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+
   point_in_time_recovery {
     enabled = true
   }

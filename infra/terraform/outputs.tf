@@ -23,6 +23,10 @@ output "CursorSecretArn" {
   value = aws_secretsmanager_secret.cursor.arn
 }
 
+output "AvatarBucketName" {
+  value = aws_s3_bucket.avatars.bucket
+}
+
 output "AlarmTopicArn" {
   value = aws_sns_topic.alarms.arn
 }

@@ -26,6 +26,11 @@ variable "table_name" {
   type        = string
 }
 
+variable "avatar_bucket_prefix" {
+  description = "Avatar bucket name without the account id that ends it; the role policy names the same bucket."
+  type        = string
+}
+
 variable "user_pool_name" {
   type = string
 }

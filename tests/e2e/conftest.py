@@ -2,77 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from devstack import resources
+from devstack.process import Stack, start_stack, stop_stack
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_S = 90
-# Settings the stack must take from .chalice/config.json, not from whatever this process has.
-APP_SETTINGS = {
-    "STAGE", "TABLE_NAME", "USER_POOL_ID", "USER_POOL_CLIENT_ID", "USER_POOL_ARN", "CORS_ALLOW_ORIGIN",
-    "CURSOR_SECRET", "CURSOR_SECRET_ARN", "AWS_ENDPOINT_URL", "JWKS_URL", "MAX_BODY_BYTES", "LOG_LEVEL",
-    "AWS_LAMBDA_FUNCTION_NAME", "REQUIRE_API_KEY",
-}  # fmt: skip
-
-
-class Stack:
-    def __init__(self, info: dict[str, Any], process: subprocess.Popen[bytes], stack_file: Path):
-        self.info = info
-        self.process = process
-        self.stack_file = stack_file
-        self.url = str(info["api_url"])
-
-    def token(self, username: str | None = None, password: str | None = None) -> str:
-        return resources.id_token(
-            self.info["aws_endpoint_url"],
-            self.info["region"],
-            self.info["user_pool_client_id"],
-            username or self.info["admin_username"],
-            password or self.info["admin_password"],
-        )
-
-    def add_user(self, email: str, password: str, admin: bool = False) -> str:
-        resources.add_user(
-            self.info["aws_endpoint_url"], self.info["region"], self.info["user_pool_id"], email, password, admin
-        )
-        return self.token(email, password)
-
-
-def start_stack(tmp: Path) -> Stack:
-    stack_file = tmp / "stack.json"
-    env = {key: value for key, value in os.environ.items() if key not in APP_SETTINGS}
-    env.update({"STACK_FILE": str(stack_file), "PORT": "0", "PYTHONUNBUFFERED": "1"})
-    log = (tmp / "stack.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "run", "--port", "0"],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not stack_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("local stack did not start:\n" + (tmp / "stack.log").read_text())
-        time.sleep(0.1)
-    return Stack(json.loads(stack_file.read_text()), process, stack_file)
-
-
-def stop_stack(stack: Stack, sig: int = signal.SIGINT) -> int:
-    stack.process.send_signal(sig)
-    return stack.process.wait(timeout=30)
+__all__ = ["Stack", "start_stack", "stop_stack"]
 
 
 @pytest.fixture(scope="session")

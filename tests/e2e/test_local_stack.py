@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import socket
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -129,22 +128,10 @@ def test_cors_preflight_succeeds_without_a_token(stack: Stack) -> None:
 def test_unknown_route_is_404_and_undeclared_method_405(stack: Stack) -> None:
     missing = requests.get(stack.url + "/does-not-exist", timeout=TIMEOUT)
     assert missing.status_code == 404 and missing.json() == {"error": "Not found"}
+    assert missing.headers["X-Content-Type-Options"] == "nosniff"
+    assert missing.headers["Cache-Control"] == "no-store"
     wrong = requests.patch(stack.url + "/users", headers={"Authorization": stack.token()}, timeout=TIMEOUT)
     assert wrong.status_code == 405 and wrong.json()["error"]
-
-
-def test_concurrent_creates_with_one_email_give_exactly_one_201(stack: Stack) -> None:
-    admin = stack.token()
-    email = f"race-{uuid.uuid4().hex[:8]}@example.com"
-
-    def attempt(i: int) -> int:
-        body = {"name": f"Racer {i}", "email": email.upper() if i % 2 else email}
-        return int(call(stack, "POST", "/users", admin, body).status_code)
-
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        statuses = list(pool.map(attempt, range(20)))
-    assert statuses.count(201) == 1
-    assert statuses.count(409) == 19
 
 
 def test_a_new_user_added_to_the_pool_can_create_a_profile(stack: Stack) -> None:

@@ -24,6 +24,7 @@ from tests.support import tokens
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 TABLE = "users-test"
+BUCKET = "users-api-test-avatars"  # AVATAR_BUCKET of the test stage
 
 
 class Api:
@@ -61,6 +62,7 @@ def ddb() -> Iterator[Any]:
         aws.reset_clients()
         client = boto3.client("dynamodb", region_name=tokens.REGION)
         client.create_table(**create_table_kwargs(TABLE))
+        boto3.client("s3", region_name=tokens.REGION).create_bucket(Bucket=BUCKET)
         yield aws.client("dynamodb")
         aws.reset_clients()
 

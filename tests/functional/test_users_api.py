@@ -61,24 +61,6 @@ def test_hello_returns_the_request_id(api: Api) -> None:
     assert response.headers["Cache-Control"].startswith("public")
 
 
-def test_openapi_documents_exactly_the_routes_the_app_has(api: Api) -> None:
-    from app import app
-
-    document = api.request("GET", "/openapi.json").json_body
-    assert document["openapi"].startswith("3.")
-    documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
-    declared = {(path, method) for path, methods in app.routes.items() for method in methods if method != "OPTIONS"}
-    assert documented == declared
-    for path, ops in document["paths"].items():
-        for method, op in ops.items():
-            entry = app.routes[path][method.upper()]
-            assert bool(op["security"]) == (entry.authorizer is not None), (path, method)
-            if op["security"]:
-                assert "401" in op["responses"]
-    statuses = {code for ops in document["paths"].values() for op in ops.values() for code in op["responses"]}
-    assert {"200", "201", "400", "401", "403", "404", "409", "413", "415", "503"} <= statuses
-
-
 # --- authentication --------------------------------------------------------------------------
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA
+from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, time_to_live_kwargs
+from infra.cloudformation import base_template
 from infra.packaging import package_cloudformation
-from infra.policies import policy_document
+from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, policy_document
 from infra.stages import DEPLOYED_STAGES, load_stage
 from tests.support.cache_headers import public_max_age
 
@@ -85,6 +86,7 @@ def test_function_settings(templates: dict[str, Template], name: str) -> None:
     assert env["USER_POOL_ID"] == {"Ref": "UserPool"}
     assert env["USER_POOL_CLIENT_ID"] == {"Ref": "UserPoolClient"}
     assert env["CURSOR_SECRET_ARN"] == {"Ref": "CursorSecret"}
+    assert env["AVATAR_BUCKET"] == {"Ref": "AvatarBucket"}
     assert "CURSOR_SECRET" not in env
     assert env["CORS_ALLOW_ORIGIN"].startswith("https://")
 
@@ -108,7 +110,7 @@ def test_provisioned_concurrency_is_off_by_default_and_on_the_alias_when_set(pro
 
 def test_api_gateway_invokes_the_alias(prod: Template) -> None:
     routes = proxy_methods(prod)
-    assert len(routes) == 9
+    assert len(routes) == 11
     for _, _, spec in routes:
         uri = spec["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
         assert uri[1] == {"Alias": {"Ref": "APIHandler.Alias"}}
@@ -138,6 +140,7 @@ def test_table(templates: dict[str, Template], name: str) -> None:
         GLOBAL_SECONDARY_INDEXES,
     )
     assert p["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert p["TimeToLiveSpecification"] == time_to_live_kwargs("t")["TimeToLiveSpecification"]
     assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert p["SSESpecification"] == {"SSEEnabled": True}
     assert p["DeletionProtectionEnabled"] is True
@@ -179,6 +182,63 @@ def test_cursor_secret_is_generated_never_written(prod: Template) -> None:
     assert secret["GenerateSecretString"]["PasswordLength"] >= 32
     assert "SecretString" not in secret
     assert not re.search(r"CURSOR_SECRET\"\s*:", json.dumps(prod))
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_avatar_bucket_is_private_encrypted_unversioned_and_open_to_the_stage_origin_only(
+    templates: dict[str, Template], name: str
+) -> None:
+    stage = load_stage(name)
+    bucket = templates[name]["Resources"]["AvatarBucket"]
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    p = bucket["Properties"]
+    # The name the role policy grants, with the policy variable replaced by this account.
+    assert p["BucketName"] == {"Fn::Sub": f"users-api-{name}-avatars-${{AWS::AccountId}}"}
+    assert avatar_objects_arn(stage).replace(POLICY_ACCOUNT, "${AWS::AccountId}") == (
+        f"arn:aws:s3:::{p['BucketName']['Fn::Sub']}/avatars/*"
+    )
+    assert p["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert p["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (encryption,) = p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    # Unversioned: a deleted avatar must not live on as a noncurrent version.
+    assert "VersioningConfiguration" not in p
+    (cors,) = p["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedOrigins"] == [stage.cors_origin] and stage.cors_origin.startswith("https://")
+    assert sorted(cors["AllowedMethods"]) == ["GET", "POST"]
+    (rule,) = p["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert {"Key": "environment", "Value": name} in p["Tags"]
+
+
+def test_avatar_bucket_refuses_anything_but_tls_1_2_or_later(prod: Template) -> None:
+    policy = props(prod, "AvatarBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "AvatarBucket"}
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert set(statements) == {"TlsOnly", "Tls12OrLater"}
+    for statement in statements.values():
+        assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "s3:*")
+        assert statement["Resource"] == [
+            {"Fn::GetAtt": ["AvatarBucket", "Arn"]},
+            {"Fn::Sub": "${AvatarBucket.Arn}/*"},
+        ]
+    assert statements["TlsOnly"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statements["Tls12OrLater"]["Condition"] == {"NumericLessThan": {"s3:TlsVersion": "1.2"}}
+    assert not any(s["Effect"] == "Allow" for s in statements.values())
+
+
+def test_the_chalice_deploy_base_template_has_the_avatar_bucket_too(prod: Template) -> None:
+    base = base_template(load_stage("prod"))
+    assert base["Resources"]["AvatarBucket"] == prod["Resources"]["AvatarBucket"]
+    assert base["Resources"]["AvatarBucketPolicy"] == prod["Resources"]["AvatarBucketPolicy"]
+    assert base["Outputs"]["AvatarBucketName"]["Value"] == {"Ref": "AvatarBucket"}
+    assert "AVATAR_BUCKET" in base["Outputs"]["AvatarBucketName"]["Description"]
 
 
 # --- API stage --------------------------------------------------------------------------------
@@ -246,7 +306,9 @@ def test_gateway_responses_are_json_with_the_stage_origin(templates: dict[str, T
     origin = load_stage(name).cors_origin
     assert {"DEFAULT_4XX", "DEFAULT_5XX", "UNAUTHORIZED", "THROTTLED", "MISSING_AUTHENTICATION_TOKEN"} <= set(responses)
     for response in responses.values():
-        assert response["ResponseParameters"]["Headers"]["Access-Control-Allow-Origin"] == f"'{origin}'"
+        headers = response["ResponseParameters"]["Headers"]
+        assert headers["Access-Control-Allow-Origin"] == f"'{origin}'"
+        assert headers["X-Content-Type-Options"] == "'nosniff'" and headers["Cache-Control"] == "'no-store'"
         json.loads(response["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '""'))
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"  # unknown routes, as locally
     assert responses["UNAUTHORIZED"]["StatusCode"] == "401"
@@ -354,6 +416,7 @@ def test_alarm_set(prod: Template) -> None:
 def test_outputs(templates: dict[str, Template], name: str) -> None:
     outputs = templates[name]["Outputs"]
     assert {"ApiEndpoint", "UsersTableName", "FunctionArn", "UserPoolId", "UserPoolClientId"} <= set(outputs)
+    assert outputs["AvatarBucketName"]["Value"] == {"Ref": "AvatarBucket"}
     assert outputs["ApiEndpoint"]["Value"]["Fn::Sub"].endswith("/api/")
     assert ("ApiKeyId" in outputs) == (name == "prod")
 

@@ -18,8 +18,9 @@ import pytest
 
 from app import app
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA
+from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, time_to_live_kwargs
 from infra.packaging import package_terraform
+from infra.policies import policy_document
 from infra.stages import PROJECT_DIR, load_stage
 from tests.support.cache_headers import public_max_age
 
@@ -36,6 +37,7 @@ OUR_FILES = {
     "waf.tf",
     "monitoring.tf",
     "outputs.tf",
+    "s3.tf",
 }
 _LOCAL_REFERENCE = re.compile(r"^\$\{local\.([A-Za-z0-9_.]+)\}$")
 ALIAS_INVOKE_ARN = "${aws_lambda_alias.live.invoke_arn}"
@@ -53,6 +55,12 @@ UNTAGGED = {
     "aws_lambda_function",
     "aws_lambda_permission",
     "aws_lambda_provisioned_concurrency_config",
+    "aws_s3_bucket_cors_configuration",
+    "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_ownership_controls",
+    "aws_s3_bucket_policy",
+    "aws_s3_bucket_public_access_block",
+    "aws_s3_bucket_server_side_encryption_configuration",
     "aws_secretsmanager_secret_version",
     "aws_sns_topic_subscription",
     "aws_wafv2_web_acl_association",
@@ -239,6 +247,8 @@ def test_table_matches_the_schema_the_code_uses_and_is_protected(package: Packag
     assert indexes == GLOBAL_SECONDARY_INDEXES
     assert table["stream_enabled"] is True
     assert table["stream_view_type"] == "NEW_AND_OLD_IMAGES"
+    ttl = time_to_live_kwargs("t")["TimeToLiveSpecification"]
+    assert single(table["ttl"]) == {"attribute_name": ttl["AttributeName"], "enabled": ttl["Enabled"]}
     assert single(table["point_in_time_recovery"])["enabled"] is True
     assert single(table["server_side_encryption"])["enabled"] is True
     assert table["deletion_protection_enabled"] is True
@@ -292,6 +302,50 @@ def test_cursor_secret_is_named_for_the_role_policy_and_generated(package: Packa
     assert version["secret_string"] == "${random_password.cursor_secret.result}"
 
 
+def test_avatar_bucket_is_named_for_the_role_policy_and_kept(package: Package) -> None:
+    bucket = package.resource("aws_s3_bucket", "avatars")
+    assert bucket["bucket"] == "${var.avatar_bucket_prefix}${data.aws_caller_identity.current.account_id}"
+    assert package.tfvars["avatar_bucket_prefix"] == "users-api-prod-avatars-"
+    assert single(bucket["lifecycle"])["prevent_destroy"] is True
+    # The role policy names the same bucket with an IAM policy variable, escaped so Terraform keeps it literal.
+    policy = single(list(package.chalice["resource"]["aws_iam_role_policy"].values()))["policy"]
+    assert "arn:aws:s3:::users-api-prod-avatars-$${aws:PrincipalAccount}/avatars/*" in policy
+    assert json.loads(policy.replace("$${", "${")) == policy_document(load_stage("prod"))
+
+
+def test_avatar_bucket_blocks_public_access_and_is_encrypted(package: Package) -> None:
+    block = package.resource("aws_s3_bucket_public_access_block", "avatars")
+    assert block == {
+        "bucket": "${aws_s3_bucket.avatars.id}",
+        "block_public_acls": True,
+        "block_public_policy": True,
+        "ignore_public_acls": True,
+        "restrict_public_buckets": True,
+    }
+    ownership = package.resource("aws_s3_bucket_ownership_controls", "avatars")
+    assert single(ownership["rule"])["object_ownership"] == "BucketOwnerEnforced"
+    encryption = package.resource("aws_s3_bucket_server_side_encryption_configuration", "avatars")
+    default = single(single(encryption["rule"])["apply_server_side_encryption_by_default"])
+    assert default == {"sse_algorithm": "AES256"}
+    # Unversioned: a deleted avatar must not live on as a noncurrent version.
+    assert not package.of_type("aws_s3_bucket_versioning")
+
+
+def test_avatar_bucket_cors_lifecycle_and_tls_policy(package: Package) -> None:
+    cors = single(package.resource("aws_s3_bucket_cors_configuration", "avatars")["cors_rule"])
+    assert cors["allowed_origins"] == ["${var.cors_allow_origin}"]
+    assert package.tfvars["cors_allow_origin"] == "https://app.example.com"
+    assert sorted(package.value(cors["allowed_methods"])) == ["GET", "POST"]
+    rule = single(package.resource("aws_s3_bucket_lifecycle_configuration", "avatars")["rule"])
+    assert rule["status"] == "Enabled"
+    days = single(rule["abort_incomplete_multipart_upload"])["days_after_initiation"]
+    assert package.value(days) == 1
+    policy = package.resource("aws_s3_bucket_policy", "avatars")["policy"]
+    assert policy.count('Effect = "Deny"') == 2 and '"Allow' not in policy
+    assert '{Bool = {"aws:SecureTransport" = "false"}}' in policy
+    assert '{NumericLessThan = {"s3:TlsVersion" = "1.2"}}' in policy
+
+
 def test_lambda_alias_log_group_and_provisioned_concurrency(package: Package) -> None:
     alias = package.resource("aws_lambda_alias", "live")
     assert alias["function_version"] == "${aws_lambda_function.api_handler.version}"
@@ -315,6 +369,7 @@ def test_override_file_rewires_chalices_resources(package: Package) -> None:
         "USER_POOL_CLIENT_ID": "aws_cognito_user_pool_client.api.id",
         "USER_POOL_ARN": "aws_cognito_user_pool.users.arn",
         "CURSOR_SECRET_ARN": "aws_secretsmanager_secret.cursor.arn",
+        "AVATAR_BUCKET": "aws_s3_bucket.avatars.bucket",
     }.items():
         assert f"{name} = {reference}" in variables
     assert package.override("aws_api_gateway_rest_api", "rest_api")["name"] == "${var.api_name}"
@@ -345,7 +400,7 @@ def test_api_gateway_invokes_the_live_alias(package: Package) -> None:
         if spec["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
     ]
     routes = sum(len(methods) for methods in app.routes.values())
-    assert len(uris) == routes == 9
+    assert len(uris) == routes == 11
     assert set(uris) == {ALIAS_INVOKE_ARN}
     assert "aws_lambda_function.api_handler.invoke_arn" not in json.dumps(package.chalice)
     authorizer = swagger["securityDefinitions"]["CognitoUserPool"]["x-amazon-apigateway-authorizer"]
@@ -385,6 +440,11 @@ def test_gateway_responses_come_from_limits_with_the_stage_origin(package: Packa
     parameters = responses["response_parameters"]
     assert "'${var.cors_allow_origin}'" in parameters and "gatewayresponse.header.Vary" in parameters
     assert "try(each.value.headers, {})" in parameters
+    assert "local.limits.gateway_response_headers" in parameters
+    assert package.limits["gateway_response_headers"] == {
+        "X-Content-Type-Options": "'nosniff'",
+        "Cache-Control": "'no-store'",
+    }
     limits = package.limits["gateway_responses"]
     assert limits["MISSING_AUTHENTICATION_TOKEN"]["status"] == "404"  # unknown routes, as locally
     assert limits["UNAUTHORIZED"]["headers"] == {"WWW-Authenticate": "'Bearer'"}
@@ -484,7 +544,9 @@ def test_dynamodb_alarm_sums_every_listed_operation(package: Package) -> None:
     alarm = package.resource("aws_cloudwatch_metric_alarm", "dynamodb_throttles")
     per_operation = single(alarm["dynamic"])["metric_query"]
     assert package.value(per_operation["for_each"]) == [
+        "DeleteItem",
         "GetItem",
+        "PutItem",
         "Scan",
         "TransactWriteItems",
         "UpdateItem",
@@ -513,6 +575,7 @@ def test_outputs(package: Package) -> None:
         "UserPoolId": "${aws_cognito_user_pool.users.id}",
         "UserPoolClientId": "${aws_cognito_user_pool_client.api.id}",
         "CursorSecretArn": "${aws_secretsmanager_secret.cursor.arn}",
+        "AvatarBucketName": "${aws_s3_bucket.avatars.bucket}",
         "AlarmTopicArn": "${aws_sns_topic.alarms.arn}",
         "ApiKeyId": "${one(aws_api_gateway_api_key.client[*].id)}",
     }

@@ -1,24 +1,32 @@
 """The Lambda role may do exactly what the code does: every DynamoDB action the service makes
-on moto is derived from the requests themselves and compared with each stage's policy file."""
+and every S3 action the avatar store needs, run on moto and derived from the calls themselves,
+is compared with each stage's policy file."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
+import requests
 
+from chalicelib.avatars import KEY_PREFIX, AvatarStore
 from chalicelib.cursor import CursorCodec
 from chalicelib.dynamodb import DynamoUserRepository
+from chalicelib.dynamodb_idempotency import DynamoIdempotencyStore
+from chalicelib.errors import AvatarNotFound
+from chalicelib.idempotency import StoredResponse
 from chalicelib.models import REMOVE, NewUser, UserChanges
 from chalicelib.secret_store import read_secret
 from chalicelib.service import UserService
-from infra.policies import policy_document, policy_path
+from infra.policies import POLICY_ACCOUNT, policy_document, policy_path
 from infra.stages import DEPLOYED_STAGES, PROJECT_DIR, load_limits, load_stage
 from tests.integration.conftest import TABLE
+from tests.support.presigned import tiny_png
 
 # IAM authorises each item of a TransactWriteItems request as its own action.
 _TRANSACT_ACTIONS = {
@@ -53,7 +61,7 @@ class Recorder:
 
 @pytest.fixture
 def recorded(ddb: Any) -> Iterator[Recorder]:
-    """Every service operation, through the real repository, recorded."""
+    """Every service operation and idempotency-store call, through the real adapters, recorded."""
     recorder = Recorder()
     ddb.meta.events.register("before-parameter-build.dynamodb", recorder)
     service = UserService(DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32))
@@ -67,6 +75,13 @@ def recorded(ddb: Any) -> Iterator[Recorder]:
     service.delete_user(grace.user_id)
     service.put_profile("sub-1", "new@example.com", UserChanges(name="New"))
     service.put_profile("sub-1", "new@example.com", UserChanges(name="Newer"))
+    # Idempotency-Key: claim, complete, replay, and a claim released after a failure.
+    keys = DynamoIdempotencyStore(TABLE, client=ddb)
+    keys.claim("r1", "fp", "t1", 1_700_000_000)
+    keys.complete("r1", "t1", StoredResponse(201, "{}", {}), 1_700_000_001)
+    keys.claim("r1", "fp", "t2", 1_700_000_002)
+    keys.claim("r2", "fp", "t3", 1_700_000_003)
+    keys.release("r2", "t3")
     ddb.meta.events.unregister("before-parameter-build.dynamodb", recorder)
     yield recorder
 
@@ -133,3 +148,85 @@ def test_the_secret_read_is_the_one_the_policy_allows(monkeypatch: pytest.Monkey
     assert statement["Action"] == ["secretsmanager:GetSecretValue"]
     pattern = statement["Resource"].replace("*", "[^:]*").replace("?", ".")
     assert re.fullmatch(pattern, arn)
+
+
+# --- S3 (avatars) ---------------------------------------------------------------------------
+
+# The IAM action that authorises each S3 operation; HeadObject is authorised as GetObject.
+_S3_ACTIONS = {
+    "HeadObject": "s3:GetObject",
+    "GetObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "DeleteObject": "s3:DeleteObject",
+}
+AVATAR_BUCKET = "users-api-it-avatars"
+
+
+class S3Recorder:
+    """Wraps the avatar store's client: (IAM action, key) for every call it makes, and for every
+    presigned request, which S3 authorises as its signer when a browser uses it (a POST as PutObject)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.grants: set[tuple[str, str]] = set()
+        self.buckets: set[str] = set()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.client, name)
+        to_operation = self.client.meta.method_to_api_mapping
+
+        def recorded(**kwargs: Any) -> Any:
+            if name == "generate_presigned_post":
+                operation, params = "PutObject", kwargs
+            elif name == "generate_presigned_url":
+                operation, params = to_operation[kwargs["ClientMethod"]], kwargs["Params"]
+            else:
+                operation, params = to_operation[name], kwargs
+            # A KeyError here: the code makes a new S3 call; give it an IAM action above and in the policy.
+            self.grants.add((_S3_ACTIONS[operation], params["Key"]))
+            self.buckets.add(params["Bucket"])
+            return method(**kwargs)
+
+        return recorded
+
+
+@pytest.fixture
+def avatar_calls(ddb: Any) -> S3Recorder:
+    """Every avatar store operation on moto (ddb sets up credentials and mock_aws): upload, read, delete."""
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=AVATAR_BUCKET)
+    recorder = S3Recorder(client)
+    store = AvatarStore(AVATAR_BUCKET, recorder)
+    user_id = "0b8a61c2-4f4e-4a43-9d1b-7f0f7f3e2a10"
+    with pytest.raises(AvatarNotFound):
+        store.download_url(user_id)
+    form = store.presigned_upload(user_id, "image/png")
+    posted = requests.post(form.url, data=form.fields, files={"file": ("a.png", tiny_png(), "image/png")}, timeout=10)
+    assert posted.status_code == 204
+    assert requests.get(store.download_url(user_id), timeout=10).content == tiny_png()
+    store.delete(user_id)
+    return recorder
+
+
+def _s3_statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in document["Statement"] if any(a.startswith("s3:") for a in s["Action"])]
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_policy_grants_exactly_the_s3_actions_the_code_makes(avatar_calls: S3Recorder, name: str) -> None:
+    stage = load_stage(name)
+    (statement,) = _s3_statements(json.loads(open(policy_path(name)).read()))
+    assert set(statement["Action"]) == {action for action, _ in avatar_calls.grants}
+    assert set(statement["Action"]) == {"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}
+    # Only objects under the avatar prefix of this stage's bucket in the caller's own account.
+    bucket = stage.avatar_bucket_name(POLICY_ACCOUNT)
+    assert bucket == f"users-api-{name}-avatars-${{aws:PrincipalAccount}}"
+    assert statement["Resource"] == f"arn:aws:s3:::{bucket}/{KEY_PREFIX}*"
+    assert "Condition" not in statement
+
+
+def test_every_key_the_code_touches_is_under_the_policys_prefix(avatar_calls: S3Recorder) -> None:
+    assert avatar_calls.buckets == {AVATAR_BUCKET}
+    assert avatar_calls.grants
+    for _, key in avatar_calls.grants:
+        assert fnmatch.fnmatchcase(key, f"{KEY_PREFIX}*"), key

@@ -17,6 +17,7 @@ os.environ.update(
         "USER_POOL_ARN": f"arn:aws:cognito-idp:{tokens.REGION}:123456789012:userpool/{tokens.POOL_ID}",
         "CORS_ALLOW_ORIGIN": ORIGIN,
         "CURSOR_SECRET": "functional-test-cursor-secret-0123456789",
+        "AVATAR_BUCKET": "users-api-test-avatars",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": tokens.REGION,

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for the service's collaborators: a repository and a clock.
+"""In-memory stand-ins for the service's collaborators: a repository, an idempotency store, a clock.
 
 `FakeUserRepository` follows the `UserRepository` protocol of chalicelib/repository.py and the
 semantics of the DynamoDB adapter: one user record per id plus one email reservation per
@@ -12,9 +12,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any, cast
 
-from chalicelib.errors import EmailAlreadyExists, UserAlreadyExists, UserNotFound
-from chalicelib.models import User, UserChanges, apply_changes, email_key
+from chalicelib.errors import (
+    EmailAlreadyExists,
+    IdempotencyKeyReused,
+    IdempotentRequestInFlight,
+    PreconditionFailed,
+    ServiceUnavailable,
+    UserAlreadyExists,
+    UserNotFound,
+)
+from chalicelib.idempotency import LOCK_S, RECORD_TTL_S, IdempotencyStore, StoredResponse
+from chalicelib.models import Revision, User, UserChanges, apply_changes, email_key
 from chalicelib.repository import EmailChangeRequired, StaleRecord, UserRepository
 
 
@@ -108,11 +118,23 @@ class FakeUserRepository:
         self.users[user.user_id] = user
         self.reservations[key] = user.user_id
 
-    def update(self, user_id: str, changes: UserChanges, now: str, *, expect_email_key: str | None = None) -> User:
+    def update(
+        self,
+        user_id: str,
+        changes: UserChanges,
+        now: str,
+        *,
+        expect_email_key: str | None = None,
+        expected: tuple[Revision, ...] | None = None,
+    ) -> User:
+        if expected is not None and not expected:
+            raise PreconditionFailed()  # decided without a request, as the adapter does
         self._enter("update")
         current = self.users.get(user_id)
         if current is None:
             raise UserNotFound()
+        if expected is not None and current.revision not in expected:
+            raise PreconditionFailed()
         if expect_email_key is not None and email_key(current.email) != expect_email_key:
             raise EmailChangeRequired(current)
         # The contract: update() only applies changes that keep the email key. A caller that
@@ -131,7 +153,7 @@ class FakeUserRepository:
         # Checked in the order the DynamoDB adapter reports them: a taken email wins.
         if new_key != old_key and new_key in self.reservations:
             raise EmailAlreadyExists()
-        if stored is None or stored.version != current.version:
+        if stored is None or stored.revision != current.revision:
             raise StaleRecord()
         if new_key != old_key:
             if self.reservations.get(old_key) == current.user_id:
@@ -143,7 +165,7 @@ class FakeUserRepository:
     def delete(self, current: User) -> None:
         self._enter("delete")
         stored = self.users.get(current.user_id)
-        if stored is None or stored.version != current.version:
+        if stored is None or stored.revision != current.revision:
             raise StaleRecord()
         del self.users[current.user_id]
         key = email_key(current.email)
@@ -163,3 +185,66 @@ class FakeUserRepository:
 def as_repository(repo: FakeUserRepository) -> UserRepository:
     """Lets mypy check that the fake satisfies the protocol."""
     return repo
+
+
+class FakeIdempotencyStore:
+    """The IdempotencyStore semantics of the DynamoDB adapter, in memory."""
+
+    def __init__(self) -> None:
+        # record id -> {"fingerprint", "token", "locked_until", "expires", "response"}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.calls: Counter[str] = Counter()
+
+    def claim(self, record_id: str, fingerprint: str, token: str, now: int) -> StoredResponse | None:
+        self.calls["claim"] += 1
+        old = self.records.get(record_id)
+        takeover = (
+            old is not None
+            and old["response"] is None
+            and old["locked_until"] < now
+            and old["fingerprint"] == fingerprint
+        )
+        if old is None or old["expires"] < now or takeover:
+            self.records[record_id] = {
+                "fingerprint": fingerprint,
+                "token": token,
+                "locked_until": now + LOCK_S,
+                "expires": now + RECORD_TTL_S,
+                "response": None,
+            }
+            return None
+        if old["fingerprint"] != fingerprint:
+            raise IdempotencyKeyReused()
+        if old["response"] is not None:
+            return cast(StoredResponse, old["response"])
+        raise IdempotentRequestInFlight()
+
+    def complete(self, record_id: str, token: str, response: StoredResponse, now: int) -> None:
+        self.calls["complete"] += 1
+        record = self.records.get(record_id)
+        if record is not None and record["token"] == token:
+            record.update(response=response, token=None, locked_until=None)
+
+    def release(self, record_id: str, token: str) -> None:
+        self.calls["release"] += 1
+        record = self.records.get(record_id)
+        if record is not None and record["token"] == token:
+            del self.records[record_id]
+
+
+def as_idempotency_store(store: FakeIdempotencyStore) -> IdempotencyStore:
+    """Lets mypy check that the fake satisfies the protocol."""
+    return store
+
+
+class FakeAvatars:
+    """Avatar storage: which users have one, and whether removal fails (storage down)."""
+
+    def __init__(self) -> None:
+        self.stored: set[str] = set()
+        self.failing = False
+
+    def delete(self, user_id: str) -> None:
+        if self.failing:
+            raise ServiceUnavailable()
+        self.stored.discard(user_id)

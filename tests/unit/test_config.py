@@ -80,3 +80,39 @@ def test_api_keys_are_required_only_where_a_stage_says_so() -> None:
     assert not require_api_key({"REQUIRE_API_KEY": "false"})
     with pytest.raises(ConfigurationError):
         require_api_key({"REQUIRE_API_KEY": "yes"})
+
+
+COGNITO_JWKS = "https://cognito-idp.eu-west-1.amazonaws.com/us-east-1_Pool/.well-known/jwks.json"
+DEPLOYED = {**BASE, "STAGE": "prod", "CURSOR_SECRET_ARN": ARN, "AWS_REGION": "eu-west-1"}
+
+
+def test_deployed_stages_fetch_keys_only_from_the_pools_cognito_url() -> None:
+    assert load_settings(DEPLOYED).jwks_url == COGNITO_JWKS
+    # An emulator endpoint left in the environment must not redirect where keys come from.
+    assert load_settings({**DEPLOYED, "AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}).jwks_url == COGNITO_JWKS
+    assert load_settings({**DEPLOYED, "JWKS_URL": COGNITO_JWKS}).jwks_url == COGNITO_JWKS
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:5000/us-east-1_Pool/.well-known/jwks.json",
+        "https://evil.example/jwks.json",
+        "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Other/.well-known/jwks.json",
+        COGNITO_JWKS.replace("https://", "http://"),
+    ],
+)
+def test_deployed_stages_refuse_any_other_jwks_url(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="JWKS_URL"):
+        load_settings({**DEPLOYED, "JWKS_URL": url})
+    with pytest.raises(ConfigurationError, match="JWKS_URL"):
+        load_settings({**DEPLOYED, "AWS_LAMBDA_FUNCTION_NAME": "fn", "JWKS_URL": url})
+
+
+def test_local_stages_may_point_the_jwks_url_at_the_emulator() -> None:
+    local = {**BASE, "STAGE": "local", "AWS_REGION": "eu-west-1"}
+    configured = "http://127.0.0.1:5000/keys.json"
+    assert load_settings({**local, "JWKS_URL": configured}).jwks_url == configured
+    emulated = load_settings({**local, "STAGE": "test", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000/"})
+    assert emulated.jwks_url == "http://127.0.0.1:5000/us-east-1_Pool/.well-known/jwks.json"
+    assert load_settings(local).jwks_url == COGNITO_JWKS

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
-from chalicelib import models
-from chalicelib.errors import ValidationError
+from chalicelib import idempotency, models
+from chalicelib.conditional import MAX_TAGS, etag, parse_if_match
+from chalicelib.cursor import MAX_CURSOR_LEN, CursorCodec
+from chalicelib.errors import AppError, InvalidCursor, ValidationError
+from chalicelib.http import RETRY_AFTER_S, status_for
+from chalicelib.models import User
 from chalicelib.openapi import document
 
 SCHEMAS = document()["components"]["schemas"]
@@ -37,9 +42,156 @@ def test_documented_phone_pattern_matches_the_server(phone: str) -> None:
 
 
 def test_documented_page_bounds_are_the_parser_bounds() -> None:
-    (limit,) = [p for p in document()["paths"]["/users"]["get"]["parameters"] if p["name"] == "limit"]
-    schema = limit["schema"]
+    schema = _parameter("/users", "get", "limit")["schema"]
     assert models.parse_limit(None) == schema["default"]
     assert models.parse_limit(str(schema["maximum"])) == schema["maximum"]
     with pytest.raises(ValidationError):
         models.parse_limit(str(schema["maximum"] + 1))
+
+
+def documented_match(pattern: str, value: str) -> bool:
+    """A JSON Schema pattern, anchored as all of ours are: `$` never matches before a final newline."""
+    return re.fullmatch(pattern, value) is not None
+
+
+CURSOR = CursorCodec(b"k" * 32)
+CURSORS_OUTSIDE_THE_PATTERN = ["abc", ".def", "abc.", "a.b.c", "ab=.cd", "ab+.cd", "ab.cd\n", "", "x." + "y" * 600]
+
+
+@pytest.mark.parametrize("cursor", CURSORS_OUTSIDE_THE_PATTERN)
+def test_a_cursor_outside_the_documented_pattern_is_refused(cursor: str) -> None:
+    schema = _parameter("/users", "get", "cursor")["schema"]
+    assert not (documented_match(schema["pattern"], cursor) and len(cursor) <= schema["maxLength"])
+    with pytest.raises(InvalidCursor):
+        CURSOR.decode(cursor)
+
+
+def test_an_issued_cursor_matches_the_documented_pattern() -> None:
+    schema = _parameter("/users", "get", "cursor")["schema"]
+    issued = CURSOR.encode("0b7d6a4e-3f1c-4d2a-9e8b-1a2b3c4d5e6f")
+    assert documented_match(schema["pattern"], issued) and len(issued) <= schema["maxLength"]
+    assert schema["maxLength"] == MAX_CURSOR_LEN
+
+
+IF_MATCH_SAMPLES = [
+    "*",
+    " * ",
+    '"1-x"',
+    'W/"1-x"',
+    '"1-x", "2-y"',
+    '"1-x",W/"2-y"',
+    '"1-x",',
+    '""',
+    '"' + "a" * 128 + '"',
+    '"' + "a" * 129 + '"',
+    ",".join(['"a"'] * MAX_TAGS),
+    ",".join(['"a"'] * (MAX_TAGS + 1)),
+    "1-x",
+    '"a"b',
+    '"a""b"',
+    ',"a"',
+    '"a",,"b"',
+    '"a" "b"',
+    '"a"\x0b',
+    '"a"\n',
+    "**",
+    '"a b"',
+    '"é"',
+    "",
+]
+
+
+@pytest.mark.parametrize("header", IF_MATCH_SAMPLES)
+def test_documented_if_match_pattern_matches_the_server(header: str) -> None:
+    documented = documented_match(_component("parameters", "IfMatch")["schema"]["pattern"], header)
+    try:
+        parse_if_match(header)
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert documented == accepted
+
+
+IDEMPOTENCY_KEYS = ["k", "k\n", "order-42", "~!{}", "x" * 255, "x" * 256, "", "a b", "tab\tkey", "é", "a\x7f"]
+
+
+@pytest.mark.parametrize("key", IDEMPOTENCY_KEYS)
+def test_documented_idempotency_key_pattern_matches_the_server(key: str) -> None:
+    documented = documented_match(_component("parameters", "IdempotencyKey")["schema"]["pattern"], key)
+    try:
+        idempotency.parse_key({"idempotency-key": key})
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert documented == accepted
+
+
+def test_the_etag_sent_matches_the_documented_one_and_round_trips_through_if_match() -> None:
+    user = User("u-1", "Ada", "ada@example.com", "2026-01-02T03:04:05.678901Z", "2026-01-02T03:04:05.678901Z", 7)
+    header = _component("headers", "ETag")
+    assert documented_match(header["schema"]["pattern"], etag(user)) and header["required"]
+    assert parse_if_match(etag(user)) == (user.revision,)
+
+
+def test_documented_avatar_content_types_are_the_accepted_ones() -> None:
+    documented = SCHEMAS["AvatarRequest"]["properties"]["contentType"]["enum"]
+    for content_type in documented:
+        assert models.parse_avatar_content_type({"contentType": content_type}) == content_type
+    for other in ("image/gif", "IMAGE/PNG", "image/svg+xml", ""):
+        with pytest.raises(ValidationError):
+            models.parse_avatar_content_type({"contentType": other})
+
+
+def test_the_retry_after_sent_matches_the_documented_one() -> None:
+    assert documented_match(_component("headers", "Retry-After")["schema"]["pattern"], RETRY_AFTER_S)
+
+
+def _error_classes(cls: type[AppError] = AppError) -> list[type[AppError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _error_classes(child))]
+
+
+def test_every_status_a_domain_error_maps_to_is_a_documented_error_response() -> None:
+    responses = document()["components"]["responses"]
+    assert {f"E{status_for(cls())}" for cls in _error_classes()} <= set(responses)
+
+
+def test_every_error_response_an_operation_lists_exists() -> None:
+    responses = document()["components"]["responses"]
+    listed = {
+        response["$ref"].rsplit("/", 1)[1]
+        for item in document()["paths"].values()
+        for operation in item.values()
+        for response in operation["responses"].values()
+        if "$ref" in response
+    }
+    assert listed <= set(responses)
+
+
+def _component(kind: str, name: str) -> dict[str, Any]:
+    return dict(document()["components"][kind][name])
+
+
+def _parameter(path: str, method: str, name: str) -> dict[str, Any]:
+    for parameter in document()["paths"][path][method]["parameters"]:
+        resolved = _component("parameters", parameter["$ref"].rsplit("/", 1)[1]) if "$ref" in parameter else parameter
+        if resolved["name"] == name:
+            return resolved
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize(
+    ("schema", "parse"),
+    [
+        ("NewUser", models.parse_new_user),
+        ("UserUpdate", models.parse_user_changes),
+        ("ProfileUpdate", models.parse_profile_changes),
+        ("AvatarRequest", models.parse_avatar_content_type),
+    ],
+)
+def test_every_documented_request_example_is_accepted_by_the_server(schema: str, parse: Any) -> None:
+    examples = SCHEMAS[schema]["examples"]
+    assert examples
+    for example in examples:
+        parse(example)

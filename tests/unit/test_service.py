@@ -10,13 +10,15 @@ from chalicelib.errors import (
     EmailAlreadyExists,
     Forbidden,
     InvalidCursor,
+    PreconditionFailed,
+    ServiceUnavailable,
     UserAlreadyExists,
     UserNotFound,
     ValidationError,
 )
-from chalicelib.models import REMOVE, NewUser, User, UserChanges
+from chalicelib.models import REMOVE, NewUser, Revision, User, UserChanges
 from chalicelib.service import MAX_ATTEMPTS, UserService, utc_now
-from tests.unit.fakes import FakeUserRepository, make_user
+from tests.unit.fakes import FakeAvatars, FakeUserRepository, make_user
 
 NOW = "2024-05-05T12:00:00.000Z"
 
@@ -350,3 +352,133 @@ def test_put_profile_gives_up_if_create_and_update_keep_missing(service, repo, m
     with pytest.raises(ConcurrentModification):
         service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"))
     assert repo.calls == {"update": MAX_ATTEMPTS, "create": MAX_ATTEMPTS}
+
+
+# --- If-Match (expected revisions) ---
+
+
+def test_update_with_the_current_revision_applies(service, repo):
+    user = seeded(repo, make_user(version=2))
+    updated = service.update_user(user.user_id, UserChanges(name="Bo"), expected=(user.revision,))
+    assert (updated.name, updated.version) == ("Bo", 3)
+    assert repo.calls == {"update": 1}
+
+
+def test_update_with_a_stale_revision_is_412_and_changes_nothing(service, repo):
+    user = seeded(repo, make_user(version=2))
+    stale = Revision(1, user.created_at)
+    for changes in (UserChanges(name="Bo"), UserChanges(email="new@example.com")):
+        with pytest.raises(PreconditionFailed):
+            service.update_user(user.user_id, changes, expected=(stale,))
+    assert repo.users[user.user_id] == user
+    assert repo.email_owner("new@example.com") is None
+
+
+def test_update_with_a_revision_of_an_earlier_record_under_the_same_id_is_412(service, repo):
+    user = seeded(repo, make_user(version=1))
+    with pytest.raises(PreconditionFailed):
+        service.update_user(user.user_id, UserChanges(name="Bo"), expected=(Revision(1, "2000-01-01T00:00:00.000Z"),))
+
+
+def test_update_with_nothing_that_can_match_makes_no_request(service, repo):
+    user = seeded(repo, make_user())
+    with pytest.raises(PreconditionFailed):
+        service.update_user(user.user_id, UserChanges(name="Bo"), expected=())
+    assert repo.total_calls == 0
+
+
+def test_email_change_under_if_match_is_not_retried_when_a_concurrent_writer_wins(service, repo):
+    user = seeded(repo, make_user())
+    repo.stale_next["change_email"] = 1
+    with pytest.raises(PreconditionFailed):
+        service.update_user(user.user_id, UserChanges(email="new@example.com"), expected=(user.revision,))
+    assert repo.calls == {"update": 1, "change_email": 1}
+    assert repo.email_owner("new@example.com") is None
+
+
+def test_email_change_with_the_current_revision_applies(service, repo):
+    user = seeded(repo, make_user())
+    updated = service.update_user(user.user_id, UserChanges(email="new@example.com"), expected=(user.revision,))
+    assert updated.email == "new@example.com"
+    assert repo.email_owner("new@example.com") == user.user_id
+
+
+def test_delete_with_a_stale_revision_is_412_and_deletes_nothing(service, repo):
+    user = seeded(repo, make_user(version=4))
+    with pytest.raises(PreconditionFailed):
+        service.delete_user(user.user_id, expected=(Revision(3, user.created_at),))
+    assert repo.users[user.user_id] == user
+    assert repo.calls == {"get": 1}
+
+
+def test_delete_under_if_match_is_not_retried_when_a_concurrent_writer_wins(service, repo):
+    user = seeded(repo, make_user())
+    repo.stale_next["delete"] = 1
+    with pytest.raises(PreconditionFailed):
+        service.delete_user(user.user_id, expected=(user.revision,))
+    assert repo.calls == {"get": 1, "delete": 1}
+
+
+def test_delete_with_the_current_revision_deletes(service, repo):
+    user = seeded(repo, make_user())
+    service.delete_user(user.user_id, expected=(user.revision,))
+    assert user.user_id not in repo.users
+
+
+def test_delete_with_nothing_that_can_match_makes_no_request(service, repo):
+    user = seeded(repo, make_user())
+    with pytest.raises(PreconditionFailed):
+        service.delete_user(user.user_id, expected=())
+    assert repo.total_calls == 0
+
+
+def test_put_profile_with_if_match_never_creates(service, repo):
+    with pytest.raises(PreconditionFailed):
+        service.put_profile("sub-1", "a@example.com", UserChanges(name="Ann"), expected=(Revision(1, NOW),))
+    assert repo.users == {}
+
+
+def test_put_profile_with_the_current_revision_updates(service, repo):
+    user = seeded(repo, make_user(user_id="sub-1"))
+    updated, created = service.put_profile("sub-1", None, UserChanges(name="Bo"), expected=(user.revision,))
+    assert (updated.name, created) == ("Bo", False)
+
+
+# --- avatars go with their user ---
+
+
+@pytest.fixture
+def avatars() -> FakeAvatars:
+    return FakeAvatars()
+
+
+@pytest.fixture
+def with_avatars(repo, avatars) -> UserService:
+    return UserService(repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), clock=lambda: NOW, avatars=avatars)
+
+
+def test_deleting_a_user_deletes_the_avatar(with_avatars, repo, avatars):
+    user = seeded(repo, make_user())
+    avatars.stored = {user.user_id, "someone-else"}
+    with_avatars.delete_user(user.user_id)
+    assert avatars.stored == {"someone-else"}
+
+
+def test_a_refused_delete_keeps_the_avatar(with_avatars, repo, avatars):
+    user = seeded(repo, make_user(version=2))
+    avatars.stored = {user.user_id}
+    with pytest.raises(PreconditionFailed):
+        with_avatars.delete_user(user.user_id, expected=(Revision(1, user.created_at),))
+    assert avatars.stored == {user.user_id}
+
+
+def test_when_the_avatar_cannot_be_removed_a_retry_finishes_the_job(with_avatars, repo, avatars):
+    user = seeded(repo, make_user())
+    avatars.stored, avatars.failing = {user.user_id}, True
+    with pytest.raises(ServiceUnavailable):
+        with_avatars.delete_user(user.user_id)
+    assert user.user_id not in repo.users
+    avatars.failing = False
+    with pytest.raises(UserNotFound):
+        with_avatars.delete_user(user.user_id)
+    assert avatars.stored == set()

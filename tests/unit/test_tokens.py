@@ -5,6 +5,8 @@ import hashlib
 import hmac
 import json
 import secrets
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -14,13 +16,18 @@ from cryptography.hazmat.primitives import serialization
 
 from chalicelib.errors import Unauthorized
 from chalicelib.tokens import (
+    EMULATOR_KEY_MODULUS,
     JWKS_TTL_S,
     LEEWAY_S,
+    MAX_JWKS_BYTES,
     MAX_TOKEN_BYTES,
     REFETCH_INTERVAL_S,
     TokenVerifier,
     bearer_token,
+    url_fetcher,
 )
+from tests.support import emulator
+from tests.support.doubles import FakeUrlopen
 from tests.support.tokens import CLIENT_ID, ISSUER, KID, claims, jwks, private_key, sign, token
 from tests.unit.fakes import FakeClock
 
@@ -339,9 +346,8 @@ def test_failing_refetch_keeps_the_cached_keys(clock):
 
 
 def test_failing_jwks_fetch_is_rate_limited_too(clock):
-    # BUG: a failed fetch caches nothing, and `_key` refetches whenever no keys are cached,
-    # ignoring REFETCH_INTERVAL_S, so while the JWKS endpoint is down every request
-    # (each with a made-up or a real kid) makes its own JWKS request, serialised on the lock.
+    # A failed fetch still counts against the refetch interval, so while the JWKS endpoint is
+    # down requests do not each make their own JWKS request.
     fetcher = CountingFetcher(error=OSError("connection refused"))
     verifier = TokenVerifier(ISSUER, CLIENT_ID, fetch_jwks=fetcher, clock=clock)
     for _ in range(50):
@@ -365,8 +371,81 @@ def test_unusable_rsa_key_is_skipped(clock):
 
 @pytest.mark.parametrize("keys", [None, 5, "abc"])
 def test_malformed_jwks_document_gives_unauthorized(clock, keys):
-    # BUG for None and 5: `for jwk in document.get("keys", [])` runs outside the try in
-    # TokenVerifier._load_keys, so a JWKS body such as {"keys": null} raises TypeError out
-    # of verify() (a 500) instead of Unauthorized.
+    # A JWKS body such as {"keys": null} must give Unauthorized, not an error out of verify() (a 500).
     verifier = TokenVerifier(ISSUER, CLIENT_ID, fetch_jwks=lambda: {"keys": keys}, clock=clock)
     rejected(verifier, "Bearer " + token())
+
+
+def test_pyjwt_itself_refuses_iat_in_the_future():
+    # TokenVerifier relies on this (PyJWT >= 2.x raises ImmatureSignatureError for iat > now + leeway);
+    # if an upgrade drops it, this fails and tokens.py must check iat itself.
+    future = claims(iat=int(time.time()) + LEEWAY_S + 90)
+    with pytest.raises(jwt.ImmatureSignatureError):
+        jwt.decode(
+            sign(future), private_key(KID).public_key(), algorithms=["RS256"], audience=CLIENT_ID, leeway=LEEWAY_S
+        )
+
+
+# --- the emulator's published key ---
+
+
+def test_the_emulator_modulus_is_the_one_moto_publishes():
+    assert [key["n"] for key in emulator.public_jwks()["keys"]] == [EMULATOR_KEY_MODULUS]
+
+
+def emulator_jwks() -> dict[str, Any]:
+    return {"keys": [*emulator.public_jwks()["keys"], *jwks()["keys"]]}
+
+
+def test_emulator_signed_tokens_are_refused_by_default(clock):
+    fetcher = CountingFetcher(emulator_jwks())
+    verifier = TokenVerifier(ISSUER, CLIENT_ID, fetch_jwks=fetcher, clock=clock)
+    forged = emulator.sign(claims(sub="intruder", groups=["admins"]))
+    assert rejected(verifier, "Bearer " + forged).message == "Invalid token"
+    assert verifier.verify(token(sub="real"))["sub"] == "real"  # the pool's own key still works
+
+
+def test_emulator_signed_tokens_are_accepted_where_trusted(clock):
+    verifier = TokenVerifier(ISSUER, CLIENT_ID, fetch_jwks=emulator_jwks, clock=clock, trust_emulator_keys=True)
+    assert verifier.verify(emulator.sign(claims(sub="dev")))["sub"] == "dev"
+
+
+@pytest.mark.parametrize("kid", ["dummy", KID + "-renamed", "prod-looking-kid"])
+def test_the_emulator_key_is_recognised_by_its_modulus_not_its_kid(clock, kid):
+    published = emulator.public_jwks()["keys"][0]
+    # Same key under another kid, and with a leading zero byte in `n` (the same number).
+    padded = b64url(b"\x00" + base64.urlsafe_b64decode(published["n"] + "=="))
+    for n in (published["n"], padded):
+        fetcher = CountingFetcher({"keys": [{**published, "kid": kid, "n": n}]})
+        verifier = TokenVerifier(ISSUER, CLIENT_ID, fetch_jwks=fetcher, clock=clock)
+        rejected(verifier, "Bearer " + emulator.sign(claims(), kid=kid))
+        trusting = TokenVerifier(ISSUER, CLIENT_ID, fetcher, clock=clock, trust_emulator_keys=True)
+        assert trusting.verify(emulator.sign(claims(sub="dev"), kid=kid))["sub"] == "dev"
+
+
+def test_tokens_module_does_not_import_moto():
+    code = "import sys, chalicelib.tokens; assert 'moto' not in sys.modules and 'jwt' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- url_fetcher ---
+
+
+URL = "https://keys.example/jwks.json"
+
+
+def test_url_fetcher_reads_only_its_url_with_a_timeout(monkeypatch):
+    endpoint = FakeUrlopen({URL: jwks()}).install(monkeypatch)
+    assert url_fetcher(URL, timeout_s=2.0)() == jwks()
+    assert (endpoint.urls, endpoint.timeouts) == ([URL], [2.0])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b"null", b"<html>", b"{", b'{"keys": []}' + b" " * MAX_JWKS_BYTES],
+    ids=["list", "null", "html", "truncated", "oversized"],
+)
+def test_url_fetcher_refuses_what_is_not_a_small_json_object(monkeypatch, body):
+    FakeUrlopen({URL: body}).install(monkeypatch)
+    with pytest.raises((ValueError, TypeError)):
+        url_fetcher(URL)()

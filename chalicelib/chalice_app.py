@@ -1,0 +1,35 @@
+"""The Chalice app class, with the request being handled kept per thread.
+
+Chalice stores the current request and Lambda context as attributes of the app object. Lambda
+runs one request per environment at a time, but `chalice local`'s server runs one thread per
+connection, and concurrent requests overwrote each other's body and response (aws/chalice#759).
+Per-thread values keep local concurrency real, as it is across Lambda environments, instead
+of serialising every request behind one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from chalice import Chalice  # type: ignore[attr-defined]
+
+
+class _PerThread:
+    """A data descriptor holding one value per thread (so it wins over the instance dict)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(self._local, "value", None)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self._local.value = value
+
+
+class ThreadSafeChalice(Chalice):  # type: ignore[misc]
+    current_request = _PerThread()
+    lambda_context = _PerThread()

@@ -1,0 +1,96 @@
+"""Avatars over real HTTP: the API hands out presigned URLs, and the file goes straight to the
+embedded S3 and back, as a browser would send and fetch it.
+
+The emulator's S3 does not enforce the POST policy (type, size, key, expiry); real S3 does, and
+tests/functional/test_avatars.py asserts what each policy says.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from tests.e2e.conftest import Stack
+from tests.support.presigned import tiny_png
+
+TIMEOUT = 15
+
+
+def call(stack: Stack, method: str, path: str, token: str, body: Any = None) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"}
+    return requests.request(method, stack.url + path, headers=headers, json=body, timeout=TIMEOUT)
+
+
+def s3(stack: Stack) -> Any:
+    return boto3.client("s3", endpoint_url=stack.info["aws_endpoint_url"], region_name=stack.info["region"])
+
+
+def new_user(stack: Stack, admin: str) -> str:
+    response = call(stack, "POST", "/users", admin, {"name": "Ava", "email": f"{uuid.uuid4().hex[:10]}@example.com"})
+    assert response.status_code == 201, response.text
+    return str(response.json()["user"]["userId"])
+
+
+def upload(form: dict[str, Any], body: bytes, content_type: str = "image/png") -> requests.Response:
+    # multipart/form-data: every policy field first, the file last (S3 ignores fields after it).
+    files = {"file": ("avatar.png", body, content_type)}
+    return requests.post(form["uploadUrl"], data=form["fields"], files=files, timeout=TIMEOUT)
+
+
+def test_upload_through_the_presigned_post_then_download_the_same_bytes(stack: Stack) -> None:
+    admin = stack.token()
+    user_id = new_user(stack, admin)
+    assert call(stack, "GET", f"/users/{user_id}/avatar", admin).status_code == 404
+
+    response = call(stack, "POST", f"/users/{user_id}/avatar", admin, {"contentType": "image/png"})
+    assert response.status_code == 200, response.text
+    form = response.json()
+    assert form["fileKey"] == f"avatars/{user_id}/avatar"
+    assert form["uploadUrl"] == f"{stack.info['aws_endpoint_url'].rstrip('/')}/{stack.info['bucket_name']}"
+    png = tiny_png()
+    posted = upload(form, png)
+    assert posted.status_code == 204, posted.text
+
+    download = call(stack, "GET", f"/users/{user_id}/avatar", admin)
+    assert download.status_code == 200, download.text
+    fetched = requests.get(download.json()["downloadUrl"], timeout=TIMEOUT)
+    assert fetched.status_code == 200
+    assert fetched.content == png
+    assert fetched.headers["Content-Type"] == "image/png"
+
+
+def test_a_member_uploads_their_own_avatar_but_cannot_touch_anyone_elses(stack: Stack) -> None:
+    run = uuid.uuid4().hex[:8]
+    mia = stack.add_user(f"mia-{run}@example.com", "Sup3r-secret-pass!")
+    assert call(stack, "PUT", "/users/me", mia, {"name": "Mia"}).status_code == 201
+    mia_id = call(stack, "GET", "/users/me", mia).json()["userId"]
+    form = call(stack, "POST", f"/users/{mia_id}/avatar", mia, {"contentType": "image/webp"})
+    assert form.status_code == 200, form.text
+    assert upload(form.json(), b"RIFF-webp-ish", "image/webp").status_code == 204
+
+    other_id = new_user(stack, stack.token())
+    for path in (f"/users/{other_id}/avatar", f"/users/{uuid.uuid4()}/avatar"):
+        assert call(stack, "POST", path, mia, {"contentType": "image/png"}).status_code == 403
+        assert call(stack, "GET", path, mia).status_code == 403
+    assert call(stack, "POST", f"/users/{mia_id}/avatar", mia, {"contentType": "image/gif"}).status_code == 400
+
+
+def test_deleting_the_user_deletes_the_avatar(stack: Stack) -> None:
+    """Needs UserService.delete_user to delete the avatar (the store's idempotent delete)."""
+    admin = stack.token()
+    user_id = new_user(stack, admin)
+    form = call(stack, "POST", f"/users/{user_id}/avatar", admin, {"contentType": "image/png"}).json()
+    assert upload(form, tiny_png()).status_code == 204
+    bucket, key = stack.info["bucket_name"], form["fileKey"]
+    assert s3(stack).head_object(Bucket=bucket, Key=key)["ContentLength"] == len(tiny_png())
+
+    assert call(stack, "DELETE", f"/users/{user_id}", admin).status_code == 200
+    with pytest.raises(ClientError) as gone:
+        s3(stack).head_object(Bucket=bucket, Key=key)
+    assert gone.value.response["Error"]["Code"] == "404"
+    assert call(stack, "GET", f"/users/{user_id}/avatar", admin).status_code == 404

@@ -1,0 +1,79 @@
+"""Idempotency records on DynamoDB (moto): claim, complete, release, expiry and TTL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chalicelib.dynamodb_idempotency import DynamoIdempotencyStore
+from chalicelib.errors import IdempotencyKeyReused, IdempotentRequestInFlight
+from chalicelib.idempotency import LOCK_S, RECORD_TTL_S, StoredResponse
+from chalicelib.table_schema import IDEMPOTENCY_KEY_PREFIX, LISTING_INDEX, TTL_ATTRIBUTE
+from tests.integration.conftest import TABLE
+from tests.support.counting import counting
+
+NOW = 1_700_000_000
+RESPONSE = StoredResponse(201, '{"user": {"userId": "u-1"}}', {"Location": "/users/u-1", "ETag": '"1-x"'})
+
+
+@pytest.fixture
+def store(ddb: Any) -> DynamoIdempotencyStore:
+    return DynamoIdempotencyStore(TABLE, client=ddb)
+
+
+def item(ddb: Any, rid: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = ddb.get_item(
+        TableName=TABLE, Key={"userId": {"S": IDEMPOTENCY_KEY_PREFIX + rid}}
+    ).get("Item")
+    return found
+
+
+def test_claim_complete_replay(store: DynamoIdempotencyStore, ddb: Any) -> None:
+    with counting(ddb) as calls:
+        assert store.claim("r1", "fp", "t1", NOW) is None
+        store.complete("r1", "t1", RESPONSE, NOW + 1)
+    assert calls.total == 2
+    assert store.claim("r1", "fp", "t2", NOW + 2) == RESPONSE
+    stored = item(ddb, "r1")
+    assert stored is not None
+    assert int(stored[TTL_ATTRIBUTE]["N"]) == NOW + RECORD_TTL_S
+    assert "lockToken" not in stored
+
+
+def test_in_flight_and_mismatch(store: DynamoIdempotencyStore) -> None:
+    store.claim("r1", "fp", "t1", NOW)
+    with pytest.raises(IdempotentRequestInFlight):
+        store.claim("r1", "fp", "t2", NOW + 1)
+    with pytest.raises(IdempotencyKeyReused):
+        store.claim("r1", "other", "t2", NOW + 1)
+
+
+def test_a_dead_lock_is_taken_over_only_by_the_same_request(store: DynamoIdempotencyStore) -> None:
+    store.claim("r1", "fp", "t1", NOW)
+    with pytest.raises(IdempotencyKeyReused):
+        store.claim("r1", "other", "t2", NOW + LOCK_S + 1)
+    assert store.claim("r1", "fp", "t2", NOW + LOCK_S + 1) is None
+    store.complete("r1", "t1", StoredResponse(200, "{}", {}), NOW + LOCK_S + 2)  # the old holder: ignored
+    store.complete("r1", "t2", RESPONSE, NOW + LOCK_S + 2)
+    assert store.claim("r1", "fp", "t3", NOW + LOCK_S + 3) == RESPONSE
+
+
+def test_release_frees_the_key_but_only_for_its_holder(store: DynamoIdempotencyStore, ddb: Any) -> None:
+    store.claim("r1", "fp", "t1", NOW)
+    store.release("r1", "someone-else")
+    assert item(ddb, "r1") is not None
+    store.release("r1", "t1")
+    assert item(ddb, "r1") is None
+    assert store.claim("r1", "other", "t2", NOW) is None
+
+
+def test_an_expired_record_is_free_before_dynamodb_deletes_it(store: DynamoIdempotencyStore) -> None:
+    store.claim("r1", "fp", "t1", NOW)
+    store.complete("r1", "t1", RESPONSE, NOW)
+    assert store.claim("r1", "other", "t2", NOW + RECORD_TTL_S + 1) is None
+
+
+def test_records_never_show_up_in_the_user_listing(store: DynamoIdempotencyStore, ddb: Any) -> None:
+    store.claim("r1", "fp", "t1", NOW)
+    assert ddb.scan(TableName=TABLE, IndexName=LISTING_INDEX)["Items"] == []
