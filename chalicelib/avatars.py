@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib import aws
 from chalicelib.config import ConfigurationError
-from chalicelib.errors import AvatarNotFound, ServiceUnavailable
+from chalicelib.errors import AvatarNotFound
 
 KEY_PREFIX = "avatars/"
 MIN_BYTES = 1
@@ -42,38 +43,18 @@ def avatar_key(user_id: str) -> str:
     return f"{KEY_PREFIX}{user_id}/avatar"
 
 
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
+class AvatarStore(aws.ClientHolder):
+    service = "s3"
 
-
-class AvatarStore:
     def __init__(self, bucket: str, client: Any | None = None):
         if not bucket:
             raise ConfigurationError("environment variable AVATAR_BUCKET is required for avatars")
+        super().__init__(client)
         self._bucket = bucket
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from chalicelib import aws
-
-            self._client = aws.client("s3")
-        return self._client
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         """One S3 call (or presign); failures that persist after retries become ServiceUnavailable."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except ClientError as exc:
-            if _code(exc) in _TRANSIENT_CODES:
-                raise ServiceUnavailable() from exc
-            raise
-        except BotoCoreError as exc:
-            raise ServiceUnavailable() from exc
+        return aws.call(self.client, operation, _TRANSIENT_CODES, **kwargs)
 
     def presigned_upload(self, user_id: str, content_type: str) -> AvatarUpload:
         """A form that can store one image of exactly `content_type`, 1 byte to 5 MiB, at the user's key."""
@@ -97,7 +78,7 @@ class AvatarStore:
         try:
             self._call("head_object", Bucket=self._bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in _ABSENT_CODES:
+            if aws.error_code(exc) in _ABSENT_CODES:
                 raise AvatarNotFound() from exc
             raise
         params = {"Bucket": self._bucket, "Key": key}

@@ -56,3 +56,41 @@ def reset_clients() -> None:
     """Forget cached clients (tests that switch endpoints or credentials)."""
     with _lock:
         _clients.clear()
+
+
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ClientError ('' for anything else)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def call(client: Any, operation: str, unavailable_codes: frozenset[str], **kwargs: Any) -> Any:
+    """One AWS call. Failures that persist after botocore's retries (the service's "try later"
+    codes, timeouts, connection errors) become ServiceUnavailable; anything else propagates."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.errors import ServiceUnavailable
+
+    try:
+        return getattr(client, operation)(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) in unavailable_codes:
+            raise ServiceUnavailable() from exc
+        raise
+    except BotoCoreError as exc:
+        raise ServiceUnavailable() from exc
+
+
+class ClientHolder:
+    """An adapter's boto3 client: the one it was given (tests), else the shared one, on first use."""
+
+    service = ""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client(self.service)
+        return self._client

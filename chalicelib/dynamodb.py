@@ -77,11 +77,6 @@ def item_to_user(item: Item) -> User | None:
     )
 
 
-def error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def _cancellation_codes(exc: Exception) -> list[str]:
     response = getattr(exc, "response", None) or {}
     return [str(reason.get("Code", "None")) for reason in response.get("CancellationReasons", [])]
@@ -93,7 +88,7 @@ def _cancelled(exc: Exception) -> list[str]:
     A transaction throttled on one of its items is ServiceUnavailable, like a throttled call.
     """
     codes = _cancellation_codes(exc)
-    if error_code(exc) != "TransactionCanceledException" or not codes:
+    if aws.error_code(exc) != "TransactionCanceledException" or not codes:
         raise exc
     if _UNAVAILABLE_REASONS.intersection(codes):
         raise ServiceUnavailable() from exc
@@ -128,30 +123,17 @@ def _is_revision(revision: Revision) -> dict[str, Any]:
 
 
 def call(client: Any, operation: str, **kwargs: Any) -> Any:
-    """Run one DynamoDB call; failures that persist after botocore's retries (throttling,
-    5xx, timeouts, connection errors) become ServiceUnavailable. Anything else propagates."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return getattr(client, operation)(**kwargs)
-    except ClientError as exc:
-        if error_code(exc) in _UNAVAILABLE_CODES:
-            raise ServiceUnavailable() from exc
-        raise
-    except BotoCoreError as exc:
-        raise ServiceUnavailable() from exc
+    """One DynamoDB call; throttling, 5xx, timeouts and connection failures that outlast
+    botocore's retries become ServiceUnavailable."""
+    return aws.call(client, operation, _UNAVAILABLE_CODES, **kwargs)
 
 
-class DynamoUserRepository:
+class DynamoUserRepository(aws.ClientHolder):
+    service = "dynamodb"
+
     def __init__(self, table_name: str, client: Any | None = None):
+        super().__init__(client)
         self._table = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         return call(self.client, operation, **kwargs)
@@ -247,7 +229,7 @@ class DynamoUserRepository:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
                 raise
             old = exc.response.get("Item")
             current = item_to_user(old) if old else None

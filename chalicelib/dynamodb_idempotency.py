@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from chalicelib import aws
-from chalicelib.dynamodb import call, error_code
+from chalicelib.dynamodb import call
 from chalicelib.errors import IdempotencyKeyReused, IdempotentRequestInFlight
 from chalicelib.idempotency import LOCK_S, RECORD_TTL_S, StoredResponse
 from chalicelib.table_schema import IDEMPOTENCY_KEY_PREFIX, TTL_ATTRIBUTE
@@ -23,16 +23,12 @@ def _key(record_id: str) -> dict[str, Any]:
     return {"userId": {"S": IDEMPOTENCY_KEY_PREFIX + record_id}}
 
 
-class DynamoIdempotencyStore:
-    def __init__(self, table_name: str, client: Any | None = None):
-        self._table = table_name
-        self._client = client
+class DynamoIdempotencyStore(aws.ClientHolder):
+    service = "dynamodb"
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+    def __init__(self, table_name: str, client: Any | None = None):
+        super().__init__(client)
+        self._table = table_name
 
     def claim(self, record_id: str, fingerprint: str, token: str, now: int) -> StoredResponse | None:
         from botocore.exceptions import ClientError
@@ -57,7 +53,7 @@ class DynamoIdempotencyStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
                 raise
             old = exc.response.get("Item") or {}
             if old.get("fingerprint", {}).get("S") != fingerprint:
@@ -82,7 +78,7 @@ class DynamoIdempotencyStore:
                 ExpressionAttributeValues={":response": {"S": response.to_json()}, ":token": {"S": token}},
             )
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
                 raise
             # Our lock expired and another request took the key over; its response will be kept.
             logger.warning("idempotency claim lost before completion")
@@ -100,5 +96,5 @@ class DynamoIdempotencyStore:
                 ExpressionAttributeValues={":token": {"S": token}},
             )
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
                 raise
