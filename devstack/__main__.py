@@ -42,6 +42,7 @@ def run(host: str, port: int, moto_port: int) -> None:
     from chalice.cli import factory as chalice_factory
     from chalice.deploy.validate import validate_routes
 
+    from chalicelib.config import cors_allow_origin
     from devstack import resources
     from devstack.gateway import create_server
     from devstack.motoserver import MotoServer
@@ -62,7 +63,12 @@ def run(host: str, port: int, moto_port: int) -> None:
             }
         )
         stack = resources.create(
-            moto.url, region, stage_env["TABLE_NAME"], stage_env.get("AVATAR_BUCKET", "users-api-local-avatars"), ""
+            moto.url,
+            region,
+            stage_env["TABLE_NAME"],
+            stage_env.get("AVATAR_BUCKET", "users-api-local-avatars"),
+            "",
+            cors_allow_origin({**os.environ, **stage_env}),
         )
         os.environ.update(
             {

@@ -71,7 +71,7 @@ def id_token(endpoint: str, region: str, client_id: str, username: str, password
     return str(result["AuthenticationResult"]["IdToken"])
 
 
-def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_url: str) -> Stack:
+def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_url: str, cors_origin: str = "") -> Stack:
     dynamodb = _client("dynamodb", endpoint, region)
     dynamodb.create_table(**create_table_kwargs(table_name))
     dynamodb.update_time_to_live(**time_to_live_kwargs(table_name))
@@ -80,6 +80,16 @@ def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_ur
         s3.create_bucket(Bucket=bucket_name)
     else:
         s3.create_bucket(Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": region})
+    if cors_origin:
+        # As deployed: a browser at the app's origin uploads and downloads avatars directly.
+        bucket = load_limits()["avatar_bucket"]
+        rule = {
+            "AllowedOrigins": [cors_origin],
+            "AllowedMethods": bucket["cors_methods"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": bucket["cors_max_age_seconds"],
+        }
+        s3.put_bucket_cors(Bucket=bucket_name, CORSConfiguration={"CORSRules": [rule]})
     # As deployed: the cursor key lives in Secrets Manager, generated here, never in a file.
     cursor_secret_arn = _client("secretsmanager", endpoint, region).create_secret(
         Name="users-api/local/cursor-secret", SecretString=secrets.token_urlsafe(48)

@@ -15,6 +15,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
+from chalicelib.config import cors_allow_origin
 from tests.e2e.conftest import Stack
 from tests.support.presigned import tiny_png
 
@@ -94,3 +95,9 @@ def test_deleting_the_user_deletes_the_avatar(stack: Stack) -> None:
         s3(stack).head_object(Bucket=bucket, Key=key)
     assert gone.value.response["Error"]["Code"] == "404"
     assert call(stack, "GET", f"/users/{user_id}/avatar", admin).status_code == 404
+
+
+def test_the_local_bucket_lets_the_app_origin_upload_from_a_browser(stack: Stack) -> None:
+    (rule,) = s3(stack).get_bucket_cors(Bucket=stack.info["bucket_name"])["CORSRules"]
+    assert rule["AllowedOrigins"] == [cors_allow_origin({})]  # make run's origin: the default
+    assert sorted(rule["AllowedMethods"]) == ["GET", "POST"]
