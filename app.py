@@ -96,7 +96,7 @@ def _if_match() -> tuple[Revision, ...] | None:
     return parse_if_match(_request().headers.get("if-match"))
 
 
-def _once(operation: str, body: dict[str, Any], produce: Callable[[], Response]) -> Response:
+def _idempotent(operation: str, body: dict[str, Any], produce: Callable[[], Response]) -> Response:
     """`produce()`, or with an Idempotency-Key, the response of its first run for this caller."""
     headers = _request().headers
     key = idempotency.parse_key(headers)
@@ -125,7 +125,7 @@ def create_user() -> Response:
     require_admin(current_identity())
     body = _body()
     new = parse_new_user(body)
-    return _once("createUser", body, lambda: _user_response(get_service().create_user(new), CREATED, 201))
+    return _idempotent("createUser", body, lambda: _user_response(get_service().create_user(new), CREATED, 201))
 
 
 @app.route("/users", methods=["GET"], **protected)
@@ -155,7 +155,7 @@ def put_profile() -> Response:
         user, created = get_service().put_profile(identity.sub, email, changes, expected)
         return _user_response(user, CREATED, 201) if created else _user_response(user, UPDATED)
 
-    return _once("putProfile", body, save)
+    return _idempotent("putProfile", body, save)
 
 
 @app.route("/users/{userId}", methods=["GET"], **protected)
