@@ -30,7 +30,8 @@ from schemathesis.engine import Status, StopReason, events, from_schema
 from schemathesis.generation.meta import CoverageScenario
 from schemathesis.openapi.checks import EnsureResourceAvailability, RejectedPositiveData
 
-from chalicelib.errors import AvatarNotFound, InvalidCursor
+from chalicelib.errors import AvatarNotFound, InvalidCursor, UserNotFound
+from chalicelib.idempotency import REPLAYED_HEADER
 from chalicelib.openapi import IF_MATCH_PATTERN
 from tests.e2e.conftest import Stack
 
@@ -91,7 +92,9 @@ def _json_body(response: schemathesis.Response) -> Any:
 # Failures that are no fault: the answer depends on server state the document cannot express, or the
 # "schema-valid" request was not. Each is matched narrowly (kind of failure, operation, status, error
 # text, what was sent); anything else still fails, and the test prints how often each was waived.
-def _waiver(failure: Failure, case: schemathesis.Case[Any], response: schemathesis.Response) -> str | None:
+def _waiver(
+    failure: Failure, case: schemathesis.Case[Any], response: schemathesis.Response, replayed: set[str]
+) -> str | None:
     label, status, body = case.operation.label, response.status_code, _json_body(response)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(failure, RejectedPositiveData):
@@ -115,6 +118,16 @@ def _waiver(failure: Failure, case: schemathesis.Case[Any], response: schemathes
         no_name = not isinstance(case.body, dict) or "name" not in case.body
         if label == "PUT /users/me" and status == 400 and no_name and error == "Creating your profile requires a name":
             return "PUT /users/me: the first PUT creates the profile, which needs a name (documented on ProfileUpdate)"
+    if (
+        isinstance(failure, EnsureResourceAvailability)
+        and status == 404
+        and error == UserNotFound.message
+        and (case.path_parameters or {}).get("userId") in replayed
+    ):
+        return (
+            "Idempotency-Key: a generated key repeated an earlier create's key and body, so the API replayed that "
+            "create's response (as documented) for a user a later DELETE had removed"
+        )
     if isinstance(failure, EnsureResourceAvailability) and label == "GET /users/{userId}/avatar":
         if status == 404 and error == AvatarNotFound.message:
             return "avatar: creating a user uploads no avatar, so reading it gets the documented 404 until one is"
@@ -180,6 +193,7 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     waived: Counter[str] = field(default_factory=Counter)
+    replayed: set[str] = field(default_factory=set)
     stop_reason: StopReason | None = None
 
     def add(self, recorder: Any) -> None:
@@ -204,6 +218,7 @@ class Outcome:
                 "check runs": self.checks,
                 "situations": self.situations,
                 "waived": self.waived,
+                "users in replayed creates": len(self.replayed),
             },
             indent=1,
             sort_keys=True,
@@ -237,6 +252,16 @@ def _config(token: str) -> schemathesis.Config:
 def run_schemathesis(stack: Stack) -> Outcome:
     schema = schemathesis.openapi.from_url(f"{stack.url}/openapi.json", config=_config(stack.token()))
     outcome = Outcome()
+    replayed = outcome.replayed  # ids of users in replayed (Idempotent-Replayed) create responses
+
+    @schema.hook
+    def after_call(context: schemathesis.HookContext, case: schemathesis.Case[Any], response: Any) -> None:
+        values = response.headers.get(REPLAYED_HEADER.lower()) or []
+        if "true" in (values if isinstance(values, list) else [values]):
+            body = _json_body(response)
+            user = body.get("user") if isinstance(body, dict) else None
+            if isinstance(user, dict) and isinstance(user.get("userId"), str):
+                replayed.add(user["userId"])
 
     @schema.hook
     def filter_failure(
@@ -245,7 +270,7 @@ def run_schemathesis(stack: Stack) -> Outcome:
         case: schemathesis.Case[Any],
         response: schemathesis.Response,
     ) -> bool:
-        reason = _waiver(failure, case, response)
+        reason = _waiver(failure, case, response, replayed)
         if reason is not None:
             outcome.waived[reason] += 1
         return reason is None
