@@ -77,17 +77,13 @@ def item_to_user(item: Item) -> User | None:
     )
 
 
-def _cancellation_codes(exc: Exception) -> list[str]:
-    response = getattr(exc, "response", None) or {}
-    return [str(reason.get("Code", "None")) for reason in response.get("CancellationReasons", [])]
-
-
 def _cancelled(exc: Exception) -> list[str]:
     """The cancellation reasons of a cancelled transaction; re-raises anything else.
 
     A transaction throttled on one of its items is ServiceUnavailable, like a throttled call.
     """
-    codes = _cancellation_codes(exc)
+    response = getattr(exc, "response", None) or {}
+    codes = [str(reason.get("Code", "None")) for reason in response.get("CancellationReasons", [])]
     if aws.error_code(exc) != "TransactionCanceledException" or not codes:
         raise exc
     if _UNAVAILABLE_REASONS.intersection(codes):
@@ -95,16 +91,14 @@ def _cancelled(exc: Exception) -> list[str]:
     return codes
 
 
-def _revision_condition(
-    revisions: tuple[Revision, ...], names: dict[str, str], values: dict[str, Any], prefix: str = "r"
-) -> str:
+def _revision_condition(revisions: tuple[Revision, ...], names: dict[str, str], values: dict[str, Any]) -> str:
     """`(version = v AND createdAt = c) OR ...`: the item is one of these revisions."""
     names.update({"#version": "version", "#createdAt": "createdAt"})
     clauses = []
     for index, revision in enumerate(revisions):
-        values[f":{prefix}v{index}"] = _n(revision.version)
-        values[f":{prefix}c{index}"] = _s(revision.created_at)
-        clauses.append(f"#version = :{prefix}v{index} AND #createdAt = :{prefix}c{index}")
+        values[f":rv{index}"] = _n(revision.version)
+        values[f":rc{index}"] = _s(revision.created_at)
+        clauses.append(f"#version = :rv{index} AND #createdAt = :rc{index}")
     # DynamoDB refuses redundant parentheses, so only a disjunction gets them.
     if len(clauses) == 1:
         return clauses[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib import aws
 from chalicelib.config import ConfigurationError
 from chalicelib.errors import ServiceUnavailable
 
@@ -17,13 +18,11 @@ def read_secret(secret_id: str, client: Any | None = None) -> bytes:
     from botocore.exceptions import BotoCoreError, ClientError
 
     if client is None:
-        from chalicelib import aws
-
         client = aws.client("secretsmanager")
     try:
         value = client.get_secret_value(SecretId=secret_id).get("SecretString") or ""
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = aws.error_code(exc)
         if code in _TRANSIENT_CODES:
             raise ServiceUnavailable() from exc
         raise ConfigurationError(f"cannot read secret {secret_id}: {code}") from exc

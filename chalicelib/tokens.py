@@ -73,7 +73,7 @@ def bearer_token(header: str | None) -> str:
 def _is_emulator_key(jwk: dict[str, Any]) -> bool:
     # The modulus, not the kid: a kid is just a label anyone can reuse. Padding and leading
     # zero bytes do not change the key, so compare the numbers, not the strings.
-    return _modulus(jwk.get("n")) == _modulus(EMULATOR_KEY_MODULUS)
+    return _modulus(jwk.get("n")) == _EMULATOR_MODULUS
 
 
 def _modulus(value: object) -> int | None:
@@ -83,6 +83,9 @@ def _modulus(value: object) -> int | None:
         return int.from_bytes(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), "big")
     except ValueError:  # binascii.Error is a ValueError
         return None
+
+
+_EMULATOR_MODULUS = _modulus(EMULATOR_KEY_MODULUS)
 
 
 class TokenVerifier:
