@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from chalicelib.avatars import AvatarStore
-from chalicelib.config import LOCAL_STAGES, Settings, get_settings
+from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings
 from chalicelib.cursor import CursorCodec
 from chalicelib.idempotency import IdempotencyStore
 from chalicelib.service import UserService
-from chalicelib.tokens import TokenVerifier, url_fetcher
+
+if TYPE_CHECKING:  # token verification is only for local and test stages: never imported on Lambda
+    from chalicelib.tokens import TokenVerifier
 
 T = TypeVar("T")
 
@@ -60,9 +62,9 @@ def _cursor_codec(settings: Settings) -> CursorCodec:
         return CursorCodec(settings.cursor_secret)
 
     def from_secrets_manager() -> bytes:
-        from chalicelib.secret_store import read_secret
+        from chalicelib.secret_store import cached_secret
 
-        return read_secret(settings.cursor_secret_arn)
+        return cached_secret(settings.cursor_secret_arn)
 
     return CursorCodec(from_secrets_manager)
 
@@ -74,6 +76,8 @@ def get_verify() -> Callable[[str | None], dict[str, Any]] | None:
         return None
 
     def build() -> TokenVerifier:
+        from chalicelib.tokens import TokenVerifier, url_fetcher
+
         return TokenVerifier(
             issuer=settings.issuer,
             client_id=settings.user_pool_client_id,
@@ -101,4 +105,4 @@ def reset() -> None:
     """Forget wired adapters and settings, so the next request wires them again."""
     with _lock:
         _wired.clear()
-    get_settings.cache_clear()
+    clear_settings()

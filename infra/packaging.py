@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from infra.bytecode import add_bytecode
 from infra.stages import PROJECT_DIR, Stage
 
 TERRAFORM_SOURCES = PROJECT_DIR / "infra" / "terraform"
@@ -46,6 +47,7 @@ def package_cloudformation(stage: Stage, out: Path) -> Path:
         merge_file = Path(scratch) / "merge.json"
         merge_file.write_text(json.dumps(merge_template(stage), indent=2))
         _chalice(PROJECT_DIR, stage, out, "--merge-template", str(merge_file), environ={})
+    add_bytecode(out / "deployment.zip")
     return out / "sam.json"
 
 
@@ -76,6 +78,7 @@ def package_terraform(stage: Stage, out: Path) -> Path:
         project.mkdir()
         _project_copy_for_terraform(project)
         _chalice(project, stage, out, "--pkg-format", "terraform", environ={"USER_POOL_ARN": TERRAFORM_POOL_ARN})
+    add_bytecode(out / "deployment.zip")
     chalice_tf = out / "chalice.tf.json"
     text = chalice_tf.read_text()
     if _CHALICE_INVOKE_ARN not in text:
