@@ -39,6 +39,15 @@ class TTLCache(Generic[K, V]):
             self.hits += 1
             return entry[1]
 
+    def get_or_load(self, key: K, load: Callable[[], V]) -> V:
+        """The cached value, or `load()`'s, cached. Two threads missing at once may both load;
+        the loader is not called under the lock, so a slow one never blocks hits on other keys."""
+        value = self.get(key)
+        if value is None:
+            value = load()
+            self.set(key, value)
+        return value
+
     def set(self, key: K, value: V) -> None:
         with self._lock:
             self._data[key] = (self._clock() + self._ttl, value)

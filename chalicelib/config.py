@@ -6,12 +6,14 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+
+from chalicelib.cache import TTLCache
 
 # Stages where the embedded stack runs and developer conveniences are allowed.
 LOCAL_STAGES = frozenset({"local", "test"})
 DEFAULT_MAX_BODY_BYTES = 8 * 1024
 ADMIN_GROUP = "admins"
+DEFAULT_METRICS_NAMESPACE = "UsersApi"
 
 
 class ConfigurationError(RuntimeError):
@@ -147,7 +149,45 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-@lru_cache(maxsize=1)
+# A Lambda container's environment never changes, so in Lambda this is read once per container
+# in practice; the TTL bounds how long a long-running local process keeps settings it has read.
+SETTINGS_TTL_S = 300
+settings_cache: TTLCache[str, Settings] = TTLCache(max_size=1, ttl_seconds=SETTINGS_TTL_S)
+
+
 def get_settings() -> Settings:
-    """Settings of this container, read once on first use."""
-    return load_settings()
+    """Settings of this container, read on first use and then from the cache."""
+    return settings_cache.get_or_load("settings", load_settings)
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """What the request log line needs, read apart from Settings so that it never fails a request."""
+
+    stage: str
+    # METRICS=emf or off; by default on in Lambda, off locally where nothing reads them.
+    metrics: bool
+    namespace: str
+
+
+def load_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
+    environ = _env(environ)
+    setting = environ.get("METRICS", "").strip().lower()
+    return Telemetry(
+        stage=environ.get("STAGE", "local"),
+        metrics=setting == "emf" if setting in {"emf", "off"} else running_in_lambda(environ),
+        namespace=environ.get("METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE,
+    )
+
+
+telemetry_cache: TTLCache[str, Telemetry] = TTLCache(max_size=1, ttl_seconds=SETTINGS_TTL_S)
+
+
+def get_telemetry() -> Telemetry:
+    return telemetry_cache.get_or_load("telemetry", load_telemetry)
+
+
+def clear_settings() -> None:
+    """Read the environment again on next use (tests that change it)."""
+    settings_cache.clear()
+    telemetry_cache.clear()

@@ -38,8 +38,9 @@ def _checked(secret: bytes) -> bytes:
 
 
 class CursorCodec:
-    """Signs with `secret`, or with what `secret()` returns on first use (a deployed secret is
-    fetched only when a list request first needs it, not on every cold start)."""
+    """Signs with `secret`, or with what `secret()` returns at each use: a deployed secret is
+    fetched only when a list request needs it, never at a cold start, and `secret()` caches it
+    (chalicelib.secret_store) so a rotation is picked up."""
 
     def __init__(self, secret: bytes | Callable[[], bytes]):
         self._secret: bytes | None = None
@@ -50,10 +51,10 @@ class CursorCodec:
             self._source = secret
 
     def _key(self) -> bytes:
-        if self._secret is None:
-            assert self._source is not None
-            self._secret = _checked(self._source())
-        return self._secret
+        if self._secret is not None:
+            return self._secret
+        assert self._source is not None
+        return _checked(self._source())
 
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self._key(), payload, hashlib.sha256).digest()[:16]

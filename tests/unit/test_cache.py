@@ -117,3 +117,29 @@ def test_clear(clock):
 def test_rejects_bad_parameters(max_size, ttl):
     with pytest.raises(ValueError):
         TTLCache(max_size=max_size, ttl_seconds=ttl)
+
+
+def test_get_or_load_loads_on_a_miss_and_again_once_expired(clock):
+    cache: TTLCache[str, int] = TTLCache(max_size=2, ttl_seconds=10, clock=clock)
+    loads: list[int] = []
+
+    def load() -> int:
+        loads.append(len(loads))
+        return len(loads)
+
+    assert [cache.get_or_load("a", load) for _ in range(3)] == [1, 1, 1]
+    clock.advance(10)
+    assert cache.get_or_load("a", load) == 2
+    assert (len(loads), cache.hits, cache.misses) == (2, 2, 2)
+
+
+def test_a_failed_load_is_not_cached(clock):
+    cache: TTLCache[str, int] = TTLCache(max_size=2, ttl_seconds=10, clock=clock)
+
+    def fail() -> int:
+        raise RuntimeError("down")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_load("a", fail)
+    assert len(cache) == 0
+    assert cache.get_or_load("a", lambda: 7) == 7

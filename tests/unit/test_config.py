@@ -116,3 +116,43 @@ def test_local_stages_may_point_the_jwks_url_at_the_emulator() -> None:
     emulated = load_settings({**local, "STAGE": "test", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000/"})
     assert emulated.jwks_url == "http://127.0.0.1:5000/us-east-1_Pool/.well-known/jwks.json"
     assert load_settings(local).jwks_url == COGNITO_JWKS
+
+
+def test_settings_and_telemetry_are_read_once_and_then_served_from_the_cache(monkeypatch) -> None:
+    from chalicelib import config
+
+    monkeypatch.setenv("USER_POOL_ID", "us-east-1_cached")
+    monkeypatch.setenv("USER_POOL_CLIENT_ID", "client")
+    monkeypatch.setenv("TABLE_NAME", "users-cached")
+    config.clear_settings()
+    try:
+        first = config.get_settings()
+        monkeypatch.setenv("TABLE_NAME", "changed")
+        assert config.get_settings() is first  # served from the cache, not the environment
+        assert config.settings_cache.hits >= 1
+        assert len(config.settings_cache) == 1
+        config.get_telemetry()
+        config.get_telemetry()
+        assert config.telemetry_cache.hits >= 1
+        config.clear_settings()
+        assert config.get_settings().table_name == "changed"
+    finally:
+        config.clear_settings()
+
+
+@pytest.mark.parametrize(
+    ("environ", "metrics"),
+    [
+        ({}, False),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "f"}, True),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "f", "METRICS": "off"}, False),
+        ({"METRICS": "emf"}, True),
+        ({"METRICS": "nonsense"}, False),
+    ],
+)
+def test_metrics_are_on_in_lambda_unless_turned_off(environ: dict[str, str], metrics: bool) -> None:
+    from chalicelib.config import DEFAULT_METRICS_NAMESPACE, load_telemetry
+
+    telemetry = load_telemetry({"STAGE": "prod", **environ})
+    assert (telemetry.metrics, telemetry.stage, telemetry.namespace) == (metrics, "prod", DEFAULT_METRICS_NAMESPACE)
+    assert load_telemetry({"METRICS_NAMESPACE": "Mine"}).namespace == "Mine"

@@ -1,4 +1,4 @@
-"""Reading the cursor key from Secrets Manager: once, and with failures classified."""
+"""Reading the cursor key from Secrets Manager: once an hour, and with failures classified."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from chalicelib.cache import TTLCache
 from chalicelib.config import ConfigurationError
 from chalicelib.cursor import CursorCodec
 from chalicelib.errors import ServiceUnavailable
-from chalicelib.secret_store import read_secret
+from chalicelib.secret_store import SECRET_TTL_S, cached_secret, read_secret
+from tests.unit.fakes import FakeClock
 
 
 class StubSecrets:
@@ -57,9 +59,13 @@ def test_permanent_failures_are_configuration_errors(code: str) -> None:
         read_secret("arn", StubSecrets(error=_client_error(code)))
 
 
+def _cache(clock: FakeClock | None = None) -> TTLCache[str, bytes]:
+    return TTLCache(max_size=8, ttl_seconds=SECRET_TTL_S, clock=clock or FakeClock(0.0))
+
+
 def test_the_codec_reads_a_lazy_secret_once_and_only_when_first_needed() -> None:
-    stub = StubSecrets()
-    codec = CursorCodec(lambda: read_secret("arn", stub))
+    stub, cache = StubSecrets(), _cache()
+    codec = CursorCodec(lambda: cached_secret("arn", stub, cache))
     assert stub.calls == 0
     cursor = codec.encode("user-1")
     assert codec.decode(cursor) == "user-1"
@@ -74,9 +80,24 @@ def test_a_lazy_secret_that_is_too_short_is_refused_on_use() -> None:
         codec.encode("user-1")
 
 
+def test_a_rotated_secret_is_used_once_the_cached_one_expires() -> None:
+    stub, clock = StubSecrets("old-" + "k" * 44), FakeClock(0.0)
+    cache = _cache(clock)
+    codec = CursorCodec(lambda: cached_secret("arn", stub, cache))
+    old_cursor = codec.encode("user-1")
+    stub.value = "new-" + "k" * 44
+    clock.advance(SECRET_TTL_S - 0.001)
+    assert codec.decode(old_cursor) == "user-1"
+    assert stub.calls == 1
+    clock.advance(0.001)
+    assert codec.encode("user-1") != old_cursor
+    assert stub.calls == 2
+    assert (cache.hits, cache.misses) == (1, 2)
+
+
 def test_a_failed_read_is_retried_on_the_next_use() -> None:
-    stub = StubSecrets(error=_client_error("ThrottlingException"))
-    codec = CursorCodec(lambda: read_secret("arn", stub))
+    stub, cache = StubSecrets(error=_client_error("ThrottlingException")), _cache()
+    codec = CursorCodec(lambda: cached_secret("arn", stub, cache))
     with pytest.raises(ServiceUnavailable):
         codec.encode("user-1")
     stub.error = None
