@@ -38,10 +38,10 @@ authorizer = CognitoUserPoolAuthorizer("CognitoUserPool", provider_arns=[config.
 cors = CORSConfig(
     allow_origin=config.cors_allow_origin(),
     allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "If-Match", "If-None-Match", "X-Correlation-Id"],
-    expose_headers=["ETag", "Location", "Retry-After", idempotency.REPLAYED_HEADER],
+    expose_headers=["ETag", "Location", "Retry-After", idempotency.REPLAYED_HEADER, pipeline.CORRELATION_HEADER],
     max_age=600,
 )
-_CORS_HEADERS = cors.get_access_control_headers()
+_DEFAULT_HEADERS = pipeline.default_headers(cors.get_access_control_headers())
 # Every /users route: a Cognito token, and in stages that set REQUIRE_API_KEY an API key of a usage plan.
 protected: dict[str, Any] = {"authorizer": authorizer, "cors": cors, "api_key_required": config.require_api_key()}
 
@@ -50,7 +50,7 @@ protected: dict[str, Any] = {"authorizer": authorizer, "cors": cors, "api_key_re
 def request_pipeline(event: Any, get_response: Any) -> Response:
     entry = app.routes.get(event.context.get("resourcePath", ""), {}).get(event.method)
     requires_auth = entry is not None and entry.authorizer is not None
-    return pipeline.handle(event, get_response, requires_auth, _CORS_HEADERS)
+    return pipeline.handle(event, get_response, requires_auth, _DEFAULT_HEADERS)
 
 
 def _request() -> Any:

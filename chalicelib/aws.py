@@ -10,6 +10,8 @@ import os
 import threading
 from typing import Any
 
+from chalicelib.calls import timed
+
 # Worst case per DynamoDB call: 3 attempts x (2 s connect + 3 s read) plus standard-mode
 # backoff stays well inside API Gateway's 29 s integration timeout.
 CONNECT_TIMEOUT_S = 2
@@ -72,7 +74,8 @@ def call(client: Any, operation: str, unavailable_codes: frozenset[str], **kwarg
     from chalicelib.errors import ServiceUnavailable
 
     try:
-        return getattr(client, operation)(**kwargs)
+        with timed(client, operation, kwargs):
+            return getattr(client, operation)(**kwargs)
     except ClientError as exc:
         if error_code(exc) in unavailable_codes:
             raise ServiceUnavailable() from exc

@@ -82,7 +82,7 @@ def test_the_owner_gets_an_upload_form_for_their_own_key(api: Api, member: str) 
     assert body["fields"]["key"] == key_of(member)
     assert body["fields"]["Content-Type"] == "image/png"
     assert body["fields"]["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "private, no-store"
 
 
 @pytest.mark.parametrize("content_type", AVATAR_CONTENT_TYPES)
@@ -199,7 +199,7 @@ def test_get_is_404_until_an_avatar_exists_then_a_short_lived_url(api: Api, memb
     params = query(url)
     assert params["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
     assert params["X-Amz-Expires"] == "300"
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "private, no-store"
     assert requests.get(url, timeout=10).content == b"image bytes"
 
 

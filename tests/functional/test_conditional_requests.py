@@ -38,7 +38,7 @@ def test_if_none_match_with_the_current_etag_is_304_without_a_body(api: Api, pat
     assert response.status_code == 304
     assert response.body == b""
     assert response.headers["ETag"] == tag
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "private, no-store"
     api.request("PUT", "/users/me", MEMBER, {"name": "Changed"})
     again = api.request("GET", url, MEMBER, headers={"If-None-Match": tag})
     assert again.status_code == 200

@@ -434,7 +434,7 @@ def test_api8_unexpected_errors_reveal_nothing(api: Api, app_log: list[logging.L
             assert response.status_code == 500, (path, method)
             assert response.headers["Content-Type"] == "application/json"
             assert response.json_body == {"error": "Internal server error"}  # as the deployed gateway says
-            assert response.headers["Cache-Control"] == "no-store"
+            assert response.headers["Cache-Control"] == "private, no-store"
     assert {("/users", "POST"), ("/users", "GET"), ("/users/me", "GET"), ("/users/{userId}", "DELETE")} <= set(reached)
     # Logged for the operator, not returned to the client.
     assert any(record.exc_info for record in app_log)

@@ -175,7 +175,7 @@ def test_create_returns_201_the_user_and_its_location(api: Api) -> None:
     assert response.headers["Location"] == f"/users/{user['userId']}"
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "Location" in response.headers["Access-Control-Expose-Headers"]
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "private, no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
