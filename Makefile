@@ -21,7 +21,7 @@ ifdef PASSWORD
 TOKEN_PASSWORD := --password "$(PASSWORD)"
 endif
 
-.PHONY: run token user loadtest test lint typecheck clean package package-tf base-template policies lint-infra
+.PHONY: run token user loadtest bench test lint typecheck clean package package-tf base-template policies lint-infra
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ user: $(STAMP) ## Add a user to the running stack: make user EMAIL=... PASSWORD=
 
 loadtest: $(STAMP) ## 20 clients for 60 s on a fresh local stack, then checks nothing was lost (STACK_FILE=.local/stack.json: a running `make run`; CLIENTS=, DURATION=)
 	$(BIN)/python -m loadtest $(if $(STACK_FILE),--stack-file "$(STACK_FILE)") $(if $(CLIENTS),--clients $(CLIENTS)) $(if $(DURATION),--duration $(DURATION))
+
+bench: $(STAMP) ## Cold start, request overhead, DynamoDB requests, package size, local latency and cost, each against its target (QUICK=1: a smoke run)
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

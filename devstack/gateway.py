@@ -74,6 +74,10 @@ def _cors_headers(app_object: Chalice) -> dict[str, str]:
 
 
 class AppRequestHandler(ChaliceRequestHandler):
+    # Chalice's server writes a response's headers and body separately; with Nagle's algorithm on,
+    # a kept-alive connection then waits ~40 ms for the client's delayed ACK on every response.
+    disable_nagle_algorithm = True
+
     def __init__(self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config) -> None:
         self.local_gateway = AppGateway(app_object, config)
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)

@@ -1,0 +1,265 @@
+"""Section "Cost per million requests": API Gateway, Lambda, DynamoDB and CloudWatch Logs for one
+million requests of a stated mix, on a REST API (what this deployment uses) and on an HTTP API.
+
+Runs last: it prices what the other sections measured. Reads from `context.measured`:
+- "warm_get_us", "warm_post_us" (request_overhead): the warm pipeline time per request on this
+  machine; stated defaults when absent (e.g. `--only cost_model`);
+- "dynamodb.OP.requests", "dynamodb.OP.read_units", "dynamodb.OP.write_units" (dynamodb_requests);
+  measured here, on moto, when absent.
+Sets nothing. Every price is a list price; nothing here is checked against a bill.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.context import PACKAGE_STAGE, PROJECT_DIR, Context
+from bench.report import Figure
+from chalicelib.models import PAGE_DEFAULT
+
+SECTION = "Cost per million requests"
+
+# --- Prices: us-east-1 list prices in USD, first tier, as of this writing (not checked against a bill) ---
+REST_API_PER_MILLION = 3.50  # API Gateway REST API, per million requests (first 333 million a month)
+HTTP_API_PER_MILLION = 1.00  # API Gateway HTTP API, per million requests of up to 512 KB (first 300 million)
+LAMBDA_PER_MILLION = 0.20  # Lambda, per million invocations
+LAMBDA_GB_SECOND = 0.0000166667  # Lambda duration on x86, per GB-second, billed per 1 ms
+DYNAMODB_READ_PER_MILLION = 0.125  # DynamoDB on demand, per million read request units
+DYNAMODB_WRITE_PER_MILLION = 0.625  # DynamoDB on demand, per million write request units
+LOGS_PER_GB = 0.50  # CloudWatch Logs, per GB ingested (standard log class)
+GB = 1024**3  # AWS bills data in binary gigabytes
+
+# --- Assumptions ---
+# What a million requests are made of: mostly reads, as for a user directory. Updates keep the email.
+MIX = {"get": 0.70, "list_page": 0.10, "update": 0.10, "create": 0.05, "delete": 0.05}
+# Which measured pipeline time each operation is priced at (request_overhead times GET and POST).
+PIPELINE = {"get": "get", "list_page": "get", "update": "post", "create": "post", "delete": "post"}
+# ASSUMED: one DynamoDB request from a Lambda function in the same region, botocore's signing and
+# parsing included. Nothing here reaches AWS, and the local moto latency is not representative.
+DYNAMODB_ROUND_TRIP_MS = 4.0
+# Used when request_overhead has not run: a deliberately high guess, in µs on this machine.
+DEFAULT_WARM_US = {"get": 500.0, "post": 500.0}
+# Lambda gives a function one full vCPU at 1,769 MB and a proportional share below that.
+FULL_VCPU_MB = 1769
+CHALICE_DEFAULT_MEMORY_MB = 128
+# ESTIMATED bytes of CloudWatch Logs one request writes, by source (the access log is computed).
+LOG_BYTES = {
+    "Lambda START, END and REPORT lines (X-Ray trace id included)": 330,
+    # about 640 bytes measured for a GET; a call's latency metric adds about 100
+    "the app's request line, which is also its EMF metrics": 750,
+}
+# Typical values of the access log's variables, to size one line of infra/limits.json's format.
+_ACCESS_LOG_SAMPLES = {
+    "$context.requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+    "$context.identity.sourceIp": "203.0.113.42",
+    "$context.identity.caller": "-",
+    "$context.identity.user": "-",
+    "$context.requestTime": "01/Jan/2025:12:00:00 +0000",
+    "$context.httpMethod": "GET",
+    "$context.resourcePath": "/users/{userId}",
+    "$context.status": "200",
+    "$context.protocol": "HTTP/1.1",
+    "$context.responseLength": "260",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one request of an operation costs to serve."""
+
+    dynamodb_requests: float
+    read_units: float
+    write_units: float
+    pipeline_us: float  # warm pipeline time measured on this machine
+
+
+@dataclass(frozen=True)
+class Costs:
+    """USD per million requests of the mix (billed_ms: the mix's average billed Lambda duration)."""
+
+    rest_api: float
+    http_api: float
+    lambda_requests: float
+    lambda_duration: float
+    billed_ms: float
+    dynamodb_reads: float
+    dynamodb_writes: float
+    logs: float
+
+    @property
+    def common(self) -> float:
+        """Everything but the gateway."""
+        return self.lambda_requests + self.lambda_duration + self.dynamodb_reads + self.dynamodb_writes + self.logs
+
+    @property
+    def rest_total(self) -> float:
+        return self.rest_api + self.common
+
+    @property
+    def http_total(self) -> float:
+        return self.http_api + self.common
+
+    @property
+    def ratio(self) -> float:
+        return self.http_total / self.rest_total
+
+
+def billed_ms(duration_ms: float) -> int:
+    """Lambda bills duration rounded up to the whole millisecond, 1 ms at least."""
+    # Rounded first, so 4.000000000001 (float noise) bills 4 ms, not 5.
+    return max(1, math.ceil(round(duration_ms, 6)))
+
+
+def duration_ms(operation: Operation, cpu_scale: float, round_trip_ms: float) -> float:
+    """Time one request runs on Lambda: the pipeline's CPU time, stretched by the CPU share, plus
+    the DynamoDB round trips it waits for."""
+    return operation.pipeline_us / 1000 * cpu_scale + operation.dynamodb_requests * round_trip_ms
+
+
+def lambda_duration_usd(billed: int, memory_mb: int) -> float:
+    """The duration charge of one invocation billed `billed` ms at `memory_mb`."""
+    return memory_mb / 1024 * billed / 1000 * LAMBDA_GB_SECOND
+
+
+def price(
+    operations: Mapping[str, Operation],
+    mix: Mapping[str, float],
+    memory_mb: int,
+    cpu_scale: float,
+    round_trip_ms: float,
+    log_bytes: float,
+) -> Costs:
+    if not math.isclose(sum(mix.values()), 1.0):
+        raise ValueError(f"the mix must add up to 1, not {sum(mix.values())}")
+    billed = {name: billed_ms(duration_ms(operations[name], cpu_scale, round_trip_ms)) for name in mix}
+    per_request = sum(share * lambda_duration_usd(billed[name], memory_mb) for name, share in mix.items())
+    reads = sum(share * operations[name].read_units for name, share in mix.items())
+    writes = sum(share * operations[name].write_units for name, share in mix.items())
+    return Costs(
+        rest_api=REST_API_PER_MILLION,
+        http_api=HTTP_API_PER_MILLION,
+        lambda_requests=LAMBDA_PER_MILLION,
+        lambda_duration=per_request * 1_000_000,
+        billed_ms=sum(share * billed[name] for name, share in mix.items()),
+        dynamodb_reads=reads * DYNAMODB_READ_PER_MILLION,
+        dynamodb_writes=writes * DYNAMODB_WRITE_PER_MILLION,
+        logs=log_bytes * 1_000_000 / GB * LOGS_PER_GB,
+    )
+
+
+def lambda_memory_mb(config_file: Path = PROJECT_DIR / ".chalice" / "config.json", stage: str = PACKAGE_STAGE) -> int:
+    """`lambda_memory_size` of the stage, else of the config, else Chalice's default."""
+    config = json.loads(config_file.read_text())
+    stage_config = config.get("stages", {}).get(stage, {})
+    return int(stage_config.get("lambda_memory_size", config.get("lambda_memory_size", CHALICE_DEFAULT_MEMORY_MB)))
+
+
+def access_log_bytes(limits_file: Path = PROJECT_DIR / "infra" / "limits.json") -> int:
+    """One API Gateway access log line in the deployed format, with typical values."""
+    line = json.loads(limits_file.read_text())["access_log_format"]
+    filled = {key: _ACCESS_LOG_SAMPLES.get(value, "x" * 20) for key, value in line.items()}
+    return len(json.dumps(filled, separators=(",", ":")).encode()) + 1
+
+
+def _operations(measured: Mapping[str, float]) -> dict[str, Operation]:
+    return {
+        name: Operation(
+            dynamodb_requests=measured[f"dynamodb.{name}.requests"],
+            read_units=measured[f"dynamodb.{name}.read_units"],
+            write_units=measured[f"dynamodb.{name}.write_units"],
+            pipeline_us=measured.get(f"warm_{PIPELINE[name]}_us", DEFAULT_WARM_US[PIPELINE[name]]),
+        )
+        for name in MIX
+    }
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.4f}".rstrip("0").rstrip(".") if value < 0.01 else f"${value:,.2f}"
+
+
+def run(context: Context) -> list[Figure]:
+    counted = "the DynamoDB requests section"
+    if "dynamodb.get.requests" not in context.measured:
+        from bench import dynamodb_requests
+
+        dynamodb_requests.store(dynamodb_requests.measure(), context.measured)
+        counted = "counted here on moto, as the DynamoDB requests section does (it did not run)"
+    timed = "warm pipeline times measured by the request overhead section"
+    if any(f"warm_{kind}_us" not in context.measured for kind in ("get", "post")):
+        timed = (
+            f"NO warm pipeline time measured (the request overhead section did not run): ASSUMED "
+            f"{DEFAULT_WARM_US['get']:g} µs per GET and {DEFAULT_WARM_US['post']:g} µs per write on this machine"
+        )
+    memory = lambda_memory_mb()
+    # Conservative: below 1,769 MB a function gets a share of one vCPU, so CPU work takes longer there
+    # than on this machine's core (taken as one full vCPU).
+    cpu_scale = max(1.0, FULL_VCPU_MB / memory)
+    logs = {**LOG_BYTES, "API Gateway access log line": access_log_bytes()}
+    log_bytes = sum(logs.values())
+    operations = _operations(context.measured)
+    costs = price(operations, MIX, memory, cpu_scale, DYNAMODB_ROUND_TRIP_MS, log_bytes)
+
+    mix = ", ".join(f"{share:.0%} {name}" for name, share in MIX.items())
+    per_op = "; ".join(
+        f"{name}: {op.pipeline_us:,.0f} µs x {cpu_scale:.2f} + {op.dynamodb_requests:g} x "
+        f"{DYNAMODB_ROUND_TRIP_MS:g} ms -> {billed_ms(duration_ms(op, cpu_scale, DYNAMODB_ROUND_TRIP_MS))} ms billed"
+        for name, op in operations.items()
+    )
+    unscaled = price(operations, MIX, memory, 1.0, DYNAMODB_ROUND_TRIP_MS, log_bytes)
+    units = "; ".join(f"{name}: {op.read_units:g} read, {op.write_units:g} write" for name, op in operations.items())
+    fixed = (
+        "Not included: WAF ($0.60 per million requests plus the web ACL and rules monthly), X-Ray traces, "
+        "CloudWatch custom metrics and alarms, the stage cache (hourly), the cursor secret, provisioned "
+        "concurrency, data transfer: fixed or separate costs, see README 'What it costs'."
+    )
+    http_lacks = (
+        "Same Lambda, DynamoDB and logs behind an HTTP API. It lacks what this deployment uses: usage plans "
+        "and API keys, the stage cache, a WAF web ACL association and X-Ray tracing at the gateway; and "
+        "Chalice cannot deploy one (aws/chalice#1321), so moving means another deployer as well."
+    )
+
+    def figure(name: str, value: float, unit: str = "USD/M", note: str = "") -> Figure:
+        return Figure(SECTION, name, value, unit, note=note)
+
+    return [
+        figure(
+            "API Gateway REST API",
+            costs.rest_api,
+            note=f"USD per million requests; us-east-1 list prices, first tier, not checked against a bill. "
+            f"Mix: {mix} (updates keep the email; a list request is one page of the default size, priced at "
+            f"the GET's pipeline time though it shapes up to {PAGE_DEFAULT} users).",
+        ),
+        figure("API Gateway HTTP API", costs.http_api),
+        figure("Lambda requests", costs.lambda_requests),
+        figure(
+            "Lambda duration",
+            costs.lambda_duration,
+            note=f"{memory} MB (lambda_memory_size, stage {PACKAGE_STAGE}) at ${LAMBDA_GB_SECOND:.10f} per GB-s, "
+            f"each request rounded up to whole ms; {timed}. This machine's core is not Lambda's: a {memory} MB "
+            f"function gets {memory}/{FULL_VCPU_MB} of a vCPU, so the CPU time is scaled by {cpu_scale:.2f} "
+            f"(the conservative choice; unscaled: {_usd(unscaled.lambda_duration)}, "
+            f"{unscaled.billed_ms:.1f} ms average). DynamoDB latency ASSUMED {DYNAMODB_ROUND_TRIP_MS:g} ms per "
+            f"request in-region, botocore's work included: nothing here reaches AWS. {per_op}.",
+        ),
+        figure("Lambda billed duration, mix average", costs.billed_ms, "ms"),
+        figure(
+            "DynamoDB reads",
+            costs.dynamodb_reads,
+            note=f"on demand; request units per operation as sent, {counted}: {units}",
+        ),
+        figure("DynamoDB writes", costs.dynamodb_writes),
+        figure(
+            "CloudWatch Logs",
+            costs.logs,
+            note=f"ESTIMATED {log_bytes:,.0f} bytes per request ingested: "
+            + ", ".join(f"{source} {size}" for source, size in logs.items())
+            + f"; ${LOGS_PER_GB:.2f} per GB (binary).",
+        ),
+        figure("total, REST API", costs.rest_total, note=fixed),
+        figure("total, HTTP API", costs.http_total, note=http_lacks),
+        figure("HTTP API / REST API", costs.ratio, "x"),
+    ]

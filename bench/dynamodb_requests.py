@@ -1,0 +1,314 @@
+"""Section "DynamoDB requests": the DynamoDB API calls each service operation makes, counted with a
+botocore `before-call` hook on the real DynamoUserRepository and UserService, in-process on moto.
+
+Sets in `context.measured`, for each key OP of OPERATIONS:
+  "dynamodb.OP.requests"     API calls the operation made;
+  "dynamodb.OP.read_units"   read request units DynamoDB on demand bills for them;
+  "dynamodb.OP.write_units"  write request units;
+and "dynamodb.user_item_bytes", the DynamoDB size of a typical user item (the listing page estimate).
+The cost model prices these. Units follow DynamoDB's rules (see `request_units`), applied to the
+requests as sent; nothing here reaches AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+from bench.context import Context
+from bench.report import Figure
+
+SECTION = "DynamoDB requests"
+TABLE = "users-bench"
+BUCKET = "users-bench-avatars"
+REGION = "us-east-1"
+# A cursor secret for the bench only (the codec wants at least 32 bytes).
+CURSOR_SECRET = b"bench-cursor-secret-0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Operation:
+    key: str
+    name: str
+    # The minimum the core issue sets; None for a figure shown for information.
+    target: int | None
+    what: str
+
+
+OPERATIONS = (
+    Operation("get", "get user", 1, "GET /users/{id}"),
+    Operation("create", "create user", 1, "POST /users"),
+    Operation("update", "update, email unchanged", 1, "PUT /users/{id} changing name and phone"),
+    Operation("update_same_email", "update, same email in other case", 1, "PUT naming the stored email, re-cased"),
+    Operation("list_page", "list page", 1, "GET /users, first page of the default size"),
+    Operation("list_next_page", "list next page", 1, "GET /users?cursor=..."),
+    Operation("email_change", "update with email change", 2, "PUT /users/{id} with a new email"),
+    Operation("delete", "delete user", 2, "DELETE /users/{id} (its avatar delete goes to S3, not counted)"),
+    Operation("profile_create", "profile, first PUT", None, "PUT /users/me creating the caller's profile"),
+    Operation("profile_update", "profile, later PUT", None, "PUT /users/me updating it"),
+    Operation("idempotent_create", "create with Idempotency-Key", None, "POST /users, first time with a key"),
+    Operation("idempotent_replay", "create replayed", None, "POST /users again with the same key and body"),
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One DynamoDB API call as sent: what capacity it consumes depends on these."""
+
+    operation: str  # the API name, e.g. GetItem
+    items: int = 1  # items in a transaction
+    consistent: bool = False
+    limit: int | None = None  # Scan and Query page size
+
+    @classmethod
+    def of(cls, operation: str, body: Mapping[str, Any]) -> Call:
+        items = len(body.get("TransactItems", [])) or 1
+        limit = body.get("Limit")
+        return cls(operation, items, bool(body.get("ConsistentRead", False)), int(limit) if limit else None)
+
+    def describe(self) -> str:
+        if self.items > 1:
+            return f"{self.operation} ({self.items} items)"
+        if self.limit is not None:
+            return f"{self.operation} (Limit {self.limit})"
+        return self.operation
+
+
+# DynamoDB's accounting units: reads per 4 KB, writes per 1 KB (of the item's size).
+READ_UNIT_BYTES = 4096
+WRITE_UNIT_BYTES = 1024
+_SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+
+
+def request_units(call: Call, item_bytes: int) -> tuple[float, float]:
+    """(read units, write units) DynamoDB on demand bills for `call`, each item being `item_bytes`.
+
+    A strongly consistent read is 1 unit per 4 KB, an eventually consistent one half that; a Scan
+    is billed on the total size of the items it reads (here a full page of `Limit` items); a write
+    is 1 unit per 1 KB, whether or not its condition holds; a transaction costs twice per item.
+    """
+    reads = 1.0 if call.consistent else 0.5
+    if call.operation == "GetItem":
+        return math.ceil(item_bytes / READ_UNIT_BYTES) * reads, 0.0
+    if call.operation in ("Scan", "Query"):
+        return math.ceil((call.limit or 1) * item_bytes / READ_UNIT_BYTES) * reads, 0.0
+    if call.operation in _SINGLE_WRITES:
+        return 0.0, float(math.ceil(item_bytes / WRITE_UNIT_BYTES))
+    if call.operation == "TransactWriteItems":
+        return 0.0, 2.0 * call.items * math.ceil(item_bytes / WRITE_UNIT_BYTES)
+    if call.operation == "TransactGetItems":
+        return 2.0 * call.items * math.ceil(item_bytes / READ_UNIT_BYTES), 0.0
+    # A new kind of call in chalicelib/dynamodb.py must be priced here, not silently priced at 0.
+    raise ValueError(f"no capacity rule for DynamoDB {call.operation}")
+
+
+def item_bytes(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """The size DynamoDB bills an item at: attribute names plus values (strings in UTF-8, numbers
+    about one byte per two digits plus one)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        kind, data = next(iter(value.items()))
+        if kind == "S":
+            size += len(str(data).encode())
+        elif kind == "N":
+            size += (len(str(data).lstrip("-").replace(".", "")) + 1) // 2 + 1
+        elif kind == "B":
+            size += len(data)
+        else:
+            size += 1  # BOOL, NULL; the table holds no sets, lists or maps
+    return size
+
+
+class CallRecorder:
+    """A `before-call.dynamodb` hook: fires once per API call (botocore's retries are inside it)."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+
+    def __call__(self, model: Any, params: Mapping[str, Any], **_: Any) -> None:
+        # The serialized request: a JSON body for DynamoDB's protocol, exactly what is sent.
+        body = json.loads(params.get("body") or b"{}")
+        self.calls.append(Call.of(str(model.name), body))
+
+    def take(self) -> list[Call]:
+        taken, self.calls = self.calls, []
+        return taken
+
+
+@dataclass
+class Measurement:
+    calls: dict[str, list[Call]] = field(default_factory=dict)
+    user_item_bytes: int = 0
+    largest_item_bytes: int = 0
+
+    def units(self, key: str) -> tuple[float, float]:
+        pairs = [request_units(call, self.user_item_bytes) for call in self.calls[key]]
+        return sum(r for r, _ in pairs), sum(w for _, w in pairs)
+
+
+# Settings that would send the calls somewhere else than moto, or sign them with real credentials.
+_REDIRECTING = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE")
+
+
+@contextmanager
+def emulated_aws() -> Iterator[tuple[Any, Any]]:
+    """(dynamodb client, s3 client) on moto with the users table and the avatar bucket; the
+    environment is restored afterwards."""
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib.table_schema import create_table_kwargs
+
+    fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+    with mock.patch.dict(os.environ, fake):
+        for name in (*_REDIRECTING, "AWS_SESSION_TOKEN"):
+            os.environ.pop(name, None)
+        with mock_aws():
+            session = boto3.session.Session(region_name=REGION)
+            dynamodb, s3 = session.client("dynamodb"), session.client("s3")
+            dynamodb.create_table(**create_table_kwargs(TABLE))
+            s3.create_bucket(Bucket=BUCKET)
+            yield dynamodb, s3
+
+
+def measure() -> Measurement:
+    """Run each operation once against moto and record the DynamoDB calls it makes."""
+    from chalice import Response  # type: ignore[attr-defined]
+
+    from chalicelib import idempotency
+    from chalicelib.avatars import AvatarStore
+    from chalicelib.cursor import CursorCodec
+    from chalicelib.dynamodb import DynamoUserRepository
+    from chalicelib.dynamodb_idempotency import DynamoIdempotencyStore
+    from chalicelib.http import json_response
+    from chalicelib.models import PAGE_DEFAULT, NewUser, UserChanges, public_user
+    from chalicelib.service import UserService
+
+    result = Measurement()
+    with emulated_aws() as (dynamodb, s3):
+        service = UserService(
+            DynamoUserRepository(TABLE, client=dynamodb),
+            CursorCodec(CURSOR_SECRET),
+            avatars=AvatarStore(BUCKET, client=s3),
+        )
+        store = DynamoIdempotencyStore(TABLE, client=dynamodb)
+        recorder = CallRecorder()
+
+        def counted(key: str, action: Callable[[], object]) -> None:
+            recorder.take()
+            action()
+            result.calls[key] = recorder.take()
+
+        dynamodb.meta.events.register("before-call.dynamodb", recorder)
+        try:
+            ada: list[Any] = []
+            counted("create", lambda: ada.append(service.create_user(NewUser("Ada Lovelace", "ada@example.com"))))
+            user_id = ada[0].user_id
+            counted("get", lambda: service.get_user(user_id))
+            counted("update", lambda: service.update_user(user_id, UserChanges(name="Ada King", phone="+14155550100")))
+            counted("update_same_email", lambda: service.update_user(user_id, UserChanges(email="ADA@example.com")))
+            counted("email_change", lambda: service.update_user(user_id, UserChanges(email="ada.king@example.com")))
+            # More users than a default page, so the first page hands out a cursor.
+            for n in range(PAGE_DEFAULT + 1):
+                service.create_user(NewUser(f"User {n}", f"user{n}@example.com", "+14155550101"))
+            pages: list[str | None] = []
+            counted("list_page", lambda: pages.append(service.list_users(PAGE_DEFAULT, None)[1]))
+            if pages[0] is None:
+                raise RuntimeError("the first page of the listing handed out no cursor")
+            counted("list_next_page", lambda: service.list_users(PAGE_DEFAULT, pages[0]))
+            counted("delete", lambda: service.delete_user(user_id))
+
+            sub = "0f6c2a4e-1b7d-4c55-9a3e-2d8f5b6c7a10"
+            counted("profile_create", lambda: service.put_profile(sub, "grace@example.com", UserChanges(name="Grace")))
+            counted("profile_update", lambda: service.put_profile(sub, "grace@example.com", UserChanges(name="G.")))
+
+            body = {"name": "Edsger", "email": "edsger@example.com"}
+
+            def create() -> Response:
+                return json_response(public_user(service.create_user(NewUser(body["name"], body["email"]))), 201)
+
+            def idempotent() -> Response:
+                return idempotency.run_once(store, sub, "bench-key-1", "createUser", {"body": body}, create)
+
+            counted("idempotent_create", idempotent)
+            counted("idempotent_replay", idempotent)
+        finally:
+            dynamodb.meta.events.unregister("before-call.dynamodb", recorder)
+
+        items = dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+        users = [item_bytes(item) for item in items if "listingId" in item]
+        result.user_item_bytes = max(users)
+        result.largest_item_bytes = max(item_bytes(item) for item in items)
+    return result
+
+
+def _largest_possible_user_item() -> int:
+    """A user item at the input limits, every name and email-local-part character taking 4 bytes in
+    UTF-8 (an item past 1 KB costs 2 write units, past 4 KB 2 read units)."""
+    from chalicelib.dynamodb import user_to_item
+    from chalicelib.models import EMAIL_MAX, NAME_MAX, User
+
+    local = "\U0001f600" * 64
+    email = local + "@" + "e" * (EMAIL_MAX - 64 - 5) + ".com"
+    stamp = "2025-01-01T00:00:00.000Z"
+    user = User("f" * 36, "\U0001f600" * NAME_MAX, email, stamp, stamp, 999_999, "+123456789012345")
+    return item_bytes(user_to_item(user))
+
+
+def store(measured: Measurement, into: dict[str, float]) -> None:
+    """Put what the cost model prices into `into` (context.measured), under the keys documented above."""
+    for op in OPERATIONS:
+        reads, writes = measured.units(op.key)
+        into[f"dynamodb.{op.key}.requests"] = len(measured.calls[op.key])
+        into[f"dynamodb.{op.key}.read_units"] = reads
+        into[f"dynamodb.{op.key}.write_units"] = writes
+    into["dynamodb.user_item_bytes"] = measured.user_item_bytes
+
+
+def run(context: Context) -> list[Figure]:
+    measured = measure()
+    store(measured, context.measured)
+    figures = []
+    for op in OPERATIONS:
+        calls = measured.calls[op.key]
+        reads, writes = measured.units(op.key)
+        units = ", ".join(
+            f"{n:g} {kind} unit{'' if n == 1 else 's'}" for n, kind in ((reads, "read"), (writes, "write")) if n
+        )
+        note = f"{op.what}: {' + '.join(call.describe() for call in calls)}; {units}"
+        figures.append(
+            Figure(
+                section=SECTION,
+                name=op.name,
+                value=len(calls),
+                unit="requests",
+                target="" if op.target is None else f"= {op.target}",
+                passed=None if op.target is None else len(calls) == op.target,
+                note=note,
+            )
+        )
+    largest = _largest_possible_user_item()
+    figures.append(
+        Figure(
+            section=SECTION,
+            name="user item size",
+            value=measured.user_item_bytes,
+            unit="bytes",
+            note=(
+                f"the DynamoDB size of the benchmark's users (largest item after the run: "
+                f"{measured.largest_item_bytes} bytes). Units above: a strongly consistent GetItem is 1 read "
+                f"unit up to 4 KB; a write 1 unit per KB, also when its condition fails; a transaction 2 units "
+                f"per item; a listing page is an eventually consistent Scan of Limit items, 0.5 unit per 4 KB. "
+                f"A user at the input limits with 4-byte characters in name and email is {largest} bytes, "
+                f"so its writes would cost {math.ceil(largest / WRITE_UNIT_BYTES)} units per item."
+            ),
+        )
+    )
+    return figures
