@@ -44,8 +44,10 @@ RUNS, QUICK_RUNS = 15, 3
 
 # Loaded by `import app` on Lambda, each of these would be a cost the deployed function does not
 # need: token verification (API Gateway's authorizer does it), emulators, local servers, test
-# code, the OpenAPI document (built on its route's first request), or an AWS client library,
-# without which no network client can exist at import.
+# code, the OpenAPI document (built on its route's first request), tracing (only for sampled
+# requests), the DynamoDB adapter (wired by the first request), or an AWS client library,
+# without which no network client can exist at import. tests/unit/test_lambda_import.py holds
+# the app to this list on every `make test`.
 WATCHED = (
     "jwt",
     "cryptography",
@@ -55,9 +57,12 @@ WATCHED = (
     "boto3",
     "botocore",
     "urllib3",
+    "urllib.request",
     "aws_xray_sdk",
     "chalicelib.tokens",
     "chalicelib.openapi",
+    "chalicelib.xray",
+    "chalicelib.dynamodb",
     "devstack",
     "tests",
 )

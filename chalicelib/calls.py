@@ -68,6 +68,5 @@ def timed(client: Any, operation: str, params: dict[str, Any]) -> Iterator[None]
         if header is not None:
             from chalicelib import xray  # loaded only when a request is traced
 
-            xray.send_subsegment(
-                header, str(service), api_name, meta.region_name, params, wall_start, wall_start + elapsed, error
-            )
+            span = xray.Span(str(service), api_name, meta.region_name, params, wall_start, wall_start + elapsed, error)
+            xray.send_subsegment(header, span)

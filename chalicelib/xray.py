@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger("users_api.xray")
@@ -40,35 +42,39 @@ def daemon_address() -> tuple[str, int]:
     return host, int(port)
 
 
-def subsegment(
-    trace: dict[str, str],
-    service: str,
-    operation: str,
-    region: str | None,
-    params: dict[str, Any],
-    start: float,
-    end: float,
-    error: BaseException | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One AWS call: what it was, its parameters, when (epoch seconds), and how it failed."""
+
+    service: str
+    operation: str
+    region: str | None
+    params: Mapping[str, Any]
+    start: float
+    end: float
+    error: BaseException | None = None
+
+
+def subsegment(trace: dict[str, str], span: Span) -> dict[str, Any]:
     """The segment document of one AWS call, as the X-Ray SDK names its fields."""
-    aws: dict[str, Any] = {"operation": operation, "region": region}
-    if "TableName" in params:
-        aws["table_name"] = params["TableName"]
-    if "Bucket" in params:
-        aws["bucket_name"] = params["Bucket"]
+    aws: dict[str, Any] = {"operation": span.operation, "region": span.region}
+    if "TableName" in span.params:
+        aws["table_name"] = span.params["TableName"]
+    if "Bucket" in span.params:
+        aws["bucket_name"] = span.params["Bucket"]
     document: dict[str, Any] = {
         "type": "subsegment",
         "id": os.urandom(8).hex(),
         "trace_id": trace["Root"],
         "parent_id": trace["Parent"],
-        "name": service,
+        "name": span.service,
         "namespace": "aws",
-        "start_time": start,
-        "end_time": end,
+        "start_time": span.start,
+        "end_time": span.end,
         "aws": aws,
     }
-    if error is not None:
-        response = getattr(error, "response", None)
+    if span.error is not None:
+        response = getattr(span.error, "response", None)
         status = (response or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
         # As the SDK does: a 4xx answer is an error (the caller's), anything else a fault.
         document["error" if isinstance(status, int) and 400 <= status < 500 else "fault"] = True
@@ -77,23 +83,14 @@ def subsegment(
     return document
 
 
-def send_subsegment(
-    header: str,
-    service: str,
-    operation: str,
-    region: str | None,
-    params: dict[str, Any],
-    start: float,
-    end: float,
-    error: BaseException | None,
-) -> None:
+def send_subsegment(header: str, span: Span) -> None:
     """Send one subsegment; tracing never fails a request, so a failure here is only logged."""
     global _socket
     try:
         trace = parse_trace_header(header)
         if "Root" not in trace or "Parent" not in trace:
             return
-        document = subsegment(trace, service, operation, region, params, start, end, error)
+        document = subsegment(trace, span)
         if _socket is None:
             _socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             _socket.setblocking(False)

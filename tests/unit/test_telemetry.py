@@ -81,9 +81,10 @@ def test_a_throttled_call_is_a_fault_and_a_refused_one_an_error() -> None:
         def __init__(self, status: int) -> None:
             self.response = {"ResponseMetadata": {"HTTPStatusCode": status}}
 
-    refused = xray.subsegment(trace, "DynamoDB", "PutItem", "eu-west-1", {"TableName": "t"}, 1.0, 2.0, Failure(400))
-    failed = xray.subsegment(trace, "DynamoDB", "PutItem", "eu-west-1", {}, 1.0, 2.0, Failure(500))
-    timed_out = xray.subsegment(trace, "S3", "GetObject", "eu-west-1", {"Bucket": "b"}, 1.0, 2.0, TimeoutError())
+    table = {"TableName": "t"}
+    refused = xray.subsegment(trace, xray.Span("DynamoDB", "PutItem", "eu-west-1", table, 1, 2, Failure(400)))
+    failed = xray.subsegment(trace, xray.Span("DynamoDB", "PutItem", "eu-west-1", {}, 1.0, 2.0, Failure(500)))
+    timed_out = xray.subsegment(trace, xray.Span("S3", "GetObject", "eu-west-1", {"Bucket": "b"}, 1, 2, TimeoutError()))
     assert refused["error"] is True and "fault" not in refused and refused["aws"]["table_name"] == "t"
     assert failed["fault"] is True and failed["http"] == {"response": {"status": 500}}
     assert timed_out["fault"] is True and timed_out["aws"]["bucket_name"] == "b"
@@ -91,8 +92,9 @@ def test_a_throttled_call_is_a_fault_and_a_refused_one_an_error() -> None:
 
 def test_sending_never_fails_a_request(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(xray.DAEMON_ENV, "not-an-address")
-    xray.send_subsegment("Root=1-a-b;Parent=p;Sampled=1", "DynamoDB", "GetItem", None, {}, 1.0, 2.0, None)
-    xray.send_subsegment("Sampled=1", "DynamoDB", "GetItem", None, {}, 1.0, 2.0, None)  # no Root: nothing sent
+    span = xray.Span("DynamoDB", "GetItem", None, {}, 1.0, 2.0)
+    xray.send_subsegment("Root=1-a-b;Parent=p;Sampled=1", span)
+    xray.send_subsegment("Sampled=1", span)  # no Root: nothing sent
 
 
 class FakeMeta:
