@@ -103,7 +103,8 @@ def _log_request(
         "message": "request",
         **ids,
         "Method": context.get("httpMethod") or "",
-        "Route": context.get("resourcePath") or "",
+        # A metric dimension may not be empty; every route the app declares has a path.
+        "Route": context.get("resourcePath") or "-",
         "status": status,
         "latencyMs": latency_ms,
         "sub": sub,
@@ -146,6 +147,9 @@ def handle(
     lambda_context = getattr(request, "lambda_context", None)
     request_id = str(getattr(lambda_context, "aws_request_id", None) or context.get("requestId") or "")
     ids = {"requestId": request_id, "correlationId": correlation_id(request.headers, request_id)}
+    api_request_id = context.get("requestId")
+    if api_request_id and api_request_id != request_id:  # API Gateway's: the access log's key
+        ids["apiRequestId"] = str(api_request_id)
     bound = logs.bind(ids)
     try:
         made, recording = calls.start_recording()

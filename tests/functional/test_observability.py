@@ -55,6 +55,23 @@ def test_one_line_per_request_with_ids_route_status_latency_and_caller(api: Api,
     # Without X-Correlation-Id, the request id is the correlation id, and it is echoed back.
     assert entry["correlationId"] == entry["requestId"] == response.headers["X-Correlation-Id"]
     assert entry["requestId"]
+    assert "apiRequestId" not in entry  # Chalice's test client and local server have no gateway request id
+
+
+def test_api_gateways_request_id_is_logged_to_join_the_access_log(lines: Any) -> None:
+    from types import SimpleNamespace
+
+    from chalice import Response  # type: ignore[attr-defined]
+
+    request = SimpleNamespace(
+        context={"requestId": "gw-1", "resourcePath": "/hello", "httpMethod": "GET"},
+        headers={},
+        lambda_context=SimpleNamespace(aws_request_id="lambda-1"),
+    )
+    response = pipeline.handle(request, lambda _: Response(body={}), False, ())
+    [entry] = request_lines(lines())
+    assert (entry["requestId"], entry["apiRequestId"], entry["correlationId"]) == ("lambda-1", "gw-1", "lambda-1")
+    assert response.headers["X-Correlation-Id"] == "lambda-1"
 
 
 def test_the_callers_correlation_id_is_logged_and_echoed(api: Api, lines: Any) -> None:
