@@ -12,24 +12,16 @@ from __future__ import annotations
 
 import importlib.util
 import py_compile
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 # Where Lambda unpacks the function: the path tracebacks show.
 TASK_ROOT = "/var/task"
-RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def _pyc_name(source: str) -> str:
-    """chalicelib/x.py -> chalicelib/__pycache__/x.cpython-311.pyc"""
-    return importlib.util.cache_from_source(source)
-
-
-def add_bytecode(package: Path) -> list[str]:
-    """Rewrite `package` with a .pyc next to every .py it holds; returns the names added."""
-    added: list[str] = []
+def add_bytecode(package: Path) -> None:
+    """Rewrite `package` with a .pyc next to every .py it holds (chalicelib/__pycache__/x.cpython-311.pyc)."""
     with tempfile.TemporaryDirectory() as scratch:
         rewritten = Path(scratch) / "deployment.zip"
         with zipfile.ZipFile(package) as source, zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as target:
@@ -53,11 +45,9 @@ def add_bytecode(package: Path) -> list[str]:
                     doraise=True,
                     invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
                 )
-                name = _pyc_name(entry.filename)
+                name = importlib.util.cache_from_source(entry.filename)
                 info = zipfile.ZipInfo(name, date_time=entry.date_time)  # Chalice's fixed date: reproducible
                 info.external_attr = entry.external_attr
                 info.compress_type = zipfile.ZIP_DEFLATED
                 target.writestr(info, compiled.read_bytes())
-                added.append(name)
         rewritten.replace(package)
-    return added
