@@ -12,13 +12,14 @@ from chalicelib import config, idempotency, logs, pipeline
 from chalicelib.access import require_admin, require_owner_or_admin
 from chalicelib.bootstrap import get_avatars, get_idempotency_store, get_service
 from chalicelib.chalice_app import ThreadSafeChalice
-from chalicelib.conditional import etag, none_match_hits, parse_if_match
+from chalicelib.conditional import etag, none_match_hits, parse_preconditions
 from chalicelib.errors import UserNotFound
 from chalicelib.http import handles_errors, json_response, parse_json_object
 from chalicelib.models import (
-    Revision,
+    Preconditions,
     User,
     is_valid_user_id,
+    new_write_token,
     parse_avatar_content_type,
     parse_limit,
     parse_new_user,
@@ -92,17 +93,19 @@ def _readable(user: User) -> Response:
     return _user_response(user)
 
 
-def _if_match() -> tuple[Revision, ...] | None:
-    return parse_if_match(_request().headers.get("if-match"))
+def _preconditions() -> Preconditions:
+    headers = _request().headers
+    return parse_preconditions(headers.get("if-match"), headers.get("if-none-match"))
 
 
-def _idempotent(operation: str, body: dict[str, Any], produce: Callable[[], Response]) -> Response:
-    """`produce()`, or with an Idempotency-Key, the response of its first run for this caller."""
+def _idempotent(operation: str, body: dict[str, Any] | None, produce: Callable[[str], Response]) -> Response:
+    """`produce(write_token)`: with an Idempotency-Key, once for this caller (a retry gets the first
+    response, or after an unknown outcome runs again with the same write token); without, once."""
     headers = _request().headers
     key = idempotency.parse_key(headers)
     if key is None:
-        return produce()
-    request = {"body": body, "ifMatch": headers.get("if-match")}
+        return produce(new_write_token())
+    request = {"body": body, "ifMatch": headers.get("if-match"), "ifNoneMatch": headers.get("if-none-match")}
     return idempotency.run_once(get_idempotency_store(), current_identity().sub, key, operation, request, produce)
 
 
@@ -122,10 +125,15 @@ def openapi_document() -> Response:
 @app.route("/users", methods=["POST"], **protected)
 @handles_errors
 def create_user() -> Response:
-    require_admin(current_identity())
+    identity = current_identity()
+    require_admin(identity)
     body = _body()
     new = parse_new_user(body)
-    return _idempotent("createUser", body, lambda: _user_response(get_service().create_user(new), CREATED, 201))
+
+    def create(token: str) -> Response:
+        return _user_response(get_service().create_user(new, token=token, actor=identity.sub), CREATED, 201)
+
+    return _idempotent("createUser", body, create)
 
 
 @app.route("/users", methods=["GET"], **protected)
@@ -149,10 +157,10 @@ def put_profile() -> Response:
     identity = current_identity()
     email = identity.email if identity.email_verified else None
     body = _body()
-    changes, expected = parse_profile_changes(body), _if_match()
+    changes, conditions = parse_profile_changes(body), _preconditions()
 
-    def save() -> Response:
-        user, created = get_service().put_profile(identity.sub, email, changes, expected)
+    def save(token: str) -> Response:
+        user, created = get_service().put_profile(identity.sub, email, changes, conditions, token=token)
         return _user_response(user, CREATED, 201) if created else _user_response(user, UPDATED)
 
     return _idempotent("putProfile", body, save)
@@ -168,17 +176,30 @@ def get_user(userId: str) -> Response:  # noqa: N803 - Chalice passes the path p
 @app.route("/users/{userId}", methods=["PUT"], **protected)
 @handles_errors
 def update_user(userId: str) -> Response:  # noqa: N803
-    require_owner_or_admin(current_identity(), userId)
-    user_id, changes = _known_id(userId), parse_user_changes(_body())
-    return _user_response(get_service().update_user(user_id, changes, _if_match()), UPDATED)
+    identity = current_identity()
+    require_owner_or_admin(identity, userId)
+    user_id, body = _known_id(userId), _body()
+    changes, conditions = parse_user_changes(body), _preconditions()
+
+    def update(token: str) -> Response:
+        user = get_service().update_user(user_id, changes, conditions, token=token, actor=identity.sub)
+        return _user_response(user, UPDATED)
+
+    return _idempotent(f"updateUser {user_id}", body, update)
 
 
 @app.route("/users/{userId}", methods=["DELETE"], **protected)
 @handles_errors
 def delete_user(userId: str) -> Response:  # noqa: N803
-    require_admin(current_identity())
-    get_service().delete_user(_known_id(userId), _if_match())
-    return json_response({"message": "User deleted successfully"})
+    identity = current_identity()
+    require_admin(identity)
+    user_id, conditions = _known_id(userId), _preconditions()
+
+    def delete(token: str) -> Response:
+        get_service().delete_user(user_id, conditions, token=token, actor=identity.sub)
+        return json_response({"message": "User deleted successfully"})
+
+    return _idempotent(f"deleteUser {user_id}", None, delete)
 
 
 @app.route("/users/{userId}/avatar", methods=["POST"], **protected)
@@ -195,4 +216,8 @@ def create_avatar_upload(userId: str) -> Response:  # noqa: N803
 @handles_errors
 def get_avatar(userId: str) -> Response:  # noqa: N803
     require_owner_or_admin(current_identity(), userId)
-    return json_response({"downloadUrl": get_avatars().download_url(_known_id(userId))})
+    user_id = _known_id(userId)
+    # A form issued before the user was deleted can still upload: a deleted user's avatar is
+    # never handed out, whatever S3 holds.
+    get_service().get_user(user_id)
+    return json_response({"downloadUrl": get_avatars().download_url(user_id)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from chalicelib.errors import ValidationError
-from chalicelib.models import Revision, User
+from chalicelib.models import Preconditions, Revision, User
 
 # A header naming more tags than this is refused rather than turned into a huge condition.
 MAX_TAGS = 16
@@ -41,24 +41,42 @@ def _revision(opaque: str) -> Revision | None:
     return Revision(int(version), created_at)
 
 
-def parse_if_match(header: str | None) -> tuple[Revision, ...] | None:
-    """The revisions a write may replace.
-
-    None means no precondition: no header, or `*` (the record must exist, which every write
-    requires anyway). An empty tuple means nothing can match (only weak or foreign tags), so
-    the write must fail with 412 without being tried.
-    """
-    if header is None or header.strip(_OWS) == "*":
-        return None
+def _listed(name: str, header: str) -> list[tuple[bool, str]]:
     tags = _tags(header)
     if tags is None or len(tags) > MAX_TAGS:
         raise ValidationError(
-            "Invalid If-Match header",
-            details=[{"field": "If-Match", "message": f'must be * or up to {MAX_TAGS} ETags such as "3-..."'}],
+            f"Invalid {name} header",
+            details=[{"field": name, "message": f'must be * or up to {MAX_TAGS} ETags such as "3-..."'}],
         )
-    # If-Match compares strongly: a weak tag never matches.
-    revisions = (_revision(opaque) for weak, opaque in tags if not weak)
+    return tags
+
+
+def _revisions(tags: list[tuple[bool, str]], weak_too: bool) -> tuple[Revision, ...]:
+    revisions = (_revision(opaque) for weak, opaque in tags if weak_too or not weak)
     return tuple(revision for revision in revisions if revision is not None)
+
+
+def parse_preconditions(if_match: str | None, if_none_match: str | None) -> Preconditions:
+    """What a write's If-Match and If-None-Match ask for; 400 when either is malformed.
+
+    If-Match compares strongly (a weak tag never matches, so only weak or foreign tags leave
+    nothing that can match: the write fails with 412 without being tried); If-None-Match
+    compares weakly, as RFC 9110 requires.
+    """
+    match: tuple[Revision, ...] | None = None
+    match_any = none_match_any = False
+    none_match: tuple[Revision, ...] = ()
+    if if_match is not None:
+        if if_match.strip(_OWS) == "*":
+            match_any = True
+        else:
+            match = _revisions(_listed("If-Match", if_match), weak_too=False)
+    if if_none_match is not None:
+        if if_none_match.strip(_OWS) == "*":
+            none_match_any = True
+        else:
+            none_match = _revisions(_listed("If-None-Match", if_none_match), weak_too=True)
+    return Preconditions(match, match_any, none_match, none_match_any)
 
 
 def none_match_hits(header: str | None, user: User) -> bool:

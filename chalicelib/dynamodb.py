@@ -1,23 +1,50 @@
 """The user repository on DynamoDB: every write is conditional, every operation one request
-except those that must first read the email reservation key (email change, delete)."""
+except those that must first read the email reservation key (email change, delete).
+
+Every write is also safe to resend. botocore resends a request whose answer did not arrive
+within the read timeout, and DynamoDB may have applied the first attempt. Each item records the
+token of the API request that last wrote it (`writeToken`, and `createToken` for the one that
+created it); every condition fails on an item our own token already wrote, and the failed
+condition returns the stored item (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), so a resend
+recognises its own success and reports the stored result, at the cost of that one resent
+request. Transactions also carry a `ClientRequestToken` derived from the same token, which
+DynamoDB itself honours for ten minutes (the emulator ignores it, hence the tokens in the items).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+from datetime import datetime
 from typing import Any
 
 from chalicelib import aws
 from chalicelib.errors import (
+    ConcurrentModification,
     EmailAlreadyExists,
     PreconditionFailed,
     ServiceUnavailable,
     UserAlreadyExists,
     UserNotFound,
 )
-from chalicelib.models import REMOVE, Revision, User, UserChanges, apply_changes, email_key
-from chalicelib.repository import EmailChangeRequired, StaleRecord
-from chalicelib.table_schema import EMAIL_KEY_PREFIX, LISTING_INDEX
+from chalicelib.models import (
+    NO_PRECONDITIONS,
+    REMOVE,
+    Preconditions,
+    Revision,
+    User,
+    UserChanges,
+    Write,
+    apply_changes,
+    email_key,
+)
+from chalicelib.repository import Deleted, EmailChangeRequired, StaleRecord
+from chalicelib.table_schema import DELETED_TTL_S, EMAIL_KEY_PREFIX, LISTING_INDEX, TTL_ATTRIBUTE
 
 Item = dict[str, dict[str, Any]]
+
+logger = logging.getLogger("users_api.dynamodb")
 
 # Errors that mean "DynamoDB could not serve this now" after botocore's own retries.
 _UNAVAILABLE_CODES = frozenset(
@@ -32,6 +59,7 @@ _UNAVAILABLE_CODES = frozenset(
 )
 # Cancellation reasons of a transaction that say "not now" rather than "condition failed".
 _UNAVAILABLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+_FAILED = "ConditionalCheckFailed"
 
 
 def _s(value: str) -> dict[str, str]:
@@ -46,7 +74,8 @@ def _reservation_key(key: str) -> Item:
     return {"userId": _s(EMAIL_KEY_PREFIX + key)}
 
 
-def user_to_item(user: User) -> Item:
+def user_to_item(user: User, write: Write | None = None, created: bool = False) -> Item:
+    """The item of `user`, stamped with the write that stores it (and, for a create, as its creator)."""
     item: Item = {
         "userId": _s(user.user_id),
         "listingId": _s(user.user_id),
@@ -59,11 +88,16 @@ def user_to_item(user: User) -> Item:
     }
     if user.phone is not None:
         item["phone"] = _s(user.phone)
+    if write is not None:
+        item["writeToken"] = _s(write.token)
+        item["writtenBy"] = _s(write.actor)
+        if created:
+            item["createToken"] = _s(write.token)
     return item
 
 
 def item_to_user(item: Item) -> User | None:
-    """The user an item holds, or None for anything else (such as a reservation)."""
+    """The user an item holds, or None for anything else (a reservation, a deleted user's trace)."""
     if "listingId" not in item:
         return None
     return User(
@@ -77,43 +111,136 @@ def item_to_user(item: Item) -> User | None:
     )
 
 
-def _cancelled(exc: Exception) -> list[str]:
-    """The cancellation reasons of a cancelled transaction; re-raises anything else.
+def item_to_deleted(item: Item) -> Deleted | None:
+    if "deletedAt" not in item or "listingId" in item:
+        return None
+    return Deleted(
+        user_id=item["userId"]["S"],
+        token=item.get("writeToken", {}).get("S", ""),
+        actor=item.get("writtenBy", {}).get("S", ""),
+        at=item["deletedAt"]["S"],
+    )
 
-    A transaction throttled on one of its items is ServiceUnavailable, like a throttled call.
-    """
+
+def _written_by(item: Item | None, token: str, attribute: str = "writeToken") -> bool:
+    return bool(item) and item.get(attribute, {}).get("S") == token  # type: ignore[union-attr]
+
+
+def _cancellation(exc: Exception) -> list[tuple[str, Item | None]]:
+    """(code, item returned by the failed condition) per transaction item; re-raises anything
+    that is not a cancelled transaction. A transaction throttled on one of its items is
+    ServiceUnavailable, like a throttled call."""
     response = getattr(exc, "response", None) or {}
-    codes = [str(reason.get("Code", "None")) for reason in response.get("CancellationReasons", [])]
-    if aws.error_code(exc) != "TransactionCanceledException" or not codes:
+    reasons = [(str(r.get("Code", "None")), r.get("Item")) for r in response.get("CancellationReasons", [])]
+    if aws.error_code(exc) != "TransactionCanceledException" or not reasons:
         raise exc
-    if _UNAVAILABLE_REASONS.intersection(codes):
+    if _UNAVAILABLE_REASONS.intersection(code for code, _ in reasons):
         raise ServiceUnavailable() from exc
-    return codes
+    return reasons
 
 
-def _revision_condition(revisions: tuple[Revision, ...], names: dict[str, str], values: dict[str, Any]) -> str:
-    """`(version = v AND createdAt = c) OR ...`: the item is one of these revisions."""
-    names.update({"#version": "version", "#createdAt": "createdAt"})
+class _Expression:
+    """Placeholders of one expression: `name("version")` gives `#version`, `value(...)` a fresh `:vN`."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        self.names[f"#{attribute}"] = attribute
+        return f"#{attribute}"
+
+    def value(self, value: dict[str, Any]) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def is_revision(self, revisions: tuple[Revision, ...]) -> str:
+        """`(version = v AND createdAt = c) OR ...`: the item is one of these revisions."""
+        clauses = [
+            f"{self.name('version')} = {self.value(_n(r.version))} AND "
+            f"{self.name('createdAt')} = {self.value(_s(r.created_at))}"
+            for r in revisions
+        ]
+        # DynamoDB refuses redundant parentheses, so only a disjunction gets them.
+        return clauses[0] if len(clauses) == 1 else "(" + " OR ".join(f"({c})" for c in clauses) + ")"
+
+    def not_written_by(self, token: str) -> str:
+        """The item was not last written by this request (so a resend never applies twice)."""
+        attribute = self.name("writeToken")
+        return f"(attribute_not_exists({attribute}) OR {attribute} <> {self.value(_s(token))})"
+
+    def arguments(self, condition: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"ConditionExpression": condition}
+        if self.names:
+            out["ExpressionAttributeNames"] = self.names
+        if self.values:
+            out["ExpressionAttributeValues"] = self.values
+        return out
+
+
+# What a user item holds that its deletion removes (everything but its key and createToken).
+USER_ATTRIBUTES = ("listingId", "name", "email", "emailKey", "phone", "createdAt", "updatedAt", "version")
+
+
+def _deletion(write: Write, expr: _Expression) -> str:
+    """The update that turns a user into the trace of its deletion: no `listingId` (so no
+    listing, read or update sees a user), the delete's token (so its resend recognises it) and
+    actor, expired by TTL. `createToken` stays, so a resent create cannot bring the user back."""
+    removes = ", ".join(expr.name(attribute) for attribute in USER_ATTRIBUTES)
+    sets = [
+        f"{expr.name('deletedAt')} = {expr.value(_s(write.at))}",
+        f"{expr.name('writeToken')} = {expr.value(_s(write.token))}",
+        f"{expr.name('writtenBy')} = {expr.value(_s(write.actor))}",
+        f"{expr.name(TTL_ATTRIBUTE)} = {expr.value(_n(_epoch(write.at) + DELETED_TTL_S))}",
+    ]
+    return f"SET {', '.join(sets)} REMOVE {removes}"
+
+
+def _epoch(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+
+
+def _update_expression(changes: UserChanges, write: Write, expr: _Expression, new_email_key: str | None = None) -> str:
+    """SET/REMOVE of an update: the changed fields, a new version and the write's stamp (and
+    the new email key when the email moves to another one)."""
+    sets = [
+        f"{expr.name('updatedAt')} = {expr.value(_s(write.at))}",
+        f"{expr.name('version')} = {expr.name('version')} + {expr.value(_n(1))}",
+        f"{expr.name('writeToken')} = {expr.value(_s(write.token))}",
+        f"{expr.name('writtenBy')} = {expr.value(_s(write.actor))}",
+    ]
+    removes: list[str] = []
+    if changes.name is not None:
+        sets.append(f"{expr.name('name')} = {expr.value(_s(changes.name))}")
+    if changes.email is not None:
+        sets.append(f"{expr.name('email')} = {expr.value(_s(changes.email))}")
+    if new_email_key is not None:
+        sets.append(f"{expr.name('emailKey')} = {expr.value(_s(new_email_key))}")
+    if changes.phone is REMOVE:
+        removes.append(expr.name("phone"))
+    elif isinstance(changes.phone, str):
+        sets.append(f"{expr.name('phone')} = {expr.value(_s(changes.phone))}")
+    return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+
+
+def _precondition(preconditions: Preconditions, expr: _Expression) -> str:
+    """The If-Match / If-None-Match revisions as clauses of the write's own condition ('' for none)."""
     clauses = []
-    for index, revision in enumerate(revisions):
-        values[f":rv{index}"] = _n(revision.version)
-        values[f":rc{index}"] = _s(revision.created_at)
-        clauses.append(f"#version = :rv{index} AND #createdAt = :rc{index}")
-    # DynamoDB refuses redundant parentheses, so only a disjunction gets them.
-    if len(clauses) == 1:
-        return clauses[0]
-    return "(" + " OR ".join(f"({clause})" for clause in clauses) + ")"
+    if preconditions.if_match is not None:
+        clauses.append(expr.is_revision(preconditions.if_match))
+    if preconditions.if_none_match:
+        revisions = expr.is_revision(preconditions.if_none_match)
+        # NOT binds tighter than AND: one revision's "a AND b" needs its parentheses here.
+        clauses.append(f"NOT {revisions}" if len(preconditions.if_none_match) > 1 else f"NOT ({revisions})")
+    return "".join(f" AND {clause}" for clause in clauses)
 
 
-def _is_revision(revision: Revision) -> dict[str, Any]:
-    """Condition arguments of a transaction item: the stored item is exactly this revision."""
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    return {
-        "ConditionExpression": _revision_condition((revision,), names, values),
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
-    }
+def _request_token(write: Write, items: list[dict[str, Any]]) -> str:
+    """A ClientRequestToken for one transaction of this request: the same for a resend (same
+    items), another for any other transaction, which DynamoDB would refuse under a reused token."""
+    content = json.dumps(items, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{write.token}\n{content}".encode()).hexdigest()[:36]
 
 
 def call(client: Any, operation: str, **kwargs: Any) -> Any:
@@ -132,23 +259,41 @@ class DynamoUserRepository(aws.ClientHolder):
     def _call(self, operation: str, **kwargs: Any) -> Any:
         return call(self.client, operation, **kwargs)
 
-    def get(self, user_id: str) -> User | None:
+    def _transact(self, write: Write, items: list[dict[str, Any]]) -> None:
+        self._call("transact_write_items", TransactItems=items, ClientRequestToken=_request_token(write, items))
+
+    def _get_item(self, user_id: str) -> Item | None:
         result = self._call("get_item", TableName=self._table, Key={"userId": _s(user_id)}, ConsistentRead=True)
-        item = result.get("Item")
+        item: Item | None = result.get("Item")
+        return item
+
+    def get(self, user_id: str) -> User | None:
+        item = self._get_item(user_id)
         return item_to_user(item) if item else None
 
-    def create(self, user: User) -> None:
+    def find(self, user_id: str) -> User | Deleted | None:
+        item = self._get_item(user_id)
+        if not item:
+            return None
+        return item_to_user(item) or item_to_deleted(item)
+
+    def create(self, user: User, write: Write) -> User:
         from botocore.exceptions import ClientError
 
         try:
-            self._call(
-                "transact_write_items",
-                TransactItems=[
+            self._transact(
+                write,
+                [
                     {
                         "Put": {
                             "TableName": self._table,
-                            "Item": user_to_item(user),
-                            "ConditionExpression": "attribute_not_exists(userId)",
+                            "Item": user_to_item(user, write, created=True),
+                            # No user under this id. A deleted user's trace may be replaced
+                            # (a profile made again), but not by a resend of its own create.
+                            "ConditionExpression": "attribute_not_exists(listingId) AND "
+                            "(attribute_not_exists(createToken) OR createToken <> :token)",
+                            "ExpressionAttributeValues": {":token": _s(write.token)},
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                         }
                     },
                     {
@@ -161,66 +306,46 @@ class DynamoUserRepository(aws.ClientHolder):
                 ],
             )
         except ClientError as exc:
-            codes = _cancelled(exc)
-            if codes[0] == "ConditionalCheckFailed":
+            (user_code, stored), (email_code, _) = _cancellation(exc)
+            if user_code == _FAILED:
+                if _written_by(stored, write.token, "createToken"):
+                    recognised = item_to_user(stored or {})
+                    if recognised is not None:
+                        return recognised  # our own earlier attempt created it
                 raise UserAlreadyExists() from exc
-            if codes[1] == "ConditionalCheckFailed":
+            if email_code == _FAILED:
                 raise EmailAlreadyExists() from exc
             raise ServiceUnavailable() from exc  # TransactionConflict and the like: retryable
+        return user
 
     def update(
         self,
         user_id: str,
         changes: UserChanges,
-        now: str,
+        write: Write,
         *,
         expect_email_key: str | None = None,
-        expected: tuple[Revision, ...] | None = None,
+        preconditions: Preconditions = NO_PRECONDITIONS,
     ) -> User:
         from botocore.exceptions import ClientError
 
-        if expected is not None and not expected:
+        if preconditions.if_match is not None and not preconditions.if_match:
             raise PreconditionFailed()
-
-        names = {"#updatedAt": "updatedAt", "#version": "version"}
-        values: dict[str, Any] = {":now": _s(now), ":one": _n(1)}
-        sets = ["#updatedAt = :now", "#version = #version + :one"]
-        removes: list[str] = []
-        if changes.name is not None:
-            names["#name"] = "name"
-            values[":name"] = _s(changes.name)
-            sets.append("#name = :name")
-        if changes.email is not None:
-            # Same key, maybe another spelling (case): the reservation stays valid.
-            names["#email"] = "email"
-            values[":email"] = _s(changes.email)
-            sets.append("#email = :email")
-        if changes.phone is REMOVE:
-            names["#phone"] = "phone"
-            removes.append("#phone")
-        elif isinstance(changes.phone, str):
-            names["#phone"] = "phone"
-            values[":phone"] = _s(changes.phone)
-            sets.append("#phone = :phone")
-        condition = "attribute_exists(listingId)"
+        expr = _Expression()
+        update = _update_expression(changes, write, expr)
+        condition = f"attribute_exists({expr.name('listingId')}) AND {expr.not_written_by(write.token)}"
         if expect_email_key is not None:
-            names["#emailKey"] = "emailKey"
-            values[":emailKey"] = _s(expect_email_key)
-            condition += " AND #emailKey = :emailKey"
-        if expected is not None:
-            condition += " AND " + _revision_condition(expected, names, values)
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+            condition += f" AND {expr.name('emailKey')} = {expr.value(_s(expect_email_key))}"
+        condition += _precondition(preconditions, expr)
         try:
             result = self._call(
                 "update_item",
                 TableName=self._table,
                 Key={"userId": _s(user_id)},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                UpdateExpression=update,
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expr.arguments(condition),
             )
         except ClientError as exc:
             if aws.error_code(exc) != "ConditionalCheckFailedException":
@@ -229,24 +354,37 @@ class DynamoUserRepository(aws.ClientHolder):
             current = item_to_user(old) if old else None
             if current is None:
                 raise UserNotFound() from exc
-            if expected is not None and current.revision not in expected:
-                raise PreconditionFailed() from exc
-            raise EmailChangeRequired(current) from exc
+            if _written_by(old, write.token):
+                return current  # our own earlier attempt applied this very request
+            refusal = preconditions.refusal(current.revision)
+            if refusal is not None:
+                raise refusal from exc
+            if expect_email_key is not None and email_key(current.email) != expect_email_key:
+                raise EmailChangeRequired(current) from exc
+            # The returned item is the one the condition was evaluated against, so this is unreachable
+            # unless the condition and these checks disagree: never guess which write it was.
+            logger.error("an update's condition failed for no reason the stored item shows")
+            raise ConcurrentModification() from exc
         updated = item_to_user(result["Attributes"])
         assert updated is not None
         return updated
 
-    def change_email(self, current: User, changes: UserChanges, now: str) -> User:
+    def change_email(self, current: User, changes: UserChanges, write: Write) -> User:
         from botocore.exceptions import ClientError
 
-        updated = apply_changes(current, changes, now)
+        updated = apply_changes(current, changes, write.at)
         old_key, new_key = email_key(current.email), email_key(updated.email)
+        expr = _Expression()
+        # An update, not a put, so what the item holds besides the user (createToken) stays.
+        update = _update_expression(changes, write, expr, new_key if new_key != old_key else None)
         items: list[dict[str, Any]] = [
             {
-                "Put": {
+                "Update": {
                     "TableName": self._table,
-                    "Item": user_to_item(updated),
-                    **_is_revision(current.revision),
+                    "Key": {"userId": _s(current.user_id)},
+                    "UpdateExpression": update,
+                    **expr.arguments(expr.is_revision((current.revision,))),
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             }
         ]
@@ -270,26 +408,35 @@ class DynamoUserRepository(aws.ClientHolder):
                 },
             ]
         try:
-            self._call("transact_write_items", TransactItems=items)
+            self._transact(write, items)
         except ClientError as exc:
-            codes = _cancelled(exc)
-            if len(codes) == 3 and codes[2] == "ConditionalCheckFailed":
+            reasons = _cancellation(exc)
+            stored = reasons[0][1]
+            if reasons[0][0] == _FAILED and _written_by(stored, write.token):
+                recognised = item_to_user(stored or {})
+                if recognised is not None:
+                    return recognised  # our own earlier attempt moved the email
+            if len(reasons) == 3 and reasons[2][0] == _FAILED:
                 raise EmailAlreadyExists() from exc
             raise StaleRecord() from exc
         return updated
 
-    def delete(self, current: User) -> None:
+    def delete(self, current: User, write: Write) -> None:
         from botocore.exceptions import ClientError
 
+        expr = _Expression()
+        deletion = _deletion(write, expr)
         try:
-            self._call(
-                "transact_write_items",
-                TransactItems=[
+            self._transact(
+                write,
+                [
                     {
-                        "Delete": {
+                        "Update": {
                             "TableName": self._table,
                             "Key": {"userId": _s(current.user_id)},
-                            **_is_revision(current.revision),
+                            "UpdateExpression": deletion,
+                            **expr.arguments(expr.is_revision((current.revision,))),
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                         }
                     },
                     {
@@ -303,7 +450,9 @@ class DynamoUserRepository(aws.ClientHolder):
                 ],
             )
         except ClientError as exc:
-            _cancelled(exc)
+            reasons = _cancellation(exc)
+            if reasons[0][0] == _FAILED and _written_by(reasons[0][1], write.token):
+                return  # our own earlier attempt deleted it
             raise StaleRecord() from exc
 
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:

@@ -66,6 +66,12 @@ class PreconditionFailed(AppError):
     message = "The user has changed since you read it (ETag mismatch); read it again and retry"
 
 
+class NoneMatchFailed(PreconditionFailed):
+    """If-None-Match named the stored version, or was `*` and the user exists."""
+
+    message = "The user exists at a version If-None-Match names (for *: it exists); nothing was changed"
+
+
 class IdempotencyKeyReused(AppError):
     """The Idempotency-Key was first used with another request body or operation."""
 
@@ -87,4 +93,10 @@ class UnsupportedMediaType(AppError):
 
 
 class ServiceUnavailable(AppError):
-    message = "Service temporarily unavailable; retry later"
+    """AWS could not serve the request after retries. For a write the outcome is unknown: a
+    timed-out attempt may have been applied."""
+
+    message = (
+        "Service temporarily unavailable; retry later. If this was a write, it may or may not have been "
+        "applied: retry it with the same Idempotency-Key to have it applied exactly once"
+    )

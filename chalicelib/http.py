@@ -102,4 +102,12 @@ def parse_json_object(raw_body: bytes | None, content_type: str | None, max_byte
         raise errors.ValidationError("Request body nests too deeply") from exc
     if not isinstance(data, dict):
         raise errors.ValidationError("Request body must be a JSON object")
+    try:
+        # JSON may escape a lone UTF-16 surrogate ("\\ud800"), which no UTF-8 text can hold: refused
+        # here, before it can reach a fingerprint, a log line or an AWS request.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise errors.ValidationError(
+            "Request body holds a string that is not valid Unicode (a lone surrogate)"
+        ) from exc
     return data

@@ -4,10 +4,14 @@ Built on conditional writes of our own rather than Powertools' idempotency utili
 wraps a whole Lambda handler or a function of JSON-serialisable arguments, scopes keys by a
 JMESPath into the event, and adds a dependency to the package and its import to the cold
 start; here the key must be scoped to the verified caller and the stored result is an HTTP
-response, which is a few lines around three conditional requests.
+response, which is a few lines around a few conditional requests.
 
-A key is claimed with a lock (in flight), then completed with the response. Only successful
-responses are kept: after an error the claim is released, so a retry runs again.
+A key is claimed with a lock (in flight), then completed with the response. The record also
+holds the request's write token, which every storage write of the request carries: so when a
+request ends without knowing whether its write happened (a 503 after timeouts, an unexpected
+error), the record is kept, unlocked, and the retry runs with the same token and finds what the
+first try did (its own write, recognised) instead of doing it again. After a definite refusal
+(a 4xx, nothing written) the record is released, so a retry runs afresh.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from typing import Any, Protocol
 
 from chalice import Response  # type: ignore[attr-defined]
 
-from chalicelib.errors import AppError, ValidationError
+from chalicelib.errors import AppError, ServiceUnavailable, ValidationError
+from chalicelib.models import new_write_token
 
 logger = logging.getLogger("users_api.idempotency")
 
@@ -54,17 +59,31 @@ class StoredResponse:
         return cls(int(data["status"]), str(data["body"]), {str(k): str(v) for k, v in data["headers"].items()})
 
 
-class IdempotencyStore(Protocol):
-    def claim(self, record_id: str, fingerprint: str, token: str, now: int) -> StoredResponse | None:
-        """Claim `record_id` for one request: None when claimed (go ahead), or the response of
-        the request that completed it. Raises IdempotencyKeyReused when it was claimed with
-        another fingerprint, IdempotentRequestInFlight while another claim is live."""
+@dataclass(frozen=True)
+class Claimed:
+    """A key claimed for this request, and the write token the request must use."""
 
-    def complete(self, record_id: str, token: str, response: StoredResponse, now: int) -> None:
+    write_token: str
+
+
+class IdempotencyStore(Protocol):
+    def claim(
+        self, record_id: str, fingerprint: str, lock: str, write_token: str, now: int
+    ) -> Claimed | StoredResponse:
+        """Claim `record_id` for one request: Claimed (go ahead) with `write_token`, or with the
+        token of an earlier attempt of the same request that ended unfinished; or the response of
+        the request that completed it. Raises IdempotencyKeyReused when it was claimed with another
+        fingerprint, IdempotentRequestInFlight while another claim is live."""
+
+    def complete(self, record_id: str, lock: str, response: StoredResponse, now: int) -> None:
         """Store the response under our claim; raises AppError when it cannot."""
 
-    def release(self, record_id: str, token: str) -> None:
-        """Give up our claim, so a retry runs again; raises AppError when it cannot."""
+    def release(self, record_id: str, lock: str) -> None:
+        """Forget the key (nothing was written), so a retry runs afresh; raises AppError when it cannot."""
+
+    def unlock(self, record_id: str, lock: str) -> None:
+        """Give up our lock but keep the record and its write token (the outcome is unknown), so a
+        retry with the same request takes it over at once; raises AppError when it cannot."""
 
 
 def parse_key(headers: Mapping[str, str]) -> str | None:
@@ -106,33 +125,40 @@ def run_once(
     key: str,
     operation: str,
     body: Mapping[str, Any],
-    produce: Callable[[], Response],
+    produce: Callable[[str], Response],
     clock: Callable[[], float] = time.time,
 ) -> Response:
-    """`produce()` once per (scope, key); later calls with the same request get its response."""
-    rid, token = record_id(scope, key), secrets.token_hex(16)
-    replay = store.claim(rid, fingerprint(operation, body), token, int(clock()))
-    if replay is not None:
-        return _replay(replay)
+    """`produce(write_token)` once per (scope, key); later calls with the same request get its response."""
+    rid, lock = record_id(scope, key), secrets.token_hex(16)
+    claimed = store.claim(rid, fingerprint(operation, body), lock, new_write_token(), int(clock()))
+    if isinstance(claimed, StoredResponse):
+        return _replay(claimed)
     try:
-        response = produce()
+        response = produce(claimed.write_token)
+    except ServiceUnavailable:
+        _quietly(store.unlock, rid, lock)  # the write may have happened: keep its token for the retry
+        raise
+    except AppError:
+        _quietly(store.release, rid, lock)  # refused before anything was written
+        raise
     except BaseException:
-        _release_quietly(store, rid, token)
+        _quietly(store.unlock, rid, lock)
         raise
     if not 200 <= response.status_code < 300:
-        _release_quietly(store, rid, token)
+        _quietly(store.release, rid, lock)
         return response
     try:
-        store.complete(rid, token, _stored(response), int(clock()))
+        store.complete(rid, lock, _stored(response), int(clock()))
     except AppError:
-        # The write happened and the client gets its answer; only a later retry loses the
-        # replay (it sees 409 until the lock expires, then runs again).
+        # The write happened and the client gets its answer; a later retry finds the record
+        # locked (409) until the lock expires, then runs again with the same write token and
+        # so recognises its own write instead of repeating it.
         logger.exception("could not store an idempotent response")
     return response
 
 
-def _release_quietly(store: IdempotencyStore, rid: str, token: str) -> None:
+def _quietly(action: Callable[[str, str], None], rid: str, lock: str) -> None:
     try:
-        store.release(rid, token)
+        action(rid, lock)
     except AppError:
-        logger.exception("could not release an idempotency claim; it expires by itself")
+        logger.exception("could not give up an idempotency claim; its lock expires by itself")

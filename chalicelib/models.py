@@ -6,11 +6,15 @@ groups or any other key are rejected, and `public_user` is the only way a record
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
+import unicodedata
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.errors import ValidationError
+from chalicelib.errors import NoneMatchFailed, PreconditionFailed, ValidationError
 
 NAME_MAX = 100
 EMAIL_MAX = 254
@@ -24,9 +28,20 @@ AVATAR_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
 # C0 and C1 controls and the Unicode line separators: none belongs in a name, and C1's
 # \x9b can start a terminal escape sequence in whatever later prints the value.
 CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
-_EMAIL_RE = re.compile(
-    r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+EMAIL_LOCAL_MAX = 64
+# An address is ASCII: a dot-atom local part (RFC 5322 `atext`, so none of the specials
+# `< > ( ) [ ] \\ , ; : "`, spaces or `@`; no quoted local parts) and a host name of letters,
+# digits and hyphens (an internationalised domain in its `xn--` form). Non-ASCII local parts are
+# refused rather than folded: Amazon SES, which sends Cognito's mail, supports no SMTPUTF8, so
+# they could never get their invitation, and no case-folding of Unicode is safe for uniqueness
+# (U+017F, the long s, folds to "s": its address would reserve the one spelled with "s").
+# Input is NFC-normalised first, so the Kelvin sign (U+212A) is the letter K.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+EMAIL_PATTERN = (
+    rf"^{_ATEXT}+(?:\.{_ATEXT}+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
 _E164_RE = re.compile(E164_PATTERN)
 _CONTROL_RE = re.compile(f"[{CONTROL_CHARS}]")
 # Patterns are applied with fullmatch: `$` alone would also accept a trailing newline.
@@ -64,6 +79,62 @@ class Revision:
 
     version: int
     created_at: str
+
+
+@dataclass(frozen=True)
+class Preconditions:
+    """What a write's If-Match / If-None-Match ask of the stored record (RFC 9110, 13.1).
+
+    `if_match`: the revisions the write may replace (None: no header or `*`; an empty tuple:
+    nothing can match). `if_none_match`: revisions it must not replace. `*` is kept apart: it
+    asks whether the record exists at all.
+    """
+
+    if_match: tuple[Revision, ...] | None = None
+    if_match_any: bool = False
+    if_none_match: tuple[Revision, ...] = ()
+    if_none_match_any: bool = False
+
+    @property
+    def given(self) -> bool:
+        return self.if_match is not None or self.if_match_any or bool(self.if_none_match) or self.if_none_match_any
+
+    def allow(self, revision: Revision) -> bool:
+        """Whether a write may replace the record in this revision."""
+        return self.refusal(revision) is None
+
+    def refusal(self, revision: Revision) -> PreconditionFailed | None:
+        """Why a write may not replace the record in this revision (None: it may)."""
+        if self.if_match is not None and revision not in self.if_match:
+            return PreconditionFailed()
+        if self.if_none_match_any or revision in self.if_none_match:
+            return NoneMatchFailed()
+        return None
+
+
+NO_PRECONDITIONS = Preconditions()
+
+
+@dataclass(frozen=True)
+class Write:
+    """What every write stores besides its change: when, by whom (the caller's sub), and a token
+    unique to the API request, so that a resent attempt recognises its own earlier success."""
+
+    token: str
+    actor: str
+    at: str
+
+
+def new_write_token() -> str:
+    """A token unique to one API request's writes (128 random bits, 22 characters: it is stored
+    twice on every user item, so it is kept short)."""
+    return secrets.token_urlsafe(16)
+
+
+def user_id_for(token: str) -> str:
+    """The id a create made with `token` gives its user: a UUID derived from the token, so a
+    retry of that create (the same Idempotency-Key, hence the same token) names the same user."""
+    return str(uuid.UUID(bytes=hashlib.sha256(f"user-id\n{token}".encode()).digest()[:16], version=4))
 
 
 @dataclass(frozen=True)
@@ -162,7 +233,14 @@ class _Fields:
 
     def email(self, required: bool) -> str | None:
         value = self.text("email", EMAIL_MAX, required)
-        if value is not None and not _EMAIL_RE.fullmatch(value):
+        if value is None:
+            return None
+        # One address has one spelling: NFC before validating, storing and reserving.
+        value = unicodedata.normalize("NFC", value)
+        if not value.isascii():
+            self.fail("email", "must be ASCII (write an internationalised domain in its xn-- form)")
+            return None
+        if not _EMAIL_RE.fullmatch(value) or len(value.partition("@")[0]) > EMAIL_LOCAL_MAX:
             self.fail("email", "must be a valid email address")
             return None
         return value

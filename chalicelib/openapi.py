@@ -17,6 +17,7 @@ from chalicelib.models import (
     AVATAR_CONTENT_TYPES,
     CONTROL_CHARS,
     E164_PATTERN,
+    EMAIL_LOCAL_MAX,
     EMAIL_MAX,
     NAME_MAX,
     PAGE_DEFAULT,
@@ -40,11 +41,14 @@ _ERROR_TEXT = {
     "404": "No such user (or, for an avatar read, no avatar uploaded)",
     "409": "Email already used by another user, a concurrent change won, or a request with this "
     "Idempotency-Key is still in progress",
-    "412": "If-Match names no current version of the user: read it again (new ETag) and retry",
+    "412": "If-Match names no current version of the user (read it again for a new ETag and retry), or "
+    "If-None-Match names the current one",
     "413": "Request body above the configured limit",
     "415": "Request body is not application/json",
     "422": "This Idempotency-Key was already used with a different request (body or If-Match)",
-    "503": "A dependency (DynamoDB, S3) is unavailable after retries; retry after the Retry-After delay",
+    "503": "A dependency (DynamoDB, S3, Cognito) is unavailable after retries; retry after the Retry-After delay. "
+    "For a write the outcome is unknown (a timed-out attempt may have been applied): retry with the same "
+    "Idempotency-Key to apply it exactly once",
 }
 
 
@@ -112,13 +116,22 @@ def _parameters() -> dict[str, Any]:
             "version (compared weakly). A malformed value is ignored.",
             "schema": {"type": "string"},
         },
+        "IfNoneMatchWrite": {
+            "name": "If-None-Match",
+            "in": "header",
+            "description": f"Write only if the user is not at one of these versions: up to {MAX_TAGS} ETags "
+            "(compared weakly), or `*`: only if the user does not exist (for PUT /users/me, a create only). "
+            "Malformed: 400; a match: 412.",
+            "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+        },
         "IdempotencyKey": {
             "name": idempotency.HEADER,
             "in": "header",
             "description": "Makes a retry safe: the same key with the same request gets the first response again "
-            f"(with `{idempotency.REPLAYED_HEADER}: true`); with another body or If-Match 422; while the first is "
-            f"still in progress 409. Keys are the caller's own and expire after {idempotency.RECORD_TTL_S // 3600} "
-            "hours.",
+            f"(with `{idempotency.REPLAYED_HEADER}: true`); with another body or precondition 422; while the first is "
+            "still in progress 409. After a 503 the write may or may not have happened: a retry with the same key "
+            "finds out and applies it at most once. Keys are the caller's own and expire after "
+            f"{idempotency.RECORD_TTL_S // 3600} hours.",
             "schema": {"type": "string", "pattern": idempotency.KEY_PATTERN},
         },
     }
@@ -153,7 +166,15 @@ def _schemas() -> dict[str, Any]:
         # Some character that is neither space nor control, and no control anywhere.
         "pattern": f"^[^{CONTROL_CHARS}]*[^{CONTROL_CHARS}\\s][^{CONTROL_CHARS}]*$",
     }
-    email = {"type": "string", "format": "email", "maxLength": EMAIL_MAX}
+    email = {
+        "type": "string",
+        "format": "email",
+        "maxLength": EMAIL_MAX,
+        "description": "ASCII (Amazon SES, which sends Cognito's mail, cannot deliver to non-ASCII local parts): a "
+        f"dot-atom local part of at most {EMAIL_LOCAL_MAX} characters (no quoted local part, none of "
+        '`< > ( ) [ ] \\ , ; : "` or spaces) and a host name (an internationalised domain in its xn-- form). '
+        "NFC-normalised first; unique regardless of case.",
+    }
     phone = {"type": "string", "pattern": E164_PATTERN, "description": "E.164"}
     timestamp = {"type": "string", "format": "date-time"}
     return {
@@ -317,7 +338,7 @@ def _paths() -> dict[str, Any]:
                     **_errors(*_WRITE, "403", "409", "412", "422"),
                 },
                 body="ProfileUpdate",
-                parameters=("IfMatch", "IdempotencyKey"),
+                parameters=("IfMatch", "IfNoneMatchWrite", "IdempotencyKey"),
             ),
         },
         "/users/{userId}": {
@@ -334,15 +355,21 @@ def _paths() -> dict[str, Any]:
             "put": _op(
                 "updateUser",
                 "Partially update a user (admins, or the owner)",
-                {"200": _json(envelope, "Updated", ("ETag",)), **_errors(*_WRITE, "403", "404", "409", "412")},
+                {
+                    "200": _json(envelope, "Updated", ("ETag", replayed)),
+                    **_errors(*_WRITE, "403", "404", "409", "412", "422"),
+                },
                 body="UserUpdate",
-                parameters=("UserId", "IfMatch"),
+                parameters=("UserId", "IfMatch", "IfNoneMatchWrite", "IdempotencyKey"),
             ),
             "delete": _op(
                 "deleteUser",
                 "Delete a user (admins)",
-                {"200": _json(_ref("Message"), "Deleted"), **_errors("400", "401", "403", "404", "409", "412", "503")},
-                parameters=("UserId", "IfMatch"),
+                {
+                    "200": _json(_ref("Message"), "Deleted", (replayed,)),
+                    **_errors("400", "401", "403", "404", "409", "412", "422", "503"),
+                },
+                parameters=("UserId", "IfMatch", "IfNoneMatchWrite", "IdempotencyKey"),
             ),
         },
         "/users/{userId}/avatar": {

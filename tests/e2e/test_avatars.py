@@ -97,6 +97,18 @@ def test_deleting_the_user_deletes_the_avatar(stack: Stack) -> None:
     assert call(stack, "GET", f"/users/{user_id}/avatar", admin).status_code == 404
 
 
+def test_a_form_issued_before_the_delete_uploads_but_the_avatar_is_never_read_again(stack: Stack) -> None:
+    """Form, delete, upload, read: the form outlives its user (15 minutes), the avatar must not."""
+    admin = stack.token()
+    user_id = new_user(stack, admin)
+    form = call(stack, "POST", f"/users/{user_id}/avatar", admin, {"contentType": "image/png"}).json()
+    assert call(stack, "DELETE", f"/users/{user_id}", admin).status_code == 200
+    assert upload(form, tiny_png()).status_code == 204  # S3 still takes it: the form is valid
+    read = call(stack, "GET", f"/users/{user_id}/avatar", admin)
+    assert read.status_code == 404 and read.json() == {"error": "User not found"}
+    assert "downloadUrl" not in read.text
+
+
 def test_the_local_bucket_lets_the_app_origin_upload_from_a_browser(stack: Stack) -> None:
     (rule,) = s3(stack).get_bucket_cors(Bucket=stack.info["bucket_name"])["CORSRules"]
     assert rule["AllowedOrigins"] == [cors_allow_origin({})]  # make run's origin: the default

@@ -30,7 +30,7 @@ from schemathesis.engine import Status, StopReason, events, from_schema
 from schemathesis.generation.meta import CoverageScenario
 from schemathesis.openapi.checks import EnsureResourceAvailability, RejectedPositiveData
 
-from chalicelib.errors import AvatarNotFound, InvalidCursor, UserNotFound
+from chalicelib.errors import AvatarNotFound, InvalidCursor, NoneMatchFailed, UserNotFound
 from chalicelib.idempotency import REPLAYED_HEADER
 from chalicelib.openapi import IF_MATCH_PATTERN
 from tests.e2e.conftest import Stack
@@ -105,14 +105,17 @@ def _waiver(
             and error == InvalidCursor.message
         ):
             return "cursor: opaque and HMAC-signed, so a pattern-valid string the server never issued gets 400"
-        if_match = _header(case, "If-Match")
-        if status == 400 and if_match is not None and not re.fullmatch(IF_MATCH_PATTERN, if_match):
-            return (
-                "If-Match: Schemathesis's coverage phase spells positive header values from letters and digits "
-                "only, so for a pattern that needs quotes or * it sends a placeholder the document rejects"
-            )
+        if_match, if_none_match = _header(case, "If-Match"), _header(case, "If-None-Match")
+        for name, value in (("If-Match", if_match), ("If-None-Match", if_none_match)):
+            if status == 400 and value is not None and not re.fullmatch(IF_MATCH_PATTERN, value):
+                return (
+                    f"{name}: Schemathesis's coverage phase spells positive header values from letters and digits "
+                    "only, so for a pattern that needs quotes or * it sends a placeholder the document rejects"
+                )
         if status == 412 and if_match is not None:
             return "If-Match: a generated ETag names no current version of the user, so 412 as documented"
+        if status == 412 and if_none_match is not None and error == NoneMatchFailed.message:
+            return "If-None-Match: a generated `*` (or tag) met an existing user, so 412 as documented"
         if status == 422 and _header(case, "Idempotency-Key") is not None:
             return "Idempotency-Key: a generated key repeats an earlier case's key with another body, so 422"
         no_name = not isinstance(case.body, dict) or "name" not in case.body

@@ -102,3 +102,67 @@ def test_if_match_star_weak_and_malformed(api: Api, header: str, status: int) ->
     user = create(api)
     response = api.request("PUT", f"/users/{user['userId']}", ADMIN, {"name": "Bo"}, headers={"If-Match": header})
     assert response.status_code == status, response.body
+
+
+# --- RFC 9110: If-Match: * and If-None-Match on writes ----------------------------------------
+
+
+def test_profile_put_with_if_match_star_never_creates(api: Api, ddb: Any) -> None:
+    response = api.request("PUT", "/users/me", MEMBER, {"name": "Mo"}, headers={"If-Match": "*"})
+    assert_error(response, 412)
+    assert_error(api.request("GET", "/users/me", MEMBER), 404)
+    # Once the profile exists, `*` matches it.
+    assert api.request("PUT", "/users/me", MEMBER, {"name": "Mo"}).status_code == 201
+    assert api.request("PUT", "/users/me", MEMBER, {"name": "Mo B."}, headers={"If-Match": "*"}).status_code == 200
+
+
+def test_profile_put_with_if_none_match_star_only_creates(api: Api) -> None:
+    first = api.request("PUT", "/users/me", MEMBER, {"name": "Mo"}, headers={"If-None-Match": "*"})
+    assert first.status_code == 201, first.body
+    again = api.request("PUT", "/users/me", MEMBER, {"name": "Changed"}, headers={"If-None-Match": "*"})
+    assert_error(again, 412)
+    assert api.request("GET", "/users/me", MEMBER).json_body["name"] == "Mo"
+
+
+@pytest.mark.parametrize("path", ["/users/{id}", "/users/me"])
+def test_put_with_if_none_match_naming_the_current_etag_is_412_and_changes_nothing(api: Api, path: str) -> None:
+    if path == "/users/me":
+        user = api.request("PUT", "/users/me", MEMBER, {"name": "Mo"}).json_body["user"]
+        token, target = MEMBER, "/users/me"
+    else:
+        user, token = create(api), ADMIN
+        target = f"/users/{user['userId']}"
+    current = etag_of(user)
+    for header in (current, f"W/{current}", f'"9-x", {current}'):
+        assert_error(api.request("PUT", target, token, {"name": "Bo"}, headers={"If-None-Match": header}), 412)
+    assert api.request("GET", target, token).json_body["version"] == 1
+    # A tag of another version does not match: the write applies.
+    stale = api.request("PUT", target, token, {"name": "Bo"}, headers={"If-None-Match": '"9-x"'})
+    assert stale.status_code == 200 and stale.json_body["user"]["version"] == 2
+
+
+def test_put_with_if_none_match_star_is_412_for_an_existing_user_and_404_for_a_missing_one(api: Api) -> None:
+    user = create(api)
+    assert_error(
+        api.request("PUT", f"/users/{user['userId']}", ADMIN, {"name": "Bo"}, headers={"If-None-Match": "*"}), 412
+    )
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert_error(api.request("PUT", f"/users/{missing}", ADMIN, {"name": "Bo"}, headers={"If-None-Match": "*"}), 404)
+
+
+def test_delete_honours_if_none_match(api: Api) -> None:
+    user = create(api)
+    target = f"/users/{user['userId']}"
+    for header in (etag_of(user), "*"):
+        assert_error(api.request("DELETE", target, ADMIN, headers={"If-None-Match": header}), 412)
+    assert api.request("GET", target, ADMIN).status_code == 200
+    assert api.request("DELETE", target, ADMIN, headers={"If-None-Match": '"7-x"'}).status_code == 200
+    assert_error(api.request("GET", target, ADMIN), 404)
+
+
+def test_a_malformed_if_none_match_on_a_write_is_400(api: Api) -> None:
+    user = create(api)
+    body = assert_error(
+        api.request("PUT", f"/users/{user['userId']}", ADMIN, {"name": "Bo"}, headers={"If-None-Match": "nope"}), 400
+    )
+    assert body["details"][0]["field"] == "If-None-Match"

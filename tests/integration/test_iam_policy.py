@@ -77,11 +77,15 @@ def recorded(ddb: Any) -> Iterator[Recorder]:
     service.put_profile("sub-1", "new@example.com", UserChanges(name="Newer"))
     # Idempotency-Key: claim, complete, replay, and a claim released after a failure.
     keys = DynamoIdempotencyStore(TABLE, client=ddb)
-    keys.claim("r1", "fp", "t1", 1_700_000_000)
+    keys.claim("r1", "fp", "t1", "w1", 1_700_000_000)
     keys.complete("r1", "t1", StoredResponse(201, "{}", {}), 1_700_000_001)
-    keys.claim("r1", "fp", "t2", 1_700_000_002)
-    keys.claim("r2", "fp", "t3", 1_700_000_003)
+    keys.claim("r1", "fp", "t2", "w2", 1_700_000_002)
+    keys.claim("r2", "fp", "t3", "w3", 1_700_000_003)
     keys.release("r2", "t3")
+    # An unknown outcome: unlocked, then taken over by the retry.
+    keys.claim("r3", "fp", "t4", "w4", 1_700_000_004)
+    keys.unlock("r3", "t4")
+    keys.claim("r3", "fp", "t5", "w5", 1_700_000_005)
     ddb.meta.events.unregister("before-parameter-build.dynamodb", recorder)
     yield recorder
 

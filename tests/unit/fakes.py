@@ -23,9 +23,9 @@ from chalicelib.errors import (
     UserAlreadyExists,
     UserNotFound,
 )
-from chalicelib.idempotency import LOCK_S, RECORD_TTL_S, IdempotencyStore, StoredResponse
-from chalicelib.models import Revision, User, UserChanges, apply_changes, email_key
-from chalicelib.repository import EmailChangeRequired, StaleRecord, UserRepository
+from chalicelib.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse
+from chalicelib.models import NO_PRECONDITIONS, Preconditions, User, UserChanges, Write, apply_changes, email_key
+from chalicelib.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
 
 
 class FakeClock:
@@ -64,9 +64,16 @@ class FakeUserRepository:
     def __init__(self) -> None:
         self.users: dict[str, User] = {}
         self.reservations: dict[str, str] = {}  # email key -> owner user id
+        self.write_tokens: dict[str, str] = {}  # user id -> token of the request that last wrote it
+        self.create_tokens: dict[str, str] = {}  # user id -> token of the request that created it
+        self.actors: dict[str, str] = {}  # user id -> sub of the caller that last wrote it
+        self.deleted: dict[str, Deleted] = {}  # user id -> the trace its deletion left
         self.calls: Counter[str] = Counter()
         # method name -> how many of its next calls fail with StaleRecord before doing anything
         self.stale_next: Counter[str] = Counter()
+        # method name -> how many of its next calls do their work and then lose the answer
+        # (ServiceUnavailable, as when every attempt timed out after the first was applied)
+        self.lose_answer_next: Counter[str] = Counter()
         self._hooks: dict[str, list[Callable[[], None]]] = {}
 
     # --- test helpers (not part of the protocol, never counted) ---
@@ -102,54 +109,87 @@ class FakeUserRepository:
             self.stale_next[method] -= 1
             raise StaleRecord()
 
+    def _answer(self, method: str) -> None:
+        if self.lose_answer_next[method] > 0:
+            self.lose_answer_next[method] -= 1
+            raise ServiceUnavailable()
+
+    def _stamp(self, user: User, write: Write) -> None:
+        self.users[user.user_id] = user
+        self.write_tokens[user.user_id] = write.token
+        self.actors[user.user_id] = write.actor
+        self.deleted.pop(user.user_id, None)
+
     # --- UserRepository ---
 
     def get(self, user_id: str) -> User | None:
         self._enter("get")
         return self.users.get(user_id)
 
-    def create(self, user: User) -> None:
+    def find(self, user_id: str) -> User | Deleted | None:
+        self._enter("find")
+        return self.users.get(user_id) or self.deleted.get(user_id)
+
+    def create(self, user: User, write: Write) -> User:
         self._enter("create")
-        if user.user_id in self.users:
+        existing = self.users.get(user.user_id)
+        if existing is not None:
+            if self.create_tokens.get(user.user_id) == write.token:
+                return existing  # this request's own earlier attempt
             raise UserAlreadyExists()
+        if user.user_id in self.deleted and self.create_tokens.get(user.user_id) == write.token:
+            raise UserAlreadyExists()  # a resent create never brings its deleted user back
         key = email_key(user.email)
         if key in self.reservations:
             raise EmailAlreadyExists()
-        self.users[user.user_id] = user
+        self._stamp(user, write)
+        self.create_tokens[user.user_id] = write.token
         self.reservations[key] = user.user_id
+        self._answer("create")
+        return user
 
     def update(
         self,
         user_id: str,
         changes: UserChanges,
-        now: str,
+        write: Write,
         *,
         expect_email_key: str | None = None,
-        expected: tuple[Revision, ...] | None = None,
+        preconditions: Preconditions = NO_PRECONDITIONS,
     ) -> User:
-        if expected is not None and not expected:
+        if preconditions.if_match is not None and not preconditions.if_match:
             raise PreconditionFailed()  # decided without a request, as the adapter does
         self._enter("update")
         current = self.users.get(user_id)
         if current is None:
             raise UserNotFound()
-        if expected is not None and current.revision not in expected:
-            raise PreconditionFailed()
+        if self.write_tokens.get(user_id) == write.token:
+            return current
+        refusal = preconditions.refusal(current.revision)
+        if refusal is not None:
+            raise refusal
         if expect_email_key is not None and email_key(current.email) != expect_email_key:
             raise EmailChangeRequired(current)
         # The contract: update() only applies changes that keep the email key. A caller that
         # sends another email without the matching condition would orphan the reservation.
         if changes.email is not None and email_key(changes.email) != email_key(current.email):
             raise AssertionError("update() called with an email change; use change_email()")
-        updated = apply_changes(current, changes, now)
-        self.users[user_id] = updated
+        updated = apply_changes(current, changes, write.at)
+        self._stamp(updated, write)
+        self._answer("update")
         return updated
 
-    def change_email(self, current: User, changes: UserChanges, now: str) -> User:
+    def change_email(self, current: User, changes: UserChanges, write: Write) -> User:
         self._enter("change_email")
-        updated = apply_changes(current, changes, now)
+        updated = apply_changes(current, changes, write.at)
         old_key, new_key = email_key(current.email), email_key(updated.email)
         stored = self.users.get(current.user_id)
+        if (
+            stored is not None
+            and stored.revision != current.revision
+            and self.write_tokens.get(current.user_id) == write.token
+        ):
+            return stored
         # Checked in the order the DynamoDB adapter reports them: a taken email wins.
         if new_key != old_key and new_key in self.reservations:
             raise EmailAlreadyExists()
@@ -159,18 +199,26 @@ class FakeUserRepository:
             if self.reservations.get(old_key) == current.user_id:
                 del self.reservations[old_key]
             self.reservations[new_key] = current.user_id
-        self.users[current.user_id] = updated
+        self._stamp(updated, write)
+        self._answer("change_email")
         return updated
 
-    def delete(self, current: User) -> None:
+    def delete(self, current: User, write: Write) -> None:
         self._enter("delete")
+        trace = self.deleted.get(current.user_id)
+        if trace is not None and trace.token == write.token:
+            return
         stored = self.users.get(current.user_id)
         if stored is None or stored.revision != current.revision:
             raise StaleRecord()
         del self.users[current.user_id]
+        self.write_tokens[current.user_id] = write.token
+        self.actors[current.user_id] = write.actor
+        self.deleted[current.user_id] = Deleted(current.user_id, write.token, write.actor, write.at)
         key = email_key(current.email)
         if self.reservations.get(key) == current.user_id:
             del self.reservations[key]
+        self._answer("delete")
 
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
         self._enter("list_page")
@@ -191,45 +239,54 @@ class FakeIdempotencyStore:
     """The IdempotencyStore semantics of the DynamoDB adapter, in memory."""
 
     def __init__(self) -> None:
-        # record id -> {"fingerprint", "token", "locked_until", "expires", "response"}
+        # record id -> {"fingerprint", "lock", "locked_until", "write_token", "expires", "response"}
         self.records: dict[str, dict[str, Any]] = {}
         self.calls: Counter[str] = Counter()
 
-    def claim(self, record_id: str, fingerprint: str, token: str, now: int) -> StoredResponse | None:
+    def claim(
+        self, record_id: str, fingerprint: str, lock: str, write_token: str, now: int
+    ) -> Claimed | StoredResponse:
         self.calls["claim"] += 1
         old = self.records.get(record_id)
-        takeover = (
-            old is not None
-            and old["response"] is None
-            and old["locked_until"] < now
-            and old["fingerprint"] == fingerprint
-        )
-        if old is None or old["expires"] < now or takeover:
+        if old is None or old["expires"] < now:
             self.records[record_id] = {
                 "fingerprint": fingerprint,
-                "token": token,
+                "lock": lock,
                 "locked_until": now + LOCK_S,
+                "write_token": write_token,
                 "expires": now + RECORD_TTL_S,
                 "response": None,
             }
-            return None
+            return Claimed(write_token)
+        if old["lock"] == lock and old["response"] is None:
+            return Claimed(old["write_token"])
         if old["fingerprint"] != fingerprint:
             raise IdempotencyKeyReused()
         if old["response"] is not None:
             return cast(StoredResponse, old["response"])
-        raise IdempotentRequestInFlight()
+        if old["locked_until"] is not None and old["locked_until"] >= now:
+            raise IdempotentRequestInFlight()
+        self.calls["take_over"] += 1
+        old.update(lock=lock, locked_until=now + LOCK_S)
+        return Claimed(old["write_token"])
 
-    def complete(self, record_id: str, token: str, response: StoredResponse, now: int) -> None:
+    def complete(self, record_id: str, lock: str, response: StoredResponse, now: int) -> None:
         self.calls["complete"] += 1
         record = self.records.get(record_id)
-        if record is not None and record["token"] == token:
-            record.update(response=response, token=None, locked_until=None)
+        if record is not None and record["lock"] == lock:
+            record.update(response=response, locked_until=None)
 
-    def release(self, record_id: str, token: str) -> None:
+    def release(self, record_id: str, lock: str) -> None:
         self.calls["release"] += 1
         record = self.records.get(record_id)
-        if record is not None and record["token"] == token:
+        if record is not None and record["lock"] == lock:
             del self.records[record_id]
+
+    def unlock(self, record_id: str, lock: str) -> None:
+        self.calls["unlock"] += 1
+        record = self.records.get(record_id)
+        if record is not None and record["lock"] == lock:
+            record["locked_until"] = None
 
 
 def as_idempotency_store(store: FakeIdempotencyStore) -> IdempotencyStore:

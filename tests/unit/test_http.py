@@ -145,7 +145,10 @@ def test_error_response_503_has_retry_after():
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert "WWW-Authenticate" not in response.headers
-    assert response.body == {"error": "Service temporarily unavailable; retry later"}
+    assert response.body == {"error": errors.ServiceUnavailable.message}
+    # A write that timed out may have been applied: the client is told so, and how to retry safely.
+    assert "may or may not have been applied" in response.body["error"]
+    assert "same Idempotency-Key" in response.body["error"]
 
 
 @pytest.mark.parametrize(

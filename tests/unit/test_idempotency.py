@@ -22,14 +22,17 @@ BODY = {"name": "Ann", "email": "ann@example.com"}
 
 
 class Producer:
-    """A write that counts its runs and answers 201, or raises what it is told to."""
+    """A write that counts its runs and the write tokens it was given, and answers 201, or
+    raises what it is told to."""
 
     def __init__(self) -> None:
         self.runs = 0
+        self.tokens: list[str] = []
         self.error: Exception | None = None
 
-    def __call__(self) -> Response:
+    def __call__(self, token: str) -> Response:
         self.runs += 1
+        self.tokens.append(token)
         if self.error is not None:
             raise self.error
         return Response(
@@ -96,39 +99,70 @@ def test_a_duplicate_while_the_first_is_in_flight_is_409(store, clock) -> None:
     inner = Producer()
     seen: list[Exception] = []
 
-    def produce() -> Response:
+    def produce(token: str) -> Response:
         try:
             run(store, inner, clock)  # the same key arrives while this one runs
         except IdempotentRequestInFlight as exc:
             seen.append(exc)
-        return inner()
+        return inner(token)
 
     idempotency.run_once(store, "caller-1", "k1", "createUser", BODY, produce, clock)
     assert len(seen) == 1
     assert inner.runs == 1
 
 
-def test_a_lock_left_by_a_dead_request_is_taken_over_after_it_expires(store, clock) -> None:
+def test_a_lock_left_by_a_dead_request_is_taken_over_after_it_expires_with_its_write_token(store, clock) -> None:
     rid = idempotency.record_id("caller-1", "k1")
-    store.claim(rid, idempotency.fingerprint("createUser", BODY), "dead", int(clock()))
+    store.claim(rid, idempotency.fingerprint("createUser", BODY), "dead", "dead-write-token", int(clock()))
     produce = Producer()
     with pytest.raises(IdempotentRequestInFlight):
         run(store, produce, clock)
     clock.advance(idempotency.LOCK_S + 1)
     assert run(store, produce, clock).status_code == 201
-    assert produce.runs == 1
+    # The dead request may have written: its successor writes with its token, so it finds that write.
+    assert produce.tokens == ["dead-write-token"]
 
 
-@pytest.mark.parametrize("error", [EmailAlreadyExists(), ServiceUnavailable(), RuntimeError("boom")])
-def test_after_a_failure_the_claim_is_released_so_a_retry_runs_again(store, clock, error) -> None:
+@pytest.mark.parametrize("error", [EmailAlreadyExists(), ValidationError()])
+def test_after_a_refusal_the_key_is_released_so_a_retry_runs_afresh(store, clock, error) -> None:
     produce = Producer()
     produce.error = error
     with pytest.raises(type(error)):
         run(store, produce, clock)
     assert store.records == {}
     produce.error = None
-    assert run(store, produce, clock).status_code == 201
+    assert run(store, produce, clock, body={**BODY, "name": "Bob"}).status_code == 201  # even with another body
     assert produce.runs == 2
+    assert produce.tokens[0] != produce.tokens[1]
+
+
+@pytest.mark.parametrize("error", [ServiceUnavailable(), RuntimeError("boom")])
+def test_after_an_unknown_outcome_a_retry_runs_at_once_with_the_same_write_token(store, clock, error) -> None:
+    produce = Producer()
+    produce.error = error
+    with pytest.raises(type(error)):
+        run(store, produce, clock)
+    assert len(store.records) == 1  # kept, unlocked: it knows the token the write may have used
+    produce.error = None
+    retry = run(store, produce, clock)  # at once: no wait for the lock to expire
+    assert retry.status_code == 201 and idempotency.REPLAYED_HEADER not in retry.headers
+    assert produce.runs == 2 and produce.tokens[0] == produce.tokens[1]
+    assert run(store, produce, clock).headers[idempotency.REPLAYED_HEADER] == "true"
+    with pytest.raises(IdempotencyKeyReused):
+        run(store, produce, clock, body={**BODY, "name": "Bob"})
+
+
+def test_a_resent_claim_is_recognised_as_ours(store, clock) -> None:
+    rid, fp = idempotency.record_id("caller-1", "k1"), idempotency.fingerprint("createUser", BODY)
+    first = store.claim(rid, fp, "lock-1", "write-1", int(clock()))
+    assert store.claim(rid, fp, "lock-1", "write-ignored", int(clock())) == first == idempotency.Claimed("write-1")
+
+
+def test_without_a_key_every_request_gets_a_fresh_token(store, clock) -> None:
+    produce = Producer()
+    run(store, produce, clock, key="a")
+    run(store, produce, clock, key="b")
+    assert len(set(produce.tokens)) == 2 and all(len(token) == 22 for token in produce.tokens)
 
 
 def test_records_expire_after_the_ttl(store, clock) -> None:
@@ -147,7 +181,15 @@ def test_a_failure_to_store_the_response_still_answers_the_client(store, clock, 
         raise ServiceUnavailable()
 
     monkeypatch.setattr(store, "complete", broken)
-    assert run(store, Producer(), clock).status_code == 201
+    produce = Producer()
+    assert run(store, produce, clock).status_code == 201
+    # A retry waits for the lock, then runs again with the same token (and so finds its own write).
+    with pytest.raises(IdempotentRequestInFlight):
+        run(store, produce, clock)
+    clock.advance(idempotency.LOCK_S + 1)
+    monkeypatch.undo()
+    assert run(store, produce, clock).status_code == 201
+    assert produce.tokens[0] == produce.tokens[1]
 
 
 @pytest.mark.parametrize("key", ["", " ", "a b", "x" * 256, "é", "tab\there"])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,19 @@ BAD_EMAILS = [
     "ann@exa_mple.com",
     "ann@.example.com",
     "a" * 65 + "@example.com",
+    # RFC 5322 specials outside a quoted local part, and quoted local parts themselves
+    "<img/src=x/onerror=alert(1)>@example.com",
+    "a(b)@example.com",
+    "a[b]@example.com",
+    "a\\b@example.com",
+    "a,b@example.com",
+    "a;b@example.com",
+    "a:b@example.com",
+    '"ann"@example.com',
+    '"a b"@example.com',
+    "a.@example.com",
+    ".a@example.com",
+    "a..b@example.com",
 ]
 BAD_PHONES = [
     "4155550123",
@@ -144,7 +158,18 @@ def test_bad_email_syntax(email):
     assert problem(details, "email") == "must be a valid email address"
 
 
-@pytest.mark.parametrize("email", ["a@b.co", "first.last+tag@sub.example.org", "X_Y-z@EXAMPLE.COM", "l" * 64 + "@x.io"])
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@b.co",
+        "first.last+tag@sub.example.org",
+        "X_Y-z@EXAMPLE.COM",
+        "l" * 64 + "@x.io",
+        "o'brien@example.ie",
+        "{x}|~^`!#$%&*=?/@example.com",
+        "ann@xn--bcher-kva.example",
+    ],
+)
 def test_good_email_syntax(email):
     assert parse_new_user({**VALID, "email": email}).email == email
 
@@ -403,3 +428,31 @@ def test_public_user_never_includes_internal_keys():
     out = public_user(make_user(phone="+14155550123"))
     for internal in ("emailKey", "listingId", "ownerId", "user_id", "created_at", "updated_at"):
         assert internal not in out
+
+
+# --- one address, one spelling: NFC, ASCII, and a reservation key nobody else can hit ---
+
+
+def test_an_email_in_nfc_and_in_nfd_gets_the_same_answer():
+    nfc, nfd = "jos\u00e9@example.com", "jose\u0301@example.com"
+    assert nfc != nfd and unicodedata.normalize("NFC", nfd) == nfc
+    for spelling in (nfc, nfd):
+        details = details_of(parse_new_user, {**VALID, "email": spelling})
+        assert problem(details, "email") == "must be ASCII (write an internationalised domain in its xn-- form)"
+
+
+def test_the_kelvin_sign_is_the_letter_k_so_it_reserves_exactly_that_address():
+    new = parse_new_user({**VALID, "email": "\u212aate@example.com"})
+    assert new.email == "Kate@example.com"  # NFC maps U+212A to K: what is stored is what is reserved
+    assert email_key(new.email) == "kate@example.com"
+
+
+@pytest.mark.parametrize("email", ["\u017fam@example.com", "\u0131van@example.com", "ann@ex\u00e4mple.com"])
+def test_no_non_ascii_letter_can_fold_onto_someone_elses_address(email):
+    # U+017F (long s) case-folds to "s", U+0131 (dotless i) upper-cases to "I": refused, never folded.
+    details = details_of(parse_new_user, {**VALID, "email": email})
+    assert problem(details, "email").startswith("must be ASCII")
+
+
+def test_every_ascii_email_key_is_its_lower_case():
+    assert email_key("Ann.Lee+Tag@Example.COM") == "ann.lee+tag@example.com"

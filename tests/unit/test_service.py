@@ -16,7 +16,7 @@ from chalicelib.errors import (
     UserNotFound,
     ValidationError,
 )
-from chalicelib.models import REMOVE, NewUser, Revision, User, UserChanges
+from chalicelib.models import REMOVE, NewUser, Preconditions, Revision, User, UserChanges, user_id_for
 from chalicelib.service import MAX_ATTEMPTS, UserService, utc_now
 from tests.unit.fakes import FakeAvatars, FakeUserRepository, make_user
 
@@ -32,7 +32,7 @@ def repo() -> FakeUserRepository:
 def service(repo) -> UserService:
     ids = (f"id-{n:03d}" for n in itertools.count(1))
     return UserService(
-        repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), clock=lambda: NOW, new_id=lambda: next(ids)
+        repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), clock=lambda: NOW, new_id=lambda _token: next(ids)
     )
 
 
@@ -61,9 +61,12 @@ def test_create_user(service, repo):
     assert repo.calls == {"create": 1}
 
 
-def test_create_user_with_given_id(service, repo):
-    assert service.create_user(NewUser(name="Ann", email="a@example.com"), user_id="sub-1").user_id == "sub-1"
-    assert "sub-1" in repo.users
+def test_a_users_id_comes_from_the_write_token_so_a_keyed_retry_names_the_same_user(repo):
+    service = UserService(repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), clock=lambda: NOW)
+    user = service.create_user(NewUser(name="Ann", email="a@example.com"), token="t-1")
+    assert user.user_id == user_id_for("t-1") != user_id_for("t-2")
+    assert service.create_user(NewUser(name="Ann", email="a@example.com"), token="t-1") == user
+    assert list(repo.users) == [user.user_id]
 
 
 def test_create_user_with_taken_email(service, repo):
@@ -179,10 +182,10 @@ def test_update_email_races_with_a_real_concurrent_writer(service, repo):
 # --- delete ---
 
 
-def test_delete_is_get_plus_delete_and_frees_the_email(service, repo):
+def test_delete_is_a_read_plus_delete_and_frees_the_email(service, repo):
     seeded(repo, make_user())
     service.delete_user("user-1")
-    assert repo.calls == {"get": 1, "delete": 1}
+    assert repo.calls == {"find": 1, "delete": 1}
     assert repo.users == {} and repo.reservations == {}
     service.create_user(NewUser(name="New", email="ANN@example.com"))
     assert repo.email_owner("ann@example.com") == "id-001"
@@ -191,14 +194,14 @@ def test_delete_is_get_plus_delete_and_frees_the_email(service, repo):
 def test_delete_missing_user(service, repo):
     with pytest.raises(UserNotFound):
         service.delete_user("ghost")
-    assert repo.calls == {"get": 1}
+    assert repo.calls == {"find": 1}
 
 
 def test_delete_retries_on_stale_record(service, repo):
     seeded(repo, make_user())
     repo.stale_next["delete"] = MAX_ATTEMPTS - 1
     service.delete_user("user-1")
-    assert repo.calls == {"get": MAX_ATTEMPTS, "delete": MAX_ATTEMPTS}
+    assert repo.calls == {"find": MAX_ATTEMPTS, "delete": MAX_ATTEMPTS}
     assert repo.users == {}
 
 
@@ -207,7 +210,7 @@ def test_delete_gives_up_after_max_attempts(service, repo):
     repo.stale_next["delete"] = MAX_ATTEMPTS
     with pytest.raises(ConcurrentModification):
         service.delete_user("user-1")
-    assert repo.calls == {"get": MAX_ATTEMPTS, "delete": MAX_ATTEMPTS}
+    assert repo.calls == {"find": MAX_ATTEMPTS, "delete": MAX_ATTEMPTS}
     assert repo.users == {"user-1": ann}
 
 
@@ -221,7 +224,7 @@ def test_delete_of_a_user_deleted_concurrently_is_not_found(service, repo):
     repo.before("delete", someone_else_deletes_it)
     with pytest.raises(UserNotFound):
         service.delete_user("user-1")
-    assert repo.calls == {"get": 2, "delete": 1}
+    assert repo.calls == {"find": 2, "delete": 1}
     assert ann.user_id not in repo.users
 
 
@@ -344,7 +347,7 @@ def test_put_profile_with_email_taken_by_another_user(service, repo):
 
 def test_put_profile_gives_up_if_create_and_update_keep_missing(service, repo, monkeypatch):
     # Pathological race: every update finds no record, every create finds one.
-    def create_always_collides(user: User) -> None:
+    def create_always_collides(user: User, write: object) -> None:
         repo.calls["create"] += 1
         raise UserAlreadyExists()
 
@@ -359,7 +362,9 @@ def test_put_profile_gives_up_if_create_and_update_keep_missing(service, repo, m
 
 def test_update_with_the_current_revision_applies(service, repo):
     user = seeded(repo, make_user(version=2))
-    updated = service.update_user(user.user_id, UserChanges(name="Bo"), expected=(user.revision,))
+    updated = service.update_user(
+        user.user_id, UserChanges(name="Bo"), preconditions=Preconditions(if_match=(user.revision,))
+    )
     assert (updated.name, updated.version) == ("Bo", 3)
     assert repo.calls == {"update": 1}
 
@@ -369,7 +374,7 @@ def test_update_with_a_stale_revision_is_412_and_changes_nothing(service, repo):
     stale = Revision(1, user.created_at)
     for changes in (UserChanges(name="Bo"), UserChanges(email="new@example.com")):
         with pytest.raises(PreconditionFailed):
-            service.update_user(user.user_id, changes, expected=(stale,))
+            service.update_user(user.user_id, changes, preconditions=Preconditions(if_match=(stale,)))
     assert repo.users[user.user_id] == user
     assert repo.email_owner("new@example.com") is None
 
@@ -377,13 +382,17 @@ def test_update_with_a_stale_revision_is_412_and_changes_nothing(service, repo):
 def test_update_with_a_revision_of_an_earlier_record_under_the_same_id_is_412(service, repo):
     user = seeded(repo, make_user(version=1))
     with pytest.raises(PreconditionFailed):
-        service.update_user(user.user_id, UserChanges(name="Bo"), expected=(Revision(1, "2000-01-01T00:00:00.000Z"),))
+        service.update_user(
+            user.user_id,
+            UserChanges(name="Bo"),
+            preconditions=Preconditions(if_match=(Revision(1, "2000-01-01T00:00:00.000Z"),)),
+        )
 
 
 def test_update_with_nothing_that_can_match_makes_no_request(service, repo):
     user = seeded(repo, make_user())
     with pytest.raises(PreconditionFailed):
-        service.update_user(user.user_id, UserChanges(name="Bo"), expected=())
+        service.update_user(user.user_id, UserChanges(name="Bo"), preconditions=Preconditions(if_match=()))
     assert repo.total_calls == 0
 
 
@@ -391,14 +400,18 @@ def test_email_change_under_if_match_is_not_retried_when_a_concurrent_writer_win
     user = seeded(repo, make_user())
     repo.stale_next["change_email"] = 1
     with pytest.raises(PreconditionFailed):
-        service.update_user(user.user_id, UserChanges(email="new@example.com"), expected=(user.revision,))
+        service.update_user(
+            user.user_id, UserChanges(email="new@example.com"), preconditions=Preconditions(if_match=(user.revision,))
+        )
     assert repo.calls == {"update": 1, "change_email": 1}
     assert repo.email_owner("new@example.com") is None
 
 
 def test_email_change_with_the_current_revision_applies(service, repo):
     user = seeded(repo, make_user())
-    updated = service.update_user(user.user_id, UserChanges(email="new@example.com"), expected=(user.revision,))
+    updated = service.update_user(
+        user.user_id, UserChanges(email="new@example.com"), preconditions=Preconditions(if_match=(user.revision,))
+    )
     assert updated.email == "new@example.com"
     assert repo.email_owner("new@example.com") == user.user_id
 
@@ -406,41 +419,45 @@ def test_email_change_with_the_current_revision_applies(service, repo):
 def test_delete_with_a_stale_revision_is_412_and_deletes_nothing(service, repo):
     user = seeded(repo, make_user(version=4))
     with pytest.raises(PreconditionFailed):
-        service.delete_user(user.user_id, expected=(Revision(3, user.created_at),))
+        service.delete_user(user.user_id, preconditions=Preconditions(if_match=(Revision(3, user.created_at),)))
     assert repo.users[user.user_id] == user
-    assert repo.calls == {"get": 1}
+    assert repo.calls == {"find": 1}
 
 
 def test_delete_under_if_match_is_not_retried_when_a_concurrent_writer_wins(service, repo):
     user = seeded(repo, make_user())
     repo.stale_next["delete"] = 1
     with pytest.raises(PreconditionFailed):
-        service.delete_user(user.user_id, expected=(user.revision,))
-    assert repo.calls == {"get": 1, "delete": 1}
+        service.delete_user(user.user_id, preconditions=Preconditions(if_match=(user.revision,)))
+    assert repo.calls == {"find": 1, "delete": 1}
 
 
 def test_delete_with_the_current_revision_deletes(service, repo):
     user = seeded(repo, make_user())
-    service.delete_user(user.user_id, expected=(user.revision,))
+    service.delete_user(user.user_id, preconditions=Preconditions(if_match=(user.revision,)))
     assert user.user_id not in repo.users
 
 
 def test_delete_with_nothing_that_can_match_makes_no_request(service, repo):
     user = seeded(repo, make_user())
     with pytest.raises(PreconditionFailed):
-        service.delete_user(user.user_id, expected=())
+        service.delete_user(user.user_id, preconditions=Preconditions(if_match=()))
     assert repo.total_calls == 0
 
 
 def test_put_profile_with_if_match_never_creates(service, repo):
     with pytest.raises(PreconditionFailed):
-        service.put_profile("sub-1", "a@example.com", UserChanges(name="Ann"), expected=(Revision(1, NOW),))
+        service.put_profile(
+            "sub-1", "a@example.com", UserChanges(name="Ann"), preconditions=Preconditions(if_match=(Revision(1, NOW),))
+        )
     assert repo.users == {}
 
 
 def test_put_profile_with_the_current_revision_updates(service, repo):
     user = seeded(repo, make_user(user_id="sub-1"))
-    updated, created = service.put_profile("sub-1", None, UserChanges(name="Bo"), expected=(user.revision,))
+    updated, created = service.put_profile(
+        "sub-1", None, UserChanges(name="Bo"), preconditions=Preconditions(if_match=(user.revision,))
+    )
     assert (updated.name, created) == ("Bo", False)
 
 
@@ -468,7 +485,7 @@ def test_a_refused_delete_keeps_the_avatar(with_avatars, repo, avatars):
     user = seeded(repo, make_user(version=2))
     avatars.stored = {user.user_id}
     with pytest.raises(PreconditionFailed):
-        with_avatars.delete_user(user.user_id, expected=(Revision(1, user.created_at),))
+        with_avatars.delete_user(user.user_id, preconditions=Preconditions(if_match=(Revision(1, user.created_at),)))
     assert avatars.stored == {user.user_id}
 
 
@@ -482,3 +499,115 @@ def test_when_the_avatar_cannot_be_removed_a_retry_finishes_the_job(with_avatars
     with pytest.raises(UserNotFound):
         with_avatars.delete_user(user.user_id)
     assert avatars.stored == set()
+
+
+# --- a write whose answer was lost, retried with the same token (a keyed retry after a 503) ---
+
+
+def test_a_create_retried_with_its_token_after_a_lost_answer_returns_the_user_it_made(repo):
+    service = UserService(repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), clock=lambda: NOW)
+    repo.lose_answer_next["create"] = 1
+    with pytest.raises(ServiceUnavailable):
+        service.create_user(NewUser(name="Ann", email="ann@example.com"), token="t-1")
+    first = repo.users[user_id_for("t-1")]  # it did happen
+    again = service.create_user(NewUser(name="Ann", email="ann@example.com"), token="t-1")
+    assert again == first
+    assert repo.email_owner("ann@example.com") == first.user_id and len(repo.users) == 1
+
+
+def test_a_create_with_another_token_is_another_request(service, repo):
+    service.create_user(NewUser(name="Ann", email="ann@example.com"), token="t-1")
+    with pytest.raises(EmailAlreadyExists):
+        service.create_user(NewUser(name="Ann", email="ann@example.com"), token="t-2")
+
+
+@pytest.mark.parametrize("changes", [UserChanges(name="Bea"), UserChanges(email="bea@example.com")])
+def test_an_update_retried_with_its_token_after_a_lost_answer_applies_once(service, repo, changes):
+    user = seeded(repo, make_user())
+    method = "update" if changes.email is None else "change_email"
+    repo.lose_answer_next[method] = 1
+    with pytest.raises(ServiceUnavailable):
+        service.update_user(user.user_id, changes, token="t-1")
+    applied = repo.users[user.user_id]
+    assert applied.version == 2
+    again = service.update_user(user.user_id, changes, token="t-1")
+    assert again == applied  # the stored result, version 2, not 3
+    # ...even under the If-Match of the revision it replaced: not 412.
+    stale = Preconditions(if_match=(user.revision,))
+    assert service.update_user(user.user_id, changes, stale, token="t-1") == applied
+
+
+def test_a_delete_retried_with_its_token_after_a_lost_answer_succeeds_not_404(service, repo):
+    user = seeded(repo, make_user())
+    repo.lose_answer_next["delete"] = 1
+    with pytest.raises(ServiceUnavailable):
+        service.delete_user(user.user_id, token="t-1", actor="admin-sub")
+    service.delete_user(user.user_id, token="t-1", actor="admin-sub")  # no UserNotFound
+    with pytest.raises(UserNotFound):
+        service.delete_user(user.user_id, token="t-2")
+    assert repo.deleted[user.user_id].actor == "admin-sub"
+
+
+def test_a_first_profile_put_retried_with_its_token_is_still_a_create(service, repo):
+    repo.lose_answer_next["create"] = 1
+    with pytest.raises(ServiceUnavailable):
+        service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"), token="t-1")
+    user, created = service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"), token="t-1")
+    assert created is True and user.version == 1
+
+
+def test_writes_record_their_actor(service, repo):
+    user = service.create_user(NewUser(name="Ann", email="ann@example.com"), actor="admin-sub")
+    assert repo.actors[user.user_id] == "admin-sub"
+    service.update_user(user.user_id, UserChanges(name="Bea"), actor="other-admin")
+    assert repo.actors[user.user_id] == "other-admin"
+    service.put_profile("sub-9", "z@example.com", UserChanges(name="Zed"))
+    assert repo.actors["sub-9"] == "sub-9"  # a profile is written by its owner
+
+
+# --- RFC 9110 preconditions beyond If-Match tags ---
+
+
+def test_update_with_if_none_match_star_is_412_for_an_existing_user_without_a_write(service, repo):
+    user = seeded(repo, make_user())
+    with pytest.raises(PreconditionFailed):
+        service.update_user(user.user_id, UserChanges(name="Bo"), Preconditions(if_none_match_any=True))
+    with pytest.raises(UserNotFound):
+        service.update_user("ghost", UserChanges(name="Bo"), Preconditions(if_none_match_any=True))
+    assert "update" not in repo.calls and repo.users[user.user_id] == user
+
+
+def test_update_with_if_none_match_naming_the_current_revision_is_412(service, repo):
+    user = seeded(repo, make_user())
+    with pytest.raises(PreconditionFailed):
+        service.update_user(user.user_id, UserChanges(name="Bo"), Preconditions(if_none_match=(user.revision,)))
+    assert repo.users[user.user_id] == user
+    other = Preconditions(if_none_match=(Revision(9, user.created_at),))
+    assert service.update_user(user.user_id, UserChanges(name="Bo"), other).version == 2
+
+
+def test_put_profile_with_if_match_star_requires_the_profile(service, repo):
+    with pytest.raises(PreconditionFailed):
+        service.put_profile("sub-1", "a@example.com", UserChanges(name="Ann"), Preconditions(if_match_any=True))
+    assert repo.users == {}
+    seeded(repo, make_user(user_id="sub-1"))
+    user, created = service.put_profile("sub-1", None, UserChanges(name="Bo"), Preconditions(if_match_any=True))
+    assert (user.name, created) == ("Bo", False)
+
+
+def test_put_profile_with_if_none_match_star_only_creates(service, repo):
+    user, created = service.put_profile(
+        "sub-1", "a@example.com", UserChanges(name="Ann"), Preconditions(if_none_match_any=True)
+    )
+    assert created and "update" not in repo.calls
+    with pytest.raises(PreconditionFailed):
+        service.put_profile("sub-1", "a@example.com", UserChanges(name="Bo"), Preconditions(if_none_match_any=True))
+    assert repo.users["sub-1"] == user
+
+
+def test_delete_with_if_none_match_naming_the_current_revision_or_star_is_412(service, repo):
+    user = seeded(repo, make_user())
+    for conditions in (Preconditions(if_none_match=(user.revision,)), Preconditions(if_none_match_any=True)):
+        with pytest.raises(PreconditionFailed):
+            service.delete_user(user.user_id, conditions)
+    assert repo.users[user.user_id] == user
