@@ -13,6 +13,8 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from devstack import moto_patches
+
 StartResponse = Callable[..., Any]
 
 
@@ -43,6 +45,8 @@ class MotoServer:
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 """One line per emulator call would drown the API's own request log."""
 
+        # Here, where the emulator is made, so whatever serves it serves it patched (never mock_aws).
+        self.patches = moto_patches.apply()
         self.app = SerializedApp(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
         self._server.socket.listen(128)
