@@ -170,6 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.host, args.port, args.moto_port)
+        # All is stopped and the data goes with the process: skip the interpreter's teardown, which
+        # frees every emulated item one by one (about a second of Ctrl-C at 10,000 users).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     elif args.command == "token":
         token(args.username, args.password)
     else:

@@ -16,6 +16,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from devstack import moto_patches
 
 StartResponse = Callable[..., Any]
+SHUTDOWN_POLL_S = 0.05
 
 
 class SerializedApp:
@@ -50,7 +51,13 @@ class MotoServer:
         self.app = SerializedApp(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
         self._server.socket.listen(128)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        # `stop` waits for the serving loop to notice; werkzeug's default poll of 0.5 s would be most of Ctrl-C.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_S},
+            name="moto-server",
+            daemon=True,
+        )
 
     @property
     def url(self) -> str:
