@@ -1,8 +1,11 @@
-"""A moto server on loopback that serves one request at a time.
+"""A moto server on loopback that serves one request at a time, patched and able to answer late.
 
 moto's backends are not thread-safe: two overlapping TransactWriteItems could both pass their
 conditions. Holding one lock for each whole request makes every call atomic, as in DynamoDB,
 so race tests against this stack mean something.
+
+The stall control (devstack/stall.py) lives at /_devstack/stall on the same port; its requests
+never reach moto.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from devstack import moto_patches
+from devstack import moto_patches, stall
 
 StartResponse = Callable[..., Any]
 SHUTDOWN_POLL_S = 0.05
@@ -24,10 +27,21 @@ class SerializedApp:
         self._app = app
         self._lock = threading.Lock()
         self.requests = 0
+        self.stalls = stall.StallControl()
+
+    def stall(self, seconds: float, operations: Iterable[str] | None = None, count: int = 1) -> None:
+        """Apply the next `count` DynamoDB requests of `operations` (None: any), answer each `seconds` late."""
+        self.stalls.arm(seconds, operations, count)
+
+    def unstall(self) -> None:
+        self.stalls.disarm()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        if environ.get("PATH_INFO") == stall.PATH:
+            return self.stalls.handle(environ, start_response)
         with self._lock:
             self.requests += 1
+            hold = self.stalls.hold_for(environ)
             result = self._app(environ, start_response)
             try:
                 body = b"".join(result)
@@ -35,6 +49,10 @@ class SerializedApp:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+            if hold:
+                # Applied, answered late, lock held: werkzeug sends nothing (not even the status
+                # line) before this returns, and no other request overtakes this one.
+                self.stalls.wait(hold)
         return [body]
 
 
@@ -67,6 +85,13 @@ class MotoServer:
         self._thread.start()
         return self
 
+    def stall(self, seconds: float, operations: Iterable[str] | None = None, count: int = 1) -> None:
+        self.app.stall(seconds, operations, count)
+
+    def unstall(self) -> None:
+        self.app.unstall()
+
     def stop(self) -> None:
+        self.app.unstall()  # an answer held back would otherwise delay the shutdown by its stall
         self._server.shutdown()
         self._server.server_close()

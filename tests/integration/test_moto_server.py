@@ -1,12 +1,13 @@
-"""MotoServer, the emulator `make run` serves: patched where it is made."""
+"""MotoServer, the emulator `make run` serves: patched where it is made, stall control on its own port."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+import requests
 
-from devstack import moto_patches
+from devstack import moto_patches, stall
 from devstack.motoserver import MotoServer
 
 
@@ -29,3 +30,18 @@ def test_the_server_is_made_with_the_patches_applied(server: MotoServer) -> None
             moto_patches.WEAK_INSTANCE_TRACKING,
         ]
     )
+
+
+def test_the_server_serves_the_stall_control_on_its_own_port(server: MotoServer) -> None:
+    server.stall(2.5, ["UpdateItem"], 3)
+    with requests.Session() as session:
+        session.trust_env = False  # loopback only
+        state = session.get(server.url + stall.PATH, timeout=5).json()
+        assert (state["armed"], state["seconds"], state["operations"], state["remaining"]) == (
+            True,
+            2.5,
+            ["UpdateItem"],
+            3,
+        )
+        server.unstall()
+        assert session.get(server.url + stall.PATH, timeout=5).json()["armed"] is False
