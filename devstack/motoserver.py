@@ -1,8 +1,11 @@
-"""A moto server on loopback that serves one request at a time.
+"""A moto server on loopback that serves one request at a time, patched and able to answer late.
 
 moto's backends are not thread-safe: two overlapping TransactWriteItems could both pass their
 conditions. Holding one lock for each whole request makes every call atomic, as in DynamoDB,
 so race tests against this stack mean something.
+
+The stall control (devstack/stall.py) lives at /_devstack/stall on the same port; its requests
+never reach moto.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from devstack import moto_patches, stall
+
 StartResponse = Callable[..., Any]
+SHUTDOWN_POLL_S = 0.05
 
 
 class SerializedApp:
@@ -21,10 +27,21 @@ class SerializedApp:
         self._app = app
         self._lock = threading.Lock()
         self.requests = 0
+        self.stalls = stall.StallControl()
+
+    def stall(self, seconds: float, operations: Iterable[str] | None = None, count: int = 1) -> None:
+        """Apply the next `count` DynamoDB requests of `operations` (None: any), answer each `seconds` late."""
+        self.stalls.arm(seconds, operations, count)
+
+    def unstall(self) -> None:
+        self.stalls.disarm()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        if environ.get("PATH_INFO") == stall.PATH:
+            return self.stalls.handle(environ, start_response)
         with self._lock:
             self.requests += 1
+            hold = self.stalls.hold_for(environ)
             result = self._app(environ, start_response)
             try:
                 body = b"".join(result)
@@ -32,6 +49,10 @@ class SerializedApp:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+            if hold:
+                # Applied, answered late, lock held: werkzeug sends nothing (not even the status
+                # line) before this returns, and no other request overtakes this one.
+                self.stalls.wait(hold)
         return [body]
 
 
@@ -43,10 +64,18 @@ class MotoServer:
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 """One line per emulator call would drown the API's own request log."""
 
+        # Here, where the emulator is made, so whatever serves it serves it patched (never mock_aws).
+        self.patches = moto_patches.apply()
         self.app = SerializedApp(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
         self._server.socket.listen(128)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        # `stop` waits for the serving loop to notice; werkzeug's default poll of 0.5 s would be most of Ctrl-C.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_S},
+            name="moto-server",
+            daemon=True,
+        )
 
     @property
     def url(self) -> str:
@@ -56,6 +85,13 @@ class MotoServer:
         self._thread.start()
         return self
 
+    def stall(self, seconds: float, operations: Iterable[str] | None = None, count: int = 1) -> None:
+        self.app.stall(seconds, operations, count)
+
+    def unstall(self) -> None:
+        self.app.unstall()
+
     def stop(self) -> None:
+        self.app.unstall()  # an answer held back would otherwise delay the shutdown by its stall
         self._server.shutdown()
         self._server.server_close()

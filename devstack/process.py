@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devstack import resources
+from devstack import resources, stall
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 90
+STALL_CONTROL_TIMEOUT_S = 10
 # Settings the stack must take from .chalice/config.json, not from whatever this process has.
 APP_SETTINGS = {
     "STAGE", "TABLE_NAME", "USER_POOL_ID", "USER_POOL_CLIENT_ID", "USER_POOL_ARN", "CORS_ALLOW_ORIGIN",
@@ -46,6 +47,32 @@ class Stack:
             self.info["aws_endpoint_url"], self.info["region"], self.info["user_pool_id"], email, password, admin
         )
         return self.token(email, password)
+
+    def stall(self, seconds: float, operations: list[str] | None = None, count: int = 1) -> None:
+        """Make the emulator apply the next `count` DynamoDB requests of `operations` (None: any)
+        and answer each `seconds` late (devstack/stall.py)."""
+        self._stall_control("POST", {"seconds": seconds, "operations": operations, "count": count})
+
+    def unstall(self) -> None:
+        """Disarm the stall; an answer being held back goes now."""
+        self._stall_control("DELETE")
+
+    def stall_state(self) -> dict[str, Any]:
+        """What the stall is armed with and how many DynamoDB requests it matched and held back."""
+        return self._stall_control("GET")
+
+    def _stall_control(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        import requests
+
+        with requests.Session() as session:
+            # Loopback only: no proxy from the environment may reroute the call.
+            session.trust_env = False
+            response = session.request(
+                method, self.info["aws_endpoint_url"] + stall.PATH, json=body, timeout=STALL_CONTROL_TIMEOUT_S
+            )
+        if response.status_code != 200:
+            raise RuntimeError(f"{method} {stall.PATH} answered {response.status_code}: {response.text[:300]}")
+        return dict(response.json())
 
 
 def _read_info(stack_file: Path) -> dict[str, Any] | None:

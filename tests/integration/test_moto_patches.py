@@ -1,0 +1,324 @@
+"""The local stack's moto patches (devstack/moto_patches.py): a transaction still rolls back exactly,
+answers exactly as released moto does, and keeps nothing alive once it is over.
+
+Each scenario runs twice, on moto as released and on the patched moto, and must end the same way:
+same error, same cancellation reasons, same table contents, same stream records.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
+
+from devstack import moto_patches
+
+REGION = "us-east-1"
+TABLE = "patched"  # hash key pk, stream NEW_AND_OLD_IMAGES
+RANGED = "patched-ranged"  # hash key pk, range key sk, no stream
+SEED = {"a": 1, "b": 1, "c": 1, "untouched": 1}
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def aws(credentials: None) -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def patched(aws: None) -> Iterator[None]:
+    moto_patches.apply()
+    try:
+        yield
+    finally:
+        moto_patches.remove()
+
+
+def client() -> Any:
+    return boto3.client("dynamodb", region_name=REGION)
+
+
+def table(name: str = TABLE) -> Table:
+    return dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].get_table(name)
+
+
+def create_tables(ddb: Any) -> None:
+    ddb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    ddb.create_table(
+        TableName=RANGED,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for pk, v in SEED.items():
+        ddb.put_item(TableName=TABLE, Item={"pk": {"S": pk}, "v": {"N": str(v)}, "tags": {"SS": ["x", "y"]}})
+    for pk, sk in (("x", "1"), ("x", "2"), ("y", "1")):
+        ddb.put_item(TableName=RANGED, Item={"pk": {"S": pk}, "sk": {"S": sk}, "v": {"N": "1"}})
+
+
+def key(pk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}}
+
+
+def put(pk: str, v: int, condition: str | None = None, all_old: bool = False) -> dict[str, Any]:
+    op: dict[str, Any] = {"TableName": TABLE, "Item": {"pk": {"S": pk}, "v": {"N": str(v)}}}
+    if condition:
+        op["ConditionExpression"] = condition
+    if all_old:
+        op["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    return {"Put": op}
+
+
+def delete(pk: str) -> dict[str, Any]:
+    return {"Delete": {"TableName": TABLE, "Key": key(pk)}}
+
+
+def update(pk: str, expression: str = "SET v = v + :one", values: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"TableName": TABLE, "Key": key(pk), "UpdateExpression": expression}
+    if values is None:
+        values = {":one": {"N": "1"}}
+    if values:
+        op["ExpressionAttributeValues"] = values
+    return {"Update": op}
+
+
+def failing_check(pk: str = "untouched", all_old: bool = True) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "TableName": TABLE,
+        "Key": key(pk),
+        "ConditionExpression": "v = :never",
+        "ExpressionAttributeValues": {":never": {"N": "99"}},
+    }
+    if all_old:
+        op["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    return {"ConditionCheck": op}
+
+
+def ranged(op: str, pk: str, sk: str, **extra: Any) -> dict[str, Any]:
+    keys = {"pk": {"S": pk}, "sk": {"S": sk}}
+    body: dict[str, Any] = {"TableName": RANGED, **extra}
+    body["Item" if op == "Put" else "Key"] = {**keys, "v": {"N": "7"}} if op == "Put" else keys
+    return {op: body}
+
+
+# Each a transaction on the seeded tables; the comment says how it ends.
+SCENARIOS: dict[str, list[dict[str, Any]]] = {
+    # cancelled by the last action, after an overwrite, a new item, a delete and an update
+    "every kind of write, then a failed condition": [
+        put("a", 2),
+        put("new", 1),
+        delete("b"),
+        update("c"),
+        failing_check(),
+    ],
+    # cancelled by the first action; ALL_OLD puts the current item in its cancellation reason
+    "a failed put condition with ALL_OLD, then a write": [
+        put("a", 5, condition="attribute_not_exists(pk)", all_old=True),
+        put("new", 1),
+    ],
+    "a failed condition without ALL_OLD in the middle": [put("new", 1), failing_check(all_old=False), update("a")],
+    # an update of an absent item creates it; the cancellation must remove it again
+    "an update that creates an item, then a failed condition": [update("absent"), failing_check()],
+    # raised as ValidationException in the middle of the writes
+    "an update with an undefined value": [put("new", 1), delete("b"), update("a", "SET v = :undefined", {})],
+    "two actions on one item": [put("new", 1), put("a", 3), delete("a")],
+    "a table that does not exist": [put("new", 1), {"Delete": {"TableName": "missing", "Key": key("a")}}],
+    "a range-key table": [
+        ranged("Put", "x", "3"),
+        ranged("Update", "x", "2", UpdateExpression="SET v = :v", ExpressionAttributeValues={":v": {"N": "9"}}),
+        ranged("Delete", "y", "1"),
+        failing_check(),
+    ],
+    "too many actions": [put(f"n{i}", 1) for i in range(101)],
+    # succeeds
+    "every kind of write, all conditions met": [
+        put("a", 2, condition="attribute_exists(pk)"),
+        put("new", 1, condition="attribute_not_exists(pk)"),
+        delete("b"),
+        update("c"),
+        {
+            "ConditionCheck": {
+                "TableName": TABLE,
+                "Key": key("untouched"),
+                "ConditionExpression": "attribute_exists(pk)",
+            }
+        },
+    ],
+}
+CANCELLED = [name for name in SCENARIOS if name != "every kind of write, all conditions met"]
+
+
+def contents() -> dict[str, list[dict[str, Any]]]:
+    ddb = client()
+    return {name: sorted(ddb.scan(TableName=name, ConsistentRead=True)["Items"], key=repr) for name in (TABLE, RANGED)}
+
+
+def stream_records() -> list[tuple[str, Any, Any, Any]]:
+    shard = table().stream_shard
+    assert shard is not None
+    return [
+        (r.record["eventName"], r.record["dynamodb"]["Keys"], r.record["dynamodb"].get("OldImage"),
+         r.record["dynamodb"].get("NewImage"))
+        for r in shard.items
+    ]  # fmt: skip
+
+
+def outcome(transaction: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a transaction answered and left behind: the error, the tables, the stream."""
+    ddb = client()
+    try:
+        ddb.transact_write_items(TransactItems=transaction)
+        error: dict[str, Any] = {}
+    except ClientError as exc:
+        error = {
+            "code": exc.response["Error"]["Code"],
+            "message": exc.response["Error"]["Message"],
+            "reasons": exc.response.get("CancellationReasons"),
+        }
+    return {"error": error, "tables": contents(), "stream": stream_records()}
+
+
+def run(transaction: list[dict[str, Any]], with_patch: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the state before, the outcome) of `transaction` on freshly seeded tables."""
+    with mock_aws():
+        if with_patch:
+            moto_patches.apply()
+        try:
+            create_tables(client())
+            before = {"tables": contents(), "stream": stream_records()}
+            return before, outcome(transaction)
+        finally:
+            moto_patches.remove()
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_the_patched_transaction_ends_exactly_as_released_moto_does(credentials: None, name: str) -> None:
+    _, released = run(SCENARIOS[name], with_patch=False)
+    _, patched = run(SCENARIOS[name], with_patch=True)
+    assert patched == released
+
+
+@pytest.mark.parametrize("name", CANCELLED)
+def test_a_cancelled_transaction_leaves_the_tables_and_the_stream_as_they_were(credentials: None, name: str) -> None:
+    before, after = run(SCENARIOS[name], with_patch=True)
+    assert after["error"]["code"] in (
+        "TransactionCanceledException",
+        "ValidationException",
+        "ResourceNotFoundException",
+    )
+    assert after["tables"] == before["tables"]
+    assert after["stream"] == before["stream"]  # a failed write makes no stream record
+
+
+def test_cancellation_reasons_carry_the_current_item_with_all_old(patched: None) -> None:
+    create_tables(client())
+    error = outcome(SCENARIOS["every kind of write, then a failed condition"])["error"]
+    assert error["code"] == "TransactionCanceledException"
+    assert [reason["Code"] for reason in error["reasons"]] == ["None"] * 4 + ["ConditionalCheckFailed"]
+    assert error["reasons"][4]["Item"] == {"pk": {"S": "untouched"}, "v": {"N": "1"}, "tags": {"SS": ["x", "y"]}}
+
+
+def test_a_successful_transaction_applies_everything_and_records_it_in_the_stream(patched: None) -> None:
+    create_tables(client())
+    seeded = len(stream_records())
+    after = outcome(SCENARIOS["every kind of write, all conditions met"])
+    assert after["error"] == {}
+    values = {item["pk"]["S"]: item["v"]["N"] for item in after["tables"][TABLE]}
+    assert values == {"a": "2", "new": "1", "c": "2", "untouched": "1"}
+    events = [(event, keys["pk"]["S"]) for event, keys, _, _ in after["stream"][seeded:]]
+    assert events == [("MODIFY", "a"), ("INSERT", "new"), ("REMOVE", "b"), ("MODIFY", "c")]
+
+
+def test_a_cancelled_transaction_puts_back_only_what_it_touched(patched: None) -> None:
+    ddb = client()
+    create_tables(ddb)
+    ddb.put_item(TableName=TABLE, Item={"pk": {"S": "untouched"}, "v": {"N": "5"}})  # a write before: it stays
+    untouched = table().get_item(DynamoType({"S": "untouched"}))
+    assert untouched is not None
+    outcome([put("a", 2), update("c"), failing_check("b")])
+    assert table().get_item(DynamoType({"S": "untouched"})) is untouched  # not replaced by a copy
+    assert untouched.attrs["v"].value == "5"
+
+
+def test_the_stream_goes_back_to_its_length_even_after_several_partial_writes(patched: None) -> None:
+    ddb = client()
+    create_tables(ddb)
+    seeded = stream_records()
+    outcome([put("a", 2), put("new", 1), delete("b"), update("c"), failing_check()])
+    outcome([update("a"), failing_check()])
+    assert stream_records() == seeded
+    outcome([update("a")])
+    assert [event for event, *_ in stream_records()[len(seeded) :]] == ["MODIFY"]
+
+
+def live_items() -> int:
+    gc.collect()
+    return sum(isinstance(obj, Item) for obj in gc.get_objects())
+
+
+def cancel_repeatedly(count: int) -> None:
+    ddb = client()
+    for _ in range(count):
+        with pytest.raises(ClientError):
+            ddb.transact_write_items(TransactItems=[put("a", 2), put("new", 1), failing_check()])
+
+
+@pytest.mark.parametrize("with_patch", [False, True], ids=["released", "patched"])
+def test_cancelled_transactions_keep_items_alive_only_without_the_patch(aws: None, with_patch: bool) -> None:
+    """The leak: moto's instance tracker kept every item each transaction deep-copied."""
+    ddb = client()
+    create_tables(ddb)
+    for n in range(200):
+        ddb.put_item(TableName=TABLE, Item={"pk": {"S": f"filler-{n}"}, "v": {"N": "1"}})
+    table_size = len(table())
+    if with_patch:
+        moto_patches.apply()
+    try:
+        cancel_repeatedly(5)  # warm up whatever is cached once
+        before = live_items()
+        cancel_repeatedly(20)
+        grown = live_items() - before
+    finally:
+        moto_patches.remove()
+    if with_patch:
+        assert grown == 0
+    else:  # released moto: a copy of the whole table per action naming it, kept for good
+        assert grown >= 20 * table_size
+
+
+def _applies(action: Callable[[], Any]) -> list[str]:
+    action()
+    return moto_patches.active()
+
+
+def test_apply_and_remove_are_checked_on_moto_itself(aws: None) -> None:
+    assert moto_patches.active() == []
+    expected = [moto_patches.TRANSACT_WRITE_ITEMS, moto_patches.WEAK_INSTANCE_TRACKING]
+    assert _applies(moto_patches.apply) == expected
+    assert _applies(moto_patches.apply) == expected  # idempotent
+    assert _applies(moto_patches.remove) == []
