@@ -278,7 +278,15 @@ def _function(stage: Stage) -> Json:
                 },
             },
         },
-        "APIHandlerInvokePermission": {"Properties": {"FunctionName": ALIAS_REF}},
+        "APIHandlerInvokePermission": {
+            "Properties": {
+                "FunctionName": ALIAS_REF,
+                # Only our stage may invoke it (Chalice allows every stage of the API: `${RestAPI}/*`).
+                "SourceArn": _sub(
+                    f"arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{RestAPI}}/{stage.api_stage}/*"
+                ),
+            }
+        },
     }
 
 
@@ -339,6 +347,10 @@ def _api(stage: Stage, limits: Json) -> Json:
         paths.setdefault(path, {})[method] = integration
     properties: Json = {
         "Name": stage.api_name,
+        # Without it the SAM transform gives the deployment `StageName: Stage`, a second live stage
+        # beside ours with no WAF, throttling, cache or access logs (aws/chalice#1655). Any value
+        # removes it; 2.0 is what Chalice's swagger body is, so the body is left as it is.
+        "OpenApiVersion": "2.0",
         "TracingEnabled": True,
         "MethodSettings": _method_settings(stage, limits),
         "AccessLogSetting": {

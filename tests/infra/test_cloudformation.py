@@ -24,11 +24,8 @@ Template = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
-    out = tmp_path_factory.mktemp("cfn")
-    return {
-        name: json.loads(package_cloudformation(load_stage(name), out / name).read_text()) for name in DEPLOYED_STAGES
-    }
+def templates(sam_files: dict[str, Path]) -> dict[str, Template]:
+    return {name: json.loads(sam.read_text()) for name, sam in sam_files.items()}
 
 
 @pytest.fixture(scope="module")
