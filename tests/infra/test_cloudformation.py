@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, time_to_live_kwargs
 from infra.cloudformation import base_template
-from infra.packaging import package_cloudformation
+from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
 from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, policy_document
 from infra.stages import DEPLOYED_STAGES, load_stage
 from tests.support.cache_headers import public_max_age
@@ -171,6 +171,7 @@ def test_authorizer_trusts_the_pool_of_this_stack(prod: Template) -> None:
     authorizer = swagger(prod)["securityDefinitions"]["CognitoUserPool"]["x-amazon-apigateway-authorizer"]
     assert authorizer["providerARNs"] == [{"Fn::GetAtt": ["UserPool", "Arn"]}]
     assert "userpool/unset" not in json.dumps(prod)
+    assert PACKAGING_POOL_ARN not in json.dumps(prod)
 
 
 def test_cursor_secret_is_generated_never_written(prod: Template) -> None:
