@@ -67,7 +67,7 @@ base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path:
 policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra policies
 
-lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint and checkov on every deployed stage, both formats
+lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov and (if installed) terraform fmt/validate on every deployed stage; zizmor and actionlint on the workflows
 	@for stage in $(DEPLOYED_STAGES); do \
 		$(BIN)/python -m infra package $$stage $(OUT)/$$stage/cloudformation >/dev/null && \
 		$(BIN)/python -m infra package-tf $$stage $(OUT)/$$stage/terraform >/dev/null || exit 1; \

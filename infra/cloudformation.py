@@ -13,6 +13,8 @@ from typing import Any
 
 from chalicelib.config import ADMIN_GROUP
 from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, TTL_ATTRIBUTE
+from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
+from infra.gateway_responses import gateway_responses
 from infra.stages import Stage, load_limits
 
 Json = dict[str, Any]
@@ -290,25 +292,6 @@ def _function(stage: Stage) -> Json:
     }
 
 
-def _gateway_responses(stage: Stage, limits: Json) -> Json:
-    responses: Json = {}
-    for kind, spec in limits["gateway_responses"].items():
-        headers = {
-            "Access-Control-Allow-Origin": f"'{stage.cors_origin}'",
-            "Vary": "'Origin'",
-            **limits["gateway_response_headers"],
-            **spec.get("headers", {}),
-        }
-        response: Json = {
-            "ResponseParameters": {"Headers": headers},
-            "ResponseTemplates": {"application/json": spec["body"]},
-        }
-        if "status" in spec:
-            response["StatusCode"] = spec["status"]
-        responses[kind] = response
-    return responses
-
-
 def _method_path(path: str) -> str:
     # Stage method settings escape "/" in the resource path as "~1".
     return "/" + path.replace("/", "~1")
@@ -358,9 +341,9 @@ def _api(stage: Stage, limits: Json) -> Json:
             "Format": json.dumps(limits["access_log_format"], separators=(",", ":")),
         },
         "CacheClusterEnabled": stage.api_cache,
-        "GatewayResponses": _gateway_responses(stage, limits),
         "Tags": stage.tags,
         "DefinitionBody": {
+            GATEWAY_RESPONSES: gateway_responses(stage, limits),
             "paths": paths,
             "securityDefinitions": {
                 "CognitoUserPool": {"x-amazon-apigateway-authorizer": {"providerARNs": [_get_att("UserPool", "Arn")]}}

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from infra.bytecode import add_bytecode
 from infra.stages import PROJECT_DIR, Stage
@@ -78,6 +79,25 @@ def _project_copy_for_terraform(target: Path) -> None:
     (target / ".chalice" / "config.json").write_text(json.dumps(config, indent=2))
 
 
+def _without_the_null_provider(document: dict[str, Any]) -> None:
+    """Chalice declares a `null_data_source` that nothing reads; it is deprecated, and it would make
+    `terraform init` fetch the null provider for nothing. The versions are set in chalice_override.tf."""
+    if "data.null_data_source" in json.dumps(document):
+        raise RuntimeError("Chalice's Terraform output now reads its null_data_source; keep the null provider")
+    document["data"].pop("null_data_source")
+    document["terraform"]["required_providers"].pop("null")
+
+
+def _gateway_responses_in_body(document: dict[str, Any], stage: Stage) -> None:
+    """The gateway responses go into the API body (see infra/gateway_responses.py)."""
+    from infra.gateway_responses import EXTENSION, gateway_responses
+    from infra.stages import load_limits
+
+    swagger = json.loads(document["locals"]["chalice_api_swagger"])
+    swagger[EXTENSION] = gateway_responses(stage, load_limits())
+    document["locals"]["chalice_api_swagger"] = json.dumps(swagger, indent=2)
+
+
 def package_terraform(stage: Stage, out: Path) -> Path:
     """out/chalice.tf.json, our .tf files, stage.auto.tfvars.json and out/deployment.zip."""
     from infra.terraform_vars import tfvars
@@ -96,7 +116,10 @@ def package_terraform(stage: Stage, out: Path) -> Path:
             raise RuntimeError(f"Chalice's Terraform output changed: no {expected} to replace")
     text = text.replace(_CHALICE_INVOKE_ARN, _ALIAS_INVOKE_ARN).replace(PACKAGING_POOL_ARN, TERRAFORM_POOL_ARN)
     # IAM policy variables in the role policy look like Terraform interpolations; `$${` keeps them literal.
-    chalice_tf.write_text(text.replace(_IAM_POLICY_VARIABLE, "$" + _IAM_POLICY_VARIABLE))
+    document = json.loads(text.replace(_IAM_POLICY_VARIABLE, "$" + _IAM_POLICY_VARIABLE))
+    _without_the_null_provider(document)
+    _gateway_responses_in_body(document, stage)
+    chalice_tf.write_text(json.dumps(document, indent=2) + "\n")
     shutil.copy2(PROJECT_DIR / "infra" / "limits.json", out / "limits.json")
     for source in sorted(TERRAFORM_SOURCES.glob("*.tf")):
         shutil.copy2(source, out / source.name)

@@ -300,17 +300,20 @@ def test_dev_runs_without_a_cache(templates: dict[str, Template]) -> None:
 
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
 def test_gateway_responses_are_json_with_the_stage_origin(templates: dict[str, Template], name: str) -> None:
-    responses = props(templates[name], "RestAPI")["GatewayResponses"]
+    # In the body, so that a body update (a route change) cannot drop them.
+    responses = swagger(templates[name])["x-amazon-apigateway-gateway-responses"]
+    assert "GatewayResponses" not in props(templates[name], "RestAPI")
     origin = load_stage(name).cors_origin
     assert {"DEFAULT_4XX", "DEFAULT_5XX", "UNAUTHORIZED", "THROTTLED", "MISSING_AUTHENTICATION_TOKEN"} <= set(responses)
     for response in responses.values():
-        headers = response["ResponseParameters"]["Headers"]
-        assert headers["Access-Control-Allow-Origin"] == f"'{origin}'"
-        assert headers["X-Content-Type-Options"] == "'nosniff'" and headers["Cache-Control"] == "'no-store'"
-        json.loads(response["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '""'))
-    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"  # unknown routes, as locally
-    assert responses["UNAUTHORIZED"]["StatusCode"] == "401"
-    assert responses["THROTTLED"]["StatusCode"] == "429"
+        headers = response["responseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == f"'{origin}'"
+        assert headers["gatewayresponse.header.X-Content-Type-Options"] == "'nosniff'"
+        assert headers["gatewayresponse.header.Cache-Control"] == "'no-store'"
+        json.loads(response["responseTemplates"]["application/json"].replace("$context.error.messageString", '""'))
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"  # unknown routes, as locally
+    assert responses["UNAUTHORIZED"]["statusCode"] == "401"
+    assert responses["THROTTLED"]["statusCode"] == "429"
 
 
 # --- API keys -------------------------------------------------------------------------------

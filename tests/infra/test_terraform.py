@@ -1,8 +1,9 @@
 """Properties of the Terraform package: Chalice's chalice.tf.json plus infra/terraform/*.tf.
 
-There is no terraform binary here, so the .tf files are parsed with python-hcl2. It renders an
-expression as the string "${...}"; references into limits.json (local.limits...) are resolved
-against the packaged limits.json, so a number asserted here is the number Terraform reads.
+The .tf files are parsed with python-hcl2 (`make lint-infra` also runs `terraform validate` on
+every stage's package where terraform is installed). python-hcl2 renders an expression as the
+string "${...}"; references into limits.json (local.limits...) are resolved against the packaged
+limits.json, so a number asserted here is the number Terraform reads.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ ALIAS_INVOKE_ARN = "${aws_lambda_alias.live.invoke_arn}"
 UNTAGGED = {
     "aws_api_gateway_account",
     "aws_api_gateway_deployment",
-    "aws_api_gateway_gateway_response",
     "aws_api_gateway_method_settings",
     "aws_api_gateway_usage_plan_key",
     "aws_cognito_user_group",
@@ -65,7 +65,6 @@ UNTAGGED = {
     "aws_sns_topic_subscription",
     "aws_wafv2_web_acl_association",
     "aws_wafv2_web_acl_logging_configuration",
-    "random_password",
 }
 
 
@@ -296,10 +295,14 @@ def test_cursor_secret_is_named_for_the_role_policy_and_generated(package: Packa
     assert package.tfvars["cursor_secret_name"] == "users-api/prod/cursor-secret"
     policy = (PROJECT_DIR / ".chalice" / "policy-prod.json").read_text()
     assert "secret:users-api/prod/cursor-secret-??????" in policy
-    value = package.resource("random_password", "cursor_secret")
-    assert value == {"length": 64, "special": False}
+    assert single(secret["lifecycle"])["prevent_destroy"] is True  # its name would be blocked for 30 days
+    # Generated during the apply and written write-only: the key is in no plan and no state.
+    (generated,) = [block["aws_secretsmanager_random_password"] for block in package.files["data.tf"]["ephemeral"]]
+    assert generated["cursor"] == {"password_length": 64, "exclude_punctuation": True}
     version = package.resource("aws_secretsmanager_secret_version", "cursor")
-    assert version["secret_string"] == "${random_password.cursor_secret.result}"
+    assert version["secret_string_wo"] == "${ephemeral.aws_secretsmanager_random_password.cursor.random_password}"
+    assert "secret_string" not in version
+    assert version["secret_string_wo_version"] == 1
 
 
 def test_avatar_bucket_is_named_for_the_role_policy_and_kept(package: Package) -> None:
@@ -376,13 +379,17 @@ def test_override_file_rewires_chalices_resources(package: Package) -> None:
     deployment = package.override("aws_api_gateway_deployment", "rest_api")
     assert deployment["stage_name"] is None
     assert deployment["stage_description"] is None
-    assert "local.chalice_api_swagger" in deployment["triggers"]["redeployment"]
-    assert "aws_api_gateway_gateway_response.api" in deployment["triggers"]["redeployment"]
+    assert deployment["triggers"]["redeployment"] == "${md5(local.chalice_api_swagger)}"
     assert single(deployment["lifecycle"])["create_before_destroy"] is True
     output = single(package.files["chalice_override.tf"]["output"])
     assert output["EndpointURL"]["value"] == "${aws_api_gateway_stage.api.invoke_url}"
-    providers = single(single(package.files["chalice_override.tf"]["terraform"])["required_providers"])
-    assert providers["aws"]["version"] == ">= 4.67, < 5"
+    settings = single(package.files["chalice_override.tf"]["terraform"])
+    assert settings["required_version"] == ">= 1.11.0, < 2.0.0"
+    assert single(settings["required_providers"])["aws"]["version"] == ">= 5.100.0, < 6.0.0"
+    # Chalice's own block: what the override does not replace must not hold Terraform back.
+    assert package.chalice["terraform"]["required_version"] == ">= 0.12.26, < 1.4.0"  # replaced by the override
+    assert set(package.chalice["terraform"]["required_providers"]) == {"aws"}  # its unused null provider dropped
+    assert "null_data_source" not in package.chalice["data"]
     # Each overridden block exists in Chalice's output, or Terraform rejects the override.
     for kind, name in package.resources(overrides=True):
         assert name in package.chalice["resource"][kind]
@@ -431,25 +438,23 @@ def test_usage_plan_exists_exactly_when_the_stage_requires_api_keys(package: Pac
     assert key["key_id"] == "${aws_api_gateway_api_key.client[0].id}"
 
 
-def test_gateway_responses_come_from_limits_with_the_stage_origin(package: Package) -> None:
-    responses = package.resource("aws_api_gateway_gateway_response", "api")
-    assert responses["for_each"] == "${local.limits.gateway_responses}"
-    assert responses["response_type"] == "${each.key}"
-    assert responses["status_code"] == "${try(each.value.status, null)}"
-    assert responses["response_templates"] == {"application/json": "${each.value.body}"}
-    parameters = responses["response_parameters"]
-    assert "'${var.cors_allow_origin}'" in parameters and "gatewayresponse.header.Vary" in parameters
-    assert "try(each.value.headers, {})" in parameters
-    assert "local.limits.gateway_response_headers" in parameters
-    assert package.limits["gateway_response_headers"] == {
-        "X-Content-Type-Options": "'nosniff'",
-        "Cache-Control": "'no-store'",
-    }
+def test_gateway_responses_are_in_the_api_body_with_the_stage_origin(package: Package) -> None:
+    """Not separate resources: a route change replaces the body, which drops gateway responses it lacks."""
+    assert not package.of_type("aws_api_gateway_gateway_response")
+    responses = package.swagger()["x-amazon-apigateway-gateway-responses"]
     limits = package.limits["gateway_responses"]
-    assert limits["MISSING_AUTHENTICATION_TOKEN"]["status"] == "404"  # unknown routes, as locally
-    assert limits["UNAUTHORIZED"]["headers"] == {"WWW-Authenticate": "'Bearer'"}
-    for response in limits.values():
-        json.loads(response["body"].replace("$context.error.messageString", '""'))
+    assert set(responses) == set(limits)
+    for kind, response in responses.items():
+        headers = response["responseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'https://app.example.com'"
+        assert headers["gatewayresponse.header.Vary"] == "'Origin'"
+        assert headers["gatewayresponse.header.X-Content-Type-Options"] == "'nosniff'"
+        assert headers["gatewayresponse.header.Cache-Control"] == "'no-store'"
+        assert response["responseTemplates"] == {"application/json": limits[kind]["body"]}
+        assert response.get("statusCode") == limits[kind].get("status")
+        json.loads(limits[kind]["body"].replace("$context.error.messageString", '""'))
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"  # unknown routes, as locally
+    assert responses["UNAUTHORIZED"]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == "'Bearer'"
 
 
 def test_web_acl_is_attached_to_the_stage_when_the_stage_wants_one(package: Package) -> None:
@@ -478,6 +483,7 @@ def test_web_acl_rules(package: Package) -> None:
     assert set(rules) == {"RateLimitPerIp", "BodySizeLimit"}
     rate = single(single(rules["RateLimitPerIp"]["statement"])["rate_based_statement"])
     assert package.value(rate["limit"]) == package.limits["waf"]["rate_limit_per_ip"] == 2000
+    assert package.value(rate["evaluation_window_sec"]) == package.limits["waf"]["rate_window_seconds"]
     assert rate["aggregate_key_type"] == "IP"
     block = single(single(single(rules["RateLimitPerIp"]["action"])["block"])["custom_response"])
     assert block["response_code"] == 429
@@ -569,7 +575,7 @@ def test_dynamodb_alarm_sums_every_listed_operation(package: Package) -> None:
 def test_outputs(package: Package) -> None:
     outputs = {name: body["value"] for block in package.files["outputs.tf"]["output"] for name, body in block.items()}
     assert outputs == {
-        "ApiEndpoint": "${aws_api_gateway_stage.api.invoke_url}",
+        "ApiEndpoint": "${aws_api_gateway_stage.api.invoke_url}/",  # as CloudFormation's: "${API}users"
         "UsersTableName": "${aws_dynamodb_table.users.name}",
         "FunctionArn": "${aws_lambda_function.api_handler.arn}",
         "UserPoolId": "${aws_cognito_user_pool.users.id}",
