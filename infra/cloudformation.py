@@ -13,13 +13,17 @@ from typing import Any
 
 from chalicelib.config import ADMIN_GROUP
 from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, TTL_ATTRIBUTE
+from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
+from infra.policies import hook_policy_document
 from infra.stages import Stage, load_limits
 
 Json = dict[str, Any]
 
 ALIAS = "live"
+HOOK = "PreTrafficHook"  # Chalice's logical id for app.py's pre_traffic_hook
+ROLLBACK_ALARMS = ("RollbackLambdaErrorsAlarm", "RollbackApi5xxRateAlarm")
 NO_VALUE = {"Ref": "AWS::NoValue"}
 LAMBDA_PROXY_URI = (
     "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Alias}/invocations"
@@ -262,6 +266,13 @@ def _function(stage: Stage) -> Json:
             "Properties": {
                 "FunctionName": stage.function_name,
                 "AutoPublishAlias": ALIAS,
+                # Each new version gets traffic through CodeDeploy: the hook first, then the
+                # stage's shifting (a 10 % canary in prod), undone if a rollback alarm fires.
+                "DeploymentPreference": {
+                    "Type": stage.traffic_shifting,
+                    "Alarms": [_ref(name) for name in ROLLBACK_ALARMS],
+                    "Hooks": {"PreTraffic": _ref(HOOK)},
+                },
                 "ProvisionedConcurrencyConfig": {
                     "Fn::If": [
                         "HasProvisionedConcurrency",
@@ -287,6 +298,43 @@ def _function(stage: Stage) -> Json:
                 "SourceArn": _sub(
                     f"arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{RestAPI}}/{stage.api_stage}/*"
                 ),
+            }
+        },
+    }
+
+
+def _pre_traffic_hook(stage: Stage) -> Json:
+    """Changes to the hook function Chalice packages (app.py, @app.lambda_function): the name
+    CodeDeploy's role may invoke, the version to test, and a role policy naming the one
+    deployment group SAM generates for the API function."""
+    deployment_group = _sub(
+        "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"
+        "${ServerlessDeploymentApplication}/${APIHandlerDeploymentGroup}"
+    )
+    return {
+        # Chalice names the group after the function by reference; a literal name lets the function
+        # depend on it, so no log line lands in a group without retention.
+        f"{HOOK}LogGroup": {"Properties": {"LogGroupName": f"/aws/lambda/{stage.hook_function_name}"}},
+        HOOK: {
+            "DependsOn": [f"{HOOK}LogGroup"],
+            "Properties": {
+                "FunctionName": stage.hook_function_name,
+                "Environment": {
+                    "Variables": {
+                        # SAM resolves this to the version it publishes in this update.
+                        TARGET_ENV: _ref("APIHandler.Version"),
+                        API_STAGE_ENV: stage.api_stage,
+                        # app.py declares the routes when the hook imports it; the pool must be real.
+                        "USER_POOL_ARN": _get_att("UserPool", "Arn"),
+                    }
+                },
+            },
+        },
+        f"{HOOK}Role": {
+            "Properties": {
+                "Policies": [
+                    {"PolicyName": f"{HOOK}RolePolicy", "PolicyDocument": hook_policy_document(stage, deployment_group)}
+                ]
             }
         },
     }
@@ -601,6 +649,44 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
         )
         for name, (description, key, namespace, metric, dimensions, statistic) in single_metric.items()
     }
+    rollback = limits["rollback_alarms"]
+    live_alias = [*function, {"Name": "Resource", "Value": _sub(f"${{APIHandler}}:{ALIAS}")}]
+    # logical id: (description, limits key, namespace, metric, dimensions, statistic)
+    rollback_metric = {
+        "RollbackLambdaErrorsAlarm": (
+            "Errors of the live alias while traffic shifts: CodeDeploy rolls back",
+            "lambda_errors",
+            "AWS/Lambda",
+            "Errors",
+            live_alias,
+            "Sum",
+        ),
+        "RollbackApi5xxRateAlarm": (
+            "API 5XX rate while traffic shifts: CodeDeploy rolls back",
+            "api_5xx_rate",
+            "AWS/ApiGateway",
+            "5XXError",
+            api,
+            "Average",
+        ),
+    }
+    assert set(rollback_metric) == set(ROLLBACK_ALARMS)
+    resources.update(
+        {
+            name: _alarm(
+                description,
+                rollback[key],
+                {
+                    "Namespace": namespace,
+                    "MetricName": metric,
+                    "Dimensions": dimensions,
+                    "Period": rollback[key]["period_seconds"],
+                    "Statistic": statistic,
+                },
+            )
+            for name, (description, key, namespace, metric, dimensions, statistic) in rollback_metric.items()
+        }
+    )
     dynamo = alarms["dynamodb_throttled_requests"]
     dynamo_metrics: list[Json] = [
         {
@@ -674,6 +760,7 @@ def merge_template(stage: Stage) -> Json:
         **_data(stage, limits),
         **_avatar_storage(stage, limits),
         **_function(stage),
+        **_pre_traffic_hook(stage),
         **_api(stage, limits),
         **_monitoring(stage, limits),
     }

@@ -78,7 +78,11 @@ def terraform(folder: Path, scratch: Path) -> list[str]:
     failures: list[str] = []
     for command in (["fmt", "-check", "-diff", "-no-color"], init, ["validate", "-no-color"]):
         print("$", "terraform", " ".join(command), f"({folder})", flush=True)
-        if subprocess.run([binary, *command], cwd=copy, env=env, check=False).returncode != 0:
+        # init's progress report is noise unless it fails.
+        result = subprocess.run([binary, *command], cwd=copy, env=env, check=False, capture_output=command is init)
+        if result.returncode != 0:
+            if command is init:
+                print(result.stdout.decode(), result.stderr.decode(), sep="\n", flush=True)
             failures.append(f"terraform {command[0]} {folder.parent.name}")
             break
     return failures

@@ -33,6 +33,25 @@ resource "aws_lambda_function" "api_handler" {
   }
 }
 
+# app.py's pre_traffic_hook (chalicelib/traffic_hook.py), which CodeDeploy runs before moving the
+# live alias (deploy.tf): a name CodeDeploy's managed role may invoke, and the version to test.
+resource "aws_lambda_function" "pre_traffic_hook" {
+  function_name = "CodeDeployHook_${var.function_name}"
+
+  environment {
+    variables = merge(var.lambda_environment, {
+      # app.py declares its routes when the hook imports it, so the pool must be the real one.
+      USER_POOL_ARN      = aws_cognito_user_pool.users.arn
+      TARGET_VERSION_ARN = aws_lambda_function.api_handler.qualified_arn
+      API_STAGE          = var.api_stage
+    })
+  }
+}
+
+resource "aws_iam_role" "pre_traffic_hook_role" {
+  tags = var.tags
+}
+
 resource "aws_iam_role" "api_handler_role" {
   tags = var.tags
 }

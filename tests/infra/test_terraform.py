@@ -21,7 +21,7 @@ from app import app
 from chalicelib.config import ADMIN_GROUP
 from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, time_to_live_kwargs
 from infra.packaging import package_terraform
-from infra.policies import policy_document
+from infra.policies import DEPLOYMENT_GROUP, hook_policy_document, policy_document
 from infra.stages import PROJECT_DIR, load_stage
 from tests.support.cache_headers import public_max_age
 
@@ -39,6 +39,7 @@ OUR_FILES = {
     "monitoring.tf",
     "outputs.tf",
     "s3.tf",
+    "deploy.tf",
 }
 _LOCAL_REFERENCE = re.compile(r"^\$\{local\.([A-Za-z0-9_.]+)\}$")
 ALIAS_INVOKE_ARN = "${aws_lambda_alias.live.invoke_arn}"
@@ -311,7 +312,7 @@ def test_avatar_bucket_is_named_for_the_role_policy_and_kept(package: Package) -
     assert package.tfvars["avatar_bucket_prefix"] == "users-api-prod-avatars-"
     assert single(bucket["lifecycle"])["prevent_destroy"] is True
     # The role policy names the same bucket with an IAM policy variable, escaped so Terraform keeps it literal.
-    policy = single(list(package.chalice["resource"]["aws_iam_role_policy"].values()))["policy"]
+    policy = package.chalice["resource"]["aws_iam_role_policy"]["api_handler_role"]["policy"]
     assert "arn:aws:s3:::users-api-prod-avatars-$${aws:PrincipalAccount}/avatars/*" in policy
     assert json.loads(policy.replace("$${", "${")) == policy_document(load_stage("prod"))
 
@@ -514,9 +515,9 @@ def test_web_acl_rules(package: Package) -> None:
     ]
 
 
-def test_five_alarms_notify_the_topic(package: Package) -> None:
+def test_seven_alarms_notify_the_topic(package: Package) -> None:
     alarms = package.of_type("aws_cloudwatch_metric_alarm")
-    assert len(alarms) == 5
+    assert len(alarms) == 7
     assert package.locals()["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
     for alarm in alarms.values():
         assert alarm["alarm_actions"] == alarm["ok_actions"] == "${local.alarm_actions}"
@@ -529,6 +530,8 @@ def test_five_alarms_notify_the_topic(package: Package) -> None:
         "api_5xx_rate": ("AWS/ApiGateway", "5XXError"),
         "api_latency_p99": ("AWS/ApiGateway", "Latency"),
         "dynamodb_throttles": (None, None),  # metric math, below
+        "rollback_lambda_errors": ("AWS/Lambda", "Errors"),  # CodeDeploy's, see the release tests
+        "rollback_api_5xx_rate": ("AWS/ApiGateway", "5XXError"),
     }
     limits = package.limits["alarms"]
     assert package.value(alarms["lambda_errors"]["threshold"]) == limits["lambda_errors"]["threshold"] == 10
@@ -594,3 +597,73 @@ def test_everything_taggable_carries_the_stage_tags(package: Package) -> None:
     assert package.override("aws_iam_role", "api_handler_role")["tags"] == "${var.tags}"
     assert package.override("aws_api_gateway_rest_api", "rest_api")["tags"] == "${var.tags}"
     assert package.tfvars["tags"] == {"project": "users-api", "environment": "prod"}
+
+
+# --- Releases through CodeDeploy (deploy.tf, make release-tf) -------------------------------------
+
+
+def test_apply_publishes_a_version_and_only_codedeploy_moves_the_alias(package: Package) -> None:
+    alias = package.resource("aws_lambda_alias", "live")
+    assert single(alias["lifecycle"])["ignore_changes"] == ["function_version", "routing_config"]
+    group = package.resource("aws_codedeploy_deployment_group", "live")
+    assert group["deployment_group_name"] == DEPLOYMENT_GROUP
+    assert group["deployment_config_name"] == "CodeDeployDefault.Lambda${var.traffic_shifting}"
+    assert package.tfvars["traffic_shifting"] == "Canary10Percent5Minutes"
+    assert single(group["deployment_style"]) == {
+        "deployment_type": "BLUE_GREEN",
+        "deployment_option": "WITH_TRAFFIC_CONTROL",
+    }
+    rollback = single(group["auto_rollback_configuration"])
+    assert rollback["enabled"] is True and "DEPLOYMENT_STOP_ON_ALARM" in rollback["events"]
+    alarms = single(group["alarm_configuration"])
+    assert alarms["enabled"] is True
+    assert alarms["alarms"] == [
+        "${aws_cloudwatch_metric_alarm.rollback_lambda_errors.alarm_name}",
+        "${aws_cloudwatch_metric_alarm.rollback_api_5xx_rate.alarm_name}",
+    ]
+    assert package.resource("aws_codedeploy_app", "api") == {
+        "name": "${var.api_name}",  # the application the hook's policy names
+        "compute_platform": "Lambda",
+        "tags": "${var.tags}",
+    }
+    attachment = package.resource("aws_iam_role_policy_attachment", "codedeploy")
+    assert attachment["policy_arn"].endswith(":iam::aws:policy/service-role/AWSCodeDeployRoleForLambda")
+
+
+def test_rollback_alarms_watch_the_live_alias_and_the_5xx_rate(package: Package) -> None:
+    errors = package.resource("aws_cloudwatch_metric_alarm", "rollback_lambda_errors")
+    assert errors["dimensions"] == {
+        "FunctionName": "${aws_lambda_function.api_handler.function_name}",
+        "Resource": "${aws_lambda_function.api_handler.function_name}:${aws_lambda_alias.live.name}",
+    }
+    rate = package.resource("aws_cloudwatch_metric_alarm", "rollback_api_5xx_rate")
+    assert rate["dimensions"] == {"ApiName": "${var.api_name}", "Stage": "${var.api_stage}"}
+    limits = package.limits["rollback_alarms"]
+    for alarm, key in ((errors, "lambda_errors"), (rate, "api_5xx_rate")):
+        assert package.value(alarm["threshold"]) == limits[key]["threshold"]
+        assert package.value(alarm["period"]) == limits[key]["period_seconds"] == 60
+        assert package.value(alarm["evaluation_periods"]) == limits[key]["evaluation_periods"]
+
+
+def test_the_hook_is_named_for_codedeploy_tests_the_latest_version_and_has_its_own_policy(package: Package) -> None:
+    stage = load_stage("prod")
+    hook = package.override("aws_lambda_function", "pre_traffic_hook")
+    assert hook["function_name"] == "CodeDeployHook_${var.function_name}"
+    assert stage.hook_function_name == f"CodeDeployHook_{package.tfvars['function_name']}"
+    variables = single(hook["environment"])["variables"]
+    for name, reference in {
+        "USER_POOL_ARN": "aws_cognito_user_pool.users.arn",
+        "TARGET_VERSION_ARN": "aws_lambda_function.api_handler.qualified_arn",
+        "API_STAGE": "var.api_stage",
+    }.items():
+        assert f"{name} = {reference}" in variables
+    chalice_hook = package.chalice["resource"]["aws_lambda_function"]["pre_traffic_hook"]
+    assert chalice_hook["handler"] == "app.pre_traffic_hook"
+    assert chalice_hook["role"] == "${aws_iam_role.pre_traffic_hook_role.arn}"
+    policy = package.chalice["resource"]["aws_iam_role_policy"]["pre_traffic_hook_role"]["policy"]
+    assert json.loads(policy) == hook_policy_document(stage)
+    group = package.resource("aws_cloudwatch_log_group", "pre_traffic_hook")
+    assert group["name"] == "/aws/lambda/CodeDeployHook_${var.function_name}"
+    # No API Gateway permission names the hook.
+    permissions = package.chalice["resource"]["aws_lambda_permission"]
+    assert "pre_traffic_hook" not in json.dumps(permissions)
