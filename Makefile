@@ -21,7 +21,7 @@ ifdef PASSWORD
 TOKEN_PASSWORD := --password "$(PASSWORD)"
 endif
 
-.PHONY: run token user loadtest bench test lint typecheck clean package package-tf base-template policies lint-infra
+.PHONY: run token user loadtest bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,9 @@ package: $(STAMP) ## CloudFormation for STAGE (default prod): $(OUT)/STAGE/cloud
 
 package-tf: $(STAMP) ## Terraform for STAGE: $(OUT)/STAGE/terraform/
 	$(BIN)/python -m infra package-tf $(STAGE) $(OUT)/$(STAGE)/terraform
+
+release-tf: $(STAMP) ## After `terraform apply` in $(OUT)/STAGE/terraform: CodeDeploy moves the live alias to the new version (hook, canary, rollback)
+	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform
 
 base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: $(OUT)/STAGE/base.json
 	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json
