@@ -5,7 +5,8 @@ CloudFormation that the SAM transform expands it to (so the generated stage, ali
 and permission are checked, not only the SAM schema), and checkov on both. For each
 OUT/<stage>/terraform: checkov, and when `terraform` is installed, `terraform fmt -check` and
 `terraform validate` (providers from TF_PLUGIN_DIR, default /opt/tf-plugins, when that folder
-exists; else from the registry). Then checkov on the GitHub workflows. Skips live in
+exists; else from the registry). Then the GitHub workflows: checkov, zizmor (offline; its
+configuration is infra/zizmor.yml) and actionlint when it is installed. checkov's skips live in
 infra/checkov.yaml only. Exit status 1 on any finding.
 """
 
@@ -23,6 +24,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 CHECKOV_CONFIG = HERE / "checkov.yaml"
+ZIZMOR_CONFIG = HERE / "zizmor.yml"
+WORKFLOWS = HERE.parent / ".github" / "workflows"
 REGION = "us-east-1"
 
 
@@ -88,6 +91,22 @@ def terraform(folder: Path, scratch: Path) -> list[str]:
     return failures
 
 
+def lint_workflows() -> list[str]:
+    failures: list[str] = []
+    if not checkov("github_actions", "-d", str(WORKFLOWS)):
+        failures.append("checkov github_actions")
+    if not run(str(BIN / "zizmor"), "--offline", "--config", str(ZIZMOR_CONFIG), str(WORKFLOWS)):
+        failures.append("zizmor")
+    actionlint = BIN / "actionlint"
+    if not actionlint.exists():
+        # Its PyPI package fetches the binary from GitHub's release downloads when it installs,
+        # which some networks (this project's CI sandbox among them) do not reach.
+        print("actionlint is not installed: the workflows were NOT checked by actionlint", flush=True)
+    elif not run(str(actionlint), "-no-color", *sorted(str(path) for path in WORKFLOWS.glob("*.yml"))):
+        failures.append("actionlint")
+    return failures
+
+
 def lint_stage(stage_dir: Path, scratch: Path) -> list[str]:
     failures: list[str] = []
     sam = stage_dir / "cloudformation" / "sam.json"
@@ -110,8 +129,7 @@ def main(stage_dirs: list[str]) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for stage_dir in stage_dirs:
             failures += lint_stage(Path(stage_dir), Path(scratch))
-    if not checkov("github_actions", "-d", str(HERE.parent / ".github" / "workflows")):
-        failures.append("checkov github_actions")
+    failures += lint_workflows()
     if failures:
         print("lint-infra FAILED: " + ", ".join(failures), file=sys.stderr)
         return 1
