@@ -175,6 +175,9 @@ def test_authorizer_trusts_the_pool_of_this_stack(prod: Template) -> None:
 
 
 def test_cursor_secret_is_generated_never_written(prod: Template) -> None:
+    # Kept with the stack's data: a deleted secret's name stays taken while its deletion is pending.
+    resource = prod["Resources"]["CursorSecret"]
+    assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
     secret = props(prod, "CursorSecret")
     assert secret["Name"] == "users-api/prod/cursor-secret"
     assert secret["GenerateSecretString"]["PasswordLength"] >= 32
