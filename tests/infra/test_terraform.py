@@ -667,3 +667,21 @@ def test_the_hook_is_named_for_codedeploy_tests_the_latest_version_and_has_its_o
     # No API Gateway permission names the hook.
     permissions = package.chalice["resource"]["aws_lambda_permission"]
     assert "pre_traffic_hook" not in json.dumps(permissions)
+
+
+def test_the_readme_says_how_to_destroy_around_prevent_destroy(package: Package) -> None:
+    """`terraform destroy` stops on the first prevent_destroy: the README's `state rm` must name
+    every such resource, and the logging role, which Terraform (unlike CloudFormation) would delete."""
+    readme = (PROJECT_DIR / "README.md").read_text()
+    command = readme[readme.index("terraform state rm") : readme.index("terraform destroy\n```")]
+    protected = [
+        f"{kind}.{name}"
+        for (kind, name), body in package.resources().items()
+        if any(block.get("prevent_destroy") for block in body.get("lifecycle", []))
+    ]
+    assert len(protected) == 4
+    kept = [*protected, "aws_iam_role.api_gateway_cloudwatch", "aws_api_gateway_account.this"]
+    assert [name for name in kept if name not in command] == []
+    assert not single(package.resource("aws_iam_role", "api_gateway_cloudwatch").get("lifecycle", [{}])).get(
+        "prevent_destroy"
+    )
