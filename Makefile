@@ -21,16 +21,18 @@ ifdef PASSWORD
 TOKEN_PASSWORD := --password "$(PASSWORD)"
 endif
 
-.PHONY: run token user loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra
+.PHONY: run token user loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@touch $(STAMP)
 
-$(INFRA_STAMP): requirements-infra.txt
+$(INFRA_STAMP): requirements-infra.txt requirements-actionlint.txt
 	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
 	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-actionlint.txt \
+		>/dev/null 2>&1 || echo "actionlint could not be installed (it downloads from GitHub releases); lint-infra will say it skipped it"
 	@touch $(INFRA_STAMP)
 
 run: $(STAMP) ## Start the embedded AWS stack and the API on 127.0.0.1:$(PORT)
@@ -64,13 +66,16 @@ package: $(STAMP) ## CloudFormation for STAGE (default prod): $(OUT)/STAGE/cloud
 package-tf: $(STAMP) ## Terraform for STAGE: $(OUT)/STAGE/terraform/
 	$(BIN)/python -m infra package-tf $(STAGE) $(OUT)/$(STAGE)/terraform
 
+release-tf: $(STAMP) ## After `terraform apply` in $(OUT)/STAGE/terraform: CodeDeploy moves the live alias to the new version (hook, canary, rollback)
+	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform
+
 base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: $(OUT)/STAGE/base.json
 	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json
 
 policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra policies
 
-lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint and checkov on every deployed stage, both formats
+lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov and (if installed) terraform fmt/validate on every deployed stage; zizmor and actionlint on the workflows
 	@for stage in $(DEPLOYED_STAGES); do \
 		$(BIN)/python -m infra package $$stage $(OUT)/$$stage/cloudformation >/dev/null && \
 		$(BIN)/python -m infra package-tf $$stage $(OUT)/$$stage/terraform >/dev/null || exit 1; \

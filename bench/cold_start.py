@@ -63,6 +63,7 @@ WATCHED = (
     "chalicelib.openapi",
     "chalicelib.xray",
     "chalicelib.dynamodb",
+    "chalicelib.traffic_hook",
     "devstack",
     "tests",
 )

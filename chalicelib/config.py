@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,9 +57,31 @@ class Settings:
         return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
 
 
+# The local stages' authorizer never reaches API Gateway, so any pool will do there.
+LOCAL_POOL_ARN = "arn:aws:cognito-idp:us-east-1:000000000000:userpool/unset"
+_POOL_ARN = re.compile(r"arn:aws[a-z-]*:cognito-idp:([a-z]+-)+\d:\d{12}:userpool/([a-z]+-)+\d_[0-9A-Za-z]+")
+
+
 def user_pool_arn(environ: Mapping[str, str] | None = None) -> str:
-    """The pool ARN the API Gateway authorizer trusts (needed at import to declare routes)."""
-    return _env(environ).get("USER_POOL_ARN", "arn:aws:cognito-idp:us-east-1:000000000000:userpool/unset")
+    """The pool ARN the API Gateway authorizer trusts (needed at import to declare routes).
+
+    Outside the local stages it must be a real pool ARN: Chalice imports the app to deploy or
+    package it, so `chalice deploy` stops here, before any AWS call, instead of deploying an
+    authorizer for a pool that does not exist.
+    """
+    environ = _env(environ)
+    value = environ.get("USER_POOL_ARN", "").strip()
+    stage = environ.get("STAGE", "local")
+    if stage in LOCAL_STAGES:
+        return value or LOCAL_POOL_ARN
+    if not _POOL_ARN.fullmatch(value):
+        raise ConfigurationError(
+            f"USER_POOL_ARN is {value or 'not set'!r} for stage {stage!r}: it must be the ARN of the stage's "
+            "Cognito user pool (arn:aws:cognito-idp:<region>:<account>:userpool/<pool id>). Set it in "
+            f".chalice/config.json, stages.{stage}.environment_variables, from the base stack's UserPoolArn "
+            "output (README, Deploy)."
+        )
+    return value
 
 
 def require_api_key(environ: Mapping[str, str] | None = None) -> bool:

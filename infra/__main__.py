@@ -13,7 +13,7 @@ from infra.stages import DEPLOYED_STAGES, load_stage
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m infra")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("policies", help="write .chalice/policy-<stage>.json for every deployed stage")
+    commands.add_parser("policies", help="write .chalice/policy-<stage>*.json for every deployed stage")
     for name, text in (
         ("package", "CloudFormation: merged sam.json and deployment.zip"),
         ("package-tf", "Terraform: chalice.tf.json, our .tf files, tfvars and deployment.zip"),
@@ -25,7 +25,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "policies":
         for name in DEPLOYED_STAGES:
-            Path(policies.policy_path(name)).write_text(policies.render(load_stage(name)))
+            for path, content in policies.rendered_files(load_stage(name)).items():
+                Path(path).write_text(content)
         return
     stage = load_stage(args.stage)
     if args.command == "package":

@@ -3,7 +3,10 @@
 For each OUT/<stage>/cloudformation/sam.json: cfn-lint on the SAM template, then on the plain
 CloudFormation that the SAM transform expands it to (so the generated stage, alias, deployment
 and permission are checked, not only the SAM schema), and checkov on both. For each
-OUT/<stage>/terraform: checkov. Then checkov on the GitHub workflows. Skips live in
+OUT/<stage>/terraform: checkov, and when `terraform` is installed, `terraform fmt -check` and
+`terraform validate` (providers from TF_PLUGIN_DIR, default /opt/tf-plugins, when that folder
+exists; else from the registry). Then the GitHub workflows: checkov, zizmor (offline; its
+configuration is infra/zizmor.yml) and actionlint when it is installed. checkov's skips live in
 infra/checkov.yaml only. Exit status 1 on any finding.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +24,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 CHECKOV_CONFIG = HERE / "checkov.yaml"
+ZIZMOR_CONFIG = HERE / "zizmor.yml"
+WORKFLOWS = HERE.parent / ".github" / "workflows"
 REGION = "us-east-1"
 
 
@@ -59,6 +65,48 @@ def checkov(framework: str, *targets: str) -> bool:
     )
 
 
+def terraform(folder: Path, scratch: Path) -> list[str]:
+    """fmt -check and validate on a copy (init writes .terraform/ and a lock file into the folder)."""
+    binary = shutil.which("terraform")
+    if binary is None:
+        print(f"terraform is not installed: {folder} was NOT checked with terraform fmt/validate", flush=True)
+        return []
+    copy = scratch / f"terraform-{folder.parent.name}"
+    shutil.copytree(folder, copy)
+    env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+    if not Path(env.get("TF_CLI_CONFIG_FILE", "~")).exists():
+        env.pop("TF_CLI_CONFIG_FILE", None)  # a missing file only adds a warning to every command
+    plugins = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
+    init = ["init", "-backend=false", "-no-color", *([f"-plugin-dir={plugins}"] if plugins.is_dir() else [])]
+    failures: list[str] = []
+    for command in (["fmt", "-check", "-diff", "-no-color"], init, ["validate", "-no-color"]):
+        print("$", "terraform", " ".join(command), f"({folder})", flush=True)
+        # init's progress report is noise unless it fails.
+        result = subprocess.run([binary, *command], cwd=copy, env=env, check=False, capture_output=command is init)
+        if result.returncode != 0:
+            if command is init:
+                print(result.stdout.decode(), result.stderr.decode(), sep="\n", flush=True)
+            failures.append(f"terraform {command[0]} {folder.parent.name}")
+            break
+    return failures
+
+
+def lint_workflows() -> list[str]:
+    failures: list[str] = []
+    if not checkov("github_actions", "-d", str(WORKFLOWS)):
+        failures.append("checkov github_actions")
+    if not run(str(BIN / "zizmor"), "--offline", "--config", str(ZIZMOR_CONFIG), str(WORKFLOWS)):
+        failures.append("zizmor")
+    actionlint = BIN / "actionlint"
+    if not actionlint.exists():
+        # Its PyPI package fetches the binary from GitHub's release downloads when it installs,
+        # which some networks (this project's CI sandbox among them) do not reach.
+        print("actionlint is not installed: the workflows were NOT checked by actionlint", flush=True)
+    elif not run(str(actionlint), "-no-color", *sorted(str(path) for path in WORKFLOWS.glob("*.yml"))):
+        failures.append("actionlint")
+    return failures
+
+
 def lint_stage(stage_dir: Path, scratch: Path) -> list[str]:
     failures: list[str] = []
     sam = stage_dir / "cloudformation" / "sam.json"
@@ -69,6 +117,7 @@ def lint_stage(stage_dir: Path, scratch: Path) -> list[str]:
         failures.append(f"checkov cloudformation {stage_dir.name}")
     if not checkov("terraform", "-d", str(stage_dir / "terraform")):
         failures.append(f"checkov terraform {stage_dir.name}")
+    failures += terraform(stage_dir / "terraform", scratch)
     return failures
 
 
@@ -80,12 +129,11 @@ def main(stage_dirs: list[str]) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for stage_dir in stage_dirs:
             failures += lint_stage(Path(stage_dir), Path(scratch))
-    if not checkov("github_actions", "-d", str(HERE.parent / ".github" / "workflows")):
-        failures.append("checkov github_actions")
+    failures += lint_workflows()
     if failures:
         print("lint-infra FAILED: " + ", ".join(failures), file=sys.stderr)
         return 1
-    print(f"lint-infra: cfn-lint and checkov clean for {', '.join(Path(d).name for d in stage_dirs)}")
+    print(f"lint-infra: clean for {', '.join(Path(d).name for d in stage_dirs)} and the workflows")
     return 0
 
 

@@ -10,13 +10,17 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from infra.bytecode import add_bytecode
 from infra.stages import PROJECT_DIR, Stage
 
 TERRAFORM_SOURCES = PROJECT_DIR / "infra" / "terraform"
 # The pool the authorizer trusts is created by the same deployment, so its ARN is a reference
-# that the template resolves: a Terraform interpolation here, a GetAtt in the merge template.
+# that the template resolves: a Terraform interpolation, a GetAtt in the merge template. The app
+# refuses to be imported for a deployed stage without a real-looking pool ARN (so a bare
+# `chalice deploy` fails fast), so packaging gives it this stand-in, which both paths replace.
+PACKAGING_POOL_ARN = "arn:aws:cognito-idp:us-east-1:000000000000:userpool/us-east-1_ReplacedWhenPackaged"
 TERRAFORM_POOL_ARN = "${aws_cognito_user_pool.users.arn}"
 # Chalice's Terraform output invokes the function itself; ours goes through the `live` alias
 # so provisioned concurrency (which lives on an alias) serves API traffic.
@@ -46,9 +50,14 @@ def package_cloudformation(stage: Stage, out: Path) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
         merge_file = Path(scratch) / "merge.json"
         merge_file.write_text(json.dumps(merge_template(stage), indent=2))
-        _chalice(PROJECT_DIR, stage, out, "--merge-template", str(merge_file), environ={})
+        _chalice(
+            PROJECT_DIR, stage, out, "--merge-template", str(merge_file), environ={"USER_POOL_ARN": PACKAGING_POOL_ARN}
+        )
     add_bytecode(out / "deployment.zip")
-    return out / "sam.json"
+    sam = out / "sam.json"
+    if PACKAGING_POOL_ARN in sam.read_text():
+        raise RuntimeError("the merge template no longer replaces the stand-in pool ARN in Chalice's template")
+    return sam
 
 
 def _project_copy_for_terraform(target: Path) -> None:
@@ -65,7 +74,28 @@ def _project_copy_for_terraform(target: Path) -> None:
     config.pop("log_retention_in_days", None)
     for stage_config in config["stages"].values():
         stage_config.pop("log_retention_in_days", None)
+        # A pool pasted for the `chalice deploy` path must not override the stand-in replaced below.
+        stage_config.get("environment_variables", {}).pop("USER_POOL_ARN", None)
     (target / ".chalice" / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def _without_the_null_provider(document: dict[str, Any]) -> None:
+    """Chalice declares a `null_data_source` that nothing reads; it is deprecated, and it would make
+    `terraform init` fetch the null provider for nothing. The versions are set in chalice_override.tf."""
+    if "data.null_data_source" in json.dumps(document):
+        raise RuntimeError("Chalice's Terraform output now reads its null_data_source; keep the null provider")
+    document["data"].pop("null_data_source")
+    document["terraform"]["required_providers"].pop("null")
+
+
+def _gateway_responses_in_body(document: dict[str, Any], stage: Stage) -> None:
+    """The gateway responses go into the API body (see infra/gateway_responses.py)."""
+    from infra.gateway_responses import EXTENSION, gateway_responses
+    from infra.stages import load_limits
+
+    swagger = json.loads(document["locals"]["chalice_api_swagger"])
+    swagger[EXTENSION] = gateway_responses(stage, load_limits())
+    document["locals"]["chalice_api_swagger"] = json.dumps(swagger, indent=2)
 
 
 def package_terraform(stage: Stage, out: Path) -> Path:
@@ -77,15 +107,19 @@ def package_terraform(stage: Stage, out: Path) -> Path:
         project = Path(scratch) / "project"
         project.mkdir()
         _project_copy_for_terraform(project)
-        _chalice(project, stage, out, "--pkg-format", "terraform", environ={"USER_POOL_ARN": TERRAFORM_POOL_ARN})
+        _chalice(project, stage, out, "--pkg-format", "terraform", environ={"USER_POOL_ARN": PACKAGING_POOL_ARN})
     add_bytecode(out / "deployment.zip")
     chalice_tf = out / "chalice.tf.json"
     text = chalice_tf.read_text()
-    if _CHALICE_INVOKE_ARN not in text:
-        raise RuntimeError("Chalice's Terraform output changed: no function invoke ARN to route through the alias")
-    text = text.replace(_CHALICE_INVOKE_ARN, _ALIAS_INVOKE_ARN)
+    for expected in (_CHALICE_INVOKE_ARN, PACKAGING_POOL_ARN):
+        if expected not in text:
+            raise RuntimeError(f"Chalice's Terraform output changed: no {expected} to replace")
+    text = text.replace(_CHALICE_INVOKE_ARN, _ALIAS_INVOKE_ARN).replace(PACKAGING_POOL_ARN, TERRAFORM_POOL_ARN)
     # IAM policy variables in the role policy look like Terraform interpolations; `$${` keeps them literal.
-    chalice_tf.write_text(text.replace(_IAM_POLICY_VARIABLE, "$" + _IAM_POLICY_VARIABLE))
+    document = json.loads(text.replace(_IAM_POLICY_VARIABLE, "$" + _IAM_POLICY_VARIABLE))
+    _without_the_null_provider(document)
+    _gateway_responses_in_body(document, stage)
+    chalice_tf.write_text(json.dumps(document, indent=2) + "\n")
     shutil.copy2(PROJECT_DIR / "infra" / "limits.json", out / "limits.json")
     for source in sorted(TERRAFORM_SOURCES.glob("*.tf")):
         shutil.copy2(source, out / source.name)

@@ -1,31 +1,60 @@
-"""The Lambda role's least-privilege policy per stage, written to .chalice/policy-<stage>.json.
+"""The least-privilege role policies per stage, written to .chalice/policy-<stage>[-<function>].json.
 
-The DynamoDB and S3 actions are those the code calls (tests run it on moto and compare); every
-data action names this stage's table, index, secret or avatar keys, never "*".
+Each function's policy is a table of grants: (Sid, actions, resource). Its actions are those the
+code calls (tests/integration/test_iam_policy.py runs the code on moto, records the calls and
+compares); every data action names this stage's own resources, never "*". Granting a new call
+is one line: its action in the tuple of the statement that names its resource, or a new row.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.avatars import KEY_PREFIX
 from chalicelib.table_schema import LISTING_INDEX
 from infra.stages import PROJECT_DIR, Stage
 
+Json = dict[str, Any]
+# A resource is an ARN, or (the CloudFormation override of the hook's policy) a template expression.
+Resource = str | Json
+
 # Item actions, including those inside TransactWriteItems (IAM checks each item's action).
 TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Scan",)
-# X-Ray accepts no resource-level permissions: "*" is the only possible resource.
-XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
 # Presigned POST and GET act with the signer's rights when used; HeadObject needs GetObject.
 AVATAR_ACTIONS = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
+# The log group itself is created by the deployment (with its retention), not by the function.
+LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+# X-Ray accepts no resource-level permissions: "*" is the only possible resource.
+XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+# The pre-traffic hook: invoke the version under test, then report to CodeDeploy.
+INVOKE_ACTIONS = ("lambda:InvokeFunction",)
+HOOK_REPORT_ACTIONS = ("codedeploy:PutLifecycleEventHookExecutionStatus",)
+
 # An IAM policy variable: the static policy file names the bucket of whichever account runs it.
 POLICY_ACCOUNT = "${aws:PrincipalAccount}"
+HOOK_FUNCTION = "pre_traffic_hook"  # the name app.py registers it under (@app.lambda_function)
+# Terraform's names (infra/terraform/deploy.tf); CloudFormation's are generated and the merge
+# template replaces this resource with references to them.
+DEPLOYMENT_GROUP = "live"
 
 
-def policy_path(stage: str) -> str:
-    return str(PROJECT_DIR / ".chalice" / f"policy-{stage}.json")
+@dataclass(frozen=True)
+class Grant:
+    sid: str
+    actions: tuple[str, ...]
+    resource: Resource
+
+    def statement(self) -> Json:
+        return {"Sid": self.sid, "Effect": "Allow", "Action": list(self.actions), "Resource": self.resource}
+
+
+def policy_path(stage: str, function: str | None = None) -> str:
+    suffix = "" if function is None else "-" + function.replace("_", "-")
+    return str(PROJECT_DIR / ".chalice" / f"policy-{stage}{suffix}.json")
 
 
 def table_arn(stage: Stage) -> str:
@@ -36,46 +65,60 @@ def avatar_objects_arn(stage: Stage) -> str:
     return f"arn:aws:s3:::{stage.avatar_bucket_name(POLICY_ACCOUNT)}/{KEY_PREFIX}*"
 
 
-def policy_document(stage: Stage) -> dict[str, Any]:
+def log_streams_arn(function_name: str) -> str:
+    return f"arn:aws:logs:*:*:log-group:/aws/lambda/{function_name}:*"
+
+
+def api_versions_arn(stage: Stage) -> str:
+    """Every version (and alias) of the API function, never the unqualified $LATEST."""
+    return f"arn:aws:lambda:*:*:function:{stage.function_name}:*"
+
+
+def deployment_group_arn(stage: Stage) -> str:
+    return f"arn:aws:codedeploy:*:*:deploymentgroup:{stage.api_name}/{DEPLOYMENT_GROUP}"
+
+
+def api_grants(stage: Stage) -> list[Grant]:
+    return [
+        Grant("UsersTableItems", TABLE_ACTIONS, table_arn(stage)),
+        Grant("UsersListingIndex", INDEX_ACTIONS, f"{table_arn(stage)}/index/{LISTING_INDEX}"),
+        # Secrets Manager appends "-" and six random characters to the name.
+        Grant("CursorSecret", SECRET_ACTIONS, f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????"),
+        Grant("AvatarObjects", AVATAR_ACTIONS, avatar_objects_arn(stage)),
+        Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.function_name)),
+        Grant("Tracing", XRAY_ACTIONS, "*"),
+    ]
+
+
+def hook_grants(stage: Stage, deployment_group: Resource | None = None) -> list[Grant]:
+    return [
+        Grant("InvokeApiVersions", INVOKE_ACTIONS, api_versions_arn(stage)),
+        Grant("ReportToItsDeploymentGroup", HOOK_REPORT_ACTIONS, deployment_group or deployment_group_arn(stage)),
+        Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.hook_function_name)),
+    ]
+
+
+def _document(grants: list[Grant]) -> Json:
+    return {"Version": "2012-10-17", "Statement": [grant.statement() for grant in grants]}
+
+
+def policy_document(stage: Stage) -> Json:
+    """The API function's role policy."""
+    return _document(api_grants(stage))
+
+
+def hook_policy_document(stage: Stage, deployment_group: Resource | None = None) -> Json:
+    """The pre-traffic hook's role policy; nothing of the API function's data."""
+    return _document(hook_grants(stage, deployment_group))
+
+
+def rendered_files(stage: Stage) -> dict[str, str]:
+    """Every policy file of `stage`: path -> content."""
     return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "UsersTableItems",
-                "Effect": "Allow",
-                "Action": list(TABLE_ACTIONS),
-                "Resource": table_arn(stage),
-            },
-            {
-                "Sid": "UsersListingIndex",
-                "Effect": "Allow",
-                "Action": list(INDEX_ACTIONS),
-                "Resource": f"{table_arn(stage)}/index/{LISTING_INDEX}",
-            },
-            {
-                "Sid": "CursorSecret",
-                "Effect": "Allow",
-                "Action": ["secretsmanager:GetSecretValue"],
-                # Secrets Manager appends "-" and six random characters to the name.
-                "Resource": f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????",
-            },
-            {
-                "Sid": "AvatarObjects",
-                "Effect": "Allow",
-                "Action": list(AVATAR_ACTIONS),
-                "Resource": avatar_objects_arn(stage),
-            },
-            {
-                "Sid": "OwnLogGroup",
-                "Effect": "Allow",
-                # The log group itself is created by the deployment (with its retention), not by the function.
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/{stage.function_name}:*",
-            },
-            {"Sid": "Tracing", "Effect": "Allow", "Action": list(XRAY_ACTIONS), "Resource": "*"},
-        ],
+        policy_path(stage.name): render(policy_document(stage)),
+        policy_path(stage.name, HOOK_FUNCTION): render(hook_policy_document(stage)),
     }
 
 
-def render(stage: Stage) -> str:
-    return json.dumps(policy_document(stage), indent=2) + "\n"
+def render(document: Json) -> str:
+    return json.dumps(document, indent=2) + "\n"

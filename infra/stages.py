@@ -31,11 +31,19 @@ class Stage:
     waf: bool
     provisioned_concurrency: int
     api_log_retention_days: int
+    # CodeDeploy's deployment configuration for the API function (Canary10Percent5Minutes, AllAtOnce, ...).
+    traffic_shifting: str
 
     @property
     def function_name(self) -> str:
         """What Chalice names the function (`chalice deploy`); the templates use the same."""
         return f"{APP_NAME}-{self.name}"
+
+    @property
+    def hook_function_name(self) -> str:
+        """The pre-traffic hook's name: CodeDeploy's managed role for Lambda (AWSCodeDeployRoleForLambda)
+        may invoke only functions whose name starts with CodeDeployHook_."""
+        return f"CodeDeployHook_{self.function_name}"
 
     @property
     def cursor_secret_name(self) -> str:
@@ -77,6 +85,7 @@ def load_stage(name: str) -> Stage:
         waf=bool(infra["waf"]),
         provisioned_concurrency=int(infra["provisioned_concurrency"]),
         api_log_retention_days=int(infra["api_log_retention_days"]),
+        traffic_shifting=str(infra["traffic_shifting"]),
     )
 
 

@@ -22,6 +22,7 @@ def tfvars(stage: Stage) -> dict[str, Any]:
         "api_cache": stage.api_cache,
         "waf": stage.waf,
         "provisioned_concurrency": stage.provisioned_concurrency,
+        "traffic_shifting": stage.traffic_shifting,
         "api_log_retention_days": stage.api_log_retention_days,
         "lambda_log_retention_days": stage.lambda_log_retention_days,
         "lambda_environment": stage.lambda_environment,

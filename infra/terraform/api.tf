@@ -101,30 +101,6 @@ resource "aws_api_gateway_method_settings" "cached" {
   depends_on = [aws_cloudwatch_log_group.api_execution]
 }
 
-# API Gateway's own errors (no route, bad token, throttled, ...) in the app's JSON shape, with
-# the CORS headers a browser needs to read them.
-resource "aws_api_gateway_gateway_response" "api" {
-  for_each = local.limits.gateway_responses
-
-  rest_api_id   = aws_api_gateway_rest_api.rest_api.id
-  response_type = each.key
-  status_code   = try(each.value.status, null)
-
-  response_templates = {
-    "application/json" = each.value.body
-  }
-
-  response_parameters = merge(
-    {
-      "gatewayresponse.header.Access-Control-Allow-Origin" = "'${var.cors_allow_origin}'"
-      "gatewayresponse.header.Vary"                        = "'Origin'"
-    },
-    # nosniff and no-store, as on the app's own responses.
-    { for name, value in local.limits.gateway_response_headers : "gatewayresponse.header.${name}" => value },
-    { for name, value in try(each.value.headers, {}) : "gatewayresponse.header.${name}" => value },
-  )
-}
-
 # Clients of /users present a key of this plan when the stage requires one (REQUIRE_API_KEY).
 resource "aws_api_gateway_usage_plan" "api" {
   count = var.require_api_key ? 1 : 0

@@ -3,19 +3,16 @@
 # block of that type whole, which is why `environment` restates the stage's variables.
 
 terraform {
-  # Replaces Chalice's ">= 3.61.0, < 5" for aws: DynamoDB deletion_protection_enabled, Cognito
-  # deletion_protection and the WAF body oversize_handling need a 2023 4.x release, and 4.67 is
-  # the last 4.x. Lifecycle preconditions (waf.tf) need Terraform 1.2; Chalice caps it below 1.4.
-  required_version = ">= 1.2.0, < 1.4.0"
+  # Replaces Chalice's ">= 0.12.26, < 1.4.0" and ">= 3.61.0, < 5" for aws (packaging drops its
+  # unused null provider). Terraform 1.11 for write-only attributes: the cursor key (data.tf)
+  # never reaches the state. AWS provider 5.x for those attributes and the ephemeral random
+  # password, and for the WAF rate rule's evaluation window.
+  required_version = ">= 1.11.0, < 2.0.0"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 4.67, < 5"
-    }
-    random = {
-      source  = "hashicorp/random"
-      version = ">= 3.1, < 4"
+      version = ">= 5.100.0, < 6.0.0"
     }
   }
 }
@@ -36,6 +33,25 @@ resource "aws_lambda_function" "api_handler" {
   }
 }
 
+# app.py's pre_traffic_hook (chalicelib/traffic_hook.py), which CodeDeploy runs before moving the
+# live alias (deploy.tf): a name CodeDeploy's managed role may invoke, and the version to test.
+resource "aws_lambda_function" "pre_traffic_hook" {
+  function_name = "CodeDeployHook_${var.function_name}"
+
+  environment {
+    variables = merge(var.lambda_environment, {
+      # app.py declares its routes when the hook imports it, so the pool must be the real one.
+      USER_POOL_ARN      = aws_cognito_user_pool.users.arn
+      TARGET_VERSION_ARN = aws_lambda_function.api_handler.qualified_arn
+      API_STAGE          = var.api_stage
+    })
+  }
+}
+
+resource "aws_iam_role" "pre_traffic_hook_role" {
+  tags = var.tags
+}
+
 resource "aws_iam_role" "api_handler_role" {
   tags = var.tags
 }
@@ -52,15 +68,10 @@ resource "aws_api_gateway_deployment" "rest_api" {
   stage_name        = null
   stage_description = null
 
-  # A new deployment snapshot whenever what it captures changes: the swagger and the gateway
-  # responses (these are API settings, not stage settings, so they only go live with a deployment).
+  # A new deployment snapshot whenever the body changes (routes, and the gateway responses,
+  # which packaging puts in the body so that replacing it cannot drop them).
   triggers = {
-    redeployment = md5(jsonencode([
-      local.chalice_api_swagger,
-      { for kind, response in aws_api_gateway_gateway_response.api : kind => [
-        response.status_code, response.response_templates, response.response_parameters
-      ] },
-    ]))
+    redeployment = md5(local.chalice_api_swagger)
   }
 
   # Chalice sets this too; restated because the stage must move to the new deployment before

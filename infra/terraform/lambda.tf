@@ -15,6 +15,12 @@ resource "aws_lambda_alias" "live" {
   function_name    = aws_lambda_function.api_handler.function_name
   function_version = aws_lambda_function.api_handler.version
 
+  # Created on the first version; after that CodeDeploy moves it (make release-tf, deploy.tf),
+  # hook and canary first. An apply that moved it would skip both.
+  lifecycle {
+    ignore_changes = [function_version, routing_config]
+  }
+
   # An override file cannot add depends_on to Chalice's function; nothing invokes it before the
   # alias exists, so ordering the alias after the log group is enough.
   depends_on = [aws_cloudwatch_log_group.api_handler]

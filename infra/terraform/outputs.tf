@@ -1,6 +1,7 @@
 output "ApiEndpoint" {
-  description = "Base URL of the API stage"
-  value       = aws_api_gateway_stage.api.invoke_url
+  # With a trailing slash, as the CloudFormation output: "${ApiEndpoint}users" works with both.
+  description = "Base URL of the API stage, ending in /"
+  value       = "${aws_api_gateway_stage.api.invoke_url}/"
 }
 
 output "UsersTableName" {

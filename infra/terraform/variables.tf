@@ -75,6 +75,11 @@ variable "provisioned_concurrency" {
   }
 }
 
+variable "traffic_shifting" {
+  description = "CodeDeploy's Lambda deployment configuration for the live alias, without its prefix (AllAtOnce, Canary10Percent5Minutes, ...)."
+  type        = string
+}
+
 variable "api_log_retention_days" {
   type = number
 }

@@ -36,8 +36,9 @@ resource "aws_wafv2_web_acl" "api" {
 
     statement {
       rate_based_statement {
-        limit              = local.limits.waf.rate_limit_per_ip
-        aggregate_key_type = "IP"
+        limit                 = local.limits.waf.rate_limit_per_ip
+        evaluation_window_sec = local.limits.waf.rate_window_seconds
+        aggregate_key_type    = "IP"
       }
     }
 
@@ -147,15 +148,6 @@ resource "aws_wafv2_web_acl" "api" {
   }
 
   tags = var.tags
-
-  lifecycle {
-    # aws provider 4.x has no evaluation_window_sec; the rate rule counts over WAF's fixed
-    # default window, so limits.json must state that window.
-    precondition {
-      condition     = local.limits.waf.rate_window_seconds == 300
-      error_message = "limits.json waf.rate_window_seconds must be 300: aws provider 4.x cannot set another window."
-    }
-  }
 }
 
 resource "aws_wafv2_web_acl_association" "api" {

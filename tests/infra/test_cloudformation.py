@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, time_to_live_kwargs
 from infra.cloudformation import base_template
-from infra.packaging import package_cloudformation
+from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
 from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, policy_document
 from infra.stages import DEPLOYED_STAGES, load_stage
 from tests.support.cache_headers import public_max_age
@@ -24,11 +24,8 @@ Template = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
-    out = tmp_path_factory.mktemp("cfn")
-    return {
-        name: json.loads(package_cloudformation(load_stage(name), out / name).read_text()) for name in DEPLOYED_STAGES
-    }
+def templates(sam_files: dict[str, Path]) -> dict[str, Template]:
+    return {name: json.loads(sam.read_text()) for name, sam in sam_files.items()}
 
 
 @pytest.fixture(scope="module")
@@ -174,9 +171,13 @@ def test_authorizer_trusts_the_pool_of_this_stack(prod: Template) -> None:
     authorizer = swagger(prod)["securityDefinitions"]["CognitoUserPool"]["x-amazon-apigateway-authorizer"]
     assert authorizer["providerARNs"] == [{"Fn::GetAtt": ["UserPool", "Arn"]}]
     assert "userpool/unset" not in json.dumps(prod)
+    assert PACKAGING_POOL_ARN not in json.dumps(prod)
 
 
 def test_cursor_secret_is_generated_never_written(prod: Template) -> None:
+    # Kept with the stack's data: a deleted secret's name stays taken while its deletion is pending.
+    resource = prod["Resources"]["CursorSecret"]
+    assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
     secret = props(prod, "CursorSecret")
     assert secret["Name"] == "users-api/prod/cursor-secret"
     assert secret["GenerateSecretString"]["PasswordLength"] >= 32
@@ -302,17 +303,20 @@ def test_dev_runs_without_a_cache(templates: dict[str, Template]) -> None:
 
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
 def test_gateway_responses_are_json_with_the_stage_origin(templates: dict[str, Template], name: str) -> None:
-    responses = props(templates[name], "RestAPI")["GatewayResponses"]
+    # In the body, so that a body update (a route change) cannot drop them.
+    responses = swagger(templates[name])["x-amazon-apigateway-gateway-responses"]
+    assert "GatewayResponses" not in props(templates[name], "RestAPI")
     origin = load_stage(name).cors_origin
     assert {"DEFAULT_4XX", "DEFAULT_5XX", "UNAUTHORIZED", "THROTTLED", "MISSING_AUTHENTICATION_TOKEN"} <= set(responses)
     for response in responses.values():
-        headers = response["ResponseParameters"]["Headers"]
-        assert headers["Access-Control-Allow-Origin"] == f"'{origin}'"
-        assert headers["X-Content-Type-Options"] == "'nosniff'" and headers["Cache-Control"] == "'no-store'"
-        json.loads(response["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '""'))
-    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"  # unknown routes, as locally
-    assert responses["UNAUTHORIZED"]["StatusCode"] == "401"
-    assert responses["THROTTLED"]["StatusCode"] == "429"
+        headers = response["responseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == f"'{origin}'"
+        assert headers["gatewayresponse.header.X-Content-Type-Options"] == "'nosniff'"
+        assert headers["gatewayresponse.header.Cache-Control"] == "'no-store'"
+        json.loads(response["responseTemplates"]["application/json"].replace("$context.error.messageString", '""'))
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"  # unknown routes, as locally
+    assert responses["UNAUTHORIZED"]["statusCode"] == "401"
+    assert responses["THROTTLED"]["statusCode"] == "429"
 
 
 # --- API keys -------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Properties of the Terraform package: Chalice's chalice.tf.json plus infra/terraform/*.tf.
 
-There is no terraform binary here, so the .tf files are parsed with python-hcl2. It renders an
-expression as the string "${...}"; references into limits.json (local.limits...) are resolved
-against the packaged limits.json, so a number asserted here is the number Terraform reads.
+The .tf files are parsed with python-hcl2 (`make lint-infra` also runs `terraform validate` on
+every stage's package where terraform is installed). python-hcl2 renders an expression as the
+string "${...}"; references into limits.json (local.limits...) are resolved against the packaged
+limits.json, so a number asserted here is the number Terraform reads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from app import app
 from chalicelib.config import ADMIN_GROUP
 from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, time_to_live_kwargs
 from infra.packaging import package_terraform
-from infra.policies import policy_document
+from infra.policies import DEPLOYMENT_GROUP, hook_policy_document, policy_document
 from infra.stages import PROJECT_DIR, load_stage
 from tests.support.cache_headers import public_max_age
 
@@ -38,6 +39,7 @@ OUR_FILES = {
     "monitoring.tf",
     "outputs.tf",
     "s3.tf",
+    "deploy.tf",
 }
 _LOCAL_REFERENCE = re.compile(r"^\$\{local\.([A-Za-z0-9_.]+)\}$")
 ALIAS_INVOKE_ARN = "${aws_lambda_alias.live.invoke_arn}"
@@ -45,7 +47,6 @@ ALIAS_INVOKE_ARN = "${aws_lambda_alias.live.invoke_arn}"
 UNTAGGED = {
     "aws_api_gateway_account",
     "aws_api_gateway_deployment",
-    "aws_api_gateway_gateway_response",
     "aws_api_gateway_method_settings",
     "aws_api_gateway_usage_plan_key",
     "aws_cognito_user_group",
@@ -65,7 +66,6 @@ UNTAGGED = {
     "aws_sns_topic_subscription",
     "aws_wafv2_web_acl_association",
     "aws_wafv2_web_acl_logging_configuration",
-    "random_password",
 }
 
 
@@ -296,10 +296,14 @@ def test_cursor_secret_is_named_for_the_role_policy_and_generated(package: Packa
     assert package.tfvars["cursor_secret_name"] == "users-api/prod/cursor-secret"
     policy = (PROJECT_DIR / ".chalice" / "policy-prod.json").read_text()
     assert "secret:users-api/prod/cursor-secret-??????" in policy
-    value = package.resource("random_password", "cursor_secret")
-    assert value == {"length": 64, "special": False}
+    assert single(secret["lifecycle"])["prevent_destroy"] is True  # its name would be blocked for 30 days
+    # Generated during the apply and written write-only: the key is in no plan and no state.
+    (generated,) = [block["aws_secretsmanager_random_password"] for block in package.files["data.tf"]["ephemeral"]]
+    assert generated["cursor"] == {"password_length": 64, "exclude_punctuation": True}
     version = package.resource("aws_secretsmanager_secret_version", "cursor")
-    assert version["secret_string"] == "${random_password.cursor_secret.result}"
+    assert version["secret_string_wo"] == "${ephemeral.aws_secretsmanager_random_password.cursor.random_password}"
+    assert "secret_string" not in version
+    assert version["secret_string_wo_version"] == 1
 
 
 def test_avatar_bucket_is_named_for_the_role_policy_and_kept(package: Package) -> None:
@@ -308,7 +312,7 @@ def test_avatar_bucket_is_named_for_the_role_policy_and_kept(package: Package) -
     assert package.tfvars["avatar_bucket_prefix"] == "users-api-prod-avatars-"
     assert single(bucket["lifecycle"])["prevent_destroy"] is True
     # The role policy names the same bucket with an IAM policy variable, escaped so Terraform keeps it literal.
-    policy = single(list(package.chalice["resource"]["aws_iam_role_policy"].values()))["policy"]
+    policy = package.chalice["resource"]["aws_iam_role_policy"]["api_handler_role"]["policy"]
     assert "arn:aws:s3:::users-api-prod-avatars-$${aws:PrincipalAccount}/avatars/*" in policy
     assert json.loads(policy.replace("$${", "${")) == policy_document(load_stage("prod"))
 
@@ -376,13 +380,17 @@ def test_override_file_rewires_chalices_resources(package: Package) -> None:
     deployment = package.override("aws_api_gateway_deployment", "rest_api")
     assert deployment["stage_name"] is None
     assert deployment["stage_description"] is None
-    assert "local.chalice_api_swagger" in deployment["triggers"]["redeployment"]
-    assert "aws_api_gateway_gateway_response.api" in deployment["triggers"]["redeployment"]
+    assert deployment["triggers"]["redeployment"] == "${md5(local.chalice_api_swagger)}"
     assert single(deployment["lifecycle"])["create_before_destroy"] is True
     output = single(package.files["chalice_override.tf"]["output"])
     assert output["EndpointURL"]["value"] == "${aws_api_gateway_stage.api.invoke_url}"
-    providers = single(single(package.files["chalice_override.tf"]["terraform"])["required_providers"])
-    assert providers["aws"]["version"] == ">= 4.67, < 5"
+    settings = single(package.files["chalice_override.tf"]["terraform"])
+    assert settings["required_version"] == ">= 1.11.0, < 2.0.0"
+    assert single(settings["required_providers"])["aws"]["version"] == ">= 5.100.0, < 6.0.0"
+    # Chalice's own block: what the override does not replace must not hold Terraform back.
+    assert package.chalice["terraform"]["required_version"] == ">= 0.12.26, < 1.4.0"  # replaced by the override
+    assert set(package.chalice["terraform"]["required_providers"]) == {"aws"}  # its unused null provider dropped
+    assert "null_data_source" not in package.chalice["data"]
     # Each overridden block exists in Chalice's output, or Terraform rejects the override.
     for kind, name in package.resources(overrides=True):
         assert name in package.chalice["resource"][kind]
@@ -431,25 +439,23 @@ def test_usage_plan_exists_exactly_when_the_stage_requires_api_keys(package: Pac
     assert key["key_id"] == "${aws_api_gateway_api_key.client[0].id}"
 
 
-def test_gateway_responses_come_from_limits_with_the_stage_origin(package: Package) -> None:
-    responses = package.resource("aws_api_gateway_gateway_response", "api")
-    assert responses["for_each"] == "${local.limits.gateway_responses}"
-    assert responses["response_type"] == "${each.key}"
-    assert responses["status_code"] == "${try(each.value.status, null)}"
-    assert responses["response_templates"] == {"application/json": "${each.value.body}"}
-    parameters = responses["response_parameters"]
-    assert "'${var.cors_allow_origin}'" in parameters and "gatewayresponse.header.Vary" in parameters
-    assert "try(each.value.headers, {})" in parameters
-    assert "local.limits.gateway_response_headers" in parameters
-    assert package.limits["gateway_response_headers"] == {
-        "X-Content-Type-Options": "'nosniff'",
-        "Cache-Control": "'no-store'",
-    }
+def test_gateway_responses_are_in_the_api_body_with_the_stage_origin(package: Package) -> None:
+    """Not separate resources: a route change replaces the body, which drops gateway responses it lacks."""
+    assert not package.of_type("aws_api_gateway_gateway_response")
+    responses = package.swagger()["x-amazon-apigateway-gateway-responses"]
     limits = package.limits["gateway_responses"]
-    assert limits["MISSING_AUTHENTICATION_TOKEN"]["status"] == "404"  # unknown routes, as locally
-    assert limits["UNAUTHORIZED"]["headers"] == {"WWW-Authenticate": "'Bearer'"}
-    for response in limits.values():
-        json.loads(response["body"].replace("$context.error.messageString", '""'))
+    assert set(responses) == set(limits)
+    for kind, response in responses.items():
+        headers = response["responseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'https://app.example.com'"
+        assert headers["gatewayresponse.header.Vary"] == "'Origin'"
+        assert headers["gatewayresponse.header.X-Content-Type-Options"] == "'nosniff'"
+        assert headers["gatewayresponse.header.Cache-Control"] == "'no-store'"
+        assert response["responseTemplates"] == {"application/json": limits[kind]["body"]}
+        assert response.get("statusCode") == limits[kind].get("status")
+        json.loads(limits[kind]["body"].replace("$context.error.messageString", '""'))
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"  # unknown routes, as locally
+    assert responses["UNAUTHORIZED"]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == "'Bearer'"
 
 
 def test_web_acl_is_attached_to_the_stage_when_the_stage_wants_one(package: Package) -> None:
@@ -478,6 +484,7 @@ def test_web_acl_rules(package: Package) -> None:
     assert set(rules) == {"RateLimitPerIp", "BodySizeLimit"}
     rate = single(single(rules["RateLimitPerIp"]["statement"])["rate_based_statement"])
     assert package.value(rate["limit"]) == package.limits["waf"]["rate_limit_per_ip"] == 2000
+    assert package.value(rate["evaluation_window_sec"]) == package.limits["waf"]["rate_window_seconds"]
     assert rate["aggregate_key_type"] == "IP"
     block = single(single(single(rules["RateLimitPerIp"]["action"])["block"])["custom_response"])
     assert block["response_code"] == 429
@@ -508,9 +515,9 @@ def test_web_acl_rules(package: Package) -> None:
     ]
 
 
-def test_five_alarms_notify_the_topic(package: Package) -> None:
+def test_seven_alarms_notify_the_topic(package: Package) -> None:
     alarms = package.of_type("aws_cloudwatch_metric_alarm")
-    assert len(alarms) == 5
+    assert len(alarms) == 7
     assert package.locals()["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
     for alarm in alarms.values():
         assert alarm["alarm_actions"] == alarm["ok_actions"] == "${local.alarm_actions}"
@@ -523,6 +530,8 @@ def test_five_alarms_notify_the_topic(package: Package) -> None:
         "api_5xx_rate": ("AWS/ApiGateway", "5XXError"),
         "api_latency_p99": ("AWS/ApiGateway", "Latency"),
         "dynamodb_throttles": (None, None),  # metric math, below
+        "rollback_lambda_errors": ("AWS/Lambda", "Errors"),  # CodeDeploy's, see the release tests
+        "rollback_api_5xx_rate": ("AWS/ApiGateway", "5XXError"),
     }
     limits = package.limits["alarms"]
     assert package.value(alarms["lambda_errors"]["threshold"]) == limits["lambda_errors"]["threshold"] == 10
@@ -569,7 +578,7 @@ def test_dynamodb_alarm_sums_every_listed_operation(package: Package) -> None:
 def test_outputs(package: Package) -> None:
     outputs = {name: body["value"] for block in package.files["outputs.tf"]["output"] for name, body in block.items()}
     assert outputs == {
-        "ApiEndpoint": "${aws_api_gateway_stage.api.invoke_url}",
+        "ApiEndpoint": "${aws_api_gateway_stage.api.invoke_url}/",  # as CloudFormation's: "${API}users"
         "UsersTableName": "${aws_dynamodb_table.users.name}",
         "FunctionArn": "${aws_lambda_function.api_handler.arn}",
         "UserPoolId": "${aws_cognito_user_pool.users.id}",
@@ -588,3 +597,91 @@ def test_everything_taggable_carries_the_stage_tags(package: Package) -> None:
     assert package.override("aws_iam_role", "api_handler_role")["tags"] == "${var.tags}"
     assert package.override("aws_api_gateway_rest_api", "rest_api")["tags"] == "${var.tags}"
     assert package.tfvars["tags"] == {"project": "users-api", "environment": "prod"}
+
+
+# --- Releases through CodeDeploy (deploy.tf, make release-tf) -------------------------------------
+
+
+def test_apply_publishes_a_version_and_only_codedeploy_moves_the_alias(package: Package) -> None:
+    alias = package.resource("aws_lambda_alias", "live")
+    assert single(alias["lifecycle"])["ignore_changes"] == ["function_version", "routing_config"]
+    group = package.resource("aws_codedeploy_deployment_group", "live")
+    assert group["deployment_group_name"] == DEPLOYMENT_GROUP
+    assert group["deployment_config_name"] == "CodeDeployDefault.Lambda${var.traffic_shifting}"
+    assert package.tfvars["traffic_shifting"] == "Canary10Percent5Minutes"
+    assert single(group["deployment_style"]) == {
+        "deployment_type": "BLUE_GREEN",
+        "deployment_option": "WITH_TRAFFIC_CONTROL",
+    }
+    rollback = single(group["auto_rollback_configuration"])
+    assert rollback["enabled"] is True and "DEPLOYMENT_STOP_ON_ALARM" in rollback["events"]
+    alarms = single(group["alarm_configuration"])
+    assert alarms["enabled"] is True
+    assert alarms["alarms"] == [
+        "${aws_cloudwatch_metric_alarm.rollback_lambda_errors.alarm_name}",
+        "${aws_cloudwatch_metric_alarm.rollback_api_5xx_rate.alarm_name}",
+    ]
+    assert package.resource("aws_codedeploy_app", "api") == {
+        "name": "${var.api_name}",  # the application the hook's policy names
+        "compute_platform": "Lambda",
+        "tags": "${var.tags}",
+    }
+    attachment = package.resource("aws_iam_role_policy_attachment", "codedeploy")
+    assert attachment["policy_arn"].endswith(":iam::aws:policy/service-role/AWSCodeDeployRoleForLambda")
+
+
+def test_rollback_alarms_watch_the_live_alias_and_the_5xx_rate(package: Package) -> None:
+    errors = package.resource("aws_cloudwatch_metric_alarm", "rollback_lambda_errors")
+    assert errors["dimensions"] == {
+        "FunctionName": "${aws_lambda_function.api_handler.function_name}",
+        "Resource": "${aws_lambda_function.api_handler.function_name}:${aws_lambda_alias.live.name}",
+    }
+    rate = package.resource("aws_cloudwatch_metric_alarm", "rollback_api_5xx_rate")
+    assert rate["dimensions"] == {"ApiName": "${var.api_name}", "Stage": "${var.api_stage}"}
+    limits = package.limits["rollback_alarms"]
+    for alarm, key in ((errors, "lambda_errors"), (rate, "api_5xx_rate")):
+        assert package.value(alarm["threshold"]) == limits[key]["threshold"]
+        assert package.value(alarm["period"]) == limits[key]["period_seconds"] == 60
+        assert package.value(alarm["evaluation_periods"]) == limits[key]["evaluation_periods"]
+
+
+def test_the_hook_is_named_for_codedeploy_tests_the_latest_version_and_has_its_own_policy(package: Package) -> None:
+    stage = load_stage("prod")
+    hook = package.override("aws_lambda_function", "pre_traffic_hook")
+    assert hook["function_name"] == "CodeDeployHook_${var.function_name}"
+    assert stage.hook_function_name == f"CodeDeployHook_{package.tfvars['function_name']}"
+    variables = single(hook["environment"])["variables"]
+    for name, reference in {
+        "USER_POOL_ARN": "aws_cognito_user_pool.users.arn",
+        "TARGET_VERSION_ARN": "aws_lambda_function.api_handler.qualified_arn",
+        "API_STAGE": "var.api_stage",
+    }.items():
+        assert f"{name} = {reference}" in variables
+    chalice_hook = package.chalice["resource"]["aws_lambda_function"]["pre_traffic_hook"]
+    assert chalice_hook["handler"] == "app.pre_traffic_hook"
+    assert chalice_hook["role"] == "${aws_iam_role.pre_traffic_hook_role.arn}"
+    policy = package.chalice["resource"]["aws_iam_role_policy"]["pre_traffic_hook_role"]["policy"]
+    assert json.loads(policy) == hook_policy_document(stage)
+    group = package.resource("aws_cloudwatch_log_group", "pre_traffic_hook")
+    assert group["name"] == "/aws/lambda/CodeDeployHook_${var.function_name}"
+    # No API Gateway permission names the hook.
+    permissions = package.chalice["resource"]["aws_lambda_permission"]
+    assert "pre_traffic_hook" not in json.dumps(permissions)
+
+
+def test_the_readme_says_how_to_destroy_around_prevent_destroy(package: Package) -> None:
+    """`terraform destroy` stops on the first prevent_destroy: the README's `state rm` must name
+    every such resource, and the logging role, which Terraform (unlike CloudFormation) would delete."""
+    readme = (PROJECT_DIR / "README.md").read_text()
+    command = readme[readme.index("terraform state rm") : readme.index("terraform destroy\n```")]
+    protected = [
+        f"{kind}.{name}"
+        for (kind, name), body in package.resources().items()
+        if any(block.get("prevent_destroy") for block in body.get("lifecycle", []))
+    ]
+    assert len(protected) == 4
+    kept = [*protected, "aws_iam_role.api_gateway_cloudwatch", "aws_api_gateway_account.this"]
+    assert [name for name in kept if name not in command] == []
+    assert not single(package.resource("aws_iam_role", "api_gateway_cloudwatch").get("lifecycle", [{}])).get(
+        "prevent_destroy"
+    )

@@ -1,18 +1,21 @@
-"""The Lambda role may do exactly what the code does: every DynamoDB action the service makes
-and every S3 action the avatar store needs, run on moto and derived from the calls themselves,
-is compared with each stage's policy file."""
+"""Each role may do exactly what its code does: every DynamoDB action the service makes and every
+S3 action the avatar store needs, run on moto and derived from the calls themselves, and every
+call the pre-traffic hook makes, are compared with each stage's policy files."""
 
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import requests
+from botocore.awsrequest import AWSResponse
 
 from chalicelib.avatars import KEY_PREFIX, AvatarStore
 from chalicelib.cursor import CursorCodec
@@ -23,7 +26,17 @@ from chalicelib.idempotency import StoredResponse
 from chalicelib.models import REMOVE, NewUser, UserChanges
 from chalicelib.secret_store import read_secret
 from chalicelib.service import UserService
-from infra.policies import POLICY_ACCOUNT, policy_document, policy_path
+from chalicelib.traffic_hook import SUCCEEDED
+from chalicelib.traffic_hook import run as run_hook
+from infra.policies import (
+    HOOK_FUNCTION,
+    POLICY_ACCOUNT,
+    deployment_group_arn,
+    hook_policy_document,
+    policy_document,
+    policy_path,
+    rendered_files,
+)
 from infra.stages import DEPLOYED_STAGES, PROJECT_DIR, load_limits, load_stage
 from tests.integration.conftest import TABLE
 from tests.support.presigned import tiny_png
@@ -114,7 +127,18 @@ def test_policy_grants_exactly_the_dynamodb_actions_the_code_makes(recorded: Rec
 
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
 def test_committed_policy_files_are_the_generated_ones(name: str) -> None:
-    assert json.loads(open(policy_path(name)).read()) == policy_document(load_stage(name)), "run `make policies`"
+    files = rendered_files(load_stage(name))
+    assert set(files) == {policy_path(name), policy_path(name, HOOK_FUNCTION)}
+    for path, content in files.items():
+        assert open(path).read() == content, "run `make policies`"
+
+
+def test_each_function_names_its_own_policy_file() -> None:
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    for name in DEPLOYED_STAGES:
+        hook = config["stages"][name]["lambda_functions"][HOOK_FUNCTION]
+        assert hook["iam_policy_file"] == f"policy-{name}-pre-traffic-hook.json"
+        assert PROJECT_DIR / ".chalice" / hook["iam_policy_file"] == Path(policy_path(name, HOOK_FUNCTION))
 
 
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
@@ -234,3 +258,98 @@ def test_every_key_the_code_touches_is_under_the_policys_prefix(avatar_calls: S3
     assert avatar_calls.grants
     for _, key in avatar_calls.grants:
         assert fnmatch.fnmatchcase(key, f"{KEY_PREFIX}*"), key
+
+
+# --- The pre-traffic hook ---------------------------------------------------------------------
+
+# The IAM action that authorises each call the hook makes.
+_HOOK_ACTIONS = {
+    "Invoke": "lambda:InvokeFunction",
+    "PutLifecycleEventHookExecutionStatus": "codedeploy:PutLifecycleEventHookExecutionStatus",
+}
+ACCOUNT = "123456789012"
+
+
+class HookCalls:
+    """Records (IAM action, request parameters) of every call the hook's real boto3 clients make,
+    and answers them as a healthy new version and CodeDeploy would; nothing leaves the process."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-parameter-build", self.record)
+        client.meta.events.register("before-call", self.answer)
+        return client
+
+    def record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        # A KeyError here: the hook makes a new call; give it an IAM action above and in the policy.
+        self.calls.append((_HOOK_ACTIONS[model.name], dict(params)))
+
+    def answer(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        if model.name == "Invoke":
+            path = json.loads(params["body"])["path"]
+            status, body = (200, {"message": "hi"}) if path == "/hello" else (401, {"error": "Unauthorized"})
+            payload = json.dumps({"statusCode": status, "body": json.dumps(body)}).encode()
+            return AWSResponse("https://lambda", 200, {}, None), {"StatusCode": 200, "Payload": io.BytesIO(payload)}
+        return AWSResponse("https://codedeploy", 200, {}, None), {}
+
+
+@pytest.fixture
+def hook_calls(monkeypatch: pytest.MonkeyPatch) -> HookCalls:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    recorder = HookCalls()
+    target = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:users-api-prod:7"
+    event = {"DeploymentId": "d-EXAMPLE11", "LifecycleEventHookExecutionId": "hook-1"}
+    functions = recorder.attach(boto3.client("lambda", region_name="us-east-1"))
+    codedeploy = recorder.attach(boto3.client("codedeploy", region_name="us-east-1"))
+    assert run_hook(event, functions, codedeploy, target, "api") == SUCCEEDED
+    return recorder
+
+
+def _matches(pattern: str, arn: str) -> bool:
+    # IAM's wildcards: * any run of characters (":" included), ? one character.
+    return fnmatch.fnmatchcase(arn, pattern)
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_hook_policy_grants_exactly_the_calls_the_hook_makes(hook_calls: HookCalls, name: str) -> None:
+    stage = load_stage(name)
+    committed = json.loads(open(policy_path(name, HOOK_FUNCTION)).read())
+    assert committed == hook_policy_document(stage)
+    granted = {action for statement in committed["Statement"] for action in statement["Action"]}
+    made = {action for action, _ in hook_calls.calls}
+    assert made == {"lambda:InvokeFunction", "codedeploy:PutLifecycleEventHookExecutionStatus"}
+    # Beyond those two, only writing its own logs.
+    assert granted - made == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert not any(statement["Resource"] == "*" for statement in committed["Statement"])
+
+
+def test_hook_may_invoke_versions_of_its_stages_function_only(hook_calls: HookCalls) -> None:
+    (statement,) = [
+        s for s in hook_policy_document(load_stage("prod"))["Statement"] if "lambda:InvokeFunction" in s["Action"]
+    ]
+    invoked = [params["FunctionName"] for action, params in hook_calls.calls if action == "lambda:InvokeFunction"]
+    assert len(invoked) == 2 and all(_matches(statement["Resource"], arn) for arn in invoked)
+    function = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:users-api-prod"
+    assert not _matches(statement["Resource"], function)  # not the unpublished $LATEST
+    assert not _matches(statement["Resource"], function.replace("prod", "staging") + ":7")
+    assert not _matches(statement["Resource"], f"{function}-other:1")
+    assert not _matches(
+        statement["Resource"], f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:CodeDeployHook_users-api-prod"
+    )
+
+
+def test_hook_reports_to_its_stages_deployment_group_only(hook_calls: HookCalls) -> None:
+    (report,) = [params for action, params in hook_calls.calls if action.startswith("codedeploy:")]
+    assert report == {"deploymentId": "d-EXAMPLE11", "lifecycleEventHookExecutionId": "hook-1", "status": "Succeeded"}
+    # IAM authorises the call on the deployment group the deployment belongs to.
+    (statement,) = [s for s in hook_policy_document(load_stage("prod"))["Statement"] if s["Sid"].startswith("Report")]
+    assert statement["Resource"] == deployment_group_arn(load_stage("prod"))
+    assert _matches(
+        statement["Resource"], f"arn:aws:codedeploy:us-east-1:{ACCOUNT}:deploymentgroup:users-api-prod/live"
+    )
+    assert not _matches(
+        statement["Resource"], f"arn:aws:codedeploy:us-east-1:{ACCOUNT}:deploymentgroup:users-api-staging/live"
+    )

@@ -10,6 +10,7 @@ from chalicelib.config import (
     load_settings,
     require_api_key,
     running_in_lambda,
+    user_pool_arn,
 )
 
 BASE = {"TABLE_NAME": "users", "USER_POOL_ID": "us-east-1_Pool", "USER_POOL_CLIENT_ID": "client"}
@@ -22,6 +23,34 @@ def test_wildcard_cors_is_refused_outside_the_local_stages() -> None:
     assert cors_allow_origin({"STAGE": "prod", "CORS_ALLOW_ORIGIN": "https://app.example.com"}) == (
         "https://app.example.com"
     )
+
+
+POOL_ARN = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbC123xyz"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "arn:aws:cognito-idp:us-east-1:000000000000:userpool/unset",  # the local stand-in
+        "arn:aws:cognito-idp:us-east-1:123456789012:userpool/REPLACE_ME",
+        "${aws_cognito_user_pool.users.arn}",
+        "arn:aws:iam::123456789012:role/users-api-prod",
+    ],
+)
+def test_deployed_stages_refuse_a_missing_or_placeholder_pool_arn(value: str | None) -> None:
+    """The authorizer would otherwise be deployed for a pool that does not exist."""
+    environ = {"STAGE": "dev"} if value is None else {"STAGE": "dev", "USER_POOL_ARN": value}
+    with pytest.raises(ConfigurationError, match=r"USER_POOL_ARN .*stages\.dev\.environment_variables"):
+        user_pool_arn(environ)
+
+
+def test_deployed_stages_take_a_pool_arn_and_local_stages_any() -> None:
+    assert user_pool_arn({"STAGE": "prod", "USER_POOL_ARN": POOL_ARN}) == POOL_ARN
+    assert user_pool_arn({"STAGE": "us-gov", "USER_POOL_ARN": POOL_ARN.replace("eu-west-1", "us-gov-west-1")})
+    assert user_pool_arn({"STAGE": "local"}).endswith(":userpool/unset")
+    assert user_pool_arn({"STAGE": "test", "USER_POOL_ARN": POOL_ARN}) == POOL_ARN
 
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:users-api/prod/cursor-secret-AbCdEf"

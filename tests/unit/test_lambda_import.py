@@ -17,6 +17,7 @@ LAMBDA_ENV = {
     "TABLE_NAME": "users-api-prod",
     "USER_POOL_ID": "us-east-1_example",
     "USER_POOL_CLIENT_ID": "client",
+    "USER_POOL_ARN": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_example",
     "CURSOR_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:cursor",
     "CORS_ALLOW_ORIGIN": "https://app.example.com",
     "AWS_DEFAULT_REGION": "us-east-1",
