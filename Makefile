@@ -21,7 +21,7 @@ ifdef PASSWORD
 TOKEN_PASSWORD := --password "$(PASSWORD)"
 endif
 
-.PHONY: run token user loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
+.PHONY: run token user outbox loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,11 @@ run: $(STAMP) ## Start the embedded AWS stack and the API on 127.0.0.1:$(PORT)
 token: $(STAMP) ## Print an ID token (admin by default; USER=... PASSWORD=... for another user)
 	@$(BIN)/python -m devstack token $(TOKEN_USER) $(TOKEN_PASSWORD)
 
-user: $(STAMP) ## Add a user to the running stack: make user EMAIL=... PASSWORD=... [ADMIN=1]
-	@$(BIN)/python -m devstack add-user --email "$(EMAIL)" --password "$(PASSWORD)" $(if $(ADMIN),--admin)
+user: $(STAMP) ## Add a user (sign-in and record, as POST /users makes them) to the running stack: make user EMAIL=... PASSWORD=... [ADMIN=1] [NAME=...]
+	@$(BIN)/python -m devstack add-user --email "$(EMAIL)" --password "$(PASSWORD)" $(if $(ADMIN),--admin) $(if $(NAME),--name "$(NAME)")
+
+outbox: $(STAMP) ## The latest invitations Cognito would have mailed on the running stack (temporary passwords)
+	@$(BIN)/python -m devstack outbox
 
 loadtest: $(STAMP) ## 20 clients for 60 s on a fresh local stack, then checks nothing was lost (STACK_FILE=.local/stack.json: a running `make run`; CLIENTS=, DURATION=)
 	$(BIN)/python -m loadtest $(if $(STACK_FILE),--stack-file "$(STACK_FILE)") $(if $(CLIENTS),--clients $(CLIENTS)) $(if $(DURATION),--duration $(DURATION))

@@ -9,7 +9,7 @@ from typing import Any
 from chalice import CognitoUserPoolAuthorizer, CORSConfig, Response  # type: ignore[attr-defined]
 
 from chalicelib import config, idempotency, logs, pipeline
-from chalicelib.access import require_admin, require_owner_or_admin
+from chalicelib.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
 from chalicelib.bootstrap import get_avatars, get_idempotency_store, get_service
 from chalicelib.chalice_app import ThreadSafeChalice
 from chalicelib.conditional import etag, none_match_hits, parse_preconditions
@@ -180,6 +180,7 @@ def update_user(userId: str) -> Response:  # noqa: N803
     require_owner_or_admin(identity, userId)
     user_id, body = _known_id(userId), _body()
     changes, conditions = parse_user_changes(body), _preconditions()
+    require_may_change(identity, user_id, changes)
 
     def update(token: str) -> Response:
         user = get_service().update_user(user_id, changes, conditions, token=token, actor=identity.sub)
@@ -193,6 +194,7 @@ def update_user(userId: str) -> Response:  # noqa: N803
 def delete_user(userId: str) -> Response:  # noqa: N803
     identity = current_identity()
     require_admin(identity)
+    require_not_self(identity, userId)
     user_id, conditions = _known_id(userId), _preconditions()
 
     def delete(token: str) -> Response:

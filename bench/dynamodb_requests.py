@@ -158,8 +158,8 @@ _REDIRECTING = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_U
 
 
 @contextmanager
-def emulated_aws() -> Iterator[tuple[Any, Any]]:
-    """(dynamodb client, s3 client) on moto with the users table and the avatar bucket; the
+def emulated_aws() -> Iterator[tuple[Any, Any, Any]]:
+    """(dynamodb, s3, cognito-idp clients) on moto with the users table and the avatar bucket; the
     environment is restored afterwards."""
     import boto3
     from moto import mock_aws
@@ -175,7 +175,16 @@ def emulated_aws() -> Iterator[tuple[Any, Any]]:
             dynamodb, s3 = session.client("dynamodb"), session.client("s3")
             dynamodb.create_table(**create_table_kwargs(TABLE))
             s3.create_bucket(Bucket=BUCKET)
-            yield dynamodb, s3
+            yield dynamodb, s3, session.client("cognito-idp")
+
+
+def _user_pool(cognito: Any) -> str:
+    """A pool as deployed (email as username, the admins group), for creates that make sign-ins."""
+    from chalicelib.config import ADMIN_GROUP
+
+    pool = cognito.create_user_pool(PoolName="bench", UsernameAttributes=["email"])["UserPool"]["Id"]
+    cognito.create_group(UserPoolId=pool, GroupName=ADMIN_GROUP)
+    return str(pool)
 
 
 def measure() -> Measurement:
@@ -184,6 +193,7 @@ def measure() -> Measurement:
 
     from chalicelib import idempotency
     from chalicelib.avatars import AvatarStore
+    from chalicelib.cognito import CognitoIdentityProvider
     from chalicelib.cursor import CursorCodec
     from chalicelib.dynamodb import DynamoUserRepository
     from chalicelib.dynamodb_idempotency import DynamoIdempotencyStore
@@ -192,10 +202,11 @@ def measure() -> Measurement:
     from chalicelib.service import UserService
 
     result = Measurement()
-    with emulated_aws() as (dynamodb, s3):
+    with emulated_aws() as (dynamodb, s3, cognito):
         service = UserService(
             DynamoUserRepository(TABLE, client=dynamodb),
             CursorCodec(CURSOR_SECRET),
+            CognitoIdentityProvider(_user_pool(cognito), client=cognito),
             avatars=AvatarStore(BUCKET, client=s3),
         )
         store = DynamoIdempotencyStore(TABLE, client=dynamodb)

@@ -121,14 +121,16 @@ def use_in_memory_service() -> None:
     from chalicelib import bootstrap
     from chalicelib.cursor import CursorCodec
     from chalicelib.service import UserService
+    from chalicelib.standing import StandingCheck
 
     # A dev tool may borrow the tests' fake: it follows the DynamoDB adapter's semantics, and
     # what it adds per call (a call counter) is well under a microsecond.
-    from tests.unit.fakes import FakeUserRepository, make_user
+    from tests.unit.fakes import FakeIdentityProvider, FakeUserRepository, make_user
 
     repository = FakeUserRepository()
     repository.seed(make_user(user_id=lambda_events.OWNER_SUB, name="Owner", email="owner@example.com"))
-    bootstrap.override(service=UserService(repository, CursorCodec(b"bench-cursor-secret-0123456789ab")))
+    service = UserService(repository, CursorCodec(b"bench-cursor-secret-0123456789ab"), FakeIdentityProvider())
+    bootstrap.override(service=service, standing=StandingCheck(repository.standing))
 
 
 def post_events(count: int, prefix: str) -> list[dict[str, Any]]:
@@ -267,9 +269,18 @@ def child(iterations: int, repeats: int) -> dict[str, Any]:
 # --- the parent ---------------------------------------------------------------------------------
 
 
-def stub_answer(target: str) -> dict[str, Any]:
-    """What the DynamoDB stub answers to an `X-Amz-Target`: the owner for GetItem, {} otherwise."""
-    if target.rpartition(".")[2] != "GetItem":
+def stub_answer(target: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the stub answers to an `X-Amz-Target`: for DynamoDB GetItem the owner (when the key
+    names the owner; the admin caller has no record), for Cognito AdminCreateUser a new sign-in,
+    {} otherwise."""
+    operation = target.rpartition(".")[2]
+    if operation == "AdminCreateUser":
+        sub = str(uuid.uuid4())
+        return {"User": {"Username": sub, "Attributes": [{"Name": "sub", "Value": sub}], "Enabled": True}}
+    if operation != "GetItem":
+        return {}
+    key = ((request or {}).get("Key") or {}).get("userId", {}).get("S")
+    if key is not None and key != lambda_events.OWNER_SUB:
         return {}
     from chalicelib.dynamodb import user_to_item
     from chalicelib.models import User
@@ -299,8 +310,8 @@ def dynamodb_stub() -> Iterator[str]:
         disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = json.dumps(stub_answer(self.headers.get("X-Amz-Target", ""))).encode()
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            body = json.dumps(stub_answer(self.headers.get("X-Amz-Target", ""), request)).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-amz-json-1.0")
             self.send_header("Content-Length", str(len(body)))

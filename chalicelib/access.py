@@ -8,6 +8,7 @@ from typing import Any
 
 from chalicelib.config import ADMIN_GROUP
 from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.models import UserChanges
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class Identity:
     email: str | None
     email_verified: bool
     groups: frozenset[str]
+    issued_at: int = 0  # the token's `iat`, epoch seconds
 
     @property
     def is_admin(self) -> bool:
@@ -44,12 +46,41 @@ def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
         email=email if isinstance(email, str) and email else None,
         email_verified=verified is True or verified == "true",
         groups=_groups(claims.get("cognito:groups")),
+        issued_at=_issued_at(claims.get("iat")),
     )
+
+
+def _issued_at(raw: Any) -> int:
+    # A verified token carries a number; API Gateway's authorizer passes every claim as a string.
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
+        return int(raw)
+    raise Unauthorized()  # every Cognito token has one: revocation is judged by it
 
 
 def require_admin(identity: Identity) -> None:
     if not identity.is_admin:
         raise Forbidden("Admin rights required")
+
+
+def require_may_change(identity: Identity, user_id: str, changes: UserChanges) -> None:
+    """Admins change anything of anyone but their own role and enabled flag (so they never lock
+    themselves or the last of them out). Others change their own name and phone only: their email
+    changes through Cognito's verified flow, and PUT /users/me picks it up from the token."""
+    require_owner_or_admin(identity, user_id)
+    if identity.is_admin:
+        if identity.sub == user_id and changes.touches_standing:
+            raise Forbidden("You cannot change your own role or disable yourself")
+        return
+    refused = [name for name in ("email", "role", "enabled") if getattr(changes, name) is not None]
+    if refused:
+        raise Forbidden(f"Only admins may change {', '.join(refused)}")
+
+
+def require_not_self(identity: Identity, user_id: str) -> None:
+    if identity.sub == user_id:
+        raise Forbidden("You cannot delete yourself")
 
 
 def require_owner_or_admin(identity: Identity, user_id: str) -> None:

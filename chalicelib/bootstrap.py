@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from chalicelib.avatars import AvatarStore
 from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings
 from chalicelib.cursor import CursorCodec
 from chalicelib.idempotency import IdempotencyStore
+from chalicelib.identity import IdentityProvider
+from chalicelib.repository import UserRepository
 from chalicelib.service import UserService
+from chalicelib.standing import StandingCheck
 
 if TYPE_CHECKING:  # token verification is only for local and test stages: never imported on Lambda
     from chalicelib.tokens import TokenVerifier
@@ -33,13 +37,43 @@ def _once(name: str, build: Callable[[], T]) -> T:
     return cast(T, found)
 
 
-def get_service() -> UserService:
-    def build() -> UserService:
+def get_repository() -> UserRepository:
+    def build() -> UserRepository:
         from chalicelib.dynamodb import DynamoUserRepository
 
+        return DynamoUserRepository(get_settings().table_name)
+
+    return _once("repository", build)
+
+
+def get_identities() -> IdentityProvider:
+    def build() -> IdentityProvider:
         settings = get_settings()
-        repository = DynamoUserRepository(settings.table_name)
-        return UserService(repository, _cursor_codec(settings), avatars=get_avatars())
+        if settings.stage in LOCAL_STAGES and settings.outbox_file:
+            from chalicelib.local_outbox import OutboxCognitoIdentityProvider
+
+            return OutboxCognitoIdentityProvider(settings.user_pool_id, Path(settings.outbox_file))
+        from chalicelib.cognito import CognitoIdentityProvider
+
+        return CognitoIdentityProvider(settings.user_pool_id)
+
+    return _once("identities", build)
+
+
+def get_standing() -> StandingCheck:
+    return _once("standing", lambda: StandingCheck(get_repository().standing))
+
+
+def get_service() -> UserService:
+    def build() -> UserService:
+        settings = get_settings()
+        return UserService(
+            get_repository(),
+            _cursor_codec(settings),
+            get_identities(),
+            avatars=get_avatars(),
+            standing_changed=get_standing().remember,
+        )
 
     return _once("service", build)
 
@@ -94,9 +128,18 @@ def override(
     verifier: TokenVerifier | None = None,
     idempotency: IdempotencyStore | None = None,
     avatars: AvatarStore | None = None,
+    identities: IdentityProvider | None = None,
+    standing: StandingCheck | None = None,
 ) -> None:
     """Use these instead of the real adapters (tests)."""
-    given = {"service": service, "verifier": verifier, "idempotency": idempotency, "avatars": avatars}
+    given = {
+        "service": service,
+        "verifier": verifier,
+        "idempotency": idempotency,
+        "avatars": avatars,
+        "identities": identities,
+        "standing": standing,
+    }
     with _lock:
         _wired.update({name: adapter for name, adapter in given.items() if adapter is not None})
 

@@ -55,6 +55,10 @@ class TTLCache(Generic[K, V]):
             while len(self._data) > self._max_size:
                 self._data.popitem(last=False)
 
+    def discard(self, key: K) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()

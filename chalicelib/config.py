@@ -51,6 +51,8 @@ class Settings:
     verify_tokens: bool
     # Checked where avatars are used (chalicelib.avatars), so routes without avatars never need it.
     avatar_bucket: str = ""
+    # Local stages only: where the messages Cognito would send are written (chalicelib/local_outbox.py).
+    outbox_file: str = ""
 
     @property
     def issuer(self) -> str:
@@ -169,6 +171,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jwks_url=jwks_url,
         verify_tokens=verify,
         avatar_bucket=environ.get("AVATAR_BUCKET", "").strip(),
+        outbox_file=environ.get("OUTBOX_FILE", "").strip() if stage in LOCAL_STAGES else "",
     )
 
 

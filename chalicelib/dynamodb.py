@@ -16,31 +16,35 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import datetime
 from typing import Any
 
 from chalicelib import aws
 from chalicelib.errors import (
     ConcurrentModification,
     EmailAlreadyExists,
+    LastAdmin,
     PreconditionFailed,
     ServiceUnavailable,
     UserAlreadyExists,
     UserNotFound,
 )
 from chalicelib.models import (
+    MEMBER,
     NO_PRECONDITIONS,
+    NO_RECORD,
     REMOVE,
     Preconditions,
     Revision,
+    Standing,
     User,
     UserChanges,
     Write,
     apply_changes,
     email_key,
+    epoch_seconds,
 )
 from chalicelib.repository import Deleted, EmailChangeRequired, StaleRecord
-from chalicelib.table_schema import DELETED_TTL_S, EMAIL_KEY_PREFIX, LISTING_INDEX, TTL_ATTRIBUTE
+from chalicelib.table_schema import DELETED_TTL_S, EMAIL_KEY_PREFIX, LISTING_INDEX, STATS_KEY_PREFIX, TTL_ATTRIBUTE
 
 Item = dict[str, dict[str, Any]]
 
@@ -88,6 +92,8 @@ def user_to_item(user: User, write: Write | None = None, created: bool = False) 
     }
     if user.phone is not None:
         item["phone"] = _s(user.phone)
+    item["role"] = _s(user.role)
+    item["enabled"] = {"BOOL": user.enabled}
     if write is not None:
         item["writeToken"] = _s(write.token)
         item["writtenBy"] = _s(write.actor)
@@ -108,6 +114,22 @@ def item_to_user(item: Item) -> User | None:
         created_at=item["createdAt"]["S"],
         updated_at=item["updatedAt"]["S"],
         version=int(item["version"]["N"]),
+        # Records of earlier versions have neither: members, enabled.
+        role=item.get("role", {}).get("S", MEMBER),
+        enabled=item.get("enabled", {}).get("BOOL", True),
+    )
+
+
+def item_to_standing(item: Item | None) -> Standing:
+    if not item:
+        return NO_RECORD
+    if "listingId" not in item:
+        return Standing(exists=True, deleted="deletedAt" in item, enabled=False)
+    return Standing(
+        exists=True,
+        enabled=item.get("enabled", {}).get("BOOL", True),
+        role=item.get("role", {}).get("S", MEMBER),
+        tokens_valid_after=int(item.get(TOKENS_VALID_AFTER, {}).get("N", "0")),
     )
 
 
@@ -180,7 +202,24 @@ class _Expression:
 
 
 # What a user item holds that its deletion removes (everything but its key and createToken).
-USER_ATTRIBUTES = ("listingId", "name", "email", "emailKey", "phone", "createdAt", "updatedAt", "version")
+USER_ATTRIBUTES = (
+    "listingId",
+    "name",
+    "email",
+    "emailKey",
+    "phone",
+    "role",
+    "enabled",
+    "createdAt",
+    "updatedAt",
+    "version",
+)
+# Epoch seconds: tokens issued at or before it are refused (chalicelib/standing.py).
+TOKENS_VALID_AFTER = "tokensValidAfter"
+# The number of enabled admins, kept in the same transactions that change it, so a condition on it
+# can keep the last one from being demoted, disabled or deleted, even by concurrent requests.
+ADMIN_COUNT_KEY = {"userId": {"S": STATS_KEY_PREFIX + "enabledAdmins"}}
+ADMIN_COUNT = "enabledAdmins"
 
 
 def _deletion(write: Write, expr: _Expression) -> str:
@@ -192,13 +231,9 @@ def _deletion(write: Write, expr: _Expression) -> str:
         f"{expr.name('deletedAt')} = {expr.value(_s(write.at))}",
         f"{expr.name('writeToken')} = {expr.value(_s(write.token))}",
         f"{expr.name('writtenBy')} = {expr.value(_s(write.actor))}",
-        f"{expr.name(TTL_ATTRIBUTE)} = {expr.value(_n(_epoch(write.at) + DELETED_TTL_S))}",
+        f"{expr.name(TTL_ATTRIBUTE)} = {expr.value(_n(epoch_seconds(write.at) + DELETED_TTL_S))}",
     ]
     return f"SET {', '.join(sets)} REMOVE {removes}"
-
-
-def _epoch(timestamp: str) -> int:
-    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
 
 
 def _update_expression(changes: UserChanges, write: Write, expr: _Expression, new_email_key: str | None = None) -> str:
@@ -217,6 +252,13 @@ def _update_expression(changes: UserChanges, write: Write, expr: _Expression, ne
         sets.append(f"{expr.name('email')} = {expr.value(_s(changes.email))}")
     if new_email_key is not None:
         sets.append(f"{expr.name('emailKey')} = {expr.value(_s(new_email_key))}")
+    if changes.role is not None:
+        sets.append(f"{expr.name('role')} = {expr.value(_s(changes.role))}")
+    if changes.enabled is not None:
+        sets.append(f"{expr.name('enabled')} = {expr.value({'BOOL': changes.enabled})}")
+    if changes.touches_standing:
+        # Every token issued until now was issued for the old role or state: refused from here on.
+        sets.append(f"{expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(epoch_seconds(write.at)))}")
     if changes.phone is REMOVE:
         removes.append(expr.name("phone"))
     elif isinstance(changes.phone, str):
@@ -241,6 +283,22 @@ def _request_token(write: Write, items: list[dict[str, Any]]) -> str:
     items), another for any other transaction, which DynamoDB would refuse under a reused token."""
     content = json.dumps(items, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{write.token}\n{content}".encode()).hexdigest()[:36]
+
+
+def _admin_count(table: str, delta: int) -> dict[str, Any]:
+    """A transaction item moving the enabled-admin count by `delta`; a decrement only while
+    another enabled admin remains."""
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": ADMIN_COUNT_KEY,
+        "UpdateExpression": "ADD #count :delta",
+        "ExpressionAttributeNames": {"#count": ADMIN_COUNT},
+        "ExpressionAttributeValues": {":delta": _n(delta)},
+    }
+    if delta < 0:
+        update["ConditionExpression"] = "#count > :one"
+        update["ExpressionAttributeValues"][":one"] = _n(1)
+    return {"Update": update}
 
 
 def call(client: Any, operation: str, **kwargs: Any) -> Any:
@@ -277,36 +335,48 @@ class DynamoUserRepository(aws.ClientHolder):
             return None
         return item_to_user(item) or item_to_deleted(item)
 
+    def standing(self, user_id: str) -> Standing:
+        # Eventually consistent (half a read unit): a change reaches the check within the cache's
+        # time plus replication lag, and only what the check needs is returned.
+        result = self._call(
+            "get_item",
+            TableName=self._table,
+            Key={"userId": _s(user_id)},
+            ProjectionExpression="listingId, deletedAt, #enabled, #role, tokensValidAfter",
+            ExpressionAttributeNames={"#enabled": "enabled", "#role": "role"},
+        )
+        return item_to_standing(result.get("Item"))
+
     def create(self, user: User, write: Write) -> User:
         from botocore.exceptions import ClientError
 
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": user_to_item(user, write, created=True),
+                    # No user under this id. A deleted user's trace may be replaced (a profile
+                    # made again), but not by a resend of its own create.
+                    "ConditionExpression": "attribute_not_exists(listingId) AND "
+                    "(attribute_not_exists(createToken) OR createToken <> :token)",
+                    "ExpressionAttributeValues": {":token": _s(write.token)},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {**_reservation_key(email_key(user.email)), "ownerId": _s(user.user_id)},
+                    "ConditionExpression": "attribute_not_exists(userId)",
+                }
+            },
+        ]
+        if user.is_active_admin:
+            items.append(_admin_count(self._table, 1))
         try:
-            self._transact(
-                write,
-                [
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": user_to_item(user, write, created=True),
-                            # No user under this id. A deleted user's trace may be replaced
-                            # (a profile made again), but not by a resend of its own create.
-                            "ConditionExpression": "attribute_not_exists(listingId) AND "
-                            "(attribute_not_exists(createToken) OR createToken <> :token)",
-                            "ExpressionAttributeValues": {":token": _s(write.token)},
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": {**_reservation_key(email_key(user.email)), "ownerId": _s(user.user_id)},
-                            "ConditionExpression": "attribute_not_exists(userId)",
-                        }
-                    },
-                ],
-            )
+            self._transact(write, items)
         except ClientError as exc:
-            (user_code, stored), (email_code, _) = _cancellation(exc)
+            (user_code, stored), (email_code, _) = _cancellation(exc)[:2]
             if user_code == _FAILED:
                 if _written_by(stored, write.token, "createToken"):
                     recognised = item_to_user(stored or {})
@@ -329,6 +399,8 @@ class DynamoUserRepository(aws.ClientHolder):
     ) -> User:
         from botocore.exceptions import ClientError
 
+        if changes.touches_standing:
+            raise ValueError("a role or enabled change moves the admin count: use change()")
         if preconditions.if_match is not None and not preconditions.if_match:
             raise PreconditionFailed()
         expr = _Expression()
@@ -369,7 +441,7 @@ class DynamoUserRepository(aws.ClientHolder):
         assert updated is not None
         return updated
 
-    def change_email(self, current: User, changes: UserChanges, write: Write) -> User:
+    def change(self, current: User, changes: UserChanges, write: Write) -> User:
         from botocore.exceptions import ClientError
 
         updated = apply_changes(current, changes, write.at)
@@ -377,47 +449,63 @@ class DynamoUserRepository(aws.ClientHolder):
         expr = _Expression()
         # An update, not a put, so what the item holds besides the user (createToken) stays.
         update = _update_expression(changes, write, expr, new_key if new_key != old_key else None)
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": {"userId": _s(current.user_id)},
-                    "UpdateExpression": update,
-                    **expr.arguments(expr.is_revision((current.revision,))),
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            }
+        condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"
+        # Each item with what its failed condition means.
+        items: list[tuple[str, dict[str, Any]]] = [
+            (
+                "user",
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {"userId": _s(current.user_id)},
+                        "UpdateExpression": update,
+                        **expr.arguments(condition),
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+            )
         ]
         if new_key != old_key:
             items += [
-                {
-                    "Delete": {
-                        "TableName": self._table,
-                        "Key": _reservation_key(old_key),
-                        # Releases only our own reservation; a missing one is not an error.
-                        "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
-                        "ExpressionAttributeValues": {":owner": _s(current.user_id)},
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {**_reservation_key(new_key), "ownerId": _s(current.user_id)},
-                        "ConditionExpression": "attribute_not_exists(userId)",
-                    }
-                },
+                (
+                    "old email",
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": _reservation_key(old_key),
+                            # Releases only our own reservation; a missing one is not an error.
+                            "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
+                            "ExpressionAttributeValues": {":owner": _s(current.user_id)},
+                        }
+                    },
+                ),
+                (
+                    "new email",
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {**_reservation_key(new_key), "ownerId": _s(current.user_id)},
+                            "ConditionExpression": "attribute_not_exists(userId)",
+                        }
+                    },
+                ),
             ]
+        delta = int(updated.is_active_admin) - int(current.is_active_admin)
+        if delta:
+            items.append(("admins", _admin_count(self._table, delta)))
         try:
-            self._transact(write, items)
+            self._transact(write, [item for _, item in items])
         except ClientError as exc:
-            reasons = _cancellation(exc)
-            stored = reasons[0][1]
-            if reasons[0][0] == _FAILED and _written_by(stored, write.token):
+            failed = {label for (label, _), (code, _) in zip(items, _cancellation(exc), strict=True) if code == _FAILED}
+            stored = _cancellation(exc)[0][1]
+            if "user" in failed and _written_by(stored, write.token):
                 recognised = item_to_user(stored or {})
                 if recognised is not None:
-                    return recognised  # our own earlier attempt moved the email
-            if len(reasons) == 3 and reasons[2][0] == _FAILED:
+                    return recognised  # our own earlier attempt made this change
+            if "new email" in failed:
                 raise EmailAlreadyExists() from exc
+            if "user" not in failed and "admins" in failed:
+                raise LastAdmin() from exc
             raise StaleRecord() from exc
         return updated
 
@@ -426,33 +514,36 @@ class DynamoUserRepository(aws.ClientHolder):
 
         expr = _Expression()
         deletion = _deletion(write, expr)
+        condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"userId": _s(current.user_id)},
+                    "UpdateExpression": deletion,
+                    **expr.arguments(condition),
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": _reservation_key(email_key(current.email)),
+                    "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
+                    "ExpressionAttributeValues": {":owner": _s(current.user_id)},
+                }
+            },
+        ]
+        if current.is_active_admin:
+            items.append(_admin_count(self._table, -1))
         try:
-            self._transact(
-                write,
-                [
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": {"userId": _s(current.user_id)},
-                            "UpdateExpression": deletion,
-                            **expr.arguments(expr.is_revision((current.revision,))),
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {
-                        "Delete": {
-                            "TableName": self._table,
-                            "Key": _reservation_key(email_key(current.email)),
-                            "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
-                            "ExpressionAttributeValues": {":owner": _s(current.user_id)},
-                        }
-                    },
-                ],
-            )
+            self._transact(write, items)
         except ClientError as exc:
             reasons = _cancellation(exc)
             if reasons[0][0] == _FAILED and _written_by(reasons[0][1], write.token):
                 return  # our own earlier attempt deleted it
+            if reasons[0][0] != _FAILED and len(reasons) == 3 and reasons[2][0] == _FAILED:
+                raise LastAdmin() from exc
             raise StaleRecord() from exc
 
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:

@@ -54,6 +54,12 @@ class UserAlreadyExists(AppError):
     message = "User already exists"
 
 
+class LastAdmin(AppError):
+    """The change would leave no enabled admin: nobody could manage users any more."""
+
+    message = "At least one enabled admin must remain; promote or enable another admin first"
+
+
 class ConcurrentModification(AppError):
     """The record changed between our read and our conditional write, more than we retry."""
 

@@ -27,6 +27,7 @@ _STATUS: tuple[tuple[type[errors.AppError], int], ...] = (
     (errors.EmailAlreadyExists, 409),
     (errors.UserAlreadyExists, 409),
     (errors.ConcurrentModification, 409),
+    (errors.LastAdmin, 409),
     (errors.IdempotentRequestInFlight, 409),
     (errors.PreconditionFailed, 412),
     (errors.IdempotencyKeyReused, 422),

@@ -6,12 +6,11 @@ groups or any other key are rejected, and `public_user` is the only way a record
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import unicodedata
-import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chalicelib.errors import NoneMatchFailed, PreconditionFailed, ValidationError
@@ -53,11 +52,17 @@ _USER_ID_RE = re.compile(USER_ID_PATTERN)
 REMOVE = object()
 
 
+# A user's role: "admin" mirrors membership of the Cognito group `admins`.
+ADMIN, MEMBER = "admin", "member"
+ROLES = (ADMIN, MEMBER)
+
+
 @dataclass(frozen=True)
 class NewUser:
     name: str
     email: str
     phone: str | None = None
+    role: str = MEMBER
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,16 @@ class UserChanges:
     name: str | None = None
     email: str | None = None
     phone: object = None
+    role: str | None = None
+    enabled: bool | None = None
 
     def is_empty(self) -> bool:
-        return self.name is None and self.email is None and self.phone is None
+        return self.name is None and self.email is None and self.phone is None and not self.touches_standing
+
+    @property
+    def touches_standing(self) -> bool:
+        """Whether it changes what the user may do (role, enabled): such a change revokes their tokens."""
+        return self.role is not None or self.enabled is not None
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,27 @@ NO_PRECONDITIONS = Preconditions()
 
 
 @dataclass(frozen=True)
+class Standing:
+    """What every authenticated request must know of its caller's record: whether their tokens
+    may still be used, and whether the record lets them act as an admin."""
+
+    exists: bool  # False: a sign-in without a record (it gets what its token says, no more)
+    deleted: bool = False
+    enabled: bool = True
+    role: str | None = None
+    # Epoch seconds: tokens issued at or before it were issued before a disable or a role change.
+    tokens_valid_after: int = 0
+
+
+NO_RECORD = Standing(exists=False)
+
+
+def epoch_seconds(timestamp: str) -> int:
+    """Epoch seconds of one of our ISO-8601 UTC timestamps ("...Z")."""
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+
+
+@dataclass(frozen=True)
 class Write:
     """What every write stores besides its change: when, by whom (the caller's sub), and a token
     unique to the API request, so that a resent attempt recognises its own earlier success."""
@@ -131,12 +164,6 @@ def new_write_token() -> str:
     return secrets.token_urlsafe(16)
 
 
-def user_id_for(token: str) -> str:
-    """The id a create made with `token` gives its user: a UUID derived from the token, so a
-    retry of that create (the same Idempotency-Key, hence the same token) names the same user."""
-    return str(uuid.UUID(bytes=hashlib.sha256(f"user-id\n{token}".encode()).digest()[:16], version=4))
-
-
 @dataclass(frozen=True)
 class User:
     """A stored user record."""
@@ -148,10 +175,17 @@ class User:
     updated_at: str
     version: int
     phone: str | None = None
+    role: str = MEMBER
+    enabled: bool = True
 
     @property
     def revision(self) -> Revision:
         return Revision(self.version, self.created_at)
+
+    @property
+    def is_active_admin(self) -> bool:
+        """Counts towards the enabled admins, of whom one must always remain."""
+        return self.role == ADMIN and self.enabled
 
 
 def apply_changes(current: User, changes: UserChanges, now: str) -> User:
@@ -169,6 +203,8 @@ def apply_changes(current: User, changes: UserChanges, now: str) -> User:
         created_at=current.created_at,
         updated_at=now,
         version=current.version + 1,
+        role=changes.role if changes.role is not None else current.role,
+        enabled=changes.enabled if changes.enabled is not None else current.enabled,
     )
 
 
@@ -189,6 +225,8 @@ def public_user(user: User) -> dict[str, Any]:
     }
     if user.phone is not None:
         out["phone"] = user.phone
+    out["role"] = user.role
+    out["enabled"] = user.enabled
     out["createdAt"] = user.created_at
     out["updatedAt"] = user.updated_at
     out["version"] = user.version
@@ -254,25 +292,51 @@ class _Fields:
             return None
         return value
 
+    def role(self) -> str | None:
+        if "role" not in self.body:
+            return None
+        value = self.body["role"]
+        if value not in ROLES:
+            self.fail("role", f"must be one of {', '.join(ROLES)}")
+            return None
+        return str(value)
+
+    def flag(self, field: str) -> bool | None:
+        if field not in self.body:
+            return None
+        value = self.body[field]
+        if not isinstance(value, bool):
+            self.fail(field, "must be true or false")
+            return None
+        return value
+
     def done(self) -> None:
         if self.problems:
             raise ValidationError("Invalid request body", details=self.problems)
 
 
 def parse_new_user(body: dict[str, Any]) -> NewUser:
-    fields = _Fields(body, ("name", "email", "phone"))
+    fields = _Fields(body, ("name", "email", "phone", "role"))
     name, email, phone = fields.name(True), fields.email(True), fields.phone(removable=False)
+    role = fields.role()
     fields.done()
     assert name is not None and email is not None
-    return NewUser(name=name, email=email, phone=phone if isinstance(phone, str) else None)
+    return NewUser(name=name, email=email, phone=phone if isinstance(phone, str) else None, role=role or MEMBER)
 
 
 def parse_user_changes(body: dict[str, Any]) -> UserChanges:
-    fields = _Fields(body, ("name", "email", "phone"))
-    changes = UserChanges(name=fields.name(False), email=fields.email(False), phone=fields.phone(removable=True))
+    """`PUT /users/{id}`: any field; which of them the caller may change is an access rule."""
+    fields = _Fields(body, ("name", "email", "phone", "role", "enabled"))
+    changes = UserChanges(
+        name=fields.name(False),
+        email=fields.email(False),
+        phone=fields.phone(removable=True),
+        role=fields.role(),
+        enabled=fields.flag("enabled"),
+    )
     fields.done()
     if changes.is_empty():
-        raise ValidationError("Provide at least one of: name, email, phone")
+        raise ValidationError("Provide at least one of: name, email, phone, role, enabled")
     return changes
 
 

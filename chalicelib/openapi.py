@@ -19,9 +19,11 @@ from chalicelib.models import (
     E164_PATTERN,
     EMAIL_LOCAL_MAX,
     EMAIL_MAX,
+    MEMBER,
     NAME_MAX,
     PAGE_DEFAULT,
     PAGE_MAX,
+    ROLES,
     USER_ID_PATTERN,
 )
 
@@ -36,11 +38,13 @@ ETAG_PATTERN = rf'^"[\x21\x23-\x7e]{{1,{MAX_TAG_CHARS}}}"$'
 
 _ERROR_TEXT = {
     "400": "Invalid input: malformed JSON, wrong or unknown fields, bad limit, cursor or header",
-    "401": "Missing, malformed, forged, expired or unverifiable token",
-    "403": "Signed in but not allowed",
+    "401": "Missing, malformed, forged, expired or unverifiable token, or one revoked since (its user was "
+    "disabled, deleted or changed role after it was issued)",
+    "403": "Signed in but not allowed (a member on admin routes or another user's record, or changing email, role "
+    "or enabled; anyone changing their own role or enabled, or deleting themselves)",
     "404": "No such user (or, for an avatar read, no avatar uploaded)",
-    "409": "Email already used by another user, a concurrent change won, or a request with this "
-    "Idempotency-Key is still in progress",
+    "409": "Email already used by another user, the change would leave no enabled admin, a concurrent change "
+    "won, or a request with this Idempotency-Key is still in progress",
     "412": "If-Match names no current version of the user (read it again for a new ETag and retry), or "
     "If-None-Match names the current one",
     "413": "Request body above the configured limit",
@@ -177,16 +181,20 @@ def _schemas() -> dict[str, Any]:
     }
     phone = {"type": "string", "pattern": E164_PATTERN, "description": "E.164"}
     timestamp = {"type": "string", "format": "date-time"}
+    role = {"type": "string", "enum": list(ROLES), "description": "admin: a member of the Cognito group admins"}
+    enabled = {"type": "boolean", "description": "false: the user cannot sign in, and their tokens are refused"}
     return {
         "User": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["userId", "name", "email", "createdAt", "updatedAt", "version"],
+            "required": ["userId", "name", "email", "role", "enabled", "createdAt", "updatedAt", "version"],
             "properties": {
-                "userId": {"type": "string"},
+                "userId": {"type": "string", "description": "The user's Cognito sub"},
                 "name": {"type": "string"},
                 "email": {"type": "string"},
                 "phone": {"type": "string"},
+                "role": role,
+                "enabled": enabled,
                 "createdAt": timestamp,
                 "updatedAt": timestamp,
                 "version": {"type": "integer", "minimum": 1},
@@ -196,15 +204,27 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "additionalProperties": False,
             "required": ["name", "email"],
-            "properties": {"name": name, "email": email, "phone": phone},
+            "properties": {"name": name, "email": email, "phone": phone, "role": {**role, "default": MEMBER}},
+            "description": "Creates the Cognito user (email verified), which Cognito invites with a temporary "
+            "password, and its record; role admin also puts it in the admins group.",
             "examples": [{"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+14155550123"}],
         },
         "UserUpdate": {
             "type": "object",
             "additionalProperties": False,
             "minProperties": 1,
-            "properties": {"name": name, "email": email, "phone": {"oneOf": [phone, {"type": "null"}]}},
-            "description": "Partial update; phone null removes the phone.",
+            "properties": {
+                "name": name,
+                "email": email,
+                "phone": {"oneOf": [phone, {"type": "null"}]},
+                "role": role,
+                "enabled": enabled,
+            },
+            "description": "Partial update; phone null removes the phone. Members may change their own name and "
+            "phone only (email, role or enabled: 403); admins anything but their own role and enabled. A role "
+            "change moves the user in or out of the admins group; enabled false disables the sign-in and signs "
+            "the user out everywhere; either refuses the user's earlier tokens within a minute. An email change "
+            "changes the sign-in's email too.",
             "examples": [{"name": "Ada King"}, {"phone": None}],
         },
         "ProfileUpdate": {

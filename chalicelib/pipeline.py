@@ -68,6 +68,9 @@ def _respond(request: Any, get_response: Callable[[Any], Response], requires_aut
         if requires_auth:
             identity = authenticate(request.headers, request.context, bootstrap.get_verify())
             sub = identity.sub
+            # A verified token can still be one its user no longer deserves (disabled, deleted,
+            # demoted since it was issued): the record decides, in every mode.
+            identity = bootstrap.get_standing().confirm(identity)
             token = _identity.set(identity)
         return _framework_error(get_response(request)), sub
     except AppError as exc:

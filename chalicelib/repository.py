@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from chalicelib.models import NO_PRECONDITIONS, Preconditions, User, UserChanges, Write
+from chalicelib.models import NO_PRECONDITIONS, Preconditions, Standing, User, UserChanges, Write
 
 
 class EmailChangeRequired(Exception):
@@ -47,8 +47,12 @@ class UserRepository(Protocol):
     def find(self, user_id: str) -> User | Deleted | None:
         """The user, the trace of its recent deletion, or None. One strongly consistent read."""
 
+    def standing(self, user_id: str) -> Standing:
+        """What the revocation check needs of a caller's record. One eventually consistent read."""
+
     def create(self, user: User, write: Write) -> User:
-        """Store a new user and reserve its email in one request; the stored user.
+        """Store a new user and reserve its email in one request (counting it if it is an
+        enabled admin); the stored user.
 
         Raises UserAlreadyExists or EmailAlreadyExists and stores nothing, unless the user
         stored under that id was created with `write.token` (this request's earlier attempt):
@@ -64,7 +68,8 @@ class UserRepository(Protocol):
         expect_email_key: str | None = None,
         preconditions: Preconditions = NO_PRECONDITIONS,
     ) -> User:
-        """Apply changes that keep the email key, in one request; the updated user.
+        """Apply changes that keep the email key and neither role nor enabled, in one request;
+        the updated user.
 
         Raises UserNotFound (nothing is created); PreconditionFailed when the stored revision
         is not one `preconditions` allow (checked in the write's own condition); or
@@ -72,18 +77,19 @@ class UserRepository(Protocol):
         user was last written with `write.token`, nothing is written and it is returned.
         """
 
-    def change_email(self, current: User, changes: UserChanges, write: Write) -> User:
-        """Apply changes including a new email, moving its reservation, in one request.
+    def change(self, current: User, changes: UserChanges, write: Write) -> User:
+        """Apply any changes in one request: a new email moves its reservation, a role or enabled
+        change moves the enabled-admin count and revokes the user's earlier tokens.
 
-        Conditioned on `current.revision`: raises StaleRecord if it moved on, or
-        EmailAlreadyExists; either way nothing changes. Recognises its own earlier attempt
-        as `update` does.
+        Conditioned on `current.revision`: raises StaleRecord if it moved on, EmailAlreadyExists,
+        or LastAdmin when it would leave no enabled admin; either way nothing changes.
+        Recognises its own earlier attempt as `update` does.
         """
 
     def delete(self, current: User, write: Write) -> None:
         """Replace the user by a `Deleted` trace and release its email in one request,
         conditioned on `current.revision`; StaleRecord if it changed (unless the trace is
-        this request's own)."""
+        this request's own); LastAdmin if it is the last enabled admin."""
 
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
         """Up to `limit` users after the user id `after`, and the id to continue after (or None)."""

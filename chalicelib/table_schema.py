@@ -6,6 +6,8 @@ Two kinds of item share the table, both keyed by `userId`:
 - an email reservation: `userId` is `EMAIL#<lower-cased email>`, with `ownerId`. Writing it in
   the same transaction as the user makes DynamoDB itself enforce unique emails;
 - an idempotency record: `userId` is `IDEM#<hash of caller and key>`, expired by TTL;
+- a counter: `userId` is `STATS#enabledAdmins`, the number of enabled admins, changed in the
+  same transactions that change it;
 - a deleted user's trace: `userId` is the user's id, with `deletedAt`, the deleting request's
   `writeToken` and `writtenBy` and no `listingId`, expired by TTL. It lets a resent delete
   recognise its own success, and tells what deleted the user.
@@ -22,6 +24,8 @@ from typing import Any
 LISTING_INDEX = "listing"
 EMAIL_KEY_PREFIX = "EMAIL#"
 IDEMPOTENCY_KEY_PREFIX = "IDEM#"
+# Counters the table keeps about itself (the number of enabled admins).
+STATS_KEY_PREFIX = "STATS#"
 # Epoch seconds after which DynamoDB may delete the item (idempotency records, deleted users' traces).
 TTL_ATTRIBUTE = "expiresAt"
 # How long a deleted user's trace stays: longer than an Idempotency-Key lives (24 h), so a

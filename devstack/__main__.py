@@ -44,11 +44,13 @@ def run(host: str, port: int, moto_port: int) -> None:
 
     from chalicelib.config import cors_allow_origin
     from devstack import moto_patches, resources
+    from devstack.cognito_emulation import widen_email_check
     from devstack.gateway import create_server
     from devstack.motoserver import MotoServer
 
     _emulator_credentials()
     region = os.environ.get("AWS_REGION", "us-east-1")
+    widen_email_check()
     try:
         moto = MotoServer(host, moto_port).start()
     except moto_patches.MotoVersionMismatch as exc:
@@ -63,6 +65,8 @@ def run(host: str, port: int, moto_port: int) -> None:
                 "AWS_ENDPOINT_URL": moto.url,
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
+                # Where the app writes the invitations Cognito would mail (chalicelib/local_outbox.py).
+                "OUTBOX_FILE": str(_outbox_file()),
             }
         )
         stack = resources.create(
@@ -88,7 +92,12 @@ def run(host: str, port: int, moto_port: int) -> None:
         bound_port = server.server.server_address[1]
         api_url = f"http://{host}:{bound_port}"
         # The patches moto runs with here, as checked on moto itself: the e2e tests assert them.
-        info = {**stack.to_dict(), "api_url": api_url, "emulator_patches": moto_patches.active()}
+        info = {
+            **stack.to_dict(),
+            "api_url": api_url,
+            "emulator_patches": moto_patches.active(),
+            "outbox_file": str(_outbox_file()),
+        }
         stack_path.parent.mkdir(parents=True, exist_ok=True)
         stack_path.write_text(json.dumps(info, indent=2) + "\n")
         stack_path.chmod(0o600)
@@ -114,6 +123,7 @@ User Management API on {url}  (embedded AWS stack at {info["aws_endpoint_url"]};
 Stack details: {_stack_file()}
 Seeded admin:  {info["admin_username"]} / {info["admin_password"]}
 Seeded member: {info["member_username"]} / {info["member_password"]}
+Invitations:   `make outbox` shows the temporary passwords Cognito would mail ({info["outbox_file"]})
 
 In another shell:
   TOKEN=$(make -s token)
@@ -144,13 +154,41 @@ def token(username: str | None, password: str | None) -> None:
     )
 
 
-def add_user(email: str, password: str, admin: bool) -> None:
+def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
+    from chalicelib.errors import AppError
     from devstack import resources
 
     stack = _read_stack()
     _emulator_credentials()
-    resources.add_user(stack["aws_endpoint_url"], stack["region"], stack["user_pool_id"], email, password, admin)
-    print(f"created {email}{' (admins)' if admin else ''}")
+    try:
+        user_id = resources.add_user(
+            stack["aws_endpoint_url"],
+            stack["region"],
+            stack["user_pool_id"],
+            stack["table_name"],
+            email,
+            password,
+            admin,
+            name,
+        )
+    except AppError as exc:
+        details = "; ".join(f"{d['field']} {d['message']}" for d in exc.details)
+        sys.exit(f"make user: {exc.message}{': ' + details if details else ''} (nothing was created)")
+    print(f"created {email} ({'admin' if admin else 'member'}, userId {user_id})")
+
+
+def outbox(last: int) -> None:
+    """The latest messages Cognito would have sent (invitations), newest last."""
+    path = _outbox_file()
+    if not path.exists():
+        print(f"{path}: no messages yet (invitations appear here when an admin creates a user)")
+        return
+    for line in path.read_text().splitlines()[-last:]:
+        print(line)
+
+
+def _outbox_file() -> Path:
+    return Path(os.environ.get("OUTBOX_FILE", _stack_file().parent / "outbox.jsonl"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,6 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     user_cmd.add_argument("--email", required=True)
     user_cmd.add_argument("--password", required=True)
     user_cmd.add_argument("--admin", action="store_true")
+    user_cmd.add_argument("--name")
+    outbox_cmd = commands.add_parser("outbox", help="print the latest messages Cognito would have sent")
+    outbox_cmd.add_argument("--last", type=int, default=10)
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.host, args.port, args.moto_port)
@@ -178,8 +219,10 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(0)
     elif args.command == "token":
         token(args.username, args.password)
+    elif args.command == "outbox":
+        outbox(args.last)
     else:
-        add_user(args.email, args.password, args.admin)
+        add_user(args.email, args.password, args.admin, args.name)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,13 @@ class Stack:
 
     def add_user(self, email: str, password: str, admin: bool = False) -> str:
         resources.add_user(
-            self.info["aws_endpoint_url"], self.info["region"], self.info["user_pool_id"], email, password, admin
+            self.info["aws_endpoint_url"],
+            self.info["region"],
+            self.info["user_pool_id"],
+            self.info["table_name"],
+            email,
+            password,
+            admin,
         )
         return self.token(email, password)
 

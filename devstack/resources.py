@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib.config import ADMIN_GROUP
+from chalicelib.models import ADMIN, MEMBER, NewUser, parse_new_user
+from chalicelib.service import UserService
 from chalicelib.table_schema import create_table_kwargs, time_to_live_kwargs
 from infra.stages import load_limits
 
@@ -47,18 +49,36 @@ def _client(service: str, endpoint: str, region: str) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name=region)
 
 
-def add_user(endpoint: str, region: str, pool_id: str, email: str, password: str, admin: bool = False) -> None:
-    """A confirmed user with a verified email, optionally in the admins group."""
-    idp = _client("cognito-idp", endpoint, region)
-    idp.admin_create_user(
-        UserPoolId=pool_id,
-        Username=email,
-        UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
-        MessageAction="SUPPRESS",
+def _service(endpoint: str, region: str, pool_id: str, table_name: str) -> UserService:
+    """The API's own user service, on the emulator: what `POST /users` runs."""
+    from chalicelib.cognito import CognitoIdentityProvider
+    from chalicelib.cursor import CursorCodec
+    from chalicelib.dynamodb import DynamoUserRepository
+
+    return UserService(
+        DynamoUserRepository(table_name, client=_client("dynamodb", endpoint, region)),
+        CursorCodec(secrets.token_bytes(32)),  # never used: no listing here
+        CognitoIdentityProvider(pool_id, client=_client("cognito-idp", endpoint, region)),
     )
-    idp.admin_set_user_password(UserPoolId=pool_id, Username=email, Password=password, Permanent=True)
-    if admin:
-        idp.admin_add_user_to_group(UserPoolId=pool_id, Username=email, GroupName=ADMIN_GROUP)
+
+
+def add_user(
+    endpoint: str,
+    region: str,
+    pool_id: str,
+    table_name: str,
+    email: str,
+    password: str,
+    admin: bool = False,
+    name: str | None = None,
+) -> str:
+    """A user as `POST /users` makes one (sign-in and record, in the admins group for an admin),
+    with `password` as its permanent password instead of an invitation; its userId."""
+    new = NewUser(name=name or email.partition("@")[0], email=email, role=ADMIN if admin else MEMBER)
+    # The API's own rules first, so the service never sees what the API would refuse.
+    parse_new_user({"name": new.name, "email": new.email, "role": new.role})
+    user = _service(endpoint, region, pool_id, table_name).create_user(new, actor="devstack", password=password)
+    return user.user_id
 
 
 def id_token(endpoint: str, region: str, client_id: str, username: str, password: str) -> str:
@@ -111,8 +131,8 @@ def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_ur
     )["UserPoolClient"]["ClientId"]
     idp.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP, Description="May manage every user")
     admin_password, member_password = new_password(), new_password()
-    add_user(endpoint, region, pool_id, ADMIN_EMAIL, admin_password, admin=True)
-    add_user(endpoint, region, pool_id, MEMBER_EMAIL, member_password)
+    add_user(endpoint, region, pool_id, table_name, ADMIN_EMAIL, admin_password, admin=True, name="Local Admin")
+    add_user(endpoint, region, pool_id, table_name, MEMBER_EMAIL, member_password, name="Local Member")
     return Stack(
         api_url=api_url,
         aws_endpoint_url=endpoint,

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import requests
 
 from tests.e2e.conftest import Stack, start_stack, stop_stack
@@ -77,7 +78,9 @@ def test_admin_walkthrough_create_list_page_read_update_delete(stack: Stack) -> 
 
 def test_a_member_only_sees_and_changes_their_own_profile(stack: Stack) -> None:
     admin = stack.token()
-    member = stack.token(stack.info["member_username"], stack.info["member_password"])
+    # Its own member: the contract test, which shares this stack, may delete any listed user.
+    email = f"member-{uuid.uuid4().hex[:8]}@example.com"
+    member = stack.add_user(email, "Sup3r-secret-pass!")
     other = call(stack, "POST", "/users", admin, {"name": "Other", "email": f"{uuid.uuid4().hex[:8]}@example.com"})
     other_id = other.json()["user"]["userId"]
     assert call(stack, "GET", "/users", member).status_code == 403
@@ -87,7 +90,7 @@ def test_a_member_only_sees_and_changes_their_own_profile(stack: Stack) -> None:
     me = call(stack, "PUT", "/users/me", member, {"name": "Member"})
     assert me.status_code in (200, 201)
     profile = call(stack, "GET", "/users/me", member).json()
-    assert profile["email"] == stack.info["member_username"]
+    assert profile["email"] == email
     assert call(stack, "GET", f"/users/{profile['userId']}", member).status_code == 200
 
 
@@ -134,9 +137,29 @@ def test_unknown_route_is_404_and_undeclared_method_405(stack: Stack) -> None:
     assert wrong.status_code == 405 and wrong.json()["error"]
 
 
-def test_a_new_user_added_to_the_pool_can_create_a_profile(stack: Stack) -> None:
+def test_make_user_makes_the_sign_in_and_its_record(stack: Stack) -> None:
     email = f"new-{uuid.uuid4().hex[:8]}@example.com"
     token = stack.add_user(email, "Sup3r-secret-pass!")
+    mine = call(stack, "GET", "/users/me", token)
+    assert mine.status_code == 200 and mine.json()["email"] == email and mine.json()["role"] == "member"
+    updated = call(stack, "PUT", "/users/me", token, {"name": "Newcomer"})
+    assert updated.status_code == 200 and updated.json()["user"]["name"] == "Newcomer"
+
+
+def test_a_sign_in_made_outside_the_api_creates_its_own_profile(stack: Stack) -> None:
+    """As one made in the AWS console: no record until its first PUT /users/me."""
+    email = f"console-{uuid.uuid4().hex[:8]}@example.com"
+    idp = boto3.client("cognito-idp", endpoint_url=stack.info["aws_endpoint_url"], region_name=stack.info["region"])
+    pool = stack.info["user_pool_id"]
+    idp.admin_create_user(
+        UserPoolId=pool,
+        Username=email,
+        UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
+        MessageAction="SUPPRESS",
+    )
+    idp.admin_set_user_password(UserPoolId=pool, Username=email, Password="Sup3r-secret-pass!", Permanent=True)
+    token = stack.token(email, "Sup3r-secret-pass!")
+    assert call(stack, "GET", "/users/me", token).status_code == 404
     created = call(stack, "PUT", "/users/me", token, {"name": "Newcomer"})
     assert created.status_code == 201
     assert created.json()["user"]["email"] == email

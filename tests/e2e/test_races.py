@@ -144,7 +144,6 @@ def test_first_profile_put_racing_its_delete_leaves_no_orphaned_reservation(stac
         emails.add(email)
         member = stack.add_user(email, "Correct-Horse-9-battery")
         sub = call(stack, "PUT", "/users/me", member, {"name": "Mo"}).json()["user"]["userId"]
-        call(stack, "DELETE", f"/users/{sub}", admin)
 
         def act(i: int, member: str = member, sub: str = sub) -> int:
             if i % 2:
@@ -152,5 +151,7 @@ def test_first_profile_put_racing_its_delete_leaves_no_orphaned_reservation(stac
             return int(call(stack, "PUT", "/users/me", member, {"name": f"Mo {i}"}).status_code)
 
         statuses = together(4, act)
-        assert set(statuses) <= {200, 201, 404, 409}, statuses
+        # A PUT that lands after the delete finds the token revoked (401): a deleted user is gone.
+        assert set(statuses) <= {200, 401, 404, 409}, statuses
+        assert statuses[1::2].count(200) <= 1, statuses  # one delete at most did it
     assert_reservations_consistent(stack, emails)

@@ -16,8 +16,11 @@ from moto import mock_aws
 
 from app import app
 from chalicelib import aws, bootstrap
+from chalicelib.config import ADMIN_GROUP
+from chalicelib.local_outbox import OutboxCognitoIdentityProvider
 from chalicelib.table_schema import create_table_kwargs
 from chalicelib.tokens import TokenVerifier
+from devstack.cognito_emulation import widen_email_check
 from devstack.gateway import AppGateway
 from tests.support import tokens
 
@@ -68,9 +71,29 @@ def ddb() -> Iterator[Any]:
 
 
 @pytest.fixture
-def chalice_client(ddb: Any) -> Iterator[Client]:
+def pool(ddb: Any) -> str:
+    """A Cognito pool on moto as deployed (email as username, the admins group): the sign-ins the
+    API makes. Tokens are still the tests' own, so a token's sub need not be in it."""
+    widen_email_check()
+    cognito = aws.client("cognito-idp")
+    pool_id = str(cognito.create_user_pool(PoolName="users-test", UsernameAttributes=["email"])["UserPool"]["Id"])
+    cognito.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP)
+    return pool_id
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    return tmp_path / "outbox.jsonl"
+
+
+@pytest.fixture
+def chalice_client(ddb: Any, pool: str, outbox: Path) -> Iterator[Client]:
     bootstrap.reset()
-    bootstrap.override(verifier=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, lambda: tokens.jwks()))
+    bootstrap.override(
+        verifier=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, lambda: tokens.jwks()),
+        # As in the local stages: invitations go to an outbox file, not through moto's RESEND.
+        identities=OutboxCognitoIdentityProvider(pool, outbox),
+    )
     with Client(app, stage_name="test", project_dir=str(PROJECT_DIR)) as client:
         yield client
     bootstrap.reset()
@@ -80,7 +103,12 @@ def chalice_client(ddb: Any) -> Iterator[Client]:
 def api(chalice_client: Client) -> Api:
     # The fixed local gateway that `make run` uses: Cognito tokens reach the app untouched.
     chalice_client.http._local_gateway = AppGateway(app, chalice_client.http._config)
-    return Api(chalice_client)
+    api = Api(chalice_client)
+    # As a warm container that served the admin before: its record (none) is in the revocation
+    # check's cache, so the AWS calls a test counts are those of the request itself
+    # (tests/functional/test_revocation.py counts the check's own read).
+    api.request("GET", "/users/me", tokens.ADMIN)
+    return api
 
 
 @pytest.fixture

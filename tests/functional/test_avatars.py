@@ -161,6 +161,7 @@ def test_upload_request_bodies_follow_the_json_rules(api: Api, member: str) -> N
 def test_a_member_gets_403_for_anyone_elses_avatar_whether_or_not_they_exist(api: Api) -> None:
     user = create(api)
     put_object(user["userId"])
+    api.request("GET", "/users/me", MEMBER)  # a warm caller: its revocation check is cached
     with calls() as seen:
         for user_id in (user["userId"], str(uuid.uuid4()), "not a valid id"):
             assert_error(api.request("POST", avatar(user_id), MEMBER, PNG), 403)

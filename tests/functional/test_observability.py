@@ -16,7 +16,7 @@ from chalicelib import config, pipeline
 from tests.functional.conftest import Api
 from tests.support import tokens
 
-ADMIN = tokens.admin_token()
+ADMIN = tokens.ADMIN
 MEMBER_SUB = str(uuid.uuid4())
 MEMBER_EMAIL = "grace.observed@example.com"
 MEMBER = tokens.token(sub=MEMBER_SUB, email=MEMBER_EMAIL)
@@ -184,10 +184,19 @@ def test_each_dynamodb_call_has_its_latency(api: Api, emf: Any) -> None:
     user_id = created.json_body["user"]["userId"]
     api.request("DELETE", f"/users/{user_id}", ADMIN)
     create, delete = request_lines(emf())
-    assert create["awsCalls"] == 1 and metric_values(create)["DynamoDB.TransactWriteItems"] > 0
+    # The sign-in (AdminCreateUser), the record, the invitation (locally: a temporary password).
+    assert create["awsCalls"] == 3 and metric_values(create)["DynamoDB.TransactWriteItems"] > 0
+    assert {"Cognito Identity Provider.AdminCreateUser", "Cognito Identity Provider.AdminSetUserPassword"} <= set(
+        metric_values(create)
+    )
     delete_values = metric_values(delete)
-    assert {"DynamoDB.GetItem", "DynamoDB.TransactWriteItems", "S3.DeleteObject"} <= set(delete_values)
-    assert delete["awsCalls"] == 3
+    assert {
+        "DynamoDB.GetItem",
+        "DynamoDB.TransactWriteItems",
+        "Cognito Identity Provider.AdminDeleteUser",
+        "S3.DeleteObject",
+    } <= set(delete_values)
+    assert delete["awsCalls"] == 4
     assert delete["awsMs"] >= delete_values["DynamoDB.GetItem"]
 
 
@@ -242,7 +251,9 @@ def test_sampled_requests_send_a_subsegment_per_aws_call(
     created = api.request("POST", "/users", ADMIN, {"name": "Ada", "email": "ada.traced@example.com"})
     user_id = created.json_body["user"]["userId"]
     api.request("GET", f"/users/{user_id}", ADMIN)
-    write, read = subsegments(daemon, 2)
+    sign_in, write, invitation, read = subsegments(daemon, 4)
+    assert (sign_in["name"], invitation["name"]) == ("Cognito Identity Provider", "Cognito Identity Provider")
+    assert (sign_in["aws"]["operation"], invitation["aws"]["operation"]) == ("AdminCreateUser", "AdminSetUserPassword")
     for document in (write, read):
         assert document["type"] == "subsegment" and document["namespace"] == "aws"
         assert (document["trace_id"], document["parent_id"], document["name"]) == (TRACE_ROOT, PARENT, "DynamoDB")

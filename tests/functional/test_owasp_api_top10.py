@@ -31,7 +31,7 @@ from tests.functional.conftest import ORIGIN, PROJECT_DIR, TABLE, Api
 from tests.support import routes, tokens
 from tests.support.doubles import FakeUrlopen, SpyService
 
-ADMIN = tokens.admin_token()
+ADMIN = tokens.ADMIN
 MEMBER_SUB = str(uuid.uuid4())
 MEMBER = tokens.token(sub=MEMBER_SUB, email="member@example.com")
 JWKS_URL = f"{tokens.ISSUER}/.well-known/jwks.json"
@@ -134,7 +134,6 @@ FORBIDDEN_FIELDS: dict[str, Any] = {
     "createdAt": "2000-01-01T00:00:00.000Z",
     "updatedAt": "2000-01-01T00:00:00.000Z",
     "version": 99,
-    "role": "admin",
     "groups": ["admins"],
     "cognito:groups": ["admins"],
     "isAdmin": True,
@@ -170,7 +169,31 @@ def test_api3_no_field_outside_the_input_shapes_is_accepted(api: Api, ddb: Any) 
         assert api.request(method, path, token, valid).status_code in {200, 201}, path
 
 
-INTERNAL_HINTS = {"pk", "sk", "emailKey", "listingId", "ownerId", "expiresAt", "groups", "role", "isAdmin"}
+@pytest.mark.parametrize(("field", "value"), [("role", "admin"), ("enabled", True), ("email", "mine@example.com")])
+def test_api3_a_member_cannot_set_their_own_role_state_or_email(api: Api, ddb: Any, field: str, value: Any) -> None:
+    member_profile(api)
+    before = table_items(ddb)
+    error = error_of(api.request("PUT", f"/users/{MEMBER_SUB}", MEMBER, {"name": "Eve", field: value}), 403)
+    assert field in error["error"]
+    # On /users/me these are not even fields.
+    error_of(api.request("PUT", "/users/me", MEMBER, {"name": "Eve", field: value}), 400)
+    assert table_items(ddb) == before
+
+
+INTERNAL_HINTS = {
+    "pk",
+    "sk",
+    "emailKey",
+    "listingId",
+    "ownerId",
+    "expiresAt",
+    "groups",
+    "isAdmin",
+    "writeToken",
+    "createToken",
+    "writtenBy",
+    "tokensValidAfter",
+}
 
 
 def test_api3_responses_carry_exactly_the_documented_user_fields(api: Api, ddb: Any) -> None:

@@ -13,7 +13,7 @@ from tests.functional.conftest import ORIGIN, Api
 from tests.support import tokens
 from tests.support.counting import counting
 
-ADMIN = tokens.admin_token()
+ADMIN = tokens.ADMIN
 MEMBER_SUB = str(uuid.uuid4())
 MEMBER = tokens.token(sub=MEMBER_SUB, email="member@example.com")
 OTHER = tokens.token(sub=str(uuid.uuid4()), email="other@example.com")
@@ -164,7 +164,8 @@ def test_create_returns_201_the_user_and_its_location(api: Api) -> None:
     body = response.json_body
     assert body["message"] == "User created successfully"
     user = body["user"]
-    assert set(user) == {"userId", "name", "email", "phone", "createdAt", "updatedAt", "version"}
+    assert set(user) == {"userId", "name", "email", "phone", "role", "enabled", "createdAt", "updatedAt", "version"}
+    assert (user["role"], user["enabled"]) == ("member", True)
     assert (user["name"], user["email"], user["phone"], user["version"]) == (
         "Ada",
         "ada@example.com",

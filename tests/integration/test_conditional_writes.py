@@ -14,11 +14,12 @@ from chalicelib.models import Preconditions, Revision, UserChanges
 from chalicelib.service import UserService
 from tests.integration.test_dynamodb_repository import LATER, NOW, make_user, reservation_owner, w
 from tests.support.counting import counting
+from tests.unit.fakes import FakeIdentityProvider
 
 
 @pytest.fixture
 def service(repo: DynamoUserRepository) -> UserService:
-    return UserService(repo, CursorCodec(b"x" * 32), clock=lambda: LATER)
+    return UserService(repo, CursorCodec(b"x" * 32), FakeIdentityProvider(), clock=lambda: LATER)
 
 
 def test_update_with_the_current_revision_is_one_request(repo: DynamoUserRepository, ddb: Any) -> None:

@@ -15,6 +15,7 @@ from chalicelib.repository import Deleted, EmailChangeRequired, StaleRecord
 from chalicelib.service import UserService
 from tests.integration.conftest import TABLE
 from tests.support.counting import counting
+from tests.unit.fakes import FakeIdentityProvider
 
 NOW = "2026-01-01T00:00:00.000Z"
 LATER = "2026-01-02T00:00:00.000Z"
@@ -106,7 +107,7 @@ def test_update_expecting_another_email_returns_the_stored_record(repo: DynamoUs
 def test_change_email_moves_the_reservation_atomically(repo: DynamoUserRepository, ddb: Any) -> None:
     repo.create(make_user(), w())
     with counting(ddb) as calls:
-        updated = repo.change_email(make_user(), UserChanges(email="new@example.com"), w(at=LATER))
+        updated = repo.change(make_user(), UserChanges(email="new@example.com"), w(at=LATER))
     assert calls.total == 1
     assert updated.email == "new@example.com" and updated.version == 2
     assert repo.get("u-1") == updated
@@ -119,7 +120,7 @@ def test_change_email_to_a_taken_email_changes_nothing(repo: DynamoUserRepositor
     repo.create(make_user(user_id="u-2", email="taken@example.com"), w())
     before = all_items(ddb)
     with pytest.raises(EmailAlreadyExists):
-        repo.change_email(make_user(), UserChanges(email="Taken@example.com"), w(at=LATER))
+        repo.change(make_user(), UserChanges(email="Taken@example.com"), w(at=LATER))
     assert sorted(map(str, all_items(ddb))) == sorted(map(str, before))
 
 
@@ -128,7 +129,7 @@ def test_change_email_on_a_stale_version_changes_nothing(repo: DynamoUserReposit
     repo.update("u-1", UserChanges(name="moved on"), w(at=LATER))
     before = all_items(ddb)
     with pytest.raises(StaleRecord):
-        repo.change_email(make_user(), UserChanges(email="new@example.com"), w(at=LATER))
+        repo.change(make_user(), UserChanges(email="new@example.com"), w(at=LATER))
     assert sorted(map(str, all_items(ddb))) == sorted(map(str, before))
 
 
@@ -168,7 +169,7 @@ def test_listing_pages_hold_users_only_and_every_user_once(repo: DynamoUserRepos
 
 def test_service_request_counts_match_the_design(repo: DynamoUserRepository, ddb: Any) -> None:
     """get 1, create 1, update without email change 1, list 1 per page, email change 2, delete 2."""
-    service = UserService(repo, CursorCodec(b"k" * 32))
+    service = UserService(repo, CursorCodec(b"k" * 32), FakeIdentityProvider())
     expected = {}
     with counting(ddb) as calls:
         user = service.create_user(NewUser(name="Ada", email="ada@example.com"))
@@ -229,8 +230,8 @@ def test_a_resent_update_applies_once_and_reports_the_stored_result(
 def test_a_resent_email_change_is_recognised(repo: DynamoUserRepository, ddb: Any) -> None:
     repo.create(make_user(), w())
     write = w(token="email-1", at=LATER)
-    first = repo.change_email(make_user(), UserChanges(email="new@example.com"), write)
-    again = repo.change_email(make_user(), UserChanges(email="new@example.com"), write)
+    first = repo.change(make_user(), UserChanges(email="new@example.com"), write)
+    again = repo.change(make_user(), UserChanges(email="new@example.com"), write)
     assert again == first and first.version == 2
     assert reservation_owner(ddb, "new@example.com") == "u-1" and reservation_owner(ddb, "ada@example.com") is None
     # A resend keeps what the create stamped (an update, not a replacing put).
@@ -276,7 +277,7 @@ def test_transactions_carry_a_client_request_token_that_differs_per_transaction(
     )
     write = w(token="one-request")
     repo.create(make_user(), write)
-    repo.change_email(make_user(), UserChanges(email="new@example.com"), write)
+    repo.change(make_user(), UserChanges(email="new@example.com"), write)
     assert len(seen) == 2 and len(set(seen)) == 2 and all(1 <= len(token) <= 36 for token in seen)
 
 

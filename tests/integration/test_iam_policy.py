@@ -40,6 +40,7 @@ from infra.policies import (
 from infra.stages import DEPLOYED_STAGES, PROJECT_DIR, load_limits, load_stage
 from tests.integration.conftest import TABLE
 from tests.support.presigned import tiny_png
+from tests.unit.fakes import FakeIdentityProvider
 
 # IAM authorises each item of a TransactWriteItems request as its own action.
 _TRANSACT_ACTIONS = {
@@ -77,7 +78,7 @@ def recorded(ddb: Any) -> Iterator[Recorder]:
     """Every service operation and idempotency-store call, through the real adapters, recorded."""
     recorder = Recorder()
     ddb.meta.events.register("before-parameter-build.dynamodb", recorder)
-    service = UserService(DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32))
+    service = UserService(DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32), FakeIdentityProvider())
     ada = service.create_user(NewUser(name="Ada", email="ada@example.com", phone="+14155550100"))
     grace = service.create_user(NewUser(name="Grace", email="grace@example.com"))
     service.get_user(ada.user_id)

@@ -67,3 +67,8 @@ def token(
 
 def admin_token(sub: str | None = None, email: str = "admin@example.com") -> str:
     return token(sub=sub, email=email, groups=["admins"])
+
+
+# The callers most functional tests use. The admin has no record: it acts by its token's group.
+ADMIN_SUB = "a0000000-0000-4000-8000-000000000001"
+ADMIN = admin_token(ADMIN_SUB)

@@ -10,21 +10,36 @@ or to run a hook just before a method (to simulate a race).
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any, cast
 
 from chalicelib.errors import (
     EmailAlreadyExists,
     IdempotencyKeyReused,
     IdempotentRequestInFlight,
+    LastAdmin,
     PreconditionFailed,
     ServiceUnavailable,
     UserAlreadyExists,
     UserNotFound,
 )
 from chalicelib.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse
-from chalicelib.models import NO_PRECONDITIONS, Preconditions, User, UserChanges, Write, apply_changes, email_key
+from chalicelib.identity import EmailTaken, IdentityProvider, SignIn, SignInExists, SignInMissing
+from chalicelib.models import (
+    NO_PRECONDITIONS,
+    NO_RECORD,
+    Preconditions,
+    Standing,
+    User,
+    UserChanges,
+    Write,
+    apply_changes,
+    email_key,
+    epoch_seconds,
+)
 from chalicelib.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
 
 
@@ -68,6 +83,8 @@ class FakeUserRepository:
         self.create_tokens: dict[str, str] = {}  # user id -> token of the request that created it
         self.actors: dict[str, str] = {}  # user id -> sub of the caller that last wrote it
         self.deleted: dict[str, Deleted] = {}  # user id -> the trace its deletion left
+        self.enabled_admins = 0  # the counter the adapter keeps in the table
+        self.tokens_valid_after: dict[str, int] = {}  # user id -> epoch seconds (revocation)
         self.calls: Counter[str] = Counter()
         # method name -> how many of its next calls fail with StaleRecord before doing anything
         self.stale_next: Counter[str] = Counter()
@@ -84,6 +101,7 @@ class FakeUserRepository:
         assert user.user_id not in self.users and key not in self.reservations, "seed() needs a fresh user"
         self.users[user.user_id] = user
         self.reservations[key] = user.user_id
+        self.enabled_admins += int(user.is_active_admin)
         return user
 
     def before(self, method: str, hook: Callable[[], None]) -> None:
@@ -130,6 +148,13 @@ class FakeUserRepository:
         self._enter("find")
         return self.users.get(user_id) or self.deleted.get(user_id)
 
+    def standing(self, user_id: str) -> Standing:
+        self._enter("standing")
+        user = self.users.get(user_id)
+        if user is None:
+            return Standing(exists=True, deleted=True, enabled=False) if user_id in self.deleted else NO_RECORD
+        return Standing(True, False, user.enabled, user.role, self.tokens_valid_after.get(user_id, 0))
+
     def create(self, user: User, write: Write) -> User:
         self._enter("create")
         existing = self.users.get(user.user_id)
@@ -145,6 +170,7 @@ class FakeUserRepository:
         self._stamp(user, write)
         self.create_tokens[user.user_id] = write.token
         self.reservations[key] = user.user_id
+        self.enabled_admins += int(user.is_active_admin)
         self._answer("create")
         return user
 
@@ -159,6 +185,8 @@ class FakeUserRepository:
     ) -> User:
         if preconditions.if_match is not None and not preconditions.if_match:
             raise PreconditionFailed()  # decided without a request, as the adapter does
+        if changes.touches_standing:
+            raise ValueError("a role or enabled change moves the admin count: use change()")
         self._enter("update")
         current = self.users.get(user_id)
         if current is None:
@@ -179,28 +207,30 @@ class FakeUserRepository:
         self._answer("update")
         return updated
 
-    def change_email(self, current: User, changes: UserChanges, write: Write) -> User:
-        self._enter("change_email")
+    def change(self, current: User, changes: UserChanges, write: Write) -> User:
+        self._enter("change")
         updated = apply_changes(current, changes, write.at)
         old_key, new_key = email_key(current.email), email_key(updated.email)
         stored = self.users.get(current.user_id)
-        if (
-            stored is not None
-            and stored.revision != current.revision
-            and self.write_tokens.get(current.user_id) == write.token
-        ):
+        if stored is not None and self.write_tokens.get(current.user_id) == write.token:
             return stored
         # Checked in the order the DynamoDB adapter reports them: a taken email wins.
         if new_key != old_key and new_key in self.reservations:
             raise EmailAlreadyExists()
         if stored is None or stored.revision != current.revision:
             raise StaleRecord()
+        delta = int(updated.is_active_admin) - int(current.is_active_admin)
+        if delta < 0 and self.enabled_admins <= 1:
+            raise LastAdmin()
         if new_key != old_key:
             if self.reservations.get(old_key) == current.user_id:
                 del self.reservations[old_key]
             self.reservations[new_key] = current.user_id
+        self.enabled_admins += delta
+        if changes.touches_standing:
+            self.tokens_valid_after[current.user_id] = epoch_seconds(write.at)
         self._stamp(updated, write)
-        self._answer("change_email")
+        self._answer("change")
         return updated
 
     def delete(self, current: User, write: Write) -> None:
@@ -211,6 +241,9 @@ class FakeUserRepository:
         stored = self.users.get(current.user_id)
         if stored is None or stored.revision != current.revision:
             raise StaleRecord()
+        if current.is_active_admin and self.enabled_admins <= 1:
+            raise LastAdmin()
+        self.enabled_admins -= int(current.is_active_admin)
         del self.users[current.user_id]
         self.write_tokens[current.user_id] = write.token
         self.actors[current.user_id] = write.actor
@@ -305,3 +338,95 @@ class FakeAvatars:
         if self.failing:
             raise ServiceUnavailable()
         self.stored.discard(user_id)
+
+
+class FakeIdentityProvider:
+    """The pool in memory: sign-ins by sub, with email, enabled, status and group membership;
+    every call recorded as (method, sub or email); `fail_next[method]` raises the given error
+    from that method's next call, before it does anything."""
+
+    def __init__(self, subs: Iterator[str] | None = None) -> None:
+        self.accounts: dict[str, SignIn] = {}
+        self.group: set[str] = set()
+        self.signed_out: list[str] = []
+        self.invited: list[tuple[str, str]] = []
+        self.passwords: dict[str, str] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.fail_next: dict[str, Exception] = {}
+        self._subs = subs or (f"sub-{n:03d}" for n in itertools.count(1))
+
+    def _enter(self, method: str, subject: str) -> None:
+        self.calls.append((method, subject))
+        error = self.fail_next.pop(method, None)
+        if error is not None:
+            raise error
+
+    def _sign_in(self, sub: str) -> SignIn:
+        found = self.accounts.get(sub)
+        if found is None:
+            raise SignInMissing()
+        return found
+
+    def seed(self, sub: str, email: str, admin: bool = False, status: str = "CONFIRMED") -> None:
+        self.accounts[sub] = SignIn(sub, email, True, status)
+        if admin:
+            self.group.add(sub)
+
+    def create(self, email: str, password: str | None = None) -> str:
+        self._enter("create", email)
+        existing = self.find_quietly(email)
+        if existing is not None:
+            raise SignInExists(existing.sub)
+        sub = next(self._subs)
+        self.accounts[sub] = SignIn(sub, email, True, "CONFIRMED" if password else "FORCE_CHANGE_PASSWORD")
+        if password is not None:
+            self.passwords[sub] = password
+        return sub
+
+    def find_quietly(self, email: str) -> SignIn | None:
+        return next((s for s in self.accounts.values() if s.email.lower() == email.lower()), None)
+
+    def invite(self, sub: str, email: str) -> None:
+        self._enter("invite", sub)
+        self.invited.append((sub, email))
+
+    def find(self, email: str) -> SignIn | None:
+        self._enter("find", email)
+        return self.find_quietly(email)
+
+    def set_admin(self, sub: str, admin: bool) -> None:
+        self._enter("set_admin", sub)
+        self._sign_in(sub)
+        (self.group.add if admin else self.group.discard)(sub)
+
+    def set_enabled(self, sub: str, enabled: bool) -> None:
+        self._enter("set_enabled", sub)
+        self.accounts[sub] = replace(self._sign_in(sub), enabled=enabled)
+        if not enabled:
+            self.signed_out.append(sub)
+
+    def set_email(self, sub: str, email: str) -> None:
+        self._enter("set_email", sub)
+        holder = self.find_quietly(email)
+        if holder is not None and holder.sub != sub:
+            raise EmailTaken()
+        self.accounts[sub] = replace(self._sign_in(sub), email=email)
+
+    def delete(self, sub: str) -> None:
+        self._enter("delete", sub)
+        self.accounts.pop(sub, None)
+        self.group.discard(sub)
+
+    def sign_ins_listed(self) -> list[SignIn]:
+        return list(self.accounts.values())
+
+    def sign_ins(self) -> Iterator[SignIn]:  # type: ignore[no-redef]
+        return iter(list(self.sign_ins_listed()))
+
+    def admins(self) -> set[str]:
+        return set(self.group)
+
+
+def as_identity_provider(provider: FakeIdentityProvider) -> IdentityProvider:
+    """Lets mypy check that the fake satisfies the protocol."""
+    return provider

@@ -13,7 +13,13 @@ from tests.unit.fakes import FakeClock
 
 FORGED_ADMIN_CONTEXT: dict[str, Any] = {
     "authorizer": {
-        "claims": {"sub": "intruder", "email": "i@example.com", "email_verified": "true", "cognito:groups": "admins"}
+        "claims": {
+            "sub": "intruder",
+            "email": "i@example.com",
+            "email_verified": "true",
+            "cognito:groups": "admins",
+            "iat": "1700000000",
+        }
     }
 }
 
@@ -73,7 +79,7 @@ def test_without_verify_claims_come_from_the_authorizer():
 
 
 def test_without_verify_the_header_is_ignored():
-    context = {"authorizer": {"claims": {"sub": "user-1"}}}
+    context = {"authorizer": {"claims": {"sub": "user-1", "iat": "1700000000"}}}
     identity = authenticate({"authorization": "Bearer " + token(sub="someone-else")}, context, None)
     assert identity.sub == "user-1"
 

@@ -76,7 +76,7 @@ def test_update_refuses_an_email_change_without_condition(repo):
 
 def test_change_email_moves_the_reservation(repo):
     user = repo.seed(make_user())
-    updated = repo.change_email(user, UserChanges(email="new@example.com"), W)
+    updated = repo.change(user, UserChanges(email="new@example.com"), W)
     assert updated.email == "new@example.com" and updated.version == 2
     assert repo.email_owner("ann@example.com") is None
     assert repo.email_owner("NEW@example.com") == "user-1"
@@ -86,7 +86,7 @@ def test_change_email_on_stale_version_changes_nothing(repo):
     user = repo.seed(make_user())
     repo.update("user-1", UserChanges(name="Bea"), Write("someone-else", "admin-sub", NOW))
     with pytest.raises(StaleRecord):
-        repo.change_email(user, UserChanges(email="new@example.com"), W)
+        repo.change(user, UserChanges(email="new@example.com"), W)
     assert repo.users["user-1"].email == "ann@example.com"
     assert repo.email_owner("new@example.com") is None
 
@@ -95,7 +95,7 @@ def test_change_email_to_taken_email_changes_nothing(repo):
     ann = repo.seed(make_user())
     repo.seed(make_user(user_id="user-2", email="bob@example.com"))
     with pytest.raises(EmailAlreadyExists):
-        repo.change_email(ann, UserChanges(email="Bob@Example.com"), W)
+        repo.change(ann, UserChanges(email="Bob@Example.com"), W)
     assert repo.users["user-1"] == ann
     assert repo.email_owner("bob@example.com") == "user-2"
     assert repo.email_owner("ann@example.com") == "user-1"

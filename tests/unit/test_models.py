@@ -412,6 +412,8 @@ def test_public_user_shape():
         "name": "Ann",
         "email": "ann@example.com",
         "phone": "+14155550123",
+        "role": "member",
+        "enabled": True,
         "createdAt": "2024-01-01T00:00:00.000Z",
         "updatedAt": "2024-01-01T00:00:00.000Z",
         "version": 4,
@@ -421,7 +423,7 @@ def test_public_user_shape():
 def test_public_user_omits_phone_when_none():
     out = public_user(make_user(phone=None))
     assert "phone" not in out
-    assert set(out) == {"userId", "name", "email", "createdAt", "updatedAt", "version"}
+    assert set(out) == {"userId", "name", "email", "role", "enabled", "createdAt", "updatedAt", "version"}
 
 
 def test_public_user_never_includes_internal_keys():

@@ -16,9 +16,9 @@ from chalicelib.errors import (
     UserNotFound,
     ValidationError,
 )
-from chalicelib.models import REMOVE, NewUser, Preconditions, Revision, User, UserChanges, user_id_for
+from chalicelib.models import REMOVE, NewUser, Preconditions, Revision, User, UserChanges
 from chalicelib.service import MAX_ATTEMPTS, UserService, utc_now
-from tests.unit.fakes import FakeAvatars, FakeUserRepository, make_user
+from tests.unit.fakes import FakeAvatars, FakeIdentityProvider, FakeUserRepository, make_user
 
 NOW = "2024-05-05T12:00:00.000Z"
 
@@ -29,11 +29,13 @@ def repo() -> FakeUserRepository:
 
 
 @pytest.fixture
-def service(repo) -> UserService:
-    ids = (f"id-{n:03d}" for n in itertools.count(1))
-    return UserService(
-        repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), clock=lambda: NOW, new_id=lambda _token: next(ids)
-    )
+def identities() -> FakeIdentityProvider:
+    return FakeIdentityProvider(subs=(f"id-{n:03d}" for n in itertools.count(1)))
+
+
+@pytest.fixture
+def service(repo, identities) -> UserService:
+    return UserService(repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), identities, clock=lambda: NOW)
 
 
 def seeded(repo: FakeUserRepository, user: User) -> User:
@@ -61,12 +63,13 @@ def test_create_user(service, repo):
     assert repo.calls == {"create": 1}
 
 
-def test_a_users_id_comes_from_the_write_token_so_a_keyed_retry_names_the_same_user(repo):
-    service = UserService(repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), clock=lambda: NOW)
+def test_a_users_id_is_its_sign_ins_sub_and_a_create_retried_with_its_token_names_the_same_user(
+    service, repo, identities
+):
     user = service.create_user(NewUser(name="Ann", email="a@example.com"), token="t-1")
-    assert user.user_id == user_id_for("t-1") != user_id_for("t-2")
+    assert user.user_id == "id-001" and identities.accounts["id-001"].email == "a@example.com"
     assert service.create_user(NewUser(name="Ann", email="a@example.com"), token="t-1") == user
-    assert list(repo.users) == [user.user_id]
+    assert list(repo.users) == [user.user_id] and list(identities.accounts) == ["id-001"]
 
 
 def test_create_user_with_taken_email(service, repo):
@@ -122,7 +125,7 @@ def test_update_with_new_email_is_two_calls_and_frees_the_old_one(service, repo)
     seeded(repo, make_user())
     user = service.update_user("user-1", UserChanges(name="Bea", email="bea@example.com"))
     assert (user.name, user.email, user.version) == ("Bea", "bea@example.com", 2)
-    assert repo.calls == {"update": 1, "change_email": 1}
+    assert repo.calls == {"update": 1, "change": 1}
     assert repo.reservations == {"bea@example.com": "user-1"}
     assert repo.users["user-1"] == user
     # The old address is free again: another user can take it.
@@ -137,7 +140,7 @@ def test_update_to_taken_email_changes_nothing(service, repo):
         service.update_user("user-1", UserChanges(name="Changed", email="BOB@example.com"))
     assert repo.users == {"user-1": ann, "user-2": bob}
     assert repo.reservations == {"ann@example.com": "user-1", "bob@example.com": "user-2"}
-    assert repo.calls == {"update": 1, "change_email": 1}
+    assert repo.calls == {"update": 1, "change": 1}
 
 
 @pytest.mark.parametrize(
@@ -152,19 +155,19 @@ def test_update_missing_user_creates_nothing(service, repo, changes):
 
 def test_update_email_retries_on_stale_record(service, repo):
     seeded(repo, make_user())
-    repo.stale_next["change_email"] = MAX_ATTEMPTS - 1
+    repo.stale_next["change"] = MAX_ATTEMPTS - 1
     user = service.update_user("user-1", UserChanges(email="new@example.com"))
     assert user.email == "new@example.com"
-    assert repo.calls == {"update": MAX_ATTEMPTS, "change_email": MAX_ATTEMPTS}
+    assert repo.calls == {"update": MAX_ATTEMPTS, "change": MAX_ATTEMPTS}
     assert repo.reservations == {"new@example.com": "user-1"}
 
 
 def test_update_email_gives_up_after_max_attempts(service, repo):
     ann = seeded(repo, make_user())
-    repo.stale_next["change_email"] = MAX_ATTEMPTS
+    repo.stale_next["change"] = MAX_ATTEMPTS
     with pytest.raises(ConcurrentModification):
         service.update_user("user-1", UserChanges(email="new@example.com"))
-    assert repo.calls == {"update": MAX_ATTEMPTS, "change_email": MAX_ATTEMPTS}
+    assert repo.calls == {"update": MAX_ATTEMPTS, "change": MAX_ATTEMPTS}
     assert repo.users["user-1"] == ann
     assert repo.reservations == {"ann@example.com": "user-1"}
 
@@ -173,10 +176,10 @@ def test_update_email_races_with_a_real_concurrent_writer(service, repo):
     seeded(repo, make_user())
     # Between the failed conditional update and the email change, someone renames the user:
     # the email change must not overwrite that rename with the stale record.
-    repo.before("change_email", lambda: repo.users.update({"user-1": make_user(name="Renamed", version=2)}))
+    repo.before("change", lambda: repo.users.update({"user-1": make_user(name="Renamed", version=2)}))
     user = service.update_user("user-1", UserChanges(email="new@example.com"))
     assert (user.name, user.email, user.version) == ("Renamed", "new@example.com", 3)
-    assert repo.calls == {"update": 2, "change_email": 2}
+    assert repo.calls == {"update": 2, "change": 2}
 
 
 # --- delete ---
@@ -313,10 +316,20 @@ def test_put_profile_create_without_token_email_is_forbidden(service, repo, emai
 def test_put_profile_later_call_updates(service, repo):
     service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"))
     repo.reset_calls()
-    user, created = service.put_profile("sub-1", "changed@example.com", UserChanges(name="Bea", phone=REMOVE))
+    user, created = service.put_profile("sub-1", "ANN@example.com", UserChanges(name="Bea", phone=REMOVE))
     assert created is False
-    assert (user.name, user.email, user.version) == ("Bea", "ann@example.com", 2)
+    assert (user.name, user.email, user.version) == ("Bea", "ANN@example.com", 2)
     assert repo.calls == {"update": 1}
+
+
+def test_put_profile_follows_the_tokens_verified_email_to_a_new_address(service, repo, identities):
+    service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"))
+    repo.reset_calls()
+    user, created = service.put_profile("sub-1", "changed@example.com", UserChanges(name="Bea"))
+    assert (created, user.email, user.version) == (False, "changed@example.com", 2)
+    assert repo.calls == {"update": 1, "change": 1}
+    assert repo.reservations == {"changed@example.com": "sub-1"}
+    assert identities.calls == []  # Cognito changed it itself: nothing to tell it
 
 
 def test_put_profile_update_needs_no_token_email(service, repo):
@@ -398,12 +411,12 @@ def test_update_with_nothing_that_can_match_makes_no_request(service, repo):
 
 def test_email_change_under_if_match_is_not_retried_when_a_concurrent_writer_wins(service, repo):
     user = seeded(repo, make_user())
-    repo.stale_next["change_email"] = 1
+    repo.stale_next["change"] = 1
     with pytest.raises(PreconditionFailed):
         service.update_user(
             user.user_id, UserChanges(email="new@example.com"), preconditions=Preconditions(if_match=(user.revision,))
         )
-    assert repo.calls == {"update": 1, "change_email": 1}
+    assert repo.calls == {"update": 1, "change": 1}
     assert repo.email_owner("new@example.com") is None
 
 
@@ -470,8 +483,10 @@ def avatars() -> FakeAvatars:
 
 
 @pytest.fixture
-def with_avatars(repo, avatars) -> UserService:
-    return UserService(repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), clock=lambda: NOW, avatars=avatars)
+def with_avatars(repo, avatars, identities) -> UserService:
+    return UserService(
+        repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), identities, clock=lambda: NOW, avatars=avatars
+    )
 
 
 def test_deleting_a_user_deletes_the_avatar(with_avatars, repo, avatars):
@@ -504,12 +519,11 @@ def test_when_the_avatar_cannot_be_removed_a_retry_finishes_the_job(with_avatars
 # --- a write whose answer was lost, retried with the same token (a keyed retry after a 503) ---
 
 
-def test_a_create_retried_with_its_token_after_a_lost_answer_returns_the_user_it_made(repo):
-    service = UserService(repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), clock=lambda: NOW)
+def test_a_create_retried_with_its_token_after_a_lost_answer_returns_the_user_it_made(service, repo):
     repo.lose_answer_next["create"] = 1
     with pytest.raises(ServiceUnavailable):
         service.create_user(NewUser(name="Ann", email="ann@example.com"), token="t-1")
-    first = repo.users[user_id_for("t-1")]  # it did happen
+    first = repo.users["id-001"]  # it did happen
     again = service.create_user(NewUser(name="Ann", email="ann@example.com"), token="t-1")
     assert again == first
     assert repo.email_owner("ann@example.com") == first.user_id and len(repo.users) == 1
@@ -524,7 +538,7 @@ def test_a_create_with_another_token_is_another_request(service, repo):
 @pytest.mark.parametrize("changes", [UserChanges(name="Bea"), UserChanges(email="bea@example.com")])
 def test_an_update_retried_with_its_token_after_a_lost_answer_applies_once(service, repo, changes):
     user = seeded(repo, make_user())
-    method = "update" if changes.email is None else "change_email"
+    method = "update" if changes.email is None else "change"
     repo.lose_answer_next[method] = 1
     with pytest.raises(ServiceUnavailable):
         service.update_user(user.user_id, changes, token="t-1")
