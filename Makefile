@@ -21,7 +21,7 @@ ifdef PASSWORD
 TOKEN_PASSWORD := --password "$(PASSWORD)"
 endif
 
-.PHONY: run token user outbox loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
+.PHONY: run token user outbox drift loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ token: $(STAMP) ## Print an ID token (admin by default; USER=... PASSWORD=... fo
 
 user: $(STAMP) ## Add a user (sign-in and record, as POST /users makes them) to the running stack: make user EMAIL=... PASSWORD=... [ADMIN=1] [NAME=...]
 	@$(BIN)/python -m devstack add-user --email "$(EMAIL)" --password "$(PASSWORD)" $(if $(ADMIN),--admin) $(if $(NAME),--name "$(NAME)")
+
+drift: $(STAMP) ## Sign-ins and records that disagree on STAGE (local: the running `make run`); FIX=1 repairs them (operator credentials for deployed stages)
+	$(BIN)/python -m infra drift $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(FIX),--fix)
 
 outbox: $(STAMP) ## The latest invitations Cognito would have mailed on the running stack (temporary passwords)
 	@$(BIN)/python -m devstack outbox

@@ -160,7 +160,9 @@ def put_profile() -> Response:
     changes, conditions = parse_profile_changes(body), _preconditions()
 
     def save(token: str) -> Response:
-        user, created = get_service().put_profile(identity.sub, email, changes, conditions, token=token)
+        user, created = get_service().put_profile(
+            identity.sub, email, changes, conditions, token=token, in_admins_group=identity.is_admin
+        )
         return _user_response(user, CREATED, 201) if created else _user_response(user, UPDATED)
 
     return _idempotent("putProfile", body, save)

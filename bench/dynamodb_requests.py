@@ -54,6 +54,10 @@ OPERATIONS = (
     Operation("profile_update", "profile, later PUT", None, "PUT /users/me updating it"),
     Operation("idempotent_create", "create with Idempotency-Key", None, "POST /users, first time with a key"),
     Operation("idempotent_replay", "create replayed", None, "POST /users again with the same key and body"),
+    # chalicelib/standing.py: every authenticated request checks its caller's record, cached per
+    # container for under a minute.
+    Operation("revocation_cold", "revocation check, new caller", 1, "a caller this container has not seen"),
+    Operation("revocation_warm", "revocation check, warm caller", 0, "the same caller again within the minute"),
 )
 
 
@@ -251,6 +255,14 @@ def measure() -> Measurement:
 
             counted("idempotent_create", idempotent)
             counted("idempotent_replay", idempotent)
+
+            from chalicelib.access import Identity
+            from chalicelib.standing import StandingCheck
+
+            check = StandingCheck(DynamoUserRepository(TABLE, client=dynamodb).standing)
+            caller = Identity(sub, "grace@example.com", True, frozenset(), issued_at=2_000_000_000)
+            counted("revocation_cold", lambda: check.confirm(caller))
+            counted("revocation_warm", lambda: [check.confirm(caller) for _ in range(10)])
         finally:
             dynamodb.meta.events.unregister("before-call.dynamodb", recorder)
 

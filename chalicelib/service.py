@@ -191,17 +191,19 @@ class UserService:
         if preconditions.if_none_match_any:
             self.get_user(user_id)  # 404 for a missing user, as without the header (RFC 9110, 13.2.1)
             raise NoneMatchFailed()
+        sign_in_has_email = False
         if changes.email is not None:
             # A sign-in with this address but no record (the reservation would refuse a record's)
             # would refuse the sign-in's change: refuse before the record takes the address.
             holder = self._identities.find(changes.email)
             if holder is not None and holder.sub != user_id:
                 raise EmailAlreadyExists()
+            sign_in_has_email = holder is not None and holder.email == changes.email
         if changes.touches_standing:
             updated = self._change_standing(user_id, changes, preconditions, write)
         else:
             updated = self._update_record(user_id, changes, preconditions, write)
-        self._sync_sign_in(updated, changes)
+        self._sync_sign_in(updated, changes, sign_in_has_email)
         return updated
 
     def _update_record(self, user_id: str, changes: UserChanges, preconditions: Preconditions, write: Write) -> User:
@@ -241,10 +243,10 @@ class UserService:
             return updated
         raise ConcurrentModification()
 
-    def _sync_sign_in(self, user: User, changes: UserChanges) -> None:
+    def _sync_sign_in(self, user: User, changes: UserChanges, sign_in_has_email: bool = False) -> None:
         """Make the sign-in follow what was just written (again, for a retry: every call is idempotent)."""
         try:
-            if changes.email is not None:
+            if changes.email is not None and not sign_in_has_email:
                 self._identities.set_email(user.user_id, user.email)
             if changes.role is not None:
                 self._identities.set_admin(user.user_id, user.role == ADMIN)
@@ -321,9 +323,10 @@ class UserService:
         preconditions: Preconditions = NO_PRECONDITIONS,
         *,
         token: str | None = None,
+        in_admins_group: bool = False,
     ) -> tuple[User, bool]:
         """Update the caller's own profile (name, phone), creating it on first use for a sign-in
-        that has none. The email follows the token's verified one: changed through Cognito's own
+        that has none (an admin's if the sign-in is in the admins group, as Cognito says). The email follows the token's verified one: changed through Cognito's own
         verified flow, it reaches the record here. Returns (user, created).
 
         If-Match (a tag or `*`) requires the profile to exist; `If-None-Match: *` requires it not
@@ -350,9 +353,10 @@ class UserService:
             if not token_email:
                 raise Forbidden("Your token carries no verified email to create a profile with")
             phone = changes.phone if isinstance(changes.phone, str) else None
-            # A sign-in made outside the API (the console): its record starts as a member's, and
-            # an admin promotes it (which also puts it in the group).
-            profile = User(sub, changes.name, token_email, write.at, write.at, 1, phone, role=MEMBER)
+            # A sign-in made outside the API (the console, or an operator's first admin): its
+            # record takes the role its Cognito group gives, so the two agree from the start.
+            role = ADMIN if in_admins_group else MEMBER
+            profile = User(sub, changes.name, token_email, write.at, write.at, 1, phone, role=role)
             try:
                 created = self._repo.create(profile, write)
             except UserAlreadyExists:

@@ -1,4 +1,5 @@
-"""`python -m infra <command>`: the files `make package`, `make package-tf` and `make policies` write."""
+"""`python -m infra <command>`: the files `make package`, `make package-tf` and `make policies` write,
+and `make drift`, an operator's check of a stage's sign-ins against its records."""
 
 from __future__ import annotations
 
@@ -22,7 +23,15 @@ def main() -> None:
         command = commands.add_parser(name, help=text)
         command.add_argument("stage", choices=DEPLOYED_STAGES)
         command.add_argument("out", type=Path)
+    drift = commands.add_parser("drift", help="report where sign-ins and records disagree (--fix: repair)")
+    drift.add_argument("stage", choices=("local", *DEPLOYED_STAGES))
+    drift.add_argument("--fix", action="store_true")
     args = parser.parse_args()
+    if args.command == "drift":
+        from infra.drift import main as drift_main
+
+        drift_main(args.stage, args.fix)
+        return
     if args.command == "policies":
         for name in DEPLOYED_STAGES:
             for path, content in policies.rendered_files(load_stage(name)).items():

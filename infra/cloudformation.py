@@ -16,7 +16,7 @@ from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDE
 from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
-from infra.policies import hook_policy_document
+from infra.policies import hook_policy_document, policy_document
 from infra.stages import Stage, load_limits
 
 Json = dict[str, Any]
@@ -127,8 +127,15 @@ def _data(stage: Stage, limits: Json) -> Json:
                 "AutoVerifiedAttributes": ["email"],
                 "Schema": [{"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True}],
                 "Policies": {"PasswordPolicy": limits["password_policy"]},
-                # Users are created by admins (POST /users is a profile, the login is Cognito's).
-                "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True},
+                # Users are created by admins (POST /users makes the sign-in and its record); the
+                # invitation carries a temporary password, changed at the first sign-in.
+                "AdminCreateUserConfig": {
+                    "AllowAdminCreateUserOnly": True,
+                    "InviteMessageTemplate": {
+                        "EmailSubject": limits["invitation"]["email_subject"],
+                        "EmailMessage": limits["invitation"]["email_message"],
+                    },
+                },
                 "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]},
                 "MfaConfiguration": "OPTIONAL",
                 "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
@@ -293,6 +300,17 @@ def _function(stage: Stage) -> Json:
                     }
                 },
             },
+        },
+        # The role's Cognito grant names this stack's pool (the static policy file cannot).
+        "ApiHandlerRole": {
+            "Properties": {
+                "Policies": [
+                    {
+                        "PolicyName": "ApiHandlerRolePolicy",
+                        "PolicyDocument": policy_document(stage, _get_att("UserPool", "Arn")),
+                    }
+                ]
+            }
         },
         "APIHandlerInvokePermission": {
             "Properties": {

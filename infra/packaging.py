@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.bytecode import add_bytecode
+from infra.policies import ACCOUNT_POOLS_ARN
 from infra.stages import PROJECT_DIR, Stage
 
 TERRAFORM_SOURCES = PROJECT_DIR / "infra" / "terraform"
@@ -115,6 +116,10 @@ def package_terraform(stage: Stage, out: Path) -> Path:
         if expected not in text:
             raise RuntimeError(f"Chalice's Terraform output changed: no {expected} to replace")
     text = text.replace(_CHALICE_INVOKE_ARN, _ALIAS_INVOKE_ARN).replace(PACKAGING_POOL_ARN, TERRAFORM_POOL_ARN)
+    # The role's Cognito grant names the stage's own pool, not every pool of the account.
+    if ACCOUNT_POOLS_ARN not in text:
+        raise RuntimeError("the role policy's Cognito grant is missing: run `make policies`")
+    text = text.replace(ACCOUNT_POOLS_ARN, TERRAFORM_POOL_ARN)
     # IAM policy variables in the role policy look like Terraform interpolations; `$${` keeps them literal.
     document = json.loads(text.replace(_IAM_POLICY_VARIABLE, "$" + _IAM_POLICY_VARIABLE))
     _without_the_null_provider(document)

@@ -30,12 +30,29 @@ AVATAR_ACTIONS = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 # X-Ray accepts no resource-level permissions: "*" is the only possible resource.
 XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+# The Cognito admin calls of chalicelib/cognito.py that the API's routes reach (the operators' drift
+# tool, `python -m manage`, runs with its operator's credentials, not this role).
+IDENTITY_ACTIONS = (
+    "cognito-idp:AdminAddUserToGroup",
+    "cognito-idp:AdminCreateUser",
+    "cognito-idp:AdminDeleteUser",
+    "cognito-idp:AdminDisableUser",
+    "cognito-idp:AdminEnableUser",
+    "cognito-idp:AdminGetUser",
+    "cognito-idp:AdminRemoveUserFromGroup",
+    "cognito-idp:AdminUpdateUserAttributes",
+    "cognito-idp:AdminUserGlobalSignOut",
+)
 # The pre-traffic hook: invoke the version under test, then report to CodeDeploy.
 INVOKE_ACTIONS = ("lambda:InvokeFunction",)
 HOOK_REPORT_ACTIONS = ("codedeploy:PutLifecycleEventHookExecutionStatus",)
 
 # An IAM policy variable: the static policy file names the bucket of whichever account runs it.
 POLICY_ACCOUNT = "${aws:PrincipalAccount}"
+# The static file cannot know the pool's id (the stack creates it): it names the account's pools,
+# and the packaged stacks name the stage's own pool instead (infra/cloudformation.py replaces the
+# role's policy, infra/packaging.py this string in the Terraform).
+ACCOUNT_POOLS_ARN = f"arn:aws:cognito-idp:*:{POLICY_ACCOUNT}:userpool/*"
 HOOK_FUNCTION = "pre_traffic_hook"  # the name app.py registers it under (@app.lambda_function)
 # Terraform's names (infra/terraform/deploy.tf); CloudFormation's are generated and the merge
 # template replaces this resource with references to them.
@@ -78,13 +95,14 @@ def deployment_group_arn(stage: Stage) -> str:
     return f"arn:aws:codedeploy:*:*:deploymentgroup:{stage.api_name}/{DEPLOYMENT_GROUP}"
 
 
-def api_grants(stage: Stage) -> list[Grant]:
+def api_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
     return [
         Grant("UsersTableItems", TABLE_ACTIONS, table_arn(stage)),
         Grant("UsersListingIndex", INDEX_ACTIONS, f"{table_arn(stage)}/index/{LISTING_INDEX}"),
         # Secrets Manager appends "-" and six random characters to the name.
         Grant("CursorSecret", SECRET_ACTIONS, f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????"),
         Grant("AvatarObjects", AVATAR_ACTIONS, avatar_objects_arn(stage)),
+        Grant("OwnUserPool", IDENTITY_ACTIONS, user_pool or ACCOUNT_POOLS_ARN),
         Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.function_name)),
         Grant("Tracing", XRAY_ACTIONS, "*"),
     ]
@@ -102,9 +120,9 @@ def _document(grants: list[Grant]) -> Json:
     return {"Version": "2012-10-17", "Statement": [grant.statement() for grant in grants]}
 
 
-def policy_document(stage: Stage) -> Json:
-    """The API function's role policy."""
-    return _document(api_grants(stage))
+def policy_document(stage: Stage, user_pool: Resource | None = None) -> Json:
+    """The API function's role policy (`user_pool`: the stage's pool, where the template knows it)."""
+    return _document(api_grants(stage, user_pool))
 
 
 def hook_policy_document(stage: Stage, deployment_group: Resource | None = None) -> Json:

@@ -82,9 +82,15 @@ resource "aws_cognito_user_pool" "users" {
     temporary_password_validity_days = local.limits.password_policy.TemporaryPasswordValidityDays
   }
 
-  # Accounts are created by admins; nobody signs themselves up.
+  # Accounts are created by admins (POST /users makes the sign-in and its record); the invitation
+  # carries a temporary password, changed at the first sign-in.
   admin_create_user_config {
     allow_admin_create_user_only = true
+
+    invite_message_template {
+      email_subject = local.limits.invitation.email_subject
+      email_message = local.limits.invitation.email_message
+    }
   }
 
   account_recovery_setting {

@@ -17,7 +17,7 @@ from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDE
 from infra.cloudformation import base_template
 from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
 from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, policy_document
-from infra.stages import DEPLOYED_STAGES, load_stage
+from infra.stages import DEPLOYED_STAGES, load_limits, load_stage
 from tests.support.cache_headers import public_max_age
 
 Template = dict[str, Any]
@@ -115,10 +115,25 @@ def test_api_gateway_invokes_the_alias(prod: Template) -> None:
     assert props(prod, "APIHandlerInvokePermission")["FunctionName"] == {"Ref": "APIHandler.Alias"}
 
 
-def test_role_policy_is_the_stage_policy_file(templates: dict[str, Template]) -> None:
+def test_role_policy_is_the_stage_policy_file_naming_this_stacks_pool(templates: dict[str, Template]) -> None:
+    pool = {"Fn::GetAtt": ["UserPool", "Arn"]}
     for name, template in templates.items():
         (policy,) = props(template, "ApiHandlerRole")["Policies"]
-        assert policy["PolicyDocument"] == policy_document(load_stage(name))
+        assert policy["PolicyDocument"] == policy_document(load_stage(name), pool)
+        (cognito,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "OwnUserPool"]
+        assert cognito["Resource"] == pool  # not every pool of the account, as the static file must
+
+
+def test_the_pool_sends_the_invitation_with_a_temporary_password(prod: Template) -> None:
+    config = props(prod, "UserPool")["AdminCreateUserConfig"]
+    assert config["AllowAdminCreateUserOnly"] is True
+    message = config["InviteMessageTemplate"]
+    assert message == {
+        "EmailSubject": load_limits()["invitation"]["email_subject"],
+        "EmailMessage": load_limits()["invitation"]["email_message"],
+    }
+    # Cognito refuses an invitation template without both placeholders.
+    assert "{username}" in message["EmailMessage"] and "{####}" in message["EmailMessage"]
 
 
 # --- Data and identity ----------------------------------------------------------------------

@@ -269,7 +269,13 @@ def test_user_pool_is_admin_created_with_a_strong_password_policy(package: Packa
     assert pool["username_attributes"] == ["email"]
     assert pool["auto_verified_attributes"] == ["email"]
     assert pool["deletion_protection"] == "ACTIVE"
-    assert single(pool["admin_create_user_config"])["allow_admin_create_user_only"] is True
+    admin_create = single(pool["admin_create_user_config"])
+    assert admin_create["allow_admin_create_user_only"] is True
+    invitation = {key: package.value(value) for key, value in single(admin_create["invite_message_template"]).items()}
+    assert invitation == {
+        "email_subject": package.limits["invitation"]["email_subject"],
+        "email_message": package.limits["invitation"]["email_message"],
+    }
     recovery = single(single(pool["account_recovery_setting"])["recovery_mechanism"])
     assert recovery == {"name": "verified_email", "priority": 1}
     assert pool["mfa_configuration"] == "OPTIONAL"
@@ -314,7 +320,9 @@ def test_avatar_bucket_is_named_for_the_role_policy_and_kept(package: Package) -
     # The role policy names the same bucket with an IAM policy variable, escaped so Terraform keeps it literal.
     policy = package.chalice["resource"]["aws_iam_role_policy"]["api_handler_role"]["policy"]
     assert "arn:aws:s3:::users-api-prod-avatars-$${aws:PrincipalAccount}/avatars/*" in policy
-    assert json.loads(policy.replace("$${", "${")) == policy_document(load_stage("prod"))
+    assert json.loads(policy.replace("$${", "${")) == policy_document(
+        load_stage("prod"), "${aws_cognito_user_pool.users.arn}"
+    )
 
 
 def test_avatar_bucket_blocks_public_access_and_is_encrypted(package: Package) -> None:
@@ -685,3 +693,10 @@ def test_the_readme_says_how_to_destroy_around_prevent_destroy(package: Package)
     assert not single(package.resource("aws_iam_role", "api_gateway_cloudwatch").get("lifecycle", [{}])).get(
         "prevent_destroy"
     )
+
+
+def test_the_role_policy_names_this_stacks_pool(package: Package) -> None:
+    policy = json.loads(package.chalice["resource"]["aws_iam_role_policy"]["api_handler_role"]["policy"])
+    (cognito,) = [s for s in policy["Statement"] if s["Sid"] == "OwnUserPool"]
+    assert cognito["Resource"] == "${aws_cognito_user_pool.users.arn}"
+    assert "userpool/*" not in json.dumps(policy)

@@ -18,18 +18,23 @@ import requests
 from botocore.awsrequest import AWSResponse
 
 from chalicelib.avatars import KEY_PREFIX, AvatarStore
+from chalicelib.cognito import CognitoIdentityProvider
+from chalicelib.config import ADMIN_GROUP
 from chalicelib.cursor import CursorCodec
 from chalicelib.dynamodb import DynamoUserRepository
 from chalicelib.dynamodb_idempotency import DynamoIdempotencyStore
 from chalicelib.errors import AvatarNotFound
 from chalicelib.idempotency import StoredResponse
-from chalicelib.models import REMOVE, NewUser, UserChanges
+from chalicelib.models import ADMIN, MEMBER, REMOVE, NewUser, UserChanges
 from chalicelib.secret_store import read_secret
 from chalicelib.service import UserService
 from chalicelib.traffic_hook import SUCCEEDED
 from chalicelib.traffic_hook import run as run_hook
+from devstack.cognito_emulation import widen_email_check
 from infra.policies import (
+    ACCOUNT_POOLS_ARN,
     HOOK_FUNCTION,
+    IDENTITY_ACTIONS,
     POLICY_ACCOUNT,
     deployment_group_arn,
     hook_policy_document,
@@ -354,3 +359,42 @@ def test_hook_reports_to_its_stages_deployment_group_only(hook_calls: HookCalls)
     assert not _matches(
         statement["Resource"], f"arn:aws:codedeploy:us-east-1:{ACCOUNT}:deploymentgroup:users-api-staging/live"
     )
+
+
+# --- Cognito (sign-ins) ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def identity_calls(ddb: Any) -> set[str]:
+    """Every Cognito call the API's routes can make, through the service and the real adapter on
+    moto (ddb sets up credentials and mock_aws): invite, promote, demote, disable, enable, email
+    change, delete. The drift tool's calls are an operator's, not this role's."""
+    widen_email_check()
+    cognito = boto3.client("cognito-idp", region_name="us-east-1")
+    pool = cognito.create_user_pool(PoolName="iam", UsernameAttributes=["email"])["UserPool"]["Id"]
+    cognito.create_group(UserPoolId=pool, GroupName=ADMIN_GROUP)
+    seen: set[str] = set()
+    cognito.meta.events.register("before-call.cognito-identity-provider", lambda model, **_: seen.add(model.name))
+    service = UserService(
+        DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32), CognitoIdentityProvider(pool, cognito)
+    )
+    boss = service.create_user(NewUser(name="Boss", email="boss@example.com", role=ADMIN))
+    ada = service.create_user(NewUser(name="Ada", email="ada@example.com"))
+    service.update_user(ada.user_id, UserChanges(role=ADMIN), actor=boss.user_id)
+    service.update_user(ada.user_id, UserChanges(role=MEMBER, enabled=False), actor=boss.user_id)
+    service.update_user(ada.user_id, UserChanges(enabled=True), actor=boss.user_id)
+    service.update_user(ada.user_id, UserChanges(email="ada@lovelace.example"), actor=boss.user_id)
+    service.delete_user(ada.user_id, actor=boss.user_id)
+    return seen
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_policy_grants_exactly_the_cognito_actions_the_routes_make(identity_calls: set[str], name: str) -> None:
+    (statement,) = [s for s in policy_document(load_stage(name))["Statement"] if s["Sid"] == "OwnUserPool"]
+    assert set(statement["Action"]) == {f"cognito-idp:{operation}" for operation in identity_calls}
+    assert set(statement["Action"]) == set(IDENTITY_ACTIONS)
+    # The static file names the account's pools; the packaged stacks name the stage's own pool.
+    assert statement["Resource"] == ACCOUNT_POOLS_ARN
+    pool = {"Fn::GetAtt": ["UserPool", "Arn"]}
+    (packaged,) = [s for s in policy_document(load_stage(name), pool)["Statement"] if s["Sid"] == "OwnUserPool"]
+    assert packaged["Resource"] == pool

@@ -63,11 +63,15 @@ def make_user(
     phone: str | None = None,
     version: int = 1,
     now: str = "2024-01-01T00:00:00.000Z",
+    role: str = "member",
+    enabled: bool = True,
 ) -> User:
     return User(
         user_id=user_id,
         name=name,
         email=email,
+        role=role,
+        enabled=enabled,
         phone=phone,
         created_at=now,
         updated_at=now,

@@ -1,0 +1,194 @@
+"""`python -m infra drift <stage> [--fix]`: where sign-ins (Cognito) and records (DynamoDB) of a stage
+disagree, and, on request, the repair.
+
+The API keeps them one (chalicelib/service.py), but a request that failed half-way and was never
+retried, or an edit in the AWS console, can leave:
+- a sign-in without a record: never used (FORCE_CHANGE_PASSWORD: a create whose record write
+  failed) -> `--fix` deletes it; used (someone signs in with it, made in the console) -> `--fix`
+  gives it a record (a member unless it is in the admins group);
+- a record without a sign-in: made by an earlier version of this API, or its sign-in deleted in
+  the console -> reported only: nobody can sign in as it, and only a person can tell whether it
+  should be recreated (POST /users, after deleting the record) or deleted;
+- a sign-in whose email, group or enabled state differs from its record -> `--fix` makes the
+  sign-in follow the record, as the API does;
+- an enabled-admin count that differs from the records -> `--fix` sets it.
+
+It runs with the operator's credentials (the API's role may neither list users nor scan the table),
+against the stage's table and pool: looked up by name, or the running local stack's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chalicelib.cognito import CognitoIdentityProvider
+from chalicelib.dynamodb import ADMIN_COUNT, ADMIN_COUNT_KEY, DynamoUserRepository, item_to_user
+from chalicelib.identity import SignIn
+from chalicelib.models import ADMIN, MEMBER, User, Write, new_write_token
+from chalicelib.service import utc_now
+
+ACTOR = "drift"
+
+
+@dataclass
+class Report:
+    sign_ins_without_records: list[SignIn] = field(default_factory=list)
+    records_without_sign_ins: list[User] = field(default_factory=list)
+    mismatches: list[tuple[User, SignIn, list[str]]] = field(default_factory=list)  # what differs
+    admin_count: tuple[int, int] = (0, 0)  # (stored, counted)
+    fixed: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        stored, counted = self.admin_count
+        return not (
+            self.sign_ins_without_records or self.records_without_sign_ins or self.mismatches or stored != counted
+        )
+
+    def lines(self) -> Iterator[str]:
+        for sign_in in self.sign_ins_without_records:
+            yield f"sign-in without a record: {sign_in.sub} {sign_in.email} ({sign_in.status})"
+        for user in self.records_without_sign_ins:
+            yield (
+                f"record without a sign-in: {user.user_id} {user.email} (nobody can sign in as it; recreate it with "
+                "POST /users after deleting this record, or delete it)"
+            )
+        for user, _, differences in self.mismatches:
+            yield f"sign-in differs from its record: {user.user_id} {user.email}: {', '.join(differences)}"
+        stored, counted = self.admin_count
+        if stored != counted:
+            yield f"enabled-admin count is {stored}, the records hold {counted}"
+        yield from (f"fixed: {line}" for line in self.fixed)
+
+
+def _scan(client: Any, table: str) -> Iterator[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class Drift:
+    def __init__(self, table: str, pool_id: str, dynamodb: Any, cognito: Any):
+        self._table, self._dynamodb = table, dynamodb
+        self._identities = CognitoIdentityProvider(pool_id, cognito)
+        self._repo = DynamoUserRepository(table, client=dynamodb)
+
+    def check(self) -> Report:
+        records: dict[str, User] = {}
+        stored_count = 0
+        for item in _scan(self._dynamodb, self._table):
+            user = item_to_user(item)
+            if user is not None:
+                records[user.user_id] = user
+            elif item["userId"] == ADMIN_COUNT_KEY["userId"]:
+                stored_count = int(item.get(ADMIN_COUNT, {}).get("N", "0"))
+        sign_ins = {sign_in.sub: sign_in for sign_in in self._identities.sign_ins()}
+        admins = self._identities.admins()
+        report = Report(admin_count=(stored_count, sum(user.is_active_admin for user in records.values())))
+        report.sign_ins_without_records = [s for sub, s in sorted(sign_ins.items()) if sub not in records]
+        report.records_without_sign_ins = [u for user_id, u in sorted(records.items()) if user_id not in sign_ins]
+        for user_id, user in sorted(records.items()):
+            sign_in = sign_ins.get(user_id)
+            if sign_in is None:
+                continue
+            differences = []
+            if sign_in.email.lower() != user.email.lower():
+                differences.append(f"email {sign_in.email!r} (record {user.email!r})")
+            if (user_id in admins) != (user.role == ADMIN):
+                differences.append(f"{'in' if user_id in admins else 'not in'} admins (record: {user.role})")
+            if sign_in.enabled != user.enabled:
+                differences.append(f"{'enabled' if sign_in.enabled else 'disabled'} (record: enabled={user.enabled})")
+            if differences:
+                report.mismatches.append((user, sign_in, differences))
+        return report
+
+    def fix(self, report: Report) -> None:
+        admins = self._identities.admins()
+        for sign_in in report.sign_ins_without_records:
+            if sign_in.never_used:
+                self._identities.delete(sign_in.sub)
+                report.fixed.append(f"deleted the never-used sign-in {sign_in.sub} {sign_in.email}")
+                continue
+            now = utc_now()
+            role = ADMIN if sign_in.sub in admins else MEMBER
+            name = sign_in.name or sign_in.email.partition("@")[0]
+            user = User(sign_in.sub, name, sign_in.email, now, now, 1, role=role, enabled=sign_in.enabled)
+            self._repo.create(user, Write(new_write_token(), ACTOR, now))
+            report.fixed.append(f"made a record ({role}) for the sign-in {sign_in.sub} {sign_in.email}")
+        for user, sign_in, differences in report.mismatches:
+            if sign_in.email.lower() != user.email.lower():
+                self._identities.set_email(user.user_id, user.email)
+            self._identities.set_admin(user.user_id, user.role == ADMIN)
+            self._identities.set_enabled(user.user_id, user.enabled)
+            report.fixed.append(f"{user.user_id}: the sign-in follows the record ({', '.join(differences)})")
+        counted = self.check().admin_count[1]  # the records just made count too
+        self._dynamodb.put_item(TableName=self._table, Item={**ADMIN_COUNT_KEY, ADMIN_COUNT: {"N": str(counted)}})
+        if report.admin_count != (counted, counted):
+            report.fixed.append(f"enabled-admin count set to {counted}")
+
+
+def _local_stack(stack_file: Path) -> tuple[str, str, str, str]:
+    info = json.loads(stack_file.read_text())
+    return info["table_name"], info["user_pool_id"], info["aws_endpoint_url"], info["region"]
+
+
+def _pool_by_name(cognito: Any, name: str) -> str:
+    kwargs: dict[str, Any] = {"MaxResults": 60}
+    while True:
+        page = cognito.list_user_pools(**kwargs)
+        for pool in page.get("UserPools", []):
+            if pool["Name"] == name:
+                return str(pool["Id"])
+        if not page.get("NextToken"):
+            raise SystemExit(f"no user pool named {name!r} in this account and region")
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def run(stage: str, fix: bool, stack_file: Path, out: Callable[[str], None] = print) -> int:
+    """Report (and with `fix`, repair) the drift of `stage`; 0 when nothing is left to report."""
+    import boto3
+
+    if stage == "local":
+        if not stack_file.exists():
+            raise SystemExit(f"{stack_file} not found: start the stack first with `make run`")
+        table, pool, endpoint, region = _local_stack(stack_file)
+        # The emulator accepts any credentials; fixed fake ones keep real ones out of reach.
+        fake = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        session = boto3.session.Session(region_name=region, **fake)
+        dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+        cognito = session.client("cognito-idp", endpoint_url=endpoint)
+    else:
+        from infra.stages import load_stage
+
+        settings = load_stage(stage)
+        table = settings.table_name
+        dynamodb, cognito = boto3.client("dynamodb"), boto3.client("cognito-idp")
+        pool = _pool_by_name(cognito, settings.user_pool_name)
+    drift = Drift(table, pool, dynamodb, cognito)
+    report = drift.check()
+    if fix and not report.clean:
+        drift.fix(report)
+        for line in report.fixed:
+            out(f"fixed: {line}")
+        report = drift.check()
+    for line in report.lines():
+        out(line)
+    if report.clean:
+        out(f"{stage}: sign-ins and records agree")
+        return 0
+    return 1
+
+
+def main(stage: str, fix: bool) -> None:
+    stack_file = Path(os.environ.get("STACK_FILE", Path(__file__).resolve().parent.parent / ".local" / "stack.json"))
+    sys.exit(run(stage, fix, stack_file))

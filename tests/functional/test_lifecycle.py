@@ -1,0 +1,238 @@
+"""Users are Cognito identities: every lifecycle route through the app, with the sign-ins in
+moto's Cognito and invitations in the local outbox. Tokens are the tests' own (so a token's
+`iat` can be set), for the subs the pool gave."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib import aws, bootstrap
+from chalicelib.errors import LastAdmin
+from chalicelib.standing import Revoked
+from tests.functional.conftest import TABLE, Api
+from tests.functional.test_users_api import ADMIN, assert_error
+from tests.support import tokens
+from tests.support.counting import counting
+
+
+def cognito() -> Any:
+    return aws.client("cognito-idp")
+
+
+def sign_in(pool: str, sub: str) -> dict[str, Any]:
+    return dict(cognito().admin_get_user(UserPoolId=pool, Username=sub))
+
+
+def in_admins(pool: str, sub: str) -> bool:
+    groups = cognito().admin_list_groups_for_user(UserPoolId=pool, Username=sub)["Groups"]
+    return any(group["GroupName"] == "admins" for group in groups)
+
+
+def token_for(user: dict[str, Any], issued_at: int, admin: bool = False) -> str:
+    return tokens.token(
+        sub=user["userId"],
+        email=user["email"],
+        groups=["admins"] if admin else None,
+        iat=issued_at,
+        auth_time=issued_at,
+    )
+
+
+def issued_after_now() -> int:
+    """The `iat` of a token issued after a change made just now: iat has whole seconds, and a token
+    of the very second of a change counts as issued before it."""
+    time.sleep(1.05)
+    return int(time.time())
+
+
+def create(api: Api, email: str = "ada@example.com", role: str | None = None) -> dict[str, Any]:
+    body = {"name": "Ada", "email": email, **({"role": role} if role else {})}
+    response = api.request("POST", "/users", ADMIN, body)
+    assert response.status_code == 201, response.body
+    return dict(response.json_body["user"])
+
+
+def put(api: Api, user: dict[str, Any], body: dict[str, Any], token: str = ADMIN) -> Any:
+    return api.request("PUT", f"/users/{user['userId']}", token, body)
+
+
+# --- create and invite ----------------------------------------------------------------------
+
+
+def test_create_makes_a_verified_sign_in_whose_sub_is_the_user_id_and_invites_it(
+    api: Api, pool: str, outbox: Path
+) -> None:
+    user = create(api)
+    assert (user["role"], user["enabled"]) == ("member", True)
+    found = sign_in(pool, user["userId"])
+    attributes = {a["Name"]: a["Value"] for a in found["UserAttributes"]}
+    assert attributes["sub"] == user["userId"]
+    assert (attributes["email"], attributes["email_verified"]) == ("ada@example.com", "true")
+    assert found["UserStatus"] == "FORCE_CHANGE_PASSWORD" and not in_admins(pool, user["userId"])
+    (message,) = [json.loads(line) for line in outbox.read_text().splitlines()]
+    assert message["kind"] == "invitation" and message["to"] == "ada@example.com"
+    assert message["userId"] == user["userId"] and len(message["temporaryPassword"]) >= 12
+
+
+def test_an_admin_created_as_such_is_in_the_group(api: Api, pool: str) -> None:
+    user = create(api, role="admin")
+    assert user["role"] == "admin" and in_admins(pool, user["userId"])
+
+
+@pytest.mark.parametrize("email", ["ada@example.com", "ADA@Example.COM"])
+def test_a_duplicate_email_is_409_and_makes_no_second_sign_in(api: Api, pool: str, email: str) -> None:
+    create(api)
+    assert_error(api.request("POST", "/users", ADMIN, {"name": "Twin", "email": email}), 409)
+    assert len(cognito().list_users(UserPoolId=pool)["Users"]) == 1
+
+
+def test_an_invalid_role_is_400_and_creates_nothing(api: Api, pool: str) -> None:
+    error = assert_error(
+        api.request("POST", "/users", ADMIN, {"name": "A", "email": "a@example.com", "role": "root"}), 400
+    )
+    assert error["details"] == [{"field": "role", "message": "must be one of admin, member"}]
+    assert cognito().list_users(UserPoolId=pool)["Users"] == []
+
+
+# --- role, state and revocation -------------------------------------------------------------
+
+
+def test_promotion_and_demotion_revoke_the_earlier_tokens_and_later_ones_carry_the_new_rights(
+    api: Api, pool: str
+) -> None:
+    create(api, email="boss@example.com", role="admin")  # so that Ada is not the last admin below
+    user = create(api)
+    before = token_for(user, int(time.time()) - 5)
+    assert api.request("GET", "/users/me", before).status_code == 200
+    assert put(api, user, {"role": "admin"}).json_body["user"]["role"] == "admin"
+    assert in_admins(pool, user["userId"])
+    error = assert_error(api.request("GET", "/users/me", before), 401)
+    assert error["error"] == Revoked.message
+    after = token_for(user, issued_after_now(), admin=True)
+    assert api.request("GET", "/users", after).status_code == 200  # admin rights
+    time.sleep(1.05)  # the demotion comes later than `after` was issued, as in life
+    assert put(api, user, {"role": "member"}).status_code == 200
+    assert not in_admins(pool, user["userId"])
+    assert_error(api.request("GET", "/users", after), 401)
+    later = token_for(user, issued_after_now())
+    assert_error(api.request("GET", "/users", later), 403)  # member rights
+    assert api.request("GET", "/users/me", later).status_code == 200
+
+
+def test_a_token_still_listing_admins_after_a_demotion_acts_as_a_member(api: Api) -> None:
+    """Were Cognito's group to lag behind the record, the record still decides."""
+    create(api, email="boss@example.com", role="admin")
+    user = create(api, email="lag@example.com", role="admin")
+    assert put(api, user, {"role": "member"}).status_code == 200
+    stale_group = token_for(user, int(time.time()) + 2, admin=True)
+    assert_error(api.request("GET", "/users", stale_group), 403)
+
+
+def test_disable_refuses_every_token_and_the_sign_in_and_enable_lets_back_in(api: Api, pool: str) -> None:
+    user = create(api)
+    assert put(api, user, {"enabled": False}).json_body["user"]["enabled"] is False
+    assert sign_in(pool, user["userId"])["Enabled"] is False
+    for issued in (int(time.time()) - 5, int(time.time()) + 2):
+        assert_error(api.request("GET", "/users/me", token_for(user, issued)), 401)
+    assert put(api, user, {"enabled": True}).status_code == 200
+    assert sign_in(pool, user["userId"])["Enabled"] is True
+    assert api.request("GET", "/users/me", token_for(user, int(time.time()) + 3)).status_code == 200
+
+
+def test_an_admins_email_change_changes_the_sign_in(api: Api, pool: str) -> None:
+    user = create(api)
+    assert put(api, user, {"email": "lovelace@example.com"}).status_code == 200
+    attributes = {a["Name"]: a["Value"] for a in sign_in(pool, user["userId"])["UserAttributes"]}
+    assert (attributes["email"], attributes["email_verified"]) == ("lovelace@example.com", "true")
+
+
+def test_an_email_held_by_a_sign_in_without_a_record_is_409_and_changes_nothing(api: Api, pool: str) -> None:
+    user = create(api)
+    cognito().admin_create_user(UserPoolId=pool, Username="console@example.com", MessageAction="SUPPRESS")
+    assert_error(put(api, user, {"email": "console@example.com"}), 409)
+    assert api.request("GET", f"/users/{user['userId']}", ADMIN).json_body["email"] == "ada@example.com"
+
+
+@pytest.mark.parametrize("body", [{"role": "member"}, {"enabled": False}])
+def test_admins_cannot_demote_or_disable_themselves(api: Api, body: dict[str, Any]) -> None:
+    me = create(api, email="me@example.com", role="admin")
+    mine = token_for(me, int(time.time()) + 2, admin=True)
+    error = assert_error(put(api, me, body, token=mine), 403)
+    assert "yourself" in error["error"] or "own" in error["error"]
+    assert_error(api.request("DELETE", f"/users/{me['userId']}", mine), 403)
+
+
+@pytest.mark.parametrize("change", ["demote", "disable", "delete"])
+def test_the_last_enabled_admin_can_be_neither_demoted_disabled_nor_deleted(api: Api, pool: str, change: str) -> None:
+    only = create(api, email="only@example.com", role="admin")
+    path = f"/users/{only['userId']}"
+    if change == "delete":
+        response = api.request("DELETE", path, ADMIN)
+    else:
+        response = put(api, only, {"role": "member"} if change == "demote" else {"enabled": False})
+    assert assert_error(response, 409)["error"] == LastAdmin.message
+    assert api.request("GET", path, ADMIN).json_body["role"] == "admin" and in_admins(pool, only["userId"])
+    create(api, email="second@example.com", role="admin")
+    assert (
+        api.request("DELETE", path, ADMIN) if change == "delete" else put(api, only, {"enabled": False})
+    ).status_code == 200
+
+
+# --- members --------------------------------------------------------------------------------
+
+
+def test_a_member_changes_their_own_name_and_phone_only(api: Api, ddb: Any) -> None:
+    user = create(api)
+    mine = token_for(user, int(time.time()) + 2)
+    assert put(api, user, {"name": "Ada L.", "phone": "+14155550100"}, token=mine).status_code == 200
+    before = ddb.scan(TableName=TABLE)["Items"]
+    for body in ({"email": "new@example.com"}, {"role": "admin"}, {"enabled": False}, {"name": "X", "role": "member"}):
+        assert_error(put(api, user, body, token=mine), 403)
+    assert ddb.scan(TableName=TABLE)["Items"] == before
+
+
+def test_the_record_follows_the_tokens_verified_email_on_the_next_profile_put(api: Api) -> None:
+    user = create(api)
+    changed = tokens.token(sub=user["userId"], email="new.ada@example.com", iat=int(time.time()) + 2)
+    saved = api.request("PUT", "/users/me", changed, {"name": "Ada"})
+    assert saved.status_code == 200 and saved.json_body["user"]["email"] == "new.ada@example.com"
+    unverified = tokens.token(sub=user["userId"], email="other@example.com", email_verified=False)
+    assert (
+        api.request("PUT", "/users/me", unverified, {"name": "Ada"}).json_body["user"]["email"] == "new.ada@example.com"
+    )
+
+
+# --- delete ---------------------------------------------------------------------------------
+
+
+def test_delete_removes_the_sign_in_and_refuses_the_users_tokens(api: Api, pool: str) -> None:
+    user = create(api)
+    token = token_for(user, int(time.time()) - 5)
+    assert api.request("DELETE", f"/users/{user['userId']}", ADMIN).status_code == 200
+    with pytest.raises(cognito().exceptions.UserNotFoundException):
+        sign_in(pool, user["userId"])
+    assert_error(api.request("GET", "/users/me", token), 401)
+    # The address is free for a new user, with a new sign-in.
+    again = create(api)
+    assert again["userId"] != user["userId"]
+
+
+# --- what the revocation check costs --------------------------------------------------------
+
+
+def test_the_revocation_check_reads_once_per_caller_then_nothing(api: Api, ddb: Any) -> None:
+    user = create(api)
+    token = token_for(user, int(time.time()) + 2)
+    bootstrap.get_standing().clear()  # a container that has not served this caller yet
+    with counting(ddb) as calls:
+        api.request("GET", "/users/me", token)
+        first = calls.take()
+        for _ in range(3):
+            api.request("GET", "/users/me", token)
+        warm = calls.take()
+    assert (first, warm) == (2, 3)  # the check's read + the profile's read, then the profile's only

@@ -1,0 +1,84 @@
+"""The drift report and its repair, on the emulator: every kind of disagreement a half-done
+request or a console edit can leave between sign-ins and records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.cognito import CognitoIdentityProvider
+from chalicelib.config import ADMIN_GROUP
+from chalicelib.cursor import CursorCodec
+from chalicelib.dynamodb import ADMIN_COUNT, ADMIN_COUNT_KEY, DynamoUserRepository
+from chalicelib.models import ADMIN, NewUser, User, Write
+from chalicelib.service import UserService
+from devstack.cognito_emulation import widen_email_check
+from infra.drift import Drift
+from tests.integration.conftest import TABLE
+
+PASSWORD = "Sup3r-secret-pass!"
+
+
+@pytest.fixture
+def world(ddb: Any) -> tuple[Drift, UserService, Any, str]:
+    widen_email_check()
+    cognito = boto3.client("cognito-idp", region_name="us-east-1")
+    pool = cognito.create_user_pool(PoolName="drift", UsernameAttributes=["email"])["UserPool"]["Id"]
+    cognito.create_group(UserPoolId=pool, GroupName=ADMIN_GROUP)
+    service = UserService(
+        DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32), CognitoIdentityProvider(pool, cognito)
+    )
+    return Drift(TABLE, pool, ddb, cognito), service, cognito, pool
+
+
+def test_users_made_by_the_api_have_no_drift(world: tuple[Drift, UserService, Any, str]) -> None:
+    drift, service, _, _ = world
+    service.create_user(NewUser("Boss", "boss@example.com", role=ADMIN), password=PASSWORD)
+    service.create_user(NewUser("Ada", "ada@example.com"), password=PASSWORD)
+    assert drift.check().clean
+
+
+def test_every_kind_of_drift_is_reported_and_fixed_or_left_for_a_person(
+    world: tuple[Drift, UserService, Any, str], ddb: Any
+) -> None:
+    drift, service, cognito, pool = world
+    boss = service.create_user(NewUser("Boss", "boss@example.com", role=ADMIN), password=PASSWORD)
+    ada = service.create_user(NewUser("Ada", "ada@example.com"), password=PASSWORD)
+    # A create whose record write failed: a sign-in never used.
+    cognito.admin_create_user(UserPoolId=pool, Username="halfway@example.com", MessageAction="SUPPRESS")
+    # A sign-in made in the console, in the admins group, used.
+    cognito.admin_create_user(UserPoolId=pool, Username="console@example.com", MessageAction="SUPPRESS")
+    cognito.admin_set_user_password(UserPoolId=pool, Username="console@example.com", Password=PASSWORD, Permanent=True)
+    cognito.admin_add_user_to_group(UserPoolId=pool, Username="console@example.com", GroupName=ADMIN_GROUP)
+    # A record of an earlier version: no sign-in.
+    legacy = User("legacy-1", "Old", "old@example.com", "2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z", 1)
+    DynamoUserRepository(TABLE, client=ddb).create(legacy, Write("t", "old", legacy.created_at))
+    # Console edits on a user the API made: disabled, put in admins.
+    cognito.admin_disable_user(UserPoolId=pool, Username=ada.user_id)
+    cognito.admin_add_user_to_group(UserPoolId=pool, Username=ada.user_id, GroupName=ADMIN_GROUP)
+    # And a count gone wrong.
+    ddb.put_item(TableName=TABLE, Item={**ADMIN_COUNT_KEY, ADMIN_COUNT: {"N": "7"}})
+
+    report = drift.check()
+    assert {s.email for s in report.sign_ins_without_records} == {"halfway@example.com", "console@example.com"}
+    assert [u.user_id for u in report.records_without_sign_ins] == ["legacy-1"]
+    ((user, _, differences),) = report.mismatches
+    assert user.user_id == ada.user_id and len(differences) == 2
+    assert report.admin_count == (7, 1)
+    lines = list(report.lines())
+    assert any("record without a sign-in: legacy-1" in line and "POST /users" in line for line in lines)
+
+    drift.fix(report)
+    after = drift.check()
+    # What a person must decide stays reported; everything else is repaired.
+    assert [u.user_id for u in after.records_without_sign_ins] == ["legacy-1"]
+    assert not after.sign_ins_without_records and not after.mismatches
+    assert after.admin_count == (2, 2)  # the boss, and the console admin's new record
+    assert cognito.admin_get_user(UserPoolId=pool, Username=ada.user_id)["Enabled"] is True
+    console = service.get_user(next(s.sub for s in drift._identities.sign_ins() if s.email == "console@example.com"))
+    assert (console.role, console.name) == (ADMIN, "console")
+    assert boss.user_id in drift._identities.admins() and ada.user_id not in drift._identities.admins()
+    halfway = [s for s in drift._identities.sign_ins() if s.email == "halfway@example.com"]
+    assert halfway == []
