@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,26 +60,56 @@ class Api:
         return self.client.http.request(method, path, headers=all_headers, body=payload or b"")
 
 
-@pytest.fixture
-def ddb() -> Iterator[Any]:
+@dataclass(frozen=True)
+class Emulator:
+    pool_id: str
+
+
+@pytest.fixture(scope="package")
+def emulator() -> Iterator[Emulator]:
+    """moto for the whole functional layer, built once: the users table, the avatar bucket and a
+    Cognito pool as deployed (email as username, the admins group). Each test starts from it
+    emptied (`ddb`), so building it, the slow part, happens once, not once per test."""
+    widen_email_check()
     with mock_aws():
         aws.reset_clients()
-        client = boto3.client("dynamodb", region_name=tokens.REGION)
-        client.create_table(**create_table_kwargs(TABLE))
+        boto3.client("dynamodb", region_name=tokens.REGION).create_table(**create_table_kwargs(TABLE))
         boto3.client("s3", region_name=tokens.REGION).create_bucket(Bucket=BUCKET)
-        yield aws.client("dynamodb")
+        cognito = boto3.client("cognito-idp", region_name=tokens.REGION)
+        pool_id = str(cognito.create_user_pool(PoolName="users-test", UsernameAttributes=["email"])["UserPool"]["Id"])
+        cognito.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP)
+        yield Emulator(pool_id)
         aws.reset_clients()
 
 
-@pytest.fixture
-def pool(ddb: Any) -> str:
-    """A Cognito pool on moto as deployed (email as username, the admins group): the sign-ins the
-    API makes. Tokens are still the tests' own, so a token's sub need not be in it."""
-    widen_email_check()
+def _empty(emulator: Emulator) -> None:
+    """What a test leaves behind goes: every item, avatar and sign-in."""
+    dynamodb = aws.client("dynamodb")
+    for page in dynamodb.get_paginator("scan").paginate(TableName=TABLE, ProjectionExpression="userId"):
+        for item in page["Items"]:
+            dynamodb.delete_item(TableName=TABLE, Key={"userId": item["userId"]})
+    s3 = aws.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for found in page.get("Contents", []):
+            s3.delete_object(Bucket=BUCKET, Key=found["Key"])
     cognito = aws.client("cognito-idp")
-    pool_id = str(cognito.create_user_pool(PoolName="users-test", UsernameAttributes=["email"])["UserPool"]["Id"])
-    cognito.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP)
-    return pool_id
+    for found in cognito.list_users(UserPoolId=emulator.pool_id)["Users"]:
+        cognito.admin_delete_user(UserPoolId=emulator.pool_id, Username=found["Username"])
+
+
+@pytest.fixture
+def ddb(emulator: Emulator) -> Any:
+    """The app's DynamoDB client, on an empty table. The app's clients live as long as the emulator,
+    as they live as long as a Lambda container: a test that hooks into one unhooks when it ends."""
+    _empty(emulator)
+    return aws.client("dynamodb")
+
+
+@pytest.fixture
+def pool(ddb: Any, emulator: Emulator) -> str:
+    """The Cognito pool, empty: the sign-ins the API makes. Tokens are still the tests' own, so a
+    token's sub need not be in it."""
+    return emulator.pool_id
 
 
 @pytest.fixture
@@ -106,7 +137,7 @@ def api(chalice_client: Client) -> Api:
     api = Api(chalice_client)
     # As a warm container that served the admin before: its record (none) is in the revocation
     # check's cache, so the AWS calls a test counts are those of the request itself
-    # (tests/functional/test_revocation.py counts the check's own read).
+    # (tests/functional/test_lifecycle.py counts the check's own read).
     api.request("GET", "/users/me", tokens.ADMIN)
     return api
 

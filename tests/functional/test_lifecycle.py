@@ -236,3 +236,73 @@ def test_the_revocation_check_reads_once_per_caller_then_nothing(api: Api, ddb: 
             api.request("GET", "/users/me", token)
         warm = calls.take()
     assert (first, warm) == (2, 3)  # the check's read + the profile's read, then the profile's only
+
+
+# --- a Cognito step failing in the middle of a request ----------------------------------------
+
+
+class CognitoFault:
+    """Fails every attempt of one Cognito operation below botocore's retry handler (ServiceUnavailable
+    after the retries), the way a Cognito outage would; the app's other calls go through."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        self.client = cognito()
+        self.client.meta.events.register(f"before-call.cognito-identity-provider.{operation}", self._fail)
+
+    def _fail(self, **_: Any) -> None:
+        from botocore.exceptions import EndpointConnectionError
+
+        raise EndpointConnectionError(endpoint_url="https://cognito-idp")
+
+    def clear(self) -> None:
+        self.client.meta.events.unregister(f"before-call.cognito-identity-provider.{self.operation}", self._fail)
+
+
+@pytest.mark.parametrize("operation", ["AdminCreateUser", "AdminAddUserToGroup", "AdminSetUserPassword"])
+def test_a_create_whose_cognito_step_fails_is_503_and_its_keyed_retry_ends_with_one_whole_user(
+    api: Api, pool: str, ddb: Any, operation: str
+) -> None:
+    body, key = {"name": "Ada", "email": "ada@example.com", "role": "admin"}, {"Idempotency-Key": f"k-{operation}"}
+    fault = CognitoFault(operation)
+    assert_error(api.request("POST", "/users", ADMIN, body, headers=key), 503)
+    fault.clear()
+    retry = api.request("POST", "/users", ADMIN, body, headers=key)
+    assert retry.status_code == 201, retry.body
+    user_id = retry.json_body["user"]["userId"]
+    assert [u["Username"] for u in cognito().list_users(UserPoolId=pool)["Users"]] == [user_id]
+    assert in_admins(pool, user_id)
+    records = [i for i in ddb.scan(TableName=TABLE)["Items"] if "listingId" in i]
+    assert [r["userId"]["S"] for r in records] == [user_id]
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [("AdminRemoveUserFromGroup", {"role": "member"}), ("AdminDisableUser", {"enabled": False})],
+)
+def test_a_change_whose_cognito_step_fails_already_took_the_rights_and_its_retry_completes(
+    api: Api, pool: str, operation: str, body: dict[str, Any]
+) -> None:
+    create(api, email="boss@example.com", role="admin")
+    user = create(api, role="admin")
+    token = token_for(user, issued_after_now(), admin=True)
+    fault = CognitoFault(operation)
+    assert_error(put(api, user, body), 503)
+    # The record changed: the old token is refused even though Cognito has not followed yet.
+    assert_error(api.request("GET", "/users", token), 401)
+    fault.clear()
+    assert put(api, user, body).status_code == 200
+    if operation == "AdminRemoveUserFromGroup":
+        assert not in_admins(pool, user["userId"])
+    else:
+        assert sign_in(pool, user["userId"])["Enabled"] is False
+
+
+def test_a_delete_whose_cognito_step_fails_is_finished_by_its_retry(api: Api, pool: str) -> None:
+    user = create(api)
+    key = {"Idempotency-Key": "k-delete"}
+    fault = CognitoFault("AdminDeleteUser")
+    assert_error(api.request("DELETE", f"/users/{user['userId']}", ADMIN, headers=key), 503)
+    fault.clear()
+    assert api.request("DELETE", f"/users/{user['userId']}", ADMIN, headers=key).status_code == 200
+    assert cognito().list_users(UserPoolId=pool)["Users"] == []
