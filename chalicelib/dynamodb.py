@@ -355,11 +355,11 @@ class DynamoUserRepository(aws.ClientHolder):
                 "Put": {
                     "TableName": self._table,
                     "Item": user_to_item(user, write, created=True),
-                    # No user under this id. A deleted user's trace may be replaced (a profile
-                    # made again), but not by a resend of its own create.
-                    "ConditionExpression": "attribute_not_exists(listingId) AND "
-                    "(attribute_not_exists(createToken) OR createToken <> :token)",
-                    "ExpressionAttributeValues": {":token": _s(write.token)},
+                    # Nothing under this id, not even a deleted user's trace: ids are Cognito subs,
+                    # never reused, so a trace means this very user was deleted (and a late resend
+                    # of its create, or a request its revoked token still got in, must not bring
+                    # it back).
+                    "ConditionExpression": "attribute_not_exists(userId)",
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },

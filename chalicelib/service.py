@@ -125,8 +125,10 @@ class UserService:
         try:
             stored = self._repo.create(user, write)
         except (EmailAlreadyExists, UserAlreadyExists) as exc:
-            if made_here:
-                self._identities.delete(sub)  # refused: take back the sign-in this attempt made
+            # Refused: take back the sign-in this attempt made, unless a concurrent create of the
+            # same email adopted it and its record holds it now.
+            if made_here and not isinstance(self._repo.find(sub), User):
+                self._identities.delete(sub)
             raise EmailAlreadyExists() from exc
         # A ServiceUnavailable above propagates without compensation: the record may have been
         # written, and the sign-in (not yet invited, so unusable) is what a keyed retry adopts.
@@ -147,6 +149,8 @@ class UserService:
             try:
                 return self._identities.create(email, password), True
             except SignInExists as exists:
+                if not exists.sub:
+                    continue  # gone again before it could be read (a concurrent create took it back)
                 record = self._repo.find(exists.sub)
                 if not isinstance(record, Deleted):
                     # Left by an earlier attempt whose record write failed or whose outcome was
@@ -361,6 +365,9 @@ class UserService:
             try:
                 created = self._repo.create(profile, write)
             except UserAlreadyExists:
+                if isinstance(self._repo.find(sub), Deleted):
+                    # Deleted meanwhile (this caller's token was still in a cache's grace): gone.
+                    raise UserNotFound() from None
                 if preconditions.if_none_match_any:
                     raise NoneMatchFailed() from None
                 continue  # a concurrent first PUT created it: update that one

@@ -166,8 +166,8 @@ class FakeUserRepository:
             if self.create_tokens.get(user.user_id) == write.token:
                 return existing  # this request's own earlier attempt
             raise UserAlreadyExists()
-        if user.user_id in self.deleted and self.create_tokens.get(user.user_id) == write.token:
-            raise UserAlreadyExists()  # a resent create never brings its deleted user back
+        if user.user_id in self.deleted:
+            raise UserAlreadyExists()  # a deleted user's trace: never brought back
         key = email_key(user.email)
         if key in self.reservations:
             raise EmailAlreadyExists()

@@ -21,7 +21,7 @@ from chalicelib.errors import (
     ServiceUnavailable,
     UserNotFound,
 )
-from chalicelib.identity import SignInMissing
+from chalicelib.identity import SignInExists, SignInMissing
 from chalicelib.models import ADMIN, MEMBER, NewUser, Standing, UserChanges, epoch_seconds
 from chalicelib.service import UserService
 from tests.unit.fakes import FakeAvatars, FakeIdentityProvider, FakeUserRepository, make_user
@@ -333,3 +333,32 @@ def test_a_profile_made_by_its_own_sign_in_takes_the_role_of_its_group(service, 
     assert created and user.role == MEMBER and repo.enabled_admins == 0
     first, _ = service.put_profile("operator-sub", "o@example.com", UserChanges(name="O"), in_admins_group=True)
     assert first.role == ADMIN and repo.enabled_admins == 1
+
+
+def test_a_create_never_takes_back_a_sign_in_a_concurrent_create_adopted(service, repo, identities):
+    """A makes the sign-in; B, creating the same email meanwhile, adopts it and writes its record
+    first; A's record is refused, and A must leave B's sign-in alone."""
+
+    def b_writes_its_record_first() -> None:
+        sub = next(iter(identities.accounts))
+        repo.users[sub] = make_user(user_id=sub, email="ada@example.com")
+        repo.reservations["ada@example.com"] = sub
+
+    repo.before("create", b_writes_its_record_first)
+    with pytest.raises(EmailAlreadyExists):
+        ada(service)
+    assert list(identities.accounts) == ["sub-001"] and "sub-001" in repo.users
+
+
+def test_a_sign_in_that_vanishes_between_conflict_and_read_is_made_again(service, identities):
+    real_create = identities.create
+    calls = iter([SignInExists("")])
+
+    def first_conflicting_then_real(email: str, password: str | None = None) -> str:
+        error = next(calls, None)
+        if error is not None:
+            raise error
+        return real_create(email, password)
+
+    identities.create = first_conflicting_then_real  # type: ignore[method-assign]
+    assert ada(service) == "sub-001"

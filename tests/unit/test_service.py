@@ -347,7 +347,7 @@ def test_put_profile_concurrent_create_falls_back_to_update(service, repo):
     user, created = service.put_profile("sub-1", "ann@example.com", UserChanges(name="Second"))
     assert created is False
     assert (user.name, user.version) == ("Second", 2)
-    assert repo.calls == {"update": 2, "create": 1}
+    assert repo.calls == {"update": 2, "create": 1, "find": 1}  # the read tells a race from a deleted user
     assert repo.users["sub-1"] == user
 
 
@@ -367,7 +367,7 @@ def test_put_profile_gives_up_if_create_and_update_keep_missing(service, repo, m
     monkeypatch.setattr(repo, "create", create_always_collides)
     with pytest.raises(ConcurrentModification):
         service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"))
-    assert repo.calls == {"update": MAX_ATTEMPTS, "create": MAX_ATTEMPTS}
+    assert repo.calls == {"update": MAX_ATTEMPTS, "create": MAX_ATTEMPTS, "find": MAX_ATTEMPTS}
 
 
 # --- If-Match (expected revisions) ---
@@ -625,3 +625,12 @@ def test_delete_with_if_none_match_naming_the_current_revision_or_star_is_412(se
         with pytest.raises(PreconditionFailed):
             service.delete_user(user.user_id, conditions)
     assert repo.users[user.user_id] == user
+
+
+def test_put_profile_of_a_user_deleted_meanwhile_is_404_not_a_new_profile(service, repo):
+    """Its token passed a check that had not yet heard of the delete: the user stays deleted."""
+    seeded(repo, make_user(user_id="sub-1"))
+    repo.before("update", lambda: service.delete_user("sub-1", actor="admin"))
+    with pytest.raises(UserNotFound):
+        service.put_profile("sub-1", "ann@example.com", UserChanges(name="Back"))
+    assert "sub-1" not in repo.users
