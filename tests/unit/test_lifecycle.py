@@ -350,7 +350,9 @@ def test_a_create_never_takes_back_a_sign_in_a_concurrent_create_adopted(service
     assert list(identities.accounts) == ["sub-001"] and "sub-001" in repo.users
 
 
-def test_a_sign_in_that_vanishes_between_conflict_and_read_is_made_again(service, identities):
+def test_a_sign_in_that_vanishes_between_conflict_and_read_is_made_again(
+    service: UserService, identities: FakeIdentityProvider
+) -> None:
     real_create = identities.create
     calls = iter([SignInExists("")])
 
