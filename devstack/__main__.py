@@ -6,11 +6,11 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
+
+from devstack import lifecycle
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_STACK_FILE = PROJECT_DIR / ".local" / "stack.json"
@@ -39,27 +39,42 @@ def _emulator_credentials() -> None:
 
 
 def run(host: str, port: int, moto_port: int) -> None:
+    stack_path = _stack_file()
+    # Refused before anything is started or written: a second start must leave the running
+    # stack, its port and its stack file alone.
+    try:
+        lifecycle.refuse_if_running(stack_path)
+        listener = lifecycle.claim_port(host, port)
+    except lifecycle.AlreadyRunning as exc:
+        sys.exit(f"Cannot start the local stack: {exc}")
+    try:
+        _serve(listener, host, moto_port, stack_path)
+    except KeyboardInterrupt:
+        pass
+
+
+def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     from chalice.cli import factory as chalice_factory
     from chalice.deploy.validate import validate_routes
 
     from chalicelib.config import cors_allow_origin
     from devstack import moto_patches, resources
     from devstack.cognito_emulation import widen_email_check
-    from devstack.gateway import create_server
+    from devstack.gateway import serve_app
     from devstack.motoserver import MotoServer
 
     _emulator_credentials()
     region = os.environ.get("AWS_REGION", "us-east-1")
     widen_email_check()
+    moto = None
+    written: dict[str, Any] | None = None
     try:
-        moto = MotoServer(host, moto_port).start()
-    except moto_patches.MotoVersionMismatch as exc:
-        sys.exit(f"Cannot start the local stack: {exc}")
-    cli = chalice_factory.CLIFactory(str(PROJECT_DIR), environ=os.environ)
-    stage_env = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE).environment_variables
-    stack_path = _stack_file()
-    server = None
-    try:
+        try:
+            moto = MotoServer(host, moto_port).start()
+        except moto_patches.MotoVersionMismatch as exc:
+            sys.exit(f"Cannot start the local stack: {exc}")
+        cli = chalice_factory.CLIFactory(str(PROJECT_DIR), environ=os.environ)
+        stage_env = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE).environment_variables
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": moto.url,
@@ -88,8 +103,8 @@ def run(host: str, port: int, moto_port: int) -> None:
         config = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE)
         app = config.chalice_app
         validate_routes(app.routes)
-        server = create_server(app, config, host, port)
-        bound_port = server.server.server_address[1]
+        serve_app(listener, app, config)
+        bound_port = listener.server_address[1]
         api_url = f"http://{host}:{bound_port}"
         # The patches moto runs with here, as checked on moto itself: the e2e tests assert them.
         info = {
@@ -97,22 +112,22 @@ def run(host: str, port: int, moto_port: int) -> None:
             "api_url": api_url,
             "emulator_patches": moto_patches.active(),
             "outbox_file": str(_outbox_file()),
+            # Whose file this is: a second start refuses while this process lives, and this
+            # process removes the file at exit only if it is still the one it wrote.
+            "pid": os.getpid(),
+            "instance": lifecycle.new_instance_id(),
         }
-        stack_path.parent.mkdir(parents=True, exist_ok=True)
-        stack_path.write_text(json.dumps(info, indent=2) + "\n")
-        stack_path.chmod(0o600)
+        lifecycle.write_stack_file(stack_path, info)
+        written = info
         _print_welcome(info)
-        # SIGTERM (e.g. from a test harness) stops as cleanly as Ctrl-C.
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-        server.server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        listener.serve_forever()
     finally:
-        if server is not None:
-            server.server.server_close()
-        moto.stop()
-        stack_path.unlink(missing_ok=True)
-        print("Stopped the API and the embedded AWS stack.", flush=True)
+        listener.server_close()
+        if written is not None:
+            lifecycle.remove_own_stack_file(stack_path, written)
+        if moto is not None:
+            moto.stop()
+            print("Stopped the API and the embedded AWS stack.", flush=True)
 
 
 def _print_welcome(info: dict[str, Any]) -> None:
@@ -210,6 +225,11 @@ def main(argv: list[str] | None = None) -> None:
     outbox_cmd.add_argument("--last", type=int, default=10)
     args = parser.parse_args(argv)
     if args.command == "run":
+        # Both signals stop the stack, whatever this process inherited: a background job of a
+        # non-interactive shell (`make run &` in a script) starts with SIGINT ignored, and then
+        # neither Ctrl-C, `kill -INT` nor the e2e helper could stop it.
+        lifecycle.stop_on_signals()
+        lifecycle.exit_with_parent()
         run(args.host, args.port, args.moto_port)
         # All is stopped and the data goes with the process: skip the interpreter's teardown, which
         # frees every emulated item one by one (about a second of Ctrl-C at 10,000 users).

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -21,7 +22,6 @@ from chalice.config import Config
 from chalice.local import (
     ChaliceRequestHandler,
     LambdaContext,
-    LocalDevServer,
     LocalGateway,
     LocalGatewayAuthorizer,
     RouteMatcher,
@@ -95,5 +95,12 @@ class BackloggedServer(ThreadedHTTPServer):
     allow_reuse_address = True
 
 
-def create_server(app_object: Chalice, config: Config, host: str, port: int) -> LocalDevServer:
-    return LocalDevServer(app_object, config, host, port, handler_cls=AppRequestHandler, server_cls=BackloggedServer)
+def bind(host: str, port: int) -> BackloggedServer:
+    """The listening server, bound before the app exists (so a taken port is refused before the
+    emulator starts); it serves nothing until serve_app gives it the app."""
+    return BackloggedServer((host, port), BaseHTTPRequestHandler)
+
+
+def serve_app(server: BackloggedServer, app_object: Chalice, config: Config) -> None:
+    """Requests queued in the listen backlog meanwhile are answered once serve_forever runs."""
+    server.RequestHandlerClass = functools.partial(AppRequestHandler, app_object=app_object, config=config)

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import requests
 
-from tests.e2e.conftest import Stack, start_stack, stop_stack
+from tests.e2e.conftest import Stack, running_stack, stop_stack
 
 TIMEOUT = 15
 
@@ -173,10 +173,10 @@ def _port_open(url: str) -> bool:
 
 
 def test_ctrl_c_stops_everything_and_removes_the_stack_file(tmp_path: Path) -> None:
-    stack = start_stack(tmp_path)
-    api_url, moto_url = stack.url, stack.info["aws_endpoint_url"]
-    assert requests.get(api_url + "/hello", timeout=TIMEOUT).status_code == 200
-    assert stop_stack(stack, signal.SIGINT) == 0
+    with running_stack(tmp_path) as stack:
+        api_url, moto_url = stack.url, stack.info["aws_endpoint_url"]
+        assert requests.get(api_url + "/hello", timeout=TIMEOUT).status_code == 200
+        assert stop_stack(stack, signal.SIGINT) == 0
     assert not stack.stack_file.exists()
     assert not _port_open(api_url) and not _port_open(moto_url)
     assert "Stopped" in (tmp_path / "stack.log").read_text()
