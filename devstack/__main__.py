@@ -57,7 +57,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     from chalice.cli import factory as chalice_factory
     from chalice.deploy.validate import validate_routes
 
-    from chalicelib.config import cors_allow_origin
+    from chalicelib.config import cors_allow_origins
     from devstack import moto_patches, resources
     from devstack.cognito_emulation import widen_email_check
     from devstack.gateway import serve_app
@@ -90,7 +90,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             stage_env["TABLE_NAME"],
             stage_env.get("AVATAR_BUCKET", "users-api-local-avatars"),
             "",
-            cors_allow_origin({**os.environ, **stage_env}),
+            cors_allow_origins({**os.environ, **stage_env}),
         )
         os.environ.update(
             {
@@ -110,6 +110,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
         info = {
             **stack.to_dict(),
             "api_url": api_url,
+            "docs_url": f"{api_url}/docs",
             "emulator_patches": moto_patches.active(),
             "outbox_file": str(_outbox_file()),
             # Whose file this is: a second start refuses while this process lives, and this

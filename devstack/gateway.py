@@ -28,6 +28,9 @@ from chalice.local import (
     ThreadedHTTPServer,
 )
 
+from chalicelib.config import cors_allow_origins
+from chalicelib.cors import CorsOrigins
+
 LISTEN_BACKLOG = 256
 
 
@@ -45,8 +48,16 @@ class AppGateway(LocalGateway):
         self._authorizer = AppVerifiesCognitoTokens(app_object)
         self._routes = RouteMatcher(list(app_object.routes))
         self._cors_headers = _cors_headers(app_object)
+        self._cors = CorsOrigins(cors_allow_origins())
 
     def handle_request(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
+        response = self._respond(method, path, headers, body)
+        # Preflights and 404s are answered here, not by the app: they name the request's origin
+        # too when it is one of the local stage's allowed origins.
+        self._cors.apply(response["headers"], headers)
+        return response
+
+    def _respond(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
         try:
             self._routes.match_route(path)
         except ValueError:

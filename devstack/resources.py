@@ -91,7 +91,9 @@ def id_token(endpoint: str, region: str, client_id: str, username: str, password
     return str(result["AuthenticationResult"]["IdToken"])
 
 
-def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_url: str, cors_origin: str = "") -> Stack:
+def create(
+    endpoint: str, region: str, table_name: str, bucket_name: str, api_url: str, cors_origins: tuple[str, ...] = ()
+) -> Stack:
     dynamodb = _client("dynamodb", endpoint, region)
     dynamodb.create_table(**create_table_kwargs(table_name))
     dynamodb.update_time_to_live(**time_to_live_kwargs(table_name))
@@ -100,11 +102,12 @@ def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_ur
         s3.create_bucket(Bucket=bucket_name)
     else:
         s3.create_bucket(Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": region})
-    if cors_origin:
-        # As deployed: a browser at the app's origin uploads and downloads avatars directly.
+    if cors_origins:
+        # As deployed: a browser at the app's origin uploads and downloads avatars directly (locally
+        # from any of the API's allowed origins).
         bucket = load_limits()["avatar_bucket"]
         rule = {
-            "AllowedOrigins": [cors_origin],
+            "AllowedOrigins": list(cors_origins),
             "AllowedMethods": bucket["cors_methods"],
             "ExposeHeaders": ["ETag"],
             "MaxAgeSeconds": bucket["cors_max_age_seconds"],
