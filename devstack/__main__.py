@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -23,11 +22,24 @@ def _stack_file() -> Path:
     return Path(os.environ.get("STACK_FILE", DEFAULT_STACK_FILE))
 
 
-def _read_stack() -> dict[str, Any]:
+def _read_stack(command: str) -> dict[str, Any]:
     path = _stack_file()
-    if not path.exists():
-        sys.exit(f"{path} not found: start the stack first with `make run`")
-    return dict(json.loads(path.read_text()))
+    info = lifecycle.read_stack_file(path)
+    if info is None:
+        sys.exit(f"{command}: {path} not found: start the stack first with `make run`")
+    pid = info.get("pid")
+    if isinstance(pid, int) and not lifecycle.is_a_stack(pid):
+        sys.exit(f"{command}: the stack that wrote {path} (pid {pid}) is no longer running: start one with `make run`")
+    return info
+
+
+def _aws_error(exc: Exception) -> str:
+    """One line for an AWS error: its code and message, or what went wrong on the way."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        error = response["Error"]
+        return f"{error.get('Code')}: {error.get('Message')}"
+    return str(exc)
 
 
 def _emulator_credentials() -> None:
@@ -155,26 +167,35 @@ Ctrl-C stops everything.
 
 
 def token(username: str | None, password: str | None) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from devstack import resources
 
-    stack = _read_stack()
+    stack = _read_stack("make token")
     _emulator_credentials()
-    print(
-        resources.id_token(
-            stack["aws_endpoint_url"],
-            stack["region"],
-            stack["user_pool_client_id"],
-            username or stack["admin_username"],
-            password or stack["admin_password"],
+    try:
+        print(
+            resources.id_token(
+                stack["aws_endpoint_url"],
+                stack["region"],
+                stack["user_pool_client_id"],
+                username or stack["admin_username"],
+                password or stack["admin_password"],
+            )
         )
-    )
+    except resources.SignInRefused as exc:
+        sys.exit(f"make token: {exc} (the seeded users' passwords are in {_stack_file()})")
+    except (BotoCoreError, ClientError) as exc:
+        sys.exit(f"make token: the stack's Cognito answered {_aws_error(exc)}")
 
 
 def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from chalicelib.errors import AppError
     from devstack import resources
 
-    stack = _read_stack()
+    stack = _read_stack("make user")
     _emulator_credentials()
     try:
         user_id = resources.add_user(
@@ -188,8 +209,11 @@ def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
             name,
         )
     except AppError as exc:
+        # The service undoes a half-made user (a sign-in whose password the pool refused).
         details = "; ".join(f"{d['field']} {d['message']}" for d in exc.details)
         sys.exit(f"make user: {exc.message}{': ' + details if details else ''} (nothing was created)")
+    except (BotoCoreError, ClientError) as exc:
+        sys.exit(f"make user: the stack answered {_aws_error(exc)}")
     print(f"created {email} ({'admin' if admin else 'member'}, userId {user_id})")
 
 

@@ -72,7 +72,7 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _is_a_stack(pid: int) -> bool:
+def is_a_stack(pid: int) -> bool:
     if not _alive(pid):
         return False
     try:
@@ -93,7 +93,7 @@ def refuse_if_running(stack_file: Path) -> None:
     """AlreadyRunning if the stack file belongs to a stack that is still running."""
     info = read_stack_file(stack_file)
     pid = info.get("pid") if info else None
-    if not isinstance(pid, int) or pid == os.getpid() or not _is_a_stack(pid):
+    if not isinstance(pid, int) or pid == os.getpid() or not is_a_stack(pid):
         return  # none, or left behind by a stack that was killed: ours to replace
     assert info is not None
     raise AlreadyRunning(

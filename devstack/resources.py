@@ -81,14 +81,39 @@ def add_user(
     return user.user_id
 
 
+class SignInRefused(Exception):
+    """Cognito did not sign the user in: why, in one line."""
+
+
 def id_token(endpoint: str, region: str, client_id: str, username: str, password: str) -> str:
+    """An ID token for the user; SignInRefused for a wrong password, an unknown or disabled user,
+    or a user Cognito first asks something else of (an invited user's new password)."""
+    from botocore.exceptions import ClientError
+
     idp = _client("cognito-idp", endpoint, region)
-    result = idp.initiate_auth(
-        ClientId=client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": username, "PASSWORD": password},
-    )
+    try:
+        result = idp.initiate_auth(
+            ClientId=client_id,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+        )
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") in SIGN_IN_REFUSALS:
+            raise SignInRefused(f"cannot sign in as {username}: {error.get('Message') or error['Code']}") from None
+        raise
+    if "AuthenticationResult" not in result:
+        raise SignInRefused(
+            f"cannot sign in as {username}: Cognito first asks for {result.get('ChallengeName')} (an invited user "
+            "chooses a new password at first sign-in)"
+        )
     return str(result["AuthenticationResult"]["IdToken"])
+
+
+# Cognito's answers to a sign-in that are about the user or the password, not about the stack.
+SIGN_IN_REFUSALS = frozenset(
+    {"NotAuthorizedException", "UserNotFoundException", "UserNotConfirmedException", "PasswordResetRequiredException"}
+)
 
 
 def create(
