@@ -121,9 +121,13 @@ def hello() -> Response:
 
 @app.route("/openapi.json", methods=["GET"], cors=cors)
 def openapi_document() -> Response:
-    from chalicelib.openapi import document
+    from chalicelib.openapi import document_for, server_url
 
-    return json_response(document(), headers={"Cache-Control": "public, max-age=300"})
+    request = _request()
+    base_url = server_url(config.get_telemetry().stage, request.context or {}, request.headers)
+    # Varies with the host the caller used (the stage's own domain or a custom one, 127.0.0.1 or localhost).
+    headers = {"Cache-Control": "public, max-age=300", "Vary": "Host"}
+    return json_response(document_for(base_url), headers=headers)
 
 
 @app.route("/users", methods=["POST"], **protected)

@@ -159,6 +159,14 @@ def test_an_origin_not_allowed_is_never_named(stack: Stack) -> None:
         assert response.headers.get("Access-Control-Allow-Origin") != "*"
 
 
+def test_the_openapi_document_names_the_api_where_it_was_found(stack: Stack) -> None:
+    """Imported into Postman or any OpenAPI client, it needs no edits."""
+    assert call(stack, "GET", "/openapi.json").json()["servers"] == [{"url": stack.url}]
+    port = stack.url.rsplit(":", 1)[1]
+    by_name = call(stack, "GET", "/openapi.json", headers={"Host": f"localhost:{port}"}).json()
+    assert by_name["servers"] == [{"url": f"http://localhost:{port}"}]
+
+
 def test_unknown_route_is_404_and_undeclared_method_405(stack: Stack) -> None:
     missing = requests.get(stack.url + "/does-not-exist", timeout=TIMEOUT)
     assert missing.status_code == 404 and missing.json() == {"error": "Not found"}
