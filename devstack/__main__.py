@@ -148,6 +148,7 @@ def _print_welcome(info: dict[str, Any]) -> None:
     print(
         f"""
 User Management API on {url}  (embedded AWS stack at {info["aws_endpoint_url"]}; data lives in memory)
+API docs:      {info["docs_url"]}  (Swagger UI: Authorize takes the token `make -s token` prints)
 Stack details: {_stack_file()}
 Seeded admin:  {info["admin_username"]} / {info["admin_password"]}
 Seeded member: {info["member_username"]} / {info["member_password"]}

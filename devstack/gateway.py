@@ -3,6 +3,7 @@
 - Chalice's local authorizer base64-decodes Cognito tokens into claims without checking them
   and, on a malformed token, raises, so the server drops the connection with no response.
   Here Cognito routes pass through untouched and the app verifies the token itself.
+- /docs serves Swagger UI for /openapi.json (devstack/docs.py): locally only, never packaged.
 - Unknown paths get the 404 JSON that the deployed API's gateway response gives, not a 403.
 - The listen backlog is raised from socketserver's 5, so bursts of connections are queued.
 - TRACE and QUERY reach the app (a 405 like any undeclared method), not http.server's 501 HTML page.
@@ -30,6 +31,7 @@ from chalice.local import (
 
 from chalicelib.config import cors_allow_origins
 from chalicelib.cors import CorsOrigins
+from devstack import docs
 
 LISTEN_BACKLOG = 256
 
@@ -58,6 +60,8 @@ class AppGateway(LocalGateway):
         return response
 
     def _respond(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
+        if docs.serves(method, path):
+            return docs.response(path)
         try:
             self._routes.match_route(path)
         except ValueError:
