@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -101,10 +101,12 @@ def _read_info(stack_file: Path) -> dict[str, Any] | None:
 RUN_COMMAND = [sys.executable, "-m", "devstack", "run", "--port", "0"]
 
 
-def stack_environment(stack_file: Path) -> dict[str, str]:
+def stack_environment(stack_file: Path, settings: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment `python -m devstack run` gets here: this one without the app's settings
-    (they come from .chalice/config.json), writing `stack_file`, stopping if this process dies."""
+    (they come from .chalice/config.json) but for those given in `settings` (as a developer sets
+    CORS_ALLOW_ORIGIN for `make run`), writing `stack_file`, stopping if this process dies."""
     env = {key: value for key, value in os.environ.items() if key not in APP_SETTINGS}
+    env.update(settings or {})
     env.update(
         {
             "STACK_FILE": str(stack_file),
@@ -116,7 +118,7 @@ def stack_environment(stack_file: Path) -> dict[str, str]:
     return env
 
 
-def start_stack(tmp: Path) -> Stack:
+def start_stack(tmp: Path, settings: Mapping[str, str] | None = None) -> Stack:
     """Start a stack on free ports; its stack file and log (stack.log) go to `tmp`.
 
     The stack runs in its own process group (so its whole group can be killed), stops if this
@@ -129,7 +131,7 @@ def start_stack(tmp: Path) -> Stack:
     process = subprocess.Popen(
         RUN_COMMAND,
         cwd=PROJECT_DIR,
-        env=stack_environment(stack_file),
+        env=stack_environment(stack_file, settings),
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -160,9 +162,9 @@ def stop_stack(stack: Stack, sig: int = signal.SIGINT, timeout: float = STOP_TIM
 
 
 @contextmanager
-def running_stack(tmp: Path) -> Iterator[Stack]:
+def running_stack(tmp: Path, settings: Mapping[str, str] | None = None) -> Iterator[Stack]:
     """A started stack, stopped (for sure) when the block ends, however it ends."""
-    stack = start_stack(tmp)
+    stack = start_stack(tmp, settings)
     try:
         yield stack
     finally:
