@@ -8,6 +8,8 @@ PORT ?= 8000
 STAGE ?= prod
 OUT ?= out
 DEPLOYED_STAGES := dev staging prod
+# npm's test tools (newman), pinned in package.json and package-lock.json.
+NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 # chalice package needs a region to render ARNs; no AWS call is made.
@@ -33,6 +35,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
 
 $(INFRA_STAMP): requirements-infra.txt requirements-actionlint.txt
 	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
@@ -91,8 +97,8 @@ lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov and (if installed) terr
 	done
 	$(INFRA_VENV)/bin/python infra/lint.py $(addprefix $(OUT)/,$(DEPLOYED_STAGES))
 
-test: $(STAMP) lint typecheck lint-infra ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e
+test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
 	$(BIN)/python -m pytest
 
 clean: ## Remove the virtualenvs, build output, .local and caches
-	rm -rf $(VENV) $(INFRA_VENV) $(OUT) .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache
