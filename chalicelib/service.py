@@ -147,6 +147,10 @@ class UserService:
             try:
                 return self._identities.create(email, password), True
             except SignInExists as exists:
+                if not exists.sub:
+                    # Gone again before it could be read: a racing create of the same email took
+                    # back the sign-in it made. Nothing to adopt or finish: try to make one again.
+                    continue
                 record = self._repo.find(exists.sub)
                 if not isinstance(record, Deleted):
                     # Left by an earlier attempt whose record write failed or whose outcome was
