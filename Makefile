@@ -8,6 +8,8 @@ PORT ?= 8000
 STAGE ?= prod
 OUT ?= out
 DEPLOYED_STAGES := dev staging prod
+# npm's test tools (newman), pinned in package.json and package-lock.json.
+NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 # chalice package needs a region to render ARNs; no AWS call is made.
@@ -21,12 +23,22 @@ ifdef PASSWORD
 TOKEN_PASSWORD := --password "$(PASSWORD)"
 endif
 
-.PHONY: run token user outbox drift loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
+.PHONY: help run token user outbox drift loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
+
+# A bare `make` lists the targets.
+.DEFAULT_GOAL := help
+
+help: ## List the targets with what each does (also what a bare `make` prints)
+	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-z][a-z-]*:.*## / { printf "  %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
 
 $(INFRA_STAMP): requirements-infra.txt requirements-actionlint.txt
 	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
@@ -35,7 +47,7 @@ $(INFRA_STAMP): requirements-infra.txt requirements-actionlint.txt
 		>/dev/null 2>&1 || echo "actionlint could not be installed (it downloads from GitHub releases); lint-infra will say it skipped it"
 	@touch $(INFRA_STAMP)
 
-run: $(STAMP) ## Start the embedded AWS stack and the API on 127.0.0.1:$(PORT)
+run: $(STAMP) ## Start the embedded AWS stack and the API on http://127.0.0.1:8000 (PORT=9000 for another port); Ctrl-C stops both
 	PORT=$(PORT) $(BIN)/python -m devstack run
 
 token: $(STAMP) ## Print an ID token (admin by default; USER=... PASSWORD=... for another user)
@@ -59,23 +71,23 @@ bench: $(STAMP) ## Cold start, request overhead, DynamoDB requests, package size
 localstack-bench: $(STAMP) ## The local stack against its targets: create p50 at 10,000 users within 1.5x of an empty table, RSS < 600 MB after a `make loadtest` run, Ctrl-C within 2 s (QUICK=1: a smoke run)
 	$(BIN)/python -m bench.local_stack_scale $(if $(QUICK),--quick)
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff: lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) ## mypy, strict
 	$(BIN)/mypy
 
-package: $(STAMP) ## CloudFormation for STAGE (default prod): $(OUT)/STAGE/cloudformation/{sam.json,deployment.zip}
+package: $(STAMP) ## CloudFormation for STAGE (default prod): out/STAGE/cloudformation/{sam.json,deployment.zip}
 	$(BIN)/python -m infra package $(STAGE) $(OUT)/$(STAGE)/cloudformation
 
-package-tf: $(STAMP) ## Terraform for STAGE: $(OUT)/STAGE/terraform/
+package-tf: $(STAMP) ## Terraform for STAGE: out/STAGE/terraform/
 	$(BIN)/python -m infra package-tf $(STAGE) $(OUT)/$(STAGE)/terraform
 
-release-tf: $(STAMP) ## After `terraform apply` in $(OUT)/STAGE/terraform: CodeDeploy moves the live alias to the new version (hook, canary, rollback)
+release-tf: $(STAMP) ## After `terraform apply` in out/STAGE/terraform: CodeDeploy moves the live alias to the new version (hook, canary, rollback)
 	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform
 
-base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: $(OUT)/STAGE/base.json
+base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: out/STAGE/base.json
 	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json
 
 policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
@@ -88,8 +100,8 @@ lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov and (if installed) terr
 	done
 	$(INFRA_VENV)/bin/python infra/lint.py $(addprefix $(OUT)/,$(DEPLOYED_STAGES))
 
-test: $(STAMP) lint typecheck lint-infra ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e
+test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
 	$(BIN)/python -m pytest
 
-clean:
-	rm -rf $(VENV) $(INFRA_VENV) $(OUT) .local .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the virtualenvs, build output, .local and caches
+	rm -rf $(VENV) $(INFRA_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache

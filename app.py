@@ -13,6 +13,7 @@ from chalicelib.access import require_admin, require_may_change, require_not_sel
 from chalicelib.bootstrap import get_avatars, get_idempotency_store, get_service
 from chalicelib.chalice_app import ThreadSafeChalice
 from chalicelib.conditional import etag, none_match_hits, parse_preconditions
+from chalicelib.cors import CorsOrigins
 from chalicelib.errors import UserNotFound
 from chalicelib.http import handles_errors, json_response, parse_json_object
 from chalicelib.models import (
@@ -36,8 +37,11 @@ app.debug = False  # never a stack trace in a response
 logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
 
 authorizer = CognitoUserPoolAuthorizer("CognitoUserPool", provider_arns=[config.user_pool_arn()])
+# Chalice's CORSConfig names one origin; a local stage's other allowed origins are answered per
+# request by the pipeline (and by the local gateway's own preflights, devstack/gateway.py).
+cors_origins = CorsOrigins(config.cors_allow_origins())
 cors = CORSConfig(
-    allow_origin=config.cors_allow_origin(),
+    allow_origin=cors_origins.allowed[0],
     allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "If-Match", "If-None-Match", "X-Correlation-Id"],
     expose_headers=["ETag", "Location", "Retry-After", idempotency.REPLAYED_HEADER, pipeline.CORRELATION_HEADER],
     max_age=600,
@@ -51,7 +55,7 @@ protected: dict[str, Any] = {"authorizer": authorizer, "cors": cors, "api_key_re
 def request_pipeline(event: Any, get_response: Any) -> Response:
     entry = app.routes.get(event.context.get("resourcePath", ""), {}).get(event.method)
     requires_auth = entry is not None and entry.authorizer is not None
-    return pipeline.handle(event, get_response, requires_auth, _DEFAULT_HEADERS)
+    return pipeline.handle(event, get_response, requires_auth, _DEFAULT_HEADERS, cors_origins)
 
 
 def _request() -> Any:
@@ -117,9 +121,13 @@ def hello() -> Response:
 
 @app.route("/openapi.json", methods=["GET"], cors=cors)
 def openapi_document() -> Response:
-    from chalicelib.openapi import document
+    from chalicelib.openapi import document_for, server_url
 
-    return json_response(document(), headers={"Cache-Control": "public, max-age=300"})
+    request = _request()
+    base_url = server_url(config.get_telemetry().stage, request.context or {}, request.headers)
+    # Varies with the host the caller used (the stage's own domain or a custom one, 127.0.0.1 or localhost).
+    headers = {"Cache-Control": "public, max-age=300", "Vary": "Host"}
+    return json_response(document_for(base_url), headers=headers)
 
 
 @app.route("/users", methods=["POST"], **protected)

@@ -94,13 +94,56 @@ def require_api_key(environ: Mapping[str, str] | None = None) -> bool:
     return value == "true"
 
 
-def cors_allow_origin(environ: Mapping[str, str] | None = None) -> str:
+# `make run`'s browser origins: a front end on port 3000, however its address is written.
+DEFAULT_LOCAL_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000")
+# scheme://host[:port] exactly as a browser sends it in Origin: no path, no trailing slash.
+_ORIGIN = re.compile(r"(https?)://([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
+def cors_allow_origins(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The browser origins the API answers (CORS_ALLOW_ORIGIN, comma-separated).
+
+    Local stages take a short list (each allowed origin is answered with itself) or `*`. Deployed
+    stages take exactly one https origin: API Gateway answers preflights itself with one fixed
+    origin, so a list could never be honoured there, and `*` would let any site call the API.
+    """
     environ = _env(environ)
     stage = environ.get("STAGE", "local")
-    origin = environ.get("CORS_ALLOW_ORIGIN", "http://localhost:3000")
-    if origin == "*" and stage not in LOCAL_STAGES:
-        raise ConfigurationError("CORS_ALLOW_ORIGIN may not be '*' outside the local stages")
-    return origin
+    local = stage in LOCAL_STAGES
+    raw = environ.get("CORS_ALLOW_ORIGIN", "").strip()
+    if not raw:
+        if local:
+            return DEFAULT_LOCAL_ORIGINS
+        raise ConfigurationError(
+            f"CORS_ALLOW_ORIGIN is required for stage {stage!r}: the one https origin of its front end"
+        )
+    origins = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if "*" in origins:
+        if not local:
+            raise ConfigurationError("CORS_ALLOW_ORIGIN may not be '*' outside the local stages")
+        if len(origins) > 1:
+            raise ConfigurationError("CORS_ALLOW_ORIGIN: '*' allows every origin, so it stands alone")
+        return origins
+    if not local and len(origins) != 1:
+        raise ConfigurationError(
+            f"CORS_ALLOW_ORIGIN must be exactly one origin for stage {stage!r} (API Gateway answers preflights "
+            f"with one fixed origin); got {len(origins)}"
+        )
+    for origin in origins:
+        match = _ORIGIN.fullmatch(origin)
+        if match is None:
+            raise ConfigurationError(
+                f"CORS_ALLOW_ORIGIN: {origin!r} is not an origin (scheme://host[:port], no path or trailing slash)"
+            )
+        if not local and match.group(1) != "https":
+            raise ConfigurationError(f"CORS_ALLOW_ORIGIN must be an https origin for stage {stage!r}")
+    return origins
+
+
+def cors_allow_origin(environ: Mapping[str, str] | None = None) -> str:
+    """The one origin Chalice's CORSConfig (and so a deployed API's preflight) names: in a local
+    stage's list the first; the others are answered per request (chalicelib/cors.py)."""
+    return cors_allow_origins(environ)[0]
 
 
 def _require(environ: Mapping[str, str], name: str) -> str:

@@ -7,11 +7,14 @@ tests/e2e/test_contract.py runs Schemathesis against the running stack with this
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from chalicelib import avatars, idempotency
 from chalicelib.conditional import MAX_TAG_CHARS, MAX_TAGS
+from chalicelib.config import LOCAL_STAGES
 from chalicelib.cursor import CURSOR_PATTERN, MAX_CURSOR_LEN
 from chalicelib.models import (
     AVATAR_CONTENT_TYPES,
@@ -439,3 +442,34 @@ def document() -> dict[str, Any]:
             },
         },
     }
+
+
+DOCUMENT_PATH = "/openapi.json"
+# A host name or IP literal with an optional port: all a server URL may take from a request.
+_HOST = re.compile(r"([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
+def server_url(stage: str, context: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
+    """The API's base URL as the caller reached this document, for its `servers`: so an OpenAPI
+    client (Postman, Swagger UI) calls the API where it found it, with no edits.
+
+    Deployed, API Gateway gives the domain (`domainName`) and the path as requested, which starts
+    with the stage (`/api/openapi.json`) or a custom domain's base path; locally the Host header
+    says how the developer reached `make run` (127.0.0.1 or localhost: Swagger UI on /docs then
+    calls the same origin). None if the host is not a plain host[:port].
+    """
+    host = str(context.get("domainName") or headers.get("host") or "")
+    if not _HOST.fullmatch(host):
+        return None
+    path = str(context.get("path") or "")
+    prefix = path.removesuffix(DOCUMENT_PATH) if path.endswith(DOCUMENT_PATH) else ""
+    scheme = "http" if stage in LOCAL_STAGES else "https"  # API Gateway serves HTTPS only
+    return f"{scheme}://{host}{prefix}"
+
+
+def document_for(base_url: str | None) -> dict[str, Any]:
+    """The document with `servers` naming `base_url` (none given: OpenAPI's default, `/`)."""
+    described = document()
+    if base_url is None:
+        return described
+    return {"openapi": described["openapi"], "info": described["info"], "servers": [{"url": base_url}], **described}

@@ -16,6 +16,7 @@ from chalicelib import bootstrap, calls, logs, metrics
 from chalicelib.access import Identity
 from chalicelib.authentication import authenticate
 from chalicelib.config import get_telemetry
+from chalicelib.cors import CorsOrigins
 from chalicelib.errors import AppError, Unauthorized
 from chalicelib.http import error_body, error_response, json_response
 
@@ -142,6 +143,7 @@ def handle(
     get_response: Callable[[Any], Response],
     requires_auth: bool,
     headers: tuple[tuple[str, str, str], ...],
+    cors: CorsOrigins | None = None,
 ) -> Response:
     global _cold_start
     started = time.perf_counter()
@@ -164,6 +166,8 @@ def handle(
         for lower, name, value in headers:
             if lower not in present:
                 response.headers[name] = value
+        if cors is not None:
+            cors.apply(response.headers, request.headers)
         response.headers[CORRELATION_HEADER] = ids["correlationId"]
         _log_request(context, ids, response.status_code, started, sub, cold_start, made)
         return response

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
+
+from devstack import lifecycle
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_STACK_FILE = PROJECT_DIR / ".local" / "stack.json"
@@ -23,11 +22,24 @@ def _stack_file() -> Path:
     return Path(os.environ.get("STACK_FILE", DEFAULT_STACK_FILE))
 
 
-def _read_stack() -> dict[str, Any]:
+def _read_stack(command: str) -> dict[str, Any]:
     path = _stack_file()
-    if not path.exists():
-        sys.exit(f"{path} not found: start the stack first with `make run`")
-    return dict(json.loads(path.read_text()))
+    info = lifecycle.read_stack_file(path)
+    if info is None:
+        sys.exit(f"{command}: {path} not found: start the stack first with `make run`")
+    pid = info.get("pid")
+    if isinstance(pid, int) and not lifecycle.is_a_stack(pid):
+        sys.exit(f"{command}: the stack that wrote {path} (pid {pid}) is no longer running: start one with `make run`")
+    return info
+
+
+def _aws_error(exc: Exception) -> str:
+    """One line for an AWS error: its code and message, or what went wrong on the way."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        error = response["Error"]
+        return f"{error.get('Code')}: {error.get('Message')}"
+    return str(exc)
 
 
 def _emulator_credentials() -> None:
@@ -39,27 +51,42 @@ def _emulator_credentials() -> None:
 
 
 def run(host: str, port: int, moto_port: int) -> None:
+    stack_path = _stack_file()
+    # Refused before anything is started or written: a second start must leave the running
+    # stack, its port and its stack file alone.
+    try:
+        lifecycle.refuse_if_running(stack_path)
+        listener = lifecycle.claim_port(host, port)
+    except lifecycle.AlreadyRunning as exc:
+        sys.exit(f"Cannot start the local stack: {exc}")
+    try:
+        _serve(listener, host, moto_port, stack_path)
+    except KeyboardInterrupt:
+        pass
+
+
+def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     from chalice.cli import factory as chalice_factory
     from chalice.deploy.validate import validate_routes
 
-    from chalicelib.config import cors_allow_origin
+    from chalicelib.config import cors_allow_origins
     from devstack import moto_patches, resources
     from devstack.cognito_emulation import widen_email_check
-    from devstack.gateway import create_server
+    from devstack.gateway import serve_app
     from devstack.motoserver import MotoServer
 
     _emulator_credentials()
     region = os.environ.get("AWS_REGION", "us-east-1")
     widen_email_check()
+    moto = None
+    written: dict[str, Any] | None = None
     try:
-        moto = MotoServer(host, moto_port).start()
-    except moto_patches.MotoVersionMismatch as exc:
-        sys.exit(f"Cannot start the local stack: {exc}")
-    cli = chalice_factory.CLIFactory(str(PROJECT_DIR), environ=os.environ)
-    stage_env = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE).environment_variables
-    stack_path = _stack_file()
-    server = None
-    try:
+        try:
+            moto = MotoServer(host, moto_port).start()
+        except moto_patches.MotoVersionMismatch as exc:
+            sys.exit(f"Cannot start the local stack: {exc}")
+        cli = chalice_factory.CLIFactory(str(PROJECT_DIR), environ=os.environ)
+        stage_env = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE).environment_variables
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": moto.url,
@@ -75,7 +102,7 @@ def run(host: str, port: int, moto_port: int) -> None:
             stage_env["TABLE_NAME"],
             stage_env.get("AVATAR_BUCKET", "users-api-local-avatars"),
             "",
-            cors_allow_origin({**os.environ, **stage_env}),
+            cors_allow_origins({**os.environ, **stage_env}),
         )
         os.environ.update(
             {
@@ -88,31 +115,32 @@ def run(host: str, port: int, moto_port: int) -> None:
         config = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE)
         app = config.chalice_app
         validate_routes(app.routes)
-        server = create_server(app, config, host, port)
-        bound_port = server.server.server_address[1]
+        serve_app(listener, app, config)
+        bound_port = listener.server_address[1]
         api_url = f"http://{host}:{bound_port}"
         # The patches moto runs with here, as checked on moto itself: the e2e tests assert them.
         info = {
             **stack.to_dict(),
             "api_url": api_url,
+            "docs_url": f"{api_url}/docs",
             "emulator_patches": moto_patches.active(),
             "outbox_file": str(_outbox_file()),
+            # Whose file this is: a second start refuses while this process lives, and this
+            # process removes the file at exit only if it is still the one it wrote.
+            "pid": os.getpid(),
+            "instance": lifecycle.new_instance_id(),
         }
-        stack_path.parent.mkdir(parents=True, exist_ok=True)
-        stack_path.write_text(json.dumps(info, indent=2) + "\n")
-        stack_path.chmod(0o600)
+        lifecycle.write_stack_file(stack_path, info)
+        written = info
         _print_welcome(info)
-        # SIGTERM (e.g. from a test harness) stops as cleanly as Ctrl-C.
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-        server.server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        listener.serve_forever()
     finally:
-        if server is not None:
-            server.server.server_close()
-        moto.stop()
-        stack_path.unlink(missing_ok=True)
-        print("Stopped the API and the embedded AWS stack.", flush=True)
+        listener.server_close()
+        if written is not None:
+            lifecycle.remove_own_stack_file(stack_path, written)
+        if moto is not None:
+            moto.stop()
+            print("Stopped the API and the embedded AWS stack.", flush=True)
 
 
 def _print_welcome(info: dict[str, Any]) -> None:
@@ -120,6 +148,7 @@ def _print_welcome(info: dict[str, Any]) -> None:
     print(
         f"""
 User Management API on {url}  (embedded AWS stack at {info["aws_endpoint_url"]}; data lives in memory)
+API docs:      {info["docs_url"]}  (Swagger UI: Authorize takes the token `make -s token` prints)
 Stack details: {_stack_file()}
 Seeded admin:  {info["admin_username"]} / {info["admin_password"]}
 Seeded member: {info["member_username"]} / {info["member_password"]}
@@ -139,26 +168,35 @@ Ctrl-C stops everything.
 
 
 def token(username: str | None, password: str | None) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from devstack import resources
 
-    stack = _read_stack()
+    stack = _read_stack("make token")
     _emulator_credentials()
-    print(
-        resources.id_token(
-            stack["aws_endpoint_url"],
-            stack["region"],
-            stack["user_pool_client_id"],
-            username or stack["admin_username"],
-            password or stack["admin_password"],
+    try:
+        print(
+            resources.id_token(
+                stack["aws_endpoint_url"],
+                stack["region"],
+                stack["user_pool_client_id"],
+                username or stack["admin_username"],
+                password or stack["admin_password"],
+            )
         )
-    )
+    except resources.SignInRefused as exc:
+        sys.exit(f"make token: {exc} (the seeded users' passwords are in {_stack_file()})")
+    except (BotoCoreError, ClientError) as exc:
+        sys.exit(f"make token: the stack's Cognito answered {_aws_error(exc)}")
 
 
 def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from chalicelib.errors import AppError
     from devstack import resources
 
-    stack = _read_stack()
+    stack = _read_stack("make user")
     _emulator_credentials()
     try:
         user_id = resources.add_user(
@@ -172,8 +210,11 @@ def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
             name,
         )
     except AppError as exc:
+        # The service undoes a half-made user (a sign-in whose password the pool refused).
         details = "; ".join(f"{d['field']} {d['message']}" for d in exc.details)
         sys.exit(f"make user: {exc.message}{': ' + details if details else ''} (nothing was created)")
+    except (BotoCoreError, ClientError) as exc:
+        sys.exit(f"make user: the stack answered {_aws_error(exc)}")
     print(f"created {email} ({'admin' if admin else 'member'}, userId {user_id})")
 
 
@@ -210,6 +251,11 @@ def main(argv: list[str] | None = None) -> None:
     outbox_cmd.add_argument("--last", type=int, default=10)
     args = parser.parse_args(argv)
     if args.command == "run":
+        # Both signals stop the stack, whatever this process inherited: a background job of a
+        # non-interactive shell (`make run &` in a script) starts with SIGINT ignored, and then
+        # neither Ctrl-C, `kill -INT` nor the e2e helper could stop it.
+        lifecycle.stop_on_signals()
+        lifecycle.exit_with_parent()
         run(args.host, args.port, args.moto_port)
         # All is stopped and the data goes with the process: skip the interpreter's teardown, which
         # frees every emulated item one by one (about a second of Ctrl-C at 10,000 users).

@@ -3,6 +3,7 @@
 - Chalice's local authorizer base64-decodes Cognito tokens into claims without checking them
   and, on a malformed token, raises, so the server drops the connection with no response.
   Here Cognito routes pass through untouched and the app verifies the token itself.
+- /docs serves Swagger UI for /openapi.json (devstack/docs.py): locally only, never packaged.
 - Unknown paths get the 404 JSON that the deployed API's gateway response gives, not a 403.
 - The listen backlog is raised from socketserver's 5, so bursts of connections are queued.
 - TRACE and QUERY reach the app (a 405 like any undeclared method), not http.server's 501 HTML page.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -21,12 +23,15 @@ from chalice.config import Config
 from chalice.local import (
     ChaliceRequestHandler,
     LambdaContext,
-    LocalDevServer,
     LocalGateway,
     LocalGatewayAuthorizer,
     RouteMatcher,
     ThreadedHTTPServer,
 )
+
+from chalicelib.config import cors_allow_origins
+from chalicelib.cors import CorsOrigins
+from devstack import docs
 
 LISTEN_BACKLOG = 256
 
@@ -45,8 +50,18 @@ class AppGateway(LocalGateway):
         self._authorizer = AppVerifiesCognitoTokens(app_object)
         self._routes = RouteMatcher(list(app_object.routes))
         self._cors_headers = _cors_headers(app_object)
+        self._cors = CorsOrigins(cors_allow_origins())
 
     def handle_request(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
+        response = self._respond(method, path, headers, body)
+        # Preflights and 404s are answered here, not by the app: they name the request's origin
+        # too when it is one of the local stage's allowed origins.
+        self._cors.apply(response["headers"], headers)
+        return response
+
+    def _respond(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
+        if docs.serves(method, path):
+            return docs.response(path)
         try:
             self._routes.match_route(path)
         except ValueError:
@@ -95,5 +110,12 @@ class BackloggedServer(ThreadedHTTPServer):
     allow_reuse_address = True
 
 
-def create_server(app_object: Chalice, config: Config, host: str, port: int) -> LocalDevServer:
-    return LocalDevServer(app_object, config, host, port, handler_cls=AppRequestHandler, server_cls=BackloggedServer)
+def bind(host: str, port: int) -> BackloggedServer:
+    """The listening server, bound before the app exists (so a taken port is refused before the
+    emulator starts); it serves nothing until serve_app gives it the app."""
+    return BackloggedServer((host, port), BaseHTTPRequestHandler)
+
+
+def serve_app(server: BackloggedServer, app_object: Chalice, config: Config) -> None:
+    """Requests queued in the listen backlog meanwhile are answered once serve_forever runs."""
+    server.RequestHandlerClass = functools.partial(AppRequestHandler, app_object=app_object, config=config)

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from devstack import resources, stall
+from devstack import lifecycle, resources, stall
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 90
 STALL_CONTROL_TIMEOUT_S = 10
+STOP_TIMEOUT_S = 30
+LEFTOVER_STOP_TIMEOUT_S = 5
 # Settings the stack must take from .chalice/config.json, not from whatever this process has.
 APP_SETTINGS = {
     "STAGE", "TABLE_NAME", "USER_POOL_ID", "USER_POOL_CLIENT_ID", "USER_POOL_ARN", "CORS_ALLOW_ORIGIN",
     "CURSOR_SECRET", "CURSOR_SECRET_ARN", "AWS_ENDPOINT_URL", "JWKS_URL", "MAX_BODY_BYTES", "LOG_LEVEL",
     "AWS_LAMBDA_FUNCTION_NAME", "REQUIRE_API_KEY", "AVATAR_BUCKET",
 }  # fmt: skip
+
+
+# Stacks this process started and has not stopped yet (stopped at exit, see _stop_leftovers).
+_started: set[subprocess.Popen[bytes]] = set()
 
 
 class Stack:
@@ -89,30 +98,98 @@ def _read_info(stack_file: Path) -> dict[str, Any] | None:
         return None
 
 
-def start_stack(tmp: Path) -> Stack:
-    """Start a stack on free ports; its stack file and log (stack.log) go to `tmp`."""
-    stack_file = tmp / "stack.json"
+RUN_COMMAND = [sys.executable, "-m", "devstack", "run", "--port", "0"]
+
+
+def stack_environment(stack_file: Path, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment `python -m devstack run` gets here: this one without the app's settings
+    (they come from .chalice/config.json) but for those given in `settings` (as a developer sets
+    CORS_ALLOW_ORIGIN for `make run`), writing `stack_file`, stopping if this process dies."""
     env = {key: value for key, value in os.environ.items() if key not in APP_SETTINGS}
-    env.update({"STACK_FILE": str(stack_file), "PORT": "0", "PYTHONUNBUFFERED": "1"})
+    env.update(settings or {})
+    env.update(
+        {
+            "STACK_FILE": str(stack_file),
+            "PORT": "0",
+            "PYTHONUNBUFFERED": "1",
+            lifecycle.PARENT_ENV: str(os.getpid()),
+        }
+    )
+    return env
+
+
+def start_stack(tmp: Path, settings: Mapping[str, str] | None = None) -> Stack:
+    """Start a stack on free ports; its stack file and log (stack.log) go to `tmp`.
+
+    The stack runs in its own process group (so its whole group can be killed), stops if this
+    process dies (lifecycle.exit_with_parent), and is killed at this interpreter's exit if still
+    running: none outlives the test run or tool that started it.
+    """
+    tmp.mkdir(parents=True, exist_ok=True)
+    stack_file = tmp / "stack.json"
     log = (tmp / "stack.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "run", "--port", "0"],
+        RUN_COMMAND,
         cwd=PROJECT_DIR,
-        env=env,
+        env=stack_environment(stack_file, settings),
         stdout=log,
         stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     log.close()  # the child has its own copy
+    _started.add(process)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while (info := _read_info(stack_file)) is None:
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
+            _kill_group(process)
             raise RuntimeError("local stack did not start:\n" + (tmp / "stack.log").read_text())
         time.sleep(0.1)
     return Stack(info, process, stack_file)
 
 
-def stop_stack(stack: Stack, sig: int = signal.SIGINT) -> int:
-    stack.process.send_signal(sig)
-    return stack.process.wait(timeout=30)
+def stop_stack(stack: Stack, sig: int = signal.SIGINT, timeout: float = STOP_TIMEOUT_S) -> int:
+    """Stop the stack with `sig` (as Ctrl-C does), or SIGKILL its process group if it has not
+    exited within `timeout` seconds; its exit status (negative: the signal that killed it)."""
+    if stack.process.poll() is None:
+        stack.process.send_signal(sig)
+        try:
+            stack.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_group(stack.process)
+    return stack.process.returncode
+
+
+@contextmanager
+def running_stack(tmp: Path, settings: Mapping[str, str] | None = None) -> Iterator[Stack]:
+    """A started stack, stopped (for sure) when the block ends, however it ends."""
+    stack = start_stack(tmp, settings)
+    try:
+        yield stack
+    finally:
+        stop_stack(stack)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group of a stack started here (the stack and anything it started)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # its pid is its group's id: start_new_session
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+    process.wait()
+    _started.discard(process)
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Whatever a caller did not stop (a failed test between start and stop, an interrupted run):
+    asked to stop as Ctrl-C would, killed if it does not within a few seconds."""
+    for process in list(_started):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=LEFTOVER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                pass
+        _kill_group(process)

@@ -81,17 +81,44 @@ def add_user(
     return user.user_id
 
 
+class SignInRefused(Exception):
+    """Cognito did not sign the user in: why, in one line."""
+
+
 def id_token(endpoint: str, region: str, client_id: str, username: str, password: str) -> str:
+    """An ID token for the user; SignInRefused for a wrong password, an unknown or disabled user,
+    or a user Cognito first asks something else of (an invited user's new password)."""
+    from botocore.exceptions import ClientError
+
     idp = _client("cognito-idp", endpoint, region)
-    result = idp.initiate_auth(
-        ClientId=client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": username, "PASSWORD": password},
-    )
+    try:
+        result = idp.initiate_auth(
+            ClientId=client_id,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+        )
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") in SIGN_IN_REFUSALS:
+            raise SignInRefused(f"cannot sign in as {username}: {error.get('Message') or error['Code']}") from None
+        raise
+    if "AuthenticationResult" not in result:
+        raise SignInRefused(
+            f"cannot sign in as {username}: Cognito first asks for {result.get('ChallengeName')} (an invited user "
+            "chooses a new password at first sign-in)"
+        )
     return str(result["AuthenticationResult"]["IdToken"])
 
 
-def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_url: str, cors_origin: str = "") -> Stack:
+# Cognito's answers to a sign-in that are about the user or the password, not about the stack.
+SIGN_IN_REFUSALS = frozenset(
+    {"NotAuthorizedException", "UserNotFoundException", "UserNotConfirmedException", "PasswordResetRequiredException"}
+)
+
+
+def create(
+    endpoint: str, region: str, table_name: str, bucket_name: str, api_url: str, cors_origins: tuple[str, ...] = ()
+) -> Stack:
     dynamodb = _client("dynamodb", endpoint, region)
     dynamodb.create_table(**create_table_kwargs(table_name))
     dynamodb.update_time_to_live(**time_to_live_kwargs(table_name))
@@ -100,11 +127,12 @@ def create(endpoint: str, region: str, table_name: str, bucket_name: str, api_ur
         s3.create_bucket(Bucket=bucket_name)
     else:
         s3.create_bucket(Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": region})
-    if cors_origin:
-        # As deployed: a browser at the app's origin uploads and downloads avatars directly.
+    if cors_origins:
+        # As deployed: a browser at the app's origin uploads and downloads avatars directly (locally
+        # from any of the API's allowed origins).
         bucket = load_limits()["avatar_bucket"]
         rule = {
-            "AllowedOrigins": [cors_origin],
+            "AllowedOrigins": list(cors_origins),
             "AllowedMethods": bucket["cors_methods"],
             "ExposeHeaders": ["ETag"],
             "MaxAgeSeconds": bucket["cors_max_age_seconds"],

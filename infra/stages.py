@@ -9,6 +9,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import cors_allow_origin
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
 INFRA_STAGES = PROJECT_DIR / "infra" / "stages.json"
@@ -75,7 +77,8 @@ def load_stage(name: str) -> Stage:
         name=name,
         api_stage=own.get("api_gateway_stage", chalice.get("api_gateway_stage", "api")),
         table_name=environment["TABLE_NAME"],
-        cors_origin=environment["CORS_ALLOW_ORIGIN"],
+        # Validated as the app validates it: one https origin, never `*`.
+        cors_origin=cors_allow_origin(environment),
         require_api_key=environment.get("REQUIRE_API_KEY", "false") == "true",
         lambda_environment=environment,
         lambda_log_retention_days=int(own.get("log_retention_in_days", chalice["log_retention_in_days"])),

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.process import Stack, start_stack, stop_stack
+from devstack.process import Stack, running_stack, start_stack, stop_stack
 
-__all__ = ["Stack", "start_stack", "stop_stack"]
+__all__ = ["Stack", "running_stack", "start_stack", "stop_stack"]
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Credentials for talking to the emulator from the test process (Cognito sign-in).
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    running = start_stack(tmp_path_factory.mktemp("stack"))
-    yield running
-    if running.process.poll() is None:
-        stop_stack(running)
+    # Stopped for sure at the session's end (SIGKILL of its process group if it will not stop).
+    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running

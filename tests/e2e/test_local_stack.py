@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import requests
 
-from tests.e2e.conftest import Stack, start_stack, stop_stack
+from chalicelib.config import DEFAULT_LOCAL_ORIGINS
+from tests.e2e.conftest import Stack, running_stack, stop_stack
 
 TIMEOUT = 15
 
@@ -110,22 +112,59 @@ def test_malformed_and_forged_tokens_get_a_401_response_not_a_dropped_connection
     assert requests.get(stack.url + "/users", timeout=TIMEOUT).status_code == 401
 
 
-def test_cors_preflight_succeeds_without_a_token(stack: Stack) -> None:
+@pytest.mark.parametrize("origin", DEFAULT_LOCAL_ORIGINS)
+def test_cors_preflight_succeeds_without_a_token_for_each_local_origin(stack: Stack, origin: str) -> None:
     response = requests.options(
         stack.url + "/users",
         headers={
-            "Origin": "http://localhost:3000",
+            "Origin": origin,
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
         },
         timeout=TIMEOUT,
     )
     assert response.status_code == 200
-    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert response.headers["Access-Control-Allow-Origin"] == origin
+    assert "Origin" in response.headers["Vary"]
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
     allowed = response.headers["Access-Control-Allow-Headers"].lower()
     for header in ("authorization", "content-type", "idempotency-key", "if-match", "if-none-match", "x-correlation-id"):
         assert header in allowed
+
+
+@pytest.mark.parametrize("origin", DEFAULT_LOCAL_ORIGINS)
+def test_every_answer_names_the_allowed_origin_that_asked(stack: Stack, origin: str) -> None:
+    headers = {"Origin": origin}
+    for response in (
+        call(stack, "GET", "/hello", headers=headers),
+        call(stack, "GET", "/users", stack.token(), headers=headers),
+        call(stack, "GET", "/users", headers=headers),  # 401
+        call(stack, "GET", "/nowhere", headers=headers),  # the gateway's own 404
+    ):
+        assert response.headers["Access-Control-Allow-Origin"] == origin, response.url
+        assert "Origin" in response.headers["Vary"]
+
+
+def test_an_origin_not_allowed_is_never_named(stack: Stack) -> None:
+    headers = {"Origin": "http://127.0.0.1:3001"}
+    preflight = requests.options(
+        stack.url + "/users", headers={**headers, "Access-Control-Request-Method": "POST"}, timeout=TIMEOUT
+    )
+    for response in (
+        preflight,
+        call(stack, "GET", "/hello", headers=headers),
+        call(stack, "GET", "/x", headers=headers),
+    ):
+        assert "Access-Control-Allow-Origin" not in response.headers, response.url
+        assert response.headers.get("Access-Control-Allow-Origin") != "*"
+
+
+def test_the_openapi_document_names_the_api_where_it_was_found(stack: Stack) -> None:
+    """Imported into Postman or any OpenAPI client, it needs no edits."""
+    assert call(stack, "GET", "/openapi.json").json()["servers"] == [{"url": stack.url}]
+    port = stack.url.rsplit(":", 1)[1]
+    by_name = call(stack, "GET", "/openapi.json", headers={"Host": f"localhost:{port}"}).json()
+    assert by_name["servers"] == [{"url": f"http://localhost:{port}"}]
 
 
 def test_unknown_route_is_404_and_undeclared_method_405(stack: Stack) -> None:
@@ -173,10 +212,10 @@ def _port_open(url: str) -> bool:
 
 
 def test_ctrl_c_stops_everything_and_removes_the_stack_file(tmp_path: Path) -> None:
-    stack = start_stack(tmp_path)
-    api_url, moto_url = stack.url, stack.info["aws_endpoint_url"]
-    assert requests.get(api_url + "/hello", timeout=TIMEOUT).status_code == 200
-    assert stop_stack(stack, signal.SIGINT) == 0
+    with running_stack(tmp_path) as stack:
+        api_url, moto_url = stack.url, stack.info["aws_endpoint_url"]
+        assert requests.get(api_url + "/hello", timeout=TIMEOUT).status_code == 200
+        assert stop_stack(stack, signal.SIGINT) == 0
     assert not stack.stack_file.exists()
     assert not _port_open(api_url) and not _port_open(moto_url)
     assert "Stopped" in (tmp_path / "stack.log").read_text()

@@ -40,6 +40,14 @@ def test_every_module_has_bytecode_of_its_own_source(package: Path) -> None:
         assert all(name.endswith((".py", ".pyc")) for name in names)
 
 
+def test_the_package_carries_no_local_stack_or_api_docs(package: Path) -> None:
+    """Swagger UI (/docs) and the stack behind it are `make run`'s alone: the Lambda stays small."""
+    with zipfile.ZipFile(package) as archive:
+        names = archive.namelist()
+    assert [name for name in names if name.split("/")[0] in {"devstack", "swagger_ui", "websocket", "tests"}] == []
+    assert [name for name in names if "swagger" in name.lower() or name.endswith((".js", ".css", ".html"))] == []
+
+
 def test_python_loads_the_bytecode_instead_of_compiling(package: Path, tmp_path: Path) -> None:
     with zipfile.ZipFile(package) as archive:
         archive.extractall(tmp_path)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.config import (
+    DEFAULT_LOCAL_ORIGINS,
     ConfigurationError,
     cors_allow_origin,
+    cors_allow_origins,
     load_settings,
     require_api_key,
     running_in_lambda,
@@ -23,6 +25,49 @@ def test_wildcard_cors_is_refused_outside_the_local_stages() -> None:
     assert cors_allow_origin({"STAGE": "prod", "CORS_ALLOW_ORIGIN": "https://app.example.com"}) == (
         "https://app.example.com"
     )
+
+
+def test_make_run_allows_port_3000_however_its_address_is_written() -> None:
+    """A browser sends http://127.0.0.1:3000 or http://localhost:3000 depending on the address typed."""
+    assert cors_allow_origins({}) == cors_allow_origins({"STAGE": "local"}) == DEFAULT_LOCAL_ORIGINS
+    assert set(DEFAULT_LOCAL_ORIGINS) == {"http://localhost:3000", "http://127.0.0.1:3000"}
+
+
+def test_a_local_stage_takes_a_short_list_of_origins() -> None:
+    environ = {"STAGE": "local", "CORS_ALLOW_ORIGIN": " http://localhost:5173, http://[::1]:5173,http://localhost:5173"}
+    assert cors_allow_origins(environ) == ("http://localhost:5173", "http://[::1]:5173")
+    assert cors_allow_origin(environ) == "http://localhost:5173"  # what Chalice's CORSConfig names
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "*,http://localhost:3000",  # `*` stands alone
+        "http://localhost:3000/",  # a browser's Origin never ends in a slash
+        "localhost:3000",
+        "http://localhost:3000/app",
+        "ftp://localhost",
+    ],
+)
+def test_a_local_stage_refuses_what_is_not_an_origin(value: str) -> None:
+    with pytest.raises(ConfigurationError):
+        cors_allow_origins({"STAGE": "local", "CORS_ALLOW_ORIGIN": value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,  # no default outside the local stages
+        "https://app.example.com,https://admin.example.com",  # API Gateway's preflight names one origin
+        "http://app.example.com",  # plain http: any network on the way could script the API
+        "https://app.example.com/",
+        "*",
+    ],
+)
+def test_a_deployed_stage_takes_exactly_one_https_origin(value: str | None) -> None:
+    environ = {"STAGE": "prod"} if value is None else {"STAGE": "prod", "CORS_ALLOW_ORIGIN": value}
+    with pytest.raises(ConfigurationError):
+        cors_allow_origins(environ)
 
 
 POOL_ARN = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbC123xyz"

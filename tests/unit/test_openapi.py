@@ -13,7 +13,7 @@ from chalicelib.cursor import MAX_CURSOR_LEN, CursorCodec
 from chalicelib.errors import AppError, InvalidCursor, ValidationError
 from chalicelib.http import RETRY_AFTER_S, status_for
 from chalicelib.models import User
-from chalicelib.openapi import document
+from chalicelib.openapi import document, document_for, server_url
 
 SCHEMAS = document()["components"]["schemas"]
 NAME_SAMPLES = ["Ada", "  Ada  ", "Zoë", "x" * 100, "", "   ", "a\nb", "a\x01b", "a\x7fb", "a\x9bb", "\x9b", "a\u2028b"]
@@ -196,3 +196,34 @@ def test_every_documented_request_example_is_accepted_by_the_server(schema: str,
     assert examples
     for example in examples:
         parse(example)
+
+
+@pytest.mark.parametrize(
+    ("stage", "context", "headers", "expected"),
+    [
+        # API Gateway's execute-api URL: the path as requested starts with the stage.
+        (
+            "prod",
+            {"domainName": "abc123.execute-api.eu-west-1.amazonaws.com", "path": "/api/openapi.json"},
+            {"host": "abc123.execute-api.eu-west-1.amazonaws.com"},
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/api",
+        ),
+        # A custom domain mapped under a base path.
+        ("prod", {"domainName": "api.example.com", "path": "/v1/openapi.json"}, {}, "https://api.example.com/v1"),
+        # make run, reached either way: Swagger UI on /docs then calls its own origin.
+        ("local", {"path": "/openapi.json"}, {"host": "127.0.0.1:8000"}, "http://127.0.0.1:8000"),
+        ("local", {"path": "/openapi.json"}, {"host": "localhost:8000"}, "http://localhost:8000"),
+        # Nothing usable: no servers, so OpenAPI's default (the document's own origin) applies.
+        ("local", {"path": "/openapi.json"}, {"host": "evil.example/x?"}, None),
+        ("local", {"path": "/openapi.json"}, {}, None),
+    ],
+)
+def test_servers_names_the_api_where_the_caller_found_it(
+    stage: str, context: dict[str, str], headers: dict[str, str], expected: str | None
+) -> None:
+    assert server_url(stage, context, headers) == expected
+    served = document_for(expected)
+    assert list(served)[:3] == (["openapi", "info", "servers"] if expected else ["openapi", "info", "paths"])
+    if expected:
+        assert served["servers"] == [{"url": expected}]
+    assert served["paths"] == document()["paths"]

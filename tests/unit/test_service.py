@@ -16,6 +16,7 @@ from chalicelib.errors import (
     UserNotFound,
     ValidationError,
 )
+from chalicelib.identity import SignInExists
 from chalicelib.models import REMOVE, NewUser, Preconditions, Revision, User, UserChanges
 from chalicelib.service import MAX_ATTEMPTS, UserService, utc_now
 from tests.unit.fakes import FakeAvatars, FakeIdentityProvider, FakeUserRepository, make_user
@@ -70,6 +71,15 @@ def test_a_users_id_is_its_sign_ins_sub_and_a_create_retried_with_its_token_name
     assert user.user_id == "id-001" and identities.accounts["id-001"].email == "a@example.com"
     assert service.create_user(NewUser(name="Ann", email="a@example.com"), token="t-1") == user
     assert list(repo.users) == [user.user_id] and list(identities.accounts) == ["id-001"]
+
+
+def test_a_sign_in_that_vanished_before_it_could_be_read_is_made_again(service, repo, identities):
+    """Concurrent creates of one email: Cognito said the username exists, but the racing create
+    that made it took it back before it could be looked up (SignInExists with no sub)."""
+    identities.fail_next["create"] = SignInExists("")
+    user = service.create_user(NewUser(name="Ada", email="ada@example.com"))
+    assert repo.get(user.user_id) == user
+    assert [call for call in identities.calls if call[0] == "create"] == [("create", "ada@example.com")] * 2
 
 
 def test_create_user_with_taken_email(service, repo):

@@ -1,0 +1,86 @@
+"""`make token` and `make user` as a developer runs them against a running stack: a refusal is one
+clear line on stderr and a non-zero exit, never a traceback, and leaves nothing half-made."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from devstack.process import PROJECT_DIR
+from tests.e2e.conftest import Stack
+
+STRONG = "Sup3r-secret-pass!"
+
+
+def make(stack_file: Path, target: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    # Not the outer `make test`'s flags and level: this is a developer's own `make` in a shell.
+    env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+    env["STACK_FILE"] = str(stack_file)
+    command = ["make", "-s", "--no-print-directory", target, *(f"{name}={value}" for name, value in variables.items())]
+    return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60)
+
+
+def own_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """stderr without make's own report of the failed recipe (`make: *** [Makefile:..: token] Error 1`)."""
+    assert "Traceback" not in result.stderr + result.stdout
+    return [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("make: ***")]
+
+
+def cognito(stack: Stack) -> Any:
+    return boto3.client("cognito-idp", endpoint_url=stack.info["aws_endpoint_url"], region_name=stack.info["region"])
+
+
+def test_make_token_prints_a_token(stack: Stack) -> None:
+    result = make(stack.stack_file, "token")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(".") == 2 and len(result.stdout.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("username", ["admin@example.com", "nobody@example.com"])
+def test_make_token_with_a_wrong_password_says_so_in_one_line(stack: Stack, username: str) -> None:
+    result = make(stack.stack_file, "token", USER=username, PASSWORD="wrong-password-1")
+    assert result.returncode != 0 and result.stdout == ""
+    (line,) = own_lines(result)
+    assert line.startswith(f"make token: cannot sign in as {username}: "), line
+    assert "wrong-password-1" not in line
+
+
+def test_make_user_with_a_weak_password_says_so_and_leaves_nothing_behind(stack: Stack) -> None:
+    email = f"weak-{uuid.uuid4().hex[:8]}@example.com"
+    refused = make(stack.stack_file, "user", EMAIL=email, PASSWORD="short")
+    assert refused.returncode != 0 and refused.stdout == ""
+    (line,) = own_lines(refused)
+    assert line == "make user: The password does not meet the pool's password policy (nothing was created)"
+    with pytest.raises(ClientError) as missing:
+        cognito(stack).admin_get_user(UserPoolId=stack.info["user_pool_id"], Username=email)
+    assert missing.value.response["Error"]["Code"] == "UserNotFoundException"
+    # So the retry works (no UsernameExistsException from a half-made sign-in).
+    created = make(stack.stack_file, "user", EMAIL=email, PASSWORD=STRONG)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.startswith(f"created {email} (member, userId ")
+    assert make(stack.stack_file, "token", USER=email, PASSWORD=STRONG).returncode == 0
+
+
+def test_make_user_with_an_email_in_use_says_so_in_one_line(stack: Stack) -> None:
+    result = make(stack.stack_file, "user", EMAIL=stack.info["admin_username"], PASSWORD=STRONG)
+    assert result.returncode != 0
+    assert own_lines(result) == ["make user: Email already in use (nothing was created)"]
+
+
+def test_a_stack_file_left_by_a_stopped_stack_is_named_as_such(stack: Stack, tmp_path: Path) -> None:
+    stale = tmp_path / "stack.json"
+    info = {**stack.info, "pid": 2**31 - 1}  # above any pid Linux hands out: no such process
+    stale.write_text(json.dumps(info))
+    for target, variables in (("token", {}), ("user", {"EMAIL": "x@example.com", "PASSWORD": STRONG})):
+        result = make(stale, target, **variables)
+        assert result.returncode != 0
+        (line,) = own_lines(result)
+        assert "is no longer running: start one with `make run`" in line, line

@@ -1,0 +1,51 @@
+"""`make help`, and a bare `make`, list every target with its one-line description."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+MAKEFILE = (PROJECT_DIR / "Makefile").read_text()
+# A rule named by a plain word (not `$(STAMP):`, not `VAR :=`), with what follows its colon.
+RULE = re.compile(r"^([a-z][a-z-]*):(?!=)(.*)$", re.MULTILINE)
+
+
+def phony() -> set[str]:
+    (line,) = re.findall(r"^\.PHONY:(.*)$", MAKEFILE, re.MULTILINE)
+    return set(line.split())
+
+
+def described() -> dict[str, str]:
+    """Each target's `## description`, or '' where it has none."""
+    return {name: rest.partition("## ")[2].strip() for name, rest in RULE.findall(MAKEFILE)}
+
+
+def make(*args: str) -> str:
+    env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+    result = subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    return result.stdout
+
+
+def test_every_target_is_phony_and_has_a_one_line_description() -> None:
+    targets = described()
+    assert set(targets) == phony()
+    assert {name for name, text in targets.items() if not text} == set()
+
+
+def test_make_help_lists_every_target_once_with_its_description() -> None:
+    listed = make("help").splitlines()
+    for name, text in described().items():
+        lines = [line for line in listed if line.split()[0] == name]
+        assert len(lines) == 1, name
+        assert lines[0].split(None, 1)[1] == text
+    assert len(listed) == len(described())
+
+
+def test_a_bare_make_prints_the_same_list() -> None:
+    assert make() == make("help")
