@@ -21,7 +21,7 @@ from chalicelib.errors import (
     ServiceUnavailable,
     UserNotFound,
 )
-from chalicelib.identity import SignInExists, SignInMissing
+from chalicelib.identity import SignInMissing
 from chalicelib.models import ADMIN, MEMBER, NewUser, Standing, UserChanges, epoch_seconds
 from chalicelib.service import UserService
 from tests.unit.fakes import FakeAvatars, FakeIdentityProvider, FakeUserRepository, make_user
@@ -348,19 +348,3 @@ def test_a_create_never_takes_back_a_sign_in_a_concurrent_create_adopted(service
     with pytest.raises(EmailAlreadyExists):
         ada(service)
     assert list(identities.accounts) == ["sub-001"] and "sub-001" in repo.users
-
-
-def test_a_sign_in_that_vanishes_between_conflict_and_read_is_made_again(
-    service: UserService, identities: FakeIdentityProvider
-) -> None:
-    real_create = identities.create
-    calls = iter([SignInExists("")])
-
-    def first_conflicting_then_real(email: str, password: str | None = None) -> str:
-        error = next(calls, None)
-        if error is not None:
-            raise error
-        return real_create(email, password)
-
-    identities.create = first_conflicting_then_real  # type: ignore[method-assign]
-    assert ada(service) == "sub-001"
