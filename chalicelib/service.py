@@ -326,8 +326,9 @@ class UserService:
         in_admins_group: bool = False,
     ) -> tuple[User, bool]:
         """Update the caller's own profile (name, phone), creating it on first use for a sign-in
-        that has none (an admin's if the sign-in is in the admins group, as Cognito says). The email follows the token's verified one: changed through Cognito's own
-        verified flow, it reaches the record here. Returns (user, created).
+        that has none (an admin's if the sign-in is in the admins group, as Cognito says). The
+        email follows the token's verified one: changed through Cognito's own verified flow, it
+        reaches the record here. Returns (user, created).
 
         If-Match (a tag or `*`) requires the profile to exist; `If-None-Match: *` requires it not
         to (a create only); If-None-Match tags refuse those revisions."""
