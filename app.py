@@ -8,7 +8,7 @@ from typing import Any
 
 from chalice import CognitoUserPoolAuthorizer, CORSConfig, Response  # type: ignore[attr-defined]
 
-from chalicelib import config, idempotency, logs, pipeline
+from chalicelib import bootstrap, config, idempotency, logs, pipeline
 from chalicelib.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
 from chalicelib.bootstrap import get_avatars, get_idempotency_store, get_service
 from chalicelib.chalice_app import ThreadSafeChalice
@@ -34,6 +34,11 @@ CREATED, UPDATED = "User created successfully", "User updated successfully"
 app = ThreadSafeChalice(app_name="users-api")
 app.debug = False  # never a stack trace in a response
 logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
+# Lambda's INIT of the API function: its AWS clients are made now, not by its first request
+# (AWS's advice; provisioned concurrency pre-pays only INIT). Locally and in tests nothing is
+# made at import: they set their environment and inject their clients after importing the app.
+if config.initialising_api_function():
+    bootstrap.prepare()
 
 authorizer = CognitoUserPoolAuthorizer("CognitoUserPool", provider_arns=[config.user_pool_arn()])
 cors = CORSConfig(
