@@ -6,12 +6,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from chalice import CognitoUserPoolAuthorizer, CORSConfig, Response  # type: ignore[attr-defined]
+from chalice import CognitoUserPoolAuthorizer, Response  # type: ignore[attr-defined]
 
 from chalicelib import bootstrap, config, idempotency, logs, pipeline
 from chalicelib.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
 from chalicelib.bootstrap import get_avatars, get_idempotency_store, get_service
-from chalicelib.chalice_app import ThreadSafeChalice
+from chalicelib.chalice_app import FixedCORSConfig, ThreadSafeChalice
 from chalicelib.conditional import etag, none_match_hits, parse_preconditions
 from chalicelib.errors import UserNotFound
 from chalicelib.http import handles_errors, json_response, parse_json_object
@@ -41,7 +41,7 @@ if config.initialising_api_function():
     bootstrap.prepare()
 
 authorizer = CognitoUserPoolAuthorizer("CognitoUserPool", provider_arns=[config.user_pool_arn()])
-cors = CORSConfig(
+cors = FixedCORSConfig(
     allow_origin=config.cors_allow_origin(),
     allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "If-Match", "If-None-Match", "X-Correlation-Id"],
     expose_headers=["ETag", "Location", "Retry-After", idempotency.REPLAYED_HEADER, pipeline.CORRELATION_HEADER],

@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from chalicelib.calls import timed
+from chalicelib.errors import ServiceUnavailable
 
 # Worst case per DynamoDB call: 3 attempts x (2 s connect + 3 s read) plus standard-mode
 # backoff stays well inside API Gateway's 29 s integration timeout.
@@ -92,19 +93,20 @@ def error_code(exc: Exception) -> str:
 def call(client: Any, operation: str, unavailable_codes: frozenset[str], **kwargs: Any) -> Any:
     """One AWS call. Failures that persist after botocore's retries (the service's "try later"
     codes, timeouts, connection errors) become ServiceUnavailable; anything else propagates."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from chalicelib.errors import ServiceUnavailable
-
     try:
         with timed(client, operation, kwargs):
             return getattr(client, operation)(**kwargs)
-    except ClientError as exc:
-        if error_code(exc) in unavailable_codes:
+    except Exception as exc:
+        # Imported on failure only: an import statement on every call cost as much as the timing.
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            if error_code(exc) in unavailable_codes:
+                raise ServiceUnavailable() from exc
+            raise
+        if isinstance(exc, BotoCoreError):
             raise ServiceUnavailable() from exc
         raise
-    except BotoCoreError as exc:
-        raise ServiceUnavailable() from exc
 
 
 class ClientHolder:
