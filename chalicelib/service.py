@@ -147,6 +147,9 @@ class UserService:
             try:
                 return self._identities.create(email, password), True
             except SignInExists as exists:
+                if not exists.sub:
+                    # Gone before it could be looked up (a concurrent delete took it): make it anew.
+                    continue
                 record = self._repo.find(exists.sub)
                 if not isinstance(record, Deleted):
                     # Left by an earlier attempt whose record write failed or whose outcome was
