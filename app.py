@@ -6,12 +6,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from chalice import CognitoUserPoolAuthorizer, CORSConfig, Response  # type: ignore[attr-defined]
+from chalice import CognitoUserPoolAuthorizer, Response  # type: ignore[attr-defined]
 
-from chalicelib import config, idempotency, logs, pipeline
+from chalicelib import bootstrap, config, idempotency, logs, pipeline
 from chalicelib.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
 from chalicelib.bootstrap import get_avatars, get_idempotency_store, get_service
-from chalicelib.chalice_app import ThreadSafeChalice
+from chalicelib.chalice_app import FixedCORSConfig, ThreadSafeChalice
 from chalicelib.conditional import etag, none_match_hits, parse_preconditions
 from chalicelib.cors import CorsOrigins
 from chalicelib.errors import UserNotFound
@@ -35,12 +35,17 @@ CREATED, UPDATED = "User created successfully", "User updated successfully"
 app = ThreadSafeChalice(app_name="users-api")
 app.debug = False  # never a stack trace in a response
 logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
+# Lambda's INIT of the API function: its AWS clients are made now, not by its first request
+# (AWS's advice; provisioned concurrency pre-pays only INIT). Locally and in tests nothing is
+# made at import: they set their environment and inject their clients after importing the app.
+if config.initialising_api_function():
+    bootstrap.prepare()
 
 authorizer = CognitoUserPoolAuthorizer("CognitoUserPool", provider_arns=[config.user_pool_arn()])
 # Chalice's CORSConfig names one origin; a local stage's other allowed origins are answered per
 # request by the pipeline (and by the local gateway's own preflights, devstack/gateway.py).
 cors_origins = CorsOrigins(config.cors_allow_origins())
-cors = CORSConfig(
+cors = FixedCORSConfig(
     allow_origin=cors_origins.allowed[0],
     allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "If-Match", "If-None-Match", "X-Correlation-Id"],
     expose_headers=["ETag", "Location", "Retry-After", idempotency.REPLAYED_HEADER, pipeline.CORRELATION_HEADER],

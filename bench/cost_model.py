@@ -38,8 +38,9 @@ GB = 1024**3  # AWS bills data in binary gigabytes
 MIX = {"get": 0.70, "list_page": 0.10, "update": 0.10, "create": 0.05, "delete": 0.05}
 # Which measured pipeline time each operation is priced at (request_overhead times GET and POST).
 PIPELINE = {"get": "get", "list_page": "get", "update": "post", "create": "post", "delete": "post"}
-# ASSUMED: one DynamoDB request from a Lambda function in the same region, botocore's signing and
-# parsing included. Nothing here reaches AWS, and the local moto latency is not representative.
+# ASSUMED: the wait for one DynamoDB answer from a Lambda function in the same region. botocore's
+# CPU work (serialising, signing, parsing) is in the measured request time, which the request
+# overhead section takes against its stand-in. Nothing here reaches AWS.
 DYNAMODB_ROUND_TRIP_MS = 4.0
 # Used when request_overhead has not run: a deliberately high guess, in µs on this machine.
 DEFAULT_WARM_US = {"get": 500.0, "post": 500.0}
@@ -188,7 +189,7 @@ def run(context: Context) -> list[Figure]:
 
         dynamodb_requests.store(dynamodb_requests.measure(), context.measured)
         counted = "counted here on moto, as the DynamoDB requests section does (it did not run)"
-    timed = "warm pipeline times measured by the request overhead section"
+    timed = "warm request CPU times (pipeline and botocore) measured by the request overhead section"
     if any(f"warm_{kind}_us" not in context.measured for kind in ("get", "post")):
         timed = (
             f"NO warm pipeline time measured (the request overhead section did not run): ASSUMED "
@@ -243,7 +244,8 @@ def run(context: Context) -> list[Figure]:
             f"function gets {memory}/{FULL_VCPU_MB} of a vCPU, so the CPU time is scaled by {cpu_scale:.2f} "
             f"(the conservative choice; unscaled: {_usd(unscaled.lambda_duration)}, "
             f"{unscaled.billed_ms:.1f} ms average). DynamoDB latency ASSUMED {DYNAMODB_ROUND_TRIP_MS:g} ms per "
-            f"request in-region, botocore's work included: nothing here reaches AWS. {per_op}.",
+            f"request in-region (the wait; botocore's CPU is in the measured time), Cognito's on a create not "
+            f"counted: nothing here reaches AWS. {per_op}.",
         ),
         figure("Lambda billed duration, mix average", costs.billed_ms, "ms"),
         figure(

@@ -11,6 +11,9 @@ from typing import Any
 
 from bench.context import PACKAGE_STAGE
 
+# The API function's handler, as Chalice names it (chalicelib.config.API_HANDLER; not imported,
+# since the cold start programs load this module beside a package's own chalicelib).
+API_HANDLER = "app.app"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 POOL_ID = f"{REGION}_BenchPool"
@@ -47,7 +50,7 @@ _APP_SETTINGS = frozenset(
 
 def _inherited(name: str) -> bool:
     return not (
-        name.startswith(("AWS_", "PYTHON", "_X_AMZN", "LAMBDA_", "BOTO_"))
+        name.startswith(("AWS_", "PYTHON", "_X_AMZN", "_HANDLER", "LAMBDA_", "BOTO_"))
         or name in _APP_SETTINGS
         or name == "VIRTUAL_ENV"
     )
@@ -73,6 +76,7 @@ def lambda_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(MEMORY_MB),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "_HANDLER": API_HANDLER,  # the API function's: its INIT makes the AWS clients
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             # The execution role's temporary credentials, as Lambda sets them (fake: nothing is called).

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from chalicelib import aws
 from chalicelib.avatars import AvatarStore
 from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings
 from chalicelib.cursor import CursorCodec
@@ -20,6 +22,10 @@ if TYPE_CHECKING:  # token verification is only for local and test stages: never
     from chalicelib.tokens import TokenVerifier
 
 T = TypeVar("T")
+
+logger = logging.getLogger("users_api.bootstrap")
+# Made by `prepare` besides the adapters' own: the cursor secret's reader (chalicelib/secret_store.py).
+SECRETS_SERVICE = "secretsmanager"
 
 # Reentrant: wiring the service wires the avatar store it uses.
 _lock = threading.RLock()
@@ -121,6 +127,25 @@ def get_verify() -> Callable[[str | None], dict[str, Any]] | None:
         )
 
     return _once("verifier", build).verify
+
+
+def prepare() -> None:
+    """Lambda's INIT: wire every adapter and make every AWS client now, so that no request pays
+    for them (about 100 ms of CPU, which provisioned concurrency pre-pays only if it happens
+    here). Nothing is called: a client connects on its first request, and the cursor secret is
+    read on first use. Never raises: a missing setting is logged here, and the first request
+    that needs it fails as it would have without this.
+    """
+    try:
+        adapters: list[object] = [get_service(), get_repository(), get_identities(), get_avatars()]
+        adapters.append(get_idempotency_store())
+        get_standing()
+        for adapter in adapters:
+            if isinstance(adapter, aws.ClientHolder):
+                adapter.make_client()
+        aws.client(SECRETS_SERVICE)
+    except Exception:
+        logger.exception("could not make the AWS clients during INIT; requests will make them")
 
 
 def override(

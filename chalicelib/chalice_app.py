@@ -1,4 +1,5 @@
-"""The Chalice app class, with the request being handled kept per thread.
+"""Chalice's classes as the app uses them: the app class, with the request being handled kept
+per thread, and a CORS configuration worked out once.
 
 Chalice stores the current request and Lambda context as attributes of the app object. Lambda
 runs one request per environment at a time, but `chalice local`'s server runs one thread per
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from chalice import Chalice  # type: ignore[attr-defined]
+from chalice import Chalice, CORSConfig  # type: ignore[attr-defined]
 
 
 class _PerThread:
@@ -33,3 +34,16 @@ class _PerThread:
 class ThreadSafeChalice(Chalice):  # type: ignore[misc]
     current_request = _PerThread()
     lambda_context = _PerThread()
+
+
+class FixedCORSConfig(CORSConfig):  # type: ignore[misc]
+    """A CORS configuration whose headers are worked out once: Chalice asks for them on every
+    request to a route that has one, and built them anew each time (sorting the allowed headers)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._headers: dict[str, str] = super().get_access_control_headers()
+
+    def get_access_control_headers(self) -> dict[str, str]:
+        # A copy: Chalice hands it to error responses, whose headers the pipeline then adds to.
+        return dict(self._headers)

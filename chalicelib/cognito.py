@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib import aws
 from chalicelib.errors import ValidationError
 from chalicelib.identity import ADMIN_GROUP, EmailTaken, SignIn, SignInExists, SignInMissing
@@ -42,8 +44,6 @@ class CognitoIdentityProvider(aws.ClientHolder):
 
     def _on_user(self, operation: str, sub: str, **kwargs: Any) -> Any:
         """An admin call about one user; SignInMissing when the pool has no such user."""
-        from botocore.exceptions import ClientError
-
         try:
             return self._call(operation, Username=sub, **kwargs)
         except ClientError as exc:
@@ -52,8 +52,6 @@ class CognitoIdentityProvider(aws.ClientHolder):
             raise
 
     def create(self, email: str, password: str | None = None) -> str:
-        from botocore.exceptions import ClientError
-
         kwargs: dict[str, Any] = {
             "Username": email,
             "UserAttributes": [{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
@@ -84,8 +82,6 @@ class CognitoIdentityProvider(aws.ClientHolder):
         return sub
 
     def _permanent_password(self, sub: str, password: str) -> None:
-        from botocore.exceptions import ClientError
-
         try:
             self._on_user("admin_set_user_password", sub, Password=password, Permanent=True)
         except ClientError as exc:
@@ -99,8 +95,6 @@ class CognitoIdentityProvider(aws.ClientHolder):
         self._call("admin_create_user", Username=email, MessageAction="RESEND")
 
     def find(self, email: str) -> SignIn | None:
-        from botocore.exceptions import ClientError
-
         try:
             return sign_in_of(self._call("admin_get_user", Username=email))
         except ClientError as exc:
@@ -122,8 +116,6 @@ class CognitoIdentityProvider(aws.ClientHolder):
         self._on_user("admin_user_global_sign_out", sub)
 
     def set_email(self, sub: str, email: str) -> None:
-        from botocore.exceptions import ClientError
-
         attributes = [{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}]
         try:
             self._on_user("admin_update_user_attributes", sub, UserAttributes=attributes)

@@ -36,6 +36,17 @@ def running_in_lambda(environ: Mapping[str, str] | None = None) -> bool:
     return bool(environ.get("AWS_LAMBDA_FUNCTION_NAME")) and not environ.get("AWS_CHALICE_CLI_MODE")
 
 
+# The handler Chalice gives the API function; the pre-traffic hook, also in app.py, has another.
+API_HANDLER = "app.app"
+
+
+def initialising_api_function(environ: Mapping[str, str] | None = None) -> bool:
+    """True while Lambda imports app.py for the API function (its INIT), where the AWS clients
+    are made before the first request; False locally, in tests and in the hook function."""
+    environ = _env(environ)
+    return running_in_lambda(environ) and environ.get("_HANDLER", API_HANDLER) == API_HANDLER
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str

@@ -18,6 +18,8 @@ import json
 import logging
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib import aws
 from chalicelib.errors import (
     ConcurrentModification,
@@ -348,8 +350,6 @@ class DynamoUserRepository(aws.ClientHolder):
         return item_to_standing(result.get("Item"))
 
     def create(self, user: User, write: Write) -> User:
-        from botocore.exceptions import ClientError
-
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -397,8 +397,6 @@ class DynamoUserRepository(aws.ClientHolder):
         expect_email_key: str | None = None,
         preconditions: Preconditions = NO_PRECONDITIONS,
     ) -> User:
-        from botocore.exceptions import ClientError
-
         if changes.touches_standing:
             raise ValueError("a role or enabled change moves the admin count: use change()")
         if preconditions.if_match is not None and not preconditions.if_match:
@@ -442,8 +440,6 @@ class DynamoUserRepository(aws.ClientHolder):
         return updated
 
     def change(self, current: User, changes: UserChanges, write: Write) -> User:
-        from botocore.exceptions import ClientError
-
         updated = apply_changes(current, changes, write.at)
         old_key, new_key = email_key(current.email), email_key(updated.email)
         expr = _Expression()
@@ -510,8 +506,6 @@ class DynamoUserRepository(aws.ClientHolder):
         return updated
 
     def delete(self, current: User, write: Write) -> None:
-        from botocore.exceptions import ClientError
-
         expr = _Expression()
         deletion = _deletion(write, expr)
         condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"

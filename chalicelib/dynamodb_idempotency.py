@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib import aws
 from chalicelib.dynamodb import call
 from chalicelib.errors import IdempotencyKeyReused, IdempotentRequestInFlight
@@ -36,8 +38,6 @@ class DynamoIdempotencyStore(aws.ClientHolder):
     def claim(
         self, record_id: str, fingerprint: str, lock: str, write_token: str, now: int
     ) -> Claimed | StoredResponse:
-        from botocore.exceptions import ClientError
-
         try:
             call(
                 self.client,
@@ -82,8 +82,6 @@ class DynamoIdempotencyStore(aws.ClientHolder):
     ) -> Claimed | StoredResponse:
         """Lock a record the same request left unfinished (unlocked, or its holder died), keeping
         its write token, so this attempt finds what the earlier one wrote."""
-        from botocore.exceptions import ClientError
-
         try:
             result = call(
                 self.client,
@@ -115,8 +113,6 @@ class DynamoIdempotencyStore(aws.ClientHolder):
         return Claimed(result["Attributes"]["writeToken"]["S"])
 
     def complete(self, record_id: str, lock: str, response: StoredResponse, now: int) -> None:
-        from botocore.exceptions import ClientError
-
         try:
             call(
                 self.client,
@@ -142,8 +138,6 @@ class DynamoIdempotencyStore(aws.ClientHolder):
         self._give_up(record_id, lock, forget=False)
 
     def _give_up(self, record_id: str, lock: str, forget: bool) -> None:
-        from botocore.exceptions import ClientError
-
         condition = {"ConditionExpression": "lockToken = :lock", "ExpressionAttributeValues": {":lock": {"S": lock}}}
         try:
             if forget:

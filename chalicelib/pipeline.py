@@ -48,7 +48,8 @@ INTERNAL_ERROR = "Internal server error"  # also the deployed gateway's DEFAULT_
 def _framework_error(response: Response) -> Response:
     """Give Chalice's own errors (405, 415, and the 500 for a view's unhandled exception) our shape."""
     body = response.body
-    if isinstance(body, dict) and set(body) == {"Code", "Message"}:
+    # Their body is exactly {"Code": ..., "Message": ...}; the length test spares building a set per response.
+    if isinstance(body, dict) and len(body) == 2 and set(body) == {"Code", "Message"}:
         headers = {key: str(value) for key, value in response.headers.items() if key.lower() != "content-type"}
         message = INTERNAL_ERROR if response.status_code >= 500 else str(body["Message"])
         return json_response(error_body(message), response.status_code, headers)

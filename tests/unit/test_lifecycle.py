@@ -21,7 +21,7 @@ from chalicelib.errors import (
     ServiceUnavailable,
     UserNotFound,
 )
-from chalicelib.identity import SignInMissing
+from chalicelib.identity import SignInExists, SignInMissing
 from chalicelib.models import ADMIN, MEMBER, NewUser, Standing, UserChanges, epoch_seconds
 from chalicelib.service import UserService
 from tests.unit.fakes import FakeAvatars, FakeIdentityProvider, FakeUserRepository, make_user
@@ -311,6 +311,15 @@ def test_an_unkeyed_retry_of_a_half_done_delete_is_404_but_still_finishes_it(ser
     with pytest.raises(UserNotFound):
         service.delete_user(user_id, actor=boss)
     assert user_id not in identities.accounts
+
+
+def test_a_create_whose_existing_sign_in_vanished_before_its_look_up_makes_a_new_one(service, identities):
+    # Cognito said the email was taken, then no longer found it (a concurrent delete between the
+    # two calls): the sub is unknown, so the create tries again instead of reading an empty key.
+    identities.fail_next["create"] = SignInExists("")
+    user = service.create_user(NewUser("Ada", "ada@example.com"))
+    assert user.user_id in identities.accounts
+    assert [method for method, _ in identities.calls].count("create") == 2
 
 
 def test_a_create_whose_sign_in_vanished_meanwhile_is_a_conflict(service, identities):
