@@ -64,6 +64,12 @@ WATCHED = (
     "chalicelib.xray",
     "chalicelib.dynamodb",
     "chalicelib.traffic_hook",
+    # The stream consumer's and the history route's: loaded when first used, never at import.
+    "chalicelib.change_consumer",
+    "chalicelib.change_events",
+    "chalicelib.audit_log",
+    "chalicelib.event_bus",
+    "chalicelib.history",
     "devstack",
     "tests",
 )

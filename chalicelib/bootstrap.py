@@ -17,6 +17,8 @@ from chalicelib.service import UserService
 from chalicelib.standing import StandingCheck
 
 if TYPE_CHECKING:  # token verification is only for local and test stages: never imported on Lambda
+    from chalicelib.change_consumer import ChangeConsumer
+    from chalicelib.history import History
     from chalicelib.tokens import TokenVerifier
 
 T = TypeVar("T")
@@ -91,6 +93,36 @@ def get_avatars() -> AvatarStore:
     return _once("avatars", lambda: AvatarStore(get_settings().avatar_bucket))
 
 
+def get_history() -> History:
+    def build() -> History:
+        from chalicelib.audit_log import DynamoAuditLog
+        from chalicelib.history import History
+
+        settings = get_settings()
+        return History(DynamoAuditLog(settings.audit_table_name), _cursor_codec(settings))
+
+    return _once("history", build)
+
+
+def get_change_consumer() -> ChangeConsumer:
+    """The stream consumer's adapters (its own Lambda function: the API function never builds it)."""
+
+    def build() -> ChangeConsumer:
+        from chalicelib.audit_log import DynamoAuditLog
+        from chalicelib.change_consumer import ChangeConsumer
+        from chalicelib.event_bus import EventBusPublisher, LocalEventBusPublisher
+
+        settings = get_settings()
+        publisher: EventBusPublisher
+        if settings.stage in LOCAL_STAGES and settings.events_file:
+            publisher = LocalEventBusPublisher(settings.event_bus_name, Path(settings.events_file))
+        else:
+            publisher = EventBusPublisher(settings.event_bus_name)
+        return ChangeConsumer(DynamoAuditLog(settings.audit_table_name), publisher, get_avatars())
+
+    return _once("changes", build)
+
+
 def _cursor_codec(settings: Settings) -> CursorCodec:
     if settings.cursor_secret:
         return CursorCodec(settings.cursor_secret)
@@ -130,6 +162,8 @@ def override(
     avatars: AvatarStore | None = None,
     identities: IdentityProvider | None = None,
     standing: StandingCheck | None = None,
+    history: History | None = None,
+    changes: ChangeConsumer | None = None,
 ) -> None:
     """Use these instead of the real adapters (tests)."""
     given = {
@@ -139,6 +173,8 @@ def override(
         "avatars": avatars,
         "identities": identities,
         "standing": standing,
+        "history": history,
+        "changes": changes,
     }
     with _lock:
         _wired.update({name: adapter for name, adapter in given.items() if adapter is not None})
