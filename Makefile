@@ -21,7 +21,7 @@ ifdef PASSWORD
 TOKEN_PASSWORD := --password "$(PASSWORD)"
 endif
 
-.PHONY: run token user outbox loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
+.PHONY: run token user outbox events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ user: $(STAMP) ## Add a user (sign-in and record, as POST /users makes them) to 
 
 outbox: $(STAMP) ## The latest invitations Cognito would have mailed on the running stack (temporary passwords)
 	@$(BIN)/python -m devstack outbox
+
+events: $(STAMP) ## The latest change events the running stack published to its bus (LAST=n, default 10), from .local/events.jsonl
+	@$(BIN)/python -m devstack events $(if $(LAST),--last $(LAST))
 
 loadtest: $(STAMP) ## 20 clients for 60 s on a fresh local stack, then checks nothing was lost (STACK_FILE=.local/stack.json: a running `make run`; CLIENTS=, DURATION=)
 	$(BIN)/python -m loadtest $(if $(STACK_FILE),--stack-file "$(STACK_FILE)") $(if $(CLIENTS),--clients $(CLIENTS)) $(if $(DURATION),--duration $(DURATION))

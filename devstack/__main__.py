@@ -1,4 +1,4 @@
-"""`python -m devstack run|token|add-user`: the embedded stack behind `make run` and `make token`."""
+"""`python -m devstack run|token|add-user|outbox|events`: the embedded stack behind `make run`, `make token`, ..."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def run(host: str, port: int, moto_port: int) -> None:
     from chalice.deploy.validate import validate_routes
 
     from chalicelib.config import cors_allow_origin
-    from devstack import moto_patches, resources
+    from devstack import moto_patches, resources, streams
     from devstack.cognito_emulation import widen_email_check
     from devstack.gateway import create_server
     from devstack.motoserver import MotoServer
@@ -59,6 +59,7 @@ def run(host: str, port: int, moto_port: int) -> None:
     stage_env = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE).environment_variables
     stack_path = _stack_file()
     server = None
+    poller = None
     try:
         os.environ.update(
             {
@@ -88,6 +89,8 @@ def run(host: str, port: int, moto_port: int) -> None:
         config = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE)
         app = config.chalice_app
         validate_routes(app.routes)
+        # The event source mapping `chalice local` lacks: the table's stream to the app's consumer.
+        poller = streams.start(app, moto.url, region, stage_env, _events_file())
         server = create_server(app, config, host, port)
         bound_port = server.server.server_address[1]
         api_url = f"http://{host}:{bound_port}"
@@ -97,6 +100,9 @@ def run(host: str, port: int, moto_port: int) -> None:
             "api_url": api_url,
             "emulator_patches": moto_patches.active(),
             "outbox_file": str(_outbox_file()),
+            "events_file": str(_events_file()),
+            "audit_table_name": stage_env["AUDIT_TABLE_NAME"],
+            "event_bus_name": stage_env["EVENT_BUS_NAME"],
         }
         stack_path.parent.mkdir(parents=True, exist_ok=True)
         stack_path.write_text(json.dumps(info, indent=2) + "\n")
@@ -110,6 +116,8 @@ def run(host: str, port: int, moto_port: int) -> None:
     finally:
         if server is not None:
             server.server.server_close()
+        if poller is not None:
+            poller.stop()
         moto.stop()
         stack_path.unlink(missing_ok=True)
         print("Stopped the API and the embedded AWS stack.", flush=True)
@@ -187,6 +195,20 @@ def outbox(last: int) -> None:
         print(line)
 
 
+def events(last: int) -> None:
+    """The latest change events the local stack published (one PutEvents entry per line), newest last."""
+    path = _events_file()
+    if not path.exists():
+        print(f"{path}: no events yet (each change to a user appears here within about a second)")
+        return
+    for line in path.read_text().splitlines()[-last:]:
+        print(line)
+
+
+def _events_file() -> Path:
+    return _stack_file().parent / "events.jsonl"
+
+
 def _outbox_file() -> Path:
     return Path(os.environ.get("OUTBOX_FILE", _stack_file().parent / "outbox.jsonl"))
 
@@ -208,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     user_cmd.add_argument("--name")
     outbox_cmd = commands.add_parser("outbox", help="print the latest messages Cognito would have sent")
     outbox_cmd.add_argument("--last", type=int, default=10)
+    events_cmd = commands.add_parser("events", help="print the latest change events the stack published")
+    events_cmd.add_argument("--last", type=int, default=10)
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.host, args.port, args.moto_port)
@@ -221,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         token(args.username, args.password)
     elif args.command == "outbox":
         outbox(args.last)
+    elif args.command == "events":
+        events(args.last)
     else:
         add_user(args.email, args.password, args.admin, args.name)
 
