@@ -124,3 +124,52 @@ def test_public_fields_are_what_the_api_shows_and_nothing_internal() -> None:
     assert PUBLIC_FIELDS == ("name", "email", "phone", "role", "enabled")
     for internal in ("version", "updatedAt", "createdAt", "writeToken", "writtenBy", "emailKey", "listingId"):
         assert internal not in PUBLIC_FIELDS
+
+
+# --- The mapping's filter criteria (infra/limits.json change_events.filters) ----------------------
+
+
+def _matches(pattern: Any, value: Any, present: bool = True) -> bool:
+    """Lambda's filter rules, the part the filters use: objects match key by key, a list matches
+    when one of its values equals the field or, for {"exists": b}, when the field's presence is b."""
+    if isinstance(pattern, dict):
+        return all(
+            _matches(sub, value.get(key) if isinstance(value, dict) else None, isinstance(value, dict) and key in value)
+            for key, sub in pattern.items()
+        )
+    return any(
+        (option.get("exists") == present) if isinstance(option, dict) else (present and option == value)
+        for option in pattern
+    )
+
+
+def _admitted(stream_record: dict[str, Any]) -> bool:
+    from infra.stages import load_limits
+
+    return any(_matches(pattern, stream_record) for pattern in load_limits()["change_events"]["filters"])
+
+
+def test_the_mappings_filters_admit_every_record_that_means_something_and_nothing_else() -> None:
+    meaningful = [
+        record("INSERT", new=user()),
+        record("MODIFY", old=user(), new=user(name="B", version=2, at=LATER)),
+        record("MODIFY", old=user(), new=user(version=2, at=LATER)),  # no public change: the handler decides
+        record("MODIFY", old=user(), new=trace()),
+        record("MODIFY", old=trace(), new=user()),
+        record("REMOVE", old=user()),
+        record("REMOVE", old=trace(), ttl=True),
+    ]
+    assert all(_admitted(r) for r in meaningful)
+    others = [
+        {"userId": {"S": "EMAIL#ada@example.com"}, "ownerId": {"S": "u-1"}},
+        {"userId": {"S": "IDEM#0f3a"}, "state": {"S": "done"}, "expiresAt": {"N": "1"}},
+        {"userId": {"S": "STATS#enabledAdmins"}, "enabledAdmins": {"N": "2"}},
+    ]
+    for item in others:
+        for stream_record in (
+            record("INSERT", new=item),
+            record("MODIFY", old=item, new={**item, "x": {"S": "y"}}),
+            record("REMOVE", old=item, ttl=True),
+        ):
+            assert not _admitted(stream_record)
+            assert interpret(stream_record) == NOTHING

@@ -185,3 +185,24 @@ def test_metrics_are_on_in_lambda_unless_turned_off(environ: dict[str, str], met
     telemetry = load_telemetry({"STAGE": "prod", **environ})
     assert (telemetry.metrics, telemetry.stage, telemetry.namespace) == (metrics, "prod", DEFAULT_METRICS_NAMESPACE)
     assert load_telemetry({"METRICS_NAMESPACE": "Mine"}).namespace == "Mine"
+
+
+def test_the_stream_arn_is_needed_only_where_chalice_deploys_the_consumers_mapping() -> None:
+    from chalicelib.config import LOCAL_STREAM_ARN, users_stream_arn
+
+    assert users_stream_arn({"STAGE": "local"}) == LOCAL_STREAM_ARN
+    # Inside Lambda the mapping exists: nothing reads the decorator's argument.
+    assert users_stream_arn({"STAGE": "prod", "AWS_LAMBDA_FUNCTION_NAME": "users-api-prod-changes"}) == LOCAL_STREAM_ARN
+    real = "arn:aws:dynamodb:eu-west-1:123456789012:table/users-api-dev/stream/2025-01-01T00:00:00.000"
+    assert users_stream_arn({"STAGE": "dev", "USERS_STREAM_ARN": real}) == real
+    for wrong in ("", "arn:aws:dynamodb:eu-west-1:123456789012:table/users-api-dev", "stream"):
+        with pytest.raises(ConfigurationError, match="USERS_STREAM_ARN"):
+            users_stream_arn({"STAGE": "dev", "USERS_STREAM_ARN": wrong})
+
+
+def test_partial_batch_responses_only_where_the_mapping_takes_them() -> None:
+    from chalicelib.config import reports_batch_item_failures
+
+    assert reports_batch_item_failures({"STAGE": "local"}) and reports_batch_item_failures({"STAGE": "test"})
+    assert reports_batch_item_failures({"STAGE": "prod", "REPORT_BATCH_ITEM_FAILURES": "true"})
+    assert not reports_batch_item_failures({"STAGE": "dev"})  # a mapping `chalice deploy` made
