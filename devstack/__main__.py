@@ -90,7 +90,7 @@ def run(host: str, port: int, moto_port: int) -> None:
         app = config.chalice_app
         validate_routes(app.routes)
         # The event source mapping `chalice local` lacks: the table's stream to the app's consumer.
-        poller = streams.start(app, moto.url, region, stage_env, _events_file())
+        poller = streams.start(app, moto, region, stage_env, _events_file())
         server = create_server(app, config, host, port)
         bound_port = server.server.server_address[1]
         api_url = f"http://{host}:{bound_port}"

@@ -32,6 +32,11 @@ BATCH_SIZE = 100
 MAX_RETRIES = 3
 RETRY_PAUSE_S = 0.5
 STOP_TIMEOUT_S = 1.0
+# The emulator keeps every stream record (about 5 KB each) and every shard iterator it hands out,
+# for the life of the stack; DynamoDB keeps records 24 hours. Delivered records beyond this many
+# are dropped, so a long `make run` or a load test stays flat in memory while a redelivery of the
+# recent past can still be read (TRIM_HORIZON).
+KEEP_DELIVERED = 1000
 
 Deliver = Callable[[dict[str, Any]], Any]
 
@@ -47,12 +52,14 @@ def lambda_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
 
 
 class StreamReader:
-    """Reads a stream from its oldest record (TRIM_HORIZON, as the deployed mapping starts), shard by shard."""
+    """Reads a stream from its oldest record (TRIM_HORIZON, as the deployed mapping starts), shard by
+    shard. `used(iterator)` is told of each iterator once a read has replaced it."""
 
-    def __init__(self, client: Any, stream_arn: str):
+    def __init__(self, client: Any, stream_arn: str, used: Callable[[str], None] = lambda iterator: None):
         self._client = client
         self.stream_arn = stream_arn
         self._iterators: dict[str, str] = {}
+        self._used = used
 
     def _shards(self) -> list[str]:
         description = self._client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
@@ -68,6 +75,7 @@ class StreamReader:
         for shard, iterator in list(self._iterators.items()):
             result = self._client.get_records(ShardIterator=iterator, Limit=limit - len(records))
             self._iterators[shard] = result["NextShardIterator"]
+            self._used(iterator)
             records += [lambda_record(raw, self.stream_arn) for raw in result.get("Records", [])]
             if len(records) >= limit:
                 break
@@ -89,10 +97,19 @@ def _first_failure(batch: list[dict[str, Any]], response: Any) -> int | None:
 
 
 class StreamPoller:
-    def __init__(self, reader: RecordSource, deliver: Deliver, retry_pause_s: float = RETRY_PAUSE_S):
+    """`delivered_up_to(sequence number)` is told after each handled batch."""
+
+    def __init__(
+        self,
+        reader: RecordSource,
+        deliver: Deliver,
+        retry_pause_s: float = RETRY_PAUSE_S,
+        delivered_up_to: Callable[[int], None] = lambda sequence: None,
+    ):
         self._reader = reader
         self._deliver = deliver
         self._retry_pause_s = retry_pause_s
+        self._delivered_up_to = delivered_up_to
         self._pending: list[dict[str, Any]] = []
         self._attempts = 0
         self._stop = threading.Event()
@@ -115,6 +132,7 @@ class StreamPoller:
             self._pending = self._pending[len(batch) :]
             self.delivered += len(batch)
             self._attempts = 0
+            self._delivered_up_to(int(batch[-1]["dynamodb"]["SequenceNumber"]))
             return True
         self.delivered += failed
         self._pending = self._pending[failed:]
@@ -169,23 +187,56 @@ def dynamodb_handler(app: Any) -> Deliver:
     return lambda event: handler(event, LambdaContext(source.name, memory_size=256))
 
 
+class EmulatorStream:
+    """The in-process emulator's side of the local stack's stream: what it must not keep forever.
+    Changed under the emulator's request lock (devstack/motoserver.py), so no request sees it
+    half-done and a transaction's rollback (devstack/moto_patches.py) never meets a trim."""
+
+    def __init__(self, moto: Any, region: str, table_name: str):
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+        self._lock = moto.app._lock  # the one lock every emulator request holds
+        shard = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].get_table(table_name).stream_shard
+        assert shard is not None, "the users table has a stream (chalicelib/table_schema.py)"
+        self._shard = shard
+        self._iterators = dynamodbstreams_backends[DEFAULT_ACCOUNT_ID][region].shard_iterators
+
+    def forget(self, iterator: str) -> None:
+        with self._lock:
+            self._iterators.pop(iterator, None)
+
+    def trim(self, delivered_up_to: int, keep: int = KEEP_DELIVERED) -> None:
+        """Drop delivered records but the last `keep`. The shard's starting number moves with them,
+        so every sequence number (moto's are the starting number plus the index) stays the same."""
+        with self._lock:
+            drop = min(delivered_up_to + 1 - keep - self._shard.starting_sequence_number, len(self._shard.items))
+            if drop > 0:
+                del self._shard.items[:drop]
+                self._shard.starting_sequence_number += drop
+
+
 def stream_arn(client: Any, table_name: str) -> str:
     return str(client.describe_table(TableName=table_name)["Table"]["LatestStreamArn"])
 
 
-def start(app: Any, endpoint: str, region: str, stage_env: dict[str, str], events_file: Path) -> StreamPoller:
-    """Create the audit table and the bus on the emulator, and deliver the users table's stream
-    to the app's consumer; every published event is also appended to `events_file`."""
+def start(app: Any, moto: Any, region: str, stage_env: dict[str, str], events_file: Path) -> StreamPoller:
+    """Create the audit table and the bus on the emulator (`moto`, a devstack.motoserver.MotoServer
+    in this process), and deliver the users table's stream to the app's consumer; every published
+    event is also appended to `events_file`."""
     import boto3
 
     from devstack import resources
 
+    endpoint, table = moto.url, stage_env["TABLE_NAME"]
     resources.create_change_resources(endpoint, region, stage_env["AUDIT_TABLE_NAME"], stage_env["EVENT_BUS_NAME"])
     os.environ["EVENTS_FILE"] = str(events_file)
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region)
     streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=region)
-    reader = StreamReader(streams, stream_arn(dynamodb, stage_env["TABLE_NAME"]))
-    return StreamPoller(reader, dynamodb_handler(app)).start()
+    emulator = EmulatorStream(moto, region, table)
+    reader = StreamReader(streams, stream_arn(dynamodb, table), used=emulator.forget)
+    return StreamPoller(reader, dynamodb_handler(app), delivered_up_to=emulator.trim).start()
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
