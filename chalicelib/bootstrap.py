@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from chalicelib.avatars import AvatarStore
-from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings
+from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings, load_change_settings
 from chalicelib.cursor import CursorCodec
 from chalicelib.idempotency import IdempotencyStore
 from chalicelib.identity import IdentityProvider
@@ -112,13 +112,14 @@ def get_change_consumer() -> ChangeConsumer:
         from chalicelib.change_consumer import ChangeConsumer
         from chalicelib.event_bus import EventBusPublisher, LocalEventBusPublisher
 
-        settings = get_settings()
+        settings = load_change_settings()  # read once: the consumer is wired once per container
         publisher: EventBusPublisher
         if settings.stage in LOCAL_STAGES and settings.events_file:
             publisher = LocalEventBusPublisher(settings.event_bus_name, Path(settings.events_file))
         else:
             publisher = EventBusPublisher(settings.event_bus_name)
-        return ChangeConsumer(DynamoAuditLog(settings.audit_table_name), publisher, get_avatars())
+        avatars = AvatarStore(settings.avatar_bucket)
+        return ChangeConsumer(DynamoAuditLog(settings.audit_table_name), publisher, avatars)
 
     return _once("changes", build)
 

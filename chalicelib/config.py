@@ -53,11 +53,8 @@ class Settings:
     avatar_bucket: str = ""
     # Local stages only: where the messages Cognito would send are written (chalicelib/local_outbox.py).
     outbox_file: str = ""
-    # The audit trail and the bus of change events, checked where used, as the avatar bucket.
+    # The audit trail the history route reads, checked where used, as the avatar bucket.
     audit_table_name: str = ""
-    event_bus_name: str = ""
-    # Local stages only: where every published change event is also written (chalicelib/event_bus.py).
-    events_file: str = ""
 
     @property
     def issuer(self) -> str:
@@ -213,7 +210,30 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         avatar_bucket=environ.get("AVATAR_BUCKET", "").strip(),
         outbox_file=environ.get("OUTBOX_FILE", "").strip() if stage in LOCAL_STAGES else "",
         audit_table_name=environ.get("AUDIT_TABLE_NAME", "").strip(),
-        event_bus_name=environ.get("EVENT_BUS_NAME", "").strip(),
+    )
+
+
+@dataclass(frozen=True)
+class ChangeSettings:
+    """What the change consumer needs: its function is given these and none of the API's (pool,
+    cursor secret), so it never reads Settings."""
+
+    stage: str
+    audit_table_name: str
+    event_bus_name: str
+    avatar_bucket: str
+    # Local stages only: where every published change event is also written (chalicelib/event_bus.py).
+    events_file: str = ""
+
+
+def load_change_settings(environ: Mapping[str, str] | None = None) -> ChangeSettings:
+    environ = _env(environ)
+    stage = environ.get("STAGE", "local")
+    return ChangeSettings(
+        stage=stage,
+        audit_table_name=_require(environ, "AUDIT_TABLE_NAME"),
+        event_bus_name=_require(environ, "EVENT_BUS_NAME"),
+        avatar_bucket=_require(environ, "AVATAR_BUCKET"),
         events_file=environ.get("EVENTS_FILE", "").strip() if stage in LOCAL_STAGES else "",
     )
 
