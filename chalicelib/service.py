@@ -147,6 +147,10 @@ class UserService:
             try:
                 return self._identities.create(email, password), True
             except SignInExists as exists:
+                if not exists.sub:
+                    # Refused as existing, then not found: a concurrent request made or removed it
+                    # in between. Ask again (ConcurrentModification, 409, if it keeps happening).
+                    continue
                 record = self._repo.find(exists.sub)
                 if not isinstance(record, Deleted):
                     # Left by an earlier attempt whose record write failed or whose outcome was

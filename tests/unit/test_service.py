@@ -625,3 +625,25 @@ def test_delete_with_if_none_match_naming_the_current_revision_or_star_is_412(se
         with pytest.raises(PreconditionFailed):
             service.delete_user(user.user_id, conditions)
     assert repo.users[user.user_id] == user
+
+
+def test_a_sign_in_refused_as_existing_then_not_found_is_asked_for_again(service, repo, identities):
+    # A concurrent request made (or removed) the sign-in between Cognito's refusal and the lookup:
+    # the refusal names no sub. Never a read of an empty key; ask again.
+    from chalicelib.identity import SignInExists
+
+    identities.fail_next["create"] = SignInExists("")
+    user = service.create_user(NewUser(name="Ann", email="ann@example.com"))
+    assert [call for call in identities.calls if call[0] == "create"] == [("create", "ann@example.com")] * 2
+    assert repo.get(user.user_id) == user
+
+
+def test_a_sign_in_that_keeps_vanishing_is_a_concurrent_modification(service, identities):
+    from chalicelib.identity import SignInExists
+
+    def always_refused(email: str, password: str | None = None) -> str:
+        raise SignInExists("")
+
+    identities.create = always_refused
+    with pytest.raises(ConcurrentModification):
+        service.create_user(NewUser(name="Ann", email="ann@example.com"))
