@@ -10,7 +10,7 @@ from chalice import CognitoUserPoolAuthorizer, Response  # type: ignore[attr-def
 
 from chalicelib import bootstrap, config, idempotency, logs, pipeline
 from chalicelib.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
-from chalicelib.bootstrap import get_avatars, get_idempotency_store, get_service
+from chalicelib.bootstrap import get_avatars, get_change_consumer, get_history, get_idempotency_store, get_service
 from chalicelib.chalice_app import FixedCORSConfig, ThreadSafeChalice
 from chalicelib.conditional import etag, none_match_hits, parse_preconditions
 from chalicelib.cors import CorsOrigins
@@ -238,6 +238,31 @@ def get_avatar(userId: str) -> Response:  # noqa: N803
     # never handed out, whatever S3 holds.
     get_service().get_user(user_id)
     return json_response({"downloadUrl": get_avatars().download_url(user_id)})
+
+
+@app.route("/users/{userId}/history", methods=["GET"], **protected)
+@handles_errors
+def get_user_history(userId: str) -> Response:  # noqa: N803
+    require_owner_or_admin(current_identity(), userId)
+    user_id, params = _known_id(userId), _request().query_params or {}
+    entries, cursor = get_history().page(user_id, parse_limit(params.get("limit")), params.get("cursor"))
+    return json_response({"events": [e.public() for e in entries], "count": len(entries), "nextCursor": cursor})
+
+
+# TRIM_HORIZON: a new mapping starts with the oldest record the stream keeps (24 hours), so no
+# change made before it existed is missed. Partial batch responses, retries, the dead-letter queue
+# and the filter that keeps other items' records away are set by the templates
+# (infra/cloudformation.py, infra/terraform/events.tf): the decorator has no arguments for them.
+@app.on_dynamodb_record(stream_arn=config.users_stream_arn(), name="user_changes", starting_position="TRIM_HORIZON")
+def user_changes(event: Any) -> dict[str, list[dict[str, str]]]:
+    """The users table's stream: change events to the bus and the audit trail, avatars of expired
+    deleted users removed (chalicelib/change_consumer.py). No route leads here."""
+    response = get_change_consumer().handle(event.to_dict()["Records"])
+    if response["batchItemFailures"] and not config.reports_batch_item_failures():
+        # A mapping without ReportBatchItemFailures reads any answer as success: fail the whole
+        # batch instead, so it is retried rather than lost.
+        raise RuntimeError("a stream record failed; the batch is retried")
+    return response
 
 
 @app.lambda_function(name="pre_traffic_hook")

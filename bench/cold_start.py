@@ -82,6 +82,12 @@ NEVER_ON_LAMBDA = (
     "chalicelib.xray",
     "chalicelib.traffic_hook",
     "chalicelib.local_outbox",
+    # The stream consumer's and the history route's: loaded when first used, never at import.
+    "chalicelib.change_consumer",
+    "chalicelib.change_events",
+    "chalicelib.audit_log",
+    "chalicelib.event_bus",
+    "chalicelib.history",
     "devstack",
     "tests",
 )

@@ -1,5 +1,7 @@
 """Section "Cost per million requests": API Gateway, Lambda, DynamoDB and CloudWatch Logs for one
-million requests of a stated mix, on a REST API (what this deployment uses) and on an HTTP API.
+million requests of a stated mix, on a REST API (what this deployment uses) and on an HTTP API;
+and what the change consumer adds per million changes to users (Lambda, EventBridge, the audit
+table; reading the stream is free for a Lambda trigger).
 
 Runs last: it prices what the other sections measured. Reads from `context.measured`:
 - "warm_get_us", "warm_post_us" (request_overhead): the warm pipeline time per request on this
@@ -31,6 +33,8 @@ LAMBDA_GB_SECOND = 0.0000166667  # Lambda duration on x86, per GB-second, billed
 DYNAMODB_READ_PER_MILLION = 0.125  # DynamoDB on demand, per million read request units
 DYNAMODB_WRITE_PER_MILLION = 0.625  # DynamoDB on demand, per million write request units
 LOGS_PER_GB = 0.50  # CloudWatch Logs, per GB ingested (standard log class)
+EVENTBRIDGE_PER_MILLION = 1.00  # EventBridge, per million custom events published (each up to 64 KB)
+DYNAMODB_STREAM_READS_FOR_LAMBDA = 0.0  # GetRecords by a Lambda trigger is not billed
 GB = 1024**3  # AWS bills data in binary gigabytes
 
 # --- Assumptions ---
@@ -66,6 +70,66 @@ _ACCESS_LOG_SAMPLES = {
     "$context.protocol": "HTTP/1.1",
     "$context.responseLength": "260",
 }
+
+
+# --- The change consumer (chalicelib/change_consumer.py), per change to a user ---
+# Its DynamoDB and EventBridge requests for one change: GetItem (is the entry written?), PutEvents,
+# PutItem; and the request units: one strongly consistent read and one write of an entry < 1 KB.
+CONSUMER_CALLS_PER_CHANGE = 3
+CONSUMER_READ_UNITS_PER_CHANGE = 1.0
+CONSUMER_WRITE_UNITS_PER_CHANGE = 1.0
+# ASSUMED: CPU time to read one record and shape its event and entry, generously (the API's whole
+# warm pipeline measures well under 0.1 ms per request).
+CONSUMER_CPU_MS_PER_CHANGE = 0.5
+# Conservative: a quiet table delivers each change in its own batch (one invocation per change);
+# under load the mapping batches up to 100 records, which divides the invocations and their logs.
+CONSUMER_RECORDS_PER_INVOCATION = 1
+# ESTIMATED log bytes: START/END/REPORT per invocation, and the consumer's "change event" line per change.
+CONSUMER_LOG_BYTES_PER_INVOCATION = 330
+CONSUMER_LOG_BYTES_PER_CHANGE = 130
+
+
+@dataclass(frozen=True)
+class ConsumerCosts:
+    """USD per million changes (billed_ms: per invocation)."""
+
+    lambda_requests: float
+    lambda_duration: float
+    billed_ms: float
+    eventbridge: float
+    audit_reads: float
+    audit_writes: float
+    logs: float
+
+    @property
+    def total(self) -> float:
+        return (
+            self.lambda_requests
+            + self.lambda_duration
+            + self.eventbridge
+            + self.audit_reads
+            + self.audit_writes
+            + self.logs
+        )
+
+
+def consumer_price(
+    records_per_invocation: int, memory_mb: int, cpu_scale: float, round_trip_ms: float
+) -> ConsumerCosts:
+    """What the consumer costs for a million changes delivered `records_per_invocation` at a time."""
+    invocations = 1_000_000 / records_per_invocation
+    per_change_ms = CONSUMER_CPU_MS_PER_CHANGE * cpu_scale + CONSUMER_CALLS_PER_CHANGE * round_trip_ms
+    billed = billed_ms(per_change_ms * records_per_invocation)
+    log_bytes = invocations * CONSUMER_LOG_BYTES_PER_INVOCATION + 1_000_000 * CONSUMER_LOG_BYTES_PER_CHANGE
+    return ConsumerCosts(
+        lambda_requests=invocations / 1_000_000 * LAMBDA_PER_MILLION,
+        lambda_duration=invocations * lambda_duration_usd(billed, memory_mb),
+        billed_ms=billed,
+        eventbridge=EVENTBRIDGE_PER_MILLION,
+        audit_reads=CONSUMER_READ_UNITS_PER_CHANGE * DYNAMODB_READ_PER_MILLION,
+        audit_writes=CONSUMER_WRITE_UNITS_PER_CHANGE * DYNAMODB_WRITE_PER_MILLION,
+        logs=log_bytes / GB * LOGS_PER_GB,
+    )
 
 
 @dataclass(frozen=True)
@@ -152,11 +216,19 @@ def price(
     )
 
 
-def lambda_memory_mb(config_file: Path = PROJECT_DIR / ".chalice" / "config.json", stage: str = PACKAGE_STAGE) -> int:
-    """`lambda_memory_size` of the stage, else of the config, else Chalice's default."""
+def lambda_memory_mb(
+    config_file: Path = PROJECT_DIR / ".chalice" / "config.json",
+    stage: str = PACKAGE_STAGE,
+    function: str | None = None,
+) -> int:
+    """`lambda_memory_size` of the function in the stage (when named), else of the stage, else of
+    the config, else Chalice's default."""
     config = json.loads(config_file.read_text())
     stage_config = config.get("stages", {}).get(stage, {})
-    return int(stage_config.get("lambda_memory_size", config.get("lambda_memory_size", CHALICE_DEFAULT_MEMORY_MB)))
+    default = int(stage_config.get("lambda_memory_size", config.get("lambda_memory_size", CHALICE_DEFAULT_MEMORY_MB)))
+    if function is None:
+        return default
+    return int(stage_config.get("lambda_functions", {}).get(function, {}).get("lambda_memory_size", default))
 
 
 def access_log_bytes(limits_file: Path = PROJECT_DIR / "infra" / "limits.json") -> int:
@@ -226,7 +298,53 @@ def run(context: Context) -> list[Figure]:
     def figure(name: str, value: float, unit: str = "USD/M", note: str = "") -> Figure:
         return Figure(SECTION, name, value, unit, note=note)
 
-    return [
+    consumer_memory = lambda_memory_mb(function="user_changes")
+    consumer_scale = max(1.0, FULL_VCPU_MB / consumer_memory)
+    changes = consumer_price(CONSUMER_RECORDS_PER_INVOCATION, consumer_memory, consumer_scale, DYNAMODB_ROUND_TRIP_MS)
+    batched = consumer_price(10, consumer_memory, consumer_scale, DYNAMODB_ROUND_TRIP_MS)
+    consumer_figures = [
+        figure(
+            "change consumer, per million changes: Lambda requests",
+            changes.lambda_requests,
+            note=f"USD per million changes to users (creates, updates that change a public field, deletes), "
+            f"each delivered alone ({CONSUMER_RECORDS_PER_INVOCATION} record per invocation: a quiet table; the "
+            f"mapping's filter keeps reservation, idempotency and counter records from invoking it). Reading the "
+            f"stream is free for a Lambda trigger.",
+        ),
+        figure(
+            "change consumer, per million changes: Lambda duration",
+            changes.lambda_duration,
+            note=f"{consumer_memory} MB; per change an ASSUMED {CONSUMER_CPU_MS_PER_CHANGE:g} ms of CPU x "
+            f"{consumer_scale:.2f} plus {CONSUMER_CALLS_PER_CHANGE} requests (GetItem, PutEvents, PutItem) at the "
+            f"ASSUMED {DYNAMODB_ROUND_TRIP_MS:g} ms -> {changes.billed_ms:g} ms billed per invocation.",
+        ),
+        figure(
+            "change consumer, per million changes: EventBridge",
+            changes.eventbridge,
+            note=f"${EVENTBRIDGE_PER_MILLION:.2f} per million custom events; one per change.",
+        ),
+        figure(
+            "change consumer, per million changes: audit reads",
+            changes.audit_reads,
+            note="one strongly consistent GetItem per change (is its entry written already?)",
+        ),
+        figure(
+            "change consumer, per million changes: audit writes", changes.audit_writes, note="one PutItem per change"
+        ),
+        figure(
+            "change consumer, per million changes: CloudWatch Logs",
+            changes.logs,
+            note=f"ESTIMATED {CONSUMER_LOG_BYTES_PER_INVOCATION} bytes per invocation and "
+            f"{CONSUMER_LOG_BYTES_PER_CHANGE} per change",
+        ),
+        figure(
+            "change consumer, per million changes: total",
+            changes.total,
+            note=f"{_usd(batched.total)} when changes arrive 10 to a batch (busy periods). Audit storage is "
+            "separate: about 150 bytes per entry, kept a year ($0.25 per GB-month).",
+        ),
+    ]
+    main = [
         figure(
             "API Gateway REST API",
             costs.rest_api,
@@ -265,3 +383,4 @@ def run(context: Context) -> list[Figure]:
         figure("total, HTTP API", costs.http_total, note=http_lacks),
         figure("HTTP API / REST API", costs.ratio, "x"),
     ]
+    return [*main, *consumer_figures]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from chalicelib import aws
 from chalicelib.avatars import AvatarStore
-from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings
+from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings, load_change_settings
 from chalicelib.cursor import CursorCodec
 from chalicelib.idempotency import IdempotencyStore
 from chalicelib.identity import IdentityProvider
@@ -19,6 +19,8 @@ from chalicelib.service import UserService
 from chalicelib.standing import StandingCheck
 
 if TYPE_CHECKING:  # token verification is only for local and test stages: never imported on Lambda
+    from chalicelib.change_consumer import ChangeConsumer
+    from chalicelib.history import History
     from chalicelib.tokens import TokenVerifier
 
 T = TypeVar("T")
@@ -97,6 +99,37 @@ def get_avatars() -> AvatarStore:
     return _once("avatars", lambda: AvatarStore(get_settings().avatar_bucket))
 
 
+def get_history() -> History:
+    def build() -> History:
+        from chalicelib.audit_log import DynamoAuditLog
+        from chalicelib.history import History
+
+        settings = get_settings()
+        return History(DynamoAuditLog(settings.audit_table_name), _cursor_codec(settings))
+
+    return _once("history", build)
+
+
+def get_change_consumer() -> ChangeConsumer:
+    """The stream consumer's adapters (its own Lambda function: the API function never builds it)."""
+
+    def build() -> ChangeConsumer:
+        from chalicelib.audit_log import DynamoAuditLog
+        from chalicelib.change_consumer import ChangeConsumer
+        from chalicelib.event_bus import EventBusPublisher, LocalEventBusPublisher
+
+        settings = load_change_settings()  # read once: the consumer is wired once per container
+        publisher: EventBusPublisher
+        if settings.stage in LOCAL_STAGES and settings.events_file:
+            publisher = LocalEventBusPublisher(settings.event_bus_name, Path(settings.events_file))
+        else:
+            publisher = EventBusPublisher(settings.event_bus_name)
+        avatars = AvatarStore(settings.avatar_bucket)
+        return ChangeConsumer(DynamoAuditLog(settings.audit_table_name), publisher, avatars)
+
+    return _once("changes", build)
+
+
 def _cursor_codec(settings: Settings) -> CursorCodec:
     if settings.cursor_secret:
         return CursorCodec(settings.cursor_secret)
@@ -155,6 +188,8 @@ def override(
     avatars: AvatarStore | None = None,
     identities: IdentityProvider | None = None,
     standing: StandingCheck | None = None,
+    history: History | None = None,
+    changes: ChangeConsumer | None = None,
 ) -> None:
     """Use these instead of the real adapters (tests)."""
     given = {
@@ -164,6 +199,8 @@ def override(
         "avatars": avatars,
         "identities": identities,
         "standing": standing,
+        "history": history,
+        "changes": changes,
     }
     with _lock:
         _wired.update({name: adapter for name, adapter in given.items() if adapter is not None})

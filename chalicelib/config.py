@@ -64,6 +64,8 @@ class Settings:
     avatar_bucket: str = ""
     # Local stages only: where the messages Cognito would send are written (chalicelib/local_outbox.py).
     outbox_file: str = ""
+    # The audit trail the history route reads, checked where used, as the avatar bucket.
+    audit_table_name: str = ""
 
     @property
     def issuer(self) -> str:
@@ -95,6 +97,41 @@ def user_pool_arn(environ: Mapping[str, str] | None = None) -> str:
             "output (README, Deploy)."
         )
     return value
+
+
+# The local stages' stream is the emulator's, which the local stack reads itself (devstack/streams.py).
+LOCAL_STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/users-local/stream/local"
+_STREAM_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:([a-z]+-)+\d:\d{12}:table/[A-Za-z0-9_.-]{3,255}/stream/\S+")
+
+
+def users_stream_arn(environ: Mapping[str, str] | None = None) -> str:
+    """The users table's stream, which the change consumer's event source mapping reads (needed at
+    import to declare the consumer).
+
+    Only Chalice's deployer reads it: `chalice deploy` creates the mapping from it, so outside the
+    local stages it must be a real stream ARN there (packaging gives a stand-in that the templates
+    replace with the table's own). Inside Lambda the mapping exists already and nothing reads it.
+    """
+    environ = _env(environ)
+    value = environ.get("USERS_STREAM_ARN", "").strip()
+    stage = environ.get("STAGE", "local")
+    if stage in LOCAL_STAGES or running_in_lambda(environ):
+        return value or LOCAL_STREAM_ARN
+    if not _STREAM_ARN.fullmatch(value):
+        raise ConfigurationError(
+            f"USERS_STREAM_ARN is {value or 'not set'!r} for stage {stage!r}: it must be the ARN of the users "
+            f"table's stream. Set it in .chalice/config.json, stages.{stage}.environment_variables, from the base "
+            "stack's UsersTableStreamArn output (README, Deploy)."
+        )
+    return value
+
+
+def reports_batch_item_failures(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the consumer's event source mapping takes partial batch responses. Both templates set
+    it (with ReportBatchItemFailures on the mapping) and the local stack honours them; a mapping
+    made by `chalice deploy` does not, and would take a reported failure for success."""
+    environ = _env(environ)
+    return environ.get("STAGE", "local") in LOCAL_STAGES or environ.get("REPORT_BATCH_ITEM_FAILURES") == "true"
 
 
 def require_api_key(environ: Mapping[str, str] | None = None) -> bool:
@@ -226,6 +263,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         verify_tokens=verify,
         avatar_bucket=environ.get("AVATAR_BUCKET", "").strip(),
         outbox_file=environ.get("OUTBOX_FILE", "").strip() if stage in LOCAL_STAGES else "",
+        audit_table_name=environ.get("AUDIT_TABLE_NAME", "").strip(),
+    )
+
+
+@dataclass(frozen=True)
+class ChangeSettings:
+    """What the change consumer needs: its function is given these and none of the API's (pool,
+    cursor secret), so it never reads Settings."""
+
+    stage: str
+    audit_table_name: str
+    event_bus_name: str
+    avatar_bucket: str
+    # Local stages only: where every published change event is also written (chalicelib/event_bus.py).
+    events_file: str = ""
+
+
+def load_change_settings(environ: Mapping[str, str] | None = None) -> ChangeSettings:
+    environ = _env(environ)
+    stage = environ.get("STAGE", "local")
+    return ChangeSettings(
+        stage=stage,
+        audit_table_name=_require(environ, "AUDIT_TABLE_NAME"),
+        event_bus_name=_require(environ, "EVENT_BUS_NAME"),
+        avatar_bucket=_require(environ, "AVATAR_BUCKET"),
+        events_file=environ.get("EVENTS_FILE", "").strip() if stage in LOCAL_STAGES else "",
     )
 
 

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from chalicelib import avatars, idempotency
+from chalicelib.change_events import EVENT_TYPES, PUBLIC_FIELDS
 from chalicelib.conditional import MAX_TAG_CHARS, MAX_TAGS
 from chalicelib.config import LOCAL_STAGES
 from chalicelib.cursor import CURSOR_PATTERN, MAX_CURSOR_LEN
@@ -29,6 +30,7 @@ from chalicelib.models import (
     ROLES,
     USER_ID_PATTERN,
 )
+from chalicelib.table_schema import AUDIT_RETENTION_DAYS
 
 # RFC 9110 entity tags as chalicelib.conditional reads them: an optional weak prefix, a quoted
 # opaque tag of at most MAX_TAG_CHARS visible characters other than the double quote.
@@ -252,6 +254,36 @@ def _schemas() -> dict[str, Any]:
                 "nextCursor": {"type": ["string", "null"]},
             },
         },
+        "HistoryEvent": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["eventId", "type", "at", "actor", "changed"],
+            "properties": {
+                "eventId": {"type": "string", "description": "The id of the change event published on the bus"},
+                "type": {"type": "string", "enum": list(EVENT_TYPES)},
+                "at": timestamp,
+                "actor": {
+                    "type": "string",
+                    "description": "The sub of the caller whose request made the change (`system` or `devstack` for "
+                    "tools, `unknown` for a write that recorded none)",
+                },
+                "changed": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(PUBLIC_FIELDS)},
+                    "description": "The fields whose values differ before and after: every field the user has for "
+                    "a create or a delete. Never the values.",
+                },
+            },
+        },
+        "History": {
+            "type": "object",
+            "required": ["events", "count", "nextCursor"],
+            "properties": {
+                "events": {"type": "array", "items": _ref("HistoryEvent")},
+                "count": {"type": "integer", "minimum": 0},
+                "nextCursor": {"type": ["string", "null"]},
+            },
+        },
         "AvatarRequest": {
             "type": "object",
             "additionalProperties": False,
@@ -302,6 +334,23 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _page_query() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT},
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "description": "The nextCursor of the previous page, as given: opaque and signed, so any "
+            "other value gets 400.",
+            "schema": {"type": "string", "maxLength": MAX_CURSOR_LEN, "pattern": CURSOR_PATTERN},
+        },
+    ]
+
+
 def _paths() -> dict[str, Any]:
     envelope = _ref("UserEnvelope")
     replayed = idempotency.REPLAYED_HEADER
@@ -325,20 +374,7 @@ def _paths() -> dict[str, Any]:
                 "listUsers",
                 "List users, a page at a time (admins)",
                 {"200": _json(_ref("UserList"), "A page of users"), **_errors("400", "401", "403", "503")},
-                query=[
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT},
-                    },
-                    {
-                        "name": "cursor",
-                        "in": "query",
-                        "description": "The nextCursor of the previous page, as given: opaque and signed, so any "
-                        "other value gets 400.",
-                        "schema": {"type": "string", "maxLength": MAX_CURSOR_LEN, "pattern": CURSOR_PATTERN},
-                    },
-                ],
+                query=_page_query(),
             ),
         },
         "/users/me": {
@@ -394,6 +430,23 @@ def _paths() -> dict[str, Any]:
                 },
                 parameters=("UserId", "IfMatch", "IfNoneMatchWrite", "IdempotencyKey"),
             ),
+        },
+        "/users/{userId}/history": {
+            "get": _op(
+                "getUserHistory",
+                "A user's changes, oldest first, a page at a time (admins, or the owner)",
+                {
+                    "200": _json(
+                        _ref("History"),
+                        "A page of the user's history: kept "
+                        f"{AUDIT_RETENTION_DAYS} days after each change, so also after a delete; empty for an id "
+                        "without changes. A change appears within seconds of its write.",
+                    ),
+                    **_errors("400", "401", "403", "404", "503"),
+                },
+                parameters=("UserId",),
+                query=_page_query(),
+            )
         },
         "/users/{userId}/avatar": {
             "post": _op(

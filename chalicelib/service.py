@@ -150,7 +150,9 @@ class UserService:
                 return self._identities.create(email, password), True
             except SignInExists as exists:
                 if not exists.sub:
-                    continue  # gone again before it could be read (a concurrent create took it back)
+                    # Refused as existing, then not found: a concurrent request made or removed it
+                    # in between. Ask again (ConcurrentModification, 409, if it keeps happening).
+                    continue
                 record = self._repo.find(exists.sub)
                 if not isinstance(record, Deleted):
                     # Left by an earlier attempt whose record write failed or whose outcome was

@@ -46,17 +46,51 @@ GLOBAL_SECONDARY_INDEXES: list[dict[str, Any]] = [
 ]
 
 
+# Every write's item before and after: the change consumer (chalicelib/change_events.py) compares them.
+STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
+
+
 def create_table_kwargs(table_name: str) -> dict[str, Any]:
-    """Arguments for DynamoDB CreateTable, matching the production definition."""
+    """Arguments for DynamoDB CreateTable, matching the production definition (its stream included,
+    so the emulator's stream carries what the deployed one does)."""
     return {
         "TableName": table_name,
         "KeySchema": KEY_SCHEMA,
         "AttributeDefinitions": ATTRIBUTE_DEFINITIONS,
         "GlobalSecondaryIndexes": GLOBAL_SECONDARY_INDEXES,
         "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
     }
 
 
 def time_to_live_kwargs(table_name: str) -> dict[str, Any]:
     """Arguments for DynamoDB UpdateTimeToLive, as the deploy templates set it."""
     return {"TableName": table_name, "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}}
+
+
+# --- The audit table: one entry per change event, the history GET /users/{id}/history reads ---
+#
+# Keyed by `userId` and `position`, "<at>#<stream sequence number, 40 digits>": a user's entries
+# sort oldest first by the time of the write, ties in stream order, and a redelivered stream
+# record maps to the very key its first delivery wrote. Kept AUDIT_RETENTION_DAYS after the change
+# (TTL), so a deleted user's history stays readable that long after the delete.
+AUDIT_SORT_KEY = "position"
+AUDIT_RETENTION_DAYS = 365
+AUDIT_KEY_SCHEMA: list[dict[str, str]] = [
+    {"AttributeName": "userId", "KeyType": "HASH"},
+    {"AttributeName": AUDIT_SORT_KEY, "KeyType": "RANGE"},
+]
+AUDIT_ATTRIBUTE_DEFINITIONS: list[dict[str, str]] = [
+    {"AttributeName": "userId", "AttributeType": "S"},
+    {"AttributeName": AUDIT_SORT_KEY, "AttributeType": "S"},
+]
+
+
+def create_audit_table_kwargs(table_name: str) -> dict[str, Any]:
+    """Arguments for DynamoDB CreateTable of the audit table, as deployed (no stream: nothing reads one)."""
+    return {
+        "TableName": table_name,
+        "KeySchema": AUDIT_KEY_SCHEMA,
+        "AttributeDefinitions": AUDIT_ATTRIBUTE_DEFINITIONS,
+        "BillingMode": "PAY_PER_REQUEST",
+    }

@@ -1,4 +1,4 @@
-"""`python -m devstack run|token|add-user`: the embedded stack behind `make run` and `make token`."""
+"""`python -m devstack run|token|add-user|outbox|events`: the embedded stack behind `make run`, `make token`, ..."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     from chalice.deploy.validate import validate_routes
 
     from chalicelib.config import cors_allow_origins
-    from devstack import moto_patches, resources
+    from devstack import moto_patches, resources, streams
     from devstack.cognito_emulation import widen_email_check
     from devstack.gateway import serve_app
     from devstack.motoserver import MotoServer
@@ -79,6 +79,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     region = os.environ.get("AWS_REGION", "us-east-1")
     widen_email_check()
     moto = None
+    poller = None
     written: dict[str, Any] | None = None
     try:
         try:
@@ -115,6 +116,8 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
         config = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE)
         app = config.chalice_app
         validate_routes(app.routes)
+        # The event source mapping `chalice local` lacks: the table's stream to the app's consumer.
+        poller = streams.start(app, moto, region, stage_env, _events_file())
         serve_app(listener, app, config)
         bound_port = listener.server_address[1]
         api_url = f"http://{host}:{bound_port}"
@@ -125,6 +128,9 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             "docs_url": f"{api_url}/docs",
             "emulator_patches": moto_patches.active(),
             "outbox_file": str(_outbox_file()),
+            "events_file": str(_events_file()),
+            "audit_table_name": stage_env["AUDIT_TABLE_NAME"],
+            "event_bus_name": stage_env["EVENT_BUS_NAME"],
             # Whose file this is: a second start refuses while this process lives, and this
             # process removes the file at exit only if it is still the one it wrote.
             "pid": os.getpid(),
@@ -136,6 +142,8 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
         listener.serve_forever()
     finally:
         listener.server_close()
+        if poller is not None:
+            poller.stop()
         if written is not None:
             lifecycle.remove_own_stack_file(stack_path, written)
         if moto is not None:
@@ -228,6 +236,20 @@ def outbox(last: int) -> None:
         print(line)
 
 
+def events(last: int) -> None:
+    """The latest change events the local stack published (one PutEvents entry per line), newest last."""
+    path = _events_file()
+    if not path.exists():
+        print(f"{path}: no events yet (each change to a user appears here within about a second)")
+        return
+    for line in path.read_text().splitlines()[-last:]:
+        print(line)
+
+
+def _events_file() -> Path:
+    return _stack_file().parent / "events.jsonl"
+
+
 def _outbox_file() -> Path:
     return Path(os.environ.get("OUTBOX_FILE", _stack_file().parent / "outbox.jsonl"))
 
@@ -249,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     user_cmd.add_argument("--name")
     outbox_cmd = commands.add_parser("outbox", help="print the latest messages Cognito would have sent")
     outbox_cmd.add_argument("--last", type=int, default=10)
+    events_cmd = commands.add_parser("events", help="print the latest change events the stack published")
+    events_cmd.add_argument("--last", type=int, default=10)
     args = parser.parse_args(argv)
     if args.command == "run":
         # Both signals stop the stack, whatever this process inherited: a background job of a
@@ -267,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
         token(args.username, args.password)
     elif args.command == "outbox":
         outbox(args.last)
+    elif args.command == "events":
+        events(args.last)
     else:
         add_user(args.email, args.password, args.admin, args.name)
 

@@ -10,7 +10,7 @@ from typing import Any
 from chalicelib.config import ADMIN_GROUP
 from chalicelib.models import ADMIN, MEMBER, NewUser, parse_new_user
 from chalicelib.service import UserService
-from chalicelib.table_schema import create_table_kwargs, time_to_live_kwargs
+from chalicelib.table_schema import create_audit_table_kwargs, create_table_kwargs, time_to_live_kwargs
 from infra.stages import load_limits
 
 ADMIN_EMAIL = "admin@example.com"
@@ -108,6 +108,14 @@ def id_token(endpoint: str, region: str, client_id: str, username: str, password
             "chooses a new password at first sign-in)"
         )
     return str(result["AuthenticationResult"]["IdToken"])
+
+
+def create_change_resources(endpoint: str, region: str, audit_table: str, bus_name: str) -> None:
+    """What the change consumer writes to, as deployed: the audit table (TTL on) and the stage's bus."""
+    dynamodb = _client("dynamodb", endpoint, region)
+    dynamodb.create_table(**create_audit_table_kwargs(audit_table))
+    dynamodb.update_time_to_live(**time_to_live_kwargs(audit_table))
+    _client("events", endpoint, region).create_event_bus(Name=bus_name)
 
 
 # Cognito's answers to a sign-in that are about the user or the password, not about the stack.

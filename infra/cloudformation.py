@@ -12,7 +12,15 @@ import json
 from typing import Any
 
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, TTL_ATTRIBUTE
+from chalicelib.table_schema import (
+    ATTRIBUTE_DEFINITIONS,
+    AUDIT_ATTRIBUTE_DEFINITIONS,
+    AUDIT_KEY_SCHEMA,
+    GLOBAL_SECONDARY_INDEXES,
+    KEY_SCHEMA,
+    STREAM_VIEW_TYPE,
+    TTL_ATTRIBUTE,
+)
 from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
@@ -23,6 +31,8 @@ Json = dict[str, Any]
 
 ALIAS = "live"
 HOOK = "PreTrafficHook"  # Chalice's logical id for app.py's pre_traffic_hook
+CONSUMER = "UserChanges"  # Chalice's logical id for app.py's user_changes (@app.on_dynamodb_record)
+CONSUMER_EVENT = f"{CONSUMER}DynamodbEventSource"  # its SAM event, which Chalice names so
 ROLLBACK_ALARMS = ("RollbackLambdaErrorsAlarm", "RollbackApi5xxRateAlarm")
 NO_VALUE = {"Ref": "AWS::NoValue"}
 LAMBDA_PROXY_URI = (
@@ -109,7 +119,7 @@ def _data(stage: Stage, limits: Json) -> Json:
                 "KeySchema": KEY_SCHEMA,
                 "AttributeDefinitions": ATTRIBUTE_DEFINITIONS,
                 "GlobalSecondaryIndexes": GLOBAL_SECONDARY_INDEXES,
-                "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
+                "StreamSpecification": {"StreamViewType": STREAM_VIEW_TYPE},
                 "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "SSESpecification": {"SSEEnabled": True},
@@ -176,6 +186,43 @@ def _data(stage: Stage, limits: Json) -> Json:
                 "Name": stage.cursor_secret_name,
                 "Description": "HMAC key that makes list cursors tamper-evident",
                 "GenerateSecretString": {"PasswordLength": 64, "ExcludePunctuation": True},
+                "Tags": _tag_list(stage),
+            },
+        },
+    }
+
+
+def _change_storage(stage: Stage, limits: Json) -> Json:
+    """Where change events go: the audit table (retained, like the users table), the stage's bus and
+    the consumer's dead-letter queue."""
+    retain = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+    return {
+        "AuditTable": {
+            "Type": "AWS::DynamoDB::Table",
+            **retain,
+            "Properties": {
+                "TableName": stage.audit_table_name,
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": AUDIT_KEY_SCHEMA,
+                "AttributeDefinitions": AUDIT_ATTRIBUTE_DEFINITIONS,
+                # Entries expire AUDIT_RETENTION_DAYS after their change (chalicelib/audit_log.py).
+                "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "SSESpecification": {"SSEEnabled": True},
+                "DeletionProtectionEnabled": True,
+                "Tags": _tag_list(stage),
+            },
+        },
+        "ChangeEventBus": {
+            "Type": "AWS::Events::EventBus",
+            "Properties": {"Name": stage.event_bus_name, "Tags": _tag_list(stage)},
+        },
+        "ChangeDeadLetterQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": stage.dead_letter_queue_name,
+                "MessageRetentionPeriod": limits["change_events"]["dead_letter_retention_seconds"],
+                "SqsManagedSseEnabled": True,
                 "Tags": _tag_list(stage),
             },
         },
@@ -297,6 +344,8 @@ def _function(stage: Stage) -> Json:
                         "USER_POOL_ARN": _get_att("UserPool", "Arn"),
                         "CURSOR_SECRET_ARN": _ref("CursorSecret"),
                         "AVATAR_BUCKET": _ref("AvatarBucket"),
+                        # The same name as config.json's; the reference orders the table first.
+                        "AUDIT_TABLE_NAME": _ref("AuditTable"),
                     }
                 },
             },
@@ -357,6 +406,52 @@ def _pre_traffic_hook(stage: Stage) -> Json:
                     {"PolicyName": f"{HOOK}RolePolicy", "PolicyDocument": hook_policy_document(stage, deployment_group)}
                 ]
             }
+        },
+    }
+
+
+def _consumer(stage: Stage, limits: Json) -> Json:
+    """Changes to the consumer Chalice packages (app.py, @app.on_dynamodb_record): its name, what it
+    writes to, and the mapping settings the decorator has no arguments for: partial batch
+    responses, bounded retries with bisection, the dead-letter queue and the record filter."""
+    changes = limits["change_events"]
+    return {
+        f"{CONSUMER}LogGroup": {"Properties": {"LogGroupName": f"/aws/lambda/{stage.consumer_function_name}"}},
+        CONSUMER: {
+            "DependsOn": [f"{CONSUMER}LogGroup"],
+            "Properties": {
+                "FunctionName": stage.consumer_function_name,
+                "Environment": {
+                    "Variables": {
+                        # app.py declares the routes when the consumer imports it; the pool must be real.
+                        "USER_POOL_ARN": _get_att("UserPool", "Arn"),
+                        "AVATAR_BUCKET": _ref("AvatarBucket"),
+                        "AUDIT_TABLE_NAME": _ref("AuditTable"),
+                        "EVENT_BUS_NAME": _ref("ChangeEventBus"),
+                        "REPORT_BATCH_ITEM_FAILURES": "true",
+                    }
+                },
+                "Events": {
+                    CONSUMER_EVENT: {
+                        "Properties": {
+                            "Stream": _get_att("UsersTable", "StreamArn"),
+                            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                            "MaximumRetryAttempts": changes["maximum_retry_attempts"],
+                            "BisectBatchOnFunctionError": True,
+                            "MaximumRecordAgeInSeconds": changes["maximum_record_age_seconds"],
+                            "DestinationConfig": {
+                                "OnFailure": {"Destination": _get_att("ChangeDeadLetterQueue", "Arn")}
+                            },
+                            "FilterCriteria": {
+                                "Filters": [
+                                    {"Pattern": json.dumps(pattern, separators=(",", ":"))}
+                                    for pattern in changes["filters"]
+                                ]
+                            },
+                        }
+                    }
+                },
+            },
         },
     }
 
@@ -736,6 +831,45 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
             "ReturnData": True,
         }
     )
+    changes = limits["change_events"]["alarms"]
+    consumer = [{"Name": "FunctionName", "Value": _ref(CONSUMER)}]
+    resources.update(
+        {
+            "ChangeConsumerErrorsAlarm": _alarm(
+                "The change consumer failed (a record it could not handle, or a crash): events and audit entries wait",
+                changes["consumer_errors"],
+                {
+                    "Namespace": "AWS/Lambda",
+                    "MetricName": "Errors",
+                    "Dimensions": consumer,
+                    "Period": changes["consumer_errors"]["period_seconds"],
+                    "Statistic": "Sum",
+                },
+            ),
+            "ChangeConsumerIteratorAgeAlarm": _alarm(
+                "The change consumer is behind the users table's stream (iterator age, ms)",
+                changes["iterator_age_ms"],
+                {
+                    "Namespace": "AWS/Lambda",
+                    "MetricName": "IteratorAge",
+                    "Dimensions": consumer,
+                    "Period": changes["iterator_age_ms"]["period_seconds"],
+                    "Statistic": "Maximum",
+                },
+            ),
+            "ChangeDeadLettersAlarm": _alarm(
+                "Stream records the change consumer gave up on: replay them within the stream's 24 hours",
+                changes["dead_letters"],
+                {
+                    "Namespace": "AWS/SQS",
+                    "MetricName": "ApproximateNumberOfMessagesVisible",
+                    "Dimensions": [{"Name": "QueueName", "Value": _get_att("ChangeDeadLetterQueue", "QueueName")}],
+                    "Period": changes["dead_letters"]["period_seconds"],
+                    "Statistic": "Maximum",
+                },
+            ),
+        }
+    )
     return {
         "AlarmTopic": {
             "Type": "AWS::SNS::Topic",
@@ -766,6 +900,9 @@ def _outputs(stage: Stage) -> Json:
         "CursorSecretArn": {"Value": _ref("CursorSecret")},
         "AvatarBucketName": {"Value": _ref("AvatarBucket")},
         "AlarmTopicArn": {"Value": _ref("AlarmTopic")},
+        "AuditTableName": {"Value": _ref("AuditTable")},
+        "EventBusName": {"Value": _ref("ChangeEventBus")},
+        "ChangeDeadLetterQueueUrl": {"Value": _ref("ChangeDeadLetterQueue")},
     }
     if stage.require_api_key:
         outputs["ApiKeyId"] = {
@@ -779,9 +916,11 @@ def merge_template(stage: Stage) -> Json:
     limits = load_limits()
     resources: Json = {
         **_data(stage, limits),
+        **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
         **_function(stage),
         **_pre_traffic_hook(stage),
+        **_consumer(stage, limits),
         **_api(stage, limits),
         **_monitoring(stage, limits),
     }
@@ -798,11 +937,13 @@ def merge_template(stage: Stage) -> Json:
 
 
 def base_template(stage: Stage) -> Json:
-    """A stand-alone stack for the `chalice deploy` path, which creates only the function, role
-    and API: the table, pool, secret, avatar bucket and the function's log group (with its retention)."""
+    """A stand-alone stack for the `chalice deploy` path, which creates only the functions, roles,
+    API and the consumer's event source mapping: the table, pool, secret, avatar bucket, audit table,
+    bus, dead-letter queue and the function's log group (with its retention)."""
     limits = load_limits()
     resources = {
         **_data(stage, limits),
+        **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
         "FunctionLogGroup": _log_group(f"/aws/lambda/{stage.function_name}", stage.lambda_log_retention_days, stage),
     }
@@ -814,12 +955,15 @@ def base_template(stage: Stage) -> Json:
             ("UserPoolArn", "USER_POOL_ARN", _get_att("UserPool", "Arn")),
             ("CursorSecretArn", "CURSOR_SECRET_ARN", _ref("CursorSecret")),
             ("AvatarBucketName", "AVATAR_BUCKET", _ref("AvatarBucket")),
+            ("UsersTableStreamArn", "USERS_STREAM_ARN", _get_att("UsersTable", "StreamArn")),
         )
     }
     outputs["UsersTableName"] = {"Value": _ref("UsersTable")}
+    outputs["ChangeDeadLetterQueueUrl"] = {"Value": _ref("ChangeDeadLetterQueue")}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"users-api {stage.name}: data, identity, secret and avatar bucket for `chalice deploy`",
+        "Description": f"users-api {stage.name}: data, identity, secret, avatar bucket and change storage for "
+        "`chalice deploy`",
         "Resources": resources,
         "Outputs": outputs,
     }

@@ -23,6 +23,10 @@ TERRAFORM_SOURCES = PROJECT_DIR / "infra" / "terraform"
 # `chalice deploy` fails fast), so packaging gives it this stand-in, which both paths replace.
 PACKAGING_POOL_ARN = "arn:aws:cognito-idp:us-east-1:000000000000:userpool/us-east-1_ReplacedWhenPackaged"
 TERRAFORM_POOL_ARN = "${aws_cognito_user_pool.users.arn}"
+# Likewise the users table's stream, which the consumer's event source mapping reads.
+PACKAGING_STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/ReplacedWhenPackaged/stream/ReplacedWhenPackaged"
+TERRAFORM_STREAM_ARN = "${aws_dynamodb_table.users.stream_arn}"
+_STAND_INS = {"USER_POOL_ARN": PACKAGING_POOL_ARN, "USERS_STREAM_ARN": PACKAGING_STREAM_ARN}
 # Chalice's Terraform output invokes the function itself; ours goes through the `live` alias
 # so provisioned concurrency (which lives on an alias) serves API traffic.
 _CHALICE_INVOKE_ARN = "${aws_lambda_function.api_handler.invoke_arn}"
@@ -51,13 +55,12 @@ def package_cloudformation(stage: Stage, out: Path) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
         merge_file = Path(scratch) / "merge.json"
         merge_file.write_text(json.dumps(merge_template(stage), indent=2))
-        _chalice(
-            PROJECT_DIR, stage, out, "--merge-template", str(merge_file), environ={"USER_POOL_ARN": PACKAGING_POOL_ARN}
-        )
+        _chalice(PROJECT_DIR, stage, out, "--merge-template", str(merge_file), environ=_STAND_INS)
     add_bytecode(out / "deployment.zip")
     sam = out / "sam.json"
-    if PACKAGING_POOL_ARN in sam.read_text():
-        raise RuntimeError("the merge template no longer replaces the stand-in pool ARN in Chalice's template")
+    for stand_in in _STAND_INS.values():
+        if stand_in in sam.read_text():
+            raise RuntimeError(f"the merge template no longer replaces the stand-in {stand_in} in Chalice's template")
     return sam
 
 
@@ -75,8 +78,9 @@ def _project_copy_for_terraform(target: Path) -> None:
     config.pop("log_retention_in_days", None)
     for stage_config in config["stages"].values():
         stage_config.pop("log_retention_in_days", None)
-        # A pool pasted for the `chalice deploy` path must not override the stand-in replaced below.
-        stage_config.get("environment_variables", {}).pop("USER_POOL_ARN", None)
+        # A pool or stream pasted for the `chalice deploy` path must not override the stand-ins replaced below.
+        for name in _STAND_INS:
+            stage_config.get("environment_variables", {}).pop(name, None)
     (target / ".chalice" / "config.json").write_text(json.dumps(config, indent=2))
 
 
@@ -108,14 +112,18 @@ def package_terraform(stage: Stage, out: Path) -> Path:
         project = Path(scratch) / "project"
         project.mkdir()
         _project_copy_for_terraform(project)
-        _chalice(project, stage, out, "--pkg-format", "terraform", environ={"USER_POOL_ARN": PACKAGING_POOL_ARN})
+        _chalice(project, stage, out, "--pkg-format", "terraform", environ=_STAND_INS)
     add_bytecode(out / "deployment.zip")
     chalice_tf = out / "chalice.tf.json"
     text = chalice_tf.read_text()
-    for expected in (_CHALICE_INVOKE_ARN, PACKAGING_POOL_ARN):
+    for expected in (_CHALICE_INVOKE_ARN, PACKAGING_POOL_ARN, PACKAGING_STREAM_ARN):
         if expected not in text:
             raise RuntimeError(f"Chalice's Terraform output changed: no {expected} to replace")
-    text = text.replace(_CHALICE_INVOKE_ARN, _ALIAS_INVOKE_ARN).replace(PACKAGING_POOL_ARN, TERRAFORM_POOL_ARN)
+    text = (
+        text.replace(_CHALICE_INVOKE_ARN, _ALIAS_INVOKE_ARN)
+        .replace(PACKAGING_POOL_ARN, TERRAFORM_POOL_ARN)
+        .replace(PACKAGING_STREAM_ARN, TERRAFORM_STREAM_ARN)
+    )
     # The role's Cognito grant names the stage's own pool, not every pool of the account.
     if ACCOUNT_POOLS_ARN not in text:
         raise RuntimeError("the role policy's Cognito grant is missing: run `make policies`")

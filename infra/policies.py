@@ -23,6 +23,16 @@ Resource = str | Json
 # Item actions, including those inside TransactWriteItems (IAM checks each item's action).
 TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Scan",)
+# The history route reads a user's audit entries; the consumer checks for and writes one.
+AUDIT_READ_ACTIONS = ("dynamodb:Query",)
+AUDIT_WRITE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
+# What Lambda's event source mapping does with the consumer's role: read the users table's stream
+# (AWS's own example policy for a stream consumer), and send what it gives up on to the queue.
+STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
+DEAD_LETTER_ACTIONS = ("sqs:SendMessage",)
+PUBLISH_ACTIONS = ("events:PutEvents",)
+# The consumer only removes avatars of users whose trace expired.
+AVATAR_REMOVE_ACTIONS = ("s3:DeleteObject",)
 SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
 # Presigned POST and GET act with the signer's rights when used; HeadObject needs GetObject.
 AVATAR_ACTIONS = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
@@ -54,6 +64,7 @@ POLICY_ACCOUNT = "${aws:PrincipalAccount}"
 # role's policy, infra/packaging.py this string in the Terraform).
 ACCOUNT_POOLS_ARN = f"arn:aws:cognito-idp:*:{POLICY_ACCOUNT}:userpool/*"
 HOOK_FUNCTION = "pre_traffic_hook"  # the name app.py registers it under (@app.lambda_function)
+CONSUMER_FUNCTION = "user_changes"  # the name app.py registers it under (@app.on_dynamodb_record)
 # Terraform's names (infra/terraform/deploy.tf); CloudFormation's are generated and the merge
 # template replaces this resource with references to them.
 DEPLOYMENT_GROUP = "live"
@@ -78,6 +89,22 @@ def table_arn(stage: Stage) -> str:
     return f"arn:aws:dynamodb:*:*:table/{stage.table_name}"
 
 
+def audit_table_arn(stage: Stage) -> str:
+    return f"arn:aws:dynamodb:*:*:table/{stage.audit_table_name}"
+
+
+def stream_arn(stage: Stage) -> str:
+    return f"{table_arn(stage)}/stream/*"
+
+
+def event_bus_arn(stage: Stage) -> str:
+    return f"arn:aws:events:*:*:event-bus/{stage.event_bus_name}"
+
+
+def dead_letter_queue_arn(stage: Stage) -> str:
+    return f"arn:aws:sqs:*:*:{stage.dead_letter_queue_name}"
+
+
 def avatar_objects_arn(stage: Stage) -> str:
     return f"arn:aws:s3:::{stage.avatar_bucket_name(POLICY_ACCOUNT)}/{KEY_PREFIX}*"
 
@@ -99,6 +126,7 @@ def api_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
     return [
         Grant("UsersTableItems", TABLE_ACTIONS, table_arn(stage)),
         Grant("UsersListingIndex", INDEX_ACTIONS, f"{table_arn(stage)}/index/{LISTING_INDEX}"),
+        Grant("AuditTrailReads", AUDIT_READ_ACTIONS, audit_table_arn(stage)),
         # Secrets Manager appends "-" and six random characters to the name.
         Grant("CursorSecret", SECRET_ACTIONS, f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????"),
         Grant("AvatarObjects", AVATAR_ACTIONS, avatar_objects_arn(stage)),
@@ -116,6 +144,17 @@ def hook_grants(stage: Stage, deployment_group: Resource | None = None) -> list[
     ]
 
 
+def consumer_grants(stage: Stage) -> list[Grant]:
+    return [
+        Grant("ReadUsersStream", STREAM_ACTIONS, stream_arn(stage)),
+        Grant("AuditTrailWrites", AUDIT_WRITE_ACTIONS, audit_table_arn(stage)),
+        Grant("PublishChanges", PUBLISH_ACTIONS, event_bus_arn(stage)),
+        Grant("RemoveExpiredAvatars", AVATAR_REMOVE_ACTIONS, avatar_objects_arn(stage)),
+        Grant("DeadLetters", DEAD_LETTER_ACTIONS, dead_letter_queue_arn(stage)),
+        Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.consumer_function_name)),
+    ]
+
+
 def _document(grants: list[Grant]) -> Json:
     return {"Version": "2012-10-17", "Statement": [grant.statement() for grant in grants]}
 
@@ -130,11 +169,17 @@ def hook_policy_document(stage: Stage, deployment_group: Resource | None = None)
     return _document(hook_grants(stage, deployment_group))
 
 
+def consumer_policy_document(stage: Stage) -> Json:
+    """The stream consumer's role policy: the stream, the audit table, the bus, avatar deletes."""
+    return _document(consumer_grants(stage))
+
+
 def rendered_files(stage: Stage) -> dict[str, str]:
     """Every policy file of `stage`: path -> content."""
     return {
         policy_path(stage.name): render(policy_document(stage)),
         policy_path(stage.name, HOOK_FUNCTION): render(hook_policy_document(stage)),
+        policy_path(stage.name, CONSUMER_FUNCTION): render(consumer_policy_document(stage)),
     }
 
 

@@ -48,6 +48,24 @@ class Stage:
         return f"CodeDeployHook_{self.function_name}"
 
     @property
+    def consumer_function_name(self) -> str:
+        """The stream consumer (app.py's user_changes), named in both templates and its role policy."""
+        return f"{APP_NAME}-{self.name}-changes"
+
+    @property
+    def audit_table_name(self) -> str:
+        return self.lambda_environment["AUDIT_TABLE_NAME"]
+
+    @property
+    def event_bus_name(self) -> str:
+        return self.lambda_environment["EVENT_BUS_NAME"]
+
+    @property
+    def dead_letter_queue_name(self) -> str:
+        """Where the consumer's mapping sends what it gave up on (the batch's place in the stream)."""
+        return f"{APP_NAME}-{self.name}-changes-dlq"
+
+    @property
     def cursor_secret_name(self) -> str:
         return f"{APP_NAME}/{self.name}/cursor-secret"
 

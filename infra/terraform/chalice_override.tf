@@ -29,8 +29,58 @@ resource "aws_lambda_function" "api_handler" {
       USER_POOL_ARN       = aws_cognito_user_pool.users.arn
       CURSOR_SECRET_ARN   = aws_secretsmanager_secret.cursor.arn
       AVATAR_BUCKET       = aws_s3_bucket.avatars.bucket
+      AUDIT_TABLE_NAME    = aws_dynamodb_table.audit.name
     })
   }
+}
+
+# app.py's user_changes (chalicelib/change_consumer.py), fed by the users table's stream (events.tf).
+resource "aws_lambda_function" "user_changes" {
+  function_name = var.consumer_function_name
+
+  environment {
+    variables = merge(var.lambda_environment, {
+      # app.py declares its routes when the consumer imports it, so the pool must be the real one.
+      USER_POOL_ARN              = aws_cognito_user_pool.users.arn
+      AVATAR_BUCKET              = aws_s3_bucket.avatars.bucket
+      AUDIT_TABLE_NAME           = aws_dynamodb_table.audit.name
+      EVENT_BUS_NAME             = aws_cloudwatch_event_bus.changes.name
+      REPORT_BATCH_ITEM_FAILURES = "true"
+    })
+  }
+}
+
+# What the decorator has no arguments for: partial batch responses, bounded retries with
+# bisection, the dead-letter queue and the record filter (limits.json change_events).
+resource "aws_lambda_event_source_mapping" "user_changes-dynamodb-event-source" {
+  function_response_types        = ["ReportBatchItemFailures"]
+  maximum_retry_attempts         = local.limits.change_events.maximum_retry_attempts
+  bisect_batch_on_function_error = true
+  maximum_record_age_in_seconds  = local.limits.change_events.maximum_record_age_seconds
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.change_dead_letters.arn
+    }
+  }
+
+  filter_criteria {
+    dynamic "filter" {
+      for_each = local.limits.change_events.filters
+
+      content {
+        pattern = jsonencode(filter.value)
+      }
+    }
+  }
+
+  # The role may write to its log group but not create it, and an override cannot add depends_on:
+  # this reference orders the mapping, so the consumer's first invocation, after the group.
+  tags = merge(var.tags, { "log-group" = aws_cloudwatch_log_group.user_changes.name })
+}
+
+resource "aws_iam_role" "user_changes_role" {
+  tags = var.tags
 }
 
 # app.py's pre_traffic_hook (chalicelib/traffic_hook.py), which CodeDeploy runs before moving the

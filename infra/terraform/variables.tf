@@ -40,6 +40,26 @@ variable "cursor_secret_name" {
   type        = string
 }
 
+variable "audit_table_name" {
+  description = "DynamoDB table of change history entries; the role policies name it."
+  type        = string
+}
+
+variable "event_bus_name" {
+  description = "EventBridge bus the change consumer publishes to; its role policy names it."
+  type        = string
+}
+
+variable "consumer_function_name" {
+  description = "Name of the stream consumer (app.py user_changes); its role's log permission names it."
+  type        = string
+}
+
+variable "dead_letter_queue_name" {
+  description = "SQS queue that receives what the consumer's mapping gave up on; its role policy names it."
+  type        = string
+}
+
 variable "cors_allow_origin" {
   description = "The single origin allowed by CORS, repeated on API Gateway's own error responses."
   type        = string

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from app import app
 from chalicelib import aws, bootstrap
 from chalicelib.config import ADMIN_GROUP
 from chalicelib.local_outbox import OutboxCognitoIdentityProvider
-from chalicelib.table_schema import create_table_kwargs
+from chalicelib.table_schema import create_audit_table_kwargs, create_table_kwargs
 from chalicelib.tokens import TokenVerifier
 from devstack.cognito_emulation import widen_email_check
 from devstack.gateway import AppGateway
@@ -29,6 +29,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 TABLE = "users-test"
 BUCKET = "users-api-test-avatars"  # AVATAR_BUCKET of the test stage
+AUDIT_TABLE, BUS = "users-audit-test", "users-api-test"  # AUDIT_TABLE_NAME, EVENT_BUS_NAME of the test stage
 
 
 class Api:
@@ -73,7 +74,10 @@ def emulator() -> Iterator[Emulator]:
     widen_email_check()
     with mock_aws():
         aws.reset_clients()
-        boto3.client("dynamodb", region_name=tokens.REGION).create_table(**create_table_kwargs(TABLE))
+        client = boto3.client("dynamodb", region_name=tokens.REGION)
+        client.create_table(**create_table_kwargs(TABLE))
+        client.create_table(**create_audit_table_kwargs(AUDIT_TABLE))
+        boto3.client("events", region_name=tokens.REGION).create_event_bus(Name=BUS)
         boto3.client("s3", region_name=tokens.REGION).create_bucket(Bucket=BUCKET)
         cognito = boto3.client("cognito-idp", region_name=tokens.REGION)
         pool_id = str(cognito.create_user_pool(PoolName="users-test", UsernameAttributes=["email"])["UserPool"]["Id"])
@@ -146,3 +150,22 @@ def api(chalice_client: Client) -> Api:
 def stock_api(chalice_client: Client) -> Api:
     """Chalice's own local gateway, which fabricates claims from unverified tokens."""
     return Api(chalice_client)
+
+
+@pytest.fixture
+def deliver_changes(chalice_client: Client, ddb: Any) -> Callable[[], None]:
+    """Deliver every new record of the table's stream to the app's consumer (`user_changes`), as
+    Lambda's event source mapping would: what `chalice local` and the test client never do."""
+    from botocore.config import Config
+
+    from devstack.streams import StreamPoller, StreamReader, stream_arn
+
+    # botocore sends stream calls to an account-based host moto 5.2.5 does not serve.
+    streams = boto3.client(
+        "dynamodbstreams", region_name=tokens.REGION, config=Config(account_id_endpoint_mode="disabled")
+    )
+    poller = StreamPoller(
+        StreamReader(streams, stream_arn(ddb, TABLE)),
+        lambda event: chalice_client.lambda_.invoke("user_changes", event).payload,
+    )
+    return poller.drain

@@ -13,10 +13,16 @@ from typing import Any
 
 import pytest
 
-from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, time_to_live_kwargs
+from chalicelib.table_schema import (
+    ATTRIBUTE_DEFINITIONS,
+    AUDIT_KEY_SCHEMA,
+    GLOBAL_SECONDARY_INDEXES,
+    KEY_SCHEMA,
+    time_to_live_kwargs,
+)
 from infra.cloudformation import base_template
 from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
-from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, policy_document
+from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, consumer_policy_document, policy_document
 from infra.stages import DEPLOYED_STAGES, load_limits, load_stage
 from tests.support.cache_headers import public_max_age
 
@@ -107,7 +113,7 @@ def test_provisioned_concurrency_is_off_by_default_and_on_the_alias_when_set(pro
 
 def test_api_gateway_invokes_the_alias(prod: Template) -> None:
     routes = proxy_methods(prod)
-    assert len(routes) == 11
+    assert len(routes) == 12
     for _, _, spec in routes:
         uri = spec["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
         assert uri[1] == {"Alias": {"Ref": "APIHandler.Alias"}}
@@ -445,3 +451,74 @@ def test_no_cors_wildcard_anywhere(templates: dict[str, Template]) -> None:
         text = json.dumps(template)
         assert 'Access-Control-Allow-Origin": "\'*\'"' not in text
         assert "'*'" not in text
+
+
+# --- Change events ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_the_consumer_reads_the_users_stream_with_partial_batch_responses_retries_and_a_dead_letter_queue(
+    templates: dict[str, Template], name: str
+) -> None:
+    template = templates[name]
+    consumer = template["Resources"]["UserChanges"]
+    props = consumer["Properties"]
+    assert props["FunctionName"] == f"users-api-{name}-changes"
+    assert props["Handler"] == "app.user_changes"
+    (event,) = props["Events"].values()
+    assert event["Type"] == "DynamoDB"
+    source = event["Properties"]
+    assert source["Stream"] == {"Fn::GetAtt": ["UsersTable", "StreamArn"]}
+    assert source["StartingPosition"] == "TRIM_HORIZON"
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["MaximumRetryAttempts"] == 5 and source["BisectBatchOnFunctionError"] is True
+    assert source["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["ChangeDeadLetterQueue", "Arn"]}}
+    }
+    patterns = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
+    assert patterns == load_limits()["change_events"]["filters"]
+    variables = props["Environment"]["Variables"]
+    assert variables["REPORT_BATCH_ITEM_FAILURES"] == "true"
+    assert variables["EVENT_BUS_NAME"] == {"Ref": "ChangeEventBus"}
+    assert variables["AUDIT_TABLE_NAME"] == {"Ref": "AuditTable"}
+    assert variables["USER_POOL_ARN"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+    role = template["Resources"]["UserChangesRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert role == consumer_policy_document(load_stage(name))
+    assert consumer["DependsOn"] == ["UserChangesLogGroup"]
+    assert (
+        template["Resources"]["UserChangesLogGroup"]["Properties"]["LogGroupName"]
+        == f"/aws/lambda/users-api-{name}-changes"
+    )
+
+
+def test_audit_table_bus_dead_letter_queue_and_their_alarms(prod: Template) -> None:
+    resources = prod["Resources"]
+    audit = resources["AuditTable"]
+    assert audit["DeletionPolicy"] == "Retain"
+    props = audit["Properties"]
+    assert props["TableName"] == "users-api-prod-audit"
+    assert props["KeySchema"] == AUDIT_KEY_SCHEMA
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert props["DeletionProtectionEnabled"] is True
+    assert resources["ChangeEventBus"]["Properties"]["Name"] == "users-api-prod-changes"
+    queue = resources["ChangeDeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True and queue["QueueName"] == "users-api-prod-changes-dlq"
+    alarms = resources_of(prod, "AWS::CloudWatch::Alarm")
+    errors = alarms["ChangeConsumerErrorsAlarm"]["Properties"]
+    assert (errors["MetricName"], errors["Threshold"]) == ("Errors", 0)
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "UserChanges"}}]
+    age = alarms["ChangeConsumerIteratorAgeAlarm"]["Properties"]
+    assert (age["MetricName"], age["Statistic"], age["Threshold"]) == ("IteratorAge", "Maximum", 300000)
+    dead = alarms["ChangeDeadLettersAlarm"]["Properties"]
+    assert (dead["Namespace"], dead["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    # The history route reads the audit table: the API function is told its name by reference.
+    assert resources["APIHandler"]["Properties"]["Environment"]["Variables"]["AUDIT_TABLE_NAME"] == {
+        "Ref": "AuditTable"
+    }
+
+
+def test_the_chalice_deploy_base_template_has_the_change_storage_and_the_stream_arn() -> None:
+    base = base_template(load_stage("dev"))
+    assert {"AuditTable", "ChangeEventBus", "ChangeDeadLetterQueue"} <= set(base["Resources"])
+    assert base["Outputs"]["UsersTableStreamArn"]["Value"] == {"Fn::GetAtt": ["UsersTable", "StreamArn"]}
+    assert "USERS_STREAM_ARN" in base["Outputs"]["UsersTableStreamArn"]["Description"]

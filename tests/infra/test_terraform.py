@@ -19,9 +19,15 @@ import pytest
 
 from app import app
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.table_schema import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES, KEY_SCHEMA, time_to_live_kwargs
+from chalicelib.table_schema import (
+    ATTRIBUTE_DEFINITIONS,
+    AUDIT_KEY_SCHEMA,
+    GLOBAL_SECONDARY_INDEXES,
+    KEY_SCHEMA,
+    time_to_live_kwargs,
+)
 from infra.packaging import package_terraform
-from infra.policies import DEPLOYMENT_GROUP, hook_policy_document, policy_document
+from infra.policies import DEPLOYMENT_GROUP, consumer_policy_document, hook_policy_document, policy_document
 from infra.stages import PROJECT_DIR, load_stage
 from tests.support.cache_headers import public_max_age
 
@@ -38,6 +44,7 @@ OUR_FILES = {
     "waf.tf",
     "monitoring.tf",
     "outputs.tf",
+    "events.tf",
     "s3.tf",
     "deploy.tf",
 }
@@ -416,7 +423,7 @@ def test_api_gateway_invokes_the_live_alias(package: Package) -> None:
         if spec["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
     ]
     routes = sum(len(methods) for methods in app.routes.values())
-    assert len(uris) == routes == 11
+    assert len(uris) == routes == 12
     assert set(uris) == {ALIAS_INVOKE_ARN}
     assert "aws_lambda_function.api_handler.invoke_arn" not in json.dumps(package.chalice)
     authorizer = swagger["securityDefinitions"]["CognitoUserPool"]["x-amazon-apigateway-authorizer"]
@@ -523,9 +530,9 @@ def test_web_acl_rules(package: Package) -> None:
     ]
 
 
-def test_seven_alarms_notify_the_topic(package: Package) -> None:
+def test_ten_alarms_notify_the_topic(package: Package) -> None:
     alarms = package.of_type("aws_cloudwatch_metric_alarm")
-    assert len(alarms) == 7
+    assert len(alarms) == 10
     assert package.locals()["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
     for alarm in alarms.values():
         assert alarm["alarm_actions"] == alarm["ok_actions"] == "${local.alarm_actions}"
@@ -540,6 +547,9 @@ def test_seven_alarms_notify_the_topic(package: Package) -> None:
         "dynamodb_throttles": (None, None),  # metric math, below
         "rollback_lambda_errors": ("AWS/Lambda", "Errors"),  # CodeDeploy's, see the release tests
         "rollback_api_5xx_rate": ("AWS/ApiGateway", "5XXError"),
+        "change_consumer_errors": ("AWS/Lambda", "Errors"),  # see the change event tests
+        "change_consumer_iterator_age": ("AWS/Lambda", "IteratorAge"),
+        "change_dead_letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
     }
     limits = package.limits["alarms"]
     assert package.value(alarms["lambda_errors"]["threshold"]) == limits["lambda_errors"]["threshold"] == 10
@@ -687,7 +697,7 @@ def test_the_readme_says_how_to_destroy_around_prevent_destroy(package: Package)
         for (kind, name), body in package.resources().items()
         if any(block.get("prevent_destroy") for block in body.get("lifecycle", []))
     ]
-    assert len(protected) == 4
+    assert len(protected) == 5
     kept = [*protected, "aws_iam_role.api_gateway_cloudwatch", "aws_api_gateway_account.this"]
     assert [name for name in kept if name not in command] == []
     assert not single(package.resource("aws_iam_role", "api_gateway_cloudwatch").get("lifecycle", [{}])).get(
@@ -700,3 +710,73 @@ def test_the_role_policy_names_this_stacks_pool(package: Package) -> None:
     (cognito,) = [s for s in policy["Statement"] if s["Sid"] == "OwnUserPool"]
     assert cognito["Resource"] == "${aws_cognito_user_pool.users.arn}"
     assert "userpool/*" not in json.dumps(policy)
+
+
+# --- Change events (events.tf, the consumer's overrides) -------------------------------------------
+
+
+def test_the_consumer_reads_the_users_stream_with_partial_batch_responses_retries_and_a_dead_letter_queue(
+    package: Package,
+) -> None:
+    chalice = package.chalice["resource"]
+    (name, mapping), *others = chalice["aws_lambda_event_source_mapping"].items()
+    assert others == [] and name == "user_changes-dynamodb-event-source"
+    # Packaging replaced the stand-in: the users table's own stream, from its oldest record.
+    assert mapping["event_source_arn"] == "${aws_dynamodb_table.users.stream_arn}"
+    assert mapping["starting_position"] == "TRIM_HORIZON"
+    assert mapping["function_name"] == "${aws_lambda_function.user_changes.arn}"
+    override = package.override("aws_lambda_event_source_mapping", name)
+    limits = package.limits["change_events"]
+    assert override["function_response_types"] == ["ReportBatchItemFailures"]
+    assert package.value(override["maximum_retry_attempts"]) == limits["maximum_retry_attempts"] == 5
+    assert override["bisect_batch_on_function_error"] is True
+    assert package.value(override["maximum_record_age_in_seconds"]) == limits["maximum_record_age_seconds"]
+    destination = single(single(override["destination_config"])["on_failure"])
+    assert destination["destination_arn"] == "${aws_sqs_queue.change_dead_letters.arn}"
+    filters = single(single(override["filter_criteria"])["dynamic"])["filter"]
+    assert filters["for_each"] == "${local.limits.change_events.filters}"
+    assert single(filters["content"])["pattern"] == "${jsonencode(filter.value)}"
+    assert "aws_cloudwatch_log_group.user_changes" in override["tags"]
+
+
+def test_the_consumer_is_named_has_its_own_policy_and_what_it_writes_to(package: Package) -> None:
+    function = package.override("aws_lambda_function", "user_changes")
+    assert function["function_name"] == "${var.consumer_function_name}"
+    assert package.tfvars["consumer_function_name"] == load_stage("prod").consumer_function_name
+    variables = single(function["environment"])["variables"]
+    for expected in (
+        "aws_cognito_user_pool.users.arn",
+        "aws_s3_bucket.avatars.bucket",
+        "aws_dynamodb_table.audit.name",
+        "aws_cloudwatch_event_bus.changes.name",
+        'REPORT_BATCH_ITEM_FAILURES = "true"',
+    ):
+        assert expected in variables
+    policies = package.chalice["resource"]["aws_iam_role_policy"]
+    assert json.loads(policies["user_changes_role"]["policy"].replace("$${", "${")) == consumer_policy_document(
+        load_stage("prod")
+    )
+    log_group = package.resource("aws_cloudwatch_log_group", "user_changes")
+    assert log_group["name"] == "/aws/lambda/${var.consumer_function_name}"
+
+
+def test_audit_table_bus_and_dead_letter_queue(package: Package) -> None:
+    audit = package.resource("aws_dynamodb_table", "audit")
+    keys = [
+        {"AttributeName": audit["hash_key"], "KeyType": "HASH"},
+        {"AttributeName": audit["range_key"], "KeyType": "RANGE"},
+    ]
+    assert keys == AUDIT_KEY_SCHEMA
+    assert single(audit["ttl"]) == {"attribute_name": "expiresAt", "enabled": True}
+    assert single(audit["point_in_time_recovery"]) == {"enabled": True}
+    assert audit["deletion_protection_enabled"] is True
+    assert single(audit["lifecycle"])["prevent_destroy"] is True
+    assert audit["name"] == "${var.audit_table_name}"
+    assert package.tfvars["audit_table_name"] == "users-api-prod-audit"
+    assert package.resource("aws_cloudwatch_event_bus", "changes")["name"] == "${var.event_bus_name}"
+    queue = package.resource("aws_sqs_queue", "change_dead_letters")
+    assert queue["sqs_managed_sse_enabled"] is True
+    assert package.value(queue["message_retention_seconds"]) == 14 * 24 * 3600
+    age = package.resource("aws_cloudwatch_metric_alarm", "change_consumer_iterator_age")
+    assert age["statistic"] == "Maximum" and package.value(age["threshold"]) == 300000
+    assert age["dimensions"] == {"FunctionName": "${aws_lambda_function.user_changes.function_name}"}

@@ -1,6 +1,7 @@
-"""Each role may do exactly what its code does: every DynamoDB action the service makes and every
-S3 action the avatar store needs, run on moto and derived from the calls themselves, and every
-call the pre-traffic hook makes, are compared with each stage's policy files."""
+"""Each role may do exactly what its code does: every DynamoDB action the service and the history
+route make and every S3 action the avatar store needs, run on moto and derived from the calls
+themselves, every call the pre-traffic hook makes, and every call the change consumer makes, are
+compared with each stage's policy files."""
 
 from __future__ import annotations
 
@@ -17,25 +18,34 @@ import pytest
 import requests
 from botocore.awsrequest import AWSResponse
 
+from chalicelib.audit_log import DynamoAuditLog
 from chalicelib.avatars import KEY_PREFIX, AvatarStore
+from chalicelib.change_consumer import ChangeConsumer
 from chalicelib.cognito import CognitoIdentityProvider
 from chalicelib.config import ADMIN_GROUP
 from chalicelib.cursor import CursorCodec
 from chalicelib.dynamodb import DynamoUserRepository
 from chalicelib.dynamodb_idempotency import DynamoIdempotencyStore
 from chalicelib.errors import AvatarNotFound
+from chalicelib.event_bus import EventBusPublisher
+from chalicelib.history import History
 from chalicelib.idempotency import StoredResponse
 from chalicelib.models import ADMIN, MEMBER, REMOVE, NewUser, UserChanges
 from chalicelib.secret_store import read_secret
 from chalicelib.service import UserService
+from chalicelib.table_schema import create_audit_table_kwargs
 from chalicelib.traffic_hook import SUCCEEDED
 from chalicelib.traffic_hook import run as run_hook
 from devstack.cognito_emulation import widen_email_check
 from infra.policies import (
     ACCOUNT_POOLS_ARN,
+    CONSUMER_FUNCTION,
+    DEAD_LETTER_ACTIONS,
     HOOK_FUNCTION,
     IDENTITY_ACTIONS,
     POLICY_ACCOUNT,
+    STREAM_ACTIONS,
+    consumer_policy_document,
     deployment_group_arn,
     hook_policy_document,
     policy_document,
@@ -45,7 +55,10 @@ from infra.policies import (
 from infra.stages import DEPLOYED_STAGES, PROJECT_DIR, load_limits, load_stage
 from tests.integration.conftest import TABLE
 from tests.support.presigned import tiny_png
+from tests.support.stream_records import record, trace, user
 from tests.unit.fakes import FakeIdentityProvider
+
+AUDIT = "users-it-audit"
 
 # IAM authorises each item of a TransactWriteItems request as its own action.
 _TRANSACT_ACTIONS = {
@@ -57,24 +70,31 @@ _TRANSACT_ACTIONS = {
 
 
 class Recorder:
-    """(IAM action, resource kind) for every DynamoDB request, from its API parameters."""
+    """(IAM action, resource kind) for every DynamoDB request, from its API parameters: the users
+    table ("table"), its index ("index/<name>") or the audit table ("audit"). `operations`: those
+    on the users table, which its throttling alarm watches."""
 
     def __init__(self) -> None:
         self.grants: set[tuple[str, str]] = set()
         self.operations: set[str] = set()
 
     def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.operations.add(model.name)
         if model.name == "TransactWriteItems":
             for item in params["TransactItems"]:
                 (kind, body), *_ = item.items()
                 self._grant(_TRANSACT_ACTIONS[kind], body)
+            self.operations.add(model.name)
         else:
+            if params["TableName"] == TABLE:
+                self.operations.add(model.name)
             self._grant(model.name, params)
 
     def _grant(self, action: str, params: dict[str, Any]) -> None:
-        assert params["TableName"] == TABLE
-        resource = f"index/{params['IndexName']}" if "IndexName" in params else "table"
+        assert params["TableName"] in (TABLE, AUDIT)
+        if params["TableName"] == AUDIT:
+            resource = "audit"
+        else:
+            resource = f"index/{params['IndexName']}" if "IndexName" in params else "table"
         self.grants.add((f"dynamodb:{action}", resource))
 
 
@@ -82,6 +102,7 @@ class Recorder:
 def recorded(ddb: Any) -> Iterator[Recorder]:
     """Every service operation and idempotency-store call, through the real adapters, recorded."""
     recorder = Recorder()
+    ddb.create_table(**create_audit_table_kwargs(AUDIT))
     ddb.meta.events.register("before-parameter-build.dynamodb", recorder)
     service = UserService(DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32), FakeIdentityProvider())
     ada = service.create_user(NewUser(name="Ada", email="ada@example.com", phone="+14155550100"))
@@ -105,12 +126,14 @@ def recorded(ddb: Any) -> Iterator[Recorder]:
     keys.claim("r3", "fp", "t4", "w4", 1_700_000_004)
     keys.unlock("r3", "t4")
     keys.claim("r3", "fp", "t5", "w5", 1_700_000_005)
+    # GET /users/{id}/history, a page of it.
+    History(DynamoAuditLog(AUDIT, ddb), CursorCodec(b"k" * 32)).page(ada.user_id, 10, None)
     ddb.meta.events.unregister("before-parameter-build.dynamodb", recorder)
     yield recorder
 
 
-def _dynamodb_grants(document: dict[str, Any], table: str) -> set[tuple[str, str]]:
-    prefix = f"arn:aws:dynamodb:*:*:table/{table}"
+def _dynamodb_grants(document: dict[str, Any], table: str, audit: str) -> set[tuple[str, str]]:
+    prefix, audit_arn = f"arn:aws:dynamodb:*:*:table/{table}", f"arn:aws:dynamodb:*:*:table/{audit}"
     grants: set[tuple[str, str]] = set()
     for statement in document["Statement"]:
         actions = [a for a in statement["Action"] if a.startswith("dynamodb:")]
@@ -118,8 +141,11 @@ def _dynamodb_grants(document: dict[str, Any], table: str) -> set[tuple[str, str
             continue
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         for resource in resources:
-            assert resource.startswith(prefix), f"{resource} is not this stage's table"
-            kind = resource.removeprefix(prefix).lstrip("/") or "table"
+            if resource == audit_arn:
+                kind = "audit"
+            else:
+                assert resource == prefix or resource.startswith(prefix + "/"), f"{resource} is not this stage's table"
+                kind = resource.removeprefix(prefix).lstrip("/") or "table"
             grants |= {(action, kind) for action in actions}
     return grants
 
@@ -128,13 +154,14 @@ def _dynamodb_grants(document: dict[str, Any], table: str) -> set[tuple[str, str
 def test_policy_grants_exactly_the_dynamodb_actions_the_code_makes(recorded: Recorder, name: str) -> None:
     stage = load_stage(name)
     committed = json.loads(open(policy_path(name)).read())
-    assert _dynamodb_grants(committed, stage.table_name) == recorded.grants
+    assert _dynamodb_grants(committed, stage.table_name, stage.audit_table_name) == recorded.grants
+    assert ("dynamodb:Query", "audit") in recorded.grants
 
 
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
 def test_committed_policy_files_are_the_generated_ones(name: str) -> None:
     files = rendered_files(load_stage(name))
-    assert set(files) == {policy_path(name), policy_path(name, HOOK_FUNCTION)}
+    assert set(files) == {policy_path(name), policy_path(name, HOOK_FUNCTION), policy_path(name, CONSUMER_FUNCTION)}
     for path, content in files.items():
         assert open(path).read() == content, "run `make policies`"
 
@@ -145,11 +172,15 @@ def test_each_function_names_its_own_policy_file() -> None:
         hook = config["stages"][name]["lambda_functions"][HOOK_FUNCTION]
         assert hook["iam_policy_file"] == f"policy-{name}-pre-traffic-hook.json"
         assert PROJECT_DIR / ".chalice" / hook["iam_policy_file"] == Path(policy_path(name, HOOK_FUNCTION))
+        consumer = config["stages"][name]["lambda_functions"][CONSUMER_FUNCTION]
+        assert consumer["iam_policy_file"] == f"policy-{name}-user-changes.json"
+        assert PROJECT_DIR / ".chalice" / consumer["iam_policy_file"] == Path(policy_path(name, CONSUMER_FUNCTION))
 
 
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
 def test_no_wildcard_data_access(name: str) -> None:
-    for statement in policy_document(load_stage(name))["Statement"]:
+    stage = load_stage(name)
+    for statement in policy_document(stage)["Statement"] + consumer_policy_document(stage)["Statement"]:
         assert statement["Effect"] == "Allow"
         assert not any(action.endswith(":*") or action == "*" for action in statement["Action"])
         if statement["Resource"] == "*":
@@ -398,3 +429,76 @@ def test_policy_grants_exactly_the_cognito_actions_the_routes_make(identity_call
     pool = {"Fn::GetAtt": ["UserPool", "Arn"]}
     (packaged,) = [s for s in policy_document(load_stage(name), pool)["Statement"] if s["Sid"] == "OwnUserPool"]
     assert packaged["Resource"] == pool
+
+
+# --- The change consumer ----------------------------------------------------------------------
+
+# The IAM action that authorises each call the consumer makes.
+_CONSUMER_ACTIONS = {
+    ("dynamodb", "GetItem"): "dynamodb:GetItem",
+    ("dynamodb", "PutItem"): "dynamodb:PutItem",
+    ("events", "PutEvents"): "events:PutEvents",
+    ("s3", "DeleteObject"): "s3:DeleteObject",
+}
+
+
+@pytest.fixture
+def consumer_calls(ddb: Any) -> set[tuple[str, str]]:
+    """(IAM action, resource name) of every call the consumer makes on moto: an event published
+    and audited, the same record again, and a trace expiring (its avatar deleted)."""
+    calls: set[tuple[str, str]] = set()
+
+    def recorder(service: str) -> Callable[..., None]:
+        def record_call(model: Any, params: dict[str, Any], **_: Any) -> None:
+            # A KeyError here: the consumer makes a new call; give it an IAM action above and in the policy.
+            action = _CONSUMER_ACTIONS[(service, model.name)]
+            resource = params.get("TableName") or params.get("Bucket") or params["Entries"][0]["EventBusName"]
+            calls.add((action, resource))
+
+        return record_call
+
+    ddb.create_table(**create_audit_table_kwargs(AUDIT))
+    events = boto3.client("events", region_name="us-east-1")
+    events.create_event_bus(Name="bus-it")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=AVATAR_BUCKET)
+    for client, service in ((ddb, "dynamodb"), (events, "events"), (s3, "s3")):
+        client.meta.events.register(
+            f"before-parameter-build.{client.meta.service_model.service_name}", recorder(service)
+        )
+    consumer = ChangeConsumer(
+        DynamoAuditLog(AUDIT, ddb), EventBusPublisher("bus-it", events), AvatarStore(AVATAR_BUCKET, s3)
+    )
+    created = record("INSERT", new=user())
+    assert consumer.handle([created, created, record("REMOVE", old=trace(), ttl=True)]) == {"batchItemFailures": []}
+    return calls
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_consumer_policy_grants_exactly_its_calls_and_what_its_mapping_needs(
+    consumer_calls: set[tuple[str, str]], name: str
+) -> None:
+    stage = load_stage(name)
+    committed = json.loads(open(policy_path(name, CONSUMER_FUNCTION)).read())
+    assert committed == consumer_policy_document(stage)
+    by_action = {
+        action: statement["Resource"] for statement in committed["Statement"] for action in statement["Action"]
+    }
+    made = {action for action, _ in consumer_calls}
+    assert {resource for _, resource in consumer_calls} == {AUDIT, "bus-it", AVATAR_BUCKET}
+    assert made == {"dynamodb:GetItem", "dynamodb:PutItem", "events:PutEvents", "s3:DeleteObject"}
+    # Besides its own calls: what Lambda's event source mapping does with its role, and its logs.
+    mapping = set(STREAM_ACTIONS) | set(DEAD_LETTER_ACTIONS)
+    assert set(by_action) - made == mapping | {"logs:CreateLogStream", "logs:PutLogEvents"}
+    # Each on this stage's own resource only, never the users table itself.
+    assert (
+        by_action["dynamodb:PutItem"]
+        == by_action["dynamodb:GetItem"]
+        == f"arn:aws:dynamodb:*:*:table/{stage.audit_table_name}"
+    )
+    assert by_action["events:PutEvents"] == f"arn:aws:events:*:*:event-bus/{stage.event_bus_name}"
+    assert by_action["s3:DeleteObject"] == f"arn:aws:s3:::{stage.avatar_bucket_name(POLICY_ACCOUNT)}/{KEY_PREFIX}*"
+    for action in STREAM_ACTIONS:
+        assert by_action[action] == f"arn:aws:dynamodb:*:*:table/{stage.table_name}/stream/*"
+    assert by_action["sqs:SendMessage"] == f"arn:aws:sqs:*:*:{stage.dead_letter_queue_name}"
+    assert not any(statement["Resource"] == "*" for statement in committed["Statement"])

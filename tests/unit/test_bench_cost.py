@@ -145,3 +145,42 @@ def test_section_prices_what_the_other_sections_measured(tmp_path: Path) -> None
     assert figures["HTTP API / REST API"].value == pytest.approx(http / rest)
     assert "ASSUMED 4 ms" in figures["Lambda duration"].note
     assert "NO warm pipeline time" not in figures["Lambda duration"].note
+
+
+def test_the_change_consumer_per_million_changes_one_per_invocation() -> None:
+    # 256 MB, CPU x2, 4 ms per request: 0.5 x 2 + 3 x 4 = 13 ms billed per change.
+    costs = cost_model.consumer_price(1, memory_mb=256, cpu_scale=2.0, round_trip_ms=4.0)
+    assert costs.billed_ms == 13
+    assert costs.lambda_requests == pytest.approx(0.20)
+    # 1e6 x 13 ms x 0.25 GB = 3,250 GB-s
+    assert costs.lambda_duration == pytest.approx(3250 * 0.0000166667, rel=1e-12)
+    assert costs.eventbridge == 1.00  # one custom event per change
+    assert costs.audit_reads == pytest.approx(0.125)  # one strongly consistent GetItem
+    assert costs.audit_writes == pytest.approx(0.625)  # one PutItem
+    assert costs.logs == pytest.approx((330 + 130) * 1e6 / GB * 0.50)
+    assert costs.total == pytest.approx(0.20 + 3250 * 0.0000166667 + 1.00 + 0.125 + 0.625 + costs.logs)
+
+
+def test_batches_divide_the_invocations_not_the_per_change_work() -> None:
+    alone = cost_model.consumer_price(1, 256, 2.0, 4.0)
+    batched = cost_model.consumer_price(10, 256, 2.0, 4.0)
+    assert batched.lambda_requests == pytest.approx(alone.lambda_requests / 10)
+    assert batched.billed_ms == 130  # ten changes' work in one invocation
+    assert (batched.eventbridge, batched.audit_reads, batched.audit_writes) == (
+        alone.eventbridge,
+        alone.audit_reads,
+        alone.audit_writes,
+    )
+    assert batched.total < alone.total
+
+
+def test_the_consumers_memory_is_its_own_setting(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {"lambda_memory_size": 512, "stages": {"prod": {"lambda_functions": {"f": {"lambda_memory_size": 256}}}}}
+        )
+    )
+    assert cost_model.lambda_memory_mb(config, "prod", "f") == 256
+    assert cost_model.lambda_memory_mb(config, "prod", "g") == 512
+    assert cost_model.lambda_memory_mb(config, "prod") == 512

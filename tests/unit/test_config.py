@@ -230,3 +230,60 @@ def test_metrics_are_on_in_lambda_unless_turned_off(environ: dict[str, str], met
     telemetry = load_telemetry({"STAGE": "prod", **environ})
     assert (telemetry.metrics, telemetry.stage, telemetry.namespace) == (metrics, "prod", DEFAULT_METRICS_NAMESPACE)
     assert load_telemetry({"METRICS_NAMESPACE": "Mine"}).namespace == "Mine"
+
+
+def test_the_stream_arn_is_needed_only_where_chalice_deploys_the_consumers_mapping() -> None:
+    from chalicelib.config import LOCAL_STREAM_ARN, users_stream_arn
+
+    assert users_stream_arn({"STAGE": "local"}) == LOCAL_STREAM_ARN
+    # Inside Lambda the mapping exists: nothing reads the decorator's argument.
+    assert users_stream_arn({"STAGE": "prod", "AWS_LAMBDA_FUNCTION_NAME": "users-api-prod-changes"}) == LOCAL_STREAM_ARN
+    real = "arn:aws:dynamodb:eu-west-1:123456789012:table/users-api-dev/stream/2025-01-01T00:00:00.000"
+    assert users_stream_arn({"STAGE": "dev", "USERS_STREAM_ARN": real}) == real
+    for wrong in ("", "arn:aws:dynamodb:eu-west-1:123456789012:table/users-api-dev", "stream"):
+        with pytest.raises(ConfigurationError, match="USERS_STREAM_ARN"):
+            users_stream_arn({"STAGE": "dev", "USERS_STREAM_ARN": wrong})
+
+
+def test_partial_batch_responses_only_where_the_mapping_takes_them() -> None:
+    from chalicelib.config import reports_batch_item_failures
+
+    assert reports_batch_item_failures({"STAGE": "local"}) and reports_batch_item_failures({"STAGE": "test"})
+    assert reports_batch_item_failures({"STAGE": "prod", "REPORT_BATCH_ITEM_FAILURES": "true"})
+    assert not reports_batch_item_failures({"STAGE": "dev"})  # a mapping `chalice deploy` made
+
+
+def test_the_consumer_needs_only_its_own_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the templates give the consumer's function is enough to wire it: none of the API's
+    settings (pool, client, cursor secret), which its function does not have."""
+    from chalicelib import bootstrap
+    from chalicelib.change_consumer import ChangeConsumer
+    from chalicelib.config import load_change_settings
+
+    consumer_env = {
+        "AWS_LAMBDA_FUNCTION_NAME": "users-api-prod-changes",
+        "STAGE": "prod",
+        "TABLE_NAME": "users-api-prod",
+        "AUDIT_TABLE_NAME": "users-api-prod-audit",
+        "EVENT_BUS_NAME": "users-api-prod-changes",
+        "AVATAR_BUCKET": "users-api-prod-avatars-123456789012",
+        "EVENTS_FILE": "/tmp/never-outside-local-stages.jsonl",
+    }
+    settings = load_change_settings(consumer_env)
+    assert (settings.audit_table_name, settings.event_bus_name, settings.events_file) == (
+        "users-api-prod-audit",
+        "users-api-prod-changes",
+        "",
+    )
+    for name in ("AUDIT_TABLE_NAME", "EVENT_BUS_NAME", "AVATAR_BUCKET"):
+        with pytest.raises(ConfigurationError, match=name):
+            load_change_settings({k: v for k, v in consumer_env.items() if k != name})
+    for name in ("USER_POOL_ID", "USER_POOL_CLIENT_ID", "CURSOR_SECRET_ARN", "CURSOR_SECRET", "EVENTS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in consumer_env.items():
+        monkeypatch.setenv(name, value)
+    bootstrap.reset()
+    try:
+        assert isinstance(bootstrap.get_change_consumer(), ChangeConsumer)  # no AWS call: clients are lazy
+    finally:
+        bootstrap.reset()

@@ -644,3 +644,14 @@ def test_put_profile_of_a_user_deleted_meanwhile_is_404_not_a_new_profile(servic
     with pytest.raises(UserNotFound):
         service.put_profile("sub-1", "ann@example.com", UserChanges(name="Back"))
     assert "sub-1" not in repo.users
+
+
+def test_a_sign_in_that_keeps_vanishing_is_a_concurrent_modification(service, identities):
+    from chalicelib.identity import SignInExists
+
+    def always_refused(email: str, password: str | None = None) -> str:
+        raise SignInExists("")
+
+    identities.create = always_refused
+    with pytest.raises(ConcurrentModification):
+        service.create_user(NewUser(name="Ann", email="ann@example.com"))

@@ -1,0 +1,76 @@
+"""The local stack's event source mapping (devstack/streams.py) honours partial batch responses
+as Lambda does: from the reported record on, again, a bounded number of times, then skipped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from devstack.streams import MAX_RETRIES, StreamPoller, lambda_record
+from tests.support.stream_records import STREAM_ARN, record, user
+
+
+class Reader:
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def read(self, limit: int = 100) -> list[dict[str, Any]]:
+        out, self.records = self.records[:limit], self.records[limit:]
+        return out
+
+
+def sequences(batch: list[dict[str, Any]]) -> list[str]:
+    return [r["dynamodb"]["SequenceNumber"] for r in batch]
+
+
+def test_a_reported_record_and_those_after_it_are_delivered_again_until_handled() -> None:
+    records = [record("INSERT", new=user(user_id=f"u-{n}")) for n in range(3)]
+    calls: list[list[str]] = []
+
+    def deliver(event: dict[str, Any]) -> dict[str, Any]:
+        calls.append(sequences(event["Records"]))
+        failed = [{"itemIdentifier": records[1]["dynamodb"]["SequenceNumber"]}] if len(calls) == 1 else []
+        return {"batchItemFailures": failed}
+
+    poller = StreamPoller(Reader(list(records)), deliver, retry_pause_s=0)
+    poller.drain()
+    assert calls == [sequences(records), sequences(records[1:])]
+    assert poller.delivered == 3
+
+
+def test_a_record_that_keeps_failing_is_skipped_after_the_retries() -> None:
+    records = [record("INSERT", new=user(user_id=f"u-{n}")) for n in range(2)]
+    calls: list[list[str]] = []
+
+    def deliver(event: dict[str, Any]) -> dict[str, Any]:
+        calls.append(sequences(event["Records"]))
+        first = event["Records"][0]
+        failing = first is records[0] or first["dynamodb"] == records[0]["dynamodb"]
+        return {"batchItemFailures": [{"itemIdentifier": sequences([first])[0]}] if failing else []}
+
+    poller = StreamPoller(Reader(list(records)), deliver, retry_pause_s=0)
+    poller.drain()
+    assert calls == [sequences(records)] * (MAX_RETRIES + 1) + [sequences(records[1:])]
+
+
+def test_a_raising_handler_gets_the_whole_batch_again() -> None:
+    records = [record("INSERT", new=user())]
+    calls = []
+
+    def deliver(event: dict[str, Any]) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return {"batchItemFailures": []}
+
+    StreamPoller(Reader(list(records)), deliver, retry_pause_s=0).drain()
+    assert len(calls) == 2
+
+
+def test_records_take_lambdas_shape() -> None:
+    raw = record("INSERT", new=user())
+    del raw["eventSourceARN"]
+    raw["dynamodb"]["ApproximateCreationDateTime"] = datetime(2025, 1, 1, tzinfo=UTC)
+    shaped = lambda_record(raw, STREAM_ARN)
+    assert shaped["eventSourceARN"] == STREAM_ARN
+    assert shaped["dynamodb"]["ApproximateCreationDateTime"] == 1735689600.0
