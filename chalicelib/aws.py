@@ -20,6 +20,19 @@ from chalicelib.errors import ServiceUnavailable
 CONNECT_TIMEOUT_S = 2
 READ_TIMEOUT_S = 3
 MAX_ATTEMPTS = 3
+# A local stage may shorten the read timeout (whole seconds, 1 to 3): the tests that stall the
+# emulator past it then wait a second, not three. Deployed stages always wait READ_TIMEOUT_S.
+READ_TIMEOUT_ENV = "AWS_READ_TIMEOUT_S"
+
+
+def read_timeout_s() -> int:
+    from chalicelib.config import LOCAL_STAGES
+
+    given = os.environ.get(READ_TIMEOUT_ENV, "")
+    if os.environ.get("STAGE", "local") in LOCAL_STAGES and given in {"1", "2", "3"}:
+        return int(given)
+    return READ_TIMEOUT_S
+
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -46,7 +59,7 @@ def client_config(service: str) -> Any:
 
     return Config(
         connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
+        read_timeout=read_timeout_s(),
         # total_max_attempts counts the first attempt; botocore's max_attempts would not.
         retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         **_options(service),

@@ -169,3 +169,10 @@ def deliver_changes(chalice_client: Client, ddb: Any) -> Callable[[], None]:
         lambda event: chalice_client.lambda_.invoke("user_changes", event).payload,
     )
     return poller.drain
+
+
+@pytest.fixture(autouse=True)
+def retries_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's standard retries wait up to a second between attempts; the fault tests count the
+    attempts, not the seconds, so here they follow at once."""
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0)

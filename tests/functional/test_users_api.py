@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from chalicelib.config import DEFAULT_MAX_BODY_BYTES
-from tests.functional.conftest import ORIGIN, Api
+from chalicelib.dynamodb import user_to_item
+from chalicelib.models import User
+from tests.functional.conftest import ORIGIN, TABLE, Api
 from tests.support import tokens
 from tests.support.counting import counting
 
@@ -260,9 +262,12 @@ def test_paging_returns_every_user_exactly_once(api: Api) -> None:
     assert sorted(seen) == sorted(created)
 
 
-def test_default_page_is_50(api: Api) -> None:
+def test_default_page_is_50(api: Api, ddb: Any) -> None:
+    # Stored directly: what is under test is the listing, not 51 creates.
     for i in range(51):
-        create(api, email=f"u{i}@example.com")
+        now = "2026-01-01T00:00:00.000Z"
+        user = User(f"00000000-0000-4000-8000-{i:012d}", f"U{i}", f"u{i}@example.com", now, now, 1)
+        ddb.put_item(TableName=TABLE, Item=user_to_item(user))
     page = api.request("GET", "/users", ADMIN).json_body
     assert page["count"] == 50 and page["nextCursor"]
 

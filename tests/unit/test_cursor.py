@@ -4,7 +4,6 @@ import base64
 import hashlib
 import hmac
 import json
-import uuid
 
 import pytest
 
@@ -30,7 +29,7 @@ def codec() -> CursorCodec:
     return CursorCodec(SECRET)
 
 
-@pytest.mark.parametrize("user_id", ["u1", str(uuid.uuid4()), "a" * 64, "x-y-z"])
+@pytest.mark.parametrize("user_id", ["u1", "9b9942fc-43c6-49a9-b1a1-02a37590be06", "a" * 64, "x-y-z"])
 def test_round_trip(codec, user_id):
     cursor = codec.encode(user_id)
     assert codec.decode(cursor) == user_id
