@@ -8,15 +8,11 @@ from typing import Any
 
 from chalice import CognitoUserPoolAuthorizer, Response  # type: ignore[attr-defined]
 
-from chalicelib import bootstrap, config, idempotency, logs, pipeline
-from chalicelib.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
+from chalicelib import bootstrap, config
 from chalicelib.bootstrap import get_avatars, get_change_consumer, get_history, get_idempotency_store, get_service
-from chalicelib.chalice_app import FixedCORSConfig, ThreadSafeChalice
-from chalicelib.conditional import etag, none_match_hits, parse_preconditions
-from chalicelib.cors import CorsOrigins
-from chalicelib.errors import UserNotFound
-from chalicelib.http import handles_errors, json_response, parse_json_object
-from chalicelib.models import (
+from chalicelib.domain.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
+from chalicelib.domain.errors import UserNotFound
+from chalicelib.domain.models import (
     Preconditions,
     User,
     is_valid_user_id,
@@ -28,7 +24,13 @@ from chalicelib.models import (
     parse_user_changes,
     public_user,
 )
-from chalicelib.pipeline import current_identity
+from chalicelib.telemetry import logs
+from chalicelib.web import idempotency, pipeline
+from chalicelib.web.chalice_app import FixedCORSConfig, ThreadSafeChalice
+from chalicelib.web.conditional import etag, none_match_hits, parse_preconditions
+from chalicelib.web.cors import CorsOrigins
+from chalicelib.web.pipeline import current_identity
+from chalicelib.web.responses import handles_errors, json_response, parse_json_object
 
 CREATED, UPDATED = "User created successfully", "User updated successfully"
 
@@ -126,7 +128,7 @@ def hello() -> Response:
 
 @app.route("/openapi.json", methods=["GET"], cors=cors)
 def openapi_document() -> Response:
-    from chalicelib.openapi import document_for, server_url
+    from chalicelib.web.openapi import document_for, server_url
 
     request = _request()
     base_url = server_url(config.get_telemetry().stage, request.context or {}, request.headers)
@@ -256,7 +258,7 @@ def get_user_history(userId: str) -> Response:  # noqa: N803
 @app.on_dynamodb_record(stream_arn=config.users_stream_arn(), name="user_changes", starting_position="TRIM_HORIZON")
 def user_changes(event: Any) -> dict[str, list[dict[str, str]]]:
     """The users table's stream: change events to the bus and the audit trail, avatars of expired
-    deleted users removed (chalicelib/change_consumer.py). No route leads here."""
+    deleted users removed (chalicelib/domain/change_consumer.py). No route leads here."""
     response = get_change_consumer().handle(event.to_dict()["Records"])
     if response["batchItemFailures"] and not config.reports_batch_item_failures():
         # A mapping without ReportBatchItemFailures reads any answer as success: fail the whole

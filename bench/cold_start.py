@@ -77,17 +77,17 @@ NEVER_ON_LAMBDA = (
     "werkzeug",
     "requests",
     "aws_xray_sdk",
-    "chalicelib.tokens",
-    "chalicelib.openapi",
-    "chalicelib.xray",
+    "chalicelib.web.tokens",
+    "chalicelib.web.openapi",
+    "chalicelib.telemetry.xray",
     "chalicelib.traffic_hook",
-    "chalicelib.local_outbox",
+    "chalicelib.adapters.local_outbox",
     # The stream consumer's and the history route's: loaded when first used, never at import.
-    "chalicelib.change_consumer",
-    "chalicelib.change_events",
-    "chalicelib.audit_log",
-    "chalicelib.event_bus",
-    "chalicelib.history",
+    "chalicelib.domain.change_consumer",
+    "chalicelib.domain.change_events",
+    "chalicelib.adapters.audit_log",
+    "chalicelib.adapters.event_bus",
+    "chalicelib.domain.history",
     "devstack",
     "tests",
 )
@@ -99,9 +99,9 @@ INIT_SDK = (
     "botocore",
     "urllib3",
     "urllib.request",
-    "chalicelib.dynamodb",
-    "chalicelib.dynamodb_idempotency",
-    "chalicelib.cognito",
+    "chalicelib.adapters.dynamodb",
+    "chalicelib.adapters.idempotency_store",
+    "chalicelib.adapters.cognito",
 )
 
 # Only `time` is imported before the clock starts (and `sys`, always loaded); the rest after it.
@@ -145,7 +145,7 @@ def after_init(kind: str, init_cpu_s: float, init_wall_s: float) -> None:
         file = module.__file__
     else:
         import app
-        from chalicelib import aws
+        from chalicelib.adapters import aws
 
         made = aws.made_clients()
         clients = sorted(made)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.context import PACKAGE_STAGE, PROJECT_DIR, Context
 from bench.report import Figure
-from chalicelib.models import PAGE_DEFAULT
+from chalicelib.domain.models import PAGE_DEFAULT
 
 SECTION = "Cost per million requests"
 
@@ -72,7 +72,7 @@ _ACCESS_LOG_SAMPLES = {
 }
 
 
-# --- The change consumer (chalicelib/change_consumer.py), per change to a user ---
+# --- The change consumer (chalicelib/domain/change_consumer.py), per change to a user ---
 # Its DynamoDB and EventBridge requests for one change: GetItem (is the entry written?), PutEvents,
 # PutItem; and the request units: one strongly consistent read and one write of an entry < 1 KB.
 CONSUMER_CALLS_PER_CHANGE = 3

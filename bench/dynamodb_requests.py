@@ -54,7 +54,7 @@ OPERATIONS = (
     Operation("profile_update", "profile, later PUT", None, "PUT /users/me updating it"),
     Operation("idempotent_create", "create with Idempotency-Key", None, "POST /users, first time with a key"),
     Operation("idempotent_replay", "create replayed", None, "POST /users again with the same key and body"),
-    # chalicelib/standing.py: every authenticated request checks its caller's record, cached per
+    # chalicelib/domain/revocation.py: every authenticated request checks its caller's record, cached per
     # container for under a minute.
     Operation("revocation_cold", "revocation check, new caller", 1, "a caller this container has not seen"),
     Operation("revocation_warm", "revocation check, warm caller", 0, "the same caller again within the minute"),
@@ -108,7 +108,7 @@ def request_units(call: Call, item_bytes: int) -> tuple[float, float]:
         return 0.0, 2.0 * call.items * math.ceil(item_bytes / WRITE_UNIT_BYTES)
     if call.operation == "TransactGetItems":
         return 2.0 * call.items * math.ceil(item_bytes / READ_UNIT_BYTES), 0.0
-    # A new kind of call in chalicelib/dynamodb.py must be priced here, not silently priced at 0.
+    # A new kind of call in chalicelib/adapters/dynamodb.py must be priced here, not silently priced at 0.
     raise ValueError(f"no capacity rule for DynamoDB {call.operation}")
 
 
@@ -168,7 +168,7 @@ def emulated_aws() -> Iterator[tuple[Any, Any, Any]]:
     import boto3
     from moto import mock_aws
 
-    from chalicelib.table_schema import create_table_kwargs
+    from chalicelib.adapters.table_schema import create_table_kwargs
 
     fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
     with mock.patch.dict(os.environ, fake):
@@ -195,15 +195,15 @@ def measure() -> Measurement:
     """Run each operation once against moto and record the DynamoDB calls it makes."""
     from chalice import Response  # type: ignore[attr-defined]
 
-    from chalicelib import idempotency
-    from chalicelib.avatars import AvatarStore
-    from chalicelib.cognito import CognitoIdentityProvider
-    from chalicelib.cursor import CursorCodec
-    from chalicelib.dynamodb import DynamoUserRepository
-    from chalicelib.dynamodb_idempotency import DynamoIdempotencyStore
-    from chalicelib.http import json_response
-    from chalicelib.models import PAGE_DEFAULT, NewUser, UserChanges, public_user
-    from chalicelib.service import UserService
+    from chalicelib.adapters.avatars import AvatarStore
+    from chalicelib.adapters.cognito import CognitoIdentityProvider
+    from chalicelib.adapters.dynamodb import DynamoUserRepository
+    from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
+    from chalicelib.domain.cursor import CursorCodec
+    from chalicelib.domain.models import PAGE_DEFAULT, NewUser, UserChanges, public_user
+    from chalicelib.domain.service import UserService
+    from chalicelib.web import idempotency
+    from chalicelib.web.responses import json_response
 
     result = Measurement()
     with emulated_aws() as (dynamodb, s3, cognito):
@@ -256,8 +256,8 @@ def measure() -> Measurement:
             counted("idempotent_create", idempotent)
             counted("idempotent_replay", idempotent)
 
-            from chalicelib.access import Identity
-            from chalicelib.standing import StandingCheck
+            from chalicelib.domain.access import Identity
+            from chalicelib.domain.revocation import StandingCheck
 
             check = StandingCheck(DynamoUserRepository(TABLE, client=dynamodb).standing)
             caller = Identity(sub, "grace@example.com", True, frozenset(), issued_at=2_000_000_000)
@@ -276,8 +276,8 @@ def measure() -> Measurement:
 def _largest_possible_user_item() -> int:
     """A user item at the input limits, every name character taking 4 bytes in UTF-8 (an item past
     1 KB costs 2 write units, past 4 KB 2 read units)."""
-    from chalicelib.dynamodb import user_to_item
-    from chalicelib.models import EMAIL_LOCAL_MAX, EMAIL_MAX, NAME_MAX, User, Write, new_write_token
+    from chalicelib.adapters.dynamodb import user_to_item
+    from chalicelib.domain.models import EMAIL_LOCAL_MAX, EMAIL_MAX, NAME_MAX, User, Write, new_write_token
 
     local = "a" * EMAIL_LOCAL_MAX  # emails are ASCII
     email = local + "@" + "e" * (EMAIL_MAX - EMAIL_LOCAL_MAX - 5) + ".com"

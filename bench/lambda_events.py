@@ -93,7 +93,7 @@ def lambda_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def claims(sub: str, email: str, groups: tuple[str, ...] = ()) -> dict[str, str]:
     """ID-token claims as the REST API's Cognito authorizer hands them on: every value a string,
-    `cognito:groups` flattened to one (chalicelib/access.py parses both of its spellings)."""
+    `cognito:groups` flattened to one (chalicelib/domain/access.py parses both of its spellings)."""
     found = {
         "sub": sub,
         "email": email,

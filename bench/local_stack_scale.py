@@ -29,9 +29,9 @@ from unittest import mock
 import requests
 
 from bench.report import Figure, Report
-from chalicelib.dynamodb import user_to_item
-from chalicelib.models import User, email_key
-from chalicelib.table_schema import EMAIL_KEY_PREFIX
+from chalicelib.adapters.dynamodb import user_to_item
+from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX
+from chalicelib.domain.models import User, email_key
 from devstack.process import Stack, start_stack
 from loadtest.runner import EMULATOR_CREDENTIALS, percentile, require_loopback, run_load
 

@@ -112,7 +112,7 @@ def contenders() -> dict[str, Contender]:
     import app
     from bench import handwritten_lambda
     from bench.stand_in import StandIn
-    from chalicelib import aws
+    from chalicelib.adapters import aws
 
     made = aws.made_clients()
     if not made:

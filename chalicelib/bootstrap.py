@@ -8,25 +8,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from chalicelib import aws
-from chalicelib.avatars import AvatarStore
+from chalicelib.adapters import aws
+from chalicelib.adapters.avatars import AvatarStore
 from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings, load_change_settings
-from chalicelib.cursor import CursorCodec
-from chalicelib.idempotency import IdempotencyStore
-from chalicelib.identity import IdentityProvider
-from chalicelib.repository import UserRepository
-from chalicelib.service import UserService
-from chalicelib.standing import StandingCheck
+from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.identity import IdentityProvider
+from chalicelib.domain.repository import UserRepository
+from chalicelib.domain.revocation import StandingCheck
+from chalicelib.domain.service import UserService
+from chalicelib.web.idempotency import IdempotencyStore
 
 if TYPE_CHECKING:  # token verification is only for local and test stages: never imported on Lambda
-    from chalicelib.change_consumer import ChangeConsumer
-    from chalicelib.history import History
-    from chalicelib.tokens import TokenVerifier
+    from chalicelib.domain.change_consumer import ChangeConsumer
+    from chalicelib.domain.history import History
+    from chalicelib.web.tokens import TokenVerifier
 
 T = TypeVar("T")
 
 logger = logging.getLogger("users_api.bootstrap")
-# Made by `prepare` besides the adapters' own: the cursor secret's reader (chalicelib/secret_store.py).
+# Made by `prepare` besides the adapters' own: the cursor secret's reader (chalicelib/adapters/secret_store.py).
 SECRETS_SERVICE = "secretsmanager"
 
 # Reentrant: wiring the service wires the avatar store it uses.
@@ -47,7 +47,7 @@ def _once(name: str, build: Callable[[], T]) -> T:
 
 def get_repository() -> UserRepository:
     def build() -> UserRepository:
-        from chalicelib.dynamodb import DynamoUserRepository
+        from chalicelib.adapters.dynamodb import DynamoUserRepository
 
         return DynamoUserRepository(get_settings().table_name)
 
@@ -58,10 +58,10 @@ def get_identities() -> IdentityProvider:
     def build() -> IdentityProvider:
         settings = get_settings()
         if settings.stage in LOCAL_STAGES and settings.outbox_file:
-            from chalicelib.local_outbox import OutboxCognitoIdentityProvider
+            from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 
             return OutboxCognitoIdentityProvider(settings.user_pool_id, Path(settings.outbox_file))
-        from chalicelib.cognito import CognitoIdentityProvider
+        from chalicelib.adapters.cognito import CognitoIdentityProvider
 
         return CognitoIdentityProvider(settings.user_pool_id)
 
@@ -88,7 +88,7 @@ def get_service() -> UserService:
 
 def get_idempotency_store() -> IdempotencyStore:
     def build() -> IdempotencyStore:
-        from chalicelib.dynamodb_idempotency import DynamoIdempotencyStore
+        from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
 
         return DynamoIdempotencyStore(get_settings().table_name)
 
@@ -101,8 +101,8 @@ def get_avatars() -> AvatarStore:
 
 def get_history() -> History:
     def build() -> History:
-        from chalicelib.audit_log import DynamoAuditLog
-        from chalicelib.history import History
+        from chalicelib.adapters.audit_log import DynamoAuditLog
+        from chalicelib.domain.history import History
 
         settings = get_settings()
         return History(DynamoAuditLog(settings.audit_table_name), _cursor_codec(settings))
@@ -114,9 +114,9 @@ def get_change_consumer() -> ChangeConsumer:
     """The stream consumer's adapters (its own Lambda function: the API function never builds it)."""
 
     def build() -> ChangeConsumer:
-        from chalicelib.audit_log import DynamoAuditLog
-        from chalicelib.change_consumer import ChangeConsumer
-        from chalicelib.event_bus import EventBusPublisher, LocalEventBusPublisher
+        from chalicelib.adapters.audit_log import DynamoAuditLog
+        from chalicelib.adapters.event_bus import EventBusPublisher, LocalEventBusPublisher
+        from chalicelib.domain.change_consumer import ChangeConsumer
 
         settings = load_change_settings()  # read once: the consumer is wired once per container
         publisher: EventBusPublisher
@@ -135,7 +135,7 @@ def _cursor_codec(settings: Settings) -> CursorCodec:
         return CursorCodec(settings.cursor_secret)
 
     def from_secrets_manager() -> bytes:
-        from chalicelib.secret_store import cached_secret
+        from chalicelib.adapters.secret_store import cached_secret
 
         return cached_secret(settings.cursor_secret_arn)
 
@@ -149,7 +149,7 @@ def get_verify() -> Callable[[str | None], dict[str, Any]] | None:
         return None
 
     def build() -> TokenVerifier:
-        from chalicelib.tokens import TokenVerifier, url_fetcher
+        from chalicelib.web.tokens import TokenVerifier, url_fetcher
 
         return TokenVerifier(
             issuer=settings.issuer,

@@ -60,9 +60,9 @@ class Settings:
     cursor_secret_arn: str
     jwks_url: str
     verify_tokens: bool
-    # Checked where avatars are used (chalicelib.avatars), so routes without avatars never need it.
+    # Checked where avatars are used (chalicelib.adapters.avatars), so routes without avatars never need it.
     avatar_bucket: str = ""
-    # Local stages only: where the messages Cognito would send are written (chalicelib/local_outbox.py).
+    # Local stages only: where the messages Cognito would send are written (chalicelib/adapters/local_outbox.py).
     outbox_file: str = ""
     # The audit trail the history route reads, checked where used, as the avatar bucket.
     audit_table_name: str = ""
@@ -190,7 +190,7 @@ def cors_allow_origins(environ: Mapping[str, str] | None = None) -> tuple[str, .
 
 def cors_allow_origin(environ: Mapping[str, str] | None = None) -> str:
     """The one origin Chalice's CORSConfig (and so a deployed API's preflight) names: in a local
-    stage's list the first; the others are answered per request (chalicelib/cors.py)."""
+    stage's list the first; the others are answered per request (chalicelib/web/cors.py)."""
     return cors_allow_origins(environ)[0]
 
 
@@ -276,7 +276,7 @@ class ChangeSettings:
     audit_table_name: str
     event_bus_name: str
     avatar_bucket: str
-    # Local stages only: where every published change event is also written (chalicelib/event_bus.py).
+    # Local stages only: where every published change event is also written (chalicelib/adapters/event_bus.py).
     events_file: str = ""
 
 

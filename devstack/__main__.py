@@ -93,7 +93,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
                 "AWS_ENDPOINT_URL": moto.url,
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
-                # Where the app writes the invitations Cognito would mail (chalicelib/local_outbox.py).
+                # Where the app writes the invitations Cognito would mail (chalicelib/adapters/local_outbox.py).
                 "OUTBOX_FILE": str(_outbox_file()),
             }
         )
@@ -201,7 +201,7 @@ def token(username: str | None, password: str | None) -> None:
 def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from chalicelib.errors import AppError
+    from chalicelib.domain.errors import AppError
     from devstack import resources
 
     stack = _read_stack("make user")

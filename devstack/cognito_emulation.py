@@ -3,7 +3,7 @@ and the tests that run the app on moto.
 
 moto checks an email-as-username against `[A-Za-z0-9._%+-]+@...`, so it refuses addresses the
 API accepts and RFC 5322 allows (`o'brien@`, `a&b@`). Cognito does not publish its own check;
-the emulator is widened to the API's own rule (chalicelib.models.EMAIL_PATTERN), so that what
+the emulator is widened to the API's own rule (chalicelib.domain.models.EMAIL_PATTERN), so that what
 the API accepts is what the local stack accepts. On AWS, an address Cognito refuses gets a 400.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import moto
 from moto.cognitoidp import utils
 
-from chalicelib.models import EMAIL_PATTERN
+from chalicelib.domain.models import EMAIL_PATTERN
 
 PINNED_MOTO = "5.2.5"
 

@@ -7,10 +7,10 @@ import string
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs, time_to_live_kwargs
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.models import ADMIN, MEMBER, NewUser, parse_new_user
-from chalicelib.service import UserService
-from chalicelib.table_schema import create_audit_table_kwargs, create_table_kwargs, time_to_live_kwargs
+from chalicelib.domain.models import ADMIN, MEMBER, NewUser, parse_new_user
+from chalicelib.domain.service import UserService
 from infra.stages import load_limits
 
 ADMIN_EMAIL = "admin@example.com"
@@ -51,9 +51,9 @@ def _client(service: str, endpoint: str, region: str) -> Any:
 
 def _service(endpoint: str, region: str, pool_id: str, table_name: str) -> UserService:
     """The API's own user service, on the emulator: what `POST /users` runs."""
-    from chalicelib.cognito import CognitoIdentityProvider
-    from chalicelib.cursor import CursorCodec
-    from chalicelib.dynamodb import DynamoUserRepository
+    from chalicelib.adapters.cognito import CognitoIdentityProvider
+    from chalicelib.adapters.dynamodb import DynamoUserRepository
+    from chalicelib.domain.cursor import CursorCodec
 
     return UserService(
         DynamoUserRepository(table_name, client=_client("dynamodb", endpoint, region)),

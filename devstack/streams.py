@@ -199,7 +199,7 @@ class EmulatorStream:
 
         self._lock = moto.app._lock  # the one lock every emulator request holds
         shard = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].get_table(table_name).stream_shard
-        assert shard is not None, "the users table has a stream (chalicelib/table_schema.py)"
+        assert shard is not None, "the users table has a stream (chalicelib/adapters/table_schema.py)"
         self._shard = shard
         self._iterators = dynamodbstreams_backends[DEFAULT_ACCOUNT_ID][region].shard_iterators
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.config import ADMIN_GROUP
-from chalicelib.table_schema import (
+from chalicelib.adapters.table_schema import (
     ATTRIBUTE_DEFINITIONS,
     AUDIT_ATTRIBUTE_DEFINITIONS,
     AUDIT_KEY_SCHEMA,
@@ -21,6 +20,7 @@ from chalicelib.table_schema import (
     STREAM_VIEW_TYPE,
     TTL_ATTRIBUTE,
 )
+from chalicelib.config import ADMIN_GROUP
 from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
@@ -205,7 +205,7 @@ def _change_storage(stage: Stage, limits: Json) -> Json:
                 "BillingMode": "PAY_PER_REQUEST",
                 "KeySchema": AUDIT_KEY_SCHEMA,
                 "AttributeDefinitions": AUDIT_ATTRIBUTE_DEFINITIONS,
-                # Entries expire AUDIT_RETENTION_DAYS after their change (chalicelib/audit_log.py).
+                # Entries expire AUDIT_RETENTION_DAYS after their change (chalicelib/adapters/audit_log.py).
                 "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "SSESpecification": {"SSEEnabled": True},

@@ -1,7 +1,7 @@
 """`python -m infra drift <stage> [--fix]`: where sign-ins (Cognito) and records (DynamoDB) of a stage
 disagree, and, on request, the repair.
 
-The API keeps them one (chalicelib/service.py), but a request that failed half-way and was never
+The API keeps them one (chalicelib/domain/service.py), but a request that failed half-way and was never
 retried, or an edit in the AWS console, can leave:
 - a sign-in without a record: never used (FORCE_CHANGE_PASSWORD: a create whose record write
   failed) -> `--fix` deletes it; used (someone signs in with it, made in the console) -> `--fix`
@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chalicelib.cognito import CognitoIdentityProvider
-from chalicelib.dynamodb import ADMIN_COUNT, ADMIN_COUNT_KEY, DynamoUserRepository, item_to_user
-from chalicelib.identity import SignIn
-from chalicelib.models import ADMIN, MEMBER, User, Write, new_write_token
-from chalicelib.service import utc_now
+from chalicelib.adapters.cognito import CognitoIdentityProvider
+from chalicelib.adapters.dynamodb import ADMIN_COUNT, ADMIN_COUNT_KEY, DynamoUserRepository, item_to_user
+from chalicelib.domain.identity import SignIn
+from chalicelib.domain.models import ADMIN, MEMBER, User, Write, new_write_token
+from chalicelib.domain.service import utc_now
 
 ACTOR = "drift"
 

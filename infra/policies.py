@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.avatars import KEY_PREFIX
-from chalicelib.table_schema import LISTING_INDEX
+from chalicelib.adapters.avatars import KEY_PREFIX
+from chalicelib.adapters.table_schema import LISTING_INDEX
 from infra.stages import PROJECT_DIR, Stage
 
 Json = dict[str, Any]
@@ -40,7 +40,7 @@ AVATAR_ACTIONS = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 # X-Ray accepts no resource-level permissions: "*" is the only possible resource.
 XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
-# The Cognito admin calls of chalicelib/cognito.py that the API's routes reach (the operators' drift
+# The Cognito admin calls of chalicelib/adapters/cognito.py that the API's routes reach (the operators' drift
 # tool, `python -m manage`, runs with its operator's credentials, not this role).
 IDENTITY_ACTIONS = (
     "cognito-idp:AdminAddUserToGroup",

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from chalicelib.models import email_key
-from chalicelib.table_schema import EMAIL_KEY_PREFIX
+from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX
+from chalicelib.domain.models import email_key
 from devstack import resources
 
 OPERATIONS = ("create", "read", "update", "list", "delete")

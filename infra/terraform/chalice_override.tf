@@ -34,7 +34,7 @@ resource "aws_lambda_function" "api_handler" {
   }
 }
 
-# app.py's user_changes (chalicelib/change_consumer.py), fed by the users table's stream (events.tf).
+# app.py's user_changes (chalicelib/domain/change_consumer.py), fed by the users table's stream (events.tf).
 resource "aws_lambda_function" "user_changes" {
   function_name = var.consumer_function_name
 

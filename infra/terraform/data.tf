@@ -1,7 +1,7 @@
 # Stateful resources. prevent_destroy makes a plan that would delete or replace them fail;
 # the services' own deletion protection also guards against deletion outside Terraform.
 
-# Key schema, attributes and the `listing` index mirror chalicelib/table_schema.py (the tests
+# Key schema, attributes and the `listing` index mirror chalicelib/adapters/table_schema.py (the tests
 # compare them), which the repository code and the local stack use.
 resource "aws_dynamodb_table" "users" {
   name         = var.table_name
@@ -28,7 +28,7 @@ resource "aws_dynamodb_table" "users" {
   stream_enabled   = true
   stream_view_type = "NEW_AND_OLD_IMAGES"
 
-  # Idempotency records expire (TTL_ATTRIBUTE in chalicelib/table_schema.py); users never do.
+  # Idempotency records expire (TTL_ATTRIBUTE in chalicelib/adapters/table_schema.py); users never do.
   ttl {
     attribute_name = "expiresAt"
     enabled        = true

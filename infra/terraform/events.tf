@@ -2,7 +2,7 @@
 # reads, the stage's bus, the consumer's dead-letter queue, its log group and its alarms. Mirrors
 # AuditTable, ChangeEventBus, ChangeDeadLetterQueue and the Change* alarms in infra/cloudformation.py.
 
-# Key schema mirrors chalicelib/table_schema.py (AUDIT_KEY_SCHEMA; the tests compare them).
+# Key schema mirrors chalicelib/adapters/table_schema.py (AUDIT_KEY_SCHEMA; the tests compare them).
 resource "aws_dynamodb_table" "audit" {
   name         = var.audit_table_name
   billing_mode = "PAY_PER_REQUEST"
@@ -19,7 +19,7 @@ resource "aws_dynamodb_table" "audit" {
     type = "S"
   }
 
-  # Entries expire AUDIT_RETENTION_DAYS after their change (chalicelib/audit_log.py).
+  # Entries expire AUDIT_RETENTION_DAYS after their change (chalicelib/adapters/audit_log.py).
   ttl {
     attribute_name = "expiresAt"
     enabled        = true

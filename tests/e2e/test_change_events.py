@@ -12,10 +12,10 @@ import boto3
 import jwt
 import requests
 
-from chalicelib.audit_log import DynamoAuditLog
-from chalicelib.avatars import AvatarStore
-from chalicelib.change_consumer import ChangeConsumer
-from chalicelib.event_bus import SOURCE, LocalEventBusPublisher
+from chalicelib.adapters.audit_log import DynamoAuditLog
+from chalicelib.adapters.avatars import AvatarStore
+from chalicelib.adapters.event_bus import SOURCE, LocalEventBusPublisher
+from chalicelib.domain.change_consumer import ChangeConsumer
 from devstack.streams import StreamReader, stream_arn, wait_until
 from tests.e2e.conftest import Stack
 

@@ -32,9 +32,9 @@ from schemathesis.engine import Status, StopReason, events, from_schema
 from schemathesis.generation.meta import CoverageScenario
 from schemathesis.openapi.checks import EnsureResourceAvailability, RejectedPositiveData, UseAfterFree
 
-from chalicelib.errors import AvatarNotFound, InvalidCursor, NoneMatchFailed, UserNotFound
-from chalicelib.idempotency import REPLAYED_HEADER
-from chalicelib.openapi import IF_MATCH_PATTERN
+from chalicelib.domain.errors import AvatarNotFound, InvalidCursor, NoneMatchFailed, UserNotFound
+from chalicelib.web.idempotency import REPLAYED_HEADER
+from chalicelib.web.openapi import IF_MATCH_PATTERN
 from tests.e2e.conftest import Stack, start_stack, stop_stack
 
 SEED = 20260101

@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 
-from chalicelib.table_schema import EMAIL_KEY_PREFIX
+from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX
 from tests.e2e.conftest import Stack
 from tests.e2e.test_local_stack import call
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib.aws import READ_TIMEOUT_ENV
+from chalicelib.adapters.aws import READ_TIMEOUT_ENV
 from tests.e2e.conftest import Stack, running_stack
 from tests.e2e.test_races import table_items
 

@@ -16,11 +16,12 @@ from chalice.test import Client
 from moto import mock_aws
 
 from app import app
-from chalicelib import aws, bootstrap
+from chalicelib import bootstrap
+from chalicelib.adapters import aws
+from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
+from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.local_outbox import OutboxCognitoIdentityProvider
-from chalicelib.table_schema import create_audit_table_kwargs, create_table_kwargs
-from chalicelib.tokens import TokenVerifier
+from chalicelib.web.tokens import TokenVerifier
 from devstack.cognito_emulation import widen_email_check
 from devstack.gateway import AppGateway
 from tests.support import tokens

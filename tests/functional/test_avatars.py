@@ -18,10 +18,10 @@ import pytest
 import requests
 from botocore.awsrequest import AWSResponse
 
-from chalicelib import aws
-from chalicelib.avatars import MAX_BYTES
-from chalicelib.errors import ServiceUnavailable
-from chalicelib.models import AVATAR_CONTENT_TYPES
+from chalicelib.adapters import aws
+from chalicelib.adapters.avatars import MAX_BYTES
+from chalicelib.domain.errors import ServiceUnavailable
+from chalicelib.domain.models import AVATAR_CONTENT_TYPES
 from tests.functional.conftest import BUCKET, Api
 from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, OTHER, assert_error, create
 from tests.support import tokens

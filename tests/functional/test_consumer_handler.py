@@ -12,7 +12,7 @@ import pytest
 
 from app import user_changes
 from chalicelib import bootstrap
-from chalicelib.change_consumer import ChangeConsumer
+from chalicelib.domain.change_consumer import ChangeConsumer
 
 FAILED = {"batchItemFailures": [{"itemIdentifier": "42"}]}
 

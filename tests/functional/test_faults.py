@@ -17,9 +17,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from moto.core.models import botocore_stubber
 
-from chalicelib import aws
-from chalicelib.errors import ServiceUnavailable
-from chalicelib.http import RETRY_AFTER_S
+from chalicelib.adapters import aws
+from chalicelib.domain.errors import ServiceUnavailable
+from chalicelib.web.responses import RETRY_AFTER_S
 from tests.functional.conftest import Api
 from tests.functional.test_users_api import ADMIN, assert_error, create
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalicelib.idempotency import RECORD_TTL_S, REPLAYED_HEADER
-from chalicelib.table_schema import IDEMPOTENCY_KEY_PREFIX, TTL_ATTRIBUTE
+from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, TTL_ATTRIBUTE
+from chalicelib.web.idempotency import RECORD_TTL_S, REPLAYED_HEADER
 from tests.functional.conftest import TABLE, Api
 from tests.functional.test_users_api import ADMIN, MEMBER, all_users, assert_error
 from tests.support import tokens

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws, bootstrap
-from chalicelib.errors import LastAdmin
-from chalicelib.standing import Revoked
+from chalicelib import bootstrap
+from chalicelib.adapters import aws
+from chalicelib.domain.errors import LastAdmin
+from chalicelib.domain.revocation import Revoked
 from tests.functional.conftest import TABLE, Api
 from tests.functional.test_users_api import ADMIN, assert_error
 from tests.support import tokens

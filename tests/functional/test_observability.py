@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import config, pipeline
+from chalicelib import config
+from chalicelib.web import pipeline
 from tests.functional.conftest import Api
 from tests.support import tokens
 
@@ -115,7 +116,7 @@ def test_every_log_line_of_a_request_carries_its_ids(api: Api, lines: Any, monke
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr("chalicelib.pipeline.authenticate", boom)
+    monkeypatch.setattr("chalicelib.web.pipeline.authenticate", boom)
     response = api.request("GET", "/users/me", MEMBER, headers={"X-Correlation-Id": "trace-me"})
     assert response.status_code == 500
     entries = lines()
@@ -163,7 +164,7 @@ def test_metrics_count_requests_latency_and_errors_per_route(api: Api, emf: Any)
 
 
 def test_a_5xx_is_counted(api: Api, emf: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("chalicelib.pipeline.authenticate", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("chalicelib.web.pipeline.authenticate", lambda *a, **k: 1 / 0)
     assert api.request("GET", "/users/me", MEMBER).status_code == 500
     [entry] = request_lines(emf())
     assert metric_values(entry)["5xx"] == 1

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib import bootstrap
-from chalicelib.errors import Unauthorized
-from chalicelib.tokens import LEEWAY_S, MAX_TOKEN_BYTES, REFETCH_INTERVAL_S, TokenVerifier, url_fetcher
+from chalicelib.domain.errors import Unauthorized
+from chalicelib.web.tokens import LEEWAY_S, MAX_TOKEN_BYTES, REFETCH_INTERVAL_S, TokenVerifier, url_fetcher
 from tests.functional.conftest import Api
 from tests.support import emulator, routes, tokens
 from tests.support.counting import counting

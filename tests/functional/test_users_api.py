@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.dynamodb import user_to_item
 from chalicelib.config import DEFAULT_MAX_BODY_BYTES
-from chalicelib.dynamodb import user_to_item
-from chalicelib.models import User
+from chalicelib.domain.models import User
 from tests.functional.conftest import ORIGIN, TABLE, Api
 from tests.support import tokens
 from tests.support.counting import counting

@@ -18,9 +18,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from moto.core.models import botocore_stubber
 
-from chalicelib import aws
-from chalicelib.errors import ServiceUnavailable
-from chalicelib.table_schema import EMAIL_KEY_PREFIX
+from chalicelib.adapters import aws
+from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX
+from chalicelib.domain.errors import ServiceUnavailable
 from tests.functional.conftest import TABLE, Api
 from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, all_users, assert_error, create
 

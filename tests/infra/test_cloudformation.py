@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.table_schema import (
+from chalicelib.adapters.table_schema import (
     ATTRIBUTE_DEFINITIONS,
     AUDIT_KEY_SCHEMA,
     GLOBAL_SECONDARY_INDEXES,

@@ -29,7 +29,7 @@ def test_every_module_has_bytecode_of_its_own_source(package: Path) -> None:
     with zipfile.ZipFile(package) as archive:
         names = set(archive.namelist())
         sources = sorted(name for name in names if name.endswith(".py"))
-        assert {"app.py", "chalice/app.py", "chalicelib/service.py"} <= set(sources)
+        assert {"app.py", "chalice/app.py", "chalicelib/domain/service.py"} <= set(sources)
         for source in sources:
             pyc = importlib.util.cache_from_source(source)
             assert pyc in names, source
@@ -60,8 +60,8 @@ def test_python_loads_the_bytecode_instead_of_compiling(package: Path, tmp_path:
         "        raise SystemExit('compiled ' + str(filename))\n"
         "    return real(source, filename, *a, **k)\n"
         "builtins.compile = refuse\n"
-        "import chalicelib.service, chalicelib.models\n"
-        "print(chalicelib.service.__cached__)\n"
+        "import chalicelib.domain.service, chalicelib.domain.models\n"
+        "print(chalicelib.domain.service.__cached__)\n"
     )
     result = subprocess.run(
         [sys.executable, "-B", "-c", program, str(tmp_path)],

@@ -18,14 +18,14 @@ import hcl2
 import pytest
 
 from app import app
-from chalicelib.config import ADMIN_GROUP
-from chalicelib.table_schema import (
+from chalicelib.adapters.table_schema import (
     ATTRIBUTE_DEFINITIONS,
     AUDIT_KEY_SCHEMA,
     GLOBAL_SECONDARY_INDEXES,
     KEY_SCHEMA,
     time_to_live_kwargs,
 )
+from chalicelib.config import ADMIN_GROUP
 from infra.packaging import package_terraform
 from infra.policies import DEPLOYMENT_GROUP, consumer_policy_document, hook_policy_document, policy_document
 from infra.stages import PROJECT_DIR, load_stage

@@ -7,8 +7,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.dynamodb import DynamoUserRepository
-from chalicelib.table_schema import create_table_kwargs
+from chalicelib.adapters.dynamodb import DynamoUserRepository
+from chalicelib.adapters.table_schema import create_table_kwargs
 
 TABLE = "users-it"
 

@@ -1,4 +1,4 @@
-"""The avatar store on moto's S3, with the client chalicelib.aws builds: a browser-style upload
+"""The avatar store on moto's S3, with the client chalicelib.adapters.aws builds: a browser-style upload
 through the presigned POST, a download through the presigned GET, replacement and deletion.
 
 moto does not enforce POST policy conditions (tests/unit and tests/functional decode the policy
@@ -15,9 +15,9 @@ import pytest
 import requests
 from moto import mock_aws
 
-from chalicelib import aws
-from chalicelib.avatars import AvatarStore, avatar_key
-from chalicelib.errors import AvatarNotFound
+from chalicelib.adapters import aws
+from chalicelib.adapters.avatars import AvatarStore, avatar_key
+from chalicelib.domain.errors import AvatarNotFound
 from tests.support.presigned import tiny_png
 
 BUCKET = "users-api-it-avatars"

@@ -14,17 +14,17 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from chalicelib import aws
-from chalicelib.audit_log import DynamoAuditLog
-from chalicelib.avatars import AvatarStore, avatar_key
-from chalicelib.change_consumer import ChangeConsumer
-from chalicelib.cursor import CursorCodec
-from chalicelib.dynamodb import DynamoUserRepository
-from chalicelib.errors import EmailAlreadyExists, PreconditionFailed, UserNotFound
-from chalicelib.event_bus import SOURCE, EventBusPublisher
-from chalicelib.models import NewUser, Preconditions, Revision, UserChanges
-from chalicelib.service import UserService
-from chalicelib.table_schema import create_audit_table_kwargs, create_table_kwargs
+from chalicelib.adapters import aws
+from chalicelib.adapters.audit_log import DynamoAuditLog
+from chalicelib.adapters.avatars import AvatarStore, avatar_key
+from chalicelib.adapters.dynamodb import DynamoUserRepository
+from chalicelib.adapters.event_bus import SOURCE, EventBusPublisher
+from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs
+from chalicelib.domain.change_consumer import ChangeConsumer
+from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.errors import EmailAlreadyExists, PreconditionFailed, UserNotFound
+from chalicelib.domain.models import NewUser, Preconditions, Revision, UserChanges
+from chalicelib.domain.service import UserService
 from devstack.streams import StreamPoller, StreamReader, stream_arn
 from tests.unit.fakes import FakeIdentityProvider
 

@@ -12,11 +12,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib.cognito import CognitoIdentityProvider
+from chalicelib.adapters.cognito import CognitoIdentityProvider
+from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.errors import ValidationError
-from chalicelib.identity import EmailTaken, SignInExists, SignInMissing
-from chalicelib.local_outbox import OutboxCognitoIdentityProvider
+from chalicelib.domain.errors import ValidationError
+from chalicelib.domain.identity import EmailTaken, SignInExists, SignInMissing
 from devstack.cognito_emulation import widen_email_check
 from infra.stages import load_limits
 

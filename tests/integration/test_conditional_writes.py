@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib.cursor import CursorCodec
-from chalicelib.dynamodb import DynamoUserRepository
-from chalicelib.errors import PreconditionFailed
-from chalicelib.models import Preconditions, UserChanges
-from chalicelib.service import UserService
+from chalicelib.adapters.dynamodb import DynamoUserRepository
+from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.errors import PreconditionFailed
+from chalicelib.domain.models import Preconditions, UserChanges
+from chalicelib.domain.service import UserService
 from tests.integration.test_dynamodb_repository import LATER, make_user, reservation_owner, w
 from tests.support.counting import counting
 from tests.unit.fakes import FakeIdentityProvider

@@ -8,12 +8,12 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.cognito import CognitoIdentityProvider
+from chalicelib.adapters.cognito import CognitoIdentityProvider
+from chalicelib.adapters.dynamodb import ADMIN_COUNT, ADMIN_COUNT_KEY, DynamoUserRepository
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.cursor import CursorCodec
-from chalicelib.dynamodb import ADMIN_COUNT, ADMIN_COUNT_KEY, DynamoUserRepository
-from chalicelib.models import ADMIN, NewUser, User, Write
-from chalicelib.service import UserService
+from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.models import ADMIN, NewUser, User, Write
+from chalicelib.domain.service import UserService
 from devstack.cognito_emulation import widen_email_check
 from infra.drift import Drift
 from tests.integration.conftest import TABLE

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from chalicelib.cursor import CursorCodec
-from chalicelib.dynamodb import DynamoUserRepository
-from chalicelib.models import NewUser, User, UserChanges, Write, new_write_token
-from chalicelib.service import UserService
+from chalicelib.adapters.dynamodb import DynamoUserRepository
+from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.models import NewUser, User, UserChanges, Write, new_write_token
+from chalicelib.domain.service import UserService
 from tests.integration.conftest import TABLE
 from tests.support.counting import counting
 from tests.unit.fakes import FakeIdentityProvider

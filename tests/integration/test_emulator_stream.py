@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.table_schema import create_table_kwargs
+from chalicelib.adapters.table_schema import create_table_kwargs
 from devstack import moto_patches
 from devstack.motoserver import MotoServer
 from devstack.streams import EmulatorStream, StreamPoller, StreamReader, stream_arn

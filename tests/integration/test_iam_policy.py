@@ -18,24 +18,24 @@ import pytest
 import requests
 from botocore.awsrequest import AWSResponse
 
-from chalicelib.audit_log import DynamoAuditLog
-from chalicelib.avatars import KEY_PREFIX, AvatarStore
-from chalicelib.change_consumer import ChangeConsumer
-from chalicelib.cognito import CognitoIdentityProvider
+from chalicelib.adapters.audit_log import DynamoAuditLog
+from chalicelib.adapters.avatars import KEY_PREFIX, AvatarStore
+from chalicelib.adapters.cognito import CognitoIdentityProvider
+from chalicelib.adapters.dynamodb import DynamoUserRepository
+from chalicelib.adapters.event_bus import EventBusPublisher
+from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
+from chalicelib.adapters.secret_store import read_secret
+from chalicelib.adapters.table_schema import create_audit_table_kwargs
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.cursor import CursorCodec
-from chalicelib.dynamodb import DynamoUserRepository
-from chalicelib.dynamodb_idempotency import DynamoIdempotencyStore
-from chalicelib.errors import AvatarNotFound
-from chalicelib.event_bus import EventBusPublisher
-from chalicelib.history import History
-from chalicelib.idempotency import StoredResponse
-from chalicelib.models import ADMIN, MEMBER, REMOVE, NewUser, UserChanges
-from chalicelib.secret_store import read_secret
-from chalicelib.service import UserService
-from chalicelib.table_schema import create_audit_table_kwargs
+from chalicelib.domain.change_consumer import ChangeConsumer
+from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.errors import AvatarNotFound
+from chalicelib.domain.history import History
+from chalicelib.domain.models import ADMIN, MEMBER, REMOVE, NewUser, UserChanges
+from chalicelib.domain.service import UserService
 from chalicelib.traffic_hook import SUCCEEDED
 from chalicelib.traffic_hook import run as run_hook
+from chalicelib.web.idempotency import StoredResponse
 from devstack.cognito_emulation import widen_email_check
 from infra.policies import (
     ACCOUNT_POOLS_ARN,

@@ -1,4 +1,4 @@
-"""The UserRepository contract (chalicelib/repository.py), run against both implementations: the
+"""The UserRepository contract (chalicelib/domain/repository.py), run against both implementations: the
 DynamoDB adapter on moto and the in-memory fake the service tests use. One suite, so the fake
 cannot drift from what DynamoDB does, and every service test built on it means something."""
 
@@ -10,9 +10,10 @@ from typing import Any, Protocol
 
 import pytest
 
-from chalicelib.dynamodb import ADMIN_COUNT, ADMIN_COUNT_KEY, DynamoUserRepository
-from chalicelib.errors import EmailAlreadyExists, LastAdmin, PreconditionFailed, UserAlreadyExists, UserNotFound
-from chalicelib.models import (
+from chalicelib.adapters.dynamodb import ADMIN_COUNT, ADMIN_COUNT_KEY, DynamoUserRepository
+from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX
+from chalicelib.domain.errors import EmailAlreadyExists, LastAdmin, PreconditionFailed, UserAlreadyExists, UserNotFound
+from chalicelib.domain.models import (
     ADMIN,
     NO_RECORD,
     REMOVE,
@@ -25,8 +26,7 @@ from chalicelib.models import (
     epoch_seconds,
     new_write_token,
 )
-from chalicelib.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
-from chalicelib.table_schema import EMAIL_KEY_PREFIX
+from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
 from tests.integration.conftest import TABLE
 from tests.unit.fakes import FakeUserRepository
 

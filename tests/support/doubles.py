@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from chalicelib.service import UserService
+from chalicelib.domain.service import UserService
 
 
 class SpyService:
@@ -39,7 +39,7 @@ class _Response(io.BytesIO):
 
 
 class FakeUrlopen:
-    """Replaces urllib.request.urlopen for chalicelib.tokens: records every URL asked for and
+    """Replaces urllib.request.urlopen for chalicelib.web.tokens: records every URL asked for and
     answers from `pages` (URL -> JSON document, raw bytes or an exception to raise)."""
 
     def __init__(self, pages: dict[str, Any]) -> None:
@@ -56,5 +56,5 @@ class FakeUrlopen:
         return _Response(page if isinstance(page, bytes) else json.dumps(page).encode())
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeUrlopen:
-        monkeypatch.setattr("chalicelib.tokens.urllib.request.urlopen", self)
+        monkeypatch.setattr("chalicelib.web.tokens.urllib.request.urlopen", self)
         return self

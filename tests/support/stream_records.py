@@ -1,13 +1,13 @@
 """Stream records as Lambda's event source mapping delivers them, built from the items the
-repository really writes (chalicelib/dynamodb.py), for the change consumer's tests."""
+repository really writes (chalicelib/adapters/dynamodb.py), for the change consumer's tests."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
 
-from chalicelib.dynamodb import user_to_item
-from chalicelib.models import User, Write
+from chalicelib.adapters.dynamodb import user_to_item
+from chalicelib.domain.models import User, Write
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/users-test/stream/2025-01-01T00:00:00.000"
 ADMIN_SUB = "admin-sub"
@@ -39,7 +39,7 @@ def user(
 
 
 def trace(user_id: str = "u-1", at: str = "2025-01-02T00:00:00.000Z", actor: str = ADMIN_SUB) -> Image:
-    """What a delete leaves of a user (chalicelib/dynamodb.py _deletion)."""
+    """What a delete leaves of a user (chalicelib/adapters/dynamodb.py _deletion)."""
     return {
         "userId": {"S": user_id},
         "createToken": {"S": "tok"},

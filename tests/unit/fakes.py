@@ -1,6 +1,6 @@
 """In-memory stand-ins for the service's collaborators: a repository, an idempotency store, a clock.
 
-`FakeUserRepository` follows the `UserRepository` protocol of chalicelib/repository.py and the
+`FakeUserRepository` follows the `UserRepository` protocol of chalicelib/domain/repository.py and the
 semantics of the DynamoDB adapter: one user record per id plus one email reservation per
 case-insensitive email key, every write conditional, nothing changed when a condition fails.
 It counts calls per method so tests can assert how many storage requests a use case makes,
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, cast
 
-from chalicelib.errors import (
+from chalicelib.domain.errors import (
     EmailAlreadyExists,
     IdempotencyKeyReused,
     IdempotentRequestInFlight,
@@ -26,9 +26,8 @@ from chalicelib.errors import (
     UserAlreadyExists,
     UserNotFound,
 )
-from chalicelib.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse
-from chalicelib.identity import EmailTaken, IdentityProvider, SignIn, SignInExists, SignInMissing
-from chalicelib.models import (
+from chalicelib.domain.identity import EmailTaken, IdentityProvider, SignIn, SignInExists, SignInMissing
+from chalicelib.domain.models import (
     NO_PRECONDITIONS,
     NO_RECORD,
     Preconditions,
@@ -40,7 +39,8 @@ from chalicelib.models import (
     email_key,
     epoch_seconds,
 )
-from chalicelib.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
+from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
+from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse
 
 
 class FakeClock:

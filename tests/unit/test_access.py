@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.access import (
+from chalicelib.config import ADMIN_GROUP
+from chalicelib.domain.access import (
     Identity,
     identity_from_claims,
     require_admin,
@@ -12,9 +13,8 @@ from chalicelib.access import (
     require_not_self,
     require_owner_or_admin,
 )
-from chalicelib.config import ADMIN_GROUP
-from chalicelib.errors import Forbidden, Unauthorized
-from chalicelib.models import REMOVE, UserChanges
+from chalicelib.domain.errors import Forbidden, Unauthorized
+from chalicelib.domain.models import REMOVE, UserChanges
 
 
 def identity(sub: str = "user-1", groups: frozenset[str] = frozenset()) -> Identity:

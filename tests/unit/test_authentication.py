@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 from chalice.app import CaseInsensitiveMapping
 
-from chalicelib.authentication import authenticate
-from chalicelib.errors import Unauthorized
-from chalicelib.tokens import TokenVerifier
+from chalicelib.domain.errors import Unauthorized
+from chalicelib.web.authentication import authenticate
+from chalicelib.web.tokens import TokenVerifier
 from tests.support.tokens import CLIENT_ID, ISSUER, jwks, token
 from tests.unit.fakes import FakeClock
 

@@ -12,11 +12,11 @@ from botocore.config import Config
 from botocore.exceptions import CredentialRetrievalError
 from botocore.stub import Stubber
 
-from chalicelib import aws
-from chalicelib.avatars import DOWNLOAD_EXPIRES_S, MAX_BYTES, UPLOAD_EXPIRES_S, AvatarStore, avatar_key
+from chalicelib.adapters import aws
+from chalicelib.adapters.avatars import DOWNLOAD_EXPIRES_S, MAX_BYTES, UPLOAD_EXPIRES_S, AvatarStore, avatar_key
 from chalicelib.config import ConfigurationError
-from chalicelib.errors import AvatarNotFound, ServiceUnavailable, ValidationError
-from chalicelib.models import AVATAR_CONTENT_TYPES, parse_avatar_content_type
+from chalicelib.domain.errors import AvatarNotFound, ServiceUnavailable, ValidationError
+from chalicelib.domain.models import AVATAR_CONTENT_TYPES, parse_avatar_content_type
 from tests.support.presigned import exact_conditions, list_conditions, policy_expiry, post_policy, query
 
 BUCKET = "users-api-unit-avatars"
@@ -24,7 +24,7 @@ USER = "4f1c2a9e-0000-4000-8000-000000000001"
 
 
 def s3_client(monkeypatch: pytest.MonkeyPatch, endpoint: str | None = None) -> Any:
-    """A client configured as chalicelib.aws configures it, with fixed fake credentials."""
+    """A client configured as chalicelib.adapters.aws configures it, with fixed fake credentials."""
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     if endpoint:
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)

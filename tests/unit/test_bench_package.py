@@ -12,7 +12,7 @@ def test_package_parts() -> None:
     assert part_of("chalice/__pycache__/app.cpython-311.pyc") == BYTECODE
     assert part_of("__pycache__/app.cpython-311.pyc") == BYTECODE
     assert part_of("app.py") == APP
-    assert part_of("chalicelib/models.py") == LIB
+    assert part_of("chalicelib/domain/models.py") == LIB
     assert part_of("jwt/__init__.py") == OTHER
     assert part_of("requests-2.32.0.dist-info/METADATA") == OTHER
     infos = [zipfile.ZipInfo("chalicelib/a.py"), zipfile.ZipInfo("chalicelib/"), zipfile.ZipInfo("jwt/api.py")]

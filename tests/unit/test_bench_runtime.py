@@ -23,10 +23,11 @@ from bench import cold_start, lambda_events, request_overhead
 from bench.context import Context
 from bench.spread import Spread
 from bench.stand_in import StandIn, owner_item
-from chalicelib import aws, bootstrap
+from chalicelib import bootstrap
+from chalicelib.adapters import aws
+from chalicelib.adapters.dynamodb import item_to_user, user_to_item
 from chalicelib.config import API_HANDLER, load_settings
-from chalicelib.dynamodb import item_to_user, user_to_item
-from chalicelib.models import User
+from chalicelib.domain.models import User
 
 CONTEXT = lambda_events.LambdaContext()
 ONE_GET = {"GetItem": 1}
@@ -237,10 +238,12 @@ def package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 # A package shaped like the app's for the cold start programs: an `app` with a handler and the
-# chalicelib.aws the programs ask for the clients the INIT made.
+# chalicelib.adapters.aws the programs ask for the clients the INIT made.
 FAKE_APP = {
     "chalicelib/__init__.py": "",
-    "chalicelib/aws.py": "def made_clients():\n    return {}\n\ndef client(service):\n    raise AssertionError\n",
+    "chalicelib/adapters/aws.py": (
+        "def made_clients():\n    return {}\n\ndef client(service):\n    raise AssertionError\n"
+    ),
     "app.py": "import chalice\nimport devstack\napp = lambda event, context: {'statusCode': 200}\n",
     "chalice/__init__.py": "",
     "devstack.py": "",

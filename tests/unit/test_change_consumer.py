@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.change_consumer import ChangeConsumer
-from chalicelib.change_events import ChangeEvent, interpret
-from chalicelib.errors import ServiceUnavailable
-from chalicelib.event_bus import SOURCE, EventBusPublisher, EventPublishFailed
+from chalicelib.adapters.event_bus import SOURCE, EventBusPublisher, EventPublishFailed
+from chalicelib.domain.change_consumer import ChangeConsumer
+from chalicelib.domain.change_events import ChangeEvent, interpret
+from chalicelib.domain.errors import ServiceUnavailable
 from tests.support.stream_records import record, trace, user
 
 LATER = "2025-01-01T01:00:00.000Z"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.change_events import (
+from chalicelib.domain.change_events import (
     NOTHING,
     PUBLIC_FIELDS,
     UNKNOWN_ACTOR,
@@ -16,7 +16,7 @@ from chalicelib.change_events import (
     ChangeEvent,
     interpret,
 )
-from chalicelib.models import ADMIN
+from chalicelib.domain.models import ADMIN
 from tests.support.stream_records import ADMIN_SUB, record, trace, user
 
 LATER = "2025-01-01T01:00:00.000Z"

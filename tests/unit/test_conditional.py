@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.conditional import MAX_TAGS, etag, none_match_hits, parse_preconditions
-from chalicelib.errors import ValidationError
-from chalicelib.models import Preconditions, Revision
+from chalicelib.domain.errors import ValidationError
+from chalicelib.domain.models import Preconditions, Revision
+from chalicelib.web.conditional import MAX_TAGS, etag, none_match_hits, parse_preconditions
 from tests.unit.fakes import make_user
 
 

@@ -257,8 +257,8 @@ def test_the_consumer_needs_only_its_own_settings(monkeypatch: pytest.MonkeyPatc
     """What the templates give the consumer's function is enough to wire it: none of the API's
     settings (pool, client, cursor secret), which its function does not have."""
     from chalicelib import bootstrap
-    from chalicelib.change_consumer import ChangeConsumer
     from chalicelib.config import load_change_settings
+    from chalicelib.domain.change_consumer import ChangeConsumer
 
     consumer_env = {
         "AWS_LAMBDA_FUNCTION_NAME": "users-api-prod-changes",

@@ -3,7 +3,7 @@ stage's list, the request's own origin when listed, with Vary: Origin."""
 
 from __future__ import annotations
 
-from chalicelib.cors import ALLOW_ORIGIN, CorsOrigins
+from chalicelib.web.cors import ALLOW_ORIGIN, CorsOrigins
 
 LOCAL = CorsOrigins(("http://localhost:3000", "http://127.0.0.1:3000"))
 DEPLOYED = CorsOrigins(("https://app.example.com",))

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from chalicelib.cursor import CursorCodec
-from chalicelib.errors import InvalidCursor, ValidationError
+from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.errors import InvalidCursor, ValidationError
 
 SECRET = b"0123456789abcdef-cursor-secret"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import ServiceUnavailable
-from chalicelib.models import Write
-from chalicelib.repository import StaleRecord
+from chalicelib.domain.errors import ServiceUnavailable
+from chalicelib.domain.models import Write
+from chalicelib.domain.repository import StaleRecord
 from tests.unit.fakes import FakeUserRepository, as_repository, make_user
 
 NOW = "2024-02-02T00:00:00.000Z"

@@ -5,8 +5,15 @@ from typing import Any
 
 import pytest
 
-from chalicelib import errors
-from chalicelib.http import error_body, error_response, handles_errors, json_response, parse_json_object, status_for
+from chalicelib.domain import errors
+from chalicelib.web.responses import (
+    error_body,
+    error_response,
+    handles_errors,
+    json_response,
+    parse_json_object,
+    status_for,
+)
 
 LIMIT = 1024
 JSON = "application/json"

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from chalice import Response  # type: ignore[attr-defined]
 
-from chalicelib import idempotency
-from chalicelib.errors import (
+from chalicelib.domain.errors import (
     EmailAlreadyExists,
     IdempotencyKeyReused,
     IdempotentRequestInFlight,
     ServiceUnavailable,
     ValidationError,
 )
+from chalicelib.web import idempotency
 from tests.unit.fakes import FakeClock, FakeIdempotencyStore
 
 BODY = {"name": "Ann", "email": "ann@example.com"}

@@ -51,7 +51,7 @@ import json, sys
 network = []
 sys.addaudithook(lambda event, args: network.append(event) if event in {NETWORK_EVENTS!r} else None)
 import app
-from chalicelib import aws
+from chalicelib.adapters import aws
 print(json.dumps({{"modules": sorted(sys.modules), "clients": sorted(aws.made_clients()), "network": network}}))
 """
 
@@ -63,7 +63,7 @@ def import_app(env: dict[str, str]) -> dict[str, Any]:
     )
     assert result.returncode == 0, result.stderr
     found: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
-    assert "app" in found["modules"] and "chalicelib.pipeline" in found["modules"]
+    assert "app" in found["modules"] and "chalicelib.web.pipeline" in found["modules"]
     return found
 
 

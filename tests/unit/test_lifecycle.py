@@ -12,8 +12,8 @@ import itertools
 
 import pytest
 
-from chalicelib.cursor import CursorCodec
-from chalicelib.errors import (
+from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.errors import (
     ConcurrentModification,
     EmailAlreadyExists,
     Forbidden,
@@ -21,9 +21,9 @@ from chalicelib.errors import (
     ServiceUnavailable,
     UserNotFound,
 )
-from chalicelib.identity import SignInExists, SignInMissing
-from chalicelib.models import ADMIN, MEMBER, NewUser, Standing, UserChanges, epoch_seconds
-from chalicelib.service import UserService
+from chalicelib.domain.identity import SignInExists, SignInMissing
+from chalicelib.domain.models import ADMIN, MEMBER, NewUser, Standing, UserChanges, epoch_seconds
+from chalicelib.domain.service import UserService
 from tests.unit.fakes import FakeAvatars, FakeIdentityProvider, FakeUserRepository, make_user
 
 NOW = "2024-05-05T12:00:00.000Z"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.errors import ValidationError
-from chalicelib.models import (
+from chalicelib.domain.errors import ValidationError
+from chalicelib.domain.models import (
     EMAIL_MAX,
     NAME_MAX,
     REMOVE,

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from chalicelib import idempotency, models
-from chalicelib.conditional import MAX_TAGS, etag, parse_preconditions
-from chalicelib.cursor import MAX_CURSOR_LEN, CursorCodec
-from chalicelib.errors import AppError, InvalidCursor, ValidationError
-from chalicelib.http import RETRY_AFTER_S, status_for
-from chalicelib.models import User
-from chalicelib.openapi import document, document_for, server_url
+from chalicelib.domain import models
+from chalicelib.domain.cursor import MAX_CURSOR_LEN, CursorCodec
+from chalicelib.domain.errors import AppError, InvalidCursor, ValidationError
+from chalicelib.domain.models import User
+from chalicelib.web import idempotency
+from chalicelib.web.conditional import MAX_TAGS, etag, parse_preconditions
+from chalicelib.web.openapi import document, document_for, server_url
+from chalicelib.web.responses import RETRY_AFTER_S, status_for
 
 SCHEMAS = document()["components"]["schemas"]
 NAME_SAMPLES = ["Ada", "  Ada  ", "Zoë", "x" * 100, "", "   ", "a\nb", "a\x01b", "a\x7fb", "a\x9bb", "\x9b", "a\u2028b"]

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from chalicelib.adapters.secret_store import SECRET_TTL_S, cached_secret, read_secret
 from chalicelib.cache import TTLCache
 from chalicelib.config import ConfigurationError
-from chalicelib.cursor import CursorCodec
-from chalicelib.errors import ServiceUnavailable
-from chalicelib.secret_store import SECRET_TTL_S, cached_secret, read_secret
+from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.errors import ServiceUnavailable
 from tests.unit.fakes import FakeClock
 
 

@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from chalicelib.cursor import CursorCodec
-from chalicelib.errors import (
+from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.errors import (
     ConcurrentModification,
     EmailAlreadyExists,
     Forbidden,
@@ -16,9 +16,9 @@ from chalicelib.errors import (
     UserNotFound,
     ValidationError,
 )
-from chalicelib.identity import SignInExists
-from chalicelib.models import REMOVE, NewUser, Preconditions, Revision, User, UserChanges
-from chalicelib.service import MAX_ATTEMPTS, UserService, utc_now
+from chalicelib.domain.identity import SignInExists
+from chalicelib.domain.models import REMOVE, NewUser, Preconditions, Revision, User, UserChanges
+from chalicelib.domain.service import MAX_ATTEMPTS, UserService, utc_now
 from tests.unit.fakes import FakeAvatars, FakeIdentityProvider, FakeUserRepository, make_user
 
 NOW = "2024-05-05T12:00:00.000Z"
@@ -647,7 +647,7 @@ def test_put_profile_of_a_user_deleted_meanwhile_is_404_not_a_new_profile(servic
 
 
 def test_a_sign_in_that_keeps_vanishing_is_a_concurrent_modification(service, identities):
-    from chalicelib.identity import SignInExists
+    from chalicelib.domain.identity import SignInExists
 
     def always_refused(email: str, password: str | None = None) -> str:
         raise SignInExists("")

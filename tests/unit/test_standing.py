@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.access import Identity
 from chalicelib.config import ADMIN_GROUP
-from chalicelib.models import ADMIN, MEMBER, NO_RECORD, Standing
-from chalicelib.standing import STANDING_TTL_S, Revoked, StandingCheck
+from chalicelib.domain.access import Identity
+from chalicelib.domain.models import ADMIN, MEMBER, NO_RECORD, Standing
+from chalicelib.domain.revocation import STANDING_TTL_S, Revoked, StandingCheck
 from tests.unit.fakes import FakeClock
 
 ISSUED = 1_700_000_000

@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from chalicelib import calls, metrics, xray
-from chalicelib.calls import Call
+from chalicelib.telemetry import aws_calls as calls
+from chalicelib.telemetry import metrics, xray
+from chalicelib.telemetry.aws_calls import Call
 
 
 def emf_document(**overrides: Any) -> dict[str, Any]:
@@ -132,17 +133,17 @@ def test_calls_are_recorded_only_while_recording_and_only_for_requests() -> None
 def test_xray_is_not_imported_until_a_sampled_call() -> None:
     code = (
         "import sys\n"
-        "from chalicelib import calls\n"
+        "from chalicelib.telemetry import aws_calls as calls\n"
         "class M:\n"
         "    method_to_api_mapping = {'get_item': 'GetItem'}\n"
         "    region_name = 'us-east-1'\n"
         "    class service_model: service_id = 'DynamoDB'\n"
         "class C: meta = M()\n"
         "with calls.timed(C(), 'get_item', {}): pass\n"
-        "assert 'chalicelib.xray' not in sys.modules\n"
+        "assert 'chalicelib.telemetry.xray' not in sys.modules\n"
         "import os; os.environ['_X_AMZN_TRACE_ID'] = 'Root=1-a-b;Parent=p;Sampled=1'\n"
         "os.environ['AWS_XRAY_DAEMON_ADDRESS'] = '127.0.0.1:9'\n"
         "with calls.timed(C(), 'get_item', {}): pass\n"
-        "assert 'chalicelib.xray' in sys.modules\n"
+        "assert 'chalicelib.telemetry.xray' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -14,8 +14,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from chalicelib.errors import Unauthorized
-from chalicelib.tokens import (
+from chalicelib.domain.errors import Unauthorized
+from chalicelib.web.tokens import (
     EMULATOR_KEY_MODULUS,
     JWKS_TTL_S,
     LEEWAY_S,
@@ -424,7 +424,7 @@ def test_the_emulator_key_is_recognised_by_its_modulus_not_its_kid(clock, kid):
 
 
 def test_tokens_module_does_not_import_moto():
-    code = "import sys, chalicelib.tokens; assert 'moto' not in sys.modules and 'jwt' not in sys.modules"
+    code = "import sys, chalicelib.web.tokens; assert 'moto' not in sys.modules and 'jwt' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

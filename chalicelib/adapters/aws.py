@@ -1,0 +1,141 @@
+"""boto3 clients: made once per container, reused across invocations, with bounded timeouts.
+
+On Lambda, app.py has them all made during INIT (chalicelib/bootstrap.py `prepare`); locally
+and in tests each is made on first use, so importing the app makes none and tests can inject
+their own. The endpoint is never fixed here: botocore reads AWS_ENDPOINT_URL itself, which is
+how the embedded local stack is reached.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from chalicelib.domain.errors import ServiceUnavailable
+from chalicelib.telemetry.aws_calls import timed
+
+# Worst case per DynamoDB call: 3 attempts x (2 s connect + 3 s read) plus standard-mode
+# backoff stays well inside API Gateway's 29 s integration timeout.
+CONNECT_TIMEOUT_S = 2
+READ_TIMEOUT_S = 3
+MAX_ATTEMPTS = 3
+# A local stage may shorten the read timeout (whole seconds, 1 to 3): the tests that stall the
+# emulator past it then wait a second, not three. Deployed stages always wait READ_TIMEOUT_S.
+READ_TIMEOUT_ENV = "AWS_READ_TIMEOUT_S"
+
+
+def read_timeout_s() -> int:
+    from chalicelib.config import LOCAL_STAGES
+
+    given = os.environ.get(READ_TIMEOUT_ENV, "")
+    if os.environ.get("STAGE", "local") in LOCAL_STAGES and given in {"1", "2", "3"}:
+        return int(given)
+    return READ_TIMEOUT_S
+
+
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+# One session for every client: the second and later clients reuse what the first loaded
+# (endpoint rules, partitions, credentials), which made four clients cost 96 ms of CPU instead
+# of 284 ms. Sessions are not thread-safe, so clients are only ever made under _lock.
+_session: Any = None
+
+
+def _options(service: str) -> dict[str, Any]:
+    """Presigned S3 URLs must be SigV4 (botocore may still presign with SigV2) and name the
+    bucket's regional host (the global one can answer a young bucket's browser POST with a 307).
+    An emulator has no per-bucket host names: path style there."""
+    if service != "s3":
+        return {}
+    emulated = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    style = {"addressing_style": "path"} if emulated else {"addressing_style": "virtual"}
+    return {"signature_version": "s3v4", "s3": {**style, "us_east_1_regional_endpoint": "regional"}}
+
+
+def client_config(service: str) -> Any:
+    """The botocore Config of the app's client for `service` (the benchmark gives its contenders the same)."""
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=read_timeout_s(),
+        # total_max_attempts counts the first attempt; botocore's max_attempts would not.
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        **_options(service),
+    )
+
+
+def client(service: str) -> Any:
+    """The shared client for `service`, made on first use unless INIT made it already. Making
+    one calls nothing: a client connects on its first request."""
+    existing = _clients.get(service)
+    if existing is not None:
+        return existing
+    global _session
+    with _lock:
+        if service not in _clients:
+            import boto3
+
+            if _session is None:
+                _session = boto3.session.Session()
+            _clients[service] = _session.client(service, config=client_config(service))
+        return _clients[service]
+
+
+def made_clients() -> dict[str, Any]:
+    """The clients made so far, by service (what INIT made, before any request)."""
+    with _lock:
+        return dict(_clients)
+
+
+def reset_clients() -> None:
+    """Forget cached clients and their session (tests that switch endpoints or credentials)."""
+    global _session
+    with _lock:
+        _clients.clear()
+        _session = None
+
+
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ClientError ('' for anything else)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def call(client: Any, operation: str, unavailable_codes: frozenset[str], **kwargs: Any) -> Any:
+    """One AWS call. Failures that persist after botocore's retries (the service's "try later"
+    codes, timeouts, connection errors) become ServiceUnavailable; anything else propagates."""
+    try:
+        with timed(client, operation, kwargs):
+            return getattr(client, operation)(**kwargs)
+    except Exception as exc:
+        # Imported on failure only: an import statement on every call cost as much as the timing.
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            if error_code(exc) in unavailable_codes:
+                raise ServiceUnavailable() from exc
+            raise
+        if isinstance(exc, BotoCoreError):
+            raise ServiceUnavailable() from exc
+        raise
+
+
+class ClientHolder:
+    """An adapter's boto3 client: the one it was given (tests), else the shared one, on first use."""
+
+    service = ""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client(self.service)
+        return self._client
+
+    def make_client(self) -> None:
+        """Make the client now (Lambda's INIT) rather than on first use."""
+        self._client = self.client

@@ -1,0 +1,561 @@
+"""The user repository on DynamoDB: every write is conditional, every operation one request
+except those that must first read the email reservation key (email change, delete).
+
+Every write is also safe to resend. botocore resends a request whose answer did not arrive
+within the read timeout, and DynamoDB may have applied the first attempt. Each item records the
+token of the API request that last wrote it (`writeToken`, and `createToken` for the one that
+created it); every condition fails on an item our own token already wrote, and the failed
+condition returns the stored item (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), so a resend
+recognises its own success and reports the stored result, at the cost of that one resent
+request. Transactions also carry a `ClientRequestToken` derived from the same token, which
+DynamoDB itself honours for ten minutes (the emulator ignores it, hence the tokens in the items).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.adapters import aws
+from chalicelib.adapters.table_schema import (
+    DELETED_TTL_S,
+    EMAIL_KEY_PREFIX,
+    LISTING_INDEX,
+    STATS_KEY_PREFIX,
+    TTL_ATTRIBUTE,
+)
+from chalicelib.domain.errors import (
+    ConcurrentModification,
+    EmailAlreadyExists,
+    LastAdmin,
+    PreconditionFailed,
+    ServiceUnavailable,
+    UserAlreadyExists,
+    UserNotFound,
+)
+from chalicelib.domain.models import (
+    MEMBER,
+    NO_PRECONDITIONS,
+    NO_RECORD,
+    REMOVE,
+    Preconditions,
+    Revision,
+    Standing,
+    User,
+    UserChanges,
+    Write,
+    apply_changes,
+    email_key,
+    epoch_seconds,
+)
+from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord
+
+Item = dict[str, dict[str, Any]]
+
+logger = logging.getLogger("users_api.dynamodb")
+
+# Errors that mean "DynamoDB could not serve this now" after botocore's own retries.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    }
+)
+# Cancellation reasons of a transaction that say "not now" rather than "condition failed".
+_UNAVAILABLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+_FAILED = "ConditionalCheckFailed"
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _reservation_key(key: str) -> Item:
+    return {"userId": _s(EMAIL_KEY_PREFIX + key)}
+
+
+def user_to_item(user: User, write: Write | None = None, created: bool = False) -> Item:
+    """The item of `user`, stamped with the write that stores it (and, for a create, as its creator)."""
+    item: Item = {
+        "userId": _s(user.user_id),
+        "listingId": _s(user.user_id),
+        "name": _s(user.name),
+        "email": _s(user.email),
+        "emailKey": _s(email_key(user.email)),
+        "createdAt": _s(user.created_at),
+        "updatedAt": _s(user.updated_at),
+        "version": _n(user.version),
+    }
+    if user.phone is not None:
+        item["phone"] = _s(user.phone)
+    item["role"] = _s(user.role)
+    item["enabled"] = {"BOOL": user.enabled}
+    if write is not None:
+        item["writeToken"] = _s(write.token)
+        item["writtenBy"] = _s(write.actor)
+        if created:
+            item["createToken"] = _s(write.token)
+    return item
+
+
+def item_to_user(item: Item) -> User | None:
+    """The user an item holds, or None for anything else (a reservation, a deleted user's trace)."""
+    if "listingId" not in item:
+        return None
+    return User(
+        user_id=item["userId"]["S"],
+        name=item["name"]["S"],
+        email=item["email"]["S"],
+        phone=item["phone"]["S"] if "phone" in item else None,
+        created_at=item["createdAt"]["S"],
+        updated_at=item["updatedAt"]["S"],
+        version=int(item["version"]["N"]),
+        # Records of earlier versions have neither: members, enabled.
+        role=item.get("role", {}).get("S", MEMBER),
+        enabled=item.get("enabled", {}).get("BOOL", True),
+    )
+
+
+def item_to_standing(item: Item | None) -> Standing:
+    if not item:
+        return NO_RECORD
+    if "listingId" not in item:
+        return Standing(exists=True, deleted="deletedAt" in item, enabled=False)
+    return Standing(
+        exists=True,
+        enabled=item.get("enabled", {}).get("BOOL", True),
+        role=item.get("role", {}).get("S", MEMBER),
+        tokens_valid_after=int(item.get(TOKENS_VALID_AFTER, {}).get("N", "0")),
+    )
+
+
+def item_to_deleted(item: Item) -> Deleted | None:
+    if "deletedAt" not in item or "listingId" in item:
+        return None
+    return Deleted(
+        user_id=item["userId"]["S"],
+        token=item.get("writeToken", {}).get("S", ""),
+        actor=item.get("writtenBy", {}).get("S", ""),
+        at=item["deletedAt"]["S"],
+    )
+
+
+def _written_by(item: Item | None, token: str, attribute: str = "writeToken") -> bool:
+    return bool(item) and item.get(attribute, {}).get("S") == token  # type: ignore[union-attr]
+
+
+def _cancellation(exc: Exception) -> list[tuple[str, Item | None]]:
+    """(code, item returned by the failed condition) per transaction item; re-raises anything
+    that is not a cancelled transaction. A transaction throttled on one of its items is
+    ServiceUnavailable, like a throttled call."""
+    response = getattr(exc, "response", None) or {}
+    reasons = [(str(r.get("Code", "None")), r.get("Item")) for r in response.get("CancellationReasons", [])]
+    if aws.error_code(exc) != "TransactionCanceledException" or not reasons:
+        raise exc
+    if _UNAVAILABLE_REASONS.intersection(code for code, _ in reasons):
+        raise ServiceUnavailable() from exc
+    return reasons
+
+
+class _Expression:
+    """Placeholders of one expression: `name("version")` gives `#version`, `value(...)` a fresh `:vN`."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        self.names[f"#{attribute}"] = attribute
+        return f"#{attribute}"
+
+    def value(self, value: dict[str, Any]) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def is_revision(self, revisions: tuple[Revision, ...]) -> str:
+        """`(version = v AND createdAt = c) OR ...`: the item is one of these revisions."""
+        clauses = [
+            f"{self.name('version')} = {self.value(_n(r.version))} AND "
+            f"{self.name('createdAt')} = {self.value(_s(r.created_at))}"
+            for r in revisions
+        ]
+        # DynamoDB refuses redundant parentheses, so only a disjunction gets them.
+        return clauses[0] if len(clauses) == 1 else "(" + " OR ".join(f"({c})" for c in clauses) + ")"
+
+    def not_written_by(self, token: str) -> str:
+        """The item was not last written by this request (so a resend never applies twice)."""
+        attribute = self.name("writeToken")
+        return f"(attribute_not_exists({attribute}) OR {attribute} <> {self.value(_s(token))})"
+
+    def arguments(self, condition: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"ConditionExpression": condition}
+        if self.names:
+            out["ExpressionAttributeNames"] = self.names
+        if self.values:
+            out["ExpressionAttributeValues"] = self.values
+        return out
+
+
+# What a user item holds that its deletion removes (everything but its key and createToken).
+USER_ATTRIBUTES = (
+    "listingId",
+    "name",
+    "email",
+    "emailKey",
+    "phone",
+    "role",
+    "enabled",
+    "createdAt",
+    "updatedAt",
+    "version",
+)
+# Epoch seconds: tokens issued at or before it are refused (chalicelib/domain/revocation.py).
+TOKENS_VALID_AFTER = "tokensValidAfter"
+# The number of enabled admins, kept in the same transactions that change it, so a condition on it
+# can keep the last one from being demoted, disabled or deleted, even by concurrent requests.
+ADMIN_COUNT_KEY = {"userId": {"S": STATS_KEY_PREFIX + "enabledAdmins"}}
+ADMIN_COUNT = "enabledAdmins"
+
+
+def _deletion(write: Write, expr: _Expression) -> str:
+    """The update that turns a user into the trace of its deletion: no `listingId` (so no
+    listing, read or update sees a user), the delete's token (so its resend recognises it) and
+    actor, expired by TTL. `createToken` stays, so a resent create cannot bring the user back."""
+    removes = ", ".join(expr.name(attribute) for attribute in USER_ATTRIBUTES)
+    sets = [
+        f"{expr.name('deletedAt')} = {expr.value(_s(write.at))}",
+        f"{expr.name('writeToken')} = {expr.value(_s(write.token))}",
+        f"{expr.name('writtenBy')} = {expr.value(_s(write.actor))}",
+        f"{expr.name(TTL_ATTRIBUTE)} = {expr.value(_n(epoch_seconds(write.at) + DELETED_TTL_S))}",
+    ]
+    return f"SET {', '.join(sets)} REMOVE {removes}"
+
+
+def _update_expression(changes: UserChanges, write: Write, expr: _Expression, new_email_key: str | None = None) -> str:
+    """SET/REMOVE of an update: the changed fields, a new version and the write's stamp (and
+    the new email key when the email moves to another one)."""
+    sets = [
+        f"{expr.name('updatedAt')} = {expr.value(_s(write.at))}",
+        f"{expr.name('version')} = {expr.name('version')} + {expr.value(_n(1))}",
+        f"{expr.name('writeToken')} = {expr.value(_s(write.token))}",
+        f"{expr.name('writtenBy')} = {expr.value(_s(write.actor))}",
+    ]
+    removes: list[str] = []
+    if changes.name is not None:
+        sets.append(f"{expr.name('name')} = {expr.value(_s(changes.name))}")
+    if changes.email is not None:
+        sets.append(f"{expr.name('email')} = {expr.value(_s(changes.email))}")
+    if new_email_key is not None:
+        sets.append(f"{expr.name('emailKey')} = {expr.value(_s(new_email_key))}")
+    if changes.role is not None:
+        sets.append(f"{expr.name('role')} = {expr.value(_s(changes.role))}")
+    if changes.enabled is not None:
+        sets.append(f"{expr.name('enabled')} = {expr.value({'BOOL': changes.enabled})}")
+    if changes.touches_standing:
+        # Every token issued until now was issued for the old role or state: refused from here on.
+        sets.append(f"{expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(epoch_seconds(write.at)))}")
+    if changes.phone is REMOVE:
+        removes.append(expr.name("phone"))
+    elif isinstance(changes.phone, str):
+        sets.append(f"{expr.name('phone')} = {expr.value(_s(changes.phone))}")
+    return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+
+
+def _precondition(preconditions: Preconditions, expr: _Expression) -> str:
+    """The If-Match / If-None-Match revisions as clauses of the write's own condition ('' for none)."""
+    clauses = []
+    if preconditions.if_match is not None:
+        clauses.append(expr.is_revision(preconditions.if_match))
+    if preconditions.if_none_match:
+        revisions = expr.is_revision(preconditions.if_none_match)
+        # NOT binds tighter than AND: one revision's "a AND b" needs its parentheses here.
+        clauses.append(f"NOT {revisions}" if len(preconditions.if_none_match) > 1 else f"NOT ({revisions})")
+    return "".join(f" AND {clause}" for clause in clauses)
+
+
+def _request_token(write: Write, items: list[dict[str, Any]]) -> str:
+    """A ClientRequestToken for one transaction of this request: the same for a resend (same
+    items), another for any other transaction, which DynamoDB would refuse under a reused token."""
+    content = json.dumps(items, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{write.token}\n{content}".encode()).hexdigest()[:36]
+
+
+def _admin_count(table: str, delta: int) -> dict[str, Any]:
+    """A transaction item moving the enabled-admin count by `delta`; a decrement only while
+    another enabled admin remains."""
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": ADMIN_COUNT_KEY,
+        "UpdateExpression": "ADD #count :delta",
+        "ExpressionAttributeNames": {"#count": ADMIN_COUNT},
+        "ExpressionAttributeValues": {":delta": _n(delta)},
+    }
+    if delta < 0:
+        update["ConditionExpression"] = "#count > :one"
+        update["ExpressionAttributeValues"][":one"] = _n(1)
+    return {"Update": update}
+
+
+def call(client: Any, operation: str, **kwargs: Any) -> Any:
+    """One DynamoDB call; throttling, 5xx, timeouts and connection failures that outlast
+    botocore's retries become ServiceUnavailable."""
+    return aws.call(client, operation, _UNAVAILABLE_CODES, **kwargs)
+
+
+class DynamoUserRepository(aws.ClientHolder):
+    service = "dynamodb"
+
+    def __init__(self, table_name: str, client: Any | None = None):
+        super().__init__(client)
+        self._table = table_name
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        return call(self.client, operation, **kwargs)
+
+    def _transact(self, write: Write, items: list[dict[str, Any]]) -> None:
+        self._call("transact_write_items", TransactItems=items, ClientRequestToken=_request_token(write, items))
+
+    def _get_item(self, user_id: str) -> Item | None:
+        result = self._call("get_item", TableName=self._table, Key={"userId": _s(user_id)}, ConsistentRead=True)
+        item: Item | None = result.get("Item")
+        return item
+
+    def get(self, user_id: str) -> User | None:
+        item = self._get_item(user_id)
+        return item_to_user(item) if item else None
+
+    def find(self, user_id: str) -> User | Deleted | None:
+        item = self._get_item(user_id)
+        if not item:
+            return None
+        return item_to_user(item) or item_to_deleted(item)
+
+    def standing(self, user_id: str) -> Standing:
+        # Eventually consistent (half a read unit): a change reaches the check within the cache's
+        # time plus replication lag, and only what the check needs is returned.
+        result = self._call(
+            "get_item",
+            TableName=self._table,
+            Key={"userId": _s(user_id)},
+            ProjectionExpression="listingId, deletedAt, #enabled, #role, tokensValidAfter",
+            ExpressionAttributeNames={"#enabled": "enabled", "#role": "role"},
+        )
+        return item_to_standing(result.get("Item"))
+
+    def create(self, user: User, write: Write) -> User:
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": user_to_item(user, write, created=True),
+                    # Nothing under this id, not even a deleted user's trace: ids are Cognito subs,
+                    # never reused, so a trace means this very user was deleted (and a late resend
+                    # of its create, or a request its revoked token still got in, must not bring
+                    # it back).
+                    "ConditionExpression": "attribute_not_exists(userId)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {**_reservation_key(email_key(user.email)), "ownerId": _s(user.user_id)},
+                    "ConditionExpression": "attribute_not_exists(userId)",
+                }
+            },
+        ]
+        if user.is_active_admin:
+            items.append(_admin_count(self._table, 1))
+        try:
+            self._transact(write, items)
+        except ClientError as exc:
+            (user_code, stored), (email_code, _) = _cancellation(exc)[:2]
+            if user_code == _FAILED:
+                if _written_by(stored, write.token, "createToken"):
+                    recognised = item_to_user(stored or {})
+                    if recognised is not None:
+                        return recognised  # our own earlier attempt created it
+                raise UserAlreadyExists() from exc
+            if email_code == _FAILED:
+                raise EmailAlreadyExists() from exc
+            raise ServiceUnavailable() from exc  # TransactionConflict and the like: retryable
+        return user
+
+    def update(
+        self,
+        user_id: str,
+        changes: UserChanges,
+        write: Write,
+        *,
+        expect_email_key: str | None = None,
+        preconditions: Preconditions = NO_PRECONDITIONS,
+    ) -> User:
+        if changes.touches_standing:
+            raise ValueError("a role or enabled change moves the admin count: use change()")
+        if preconditions.if_match is not None and not preconditions.if_match:
+            raise PreconditionFailed()
+        expr = _Expression()
+        update = _update_expression(changes, write, expr)
+        condition = f"attribute_exists({expr.name('listingId')}) AND {expr.not_written_by(write.token)}"
+        if expect_email_key is not None:
+            condition += f" AND {expr.name('emailKey')} = {expr.value(_s(expect_email_key))}"
+        condition += _precondition(preconditions, expr)
+        try:
+            result = self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"userId": _s(user_id)},
+                UpdateExpression=update,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expr.arguments(condition),
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            current = item_to_user(old) if old else None
+            if current is None:
+                raise UserNotFound() from exc
+            if _written_by(old, write.token):
+                return current  # our own earlier attempt applied this very request
+            refusal = preconditions.refusal(current.revision)
+            if refusal is not None:
+                raise refusal from exc
+            if expect_email_key is not None and email_key(current.email) != expect_email_key:
+                raise EmailChangeRequired(current) from exc
+            # The returned item is the one the condition was evaluated against, so this is unreachable
+            # unless the condition and these checks disagree: never guess which write it was.
+            logger.error("an update's condition failed for no reason the stored item shows")
+            raise ConcurrentModification() from exc
+        updated = item_to_user(result["Attributes"])
+        assert updated is not None
+        return updated
+
+    def change(self, current: User, changes: UserChanges, write: Write) -> User:
+        updated = apply_changes(current, changes, write.at)
+        old_key, new_key = email_key(current.email), email_key(updated.email)
+        expr = _Expression()
+        # An update, not a put, so what the item holds besides the user (createToken) stays.
+        update = _update_expression(changes, write, expr, new_key if new_key != old_key else None)
+        condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"
+        # Each item with what its failed condition means.
+        items: list[tuple[str, dict[str, Any]]] = [
+            (
+                "user",
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {"userId": _s(current.user_id)},
+                        "UpdateExpression": update,
+                        **expr.arguments(condition),
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+            )
+        ]
+        if new_key != old_key:
+            items += [
+                (
+                    "old email",
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": _reservation_key(old_key),
+                            # Releases only our own reservation; a missing one is not an error.
+                            "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
+                            "ExpressionAttributeValues": {":owner": _s(current.user_id)},
+                        }
+                    },
+                ),
+                (
+                    "new email",
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {**_reservation_key(new_key), "ownerId": _s(current.user_id)},
+                            "ConditionExpression": "attribute_not_exists(userId)",
+                        }
+                    },
+                ),
+            ]
+        delta = int(updated.is_active_admin) - int(current.is_active_admin)
+        if delta:
+            items.append(("admins", _admin_count(self._table, delta)))
+        try:
+            self._transact(write, [item for _, item in items])
+        except ClientError as exc:
+            failed = {label for (label, _), (code, _) in zip(items, _cancellation(exc), strict=True) if code == _FAILED}
+            stored = _cancellation(exc)[0][1]
+            if "user" in failed and _written_by(stored, write.token):
+                recognised = item_to_user(stored or {})
+                if recognised is not None:
+                    return recognised  # our own earlier attempt made this change
+            if "new email" in failed:
+                raise EmailAlreadyExists() from exc
+            if "user" not in failed and "admins" in failed:
+                raise LastAdmin() from exc
+            raise StaleRecord() from exc
+        return updated
+
+    def delete(self, current: User, write: Write) -> None:
+        expr = _Expression()
+        deletion = _deletion(write, expr)
+        condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"userId": _s(current.user_id)},
+                    "UpdateExpression": deletion,
+                    **expr.arguments(condition),
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": _reservation_key(email_key(current.email)),
+                    "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
+                    "ExpressionAttributeValues": {":owner": _s(current.user_id)},
+                }
+            },
+        ]
+        if current.is_active_admin:
+            items.append(_admin_count(self._table, -1))
+        try:
+            self._transact(write, items)
+        except ClientError as exc:
+            reasons = _cancellation(exc)
+            if reasons[0][0] == _FAILED and _written_by(reasons[0][1], write.token):
+                return  # our own earlier attempt deleted it
+            if reasons[0][0] != _FAILED and len(reasons) == 3 and reasons[2][0] == _FAILED:
+                raise LastAdmin() from exc
+            raise StaleRecord() from exc
+
+    def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        # One extra item tells whether another page exists, so the last page never
+        # hands out a cursor that leads to an empty page.
+        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": LISTING_INDEX, "Limit": limit + 1}
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = {"userId": _s(after), "listingId": _s(after)}
+        result = self._call("scan", **kwargs)
+        users = [user for user in (item_to_user(item) for item in result.get("Items", [])) if user is not None]
+        if len(users) > limit:
+            users = users[:limit]
+            return users, users[-1].user_id
+        last = result.get("LastEvaluatedKey")
+        return users, (last["userId"]["S"] if last else None)

@@ -1,0 +1,46 @@
+"""The local stages' stand-in for Cognito's mail: the emulator sends nothing, so every message
+Cognito would send is appended to a file (`.local/outbox.jsonl`), one JSON object per line.
+Never wired outside the local stages (chalicelib/bootstrap.py)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import threading
+from pathlib import Path
+from typing import Any
+
+from chalicelib.adapters.cognito import CognitoIdentityProvider
+
+_lock = threading.Lock()
+
+
+def temporary_password() -> str:
+    """A password that meets the pools' policy (12+ characters, upper, lower, digit, symbol)."""
+    core = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
+    return f"{core}Aa1!"
+
+
+def append(path: Path, message: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _lock, path.open("a", encoding="utf-8") as outbox:
+        outbox.write(json.dumps(message) + "\n")
+
+
+class OutboxCognitoIdentityProvider(CognitoIdentityProvider):
+    """Cognito, with the invitation written to the outbox instead of mailed."""
+
+    def __init__(self, pool_id: str, outbox: Path, client: Any | None = None):
+        super().__init__(pool_id, client)
+        self._outbox = outbox
+
+    def invite(self, sub: str, email: str) -> None:
+        # What RESEND does in Cognito: a new temporary password, valid for the first sign-in,
+        # after which Cognito asks for a new one (NEW_PASSWORD_REQUIRED).
+        password = temporary_password()
+        self._on_user("admin_set_user_password", sub, Password=password, Permanent=False)
+        append(
+            self._outbox,
+            {"kind": "invitation", "to": email, "userId": sub, "temporaryPassword": password},
+        )

@@ -1,0 +1,90 @@
+"""Who is calling, and what they may do."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.config import ADMIN_GROUP
+from chalicelib.domain.errors import Forbidden, Unauthorized
+from chalicelib.domain.models import UserChanges
+
+
+@dataclass(frozen=True)
+class Identity:
+    sub: str
+    email: str | None
+    email_verified: bool
+    groups: frozenset[str]
+    issued_at: int = 0  # the token's `iat`, epoch seconds
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_GROUP in self.groups
+
+
+def _groups(raw: Any) -> frozenset[str]:
+    # Verified tokens carry a JSON list; API Gateway's REST authorizer flattens it to a
+    # string such as "admins,staff" or "[admins staff]".
+    if isinstance(raw, list):
+        return frozenset(str(group) for group in raw)
+    if isinstance(raw, str):
+        return frozenset(part for part in raw.strip("[]").replace(",", " ").split() if part)
+    return frozenset()
+
+
+def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
+    """Build the caller's identity from verified ID-token claims."""
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise Unauthorized()
+    email = claims.get("email")
+    verified = claims.get("email_verified")
+    return Identity(
+        sub=sub,
+        email=email if isinstance(email, str) and email else None,
+        email_verified=verified is True or verified == "true",
+        groups=_groups(claims.get("cognito:groups")),
+        issued_at=_issued_at(claims.get("iat")),
+    )
+
+
+def _issued_at(raw: Any) -> int:
+    # A verified token carries a number; API Gateway's authorizer passes every claim as a string.
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
+        return int(raw)
+    raise Unauthorized()  # every Cognito token has one: revocation is judged by it
+
+
+def require_admin(identity: Identity) -> None:
+    if not identity.is_admin:
+        raise Forbidden("Admin rights required")
+
+
+def require_may_change(identity: Identity, user_id: str, changes: UserChanges) -> None:
+    """Admins change anything of anyone but their own role and enabled flag (so they never lock
+    themselves or the last of them out). Others change their own name and phone only: their email
+    changes through Cognito's verified flow, and PUT /users/me picks it up from the token."""
+    require_owner_or_admin(identity, user_id)
+    if identity.is_admin:
+        if identity.sub == user_id and changes.touches_standing:
+            raise Forbidden("You cannot change your own role or disable yourself")
+        return
+    refused = [name for name in ("email", "role", "enabled") if getattr(changes, name) is not None]
+    if refused:
+        raise Forbidden(f"Only admins may change {', '.join(refused)}")
+
+
+def require_not_self(identity: Identity, user_id: str) -> None:
+    if identity.sub == user_id:
+        raise Forbidden("You cannot delete yourself")
+
+
+def require_owner_or_admin(identity: Identity, user_id: str) -> None:
+    # Decided from the token alone, before any read, so a member learns nothing about
+    # whether another user exists.
+    if not identity.is_admin and identity.sub != user_id:
+        raise Forbidden("You may only access your own profile")

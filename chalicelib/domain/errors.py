@@ -1,0 +1,108 @@
+"""Domain errors. They say what went wrong; chalicelib.web.responses says which status that is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    """Base of every error whose message is safe to show a client."""
+
+    message = "Request failed"
+
+    def __init__(self, message: str | None = None, details: list[dict[str, Any]] | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details or []
+
+
+class ValidationError(AppError):
+    message = "Invalid request"
+
+
+class InvalidCursor(ValidationError):
+    message = "Invalid cursor"
+
+
+class Unauthorized(AppError):
+    message = "Unauthorized"
+
+
+class Forbidden(AppError):
+    message = "Forbidden"
+
+
+class UserNotFound(AppError):
+    message = "User not found"
+
+
+class RouteNotFound(AppError):
+    message = "Not found"
+
+
+class AvatarNotFound(AppError):
+    message = "No avatar uploaded for this user"
+
+
+class EmailAlreadyExists(AppError):
+    message = "Email already in use"
+
+
+class UserAlreadyExists(AppError):
+    """A create hit an existing userId (a retried profile create, or a race)."""
+
+    message = "User already exists"
+
+
+class LastAdmin(AppError):
+    """The change would leave no enabled admin: nobody could manage users any more."""
+
+    message = "At least one enabled admin must remain; promote or enable another admin first"
+
+
+class ConcurrentModification(AppError):
+    """The record changed between our read and our conditional write, more than we retry."""
+
+    message = "The user was modified concurrently; retry the request"
+
+
+class PreconditionFailed(AppError):
+    """If-Match named a version of the user that is no longer (or never was) the stored one."""
+
+    message = "The user has changed since you read it (ETag mismatch); read it again and retry"
+
+
+class NoneMatchFailed(PreconditionFailed):
+    """If-None-Match named the stored version, or was `*` and the user exists."""
+
+    message = "The user exists at a version If-None-Match names (for *: it exists); nothing was changed"
+
+
+class IdempotencyKeyReused(AppError):
+    """The Idempotency-Key was first used with another request body or operation."""
+
+    message = "This Idempotency-Key was already used with a different request"
+
+
+class IdempotentRequestInFlight(AppError):
+    """A request with the same Idempotency-Key is still being processed."""
+
+    message = "A request with this Idempotency-Key is still in progress; retry later"
+
+
+class PayloadTooLarge(AppError):
+    message = "Request body too large"
+
+
+class UnsupportedMediaType(AppError):
+    message = "Content-Type must be application/json"
+
+
+class ServiceUnavailable(AppError):
+    """AWS could not serve the request after retries. For a write the outcome is unknown: a
+    timed-out attempt may have been applied."""
+
+    message = (
+        "Service temporarily unavailable; retry later. If this was a write, it may or may not have been "
+        "applied: retry it with the same Idempotency-Key to have it applied exactly once"
+    )

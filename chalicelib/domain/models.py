@@ -1,0 +1,373 @@
+"""Record shapes: what a client may send (create, update, profile) and what it gets back.
+
+The input shapes list exactly the fields a client may set, so `userId`, timestamps, versions,
+groups or any other key are rejected, and `public_user` is the only way a record leaves the API.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chalicelib.domain.errors import NoneMatchFailed, PreconditionFailed, ValidationError
+
+NAME_MAX = 100
+EMAIL_MAX = 254
+# Bounds and patterns are public: the OpenAPI document states these very values.
+PAGE_DEFAULT = 50
+PAGE_MAX = 100
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+USER_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+# Image types an avatar may have; the upload policy pins the one the client names.
+AVATAR_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
+# C0 and C1 controls and the Unicode line separators: none belongs in a name, and C1's
+# \x9b can start a terminal escape sequence in whatever later prints the value.
+CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+EMAIL_LOCAL_MAX = 64
+# An address is ASCII: a dot-atom local part (RFC 5322 `atext`, so none of the specials
+# `< > ( ) [ ] \\ , ; : "`, spaces or `@`; no quoted local parts) and a host name of letters,
+# digits and hyphens (an internationalised domain in its `xn--` form). Non-ASCII local parts are
+# refused rather than folded: Amazon SES, which sends Cognito's mail, supports no SMTPUTF8, so
+# they could never get their invitation, and no case-folding of Unicode is safe for uniqueness
+# (U+017F, the long s, folds to "s": its address would reserve the one spelled with "s").
+# Input is NFC-normalised first, so the Kelvin sign (U+212A) is the letter K.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+EMAIL_PATTERN = (
+    rf"^{_ATEXT}+(?:\.{_ATEXT}+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
+_E164_RE = re.compile(E164_PATTERN)
+_CONTROL_RE = re.compile(f"[{CONTROL_CHARS}]")
+# Patterns are applied with fullmatch: `$` alone would also accept a trailing newline.
+# Ids are UUIDs (ours or Cognito `sub`s); rejecting anything else early also keeps a path
+# parameter from ever addressing an email-reservation item.
+_USER_ID_RE = re.compile(USER_ID_PATTERN)
+
+# A sentinel meaning "remove this optional field" in an update (the client sent null).
+REMOVE = object()
+
+
+# A user's role: "admin" mirrors membership of the Cognito group `admins`.
+ADMIN, MEMBER = "admin", "member"
+ROLES = (ADMIN, MEMBER)
+
+
+@dataclass(frozen=True)
+class NewUser:
+    name: str
+    email: str
+    phone: str | None = None
+    role: str = MEMBER
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    """A partial update; None means "leave as is", REMOVE (phone only) means "delete"."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: object = None
+    role: str | None = None
+    enabled: bool | None = None
+
+    def is_empty(self) -> bool:
+        return self.name is None and self.email is None and self.phone is None and not self.touches_standing
+
+    @property
+    def touches_standing(self) -> bool:
+        """Whether it changes what the user may do (role, enabled): such a change revokes their tokens."""
+        return self.role is not None or self.enabled is not None
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One state of a user record: its version, and its creation time, which tells a user
+    deleted and created again under the same id (a profile) from the earlier one."""
+
+    version: int
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Preconditions:
+    """What a write's If-Match / If-None-Match ask of the stored record (RFC 9110, 13.1).
+
+    `if_match`: the revisions the write may replace (None: no header or `*`; an empty tuple:
+    nothing can match). `if_none_match`: revisions it must not replace. `*` is kept apart: it
+    asks whether the record exists at all.
+    """
+
+    if_match: tuple[Revision, ...] | None = None
+    if_match_any: bool = False
+    if_none_match: tuple[Revision, ...] = ()
+    if_none_match_any: bool = False
+
+    @property
+    def given(self) -> bool:
+        return self.if_match is not None or self.if_match_any or bool(self.if_none_match) or self.if_none_match_any
+
+    def allow(self, revision: Revision) -> bool:
+        """Whether a write may replace the record in this revision."""
+        return self.refusal(revision) is None
+
+    def refusal(self, revision: Revision) -> PreconditionFailed | None:
+        """Why a write may not replace the record in this revision (None: it may)."""
+        if self.if_match is not None and revision not in self.if_match:
+            return PreconditionFailed()
+        if self.if_none_match_any or revision in self.if_none_match:
+            return NoneMatchFailed()
+        return None
+
+
+NO_PRECONDITIONS = Preconditions()
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What every authenticated request must know of its caller's record: whether their tokens
+    may still be used, and whether the record lets them act as an admin."""
+
+    exists: bool  # False: a sign-in without a record (it gets what its token says, no more)
+    deleted: bool = False
+    enabled: bool = True
+    role: str | None = None
+    # Epoch seconds: tokens issued at or before it were issued before a disable or a role change.
+    tokens_valid_after: int = 0
+
+
+NO_RECORD = Standing(exists=False)
+
+
+def epoch_seconds(timestamp: str) -> int:
+    """Epoch seconds of one of our ISO-8601 UTC timestamps ("...Z")."""
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+
+
+@dataclass(frozen=True)
+class Write:
+    """What every write stores besides its change: when, by whom (the caller's sub), and a token
+    unique to the API request, so that a resent attempt recognises its own earlier success."""
+
+    token: str
+    actor: str
+    at: str
+
+
+def new_write_token() -> str:
+    """A token unique to one API request's writes (128 random bits, 22 characters: it is stored
+    twice on every user item, so it is kept short)."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class User:
+    """A stored user record."""
+
+    user_id: str
+    name: str
+    email: str
+    created_at: str
+    updated_at: str
+    version: int
+    phone: str | None = None
+    role: str = MEMBER
+    enabled: bool = True
+
+    @property
+    def revision(self) -> Revision:
+        return Revision(self.version, self.created_at)
+
+    @property
+    def is_active_admin(self) -> bool:
+        """Counts towards the enabled admins, of whom one must always remain."""
+        return self.role == ADMIN and self.enabled
+
+
+def apply_changes(current: User, changes: UserChanges, now: str) -> User:
+    """The record after `changes`, one version later."""
+    phone: str | None = current.phone
+    if changes.phone is REMOVE:
+        phone = None
+    elif isinstance(changes.phone, str):
+        phone = changes.phone
+    return User(
+        user_id=current.user_id,
+        name=changes.name if changes.name is not None else current.name,
+        email=changes.email if changes.email is not None else current.email,
+        phone=phone,
+        created_at=current.created_at,
+        updated_at=now,
+        version=current.version + 1,
+        role=changes.role if changes.role is not None else current.role,
+        enabled=changes.enabled if changes.enabled is not None else current.enabled,
+    )
+
+
+def email_key(email: str) -> str:
+    """The case-insensitive identity of an email address."""
+    return email.strip().lower()
+
+
+def is_valid_user_id(user_id: str) -> bool:
+    return bool(_USER_ID_RE.fullmatch(user_id))
+
+
+def public_user(user: User) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "userId": user.user_id,
+        "name": user.name,
+        "email": user.email,
+    }
+    if user.phone is not None:
+        out["phone"] = user.phone
+    out["role"] = user.role
+    out["enabled"] = user.enabled
+    out["createdAt"] = user.created_at
+    out["updatedAt"] = user.updated_at
+    out["version"] = user.version
+    return out
+
+
+class _Fields:
+    """Collects every problem in a body, so a client learns them all at once."""
+
+    def __init__(self, body: dict[str, Any], allowed: tuple[str, ...]):
+        self.body = body
+        self.problems: list[dict[str, Any]] = [
+            {"field": key, "message": "unknown field"} for key in body if key not in allowed
+        ]
+
+    def fail(self, field: str, message: str) -> None:
+        self.problems.append({"field": field, "message": message})
+
+    def text(self, field: str, max_len: int, required: bool) -> str | None:
+        if field not in self.body:
+            if required:
+                self.fail(field, "is required")
+            return None
+        value = self.body[field]
+        if not isinstance(value, str):
+            self.fail(field, "must be a string")
+            return None
+        value = value.strip()
+        if not value:
+            self.fail(field, "must not be empty")
+            return None
+        if len(value) > max_len:
+            self.fail(field, f"must be at most {max_len} characters")
+            return None
+        if _CONTROL_RE.search(value):
+            self.fail(field, "must not contain control characters")
+            return None
+        return value
+
+    def name(self, required: bool) -> str | None:
+        return self.text("name", NAME_MAX, required)
+
+    def email(self, required: bool) -> str | None:
+        value = self.text("email", EMAIL_MAX, required)
+        if value is None:
+            return None
+        # One address has one spelling: NFC before validating, storing and reserving.
+        value = unicodedata.normalize("NFC", value)
+        if not value.isascii():
+            self.fail("email", "must be ASCII (write an internationalised domain in its xn-- form)")
+            return None
+        if not _EMAIL_RE.fullmatch(value) or len(value.partition("@")[0]) > EMAIL_LOCAL_MAX:
+            self.fail("email", "must be a valid email address")
+            return None
+        return value
+
+    def phone(self, removable: bool) -> object:
+        if removable and "phone" in self.body and self.body["phone"] is None:
+            return REMOVE
+        value = self.text("phone", 16, required=False)
+        if value is not None and not _E164_RE.fullmatch(value):
+            self.fail("phone", "must be in E.164 format, e.g. +14155550123")
+            return None
+        return value
+
+    def role(self) -> str | None:
+        if "role" not in self.body:
+            return None
+        value = self.body["role"]
+        if value not in ROLES:
+            self.fail("role", f"must be one of {', '.join(ROLES)}")
+            return None
+        return str(value)
+
+    def flag(self, field: str) -> bool | None:
+        if field not in self.body:
+            return None
+        value = self.body[field]
+        if not isinstance(value, bool):
+            self.fail(field, "must be true or false")
+            return None
+        return value
+
+    def done(self) -> None:
+        if self.problems:
+            raise ValidationError("Invalid request body", details=self.problems)
+
+
+def parse_new_user(body: dict[str, Any]) -> NewUser:
+    fields = _Fields(body, ("name", "email", "phone", "role"))
+    name, email, phone = fields.name(True), fields.email(True), fields.phone(removable=False)
+    role = fields.role()
+    fields.done()
+    assert name is not None and email is not None
+    return NewUser(name=name, email=email, phone=phone if isinstance(phone, str) else None, role=role or MEMBER)
+
+
+def parse_user_changes(body: dict[str, Any]) -> UserChanges:
+    """`PUT /users/{id}`: any field; which of them the caller may change is an access rule."""
+    fields = _Fields(body, ("name", "email", "phone", "role", "enabled"))
+    changes = UserChanges(
+        name=fields.name(False),
+        email=fields.email(False),
+        phone=fields.phone(removable=True),
+        role=fields.role(),
+        enabled=fields.flag("enabled"),
+    )
+    fields.done()
+    if changes.is_empty():
+        raise ValidationError("Provide at least one of: name, email, phone, role, enabled")
+    return changes
+
+
+def parse_profile_changes(body: dict[str, Any]) -> UserChanges:
+    """`PUT /users/me`: the email always comes from the verified token, never the body."""
+    fields = _Fields(body, ("name", "phone"))
+    changes = UserChanges(name=fields.name(False), phone=fields.phone(removable=True))
+    fields.done()
+    if changes.is_empty():
+        raise ValidationError("Provide at least one of: name, phone")
+    return changes
+
+
+def parse_avatar_content_type(body: dict[str, Any]) -> str:
+    """`POST /users/{id}/avatar`: the image type the upload will have."""
+    fields = _Fields(body, ("contentType",))
+    value = body.get("contentType")
+    if "contentType" not in body:
+        fields.fail("contentType", "is required")
+    elif not isinstance(value, str) or value not in AVATAR_CONTENT_TYPES:
+        fields.fail("contentType", f"must be one of {', '.join(AVATAR_CONTENT_TYPES)}")
+    fields.done()
+    return str(value)
+
+
+def parse_limit(raw: str | None, default: int = PAGE_DEFAULT, maximum: int = PAGE_MAX) -> int:
+    if raw is None:
+        return default
+    # fullmatch on ASCII digits: str.isdigit() would accept other scripts' digits.
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= maximum:
+        raise ValidationError(
+            "Invalid limit", details=[{"field": "limit", "message": f"must be an integer from 1 to {maximum}"}]
+        )
+    return int(raw)

@@ -1,0 +1,95 @@
+"""What the user service needs from storage, and the signals storage sends back.
+
+Every write carries a `Write`: its token is stored with the item, so when botocore resends a
+request whose first attempt was applied but answered late, the resent attempt's failed
+condition hands back the item, the token is recognised, and the write reports the stored
+result as its own success instead of applying twice or failing (409, 412, 404).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from chalicelib.domain.models import NO_PRECONDITIONS, Preconditions, Standing, User, UserChanges, Write
+
+
+class EmailChangeRequired(Exception):
+    """An update that expected the stored email to be unchanged found another one.
+
+    Carries the stored record (returned by the failed conditional write itself), so the
+    email change can follow without another read.
+    """
+
+    def __init__(self, current: User):
+        super().__init__("stored email differs")
+        self.current = current
+
+
+class StaleRecord(Exception):
+    """The record is no longer the version that was read; read again and retry."""
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What is left of a deleted user for a while: who deleted it, with which request's token."""
+
+    user_id: str
+    token: str
+    actor: str
+    at: str
+
+
+class UserRepository(Protocol):
+    def get(self, user_id: str) -> User | None:
+        """The user, or None. One strongly consistent read."""
+
+    def find(self, user_id: str) -> User | Deleted | None:
+        """The user, the trace of its recent deletion, or None. One strongly consistent read."""
+
+    def standing(self, user_id: str) -> Standing:
+        """What the revocation check needs of a caller's record. One eventually consistent read."""
+
+    def create(self, user: User, write: Write) -> User:
+        """Store a new user and reserve its email in one request (counting it if it is an
+        enabled admin); the stored user.
+
+        Raises UserAlreadyExists or EmailAlreadyExists and stores nothing, unless the user
+        stored under that id was created with `write.token` (this request's earlier attempt):
+        then that user is returned.
+        """
+
+    def update(
+        self,
+        user_id: str,
+        changes: UserChanges,
+        write: Write,
+        *,
+        expect_email_key: str | None = None,
+        preconditions: Preconditions = NO_PRECONDITIONS,
+    ) -> User:
+        """Apply changes that keep the email key and neither role nor enabled, in one request;
+        the updated user.
+
+        Raises UserNotFound (nothing is created); PreconditionFailed when the stored revision
+        is not one `preconditions` allow (checked in the write's own condition); or
+        EmailChangeRequired when `expect_email_key` is not the stored one. When the stored
+        user was last written with `write.token`, nothing is written and it is returned.
+        """
+
+    def change(self, current: User, changes: UserChanges, write: Write) -> User:
+        """Apply any changes in one request: a new email moves its reservation, a role or enabled
+        change moves the enabled-admin count and revokes the user's earlier tokens.
+
+        Conditioned on `current.revision`: raises StaleRecord if it moved on, EmailAlreadyExists,
+        or LastAdmin when it would leave no enabled admin; either way nothing changes.
+        Recognises its own earlier attempt as `update` does.
+        """
+
+    def delete(self, current: User, write: Write) -> None:
+        """Replace the user by a `Deleted` trace and release its email in one request,
+        conditioned on `current.revision`; StaleRecord if it changed (unless the trace is
+        this request's own); LastAdmin if it is the last enabled admin."""
+
+    def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        """Up to `limit` users after the user id `after`, and the id to continue after (or None)."""

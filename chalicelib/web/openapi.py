@@ -1,0 +1,529 @@
+"""The OpenAPI 3.1 description of the API, built on first request.
+
+Every bound and pattern comes from the constant the server checks against, so the document
+cannot drift from the code (tests/unit/test_openapi.py proves they accept the same values, and
+tests/e2e/test_contract.py runs Schemathesis against the running stack with this document).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from chalicelib.adapters import avatars
+from chalicelib.adapters.table_schema import AUDIT_RETENTION_DAYS
+from chalicelib.config import LOCAL_STAGES
+from chalicelib.domain.change_events import EVENT_TYPES, PUBLIC_FIELDS
+from chalicelib.domain.cursor import CURSOR_PATTERN, MAX_CURSOR_LEN
+from chalicelib.domain.models import (
+    AVATAR_CONTENT_TYPES,
+    CONTROL_CHARS,
+    E164_PATTERN,
+    EMAIL_LOCAL_MAX,
+    EMAIL_MAX,
+    MEMBER,
+    NAME_MAX,
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    ROLES,
+    USER_ID_PATTERN,
+)
+from chalicelib.web import idempotency
+from chalicelib.web.conditional import MAX_TAG_CHARS, MAX_TAGS
+
+# RFC 9110 entity tags as chalicelib.web.conditional reads them: an optional weak prefix, a quoted
+# opaque tag of at most MAX_TAG_CHARS visible characters other than the double quote.
+_ENTITY_TAG = rf'(?:W/)?"[\x21\x23-\x7e]{{0,{MAX_TAG_CHARS}}}"'
+_LISTED_TAG = rf"[ \t]*{_ENTITY_TAG}[ \t]*"
+# `*`, or 1 to MAX_TAGS entity tags separated by commas (a trailing comma is tolerated, as there).
+IF_MATCH_PATTERN = rf"^(?:[ \t]*\*[ \t]*|{_LISTED_TAG}(?:,{_LISTED_TAG}){{0,{MAX_TAGS - 1}}},?)$"
+# The ETags the API sends are strong: never the W/ prefix.
+ETAG_PATTERN = rf'^"[\x21\x23-\x7e]{{1,{MAX_TAG_CHARS}}}"$'
+
+_ERROR_TEXT = {
+    "400": "Invalid input: malformed JSON, wrong or unknown fields, bad limit, cursor or header",
+    "401": "Missing, malformed, forged, expired or unverifiable token, or one revoked since (its user was "
+    "disabled, deleted or changed role after it was issued)",
+    "403": "Signed in but not allowed (a member on admin routes or another user's record, or changing email, role "
+    "or enabled; anyone changing their own role or enabled, or deleting themselves)",
+    "404": "No such user (or, for an avatar read, no avatar uploaded)",
+    "409": "Email already used by another user, the change would leave no enabled admin, a concurrent change "
+    "won, or a request with this Idempotency-Key is still in progress",
+    "412": "If-Match names no current version of the user (read it again for a new ETag and retry), or "
+    "If-None-Match names the current one",
+    "413": "Request body above the configured limit",
+    "415": "Request body is not application/json",
+    "422": "This Idempotency-Key was already used with a different request (body or If-Match)",
+    "503": "A dependency (DynamoDB, S3, Cognito) is unavailable after retries; retry after the Retry-After delay. "
+    "For a write the outcome is unknown (a timed-out attempt may have been applied): retry with the same "
+    "Idempotency-Key to apply it exactly once",
+}
+
+
+def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _headers(*names: str) -> dict[str, Any]:
+    return {name: _ref(name, "headers") for name in names}
+
+
+def _json(schema: dict[str, Any], description: str, headers: tuple[str, ...] = ()) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = _headers(*headers)
+    return response
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {code: _ref(f"E{code}", "responses") for code in sorted(codes)}
+
+
+def _op(
+    op_id: str,
+    summary: str,
+    responses: dict[str, Any],
+    body: str | None = None,
+    secure: bool = True,
+    parameters: tuple[str, ...] = (),
+    query: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": op_id, "summary": summary, "responses": responses}
+    op["security"] = [{"cognito": []}] if secure else []
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    listed = [_ref(name, "parameters") for name in parameters] + (query or [])
+    if listed:
+        op["parameters"] = listed
+    return op
+
+
+_WRITE = ("400", "401", "413", "415", "503")
+_NOT_MODIFIED = {"description": "If-None-Match names the current version; no body", "headers": _headers("ETag")}
+
+
+def _parameters() -> dict[str, Any]:
+    return {
+        "UserId": {
+            "name": "userId",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": USER_ID_PATTERN},
+        },
+        "IfMatch": {
+            "name": "If-Match",
+            "in": "header",
+            "description": f"Write only if the user is still at this version: `*` or up to {MAX_TAGS} ETags from an "
+            "earlier response (compared strongly: a weak tag never matches). Malformed: 400; no match: 412.",
+            "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+        },
+        "IfNoneMatch": {
+            "name": "If-None-Match",
+            "in": "header",
+            "description": "ETags the client already has (or `*`): 304 without a body when one names the current "
+            "version (compared weakly). A malformed value is ignored.",
+            "schema": {"type": "string"},
+        },
+        "IfNoneMatchWrite": {
+            "name": "If-None-Match",
+            "in": "header",
+            "description": f"Write only if the user is not at one of these versions: up to {MAX_TAGS} ETags "
+            "(compared weakly), or `*`: only if the user does not exist (for PUT /users/me, a create only). "
+            "Malformed: 400; a match: 412.",
+            "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+        },
+        "IdempotencyKey": {
+            "name": idempotency.HEADER,
+            "in": "header",
+            "description": "Makes a retry safe: the same key with the same request gets the first response again "
+            f"(with `{idempotency.REPLAYED_HEADER}: true`); with another body or precondition 422; while the first is "
+            "still in progress 409. After a 503 the write may or may not have happened: a retry with the same key "
+            "finds out and applies it at most once. Keys are the caller's own and expire after "
+            f"{idempotency.RECORD_TTL_S // 3600} hours.",
+            "schema": {"type": "string", "pattern": idempotency.KEY_PATTERN},
+        },
+    }
+
+
+def _response_headers() -> dict[str, Any]:
+    return {
+        "ETag": {
+            "description": "Strong, opaque tag of this version of the user, for If-Match and If-None-Match",
+            "required": True,
+            "schema": {"type": "string", "pattern": ETAG_PATTERN},
+        },
+        "Location": {"description": "Path of the created user", "required": True, "schema": {"type": "string"}},
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        },
+        idempotency.REPLAYED_HEADER: {
+            "description": "Present when this is the stored response to an earlier request with the same "
+            "Idempotency-Key",
+            "schema": {"type": "string", "enum": ["true"]},
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    name = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": NAME_MAX,
+        # Some character that is neither space nor control, and no control anywhere.
+        "pattern": f"^[^{CONTROL_CHARS}]*[^{CONTROL_CHARS}\\s][^{CONTROL_CHARS}]*$",
+    }
+    email = {
+        "type": "string",
+        "format": "email",
+        "maxLength": EMAIL_MAX,
+        "description": "ASCII (Amazon SES, which sends Cognito's mail, cannot deliver to non-ASCII local parts): a "
+        f"dot-atom local part of at most {EMAIL_LOCAL_MAX} characters (no quoted local part, none of "
+        '`< > ( ) [ ] \\ , ; : "` or spaces) and a host name (an internationalised domain in its xn-- form). '
+        "NFC-normalised first; unique regardless of case.",
+    }
+    phone = {"type": "string", "pattern": E164_PATTERN, "description": "E.164"}
+    timestamp = {"type": "string", "format": "date-time"}
+    role = {"type": "string", "enum": list(ROLES), "description": "admin: a member of the Cognito group admins"}
+    enabled = {"type": "boolean", "description": "false: the user cannot sign in, and their tokens are refused"}
+    return {
+        "User": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["userId", "name", "email", "role", "enabled", "createdAt", "updatedAt", "version"],
+            "properties": {
+                "userId": {"type": "string", "description": "The user's Cognito sub"},
+                "name": {"type": "string"},
+                "email": {"type": "string"},
+                "phone": {"type": "string"},
+                "role": role,
+                "enabled": enabled,
+                "createdAt": timestamp,
+                "updatedAt": timestamp,
+                "version": {"type": "integer", "minimum": 1},
+            },
+        },
+        "NewUser": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "email"],
+            "properties": {"name": name, "email": email, "phone": phone, "role": {**role, "default": MEMBER}},
+            "description": "Creates the Cognito user (email verified), which Cognito invites with a temporary "
+            "password, and its record; role admin also puts it in the admins group.",
+            "examples": [{"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+14155550123"}],
+        },
+        "UserUpdate": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {
+                "name": name,
+                "email": email,
+                "phone": {"oneOf": [phone, {"type": "null"}]},
+                "role": role,
+                "enabled": enabled,
+            },
+            "description": "Partial update; phone null removes the phone. Members may change their own name and "
+            "phone only (email, role or enabled: 403); admins anything but their own role and enabled. A role "
+            "change moves the user in or out of the admins group; enabled false disables the sign-in and signs "
+            "the user out everywhere; either refuses the user's earlier tokens within a minute. An email change "
+            "changes the sign-in's email too.",
+            "examples": [{"name": "Ada King"}, {"phone": None}],
+        },
+        "ProfileUpdate": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {"name": name, "phone": {"oneOf": [phone, {"type": "null"}]}},
+            "description": "The first PUT creates the profile and requires name; the email comes from the token.",
+            "examples": [{"name": "Ada Lovelace", "phone": "+14155550123"}],
+        },
+        "UserEnvelope": {
+            "type": "object",
+            "required": ["message", "user"],
+            "properties": {"message": {"type": "string"}, "user": _ref("User")},
+        },
+        "UserList": {
+            "type": "object",
+            "required": ["users", "count", "nextCursor"],
+            "properties": {
+                "users": {"type": "array", "items": _ref("User")},
+                "count": {"type": "integer", "minimum": 0},
+                "nextCursor": {"type": ["string", "null"]},
+            },
+        },
+        "HistoryEvent": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["eventId", "type", "at", "actor", "changed"],
+            "properties": {
+                "eventId": {"type": "string", "description": "The id of the change event published on the bus"},
+                "type": {"type": "string", "enum": list(EVENT_TYPES)},
+                "at": timestamp,
+                "actor": {
+                    "type": "string",
+                    "description": "The sub of the caller whose request made the change (`system` or `devstack` for "
+                    "tools, `unknown` for a write that recorded none)",
+                },
+                "changed": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(PUBLIC_FIELDS)},
+                    "description": "The fields whose values differ before and after: every field the user has for "
+                    "a create or a delete. Never the values.",
+                },
+            },
+        },
+        "History": {
+            "type": "object",
+            "required": ["events", "count", "nextCursor"],
+            "properties": {
+                "events": {"type": "array", "items": _ref("HistoryEvent")},
+                "count": {"type": "integer", "minimum": 0},
+                "nextCursor": {"type": ["string", "null"]},
+            },
+        },
+        "AvatarRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["contentType"],
+            "properties": {"contentType": {"type": "string", "enum": list(AVATAR_CONTENT_TYPES)}},
+            "examples": [{"contentType": AVATAR_CONTENT_TYPES[0]}],
+        },
+        "AvatarUpload": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["uploadUrl", "fields", "fileKey"],
+            "description": f"A presigned S3 POST: send `fields` then the file (at most {avatars.MAX_BYTES} bytes, "
+            f"of the requested content type) as multipart/form-data to `uploadUrl` within "
+            f"{avatars.UPLOAD_EXPIRES_S // 60} minutes. A new upload replaces the previous avatar.",
+            "properties": {
+                "uploadUrl": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "fileKey": {"type": "string"},
+            },
+        },
+        "AvatarDownload": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["downloadUrl"],
+            "description": f"A presigned S3 GET, valid for {avatars.DOWNLOAD_EXPIRES_S // 60} minutes.",
+            "properties": {"downloadUrl": {"type": "string"}},
+        },
+        "Message": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
+        "Hello": {
+            "type": "object",
+            "required": ["message", "timestamp"],
+            "properties": {"message": {"type": "string"}, "timestamp": {"type": "string"}},
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {"type": "string"},
+                "details": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+            },
+        },
+    }
+
+
+def _page_query() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT},
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "description": "The nextCursor of the previous page, as given: opaque and signed, so any "
+            "other value gets 400.",
+            "schema": {"type": "string", "maxLength": MAX_CURSOR_LEN, "pattern": CURSOR_PATTERN},
+        },
+    ]
+
+
+def _paths() -> dict[str, Any]:
+    envelope = _ref("UserEnvelope")
+    replayed = idempotency.REPLAYED_HEADER
+    return {
+        "/hello": {"get": _op("hello", "Liveness greeting", {"200": _json(_ref("Hello"), "Greeting")}, secure=False)},
+        "/openapi.json": {
+            "get": _op("openapi", "This document", {"200": _json({"type": "object"}, "OpenAPI document")}, secure=False)
+        },
+        "/users": {
+            "post": _op(
+                "createUser",
+                "Create a user (admins)",
+                {
+                    "201": _json(envelope, "Created", ("ETag", "Location", replayed)),
+                    **_errors(*_WRITE, "403", "409", "422"),
+                },
+                body="NewUser",
+                parameters=("IdempotencyKey",),
+            ),
+            "get": _op(
+                "listUsers",
+                "List users, a page at a time (admins)",
+                {"200": _json(_ref("UserList"), "A page of users"), **_errors("400", "401", "403", "503")},
+                query=_page_query(),
+            ),
+        },
+        "/users/me": {
+            "get": _op(
+                "getProfile",
+                "Your own profile",
+                {
+                    "200": _json(_ref("User"), "Your profile", ("ETag",)),
+                    "304": _NOT_MODIFIED,
+                    **_errors("401", "404", "503"),
+                },
+                parameters=("IfNoneMatch",),
+            ),
+            "put": _op(
+                "putProfile",
+                "Create (first call) or update your own profile",
+                {
+                    "200": _json(envelope, "Updated", ("ETag", replayed)),
+                    "201": _json(envelope, "Created", ("ETag", "Location", replayed)),
+                    **_errors(*_WRITE, "403", "409", "412", "422"),
+                },
+                body="ProfileUpdate",
+                parameters=("IfMatch", "IfNoneMatchWrite", "IdempotencyKey"),
+            ),
+        },
+        "/users/{userId}": {
+            "get": _op(
+                "getUser",
+                "A user (admins, or the owner)",
+                {
+                    "200": _json(_ref("User"), "The user", ("ETag",)),
+                    "304": _NOT_MODIFIED,
+                    **_errors("401", "403", "404", "503"),
+                },
+                parameters=("UserId", "IfNoneMatch"),
+            ),
+            "put": _op(
+                "updateUser",
+                "Partially update a user (admins, or the owner)",
+                {
+                    "200": _json(envelope, "Updated", ("ETag", replayed)),
+                    **_errors(*_WRITE, "403", "404", "409", "412", "422"),
+                },
+                body="UserUpdate",
+                parameters=("UserId", "IfMatch", "IfNoneMatchWrite", "IdempotencyKey"),
+            ),
+            "delete": _op(
+                "deleteUser",
+                "Delete a user (admins)",
+                {
+                    "200": _json(_ref("Message"), "Deleted", (replayed,)),
+                    **_errors("400", "401", "403", "404", "409", "412", "422", "503"),
+                },
+                parameters=("UserId", "IfMatch", "IfNoneMatchWrite", "IdempotencyKey"),
+            ),
+        },
+        "/users/{userId}/history": {
+            "get": _op(
+                "getUserHistory",
+                "A user's changes, oldest first, a page at a time (admins, or the owner)",
+                {
+                    "200": _json(
+                        _ref("History"),
+                        "A page of the user's history: kept "
+                        f"{AUDIT_RETENTION_DAYS} days after each change, so also after a delete; empty for an id "
+                        "without changes. A change appears within seconds of its write.",
+                    ),
+                    **_errors("400", "401", "403", "404", "503"),
+                },
+                parameters=("UserId",),
+                query=_page_query(),
+            )
+        },
+        "/users/{userId}/avatar": {
+            "post": _op(
+                "createAvatarUpload",
+                "A presigned form to upload the user's avatar (admins, or the owner)",
+                {"200": _json(_ref("AvatarUpload"), "Upload form"), **_errors(*_WRITE, "403", "404")},
+                body="AvatarRequest",
+                parameters=("UserId",),
+            ),
+            "get": _op(
+                "getAvatar",
+                "A presigned URL to download the user's avatar (admins, or the owner)",
+                {"200": _json(_ref("AvatarDownload"), "Download URL"), **_errors("401", "403", "404", "503")},
+                parameters=("UserId",),
+            ),
+        },
+    }
+
+
+@lru_cache(maxsize=1)
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "User Management API",
+            "version": "1.0.0",
+            "description": "Users on API Gateway, Lambda, DynamoDB and Cognito, avatars in S3. Undeclared methods "
+            'get 405, unknown paths 404, all errors as {"error": ...}.',
+        },
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "cognito": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A Cognito ID token, as `Bearer <token>` or the bare token.",
+                }
+            },
+            "schemas": _schemas(),
+            "parameters": _parameters(),
+            "headers": _response_headers(),
+            "responses": {
+                f"E{code}": _json(_ref("Error"), text, ("Retry-After",) if code == "503" else ())
+                for code, text in _ERROR_TEXT.items()
+            },
+        },
+    }
+
+
+DOCUMENT_PATH = "/openapi.json"
+# A host name or IP literal with an optional port: all a server URL may take from a request.
+_HOST = re.compile(r"([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
+def server_url(stage: str, context: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
+    """The API's base URL as the caller reached this document, for its `servers`: so an OpenAPI
+    client (Postman, Swagger UI) calls the API where it found it, with no edits.
+
+    Deployed, API Gateway gives the domain (`domainName`) and the path as requested, which starts
+    with the stage (`/api/openapi.json`) or a custom domain's base path; locally the Host header
+    says how the developer reached `make run` (127.0.0.1 or localhost: Swagger UI on /docs then
+    calls the same origin). None if the host is not a plain host[:port].
+    """
+    host = str(context.get("domainName") or headers.get("host") or "")
+    if not _HOST.fullmatch(host):
+        return None
+    path = str(context.get("path") or "")
+    prefix = path.removesuffix(DOCUMENT_PATH) if path.endswith(DOCUMENT_PATH) else ""
+    scheme = "http" if stage in LOCAL_STAGES else "https"  # API Gateway serves HTTPS only
+    return f"{scheme}://{host}{prefix}"
+
+
+def document_for(base_url: str | None) -> dict[str, Any]:
+    """The document with `servers` naming `base_url` (none given: OpenAPI's default, `/`)."""
+    described = document()
+    if base_url is None:
+        return described
+    return {"openapi": described["openapi"], "info": described["info"], "servers": [{"url": base_url}], **described}
