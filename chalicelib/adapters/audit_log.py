@@ -25,18 +25,6 @@ SEQUENCE_DIGITS = 40
 POSITION_PATTERN = re.compile(rf"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9:.]{{8,15}}Z#[0-9]{{{SEQUENCE_DIGITS}}}")
 RETENTION_S = AUDIT_RETENTION_DAYS * 24 * 3600
 
-# Errors that mean "DynamoDB could not serve this now" after botocore's own retries.
-_UNAVAILABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "LimitExceededException",
-    }
-)
-
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -101,9 +89,6 @@ class DynamoAuditLog(aws.ClientHolder):
             raise ConfigurationError("environment variable AUDIT_TABLE_NAME is required for the audit trail")
         super().__init__(client)
         self._table = table_name
-
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        return aws.call(self.client, operation, _UNAVAILABLE_CODES, **kwargs)
 
     def has(self, event: ChangeEvent) -> bool:
         """Whether this event's entry is written (strongly consistent: a redelivery may follow at once)."""

@@ -23,8 +23,6 @@ UPLOAD_EXPIRES_S = 15 * 60
 # Short: whoever holds a download URL reads the picture until it expires.
 DOWNLOAD_EXPIRES_S = 5 * 60
 
-# S3 codes that mean "try again later", after botocore's own retries.
-_TRANSIENT_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "500", "503"})
 # HeadObject answers without a body, so its code is the bare status. Without s3:ListBucket (which
 # the role does not have) S3 answers 403, not 404, for a key that does not exist.
 _ABSENT_CODES = frozenset({"404", "NoSuchKey", "403", "AccessDenied"})
@@ -51,10 +49,6 @@ class AvatarStore(aws.ClientHolder):
             raise ConfigurationError("environment variable AVATAR_BUCKET is required for avatars")
         super().__init__(client)
         self._bucket = bucket
-
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        """One S3 call (or presign); failures that persist after retries become ServiceUnavailable."""
-        return aws.call(self.client, operation, _TRANSIENT_CODES, **kwargs)
 
     def presigned_upload(self, user_id: str, content_type: str) -> AvatarUpload:
         """A form that can store one image of exactly `content_type`, 1 byte to 5 MiB, at the user's key."""

@@ -103,9 +103,31 @@ def error_code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-def call(client: Any, operation: str, unavailable_codes: frozenset[str], **kwargs: Any) -> Any:
-    """One AWS call. Failures that persist after botocore's retries (the service's "try later"
-    codes, timeouts, connection errors) become ServiceUnavailable; anything else propagates."""
+# Each service's "try later" error codes: after botocore's own retries they mean the service could
+# not serve us now (ServiceUnavailable, 503), not that the request was wrong. S3's HeadObject
+# answers with a bare status, hence "500" and "503".
+TRANSIENT_CODES: dict[str, frozenset[str]] = {
+    "dynamodb": frozenset(
+        {
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "InternalServerError",
+            "ServiceUnavailable",
+            "LimitExceededException",
+        }
+    ),
+    "s3": frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "500", "503"}),
+    "cognito-idp": frozenset({"TooManyRequestsException", "LimitExceededException", "InternalErrorException"}),
+    "secretsmanager": frozenset({"ThrottlingException", "InternalServiceError", "ServiceUnavailable"}),
+    "events": frozenset({"ThrottlingException", "InternalException", "ServiceUnavailable"}),
+}
+
+
+def call(client: Any, operation: str, **kwargs: Any) -> Any:
+    """The one way the app calls AWS. Failures that persist after botocore's retries (the service's
+    "try later" codes, timeouts, connection errors) become ServiceUnavailable; anything else
+    propagates. Each call is timed for the request's metrics, and traced when X-Ray samples it."""
     try:
         with timed(client, operation, kwargs):
             return getattr(client, operation)(**kwargs)
@@ -114,12 +136,17 @@ def call(client: Any, operation: str, unavailable_codes: frozenset[str], **kwarg
         from botocore.exceptions import BotoCoreError, ClientError
 
         if isinstance(exc, ClientError):
-            if error_code(exc) in unavailable_codes:
+            if error_code(exc) in TRANSIENT_CODES.get(_service(client), frozenset()):
                 raise ServiceUnavailable() from exc
             raise
         if isinstance(exc, BotoCoreError):
             raise ServiceUnavailable() from exc
         raise
+
+
+def _service(client: Any) -> str:
+    """The client's service as boto3 names it ("dynamodb", "cognito-idp", ...)."""
+    return str(getattr(getattr(getattr(client, "meta", None), "service_model", None), "signing_name", ""))
 
 
 class ClientHolder:
@@ -135,6 +162,9 @@ class ClientHolder:
         if self._client is None:
             self._client = client(self.service)
         return self._client
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        return call(self.client, operation, **kwargs)
 
     def make_client(self) -> None:
         """Make the client now (Lambda's INIT) rather than on first use."""

@@ -12,9 +12,6 @@ from chalicelib.adapters import aws
 from chalicelib.domain.errors import ValidationError
 from chalicelib.domain.identity import ADMIN_GROUP, EmailTaken, SignIn, SignInExists, SignInMissing
 
-# Cognito's "try later" codes, after botocore's own retries.
-_UNAVAILABLE_CODES = frozenset({"TooManyRequestsException", "LimitExceededException", "InternalErrorException"})
-
 
 def _attributes(user: dict[str, Any]) -> dict[str, str]:
     listed = user.get("Attributes") or user.get("UserAttributes") or []
@@ -40,7 +37,7 @@ class CognitoIdentityProvider(aws.ClientHolder):
         self._pool = pool_id
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        return aws.call(self.client, operation, _UNAVAILABLE_CODES, UserPoolId=self._pool, **kwargs)
+        return aws.call(self.client, operation, UserPoolId=self._pool, **kwargs)
 
     def _on_user(self, operation: str, sub: str, **kwargs: Any) -> Any:
         """An admin call about one user; SignInMissing when the pool has no such user."""

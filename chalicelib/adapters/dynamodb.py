@@ -58,17 +58,6 @@ Item = dict[str, dict[str, Any]]
 
 logger = logging.getLogger("users_api.dynamodb")
 
-# Errors that mean "DynamoDB could not serve this now" after botocore's own retries.
-_UNAVAILABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "LimitExceededException",
-    }
-)
 # Cancellation reasons of a transaction that say "not now" rather than "condition failed".
 _UNAVAILABLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
 _FAILED = "ConditionalCheckFailed"
@@ -309,21 +298,12 @@ def _admin_count(table: str, delta: int) -> dict[str, Any]:
     return {"Update": update}
 
 
-def call(client: Any, operation: str, **kwargs: Any) -> Any:
-    """One DynamoDB call; throttling, 5xx, timeouts and connection failures that outlast
-    botocore's retries become ServiceUnavailable."""
-    return aws.call(client, operation, _UNAVAILABLE_CODES, **kwargs)
-
-
 class DynamoUserRepository(aws.ClientHolder):
     service = "dynamodb"
 
     def __init__(self, table_name: str, client: Any | None = None):
         super().__init__(client)
         self._table = table_name
-
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        return call(self.client, operation, **kwargs)
 
     def _transact(self, write: Write, items: list[dict[str, Any]]) -> None:
         self._call("transact_write_items", TransactItems=items, ClientRequestToken=_request_token(write, items))

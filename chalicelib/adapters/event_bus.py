@@ -18,7 +18,6 @@ from chalicelib.domain.change_events import ChangeEvent
 from chalicelib.domain.errors import ServiceUnavailable
 
 SOURCE = "users-api"
-_UNAVAILABLE_CODES = frozenset({"ThrottlingException", "InternalException", "ServiceUnavailable"})
 _lock = threading.Lock()
 
 
@@ -45,7 +44,7 @@ class EventBusPublisher(aws.ClientHolder):
 
     def publish(self, event: ChangeEvent) -> None:
         entry = self.entry(event)
-        result = aws.call(self.client, "put_events", _UNAVAILABLE_CODES, Entries=[entry])
+        result = aws.call(self.client, "put_events", Entries=[entry])
         # PutEvents answers 200 even when it refused the entry: the count says so.
         if result.get("FailedEntryCount", 0):
             raise EventPublishFailed()

@@ -13,7 +13,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
-from chalicelib.adapters.dynamodb import call
 from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, TTL_ATTRIBUTE
 from chalicelib.domain.errors import IdempotencyKeyReused, IdempotentRequestInFlight
 from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, StoredResponse
@@ -39,8 +38,7 @@ class DynamoIdempotencyStore(aws.ClientHolder):
         self, record_id: str, fingerprint: str, lock: str, write_token: str, now: int
     ) -> Claimed | StoredResponse:
         try:
-            call(
-                self.client,
+            self._call(
                 "put_item",
                 TableName=self._table,
                 Item={
@@ -83,8 +81,7 @@ class DynamoIdempotencyStore(aws.ClientHolder):
         """Lock a record the same request left unfinished (unlocked, or its holder died), keeping
         its write token, so this attempt finds what the earlier one wrote."""
         try:
-            result = call(
-                self.client,
+            result = self._call(
                 "update_item",
                 TableName=self._table,
                 Key=_key(record_id),
@@ -114,8 +111,7 @@ class DynamoIdempotencyStore(aws.ClientHolder):
 
     def complete(self, record_id: str, lock: str, response: StoredResponse, now: int) -> None:
         try:
-            call(
-                self.client,
+            self._call(
                 "update_item",
                 TableName=self._table,
                 Key=_key(record_id),
@@ -141,10 +137,9 @@ class DynamoIdempotencyStore(aws.ClientHolder):
         condition = {"ConditionExpression": "lockToken = :lock", "ExpressionAttributeValues": {":lock": {"S": lock}}}
         try:
             if forget:
-                call(self.client, "delete_item", TableName=self._table, Key=_key(record_id), **condition)
+                self._call("delete_item", TableName=self._table, Key=_key(record_id), **condition)
             else:
-                call(
-                    self.client,
+                self._call(
                     "update_item",
                     TableName=self._table,
                     Key=_key(record_id),

@@ -8,8 +8,6 @@ from chalicelib.adapters import aws
 from chalicelib.cache import TTLCache
 from chalicelib.config import ConfigurationError
 
-# Secrets Manager codes that mean "try again later", after botocore's own retries.
-_TRANSIENT_CODES = frozenset({"ThrottlingException", "InternalServiceError", "ServiceUnavailable"})
 # A rotated secret reaches every container within this time, at one read per container per hour.
 SECRET_TTL_S = 3600
 secret_cache: TTLCache[str, bytes] = TTLCache(max_size=8, ttl_seconds=SECRET_TTL_S)
@@ -28,7 +26,7 @@ def read_secret(secret_id: str, client: Any | None = None) -> bytes:
     if client is None:
         client = aws.client("secretsmanager")
     try:
-        value = aws.call(client, "get_secret_value", _TRANSIENT_CODES, SecretId=secret_id).get("SecretString") or ""
+        value = aws.call(client, "get_secret_value", SecretId=secret_id).get("SecretString") or ""
     except ClientError as exc:
         raise ConfigurationError(f"cannot read secret {secret_id}: {aws.error_code(exc)}") from exc
     if not value:

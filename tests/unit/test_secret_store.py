@@ -15,7 +15,16 @@ from chalicelib.domain.errors import ServiceUnavailable
 from tests.unit.fakes import FakeClock
 
 
+class _Meta:
+    """What aws.call reads of a client: which service it is (its transient codes follow)."""
+
+    class service_model:  # noqa: N801 - botocore's attribute name
+        signing_name = "secretsmanager"
+
+
 class StubSecrets:
+    meta = _Meta()
+
     def __init__(self, value: str | None = "k" * 48, error: Exception | None = None):
         self.value, self.error, self.calls = value, error, 0
 
