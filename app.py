@@ -26,15 +26,16 @@ from chalicelib.domain.models import (
 )
 from chalicelib.telemetry import logs
 from chalicelib.web import idempotency, pipeline
-from chalicelib.web.chalice_app import FixedCORSConfig, ThreadSafeChalice
+from chalicelib.web.application import Application, FixedCORSConfig
 from chalicelib.web.conditional import etag, none_match_hits, parse_preconditions
 from chalicelib.web.cors import CorsOrigins
 from chalicelib.web.pipeline import current_identity
-from chalicelib.web.responses import handles_errors, json_response, parse_json_object
+from chalicelib.web.requests import parse_json_object
+from chalicelib.web.responses import json_response
 
 CREATED, UPDATED = "User created successfully", "User updated successfully"
 
-app = ThreadSafeChalice(app_name="users-api")
+app = Application(app_name="users-api")
 app.debug = False  # never a stack trace in a response
 logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
 # Lambda's INIT of the API function: its AWS clients are made now, not by its first request
@@ -138,7 +139,6 @@ def openapi_document() -> Response:
 
 
 @app.route("/users", methods=["POST"], **protected)
-@handles_errors
 def create_user() -> Response:
     identity = current_identity()
     require_admin(identity)
@@ -152,7 +152,6 @@ def create_user() -> Response:
 
 
 @app.route("/users", methods=["GET"], **protected)
-@handles_errors
 def list_users() -> Response:
     require_admin(current_identity())
     params = _request().query_params or {}
@@ -161,13 +160,11 @@ def list_users() -> Response:
 
 
 @app.route("/users/me", methods=["GET"], **protected)
-@handles_errors
 def get_profile() -> Response:
     return _readable(get_service().get_user(current_identity().sub))
 
 
 @app.route("/users/me", methods=["PUT"], **protected)
-@handles_errors
 def put_profile() -> Response:
     identity = current_identity()
     email = identity.email if identity.email_verified else None
@@ -184,14 +181,12 @@ def put_profile() -> Response:
 
 
 @app.route("/users/{userId}", methods=["GET"], **protected)
-@handles_errors
 def get_user(userId: str) -> Response:  # noqa: N803 - Chalice passes the path parameter by name
     require_owner_or_admin(current_identity(), userId)
     return _readable(get_service().get_user(_known_id(userId)))
 
 
 @app.route("/users/{userId}", methods=["PUT"], **protected)
-@handles_errors
 def update_user(userId: str) -> Response:  # noqa: N803
     identity = current_identity()
     require_owner_or_admin(identity, userId)
@@ -207,7 +202,6 @@ def update_user(userId: str) -> Response:  # noqa: N803
 
 
 @app.route("/users/{userId}", methods=["DELETE"], **protected)
-@handles_errors
 def delete_user(userId: str) -> Response:  # noqa: N803
     identity = current_identity()
     require_admin(identity)
@@ -222,7 +216,6 @@ def delete_user(userId: str) -> Response:  # noqa: N803
 
 
 @app.route("/users/{userId}/avatar", methods=["POST"], **protected)
-@handles_errors
 def create_avatar_upload(userId: str) -> Response:  # noqa: N803
     require_owner_or_admin(current_identity(), userId)
     user_id, content_type = _known_id(userId), parse_avatar_content_type(_body())
@@ -232,7 +225,6 @@ def create_avatar_upload(userId: str) -> Response:  # noqa: N803
 
 
 @app.route("/users/{userId}/avatar", methods=["GET"], **protected)
-@handles_errors
 def get_avatar(userId: str) -> Response:  # noqa: N803
     require_owner_or_admin(current_identity(), userId)
     user_id = _known_id(userId)
@@ -243,7 +235,6 @@ def get_avatar(userId: str) -> Response:  # noqa: N803
 
 
 @app.route("/users/{userId}/history", methods=["GET"], **protected)
-@handles_errors
 def get_user_history(userId: str) -> Response:  # noqa: N803
     require_owner_or_admin(current_identity(), userId)
     user_id, params = _known_id(userId), _request().query_params or {}

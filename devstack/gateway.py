@@ -8,7 +8,7 @@
 - The listen backlog is raised from socketserver's 5, so bursts of connections are queued.
 - TRACE and QUERY reach the app (a 405 like any undeclared method), not http.server's 501 HTML page.
 - Requests run concurrently, as they do across Lambda environments; the app keeps Chalice's
-  `current_request` per thread (chalicelib/web/chalice_app.py), so they don't mix (aws/chalice#759).
+  `current_request` per thread (chalicelib/web/application.py), so they don't mix (aws/chalice#759).
 """
 
 from __future__ import annotations

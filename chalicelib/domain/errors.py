@@ -1,4 +1,5 @@
-"""Domain errors. They say what went wrong; chalicelib.web.responses says which status that is."""
+"""Domain errors. They say what went wrong; chalicelib/web/errors.py says which status that is
+(with the errors of the HTTP edge itself: a body too large, a reused Idempotency-Key, ...)."""
 
 from __future__ import annotations
 
@@ -34,10 +35,6 @@ class Forbidden(AppError):
 
 class UserNotFound(AppError):
     message = "User not found"
-
-
-class RouteNotFound(AppError):
-    message = "Not found"
 
 
 class AvatarNotFound(AppError):
@@ -76,26 +73,6 @@ class NoneMatchFailed(PreconditionFailed):
     """If-None-Match named the stored version, or was `*` and the user exists."""
 
     message = "The user exists at a version If-None-Match names (for *: it exists); nothing was changed"
-
-
-class IdempotencyKeyReused(AppError):
-    """The Idempotency-Key was first used with another request body or operation."""
-
-    message = "This Idempotency-Key was already used with a different request"
-
-
-class IdempotentRequestInFlight(AppError):
-    """A request with the same Idempotency-Key is still being processed."""
-
-    message = "A request with this Idempotency-Key is still in progress; retry later"
-
-
-class PayloadTooLarge(AppError):
-    message = "Request body too large"
-
-
-class UnsupportedMediaType(AppError):
-    message = "Content-Type must be application/json"
 
 
 class ServiceUnavailable(AppError):

@@ -20,7 +20,8 @@ from chalicelib.telemetry import aws_calls as calls
 from chalicelib.telemetry import logs, metrics
 from chalicelib.web.authentication import authenticate
 from chalicelib.web.cors import CorsOrigins
-from chalicelib.web.responses import error_body, error_response, json_response
+from chalicelib.web.errors import error_body, error_response
+from chalicelib.web.responses import json_response
 
 logger = logging.getLogger("users_api.request")
 

@@ -19,7 +19,7 @@ from moto.core.models import botocore_stubber
 
 from chalicelib.adapters import aws
 from chalicelib.domain.errors import ServiceUnavailable
-from chalicelib.web.responses import RETRY_AFTER_S
+from chalicelib.web.errors import RETRY_AFTER_S
 from tests.functional.conftest import Api
 from tests.functional.test_users_api import ADMIN, assert_error, create
 

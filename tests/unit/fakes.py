@@ -18,8 +18,6 @@ from typing import Any, cast
 
 from chalicelib.domain.errors import (
     EmailAlreadyExists,
-    IdempotencyKeyReused,
-    IdempotentRequestInFlight,
     LastAdmin,
     PreconditionFailed,
     ServiceUnavailable,
@@ -40,6 +38,7 @@ from chalicelib.domain.models import (
     epoch_seconds,
 )
 from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
+from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
 from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse
 
 

@@ -6,14 +6,11 @@ from typing import Any
 import pytest
 
 from chalicelib.domain import errors
-from chalicelib.web.responses import (
-    error_body,
-    error_response,
-    handles_errors,
-    json_response,
-    parse_json_object,
-    status_for,
-)
+from chalicelib.web import errors as web_errors
+from chalicelib.web.application import answers_errors
+from chalicelib.web.errors import error_body, error_response, status_for
+from chalicelib.web.requests import parse_json_object
+from chalicelib.web.responses import json_response
 
 LIMIT = 1024
 JSON = "application/json"
@@ -38,7 +35,7 @@ def test_json_content_type_variants_accepted(content_type):
 
 def test_body_over_the_limit_is_413():
     body = b'{"a": "' + b"x" * LIMIT + b'"}'
-    with pytest.raises(errors.PayloadTooLarge) as info:
+    with pytest.raises(web_errors.PayloadTooLarge) as info:
         parse_json_object(body, JSON, LIMIT)
     assert status_for(info.value) == 413
 
@@ -50,7 +47,7 @@ def test_body_at_the_limit_is_accepted():
 
 
 def test_size_is_checked_before_content_type():
-    with pytest.raises(errors.PayloadTooLarge):
+    with pytest.raises(web_errors.PayloadTooLarge):
         parse_json_object(b"x" * (LIMIT + 1), "text/plain", LIMIT)
 
 
@@ -67,7 +64,7 @@ def test_size_is_checked_before_content_type():
     ],
 )
 def test_wrong_or_missing_content_type_is_415(content_type):
-    with pytest.raises(errors.UnsupportedMediaType) as info:
+    with pytest.raises(web_errors.UnsupportedMediaType) as info:
         parse_json_object(b'{"a": 1}', content_type, LIMIT)
     assert status_for(info.value) == 415
 
@@ -117,12 +114,11 @@ def test_deeply_nested_json_is_a_validation_error(body):
         (errors.Unauthorized(), 401),
         (errors.Forbidden(), 403),
         (errors.UserNotFound(), 404),
-        (errors.RouteNotFound(), 404),
         (errors.EmailAlreadyExists(), 409),
         (errors.UserAlreadyExists(), 409),
         (errors.ConcurrentModification(), 409),
-        (errors.PayloadTooLarge(), 413),
-        (errors.UnsupportedMediaType(), 415),
+        (web_errors.PayloadTooLarge(), 413),
+        (web_errors.UnsupportedMediaType(), 415),
         (errors.ServiceUnavailable(), 503),
         (errors.AppError(), 400),
     ],
@@ -132,8 +128,13 @@ def test_status_for(exc, status):
 
 
 def test_every_error_class_has_a_status():
-    classes = [cls for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.AppError)]
-    assert len(classes) >= 12
+    classes = [
+        cls
+        for module in (errors, web_errors)
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, errors.AppError)
+    ]
+    assert len(classes) >= 16
     for cls in classes:
         assert 400 <= status_for(cls()) < 600
 
@@ -193,8 +194,8 @@ def test_json_response_headers():
     assert response.body == {"a": 1}
 
 
-def test_handles_errors_turns_app_errors_into_responses():
-    @handles_errors
+def test_answers_errors_turns_app_errors_into_responses():
+    @answers_errors
     def view(fail: bool) -> Any:
         if fail:
             raise errors.UserNotFound()
@@ -206,8 +207,8 @@ def test_handles_errors_turns_app_errors_into_responses():
     assert response.body == {"error": "User not found"}
 
 
-def test_handles_errors_lets_other_exceptions_through():
-    @handles_errors
+def test_answers_errors_lets_other_exceptions_through():
+    @answers_errors
     def view() -> None:
         raise KeyError("boom")
 

@@ -8,14 +8,9 @@ from typing import Any
 import pytest
 from chalice import Response  # type: ignore[attr-defined]
 
-from chalicelib.domain.errors import (
-    EmailAlreadyExists,
-    IdempotencyKeyReused,
-    IdempotentRequestInFlight,
-    ServiceUnavailable,
-    ValidationError,
-)
+from chalicelib.domain.errors import EmailAlreadyExists, ServiceUnavailable, ValidationError
 from chalicelib.web import idempotency
+from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
 from tests.unit.fakes import FakeClock, FakeIdempotencyStore
 
 BODY = {"name": "Ann", "email": "ann@example.com"}

@@ -13,8 +13,8 @@ from chalicelib.domain.errors import AppError, InvalidCursor, ValidationError
 from chalicelib.domain.models import User
 from chalicelib.web import idempotency
 from chalicelib.web.conditional import MAX_TAGS, etag, parse_preconditions
+from chalicelib.web.errors import RETRY_AFTER_S, status_for
 from chalicelib.web.openapi import document, document_for, server_url
-from chalicelib.web.responses import RETRY_AFTER_S, status_for
 
 SCHEMAS = document()["components"]["schemas"]
 NAME_SAMPLES = ["Ada", "  Ada  ", "Zoë", "x" * 100, "", "   ", "a\nb", "a\x01b", "a\x7fb", "a\x9bb", "\x9b", "a\u2028b"]

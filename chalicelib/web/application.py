@@ -1,5 +1,10 @@
-"""Chalice's classes as the app uses them: the app class, with the request being handled kept
-per thread, and a CORS configuration worked out once.
+"""Chalice's classes as the app uses them: the app class, which answers every route's errors
+through the one map (chalicelib/web/errors.py) and keeps the request being handled per thread,
+and a CORS configuration worked out once.
+
+Chalice turns any exception a view raises into its own 500 before middleware sees it, so the
+mapping happens where each view is registered: a route needs no decorator of its own, and one
+that forgot it cannot answer a domain error with Chalice's 500.
 
 Chalice stores the current request and Lambda context as attributes of the app object. Lambda
 runs one request per environment at a time, but `chalice local`'s server runs one thread per
@@ -10,7 +15,9 @@ of serialising every request behind one lock.
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from chalice import Chalice, CORSConfig  # type: ignore[attr-defined]
@@ -31,9 +38,32 @@ class _PerThread:
         self._local.value = value
 
 
-class ThreadSafeChalice(Chalice):  # type: ignore[misc]
+class Application(Chalice):  # type: ignore[misc]
     current_request = _PerThread()
     lambda_context = _PerThread()
+
+    def route(self, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().route(path, **kwargs)
+
+        def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+            return register(answers_errors(view))  # type: ignore[no-any-return]
+
+        return decorator
+
+
+def answers_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """`view`, answering the errors it raises (AppError) with their JSON error responses."""
+    from chalicelib.domain.errors import AppError
+    from chalicelib.web.errors import error_response
+
+    @functools.wraps(view)
+    def answered(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except AppError as exc:
+            return error_response(exc)
+
+    return answered
 
 
 class FixedCORSConfig(CORSConfig):  # type: ignore[misc]

@@ -1,0 +1,81 @@
+"""Errors to responses, in one place: the errors of the HTTP edge itself, and the one table that
+says which status every error has. Every route gets it without asking (chalicelib/web/app.py
+applies it to each view as it is registered), and the request pipeline uses it for what fails
+before a view runs (authentication). A new error class needs one row here; a new route nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Response  # type: ignore[attr-defined]
+
+from chalicelib.domain import errors
+from chalicelib.domain.errors import AppError
+from chalicelib.web.responses import json_response
+
+
+class PayloadTooLarge(AppError):
+    message = "Request body too large"
+
+
+class UnsupportedMediaType(AppError):
+    message = "Content-Type must be application/json"
+
+
+class IdempotencyKeyReused(AppError):
+    """The Idempotency-Key was first used with another request body or operation."""
+
+    message = "This Idempotency-Key was already used with a different request"
+
+
+class IdempotentRequestInFlight(AppError):
+    """A request with the same Idempotency-Key is still being processed."""
+
+    message = "A request with this Idempotency-Key is still in progress; retry later"
+
+
+# Subclasses before their bases: the first match wins.
+STATUSES: tuple[tuple[type[AppError], int], ...] = (
+    (errors.ValidationError, 400),
+    (errors.Unauthorized, 401),
+    (errors.Forbidden, 403),
+    (errors.UserNotFound, 404),
+    (errors.AvatarNotFound, 404),
+    (errors.EmailAlreadyExists, 409),
+    (errors.UserAlreadyExists, 409),
+    (errors.ConcurrentModification, 409),
+    (errors.LastAdmin, 409),
+    (IdempotentRequestInFlight, 409),
+    (errors.PreconditionFailed, 412),
+    (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (IdempotencyKeyReused, 422),
+    (errors.ServiceUnavailable, 503),
+)
+RETRY_AFTER_S = "1"
+
+
+def status_for(exc: AppError) -> int:
+    for cls, status in STATUSES:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def error_body(message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": message}
+    if details:
+        body["details"] = details
+    return body
+
+
+def error_response(exc: AppError) -> Response:
+    """The JSON error response of `exc`: its message (never anything else of the exception) and
+    details, its status, and the headers that status calls for."""
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="users-api"'
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER_S
+    return json_response(error_body(exc.message, exc.details), status, headers)
