@@ -62,8 +62,9 @@ protected: dict[str, Any] = {"authorizer": authorizer, "cors": cors, "api_key_re
 @app.middleware("http")
 def request_pipeline(event: Any, get_response: Any) -> Response:
     entry = app.routes.get(event.context.get("resourcePath", ""), {}).get(event.method)
-    requires_auth = entry is not None and entry.authorizer is not None
-    return pipeline.handle(event, get_response, requires_auth, _DEFAULT_HEADERS, cors_origins)
+    protected_route = entry is not None and entry.authorizer is not None
+    authenticator = bootstrap.get_authenticator() if protected_route else None
+    return pipeline.handle(event, get_response, authenticator, _DEFAULT_HEADERS, cors_origins)
 
 
 def _request() -> Any:

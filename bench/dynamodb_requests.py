@@ -184,7 +184,7 @@ def emulated_aws() -> Iterator[tuple[Any, Any, Any]]:
 
 def _user_pool(cognito: Any) -> str:
     """A pool as deployed (email as username, the admins group), for creates that make sign-ins."""
-    from chalicelib.config import ADMIN_GROUP
+    from chalicelib.domain.access import ADMIN_GROUP
 
     pool = cognito.create_user_pool(PoolName="bench", UsernameAttributes=["email"])["UserPool"]["Id"]
     cognito.create_group(UserPoolId=pool, GroupName=ADMIN_GROUP)

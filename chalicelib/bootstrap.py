@@ -16,6 +16,7 @@ from chalicelib.domain.identity import IdentityProvider
 from chalicelib.domain.repository import UserRepository
 from chalicelib.domain.revocation import StandingCheck
 from chalicelib.domain.service import UserService
+from chalicelib.web.authentication import Authenticator
 from chalicelib.web.idempotency import IdempotencyStore
 
 if TYPE_CHECKING:  # token verification is only for local and test stages: never imported on Lambda
@@ -162,6 +163,11 @@ def get_verify() -> Callable[[str | None], dict[str, Any]] | None:
     return _once("verifier", build).verify
 
 
+def get_authenticator() -> Authenticator:
+    """Who is calling a protected route, as this mode checks it (chalicelib/web/authentication.py)."""
+    return _once("authenticator", lambda: Authenticator(get_verify(), get_standing()))
+
+
 def prepare() -> None:
     """Lambda's INIT: wire every adapter and make every AWS client now, so that no request pays
     for them (about 100 ms of CPU, which provisioned concurrency pre-pays only if it happens
@@ -204,6 +210,8 @@ def override(
     }
     with _lock:
         _wired.update({name: adapter for name, adapter in given.items() if adapter is not None})
+        # Built from the verifier and the revocation check: made again from what is wired now.
+        _wired.pop("authenticator", None)
 
 
 def reset() -> None:

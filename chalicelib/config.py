@@ -13,7 +13,6 @@ from chalicelib.cache import TTLCache
 # Stages where the embedded stack runs and developer conveniences are allowed.
 LOCAL_STAGES = frozenset({"local", "test"})
 DEFAULT_MAX_BODY_BYTES = 8 * 1024
-ADMIN_GROUP = "admins"
 DEFAULT_METRICS_NAMESPACE = "UsersApi"
 
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs, time_to_live_kwargs
-from chalicelib.config import ADMIN_GROUP
+from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.models import ADMIN, MEMBER, NewUser, parse_new_user
 from chalicelib.domain.service import UserService
 from infra.stages import load_limits

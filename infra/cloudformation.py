@@ -20,7 +20,7 @@ from chalicelib.adapters.table_schema import (
     STREAM_VIEW_TYPE,
     TTL_ATTRIBUTE,
 )
-from chalicelib.config import ADMIN_GROUP
+from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.config import ADMIN_GROUP
 from chalicelib.domain.errors import Forbidden, Unauthorized
 from chalicelib.domain.models import UserChanges
+
+# The Cognito group whose members are admins; a user's record mirrors it in its role.
+ADMIN_GROUP = "admins"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from chalicelib.config import ADMIN_GROUP as ADMIN_GROUP  # the group the record's role mirrors
+from chalicelib.domain.access import ADMIN_GROUP as ADMIN_GROUP  # the group the record's role mirrors
 
 
 class SignInExists(Exception):

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from chalicelib.cache import TTLCache
-from chalicelib.config import ADMIN_GROUP
-from chalicelib.domain.access import Identity
+from chalicelib.domain.access import ADMIN_GROUP, Identity
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.models import ADMIN, Standing
 

@@ -12,13 +12,12 @@ from typing import Any
 
 from chalice import Response  # type: ignore[attr-defined]
 
-from chalicelib import bootstrap
 from chalicelib.config import get_telemetry
 from chalicelib.domain.access import Identity
 from chalicelib.domain.errors import AppError, Unauthorized
 from chalicelib.telemetry import aws_calls as calls
 from chalicelib.telemetry import logs, metrics
-from chalicelib.web.authentication import authenticate
+from chalicelib.web.authentication import Authenticator
 from chalicelib.web.cors import CorsOrigins
 from chalicelib.web.errors import error_body, error_response
 from chalicelib.web.responses import json_response
@@ -65,17 +64,16 @@ def correlation_id(headers: Mapping[str, str], request_id: str) -> str:
     return given if _CORRELATION_ID.fullmatch(given) else request_id
 
 
-def _respond(request: Any, get_response: Callable[[Any], Response], requires_auth: bool) -> tuple[Response, str | None]:
+def _respond(
+    request: Any, get_response: Callable[[Any], Response], authenticator: Authenticator | None
+) -> tuple[Response, str | None]:
     """The view's response, or the error response; and the caller's sub if authenticated."""
     sub = None
     token = None
     try:
-        if requires_auth:
-            identity = authenticate(request.headers, request.context, bootstrap.get_verify())
+        if authenticator is not None:
+            identity = authenticator(request.headers, request.context)
             sub = identity.sub
-            # A verified token can still be one its user no longer deserves (disabled, deleted,
-            # demoted since it was issued): the record decides, in every mode.
-            identity = bootstrap.get_standing().confirm(identity)
             token = _identity.set(identity)
         return _framework_error(get_response(request)), sub
     except AppError as exc:
@@ -145,10 +143,12 @@ def default_headers(cors_headers: Mapping[str, str]) -> tuple[tuple[str, str, st
 def handle(
     request: Any,
     get_response: Callable[[Any], Response],
-    requires_auth: bool,
+    authenticator: Authenticator | None,
     headers: tuple[tuple[str, str, str], ...],
     cors: CorsOrigins | None = None,
 ) -> Response:
+    """The response to `request`: its view's (`get_response`), behind `authenticator` for a
+    protected route (None: a public one), with `headers` and the CORS origin added, logged."""
     global _cold_start
     started = time.perf_counter()
     cold_start, _cold_start = _cold_start, False
@@ -163,7 +163,7 @@ def handle(
     try:
         made, recording = calls.start_recording()
         try:
-            response, sub = _respond(request, get_response, requires_auth)
+            response, sub = _respond(request, get_response, authenticator)
         finally:
             calls.stop_recording(recording)
         present = {name.lower() for name in response.headers}

@@ -20,7 +20,7 @@ from chalicelib import bootstrap
 from chalicelib.adapters import aws
 from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs
-from chalicelib.config import ADMIN_GROUP
+from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.web.tokens import TokenVerifier
 from devstack.cognito_emulation import widen_email_check
 from devstack.gateway import AppGateway

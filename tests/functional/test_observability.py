@@ -69,7 +69,7 @@ def test_api_gateways_request_id_is_logged_to_join_the_access_log(lines: Any) ->
         headers={},
         lambda_context=SimpleNamespace(aws_request_id="lambda-1"),
     )
-    response = pipeline.handle(request, lambda _: Response(body={}), False, ())
+    response = pipeline.handle(request, lambda _: Response(body={}), None, ())
     [entry] = request_lines(lines())
     assert (entry["requestId"], entry["apiRequestId"], entry["correlationId"]) == ("lambda-1", "gw-1", "lambda-1")
     assert response.headers["X-Correlation-Id"] == "lambda-1"
@@ -116,7 +116,7 @@ def test_every_log_line_of_a_request_carries_its_ids(api: Api, lines: Any, monke
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr("chalicelib.web.pipeline.authenticate", boom)
+    monkeypatch.setattr("chalicelib.web.authentication.authenticate", boom)
     response = api.request("GET", "/users/me", MEMBER, headers={"X-Correlation-Id": "trace-me"})
     assert response.status_code == 500
     entries = lines()
@@ -164,7 +164,7 @@ def test_metrics_count_requests_latency_and_errors_per_route(api: Api, emf: Any)
 
 
 def test_a_5xx_is_counted(api: Api, emf: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("chalicelib.web.pipeline.authenticate", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("chalicelib.web.authentication.authenticate", lambda *a, **k: 1 / 0)
     assert api.request("GET", "/users/me", MEMBER).status_code == 500
     [entry] = request_lines(emf())
     assert metric_values(entry)["5xx"] == 1

@@ -25,7 +25,7 @@ from chalicelib.adapters.table_schema import (
     KEY_SCHEMA,
     time_to_live_kwargs,
 )
-from chalicelib.config import ADMIN_GROUP
+from chalicelib.domain.access import ADMIN_GROUP
 from infra.packaging import package_terraform
 from infra.policies import DEPLOYMENT_GROUP, consumer_policy_document, hook_policy_document, policy_document
 from infra.stages import PROJECT_DIR, load_stage

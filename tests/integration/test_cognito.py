@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 
 from chalicelib.adapters.cognito import CognitoIdentityProvider
 from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
-from chalicelib.config import ADMIN_GROUP
+from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.errors import ValidationError
 from chalicelib.domain.identity import EmailTaken, SignInExists, SignInMissing
 from devstack.cognito_emulation import widen_email_check

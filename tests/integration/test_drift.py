@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.adapters.cognito import CognitoIdentityProvider
 from chalicelib.adapters.dynamodb import ADMIN_COUNT, ADMIN_COUNT_KEY, DynamoUserRepository
-from chalicelib.config import ADMIN_GROUP
+from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.models import ADMIN, NewUser, User, Write
 from chalicelib.domain.service import UserService

@@ -26,7 +26,7 @@ from chalicelib.adapters.event_bus import EventBusPublisher
 from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
 from chalicelib.adapters.secret_store import read_secret
 from chalicelib.adapters.table_schema import create_audit_table_kwargs
-from chalicelib.config import ADMIN_GROUP
+from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.change_consumer import ChangeConsumer
 from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.errors import AvatarNotFound

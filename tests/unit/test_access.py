@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import ADMIN_GROUP
 from chalicelib.domain.access import (
+    ADMIN_GROUP,
     Identity,
     identity_from_claims,
     require_admin,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.config import ADMIN_GROUP
-from chalicelib.domain.access import Identity
+from chalicelib.domain.access import ADMIN_GROUP, Identity
 from chalicelib.domain.models import ADMIN, MEMBER, NO_RECORD, Standing
 from chalicelib.domain.revocation import STANDING_TTL_S, Revoked, StandingCheck
 from tests.unit.fakes import FakeClock
