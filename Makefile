@@ -22,6 +22,9 @@ endif
 ifdef PASSWORD
 TOKEN_PASSWORD := --password "$(PASSWORD)"
 endif
+ifdef NEW_PASSWORD
+TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
+endif
 
 .PHONY: help run token user outbox drift events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
 
@@ -50,8 +53,8 @@ $(INFRA_STAMP): requirements-infra.txt requirements-actionlint.txt
 run: $(STAMP) ## Start the embedded AWS stack and the API on http://127.0.0.1:8000 (PORT=9000 for another port); Ctrl-C stops both
 	PORT=$(PORT) $(BIN)/python -m devstack run
 
-token: $(STAMP) ## Print an ID token (admin by default; USER=... PASSWORD=... for another user)
-	@$(BIN)/python -m devstack token $(TOKEN_USER) $(TOKEN_PASSWORD)
+token: $(STAMP) ## Print an ID token of the running stack: the seeded admin's; MEMBER=1 the seeded member's; USER=... PASSWORD=... anyone's (NEW_PASSWORD=...: an invited user's first sign-in)
+	@$(BIN)/python -m devstack token $(TOKEN_USER) $(TOKEN_PASSWORD) $(if $(MEMBER),--member)
 
 user: $(STAMP) ## Add a user (sign-in and record, as POST /users makes them) to the running stack: make user EMAIL=... PASSWORD=... [ADMIN=1] [NAME=...]
 	@$(BIN)/python -m devstack add-user --email "$(EMAIL)" --password "$(PASSWORD)" $(if $(ADMIN),--admin) $(if $(NAME),--name "$(NAME)")

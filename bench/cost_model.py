@@ -287,7 +287,7 @@ def run(context: Context) -> list[Figure]:
     fixed = (
         "Not included: WAF ($0.60 per million requests plus the web ACL and rules monthly), X-Ray traces, "
         "CloudWatch custom metrics and alarms, the stage cache (hourly), the cursor secret, provisioned "
-        "concurrency, data transfer: fixed or separate costs, see README 'What it costs'."
+        "concurrency, data transfer: fixed or separate costs, see docs/DEPLOY.md, 'What it costs'."
     )
     http_lacks = (
         "Same Lambda, DynamoDB and logs behind an HTTP API. It lacks what this deployment uses: usage plans "

@@ -93,7 +93,7 @@ def user_pool_arn(environ: Mapping[str, str] | None = None) -> str:
             f"USER_POOL_ARN is {value or 'not set'!r} for stage {stage!r}: it must be the ARN of the stage's "
             "Cognito user pool (arn:aws:cognito-idp:<region>:<account>:userpool/<pool id>). Set it in "
             f".chalice/config.json, stages.{stage}.environment_variables, from the base stack's UserPoolArn "
-            "output (README, Deploy)."
+            "output (docs/DEPLOY.md)."
         )
     return value
 
@@ -120,7 +120,7 @@ def users_stream_arn(environ: Mapping[str, str] | None = None) -> str:
         raise ConfigurationError(
             f"USERS_STREAM_ARN is {value or 'not set'!r} for stage {stage!r}: it must be the ARN of the users "
             f"table's stream. Set it in .chalice/config.json, stages.{stage}.environment_variables, from the base "
-            "stack's UsersTableStreamArn output (README, Deploy)."
+            "stack's UsersTableStreamArn output (docs/DEPLOY.md)."
         )
     return value
 

@@ -175,13 +175,15 @@ Ctrl-C stops everything.
     )
 
 
-def token(username: str | None, password: str | None) -> None:
+def token(username: str | None, password: str | None, member: bool = False, new_password: str | None = None) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from devstack import resources
 
     stack = _read_stack("make token")
     _emulator_credentials()
+    if member:  # the seeded member, whose password only the stack file knows
+        username, password = stack["member_username"], stack["member_password"]
     try:
         print(
             resources.id_token(
@@ -190,10 +192,12 @@ def token(username: str | None, password: str | None) -> None:
                 stack["user_pool_client_id"],
                 username or stack["admin_username"],
                 password or stack["admin_password"],
+                new_password,
             )
         )
     except resources.SignInRefused as exc:
-        sys.exit(f"make token: {exc} (the seeded users' passwords are in {_stack_file()})")
+        seeded = username in (None, stack["admin_username"], stack.get("member_username"))
+        sys.exit(f"make token: {exc}" + (f" (the seeded users' passwords are in {_stack_file()})" if seeded else ""))
     except (BotoCoreError, ClientError) as exc:
         sys.exit(f"make token: the stack's Cognito answered {_aws_error(exc)}")
 
@@ -228,7 +232,7 @@ def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
 
 def outbox(last: int) -> None:
     """The latest messages Cognito would have sent (invitations), newest last."""
-    path = _outbox_file()
+    path = _written_by_stack("outbox_file", _outbox_file())
     if not path.exists():
         print(f"{path}: no messages yet (invitations appear here when an admin creates a user)")
         return
@@ -238,12 +242,19 @@ def outbox(last: int) -> None:
 
 def events(last: int) -> None:
     """The latest change events the local stack published (one PutEvents entry per line), newest last."""
-    path = _events_file()
+    path = _written_by_stack("events_file", _events_file())
     if not path.exists():
         print(f"{path}: no events yet (each change to a user appears here within about a second)")
         return
     for line in path.read_text().splitlines()[-last:]:
         print(line)
+
+
+def _written_by_stack(key: str, default: Path) -> Path:
+    """The file the running stack names in its stack file (a stack started with another
+    OUTBOX_FILE or STACK_FILE writes elsewhere), else where a stack would write it."""
+    info = lifecycle.read_stack_file(_stack_file())
+    return Path(str(info[key])) if info and info.get(key) else default
 
 
 def _events_file() -> Path:
@@ -264,6 +275,10 @@ def main(argv: list[str] | None = None) -> None:
     token_cmd = commands.add_parser("token", help="print an ID token from the running stack")
     token_cmd.add_argument("--username")
     token_cmd.add_argument("--password")
+    token_cmd.add_argument("--member", action="store_true", help="the seeded member instead of the admin")
+    token_cmd.add_argument(
+        "--new-password", help="an invited user's first sign-in: the password replacing the temporary one"
+    )
     user_cmd = commands.add_parser("add-user", help="add a confirmed user to the running stack's pool")
     user_cmd.add_argument("--email", required=True)
     user_cmd.add_argument("--password", required=True)
@@ -288,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.flush()
         os._exit(0)
     elif args.command == "token":
-        token(args.username, args.password)
+        token(args.username, args.password, args.member, args.new_password)
     elif args.command == "outbox":
         outbox(args.last)
     elif args.command == "events":

@@ -85,9 +85,12 @@ class SignInRefused(Exception):
     """Cognito did not sign the user in: why, in one line."""
 
 
-def id_token(endpoint: str, region: str, client_id: str, username: str, password: str) -> str:
+def id_token(
+    endpoint: str, region: str, client_id: str, username: str, password: str, new_password: str | None = None
+) -> str:
     """An ID token for the user; SignInRefused for a wrong password, an unknown or disabled user,
-    or a user Cognito first asks something else of (an invited user's new password)."""
+    or a user Cognito first asks something else of. An invited user's first sign-in (their
+    temporary password) asks for a new password: with `new_password` it is set, as a client would."""
     from botocore.exceptions import ClientError
 
     idp = _client("cognito-idp", endpoint, region)
@@ -97,16 +100,24 @@ def id_token(endpoint: str, region: str, client_id: str, username: str, password
             AuthFlow="USER_PASSWORD_AUTH",
             AuthParameters={"USERNAME": username, "PASSWORD": password},
         )
+        if result.get("ChallengeName") == "NEW_PASSWORD_REQUIRED" and new_password:
+            result = idp.respond_to_auth_challenge(
+                ClientId=client_id,
+                ChallengeName="NEW_PASSWORD_REQUIRED",
+                Session=result["Session"],
+                ChallengeResponses={"USERNAME": username, "NEW_PASSWORD": new_password},
+            )
     except ClientError as exc:
         error = exc.response.get("Error", {})
         if error.get("Code") in SIGN_IN_REFUSALS:
             raise SignInRefused(f"cannot sign in as {username}: {error.get('Message') or error['Code']}") from None
         raise
     if "AuthenticationResult" not in result:
-        raise SignInRefused(
-            f"cannot sign in as {username}: Cognito first asks for {result.get('ChallengeName')} (an invited user "
-            "chooses a new password at first sign-in)"
+        challenge = result.get("ChallengeName")
+        hint = (
+            " (an invited user's first sign-in: add NEW_PASSWORD=...)" if challenge == "NEW_PASSWORD_REQUIRED" else ""
         )
+        raise SignInRefused(f"cannot sign in as {username}: Cognito first asks for {challenge}{hint}")
     return str(result["AuthenticationResult"]["IdToken"])
 
 
@@ -120,7 +131,13 @@ def create_change_resources(endpoint: str, region: str, audit_table: str, bus_na
 
 # Cognito's answers to a sign-in that are about the user or the password, not about the stack.
 SIGN_IN_REFUSALS = frozenset(
-    {"NotAuthorizedException", "UserNotFoundException", "UserNotConfirmedException", "PasswordResetRequiredException"}
+    {
+        "NotAuthorizedException",
+        "UserNotFoundException",
+        "UserNotConfirmedException",
+        "PasswordResetRequiredException",
+        "InvalidPasswordException",  # a new password the pool's policy refuses
+    }
 )
 
 

@@ -570,7 +570,7 @@ def _usage_plan(stage: Stage, limits: Json) -> Json:
         "ApiKey": {
             "Type": "AWS::ApiGateway::ApiKey",
             "Properties": {
-                "Description": f"Client key for {stage.api_name} (rotate: see README, Deploy)",
+                "Description": f"Client key for {stage.api_name} (rotate: see docs/DEPLOY.md)",
                 "Enabled": True,
                 "Tags": _tag_list(stage),
             },

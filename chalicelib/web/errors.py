@@ -1,5 +1,5 @@
 """Errors to responses, in one place: the errors of the HTTP edge itself, and the one table that
-says which status every error has. Every route gets it without asking (chalicelib/web/app.py
+says which status every error has. Every route gets it without asking (chalicelib/web/application.py
 applies it to each view as it is registered), and the request pipeline uses it for what fails
 before a view runs (authentication). A new error class needs one row here; a new route nothing."""
 

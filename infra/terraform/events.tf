@@ -1,4 +1,4 @@
-# Change events (README, Change events): the audit table the consumer writes and the history route
+# Change events (docs/API.md, Change events): the audit table the consumer writes and the history route
 # reads, the stage's bus, the consumer's dead-letter queue, its log group and its alarms. Mirrors
 # AuditTable, ChangeEventBus, ChangeDeadLetterQueue and the Change* alarms in infra/cloudformation.py.
 

@@ -84,3 +84,40 @@ def test_a_stack_file_left_by_a_stopped_stack_is_named_as_such(stack: Stack, tmp
         assert result.returncode != 0
         (line,) = own_lines(result)
         assert "is no longer running: start one with `make run`" in line, line
+
+
+def test_an_invited_user_signs_in_from_the_outbox_with_make_token_and_a_new_password(stack: Stack) -> None:
+    """The first hour's path for an invited user: POST /users, `make outbox` for the temporary
+    password, `make token ... NEW_PASSWORD=...` answers Cognito's NEW_PASSWORD_REQUIRED."""
+    import requests
+
+    email = f"invited-{uuid.uuid4().hex[:8]}@example.com"
+    created = requests.post(
+        f"{stack.url}/users",
+        json={"name": "Invited", "email": email},
+        headers={"Authorization": f"Bearer {stack.token()}"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    shown = make(stack.stack_file, "outbox")
+    assert shown.returncode == 0, shown.stderr
+    (invitation,) = [json.loads(line) for line in shown.stdout.splitlines() if email in line]
+    temporary = invitation["temporaryPassword"]
+
+    asked = make(stack.stack_file, "token", USER=email, PASSWORD=temporary)
+    assert asked.returncode != 0 and asked.stdout == ""
+    assert own_lines(asked) == [
+        f"make token: cannot sign in as {email}: Cognito first asks for NEW_PASSWORD_REQUIRED "
+        "(an invited user's first sign-in: add NEW_PASSWORD=...)"
+    ]
+    weak = make(stack.stack_file, "token", USER=email, PASSWORD=temporary, NEW_PASSWORD="short")
+    assert weak.returncode != 0 and "short" not in "".join(own_lines(weak))
+
+    signed_in = make(stack.stack_file, "token", USER=email, PASSWORD=temporary, NEW_PASSWORD=STRONG)
+    assert signed_in.returncode == 0, signed_in.stderr
+    me = requests.get(
+        f"{stack.url}/users/me", headers={"Authorization": f"Bearer {signed_in.stdout.strip()}"}, timeout=10
+    )
+    assert (me.status_code, me.json()["email"], me.json()["userId"]) == (200, email, created.json()["user"]["userId"])
+    # From now on the new password is the password.
+    assert make(stack.stack_file, "token", USER=email, PASSWORD=STRONG).returncode == 0

@@ -70,3 +70,19 @@ def test_every_route_of_the_app_is_answered_through_the_map() -> None:
     for methods in app.routes.values():
         for entry in methods.values():
             assert getattr(entry.view_function, "__wrapped__", None) is not None, entry.view_name
+
+
+def _subclasses(cls: type[errors.AppError]) -> set[type[errors.AppError]]:
+    found = set(cls.__subclasses__())
+    for sub in list(found):
+        found |= _subclasses(sub)
+    return found
+
+
+def test_every_error_class_has_its_own_row_or_inherits_one() -> None:
+    """A new error class must say its status: a class that matches no row would answer 400 by
+    default, which is right for no error but a validation one."""
+    mapped = {cls for cls, _ in web_errors.STATUSES}
+    for cls in _subclasses(errors.AppError):
+        assert any(issubclass(cls, row) for row in mapped), cls.__name__
+    assert errors.NoneMatchFailed in _subclasses(errors.AppError)

@@ -687,11 +687,11 @@ def test_the_hook_is_named_for_codedeploy_tests_the_latest_version_and_has_its_o
     assert "pre_traffic_hook" not in json.dumps(permissions)
 
 
-def test_the_readme_says_how_to_destroy_around_prevent_destroy(package: Package) -> None:
-    """`terraform destroy` stops on the first prevent_destroy: the README's `state rm` must name
+def test_the_deploy_docs_say_how_to_destroy_around_prevent_destroy(package: Package) -> None:
+    """`terraform destroy` stops on the first prevent_destroy: docs/DEPLOY.md's `state rm` must name
     every such resource, and the logging role, which Terraform (unlike CloudFormation) would delete."""
-    readme = (PROJECT_DIR / "README.md").read_text()
-    command = readme[readme.index("terraform state rm") : readme.index("terraform destroy\n```")]
+    docs = (PROJECT_DIR / "docs" / "DEPLOY.md").read_text()
+    command = docs[docs.index("terraform state rm") : docs.index("terraform destroy\n```")]
     protected = [
         f"{kind}.{name}"
         for (kind, name), body in package.resources().items()
