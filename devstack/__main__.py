@@ -232,19 +232,26 @@ def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
 
 def outbox(last: int) -> None:
     """The latest messages Cognito would have sent (invitations), newest last."""
-    path = _written_by_stack("outbox_file", _outbox_file())
-    if not path.exists():
-        print(f"{path}: no messages yet (invitations appear here when an admin creates a user)")
-        return
-    for line in path.read_text().splitlines()[-last:]:
-        print(line)
+    _print_latest(
+        _written_by_stack("outbox_file", _outbox_file()),
+        last,
+        "no messages yet (invitations appear here when an admin creates a user)",
+    )
 
 
 def events(last: int) -> None:
     """The latest change events the local stack published (one PutEvents entry per line), newest last."""
-    path = _written_by_stack("events_file", _events_file())
+    _print_latest(
+        _written_by_stack("events_file", _events_file()),
+        last,
+        "no events yet (each change to a user appears here within about a second)",
+    )
+
+
+def _print_latest(path: Path, last: int, when_empty: str) -> None:
+    # stdout carries only the file's JSON lines, so `make -s outbox | jq` never chokes on a hint.
     if not path.exists():
-        print(f"{path}: no events yet (each change to a user appears here within about a second)")
+        print(f"{path}: {when_empty}", file=sys.stderr)
         return
     for line in path.read_text().splitlines()[-last:]:
         print(line)
