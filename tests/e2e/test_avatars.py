@@ -10,25 +10,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
 
 from chalicelib.config import cors_allow_origins
 from tests.e2e.conftest import Stack
+from tests.support.local_api import call
 from tests.support.presigned import tiny_png
 
 TIMEOUT = 15
-
-
-def call(stack: Stack, method: str, path: str, token: str, body: Any = None) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}"}
-    return requests.request(method, stack.url + path, headers=headers, json=body, timeout=TIMEOUT)
-
-
-def s3(stack: Stack) -> Any:
-    return boto3.client("s3", endpoint_url=stack.info["aws_endpoint_url"], region_name=stack.info["region"])
 
 
 def new_user(stack: Stack, admin: str) -> str:
@@ -88,11 +79,11 @@ def test_deleting_the_user_deletes_the_avatar(stack: Stack) -> None:
     form = call(stack, "POST", f"/users/{user_id}/avatar", admin, {"contentType": "image/png"}).json()
     assert upload(form, tiny_png()).status_code == 204
     bucket, key = stack.info["bucket_name"], form["fileKey"]
-    assert s3(stack).head_object(Bucket=bucket, Key=key)["ContentLength"] == len(tiny_png())
+    assert stack.client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"] == len(tiny_png())
 
     assert call(stack, "DELETE", f"/users/{user_id}", admin).status_code == 200
     with pytest.raises(ClientError) as gone:
-        s3(stack).head_object(Bucket=bucket, Key=key)
+        stack.client("s3").head_object(Bucket=bucket, Key=key)
     assert gone.value.response["Error"]["Code"] == "404"
     assert call(stack, "GET", f"/users/{user_id}/avatar", admin).status_code == 404
 
@@ -110,6 +101,6 @@ def test_a_form_issued_before_the_delete_uploads_but_the_avatar_is_never_read_ag
 
 
 def test_the_local_bucket_lets_the_app_origin_upload_from_a_browser(stack: Stack) -> None:
-    (rule,) = s3(stack).get_bucket_cors(Bucket=stack.info["bucket_name"])["CORSRules"]
+    (rule,) = stack.client("s3").get_bucket_cors(Bucket=stack.info["bucket_name"])["CORSRules"]
     assert rule["AllowedOrigins"] == list(cors_allow_origins({}))  # make run's origins: the default list
     assert sorted(rule["AllowedMethods"]) == ["GET", "POST"]

@@ -8,9 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import jwt
-import requests
 
 from chalicelib.adapters.audit_log import DynamoAuditLog
 from chalicelib.adapters.avatars import AvatarStore
@@ -18,16 +16,11 @@ from chalicelib.adapters.event_bus import SOURCE, LocalEventBusPublisher
 from chalicelib.domain.change_consumer import ChangeConsumer
 from devstack.streams import StreamReader, stream_arn, wait_until
 from tests.e2e.conftest import Stack
+from tests.support.local_api import call
 
-TIMEOUT = 15
 # The poller reads every 0.2 s, so an idle stack delivers well within a second; the patience is for
 # a backlog other tests of the session may have left (each record is three emulator requests).
 DELIVERY_S = 30.0
-
-
-def call(stack: Stack, method: str, path: str, token: str, body: Any = None, **headers: str) -> requests.Response:
-    headers["Authorization"] = f"Bearer {token}"
-    return requests.request(method, stack.url + path, headers=headers, json=body, timeout=TIMEOUT)
 
 
 def history(stack: Stack, token: str, user_id: str) -> list[dict[str, Any]]:
@@ -81,7 +74,10 @@ def test_failed_writes_add_nothing_and_a_redelivered_stream_adds_nothing(stack: 
     until_history(stack, admin, user_id, 1)
     taken = stack.info["admin_username"]
     assert call(stack, "PUT", f"/users/{user_id}", admin, {"email": taken}).status_code == 409
-    assert call(stack, "PUT", f"/users/{user_id}", admin, {"name": "B"}, **{"If-Match": '"stale"'}).status_code == 412
+    assert (
+        call(stack, "PUT", f"/users/{user_id}", admin, {"name": "B"}, headers={"If-Match": '"stale"'}).status_code
+        == 412
+    )
     assert call(stack, "PUT", f"/users/{user_id}", admin, {"name": ""}).status_code == 400
     # A write after the failed ones: once its event is in, the stream is read past them.
     assert call(stack, "PUT", f"/users/{user_id}", admin, {"name": "Bobby"}).status_code == 200
@@ -95,17 +91,14 @@ def test_failed_writes_add_nothing_and_a_redelivered_stream_adds_nothing(stack: 
     # Lambda may deliver a batch again, to another container: the whole stream, from its oldest
     # record, to a second consumer on the same table, bus and file.
     info = stack.info
-    endpoint, region = info["aws_endpoint_url"], info["region"]
-    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region)
-    events_client = boto3.client("events", endpoint_url=endpoint, region_name=region)
-    streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=region)
+    dynamodb = stack.client("dynamodb")
     second = ChangeConsumer(
         DynamoAuditLog(info["audit_table_name"], dynamodb),
-        LocalEventBusPublisher(info["event_bus_name"], Path(info["events_file"]), events_client),
-        AvatarStore(info["bucket_name"], boto3.client("s3", endpoint_url=endpoint, region_name=region)),
+        LocalEventBusPublisher(info["event_bus_name"], Path(info["events_file"]), stack.client("events")),
+        AvatarStore(info["bucket_name"], stack.client("s3")),
     )
     published_before = published(stack, user_id)
-    reader = StreamReader(streams, stream_arn(dynamodb, info["table_name"]))
+    reader = StreamReader(stack.client("dynamodbstreams"), stream_arn(dynamodb, info["table_name"]))
     redelivered = 0
     while batch := reader.read():
         assert second.handle(batch) == {"batchItemFailures": []}

@@ -8,9 +8,7 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -32,10 +30,6 @@ def own_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     """stderr without make's own report of the failed recipe (`make: *** [Makefile:..: token] Error 1`)."""
     assert "Traceback" not in result.stderr + result.stdout
     return [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("make: ***")]
-
-
-def cognito(stack: Stack) -> Any:
-    return boto3.client("cognito-idp", endpoint_url=stack.info["aws_endpoint_url"], region_name=stack.info["region"])
 
 
 def test_make_token_prints_a_token(stack: Stack) -> None:
@@ -60,7 +54,7 @@ def test_make_user_with_a_weak_password_says_so_and_leaves_nothing_behind(stack:
     (line,) = own_lines(refused)
     assert line == "make user: The password does not meet the pool's password policy (nothing was created)"
     with pytest.raises(ClientError) as missing:
-        cognito(stack).admin_get_user(UserPoolId=stack.info["user_pool_id"], Username=email)
+        stack.client("cognito-idp").admin_get_user(UserPoolId=stack.info["user_pool_id"], Username=email)
     assert missing.value.response["Error"]["Code"] == "UserNotFoundException"
     # So the retry works (no UsernameExistsException from a half-made sign-in).
     created = make(stack.stack_file, "user", EMAIL=email, PASSWORD=STRONG)

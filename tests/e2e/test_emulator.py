@@ -7,10 +7,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from devstack import moto_patches, stall
@@ -26,14 +24,7 @@ def test_the_stack_runs_moto_with_the_patches_applied(stack: Stack) -> None:
 
 
 def dynamodb(stack: Stack, **config: Any) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=stack.info["aws_endpoint_url"],
-        region_name=stack.info["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(proxies={}, **config),
-    )
+    return stack.client("dynamodb", proxies={}, **config)
 
 
 @pytest.fixture

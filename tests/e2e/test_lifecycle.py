@@ -11,35 +11,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-import requests
 
 from tests.e2e.conftest import Stack
+from tests.support.local_api import call
 
-TIMEOUT = 15
 NEW_PASSWORD = "A-new-Passw0rd-of-mine!"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
-def call(stack: Stack, method: str, path: str, token: str, body: Any = None) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}"}
-    return requests.request(method, stack.url + path, headers=headers, json=body, timeout=TIMEOUT)
-
-
-def cognito(stack: Stack) -> Any:
-    return boto3.client(
-        "cognito-idp",
-        endpoint_url=stack.info["aws_endpoint_url"],
-        region_name=stack.info["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def sign_in(stack: Stack, email: str, password: str) -> dict[str, Any]:
     return dict(
-        cognito(stack).initiate_auth(
+        stack.client("cognito-idp").initiate_auth(
             ClientId=stack.info["user_pool_client_id"],
             AuthFlow="USER_PASSWORD_AUTH",
             AuthParameters={"USERNAME": email, "PASSWORD": password},
@@ -73,7 +56,7 @@ def test_invite_sign_in_promote_demote_disable_enable_delete(stack: Stack) -> No
     # First sign-in with the temporary password: Cognito asks for a new one.
     challenge = sign_in(stack, email, invitation["temporaryPassword"])
     assert challenge["ChallengeName"] == "NEW_PASSWORD_REQUIRED"
-    done = cognito(stack).respond_to_auth_challenge(
+    done = stack.client("cognito-idp").respond_to_auth_challenge(
         ClientId=stack.info["user_pool_client_id"],
         ChallengeName="NEW_PASSWORD_REQUIRED",
         Session=challenge["Session"],
@@ -101,7 +84,7 @@ def test_invite_sign_in_promote_demote_disable_enable_delete(stack: Stack) -> No
 
     # Disable: Cognito refuses the sign-in, the API the token.
     assert call(stack, "PUT", f"/users/{user['userId']}", admin, {"enabled": False}).status_code == 200
-    with pytest.raises(cognito(stack).exceptions.NotAuthorizedException):
+    with pytest.raises(stack.client("cognito-idp").exceptions.NotAuthorizedException):
         sign_in(stack, email, NEW_PASSWORD)
     assert call(stack, "GET", "/users/me", as_member).status_code == 401
 
@@ -113,7 +96,7 @@ def test_invite_sign_in_promote_demote_disable_enable_delete(stack: Stack) -> No
     last = fresh_token(stack, email)
     assert call(stack, "DELETE", f"/users/{user['userId']}", admin).status_code == 200
     # The emulator says so; a deployed pool (PreventUserExistenceErrors) answers NotAuthorized.
-    with pytest.raises(cognito(stack).exceptions.UserNotFoundException):
+    with pytest.raises(stack.client("cognito-idp").exceptions.UserNotFoundException):
         sign_in(stack, email, NEW_PASSWORD)
     assert call(stack, "GET", "/users/me", last).status_code == 401
     assert call(stack, "GET", f"/users/{user['userId']}", admin).status_code == 404
@@ -140,7 +123,7 @@ def test_make_outbox_shows_the_latest_invitations(stack: Stack) -> None:
 def test_make_drift_reports_a_console_edit_and_fixes_it(stack: Stack) -> None:
     email = f"drift-{uuid.uuid4().hex[:8]}@example.com"
     user = call(stack, "POST", "/users", stack.token(), {"name": "Dee", "email": email}).json()["user"]
-    cognito(stack).admin_disable_user(UserPoolId=stack.info["user_pool_id"], Username=user["userId"])
+    stack.client("cognito-idp").admin_disable_user(UserPoolId=stack.info["user_pool_id"], Username=user["userId"])
     report = make("drift", stack)
     assert report.returncode == 1 and f"{user['userId']} {email}" in report.stdout
     fixed = make("drift", stack, "--fix")

@@ -6,23 +6,15 @@ import signal
 import socket
 import uuid
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 import requests
 
 from chalicelib.config import DEFAULT_LOCAL_ORIGINS
 from tests.e2e.conftest import Stack, running_stack, stop_stack
+from tests.support.local_api import call
 
 TIMEOUT = 15
-
-
-def call(stack: Stack, method: str, path: str, token: str | None = None, body: Any = None, **kwargs: Any) -> Any:
-    headers = dict(kwargs.pop("headers", {}))
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return requests.request(method, stack.url + path, headers=headers, json=body, timeout=TIMEOUT, **kwargs)
 
 
 def test_stack_file_has_the_documented_keys(stack: Stack) -> None:
@@ -188,7 +180,7 @@ def test_make_user_makes_the_sign_in_and_its_record(stack: Stack) -> None:
 def test_a_sign_in_made_outside_the_api_creates_its_own_profile(stack: Stack) -> None:
     """As one made in the AWS console: no record until its first PUT /users/me."""
     email = f"console-{uuid.uuid4().hex[:8]}@example.com"
-    idp = boto3.client("cognito-idp", endpoint_url=stack.info["aws_endpoint_url"], region_name=stack.info["region"])
+    idp = stack.client("cognito-idp")
     pool = stack.info["user_pool_id"]
     idp.admin_create_user(
         UserPoolId=pool,

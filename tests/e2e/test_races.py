@@ -12,11 +12,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
-
 from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX
 from tests.e2e.conftest import Stack
-from tests.e2e.test_local_stack import call
+from tests.support.local_api import call
 
 CLIENTS = 20
 
@@ -35,13 +33,7 @@ def together(n: int, action: Callable[[int], Any]) -> list[Any]:
 
 def table_items(stack: Stack) -> list[dict[str, Any]]:
     info = stack.info
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=info["aws_endpoint_url"],
-        region_name=info["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = stack.client("dynamodb")
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"TableName": info["table_name"], "ConsistentRead": True}
     while True:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
-import requests
 
 from chalicelib.adapters.aws import READ_TIMEOUT_ENV
 from tests.e2e.conftest import Stack, running_stack
 from tests.e2e.test_races import table_items
+from tests.support import local_api
 
 # This module's own stack answers late past a read timeout of 1 s (AWS_READ_TIMEOUT_S, a local
 # stage's knob; deployed it is 3 s): the same mechanism, a third of the waiting.
@@ -33,9 +34,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
-def call(stack: Stack, method: str, path: str, token: str, body: Any = None, **headers: str) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}", **headers}
-    return requests.request(method, stack.url + path, headers=headers, json=body, timeout=TIMEOUT)
+# Long enough for a write whose every attempt the emulator answers late.
+call = partial(local_api.call, timeout=TIMEOUT)
 
 
 def new_user(stack: Stack, admin: str) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def test_an_update_with_if_match_with_its_answer_lost_once_is_200_not_412(stack:
     user = new_user(stack, admin)
     etag = call(stack, "GET", f"/users/{user['userId']}", admin).headers["ETag"]
     stack.stall(OVER_ONE_TIMEOUT_S, ["UpdateItem"])
-    response = call(stack, "PUT", f"/users/{user['userId']}", admin, {"name": "Ada King"}, **{"If-Match": etag})
+    response = call(stack, "PUT", f"/users/{user['userId']}", admin, {"name": "Ada King"}, headers={"If-Match": etag})
     assert response.status_code == 200, response.text
 
 
@@ -93,10 +93,10 @@ def test_a_keyed_create_retried_after_a_503_ends_with_one_user_and_a_201(stack: 
     email = f"slow-{uuid.uuid4().hex[:10]}@example.com"
     body, key = {"name": "Ada", "email": email}, {"Idempotency-Key": f"slow-{uuid.uuid4()}"}
     stack.stall(OVER_ONE_TIMEOUT_S, ["TransactWriteItems"], count=3)
-    first = call(stack, "POST", "/users", admin, body, **key)
+    first = call(stack, "POST", "/users", admin, body, headers=key)
     assert first.status_code == 503, first.text
     assert len(users_with_email(stack, email)) == 1  # it did happen, whatever the 503 said
-    retry = call(stack, "POST", "/users", admin, body, **key)
+    retry = call(stack, "POST", "/users", admin, body, headers=key)
     assert retry.status_code == 201, retry.text
     stored = users_with_email(stack, email)
     assert [item["userId"]["S"] for item in stored] == [retry.json()["user"]["userId"]]
