@@ -298,6 +298,35 @@ def _admin_count(table: str, delta: int) -> dict[str, Any]:
     return {"Update": update}
 
 
+def _reserve_email(table: str, key: str, owner: str) -> dict[str, Any]:
+    """A transaction item taking the reservation of an email key for `owner`: refused if taken."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": {**_reservation_key(key), "ownerId": _s(owner)},
+            "ConditionExpression": "attribute_not_exists(userId)",
+        }
+    }
+
+
+def _release_email(table: str, key: str, owner: str) -> dict[str, Any]:
+    """A transaction item releasing `owner`'s reservation of an email key; only its own, and a
+    missing one is not an error."""
+    return {
+        "Delete": {
+            "TableName": table,
+            "Key": _reservation_key(key),
+            "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
+            "ExpressionAttributeValues": {":owner": _s(owner)},
+        }
+    }
+
+
+def _own_result(stored: Item | None, token: str, attribute: str = "writeToken") -> User | None:
+    """The user a failed condition returned, if this request's own earlier attempt wrote it."""
+    return item_to_user(stored or {}) if _written_by(stored, token, attribute) else None
+
+
 class DynamoUserRepository(aws.ClientHolder):
     service = "dynamodb"
 
@@ -349,13 +378,7 @@ class DynamoUserRepository(aws.ClientHolder):
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": {**_reservation_key(email_key(user.email)), "ownerId": _s(user.user_id)},
-                    "ConditionExpression": "attribute_not_exists(userId)",
-                }
-            },
+            _reserve_email(self._table, email_key(user.email), user.user_id),
         ]
         if user.is_active_admin:
             items.append(_admin_count(self._table, 1))
@@ -364,10 +387,9 @@ class DynamoUserRepository(aws.ClientHolder):
         except ClientError as exc:
             (user_code, stored), (email_code, _) = _cancellation(exc)[:2]
             if user_code == _FAILED:
-                if _written_by(stored, write.token, "createToken"):
-                    recognised = item_to_user(stored or {})
-                    if recognised is not None:
-                        return recognised  # our own earlier attempt created it
+                recognised = _own_result(stored, write.token, "createToken")
+                if recognised is not None:
+                    return recognised  # our own earlier attempt created it
                 raise UserAlreadyExists() from exc
             if email_code == _FAILED:
                 raise EmailAlreadyExists() from exc
@@ -449,28 +471,8 @@ class DynamoUserRepository(aws.ClientHolder):
         ]
         if new_key != old_key:
             items += [
-                (
-                    "old email",
-                    {
-                        "Delete": {
-                            "TableName": self._table,
-                            "Key": _reservation_key(old_key),
-                            # Releases only our own reservation; a missing one is not an error.
-                            "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
-                            "ExpressionAttributeValues": {":owner": _s(current.user_id)},
-                        }
-                    },
-                ),
-                (
-                    "new email",
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": {**_reservation_key(new_key), "ownerId": _s(current.user_id)},
-                            "ConditionExpression": "attribute_not_exists(userId)",
-                        }
-                    },
-                ),
+                ("old email", _release_email(self._table, old_key, current.user_id)),
+                ("new email", _reserve_email(self._table, new_key, current.user_id)),
             ]
         delta = int(updated.is_active_admin) - int(current.is_active_admin)
         if delta:
@@ -478,12 +480,11 @@ class DynamoUserRepository(aws.ClientHolder):
         try:
             self._transact(write, [item for _, item in items])
         except ClientError as exc:
-            failed = {label for (label, _), (code, _) in zip(items, _cancellation(exc), strict=True) if code == _FAILED}
-            stored = _cancellation(exc)[0][1]
-            if "user" in failed and _written_by(stored, write.token):
-                recognised = item_to_user(stored or {})
-                if recognised is not None:
-                    return recognised  # our own earlier attempt made this change
+            reasons = _cancellation(exc)
+            failed = {label for (label, _), (code, _) in zip(items, reasons, strict=True) if code == _FAILED}
+            recognised = _own_result(reasons[0][1], write.token) if "user" in failed else None
+            if recognised is not None:
+                return recognised  # our own earlier attempt made this change
             if "new email" in failed:
                 raise EmailAlreadyExists() from exc
             if "user" not in failed and "admins" in failed:
@@ -505,14 +506,7 @@ class DynamoUserRepository(aws.ClientHolder):
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },
-            {
-                "Delete": {
-                    "TableName": self._table,
-                    "Key": _reservation_key(email_key(current.email)),
-                    "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner",
-                    "ExpressionAttributeValues": {":owner": _s(current.user_id)},
-                }
-            },
+            _release_email(self._table, email_key(current.email), current.user_id),
         ]
         if current.is_active_admin:
             items.append(_admin_count(self._table, -1))
