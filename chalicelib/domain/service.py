@@ -260,11 +260,11 @@ class UserService:
                 self._identities.set_enabled(user.user_id, user.enabled)
         except SignInMissing:
             # A record without a sign-in (made by an earlier version): the record is changed;
-            # `python -m manage drift` reports such records.
+            # `make drift` reports such records.
             logger.warning("user has no sign-in to update")
         except EmailTaken:
             # Taken between the check above and now: the record has the address, the sign-in
-            # not. Refused, and `python -m manage drift` reports the mismatch.
+            # not. Refused, and `make drift` reports the mismatch.
             logger.error("another sign-in took the new email meanwhile; record and sign-in differ")
             raise EmailAlreadyExists() from None
 
