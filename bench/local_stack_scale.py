@@ -33,7 +33,7 @@ from chalicelib.adapters.dynamodb import user_to_item
 from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX
 from chalicelib.domain.models import User, email_key
 from devstack.process import Stack, start_stack
-from loadtest.runner import EMULATOR_CREDENTIALS, percentile, require_loopback, run_load
+from loadtest.runner import percentile, require_loopback, run_load
 
 SECTION = "Local stack at scale"
 USERS = 10_000
@@ -83,18 +83,9 @@ def _filler_items(count: int) -> Iterator[dict[str, Any]]:
 
 def fill(stack: Stack, users: int) -> None:
     """Add `users` users straight through the emulator (BatchWriteItem), not through the API."""
-    import boto3
-    from botocore.config import Config
-
     info = stack.info
     require_loopback(str(info["aws_endpoint_url"]))
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=info["aws_endpoint_url"],
-        region_name=info["region"],
-        config=Config(proxies={}),
-        **EMULATOR_CREDENTIALS,
-    )
+    client = stack.client("dynamodb", proxies={})
     batch: list[dict[str, Any]] = []
     for item in _filler_items(users):
         batch.append({"PutRequest": {"Item": item}})
@@ -112,17 +103,8 @@ def _write(client: Any, table: str, batch: list[dict[str, Any]]) -> None:
 
 
 def table_users(stack: Stack) -> int:
-    import boto3
-    from botocore.config import Config
-
     info = stack.info
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=info["aws_endpoint_url"],
-        region_name=info["region"],
-        config=Config(proxies={}),
-        **EMULATOR_CREDENTIALS,
-    )
+    client = stack.client("dynamodb", proxies={})
     return sum(
         page["Count"]
         for page in client.get_paginator("scan").paginate(

@@ -44,19 +44,8 @@ class Stack:
         self.url = str(info["api_url"])
 
     def client(self, service: str, **config: Any) -> Any:
-        """A boto3 client of this stack's emulator, with the fake credentials it accepts (never the
-        caller's own); `config` is botocore Config options (timeouts, retries, proxies)."""
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            service,
-            endpoint_url=self.info["aws_endpoint_url"],
-            region_name=self.info["region"],
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(**config) if config else None,
-        )
+        """A boto3 client of this stack's emulator (resources.emulator_client)."""
+        return resources.emulator_client(service, self.info["aws_endpoint_url"], self.info["region"], **config)
 
     def token(self, username: str | None = None, password: str | None = None) -> str:
         return resources.id_token(

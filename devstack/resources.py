@@ -43,10 +43,23 @@ def new_password() -> str:
     return f"{core}Aa1!"
 
 
-def _client(service: str, endpoint: str, region: str) -> Any:
-    import boto3
+# What the emulator accepts: fixed fake credentials keep real ones from ever being sent to it.
+EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
-    return boto3.client(service, endpoint_url=endpoint, region_name=region)
+
+def emulator_client(service: str, endpoint: str, region: str, **config: Any) -> Any:
+    """A boto3 client of the embedded stack's emulator; `config` is botocore Config options
+    (timeouts, retries, proxies)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        config=Config(**config) if config else None,
+        **EMULATOR_CREDENTIALS,
+    )
 
 
 def _service(endpoint: str, region: str, pool_id: str, table_name: str) -> UserService:
@@ -56,9 +69,9 @@ def _service(endpoint: str, region: str, pool_id: str, table_name: str) -> UserS
     from chalicelib.domain.cursor import CursorCodec
 
     return UserService(
-        DynamoUserRepository(table_name, client=_client("dynamodb", endpoint, region)),
+        DynamoUserRepository(table_name, client=emulator_client("dynamodb", endpoint, region)),
         CursorCodec(secrets.token_bytes(32)),  # never used: no listing here
-        CognitoIdentityProvider(pool_id, client=_client("cognito-idp", endpoint, region)),
+        CognitoIdentityProvider(pool_id, client=emulator_client("cognito-idp", endpoint, region)),
     )
 
 
@@ -93,7 +106,7 @@ def id_token(
     temporary password) asks for a new password: with `new_password` it is set, as a client would."""
     from botocore.exceptions import ClientError
 
-    idp = _client("cognito-idp", endpoint, region)
+    idp = emulator_client("cognito-idp", endpoint, region)
     try:
         result = idp.initiate_auth(
             ClientId=client_id,
@@ -123,10 +136,10 @@ def id_token(
 
 def create_change_resources(endpoint: str, region: str, audit_table: str, bus_name: str) -> None:
     """What the change consumer writes to, as deployed: the audit table (TTL on) and the stage's bus."""
-    dynamodb = _client("dynamodb", endpoint, region)
+    dynamodb = emulator_client("dynamodb", endpoint, region)
     dynamodb.create_table(**create_audit_table_kwargs(audit_table))
     dynamodb.update_time_to_live(**time_to_live_kwargs(audit_table))
-    _client("events", endpoint, region).create_event_bus(Name=bus_name)
+    emulator_client("events", endpoint, region).create_event_bus(Name=bus_name)
 
 
 # Cognito's answers to a sign-in that are about the user or the password, not about the stack.
@@ -144,10 +157,10 @@ SIGN_IN_REFUSALS = frozenset(
 def create(
     endpoint: str, region: str, table_name: str, bucket_name: str, api_url: str, cors_origins: tuple[str, ...] = ()
 ) -> Stack:
-    dynamodb = _client("dynamodb", endpoint, region)
+    dynamodb = emulator_client("dynamodb", endpoint, region)
     dynamodb.create_table(**create_table_kwargs(table_name))
     dynamodb.update_time_to_live(**time_to_live_kwargs(table_name))
-    s3 = _client("s3", endpoint, region)
+    s3 = emulator_client("s3", endpoint, region)
     if region == "us-east-1":
         s3.create_bucket(Bucket=bucket_name)
     else:
@@ -164,12 +177,12 @@ def create(
         }
         s3.put_bucket_cors(Bucket=bucket_name, CORSConfiguration={"CORSRules": [rule]})
     # As deployed: the cursor key lives in Secrets Manager, generated here, never in a file.
-    cursor_secret_arn = _client("secretsmanager", endpoint, region).create_secret(
+    cursor_secret_arn = emulator_client("secretsmanager", endpoint, region).create_secret(
         Name="users-api/local/cursor-secret", SecretString=secrets.token_urlsafe(48)
     )["ARN"]
     # The pool and client as deployed (infra/limits.json), so local logins behave like real ones.
     limits = load_limits()
-    idp = _client("cognito-idp", endpoint, region)
+    idp = emulator_client("cognito-idp", endpoint, region)
     pool_id = idp.create_user_pool(
         PoolName="users-api-local",
         UsernameAttributes=["email"],

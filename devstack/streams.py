@@ -225,15 +225,13 @@ def start(app: Any, moto: Any, region: str, stage_env: dict[str, str], events_fi
     """Create the audit table and the bus on the emulator (`moto`, a devstack.motoserver.MotoServer
     in this process), and deliver the users table's stream to the app's consumer; every published
     event is also appended to `events_file`."""
-    import boto3
-
     from devstack import resources
 
     endpoint, table = moto.url, stage_env["TABLE_NAME"]
     resources.create_change_resources(endpoint, region, stage_env["AUDIT_TABLE_NAME"], stage_env["EVENT_BUS_NAME"])
     os.environ["EVENTS_FILE"] = str(events_file)
-    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region)
-    streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=region)
+    dynamodb = resources.emulator_client("dynamodb", endpoint, region)
+    streams = resources.emulator_client("dynamodbstreams", endpoint, region)
     emulator = EmulatorStream(moto, region, table)
     reader = StreamReader(streams, stream_arn(dynamodb, table), used=emulator.forget)
     return StreamPoller(reader, dynamodb_handler(app), delivered_up_to=emulator.trim).start()

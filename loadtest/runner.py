@@ -46,7 +46,6 @@ EMAIL_DOMAIN = "load.example"
 FIELDS = ("userId", "name", "email", "phone", "createdAt", "updatedAt", "version")
 # The table scan is signed: fixed fake credentials (the emulator takes any) keep real ones out of it.
 # Sign-in (InitiateAuth) is unsigned, so no credentials are needed for the tokens.
-EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 Record = dict[str, Any]
 
@@ -326,16 +325,7 @@ class Verification:
 
 def scan_table(info: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every item of the stack's table, read through the emulator's endpoint."""
-    import boto3
-    from botocore.config import Config
-
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=info["aws_endpoint_url"],
-        region_name=info["region"],
-        config=Config(proxies={}),
-        **EMULATOR_CREDENTIALS,
-    )
+    client = resources.emulator_client("dynamodb", info["aws_endpoint_url"], info["region"], proxies={})
     items: list[dict[str, Any]] = []
     for page in client.get_paginator("scan").paginate(TableName=info["table_name"], ConsistentRead=True):
         items += page["Items"]
