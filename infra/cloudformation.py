@@ -106,30 +106,47 @@ def _conditions(stage: Stage) -> Json:
     return conditions
 
 
+# Stateful resources are kept when the stack is deleted or a change would replace them.
+RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+
+
+def _table(
+    stage: Stage, name: str, key_schema: list[Json], attribute_definitions: list[Json], **properties: Any
+) -> Json:
+    """A table as every table of the API is kept: on demand, items expired by TTL, point-in-time
+    recovery, encrypted, protected from deletion and retained."""
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        **RETAIN,
+        "Properties": {
+            "TableName": name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": key_schema,
+            "AttributeDefinitions": attribute_definitions,
+            **properties,
+            "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+            "DeletionProtectionEnabled": True,
+            "Tags": _tag_list(stage),
+        },
+    }
+
+
 def _data(stage: Stage, limits: Json) -> Json:
     """Stateful resources: kept when the stack is deleted or a change would replace them."""
-    retain = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
     return {
-        "UsersTable": {
-            "Type": "AWS::DynamoDB::Table",
-            **retain,
-            "Properties": {
-                "TableName": stage.table_name,
-                "BillingMode": "PAY_PER_REQUEST",
-                "KeySchema": KEY_SCHEMA,
-                "AttributeDefinitions": ATTRIBUTE_DEFINITIONS,
-                "GlobalSecondaryIndexes": GLOBAL_SECONDARY_INDEXES,
-                "StreamSpecification": {"StreamViewType": STREAM_VIEW_TYPE},
-                "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
-                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-                "SSESpecification": {"SSEEnabled": True},
-                "DeletionProtectionEnabled": True,
-                "Tags": _tag_list(stage),
-            },
-        },
+        "UsersTable": _table(
+            stage,
+            stage.table_name,
+            KEY_SCHEMA,
+            ATTRIBUTE_DEFINITIONS,
+            GlobalSecondaryIndexes=GLOBAL_SECONDARY_INDEXES,
+            StreamSpecification={"StreamViewType": STREAM_VIEW_TYPE},
+        ),
         "UserPool": {
             "Type": "AWS::Cognito::UserPool",
-            **retain,
+            **RETAIN,
             "Properties": {
                 "UserPoolName": stage.user_pool_name,
                 "UsernameAttributes": ["email"],
@@ -181,7 +198,7 @@ def _data(stage: Stage, limits: Json) -> Json:
         # 30 days, so a new stack of the same stage could not create it.
         "CursorSecret": {
             "Type": "AWS::SecretsManager::Secret",
-            **retain,
+            **RETAIN,
             "Properties": {
                 "Name": stage.cursor_secret_name,
                 "Description": "HMAC key that makes list cursors tamper-evident",
@@ -195,24 +212,9 @@ def _data(stage: Stage, limits: Json) -> Json:
 def _change_storage(stage: Stage, limits: Json) -> Json:
     """Where change events go: the audit table (retained, like the users table), the stage's bus and
     the consumer's dead-letter queue."""
-    retain = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
     return {
-        "AuditTable": {
-            "Type": "AWS::DynamoDB::Table",
-            **retain,
-            "Properties": {
-                "TableName": stage.audit_table_name,
-                "BillingMode": "PAY_PER_REQUEST",
-                "KeySchema": AUDIT_KEY_SCHEMA,
-                "AttributeDefinitions": AUDIT_ATTRIBUTE_DEFINITIONS,
-                # Entries expire AUDIT_RETENTION_DAYS after their change (chalicelib/adapters/audit_log.py).
-                "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
-                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-                "SSESpecification": {"SSEEnabled": True},
-                "DeletionProtectionEnabled": True,
-                "Tags": _tag_list(stage),
-            },
-        },
+        # Entries expire AUDIT_RETENTION_DAYS after their change (chalicelib/adapters/audit_log.py).
+        "AuditTable": _table(stage, stage.audit_table_name, AUDIT_KEY_SCHEMA, AUDIT_ATTRIBUTE_DEFINITIONS),
         "ChangeEventBus": {
             "Type": "AWS::Events::EventBus",
             "Properties": {"Name": stage.event_bus_name, "Tags": _tag_list(stage)},
