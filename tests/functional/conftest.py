@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 # Sets the environment app.py reads at import; ORIGIN is re-exported for the tests.
+from tests.support.dynamodb_faults import Faults
+
 from tests.support.app_env import ORIGIN as ORIGIN  # isort: skip
 
 import boto3
@@ -108,6 +110,14 @@ def ddb(emulator: Emulator) -> Any:
     as they live as long as a Lambda container: a test that hooks into one unhooks when it ends."""
     _empty(emulator)
     return aws.client("dynamodb")
+
+
+@pytest.fixture
+def faults(ddb: Any) -> Iterator[Faults]:
+    """DynamoDB faults below botocore's retry handler (tests/support/dynamodb_faults.py)."""
+    injected = Faults(ddb)
+    yield injected
+    injected.close()
 
 
 @pytest.fixture

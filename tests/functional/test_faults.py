@@ -1,89 +1,21 @@
-"""DynamoDB faults injected below botocore's retry handler: the retries run, then a clean 503.
-
-A `before-send` hook answers in place of DynamoDB (or raises as the network would), so each
-attempt botocore makes is counted, and the standard retry mode's own decisions are exercised.
-botocore calls every `before-send` handler, so moto's (which would still apply the request)
-is taken off this client while faults are injected and called only for attempts that pass.
-"""
+"""DynamoDB faults injected below botocore's retry handler (tests/support/dynamodb_faults.py):
+the retries run, then a clean 503."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-from moto.core.models import botocore_stubber
 
 from chalicelib.adapters import aws
 from chalicelib.domain.errors import ServiceUnavailable
 from chalicelib.web.errors import RETRY_AFTER_S
 from tests.functional.conftest import Api
 from tests.functional.test_users_api import ADMIN, assert_error, create
+from tests.support.dynamodb_faults import Faults, aws_error, raise_
 
 UNAVAILABLE = {"error": ServiceUnavailable.message}
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
-
-
-def aws_error(status: int, code: str, **extra: Any) -> Callable[[Any], AWSResponse]:
-    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "injected", **extra}).encode()
-
-    def respond(request: Any) -> AWSResponse:
-        return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
-
-    return respond
-
-
-def raise_(exc: Exception) -> Callable[[Any], AWSResponse]:
-    def fail(request: Any) -> AWSResponse:
-        raise exc
-
-    return fail
-
-
-class Faults:
-    """Fails the next `times` sends of `operation` (every one when None) and counts attempts."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.attempts: dict[str, int] = {}
-        self._rules: list[tuple[str, Callable[[Any], AWSResponse], int | None]] = []
-        client.meta.events.unregister("before-send", botocore_stubber)
-        client.meta.events.register("before-send.dynamodb", self._before_send)
-
-    def inject(self, operation: str, fault: Callable[[Any], AWSResponse], times: int | None = None) -> None:
-        self._rules.append((operation, fault, times))
-
-    def _before_send(self, request: Any, **kwargs: Any) -> AWSResponse | None:
-        operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
-        self.attempts[operation] = self.attempts.get(operation, 0) + 1
-        for index, (name, fault, times) in enumerate(self._rules):
-            if name == operation and (times is None or times > 0):
-                if times is not None:
-                    self._rules[index] = (name, fault, times - 1)
-                return fault(request)
-        return botocore_stubber(request=request, **kwargs)  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        self.client.meta.events.unregister("before-send.dynamodb", self._before_send)
-        self.client.meta.events.unregister("before-send", botocore_stubber)
-        self.client.meta.events.register("before-send", botocore_stubber)
-
-
-@pytest.fixture
-def faults(ddb: Any) -> Iterator[Faults]:
-    injected = Faults(ddb)
-    yield injected
-    injected.close()
 
 
 def assert_unavailable(response: Any) -> None:

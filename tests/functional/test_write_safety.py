@@ -4,59 +4,24 @@ never hides one that was applied.
 The fault is a *slow success* injected below botocore's retry handler: the request reaches
 DynamoDB (moto) and is applied, but its answer arrives after the read timeout, so botocore
 resends it. (A `before-send` hook applies the request through moto's own handler, then raises
-the ReadTimeoutError botocore would see.) A resent attempt must recognise its own success:
-the API answers success with the stored result, not 409/412/404, and the data moved once.
+the ReadTimeoutError botocore would see: `answered_late` in tests/support/dynamodb_faults.py.)
+A resent attempt must recognise its own success: the API answers success with the stored
+result, not 409/412/404, and the data moved once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ReadTimeoutError
-from moto.core.models import botocore_stubber
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX
 from chalicelib.domain.errors import ServiceUnavailable
 from tests.functional.conftest import TABLE, Api
 from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, all_users, assert_error, create
-
-
-class SlowDynamoDB:
-    """Answers the next `times` sends of an operation late, after applying them; counts attempts."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.attempts: dict[str, int] = {}
-        self._slow: dict[str, int] = {}
-        client.meta.events.unregister("before-send", botocore_stubber)
-        client.meta.events.register("before-send.dynamodb", self._before_send)
-
-    def slow(self, operation: str, times: int = 1) -> None:
-        self._slow[operation] = times
-
-    def _before_send(self, request: Any, **kwargs: Any) -> AWSResponse | None:
-        operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
-        self.attempts[operation] = self.attempts.get(operation, 0) + 1
-        response: AWSResponse | None = botocore_stubber(request=request, **kwargs)  # applied
-        if self._slow.get(operation, 0) > 0:
-            self._slow[operation] -= 1
-            raise ReadTimeoutError(endpoint_url=request.url)  # ...but answered too late
-        return response
-
-    def close(self) -> None:
-        self.client.meta.events.unregister("before-send.dynamodb", self._before_send)
-        self.client.meta.events.register("before-send", botocore_stubber)
-
-
-@pytest.fixture
-def slow(ddb: Any) -> Iterator[SlowDynamoDB]:
-    injected = SlowDynamoDB(ddb)
-    yield injected
-    injected.close()
+from tests.support.dynamodb_faults import Faults, answered_late
 
 
 def stored(ddb: Any, user_id: str) -> dict[str, Any]:
@@ -80,78 +45,76 @@ def put(api: Api, user_id: str, body: dict[str, Any], **headers: str) -> Any:
 # --- a resend recognises its own applied write ------------------------------------------------
 
 
-def test_a_plain_update_resent_after_a_late_answer_applies_once(api: Api, ddb: Any, slow: SlowDynamoDB) -> None:
+def test_a_plain_update_resent_after_a_late_answer_applies_once(api: Api, ddb: Any, faults: Faults) -> None:
     user = create(api)
-    slow.slow("UpdateItem")
+    faults.inject("UpdateItem", answered_late, times=1)
     response = put(api, user["userId"], {"name": "Ada King"})
     assert response.status_code == 200, response.body
-    assert slow.attempts["UpdateItem"] == 2  # botocore did resend it
+    assert faults.attempts["UpdateItem"] == 2  # botocore did resend it
     assert response.json_body["user"]["version"] == 2
     assert stored(ddb, user["userId"])["version"] == {"N": "2"}  # not 3
 
 
-def test_an_update_with_if_match_resent_after_a_late_answer_is_200_not_412(
-    api: Api, ddb: Any, slow: SlowDynamoDB
-) -> None:
+def test_an_update_with_if_match_resent_after_a_late_answer_is_200_not_412(api: Api, ddb: Any, faults: Faults) -> None:
     user = create(api)
     etag = api.request("GET", f"/users/{user['userId']}", ADMIN).headers["ETag"]
-    slow.slow("UpdateItem")
+    faults.inject("UpdateItem", answered_late, times=1)
     response = put(api, user["userId"], {"name": "Ada King"}, **{"If-Match": etag})
     assert response.status_code == 200, response.body
     assert response.json_body["user"]["name"] == "Ada King"
     assert stored(ddb, user["userId"])["version"] == {"N": "2"}
 
 
-def test_a_create_resent_after_a_late_answer_is_201_not_409(api: Api, ddb: Any, slow: SlowDynamoDB) -> None:
-    slow.slow("TransactWriteItems")
+def test_a_create_resent_after_a_late_answer_is_201_not_409(api: Api, ddb: Any, faults: Faults) -> None:
+    faults.inject("TransactWriteItems", answered_late, times=1)
     response = api.request("POST", "/users", ADMIN, {"name": "Ada", "email": "ada@example.com"})
     assert response.status_code == 201, response.body
-    assert slow.attempts["TransactWriteItems"] == 2
+    assert faults.attempts["TransactWriteItems"] == 2
     users = all_users(api)
     assert [u["userId"] for u in users] == [response.json_body["user"]["userId"]]
     assert reservations(ddb) == {"ada@example.com": users[0]["userId"]}
 
 
 def test_an_email_change_resent_after_a_late_answer_moves_the_reservation_once(
-    api: Api, ddb: Any, slow: SlowDynamoDB
+    api: Api, ddb: Any, faults: Faults
 ) -> None:
     user = create(api)
-    slow.slow("TransactWriteItems")
+    faults.inject("TransactWriteItems", answered_late, times=1)
     response = put(api, user["userId"], {"email": "lovelace@example.com"})
     assert response.status_code == 200, response.body
     # The create, then the failed "same email" update and the transaction with its resend: no extra read.
-    assert slow.attempts == {"TransactWriteItems": 1 + 2, "UpdateItem": 1}
+    assert faults.attempts == {"TransactWriteItems": 1 + 2, "UpdateItem": 1}
     assert response.json_body["user"]["email"] == "lovelace@example.com"
     assert stored(ddb, user["userId"])["version"] == {"N": "2"}
     assert reservations(ddb) == {"lovelace@example.com": user["userId"]}
 
 
-def test_a_delete_resent_after_a_late_answer_is_200_not_404(api: Api, ddb: Any, slow: SlowDynamoDB) -> None:
+def test_a_delete_resent_after_a_late_answer_is_200_not_404(api: Api, ddb: Any, faults: Faults) -> None:
     user = create(api)
-    slow.slow("TransactWriteItems")
+    faults.inject("TransactWriteItems", answered_late, times=1)
     response = api.request("DELETE", f"/users/{user['userId']}", ADMIN)
     assert response.status_code == 200, response.body
     assert assert_error(api.request("GET", f"/users/{user['userId']}", ADMIN), 404)
     assert reservations(ddb) == {}
 
 
-def test_a_first_profile_put_resent_after_a_late_answer_is_201(api: Api, ddb: Any, slow: SlowDynamoDB) -> None:
-    slow.slow("TransactWriteItems")
+def test_a_first_profile_put_resent_after_a_late_answer_is_201(api: Api, ddb: Any, faults: Faults) -> None:
+    faults.inject("TransactWriteItems", answered_late, times=1)
     response = api.request("PUT", "/users/me", MEMBER, {"name": "Mia"})
     assert response.status_code == 201, response.body
     assert stored(ddb, MEMBER_SUB)["version"] == {"N": "1"}
-    slow.slow("UpdateItem")
+    faults.inject("UpdateItem", answered_late, times=1)
     again = api.request("PUT", "/users/me", MEMBER, {"name": "Mia B."})
     assert again.status_code == 200 and again.json_body["user"]["version"] == 2
 
 
-def test_idempotency_records_accept_their_own_resends(api: Api, ddb: Any, slow: SlowDynamoDB) -> None:
-    slow.slow("PutItem")  # the claim
+def test_idempotency_records_accept_their_own_resends(api: Api, ddb: Any, faults: Faults) -> None:
+    faults.inject("PutItem", answered_late, times=1)  # the claim
     first = api.request(
         "POST", "/users", ADMIN, {"name": "Ada", "email": "ada@example.com"}, headers={"Idempotency-Key": "k-slow"}
     )
     assert first.status_code == 201, first.body  # not 409 "in progress": the resent claim is ours
-    slow.slow("UpdateItem")  # the completion
+    faults.inject("UpdateItem", answered_late, times=1)  # the completion
     again = api.request(
         "POST", "/users", ADMIN, {"name": "Ada", "email": "ada@example.com"}, headers={"Idempotency-Key": "k-slow"}
     )
@@ -169,19 +132,17 @@ def assert_outcome_unknown(response: Any) -> None:
     assert response.headers["Retry-After"]
 
 
-def test_an_update_whose_every_attempt_was_late_is_503_and_applied_once(api: Api, ddb: Any, slow: SlowDynamoDB) -> None:
+def test_an_update_whose_every_attempt_was_late_is_503_and_applied_once(api: Api, ddb: Any, faults: Faults) -> None:
     user = create(api)
-    slow.slow("UpdateItem", times=aws.MAX_ATTEMPTS)
+    faults.inject("UpdateItem", answered_late, times=aws.MAX_ATTEMPTS)
     assert_outcome_unknown(put(api, user["userId"], {"name": "Ada King"}))
-    assert slow.attempts["UpdateItem"] == aws.MAX_ATTEMPTS
+    assert faults.attempts["UpdateItem"] == aws.MAX_ATTEMPTS
     assert stored(ddb, user["userId"])["version"] == {"N": "2"}  # not 4
 
 
-def test_a_keyed_create_retried_after_a_503_ends_with_one_user_and_a_201(
-    api: Api, ddb: Any, slow: SlowDynamoDB
-) -> None:
+def test_a_keyed_create_retried_after_a_503_ends_with_one_user_and_a_201(api: Api, ddb: Any, faults: Faults) -> None:
     body = {"name": "Ada", "email": "ada@example.com"}
-    slow.slow("TransactWriteItems", times=aws.MAX_ATTEMPTS)
+    faults.inject("TransactWriteItems", answered_late, times=aws.MAX_ATTEMPTS)
     assert_outcome_unknown(api.request("POST", "/users", ADMIN, body, headers={"Idempotency-Key": "k-1"}))
     created = all_users(api)
     assert len(created) == 1  # it did happen
@@ -210,7 +171,7 @@ def test_a_keyed_create_retried_after_a_503_ends_with_one_user_and_a_201(
 def test_every_keyed_write_retried_after_a_503_applies_once(
     api: Api,
     ddb: Any,
-    slow: SlowDynamoDB,
+    faults: Faults,
     name: str,
     request_: Callable[[Api, str, dict[str, str]], Any],
     slow_operation: str,
@@ -218,7 +179,7 @@ def test_every_keyed_write_retried_after_a_503_applies_once(
 ) -> None:
     user = create(api)
     headers = {"Idempotency-Key": "k-" + name.replace(" ", "-")}
-    slow.slow(slow_operation, times=aws.MAX_ATTEMPTS)
+    faults.inject(slow_operation, answered_late, times=aws.MAX_ATTEMPTS)
     assert_outcome_unknown(request_(api, user["userId"], headers))
     after_first = stored(ddb, user["userId"])
     retry = request_(api, user["userId"], headers)
@@ -227,9 +188,9 @@ def test_every_keyed_write_retried_after_a_503_applies_once(
     assert "Idempotent-Replayed" not in retry.headers
 
 
-def test_a_keyed_profile_create_retried_after_a_503_is_201(api: Api, ddb: Any, slow: SlowDynamoDB) -> None:
+def test_a_keyed_profile_create_retried_after_a_503_is_201(api: Api, ddb: Any, faults: Faults) -> None:
     headers = {"Idempotency-Key": "k-profile"}
-    slow.slow("TransactWriteItems", times=aws.MAX_ATTEMPTS)
+    faults.inject("TransactWriteItems", answered_late, times=aws.MAX_ATTEMPTS)
     assert_outcome_unknown(api.request("PUT", "/users/me", MEMBER, {"name": "Mia"}, headers=headers))
     retry = api.request("PUT", "/users/me", MEMBER, {"name": "Mia"}, headers=headers)
     assert retry.status_code == 201, retry.body

@@ -1,0 +1,85 @@
+"""DynamoDB faults injected below botocore's retry handler (tests/functional).
+
+A `before-send` hook answers in place of DynamoDB, raises as the network would, or applies the
+request and then loses its answer; so each attempt botocore makes is counted, and the standard
+retry mode's own decisions are exercised. botocore calls every `before-send` handler, so moto's
+(which would still apply the request) is taken off the client while faults are injected and
+called only for attempts that pass, or that a fault applies itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
+from moto.core.models import botocore_stubber
+
+# A fault: given botocore's before-send arguments, the response DynamoDB gives (or an exception).
+Fault = Callable[..., AWSResponse]
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def aws_error(status: int, code: str, **extra: Any) -> Fault:
+    """DynamoDB answers with this error; nothing is applied."""
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "injected", **extra}).encode()
+
+    def respond(request: Any, **_: Any) -> AWSResponse:
+        return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+
+    return respond
+
+
+def raise_(exc: Exception) -> Fault:
+    """The network fails with `exc`; nothing is applied."""
+
+    def fail(request: Any, **_: Any) -> AWSResponse:
+        raise exc
+
+    return fail
+
+
+def answered_late(request: Any, **kwargs: Any) -> AWSResponse:
+    """A slow success: DynamoDB (moto) applies the request, but its answer comes after the read
+    timeout, so botocore sees a ReadTimeoutError and resends."""
+    botocore_stubber(request=request, **kwargs)  # applied...
+    raise ReadTimeoutError(endpoint_url=request.url)  # ...but answered too late
+
+
+class Faults:
+    """Meets the next `times` sends of `operation` (every one when None) with a fault and counts
+    every attempt."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.attempts: dict[str, int] = {}
+        self._rules: list[tuple[str, Fault, int | None]] = []
+        client.meta.events.unregister("before-send", botocore_stubber)
+        client.meta.events.register("before-send.dynamodb", self._before_send)
+
+    def inject(self, operation: str, fault: Fault, times: int | None = None) -> None:
+        self._rules.append((operation, fault, times))
+
+    def _before_send(self, request: Any, **kwargs: Any) -> AWSResponse | None:
+        operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
+        self.attempts[operation] = self.attempts.get(operation, 0) + 1
+        for index, (name, fault, times) in enumerate(self._rules):
+            if name == operation and (times is None or times > 0):
+                if times is not None:
+                    self._rules[index] = (name, fault, times - 1)
+                return fault(request, **kwargs)
+        return botocore_stubber(request=request, **kwargs)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.client.meta.events.unregister("before-send.dynamodb", self._before_send)
+        self.client.meta.events.unregister("before-send", botocore_stubber)
+        self.client.meta.events.register("before-send", botocore_stubber)
