@@ -9,6 +9,8 @@ from moto import mock_aws
 
 from chalicelib.adapters.dynamodb import DynamoUserRepository
 from chalicelib.adapters.table_schema import create_table_kwargs
+from devstack import moto_patches
+from devstack.motoserver import MotoServer
 
 TABLE = "users-it"
 
@@ -27,3 +29,16 @@ def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 @pytest.fixture
 def repo(ddb: Any) -> DynamoUserRepository:
     return DynamoUserRepository(TABLE, client=ddb)
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+    """The emulator `make run` serves (devstack/motoserver.py), in this process, on a free port."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    running = MotoServer().start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        moto_patches.remove()  # MotoServer patches moto for its whole process; this one is pytest's

@@ -4,7 +4,6 @@ flat in memory, and every sequence number stays what it was."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -12,34 +11,21 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters.table_schema import create_table_kwargs
-from devstack import moto_patches
 from devstack.motoserver import MotoServer
 from devstack.streams import EmulatorStream, StreamPoller, StreamReader, stream_arn
 
 TABLE = "users-stream-it"
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    running = MotoServer().start()
-    try:
-        yield running
-    finally:
-        running.stop()
-        moto_patches.remove()  # MotoServer patches moto for its whole process; this one is pytest's
-
-
 def put(client: Any, n: int) -> None:
     client.put_item(TableName=TABLE, Item={"userId": {"S": f"EMAIL#{n}@example.com"}, "ownerId": {"S": "u"}})
 
 
-def test_delivered_records_are_trimmed_to_the_last_few_and_numbers_stay(server: MotoServer) -> None:
-    dynamodb = boto3.client("dynamodb", endpoint_url=server.url, region_name="us-east-1")
-    streams = boto3.client("dynamodbstreams", endpoint_url=server.url, region_name="us-east-1")
+def test_delivered_records_are_trimmed_to_the_last_few_and_numbers_stay(moto_server: MotoServer) -> None:
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_server.url, region_name="us-east-1")
+    streams = boto3.client("dynamodbstreams", endpoint_url=moto_server.url, region_name="us-east-1")
     dynamodb.create_table(**create_table_kwargs(TABLE))
-    emulator = EmulatorStream(server, "us-east-1", TABLE)
+    emulator = EmulatorStream(moto_server, "us-east-1", TABLE)
     arn = stream_arn(dynamodb, TABLE)
     for n in range(20):
         put(dynamodb, n)

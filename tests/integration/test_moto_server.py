@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import requests
 
 from devstack import moto_patches, stall
 from devstack.motoserver import MotoServer
 
 
-@pytest.fixture
-def server() -> Iterator[MotoServer]:
-    running = MotoServer().start()
-    try:
-        yield running
-    finally:
-        running.stop()
-        moto_patches.remove()  # MotoServer patches moto for its whole process; this one is pytest's
-
-
-def test_the_server_is_made_with_the_patches_applied(server: MotoServer) -> None:
+def test_the_server_is_made_with_the_patches_applied(moto_server: MotoServer) -> None:
     assert (
-        server.patches
+        moto_server.patches
         == moto_patches.active()
         == [
             moto_patches.TRANSACT_WRITE_ITEMS,
@@ -32,16 +19,16 @@ def test_the_server_is_made_with_the_patches_applied(server: MotoServer) -> None
     )
 
 
-def test_the_server_serves_the_stall_control_on_its_own_port(server: MotoServer) -> None:
-    server.stall(2.5, ["UpdateItem"], 3)
+def test_the_server_serves_the_stall_control_on_its_own_port(moto_server: MotoServer) -> None:
+    moto_server.stall(2.5, ["UpdateItem"], 3)
     with requests.Session() as session:
         session.trust_env = False  # loopback only
-        state = session.get(server.url + stall.PATH, timeout=5).json()
+        state = session.get(moto_server.url + stall.PATH, timeout=5).json()
         assert (state["armed"], state["seconds"], state["operations"], state["remaining"]) == (
             True,
             2.5,
             ["UpdateItem"],
             3,
         )
-        server.unstall()
-        assert session.get(server.url + stall.PATH, timeout=5).json()["armed"] is False
+        moto_server.unstall()
+        assert session.get(moto_server.url + stall.PATH, timeout=5).json()["armed"] is False
