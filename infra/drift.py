@@ -161,12 +161,11 @@ def run(stage: str, fix: bool, stack_file: Path, out: Callable[[str], None] = pr
     if stage == "local":
         if not stack_file.exists():
             raise SystemExit(f"{stack_file} not found: start the stack first with `make run`")
+        from devstack.resources import emulator_client
+
         table, pool, endpoint, region = _local_stack(stack_file)
-        # The emulator accepts any credentials; fixed fake ones keep real ones out of reach.
-        fake = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        session = boto3.session.Session(region_name=region, **fake)
-        dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-        cognito = session.client("cognito-idp", endpoint_url=endpoint)
+        dynamodb = emulator_client("dynamodb", endpoint, region)
+        cognito = emulator_client("cognito-idp", endpoint, region)
     else:
         from infra.stages import load_stage
 
