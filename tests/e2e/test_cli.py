@@ -4,7 +4,6 @@ clear line on stderr and a non-zero exit, never a traceback, and leaves nothing 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -14,16 +13,16 @@ from botocore.exceptions import ClientError
 
 from devstack.process import PROJECT_DIR
 from tests.e2e.conftest import Stack
+from tests.support.local_api import shell_env
 
 STRONG = "Sup3r-secret-pass!"
 
 
 def make(stack_file: Path, target: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    # Not the outer `make test`'s flags and level: this is a developer's own `make` in a shell.
-    env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
-    env["STACK_FILE"] = str(stack_file)
     command = ["make", "-s", "--no-print-directory", target, *(f"{name}={value}" for name, value in variables.items())]
-    return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        command, cwd=PROJECT_DIR, env=shell_env(stack_file), capture_output=True, text=True, timeout=60
+    )
 
 
 def own_lines(result: subprocess.CompletedProcess[str]) -> list[str]:

@@ -4,7 +4,6 @@ docs/LOCAL.md's invited user, who continues from them."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Stack, running_stack
+from tests.support.local_api import shell_env
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 README = PROJECT_DIR / "README.md"
@@ -75,11 +75,13 @@ def test_every_example_runs_in_order_and_answers_as_its_comment_says(stack: Stac
                 text = f"API={stack.url}"  # this stack's port, not 8000
             script += [text, f"echo {MARK}"]
             checked.append(command)
-    # A developer's shell: not the outer `make test`'s flags and level.
-    env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
-    env["STACK_FILE"] = str(stack.stack_file)
     ran = subprocess.run(
-        ["bash", "-c", "\n".join(script)], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120
+        ["bash", "-c", "\n".join(script)],
+        cwd=PROJECT_DIR,
+        env=shell_env(stack.stack_file),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert ran.returncode == 0, ran.stderr
     outputs = ran.stdout.split(f"{MARK}\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -27,3 +29,11 @@ def call(
     if token is not None:
         sent["Authorization"] = f"Bearer {token}"
     return requests.request(method, stack.url + path, headers=sent, json=body, timeout=timeout, **kwargs)
+
+
+def shell_env(stack_file: Path) -> dict[str, str]:
+    """The environment of a developer's shell pointed at this stack: this process's, without the
+    outer `make test`'s flags and level (a `make` run from it is the developer's own)."""
+    env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+    env["STACK_FILE"] = str(stack_file)
+    return env
