@@ -25,7 +25,7 @@ from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
 from infra.policies import hook_policy_document, policy_document
-from infra.stages import Stage, load_limits
+from infra.stages import Stage, aws_properties, load_limits
 
 Json = dict[str, Any]
 
@@ -163,6 +163,7 @@ def _data(stage: Stage, limits: Json) -> Json:
                         "EmailMessage": limits["invitation"]["email_message"],
                     },
                 },
+                "UserAttributeUpdateSettings": aws_properties(limits["user_attribute_update_settings"]),
                 "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]},
                 "MfaConfiguration": "OPTIONAL",
                 "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
@@ -176,7 +177,7 @@ def _data(stage: Stage, limits: Json) -> Json:
                 "ClientName": stage.api_name,
                 "UserPoolId": _ref("UserPool"),
                 "GenerateSecret": False,
-                **limits["user_pool_client"],
+                **aws_properties(limits["user_pool_client"]),
                 "PreventUserExistenceErrors": "ENABLED",
                 "EnableTokenRevocation": True,
                 "AccessTokenValidity": 60,

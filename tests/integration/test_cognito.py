@@ -17,7 +17,7 @@ from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.errors import ValidationError
 from chalicelib.domain.identity import EmailTaken, SignInExists, SignInMissing
-from devstack.cognito_emulation import widen_email_check
+from devstack import cognito_emulation
 from infra.stages import load_limits
 
 PASSWORD = "Sup3r-secret-pass!"
@@ -26,7 +26,7 @@ PASSWORD = "Sup3r-secret-pass!"
 @pytest.fixture
 def cognito(ddb: Any) -> Iterator[Any]:
     """moto's Cognito (ddb has started mock_aws with credentials)."""
-    widen_email_check()
+    cognito_emulation.apply()
     yield boto3.client("cognito-idp", region_name="us-east-1")
 
 

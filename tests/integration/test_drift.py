@@ -14,7 +14,7 @@ from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.models import ADMIN, NewUser, User, Write
 from chalicelib.domain.service import UserService
-from devstack.cognito_emulation import widen_email_check
+from devstack import cognito_emulation
 from infra.drift import Drift
 from tests.integration.conftest import TABLE
 
@@ -23,7 +23,7 @@ PASSWORD = "Sup3r-secret-pass!"
 
 @pytest.fixture
 def world(ddb: Any) -> tuple[Drift, UserService, Any, str]:
-    widen_email_check()
+    cognito_emulation.apply()
     cognito = boto3.client("cognito-idp", region_name="us-east-1")
     pool = cognito.create_user_pool(PoolName="drift", UsernameAttributes=["email"])["UserPool"]["Id"]
     cognito.create_group(UserPoolId=pool, GroupName=ADMIN_GROUP)
