@@ -15,8 +15,8 @@ and was never retried, or an edit in the AWS console, can leave:
   its record -> `--fix` makes the sign-in follow the record, as the API does;
 - an enabled-admin count that differs from the records -> `--fix` sets it.
 
-`Drift.check` is the invariant's one check: the model-based test (tests/functional/test_model.py)
-asks it after every step.
+`assess` is the invariant's one check: `make drift` and the model-based test
+(tests/functional/test_model.py, after every step) both ask it.
 
 It runs with the operator's credentials (the API's role may neither list users nor scan the table),
 against the stage's table and pool: looked up by name, or the running local stack's.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -97,6 +97,45 @@ def _scan(client: Any, table: str) -> Iterator[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def assess(items: Iterable[dict[str, Any]], sign_ins: Iterable[SignIn], admins: set[str]) -> Report:
+    """The invariant of docs/DESIGN.md, checked: where records (the table's `items`) and sign-ins
+    (the pool's, and the subs in its admins group) disagree in existence, email (as an address:
+    letter case aside), group and enabled state, and whether the enabled-admin count equals the
+    records. Pure: `make drift` and the model-based test (tests/functional/test_model.py) give it
+    what they read."""
+    records: dict[str, User] = {}
+    deleted: set[str] = set()
+    stored_count = 0
+    for item in items:
+        user = item_to_user(item)
+        if user is not None:
+            records[user.user_id] = user
+        elif item_to_deleted(item) is not None:
+            deleted.add(item["userId"]["S"])
+        elif item["userId"] == ADMIN_COUNT_KEY["userId"]:
+            stored_count = int(item.get(ADMIN_COUNT, {}).get("N", "0"))
+    by_sub = {sign_in.sub: sign_in for sign_in in sign_ins}
+    report = Report(admin_count=(stored_count, sum(user.is_active_admin for user in records.values())))
+    without = [s for sub, s in sorted(by_sub.items()) if sub not in records]
+    report.sign_ins_without_records = [s for s in without if s.sub not in deleted]
+    report.sign_ins_of_deleted_users = [s for s in without if s.sub in deleted]
+    report.records_without_sign_ins = [u for user_id, u in sorted(records.items()) if user_id not in by_sub]
+    for user_id, user in sorted(records.items()):
+        sign_in = by_sub.get(user_id)
+        if sign_in is None:
+            continue
+        differences = []
+        if email_key(sign_in.email) != email_key(user.email):
+            differences.append(f"email {sign_in.email!r} (record {user.email!r})")
+        if (user_id in admins) != (user.role == ADMIN):
+            differences.append(f"{'in' if user_id in admins else 'not in'} admins (record: {user.role})")
+        if sign_in.enabled != user.enabled:
+            differences.append(f"{'enabled' if sign_in.enabled else 'disabled'} (record: enabled={user.enabled})")
+        if differences:
+            report.mismatches.append((user, sign_in, differences))
+    return report
+
+
 class Drift:
     def __init__(self, table: str, pool_id: str, dynamodb: Any, cognito: Any):
         self._table, self._dynamodb = table, dynamodb
@@ -104,40 +143,9 @@ class Drift:
         self._repo = DynamoUserRepository(table, client=dynamodb)
 
     def check(self) -> Report:
-        """Where the stage's sign-ins and records disagree (the invariant of docs/DESIGN.md): in
-        existence, email, group and enabled state, and the enabled-admin count."""
-        records: dict[str, User] = {}
-        deleted: set[str] = set()
-        stored_count = 0
-        for item in _scan(self._dynamodb, self._table):
-            user = item_to_user(item)
-            if user is not None:
-                records[user.user_id] = user
-            elif item_to_deleted(item) is not None:
-                deleted.add(item["userId"]["S"])
-            elif item["userId"] == ADMIN_COUNT_KEY["userId"]:
-                stored_count = int(item.get(ADMIN_COUNT, {}).get("N", "0"))
-        sign_ins = {sign_in.sub: sign_in for sign_in in self._identities.sign_ins()}
-        admins = self._identities.admins()
-        report = Report(admin_count=(stored_count, sum(user.is_active_admin for user in records.values())))
-        without = [s for sub, s in sorted(sign_ins.items()) if sub not in records]
-        report.sign_ins_without_records = [s for s in without if s.sub not in deleted]
-        report.sign_ins_of_deleted_users = [s for s in without if s.sub in deleted]
-        report.records_without_sign_ins = [u for user_id, u in sorted(records.items()) if user_id not in sign_ins]
-        for user_id, user in sorted(records.items()):
-            sign_in = sign_ins.get(user_id)
-            if sign_in is None:
-                continue
-            differences = []
-            if email_key(sign_in.email) != email_key(user.email):
-                differences.append(f"email {sign_in.email!r} (record {user.email!r})")
-            if (user_id in admins) != (user.role == ADMIN):
-                differences.append(f"{'in' if user_id in admins else 'not in'} admins (record: {user.role})")
-            if sign_in.enabled != user.enabled:
-                differences.append(f"{'enabled' if sign_in.enabled else 'disabled'} (record: enabled={user.enabled})")
-            if differences:
-                report.mismatches.append((user, sign_in, differences))
-        return report
+        """Where the stage's sign-ins and records disagree (see `assess`)."""
+        items = list(_scan(self._dynamodb, self._table))
+        return assess(items, list(self._identities.sign_ins()), self._identities.admins())
 
     def fix(self, report: Report) -> None:
         """Repair towards the records (making records only for used sign-ins that have none). A
