@@ -5,10 +5,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import NoReturn
 
+from chalicelib.config import ConfigurationError
 from infra import policies
-from infra.stages import DEPLOYED_STAGES, load_stage
+from infra.stages import DEPLOYED_STAGES, Stage, load_stage
+
+
+def _fail(command: str, message: object) -> NoReturn:
+    """A failure the user can act on: one line on stderr, exit status 1, no traceback."""
+    sys.exit(f"python -m infra {command}: {message}")
+
+
+def _stage(command: str, name: str) -> Stage:
+    try:
+        return load_stage(name)
+    except (ValueError, KeyError, ConfigurationError) as exc:  # unknown stage, or a config it cannot read
+        _fail(command, exc)
 
 
 def main() -> None:
@@ -21,7 +36,8 @@ def main() -> None:
         ("base-template", "stand-alone template of the table, pool and secret, for `chalice deploy`"),
     ):
         command = commands.add_parser(name, help=text)
-        command.add_argument("stage", choices=DEPLOYED_STAGES)
+        # Checked by load_stage, which says in one line which stages exist.
+        command.add_argument("stage", help=", ".join(DEPLOYED_STAGES))
         command.add_argument("out", type=Path)
     drift = commands.add_parser("drift", help="report where sign-ins and records disagree (--fix: repair)")
     drift.add_argument("stage", choices=("local", *DEPLOYED_STAGES))
@@ -37,21 +53,29 @@ def main() -> None:
             for path, content in policies.rendered_files(load_stage(name)).items():
                 Path(path).write_text(content)
         return
-    stage = load_stage(args.stage)
-    if args.command == "package":
+    stage = _stage(args.command, args.stage)
+    from infra.packaging import PackagingError
+
+    try:
+        print(_write(args.command, stage, args.out))
+    except (PackagingError, ConfigurationError, OSError) as exc:
+        _fail(args.command, exc)
+
+
+def _write(command: str, stage: Stage, out: Path) -> Path:
+    if command == "package":
         from infra.packaging import package_cloudformation
 
-        print(package_cloudformation(stage, args.out))
-    elif args.command == "package-tf":
+        return package_cloudformation(stage, out)
+    if command == "package-tf":
         from infra.packaging import package_terraform
 
-        print(package_terraform(stage, args.out))
-    else:
-        from infra.cloudformation import base_template
+        return package_terraform(stage, out)
+    from infra.cloudformation import base_template
 
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(base_template(stage), indent=2) + "\n")
-        print(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(base_template(stage), indent=2) + "\n")
+    return out
 
 
 if __name__ == "__main__":

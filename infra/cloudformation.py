@@ -65,11 +65,12 @@ def _log_group(name: str | Json, days: int, stage: Stage) -> Json:
     }
 
 
-def proxied_routes() -> list[tuple[str, str]]:
-    """(path, method) of every route the function serves; CORS preflights are API Gateway mocks."""
-    from app import app
+def proxied_routes(stage: Stage) -> list[tuple[str, str]]:
+    """(path, method) of every route the function serves; CORS preflights are API Gateway mocks.
+    The app is imported with the stage's settings in a process of its own (infra/packaging.py)."""
+    from infra.packaging import app_routes
 
-    return sorted((path, method.lower()) for path, methods in app.routes.items() for method in methods)
+    return app_routes(stage)
 
 
 def _parameters(stage: Stage) -> Json:
@@ -492,7 +493,7 @@ def _method_settings(stage: Stage, limits: Json) -> list[Json]:
 def _api(stage: Stage, limits: Json) -> Json:
     integration = {"x-amazon-apigateway-integration": {"uri": {"Fn::Sub": [LAMBDA_PROXY_URI, {"Alias": ALIAS_REF}]}}}
     paths: Json = {}
-    for path, method in proxied_routes():
+    for path, method in proxied_routes(stage):
         paths.setdefault(path, {})[method] = integration
     properties: Json = {
         "Name": stage.api_name,
