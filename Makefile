@@ -90,8 +90,8 @@ package: $(STAMP) ## CloudFormation for STAGE (default prod): out/STAGE/cloudfor
 package-tf: $(STAMP) ## Terraform for STAGE: out/STAGE/terraform/
 	$(BIN)/python -m infra package-tf $(STAGE) $(OUT)/$(STAGE)/terraform
 
-release-tf: $(STAMP) ## After `terraform apply` in out/STAGE/terraform: CodeDeploy moves the live alias to the new version (hook, canary, rollback)
-	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform
+release-tf: $(STAMP) ## After `terraform apply` in out/STAGE/terraform: CodeDeploy moves each function's live alias to the new version (hook, canary, rollback), each within a timeout (TIMEOUT=s)
+	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: out/STAGE/base.json
 	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json

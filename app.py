@@ -265,3 +265,11 @@ def pre_traffic_hook(event: dict[str, Any], context: Any) -> dict[str, str]:
     from chalicelib.traffic_hook import handle  # imported here: the API function never loads it
 
     return handle(event)
+
+
+@app.lambda_function(name="changes_pre_traffic_hook")
+def changes_pre_traffic_hook(event: dict[str, Any], context: Any) -> dict[str, str]:
+    """CodeDeploy's check of a new version of the stream consumer before its mapping reads with it."""
+    from chalicelib.traffic_hook import handle_stream_check  # imported here: the API function never loads it
+
+    return handle_stream_check(event)

@@ -24,16 +24,19 @@ from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
-from infra.policies import hook_policy_document, policy_document
+from infra.policies import changes_hook_policy_document, hook_policy_document, policy_document
 from infra.stages import Stage, load_limits
 
 Json = dict[str, Any]
 
 ALIAS = "live"
 HOOK = "PreTrafficHook"  # Chalice's logical id for app.py's pre_traffic_hook
+CHANGES_HOOK = "ChangesPreTrafficHook"  # ... for app.py's changes_pre_traffic_hook
 CONSUMER = "UserChanges"  # Chalice's logical id for app.py's user_changes (@app.on_dynamodb_record)
 CONSUMER_EVENT = f"{CONSUMER}DynamodbEventSource"  # its SAM event, which Chalice names so
 ROLLBACK_ALARMS = ("RollbackLambdaErrorsAlarm", "RollbackApi5xxRateAlarm")
+# The consumer's own: a crash of its live alias, or a batch given up on (a new dead letter).
+CONSUMER_ROLLBACK_ALARMS = ("RollbackChangeConsumerErrorsAlarm", "RollbackChangeDeadLettersAlarm")
 NO_VALUE = {"Ref": "AWS::NoValue"}
 LAMBDA_PROXY_URI = (
     "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Alias}/invocations"
@@ -376,26 +379,22 @@ def _function(stage: Stage) -> Json:
     }
 
 
-def _pre_traffic_hook(stage: Stage) -> Json:
-    """Changes to the hook function Chalice packages (app.py, @app.lambda_function): the name
-    CodeDeploy's role may invoke, the version to test, and a role policy naming the one
-    deployment group SAM generates for the API function."""
-    deployment_group = _sub(
-        "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"
-        "${ServerlessDeploymentApplication}/${APIHandlerDeploymentGroup}"
-    )
+def _hook(stage: Stage, logical_id: str, function_name: str, target: str, policy: Json) -> Json:
+    """Changes to a hook function Chalice packages (app.py, @app.lambda_function): the name CodeDeploy's
+    role may invoke, the version to test (`target`, the logical id whose `.Version` SAM publishes in
+    this update), and its role policy."""
     return {
         # Chalice names the group after the function by reference; a literal name lets the function
         # depend on it, so no log line lands in a group without retention.
-        f"{HOOK}LogGroup": {"Properties": {"LogGroupName": f"/aws/lambda/{stage.hook_function_name}"}},
-        HOOK: {
-            "DependsOn": [f"{HOOK}LogGroup"],
+        f"{logical_id}LogGroup": {"Properties": {"LogGroupName": f"/aws/lambda/{function_name}"}},
+        logical_id: {
+            "DependsOn": [f"{logical_id}LogGroup"],
             "Properties": {
-                "FunctionName": stage.hook_function_name,
+                "FunctionName": function_name,
                 "Environment": {
                     "Variables": {
                         # SAM resolves this to the version it publishes in this update.
-                        TARGET_ENV: _ref("APIHandler.Version"),
+                        TARGET_ENV: _ref(f"{target}.Version"),
                         API_STAGE_ENV: stage.api_stage,
                         # app.py declares the routes when the hook imports it; the pool must be real.
                         "USER_POOL_ARN": _get_att("UserPool", "Arn"),
@@ -403,13 +402,38 @@ def _pre_traffic_hook(stage: Stage) -> Json:
                 },
             },
         },
-        f"{HOOK}Role": {
-            "Properties": {
-                "Policies": [
-                    {"PolicyName": f"{HOOK}RolePolicy", "PolicyDocument": hook_policy_document(stage, deployment_group)}
-                ]
-            }
+        f"{logical_id}Role": {
+            "Properties": {"Policies": [{"PolicyName": f"{logical_id}RolePolicy", "PolicyDocument": policy}]}
         },
+    }
+
+
+def _deployment_group(function: str) -> Json:
+    """The deployment group SAM generates for `function`'s DeploymentPreference."""
+    return _sub(
+        "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"
+        f"${{ServerlessDeploymentApplication}}/${{{function}DeploymentGroup}}"
+    )
+
+
+def _pre_traffic_hooks(stage: Stage) -> Json:
+    """The API function's hook (API Gateway probes) and the consumer's (a synthetic stream batch),
+    each reporting only to its own function's deployment group."""
+    return {
+        **_hook(
+            stage,
+            HOOK,
+            stage.hook_function_name,
+            "APIHandler",
+            hook_policy_document(stage, _deployment_group("APIHandler")),
+        ),
+        **_hook(
+            stage,
+            CHANGES_HOOK,
+            stage.changes_hook_function_name,
+            CONSUMER,
+            changes_hook_policy_document(stage, _deployment_group(CONSUMER)),
+        ),
     }
 
 
@@ -424,6 +448,15 @@ def _consumer(stage: Stage, limits: Json) -> Json:
             "DependsOn": [f"{CONSUMER}LogGroup"],
             "Properties": {
                 "FunctionName": stage.consumer_function_name,
+                # As the API function: each update publishes a version, and the mapping reads the
+                # stream with the `live` alias, which CodeDeploy moves after the consumer's own
+                # hook, by the stage's shifting, undone if one of the consumer's alarms fires.
+                "AutoPublishAlias": ALIAS,
+                "DeploymentPreference": {
+                    "Type": stage.traffic_shifting,
+                    "Alarms": [_ref(name) for name in CONSUMER_ROLLBACK_ALARMS],
+                    "Hooks": {"PreTraffic": _ref(CHANGES_HOOK)},
+                },
                 "Environment": {
                     "Variables": {
                         # app.py declares the routes when the consumer imports it; the pool must be real.
@@ -836,6 +869,36 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
     )
     changes = limits["change_events"]["alarms"]
     consumer = [{"Name": "FunctionName", "Value": _ref(CONSUMER)}]
+    consumer_alias = [*consumer, {"Name": "Resource", "Value": _sub(f"${{{CONSUMER}}}:{ALIAS}")}]
+    dead_letter_queue = [{"Name": "QueueName", "Value": _get_att("ChangeDeadLetterQueue", "QueueName")}]
+    consumer_rollback = {
+        "RollbackChangeConsumerErrorsAlarm": _alarm(
+            "Errors of the consumer's live alias while CodeDeploy moves it: rolled back",
+            rollback["consumer_errors"],
+            {
+                "Namespace": "AWS/Lambda",
+                "MetricName": "Errors",
+                "Dimensions": consumer_alias,
+                "Period": rollback["consumer_errors"]["period_seconds"],
+                "Statistic": "Sum",
+            },
+        ),
+        # Messages sent, not visible: dead letters still waiting for a replay must not stop the
+        # release of the version that fixes what made them.
+        "RollbackChangeDeadLettersAlarm": _alarm(
+            "Batches the consumer gave up on while CodeDeploy moves its live alias: rolled back",
+            rollback["dead_letters"],
+            {
+                "Namespace": "AWS/SQS",
+                "MetricName": "NumberOfMessagesSent",
+                "Dimensions": dead_letter_queue,
+                "Period": rollback["dead_letters"]["period_seconds"],
+                "Statistic": "Sum",
+            },
+        ),
+    }
+    assert set(consumer_rollback) == set(CONSUMER_ROLLBACK_ALARMS)
+    resources.update(consumer_rollback)
     resources.update(
         {
             "ChangeConsumerErrorsAlarm": _alarm(
@@ -866,7 +929,7 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
                 {
                     "Namespace": "AWS/SQS",
                     "MetricName": "ApproximateNumberOfMessagesVisible",
-                    "Dimensions": [{"Name": "QueueName", "Value": _get_att("ChangeDeadLetterQueue", "QueueName")}],
+                    "Dimensions": dead_letter_queue,
                     "Period": changes["dead_letters"]["period_seconds"],
                     "Statistic": "Maximum",
                 },
@@ -922,7 +985,7 @@ def merge_template(stage: Stage) -> Json:
         **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
         **_function(stage),
-        **_pre_traffic_hook(stage),
+        **_pre_traffic_hooks(stage),
         **_consumer(stage, limits),
         **_api(stage, limits),
         **_monitoring(stage, limits),

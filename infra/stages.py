@@ -53,6 +53,11 @@ class Stage:
         return f"{APP_NAME}-{self.name}-changes"
 
     @property
+    def changes_hook_function_name(self) -> str:
+        """The consumer's pre-traffic hook (app.py's changes_pre_traffic_hook): CodeDeployHook_ too."""
+        return f"CodeDeployHook_{self.consumer_function_name}"
+
+    @property
     def audit_table_name(self) -> str:
         return self.lambda_environment["AUDIT_TABLE_NAME"]
 
