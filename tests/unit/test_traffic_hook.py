@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -127,7 +127,9 @@ def test_an_invoke_that_raises_still_reports_failed() -> None:
 
 
 def test_a_throttled_invoke_is_tried_again_after_a_pause_and_a_wrong_answer_is_not() -> None:
-    answers = iter([TimeoutError("throttled"), healthy, lambda e: proxy_response(500, {"error": "x"})])
+    answers: Iterator[Exception | Callable[[dict[str, Any]], Any]] = iter(
+        [TimeoutError("throttled"), healthy, lambda e: proxy_response(500, {"error": "x"})]
+    )
 
     def flaky(event: dict[str, Any]) -> Any:
         answer = next(answers)
