@@ -26,7 +26,7 @@ ifdef NEW_PASSWORD
 TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
 endif
 
-.PHONY: help run token user outbox drift events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
+.PHONY: help run token user outbox drift replay-dlq events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
 
 # A bare `make` lists the targets.
 .DEFAULT_GOAL := help
@@ -61,6 +61,9 @@ user: $(STAMP) ## Add a user (sign-in and record, as POST /users makes them) to 
 
 drift: $(STAMP) ## Sign-ins and records that disagree on STAGE (local: the running `make run`); FIX=1 repairs them (operator credentials for deployed stages)
 	$(BIN)/python -m infra drift $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(FIX),--fix)
+
+replay-dlq: $(STAMP) ## Hand the change consumer the stream records it gave up on (its dead-letter queue), again, on STAGE (local: the running `make run`); DROP_TRIMMED=1 drops those the stream no longer holds
+	$(BIN)/python -m infra replay-dlq $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(DROP_TRIMMED),--drop-trimmed)
 
 outbox: $(STAMP) ## The latest invitations Cognito would have mailed on the running stack (temporary passwords)
 	@$(BIN)/python -m devstack outbox

@@ -131,6 +131,10 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             "events_file": str(_events_file()),
             "audit_table_name": stage_env["AUDIT_TABLE_NAME"],
             "event_bus_name": stage_env["EVENT_BUS_NAME"],
+            # Where the stream's mapping sends what it gave up on; `make replay-dlq` reads it.
+            "dead_letter_queue_url": resources.emulator_client("sqs", moto.url, region).get_queue_url(
+                QueueName=streams.LOCAL_DEAD_LETTER_QUEUE
+            )["QueueUrl"],
             # Whose file this is: a second start refuses while this process lives, and this
             # process removes the file at exit only if it is still the one it wrote.
             "pid": os.getpid(),

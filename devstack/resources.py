@@ -134,12 +134,18 @@ def id_token(
     return str(result["AuthenticationResult"]["IdToken"])
 
 
-def create_change_resources(endpoint: str, region: str, audit_table: str, bus_name: str) -> None:
-    """What the change consumer writes to, as deployed: the audit table (TTL on) and the stage's bus."""
+def create_change_resources(endpoint: str, region: str, audit_table: str, bus_name: str, dead_letter_queue: str) -> str:
+    """What the change consumer writes to, as deployed: the audit table (TTL on), the stage's bus, and
+    its mapping's dead-letter queue (kept as long as deployed); the queue's URL."""
     dynamodb = emulator_client("dynamodb", endpoint, region)
     dynamodb.create_table(**create_audit_table_kwargs(audit_table))
     dynamodb.update_time_to_live(**time_to_live_kwargs(audit_table))
     emulator_client("events", endpoint, region).create_event_bus(Name=bus_name)
+    retention = str(load_limits()["change_events"]["dead_letter_retention_seconds"])
+    queue = emulator_client("sqs", endpoint, region).create_queue(
+        QueueName=dead_letter_queue, Attributes={"MessageRetentionPeriod": retention}
+    )
+    return str(queue["QueueUrl"])
 
 
 # Cognito's answers to a sign-in that are about the user or the password, not about the stack.

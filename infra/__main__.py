@@ -1,5 +1,6 @@
-"""`python -m infra <command>`: the files `make package`, `make package-tf` and `make policies` write,
-and `make drift`, an operator's check of a stage's sign-ins against its records."""
+"""`python -m infra <command>`: the files `make package`, `make package-tf` and `make policies` write;
+`make drift`, an operator's check of a stage's sign-ins against its records; and `make replay-dlq`,
+which hands the change consumer the stream records it gave up on."""
 
 from __future__ import annotations
 
@@ -42,11 +43,21 @@ def main() -> None:
     drift = commands.add_parser("drift", help="report where sign-ins and records disagree (--fix: repair)")
     drift.add_argument("stage", choices=("local", *DEPLOYED_STAGES))
     drift.add_argument("--fix", action="store_true")
+    replay = commands.add_parser("replay-dlq", help="hand the change consumer its dead-lettered stream records again")
+    replay.add_argument("stage", choices=("local", *DEPLOYED_STAGES))
+    replay.add_argument(
+        "--drop-trimmed", action="store_true", help="delete the messages whose records the stream no longer holds"
+    )
     args = parser.parse_args()
     if args.command == "drift":
         from infra.drift import main as drift_main
 
         drift_main(args.stage, args.fix)
+        return
+    if args.command == "replay-dlq":
+        from infra.replay_dlq import main as replay_main
+
+        replay_main(args.stage, args.drop_trimmed)
         return
     if args.command == "policies":
         for name in DEPLOYED_STAGES:
