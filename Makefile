@@ -26,7 +26,7 @@ ifdef NEW_PASSWORD
 TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
 endif
 
-.PHONY: help run token user outbox drift replay-dlq events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
+.PHONY: help run token user outbox drift replay-dlq events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
 
 # A bare `make` lists the targets.
 .DEFAULT_GOAL := help
@@ -98,6 +98,10 @@ release-tf: $(STAMP) ## After `terraform apply` in out/STAGE/terraform: CodeDepl
 
 base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: out/STAGE/base.json
 	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json
+
+cleanup: $(STAMP) ## What a failed or deleted CloudFormation stack of STAGE left behind (retained tables, bucket, secret, pool), listed; CONFIRM=1 deletes what holds no data, DATA=1 the rest too (operator credentials)
+	@$(if $(filter $(origin STAGE),command line),,echo "make cleanup: name the stage: make cleanup STAGE=dev|staging|prod" >&2; exit 2)
+	$(BIN)/python -m infra cleanup $(STAGE) $(if $(CONFIRM),--confirm) $(if $(DATA),--data)
 
 policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra policies

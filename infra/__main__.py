@@ -48,7 +48,16 @@ def main() -> None:
     replay.add_argument(
         "--drop-trimmed", action="store_true", help="delete the messages whose records the stream no longer holds"
     )
+    cleanup = commands.add_parser("cleanup", help="what a failed or deleted stack of a stage left behind")
+    cleanup.add_argument("stage", help=", ".join(DEPLOYED_STAGES))
+    cleanup.add_argument("--confirm", action="store_true", help="delete what is listed for deletion")
+    cleanup.add_argument("--data", action="store_true", help="also what holds data (tables with items, ...)")
     args = parser.parse_args()
+    if args.command == "cleanup":
+        from infra.cleanup import main as cleanup_main
+
+        cleanup_main(_stage(args.command, args.stage), args.confirm, args.data)
+        return
     if args.command == "drift":
         from infra.drift import main as drift_main
 
