@@ -74,6 +74,8 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     from devstack.cognito_emulation import widen_email_check
     from devstack.gateway import serve_app
     from devstack.motoserver import MotoServer
+    from infra.invitation import invitation
+    from infra.stages import load_limits
 
     _emulator_credentials()
     region = os.environ.get("AWS_REGION", "us-east-1")
@@ -86,6 +88,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             moto = MotoServer(host, moto_port).start()
         except moto_patches.MotoVersionMismatch as exc:
             sys.exit(f"Cannot start the local stack: {exc}")
+        invitation_text = invitation(load_limits())
         cli = chalice_factory.CLIFactory(str(PROJECT_DIR), environ=os.environ)
         stage_env = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE).environment_variables
         os.environ.update(
@@ -93,8 +96,11 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
                 "AWS_ENDPOINT_URL": moto.url,
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
-                # Where the app writes the invitations Cognito would mail (chalicelib/adapters/local_outbox.py).
+                # Where the app writes the invitations Cognito would mail (chalicelib/adapters/local_outbox.py),
+                # worded as the stage's pool words them (with SES; infra/invitation.py).
                 "OUTBOX_FILE": str(_outbox_file()),
+                "INVITATION_EMAIL_SUBJECT": invitation_text["EmailSubject"],
+                "INVITATION_EMAIL_MESSAGE": invitation_text["EmailMessage"],
             }
         )
         stack = resources.create(

@@ -11,6 +11,7 @@ from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_t
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.models import ADMIN, MEMBER, NewUser, parse_new_user
 from chalicelib.domain.service import UserService
+from infra.invitation import invitation
 from infra.stages import load_limits
 
 ADMIN_EMAIL = "admin@example.com"
@@ -194,6 +195,8 @@ def create(
         UsernameAttributes=["email"],
         AutoVerifiedAttributes=["email"],
         Policies={"PasswordPolicy": limits["password_policy"]},
+        # As a stage that sends through SES words the invitation (Cognito's own email may not).
+        AdminCreateUserConfig={"AllowAdminCreateUserOnly": True, "InviteMessageTemplate": invitation(limits)},
     )["UserPool"]["Id"]
     client_id = idp.create_user_pool_client(
         UserPoolId=pool_id,

@@ -24,6 +24,7 @@ from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
+from infra.invitation import invitation
 from infra.policies import changes_hook_policy_document, hook_policy_document, policy_document
 from infra.stages import Stage, load_limits
 
@@ -76,8 +77,41 @@ def proxied_routes(stage: Stage) -> list[tuple[str, str]]:
     return app_routes(stage)
 
 
+SES_IDENTITY_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:ses:[a-z0-9-]+:[0-9]{12}:identity/\S+$"
+
+
+def _email_parameters(stage: Stage) -> Json:
+    """How the pool sends mail: Cognito's own email by default, which deploys anywhere; an SES
+    identity for the custom invitation (Cognito allows a custom email message only with SES)."""
+    return {
+        "SesIdentityArn": {
+            "Type": "String",
+            "Default": stage.ses_identity_arn,
+            "AllowedPattern": SES_IDENTITY_ARN_PATTERN,
+            "Description": "A verified SES identity the pool sends its mail (the invitation) with; empty: Cognito's "
+            "own email (at most 50 messages a day per account, Cognito's own invitation text).",
+        },
+        "EmailFrom": {
+            "Type": "String",
+            "Default": stage.email_from,
+            "Description": "With SesIdentityArn: the From of the pool's mail, e.g. 'Users API <no-reply@example.com>'; "
+            "empty: the identity's address.",
+        },
+    }
+
+
+def _email_conditions() -> Json:
+    return {
+        "SendsMailWithSes": {"Fn::Not": [{"Fn::Equals": [_ref("SesIdentityArn"), ""]}]},
+        "HasEmailFrom": {
+            "Fn::And": [{"Condition": "SendsMailWithSes"}, {"Fn::Not": [{"Fn::Equals": [_ref("EmailFrom"), ""]}]}]
+        },
+    }
+
+
 def _parameters(stage: Stage) -> Json:
     parameters: Json = {
+        **_email_parameters(stage),
         "AlarmEmail": {
             "Type": "String",
             "Default": "",
@@ -102,6 +136,7 @@ def _parameters(stage: Stage) -> Json:
 
 def _conditions(stage: Stage) -> Json:
     conditions: Json = {
+        **_email_conditions(),
         "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [_ref("AlarmEmail"), ""]}]},
         "HasProvisionedConcurrency": {"Fn::Not": [{"Fn::Equals": [_ref("ProvisionedConcurrency"), "0"]}]},
     }
@@ -159,13 +194,22 @@ def _data(stage: Stage, limits: Json) -> Json:
                 "Schema": [{"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True}],
                 "Policies": {"PasswordPolicy": limits["password_policy"]},
                 # Users are created by admins (POST /users makes the sign-in and its record); the
-                # invitation carries a temporary password, changed at the first sign-in.
+                # invitation carries a temporary password, changed at the first sign-in. Its text is
+                # ours only with SES: Cognito refuses a custom email message on its own email.
                 "AdminCreateUserConfig": {
                     "AllowAdminCreateUserOnly": True,
-                    "InviteMessageTemplate": {
-                        "EmailSubject": limits["invitation"]["email_subject"],
-                        "EmailMessage": limits["invitation"]["email_message"],
-                    },
+                    "InviteMessageTemplate": {"Fn::If": ["SendsMailWithSes", invitation(limits), NO_VALUE]},
+                },
+                "EmailConfiguration": {
+                    "Fn::If": [
+                        "SendsMailWithSes",
+                        {
+                            "EmailSendingAccount": "DEVELOPER",
+                            "SourceArn": _ref("SesIdentityArn"),
+                            "From": {"Fn::If": ["HasEmailFrom", _ref("EmailFrom"), NO_VALUE]},
+                        },
+                        {"EmailSendingAccount": "COGNITO_DEFAULT"},
+                    ]
                 },
                 "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]},
                 "MfaConfiguration": "OPTIONAL",
@@ -1030,6 +1074,8 @@ def base_template(stage: Stage) -> Json:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"users-api {stage.name}: data, identity, secret, avatar bucket and change storage for "
         "`chalice deploy`",
+        "Parameters": _email_parameters(stage),
+        "Conditions": _email_conditions(),
         "Resources": resources,
         "Outputs": outputs,
     }

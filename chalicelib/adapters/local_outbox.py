@@ -29,18 +29,22 @@ def append(path: Path, message: dict[str, Any]) -> None:
 
 
 class OutboxCognitoIdentityProvider(CognitoIdentityProvider):
-    """Cognito, with the invitation written to the outbox instead of mailed."""
+    """Cognito, with the invitation written to the outbox instead of mailed: with its subject and text
+    (`invitation`, the stage's template, as the local stack's pool has it) when given, {username} and
+    {####} filled in as Cognito fills them."""
 
-    def __init__(self, pool_id: str, outbox: Path, client: Any | None = None):
+    def __init__(self, pool_id: str, outbox: Path, client: Any | None = None, invitation: tuple[str, str] = ("", "")):
         super().__init__(pool_id, client)
         self._outbox = outbox
+        self._subject, self._message = invitation
 
     def invite(self, sub: str, email: str) -> None:
         # What RESEND does in Cognito: a new temporary password, valid for the first sign-in,
         # after which Cognito asks for a new one (NEW_PASSWORD_REQUIRED).
         password = temporary_password()
         self._on_user("admin_set_user_password", sub, Password=password, Permanent=False)
-        append(
-            self._outbox,
-            {"kind": "invitation", "to": email, "userId": sub, "temporaryPassword": password},
-        )
+        message: dict[str, Any] = {"kind": "invitation", "to": email, "userId": sub, "temporaryPassword": password}
+        if self._message:
+            message["subject"] = self._subject
+            message["message"] = self._message.replace("{username}", email).replace("{####}", password)
+        append(self._outbox, message)

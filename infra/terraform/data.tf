@@ -83,14 +83,26 @@ resource "aws_cognito_user_pool" "users" {
   }
 
   # Accounts are created by admins (POST /users makes the sign-in and its record); the invitation
-  # carries a temporary password, changed at the first sign-in.
+  # carries a temporary password, changed at the first sign-in. Its text is ours only with SES:
+  # Cognito refuses a custom email message on its own email (COGNITO_DEFAULT).
   admin_create_user_config {
     allow_admin_create_user_only = true
 
-    invite_message_template {
-      email_subject = local.limits.invitation.email_subject
-      email_message = local.limits.invitation.email_message
+    dynamic "invite_message_template" {
+      for_each = var.ses_identity_arn == "" ? [] : [1]
+
+      content {
+        email_subject = var.invitation_email_subject
+        email_message = var.invitation_email_message
+      }
     }
+  }
+
+  # Cognito's own email by default (50 messages a day per account); an SES identity sends the rest.
+  email_configuration {
+    email_sending_account = var.ses_identity_arn == "" ? "COGNITO_DEFAULT" : "DEVELOPER"
+    source_arn            = var.ses_identity_arn == "" ? null : var.ses_identity_arn
+    from_email_address    = var.ses_identity_arn == "" || var.email_from == "" ? null : var.email_from
   }
 
   account_recovery_setting {

@@ -21,6 +21,7 @@ from chalicelib.adapters.table_schema import (
     time_to_live_kwargs,
 )
 from infra.cloudformation import base_template
+from infra.invitation import invitation
 from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
 from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, consumer_policy_document, policy_document
 from infra.stages import DEPLOYED_STAGES, load_limits, load_stage
@@ -130,16 +131,57 @@ def test_role_policy_is_the_stage_policy_file_naming_this_stacks_pool(templates:
         assert cognito["Resource"] == pool  # not every pool of the account, as the static file must
 
 
-def test_the_pool_sends_the_invitation_with_a_temporary_password(prod: Template) -> None:
-    config = props(prod, "UserPool")["AdminCreateUserConfig"]
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_the_pool_sends_with_cognitos_own_email_unless_an_ses_identity_is_given(
+    templates: dict[str, Template], name: str
+) -> None:
+    """Cognito allows a custom invitation email only with SES (EmailSendingAccount DEVELOPER): by
+    default the pool uses Cognito's own email without a custom message, so it deploys anywhere;
+    the SesIdentityArn parameter (default: the stage's setting) switches to SES and our invitation."""
+    template = templates[name]
+    pool = props(template, "UserPool")
+    config = pool["AdminCreateUserConfig"]
     assert config["AllowAdminCreateUserOnly"] is True
-    message = config["InviteMessageTemplate"]
-    assert message == {
-        "EmailSubject": load_limits()["invitation"]["email_subject"],
-        "EmailMessage": load_limits()["invitation"]["email_message"],
+    assert config["InviteMessageTemplate"] == {
+        "Fn::If": ["SendsMailWithSes", invitation(load_limits()), {"Ref": "AWS::NoValue"}]
     }
+    assert pool["EmailConfiguration"] == {
+        "Fn::If": [
+            "SendsMailWithSes",
+            {
+                "EmailSendingAccount": "DEVELOPER",
+                "SourceArn": {"Ref": "SesIdentityArn"},
+                "From": {"Fn::If": ["HasEmailFrom", {"Ref": "EmailFrom"}, {"Ref": "AWS::NoValue"}]},
+            },
+            {"EmailSendingAccount": "COGNITO_DEFAULT"},
+        ]
+    }
+    assert template["Parameters"]["SesIdentityArn"]["Default"] == load_stage(name).ses_identity_arn == ""
+    assert template["Conditions"]["SendsMailWithSes"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SesIdentityArn"}, ""]}]}
+    pattern = re.compile(template["Parameters"]["SesIdentityArn"]["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch("arn:aws:ses:eu-west-1:123456789012:identity/example.com")
+    assert not pattern.fullmatch("no-reply@example.com")
+
+
+def test_the_invitation_says_the_validity_the_pool_gives() -> None:
+    """One source: the text says how long the temporary password lasts from the pool's own number."""
+    limits = load_limits()
+    message = invitation(limits)["EmailMessage"]
+    days = limits["password_policy"]["TemporaryPasswordValidityDays"]
+    assert f"expires in {days} days." in message
+    assert not re.search(r"\d+ days?", limits["invitation"]["email_message"])  # no number of its own
     # Cognito refuses an invitation template without both placeholders.
-    assert "{username}" in message["EmailMessage"] and "{####}" in message["EmailMessage"]
+    assert "{username}" in message and "{####}" in message
+    assert invitation({**limits, "password_policy": {"TemporaryPasswordValidityDays": 1}})["EmailMessage"].endswith(
+        "expires in 1 day."
+    )
+
+
+def test_the_chalice_deploy_base_stack_takes_the_same_email_settings() -> None:
+    base = base_template(load_stage("dev"))
+    assert set(base["Parameters"]) == {"SesIdentityArn", "EmailFrom"}
+    assert set(base["Conditions"]) == {"SendsMailWithSes", "HasEmailFrom"}
+    assert base["Resources"]["UserPool"]["Properties"]["EmailConfiguration"]["Fn::If"][0] == "SendsMailWithSes"
 
 
 # --- Data and identity ----------------------------------------------------------------------

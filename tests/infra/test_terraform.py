@@ -27,6 +27,7 @@ from chalicelib.adapters.table_schema import (
 )
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.traffic_hook import PROBES, TIMEOUT_SHARE, worst_case_s
+from infra.invitation import invitation
 from infra.packaging import package_terraform
 from infra.policies import (
     CHANGES_DEPLOYMENT_GROUP,
@@ -286,16 +287,34 @@ def test_user_pool_is_admin_created_with_a_strong_password_policy(package: Packa
     assert pool["deletion_protection"] == "ACTIVE"
     admin_create = single(pool["admin_create_user_config"])
     assert admin_create["allow_admin_create_user_only"] is True
-    invitation = {key: package.value(value) for key, value in single(admin_create["invite_message_template"]).items()}
-    assert invitation == {
-        "email_subject": package.limits["invitation"]["email_subject"],
-        "email_message": package.limits["invitation"]["email_message"],
-    }
     recovery = single(single(pool["account_recovery_setting"])["recovery_mechanism"])
     assert recovery == {"name": "verified_email", "priority": 1}
     assert pool["mfa_configuration"] == "OPTIONAL"
     assert single(pool["software_token_mfa_configuration"])["enabled"] is True
     assert single(pool["lifecycle"])["prevent_destroy"] is True
+
+
+def test_the_pool_sends_with_cognitos_own_email_unless_an_ses_identity_is_given(package: Package) -> None:
+    """Cognito allows a custom invitation email only with SES (EmailSendingAccount DEVELOPER): by
+    default the pool uses Cognito's email and its own invitation text, so it deploys anywhere."""
+    pool = package.resource("aws_cognito_user_pool", "users")
+    email = single(pool["email_configuration"])
+    assert email["email_sending_account"] == '${var.ses_identity_arn == "" ? "COGNITO_DEFAULT" : "DEVELOPER"}'
+    assert email["source_arn"] == '${var.ses_identity_arn == "" ? null : var.ses_identity_arn}'
+    assert (
+        email["from_email_address"] == '${var.ses_identity_arn == "" || var.email_from == "" ? null : var.email_from}'
+    )
+    template = single(single(pool["admin_create_user_config"])["dynamic"])["invite_message_template"]
+    assert template["for_each"] == '${var.ses_identity_arn == "" ? [] : [1]}'
+    assert single(template["content"]) == {
+        "email_subject": "${var.invitation_email_subject}",
+        "email_message": "${var.invitation_email_message}",
+    }
+    # The stage's settings, and the invitation rendered once (infra/invitation.py) for both formats.
+    assert (package.tfvars["ses_identity_arn"], package.tfvars["email_from"]) == ("", "")
+    assert package.tfvars["invitation_email_subject"] == invitation(package.limits)["EmailSubject"]
+    assert package.tfvars["invitation_email_message"] == invitation(package.limits)["EmailMessage"]
+    assert "expires in 3 days" in package.tfvars["invitation_email_message"]
 
 
 def test_pool_client_and_admin_group(package: Package) -> None:
