@@ -26,6 +26,7 @@ from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
 from infra.invitation import invitation
 from infra.policies import changes_hook_policy_document, hook_policy_document, policy_document
+from infra.release_version import PATTERN as RELEASE_VERSION_PATTERN
 from infra.stages import Stage, load_limits
 
 Json = dict[str, Any]
@@ -111,6 +112,13 @@ def _email_conditions() -> Json:
 
 def _parameters(stage: Stage) -> Json:
     parameters: Json = {
+        "ReleaseVersion": {
+            "Type": "String",
+            "Default": "0.0.0",
+            "AllowedPattern": RELEASE_VERSION_PATTERN,
+            "Description": "The release deployed (its git tag, e.g. v1.4.0): recorded in the stack's ReleaseVersion "
+            "output, which the deploy compares before it deploys (infra/release_version.py).",
+        },
         **_email_parameters(stage),
         "AlarmEmail": {
             "Type": "String",
@@ -396,6 +404,9 @@ def _function(stage: Stage) -> Json:
                         "AVATAR_BUCKET": _ref("AvatarBucket"),
                         # The same name as config.json's; the reference orders the table first.
                         "AUDIT_TABLE_NAME": _ref("AuditTable"),
+                        # Which release this version is (its logs and `aws lambda get-function-configuration`
+                        # say it); and a new release is always a new version, released through the hook.
+                        "RELEASE_VERSION": _ref("ReleaseVersion"),
                     }
                 },
             },
@@ -1013,6 +1024,10 @@ def _outputs(stage: Stage) -> Json:
         "AuditTableName": {"Value": _ref("AuditTable")},
         "EventBusName": {"Value": _ref("ChangeEventBus")},
         "ChangeDeadLetterQueueUrl": {"Value": _ref("ChangeDeadLetterQueue")},
+        "ReleaseVersion": {
+            "Description": "The release the stack runs; a deploy of an older one is refused (infra/release_version.py)",
+            "Value": _ref("ReleaseVersion"),
+        },
     }
     if stage.require_api_key:
         outputs["ApiKeyId"] = {

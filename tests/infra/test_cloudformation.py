@@ -22,6 +22,7 @@ from chalicelib.adapters.table_schema import (
 )
 from infra.cloudformation import base_template
 from infra.invitation import invitation
+from infra.release_version import PATTERN as RELEASE_VERSION_PATTERN
 from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
 from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, consumer_policy_document, policy_document
 from infra.stages import DEPLOYED_STAGES, load_limits, load_stage
@@ -564,3 +565,17 @@ def test_the_chalice_deploy_base_template_has_the_change_storage_and_the_stream_
     assert {"AuditTable", "ChangeEventBus", "ChangeDeadLetterQueue"} <= set(base["Resources"])
     assert base["Outputs"]["UsersTableStreamArn"]["Value"] == {"Fn::GetAtt": ["UsersTable", "StreamArn"]}
     assert "USERS_STREAM_ARN" in base["Outputs"]["UsersTableStreamArn"]["Description"]
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_the_stack_records_the_release_it_runs(templates: dict[str, Template], name: str) -> None:
+    """The deploy compares versions before it deploys (infra/release_version.py): the stack keeps the
+    one it runs in its ReleaseVersion output, and the API function's environment makes each release a
+    new version, so even a release of the same code goes through the hook."""
+    template = templates[name]
+    parameter = template["Parameters"]["ReleaseVersion"]
+    assert parameter["AllowedPattern"] == RELEASE_VERSION_PATTERN
+    assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
+    assert template["Outputs"]["ReleaseVersion"]["Value"] == {"Ref": "ReleaseVersion"}
+    variables = props(template, "APIHandler")["Environment"]["Variables"]
+    assert variables["RELEASE_VERSION"] == {"Ref": "ReleaseVersion"}
