@@ -22,9 +22,9 @@ from chalicelib.adapters.table_schema import (
 )
 from infra.cloudformation import base_template
 from infra.invitation import invitation
-from infra.release_version import PATTERN as RELEASE_VERSION_PATTERN
 from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
 from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, consumer_policy_document, policy_document
+from infra.release_version import PATTERN as RELEASE_VERSION_PATTERN
 from infra.stages import DEPLOYED_STAGES, load_limits, load_stage
 from tests.support.cache_headers import public_max_age
 
