@@ -50,7 +50,8 @@ _ERROR_TEXT = {
     "or enabled; anyone changing their own role or enabled, or deleting themselves)",
     "404": "No such user (or, for an avatar read, no avatar uploaded)",
     "409": "Email already used by another user, the change would leave no enabled admin, a concurrent change "
-    "won, or a request with this Idempotency-Key is still in progress",
+    "won, or a request with this Idempotency-Key is still in progress (then with Retry-After: the seconds until "
+    "its lock expires, also said in the error)",
     "412": "If-Match names no current version of the user (read it again for a new ETag and retry), or "
     "If-None-Match names the current one",
     "413": "Request body above the configured limit",
@@ -139,8 +140,9 @@ def _parameters() -> dict[str, Any]:
             "in": "header",
             "description": "Makes a retry safe: the same key with the same request gets the first response again "
             f"(with `{idempotency.REPLAYED_HEADER}: true`); with another body or precondition 422; while the first is "
-            "still in progress 409. After a 503 the write may or may not have happened: a retry with the same key "
-            "finds out and applies it at most once. Keys are the caller's own and expire after "
+            "still in progress 409, whose Retry-After says when the key's lock expires (at most "
+            f"{idempotency.LOCK_S + 1} seconds). After a 503 the write may or may not have happened: a retry with the "
+            "same key finds out and applies it at most once. Keys are the caller's own and expire after "
             f"{idempotency.RECORD_TTL_S // 3600} hours.",
             "schema": {"type": "string", "pattern": idempotency.KEY_PATTERN},
         },
@@ -159,6 +161,12 @@ def _response_headers() -> dict[str, Any]:
             "description": "Seconds to wait before retrying",
             "required": True,
             "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        },
+        # The same header on a 409, sent only when the conflict is a locked Idempotency-Key.
+        "RetryAfterLockedKey": {
+            "description": "Only when a request with this Idempotency-Key is still in progress: whole seconds until "
+            "its lock expires and a retry with the key runs (at least 1)",
+            "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
         },
         idempotency.REPLAYED_HEADER: {
             "description": "Present when this is the stored response to an earlier request with the same "
@@ -467,6 +475,15 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _error_responses() -> dict[str, Any]:
+    responses = {
+        f"E{code}": _json(_ref("Error"), text, ("Retry-After",) if code == "503" else ())
+        for code, text in _ERROR_TEXT.items()
+    }
+    responses["E409"]["headers"] = {"Retry-After": _ref("RetryAfterLockedKey", "headers")}
+    return responses
+
+
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     return {
@@ -490,10 +507,7 @@ def document() -> dict[str, Any]:
             "schemas": _schemas(),
             "parameters": _parameters(),
             "headers": _response_headers(),
-            "responses": {
-                f"E{code}": _json(_ref("Error"), text, ("Retry-After",) if code == "503" else ())
-                for code, text in _ERROR_TEXT.items()
-            },
+            "responses": _error_responses(),
         },
     }
 
