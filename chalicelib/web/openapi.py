@@ -23,6 +23,8 @@ from chalicelib.domain.models import (
     E164_PATTERN,
     EMAIL_LOCAL_MAX,
     EMAIL_MAX,
+    FORMAT_CHARS,
+    INVISIBLE_CHARS,
     MEMBER,
     NAME_MAX,
     PAGE_DEFAULT,
@@ -177,12 +179,17 @@ def _response_headers() -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
+    refused = CONTROL_CHARS + FORMAT_CHARS
     name = {
         "type": "string",
         "minLength": 1,
         "maxLength": NAME_MAX,
-        # Some character that is neither space nor control, and no control anywhere.
-        "pattern": f"^[^{CONTROL_CHARS}]*[^{CONTROL_CHARS}\\s][^{CONTROL_CHARS}]*$",
+        "description": "No control characters, and no invisible format or text-direction characters (every Unicode "
+        "format character but ZWNJ and ZWJ, the Hangul fillers, the tag characters, ...) anywhere; at least one "
+        "visible character (whitespace, ZWNJ, ZWJ, variation selectors and the blank braille cell are not). "
+        "Surrounding whitespace is trimmed.",
+        # Some visible character, and nothing refused anywhere.
+        "pattern": f"^[^{refused}]*[^{refused}{INVISIBLE_CHARS}\\s][^{refused}]*$",
     }
     email = {
         "type": "string",

@@ -18,6 +18,9 @@ from chalicelib.web.openapi import document, document_for, server_url
 
 SCHEMAS = document()["components"]["schemas"]
 NAME_SAMPLES = ["Ada", "  Ada  ", "Zoë", "x" * 100, "", "   ", "a\nb", "a\x01b", "a\x7fb", "a\x9bb", "\x9b", "a\u2028b"]
+# Invisible or direction-changing characters, and joiners and selectors that need a visible neighbour.
+NAME_SAMPLES += ["\u200b", "\ufeff", "Ada\u202eX", "a\u2066b", "a\U000e0041", "\u200d", "\ufe0f", "\u2800", "\u3164"]
+NAME_SAMPLES += ["a\u200db", "\u2764\ufe0f", "\u845b\U000e0100"]
 PHONE_SAMPLES = ["+14155550123", "+1", "+12", "14155550123", "+0123", "+1234567890123456", "+1415555012a"]
 
 
