@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters import private_files
 from devstack import lifecycle, resources, stall
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -131,9 +132,9 @@ def start_stack(tmp: Path, settings: Mapping[str, str] | None = None) -> Stack:
     process dies (lifecycle.exit_with_parent), and is killed at this interpreter's exit if still
     running: none outlives the test run or tool that started it.
     """
-    tmp.mkdir(parents=True, exist_ok=True)
+    private_files.make_folder(tmp)
     stack_file = tmp / "stack.json"
-    log = (tmp / "stack.log").open("wb")
+    log = private_files.open_truncated(tmp / "stack.log")  # owner-only: it prints the seeded passwords
     process = subprocess.Popen(
         RUN_COMMAND,
         cwd=PROJECT_DIR,

@@ -1,5 +1,6 @@
 """The local stages' stand-in for Cognito's mail: the emulator sends nothing, so every message
-Cognito would send is appended to a file (`.local/outbox.jsonl`), one JSON object per line.
+Cognito would send is appended to a file (`.local/outbox.jsonl`), one JSON object per line,
+readable by its owner only (it holds temporary passwords: chalicelib/adapters/private_files.py).
 Never wired outside the local stages (chalicelib/bootstrap.py)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters import private_files
 from chalicelib.adapters.cognito import CognitoIdentityProvider
 
 _lock = threading.Lock()
@@ -23,9 +25,9 @@ def temporary_password() -> str:
 
 
 def append(path: Path, message: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock, path.open("a", encoding="utf-8") as outbox:
-        outbox.write(json.dumps(message) + "\n")
+    line = json.dumps(message)
+    with _lock:
+        private_files.append_line(path, line)
 
 
 class OutboxCognitoIdentityProvider(CognitoIdentityProvider):

@@ -23,6 +23,8 @@ from chalicelib.domain.models import (
     E164_PATTERN,
     EMAIL_LOCAL_MAX,
     EMAIL_MAX,
+    FORMAT_CHARS,
+    INVISIBLE_CHARS,
     MEMBER,
     NAME_MAX,
     PAGE_DEFAULT,
@@ -50,7 +52,8 @@ _ERROR_TEXT = {
     "or enabled; anyone changing their own role or enabled, or deleting themselves)",
     "404": "No such user (or, for an avatar read, no avatar uploaded)",
     "409": "Email already used by another user, the change would leave no enabled admin, a concurrent change "
-    "won, or a request with this Idempotency-Key is still in progress",
+    "won, or a request with this Idempotency-Key is still in progress (then with Retry-After: the seconds until "
+    "its lock expires, also said in the error)",
     "412": "If-Match names no current version of the user (read it again for a new ETag and retry), or "
     "If-None-Match names the current one",
     "413": "Request body above the configured limit",
@@ -139,8 +142,9 @@ def _parameters() -> dict[str, Any]:
             "in": "header",
             "description": "Makes a retry safe: the same key with the same request gets the first response again "
             f"(with `{idempotency.REPLAYED_HEADER}: true`); with another body or precondition 422; while the first is "
-            "still in progress 409. After a 503 the write may or may not have happened: a retry with the same key "
-            "finds out and applies it at most once. Keys are the caller's own and expire after "
+            "still in progress 409, whose Retry-After says when the key's lock expires (at most "
+            f"{idempotency.LOCK_S + 1} seconds). After a 503 the write may or may not have happened: a retry with the "
+            "same key finds out and applies it at most once. Keys are the caller's own and expire after "
             f"{idempotency.RECORD_TTL_S // 3600} hours.",
             "schema": {"type": "string", "pattern": idempotency.KEY_PATTERN},
         },
@@ -160,6 +164,12 @@ def _response_headers() -> dict[str, Any]:
             "required": True,
             "schema": {"type": "string", "pattern": "^[0-9]+$"},
         },
+        # The same header on a 409, sent only when the conflict is a locked Idempotency-Key.
+        "RetryAfterLockedKey": {
+            "description": "Only when a request with this Idempotency-Key is still in progress: whole seconds until "
+            "its lock expires and a retry with the key runs (at least 1)",
+            "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+        },
         idempotency.REPLAYED_HEADER: {
             "description": "Present when this is the stored response to an earlier request with the same "
             "Idempotency-Key",
@@ -169,12 +179,17 @@ def _response_headers() -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
+    refused = CONTROL_CHARS + FORMAT_CHARS
     name = {
         "type": "string",
         "minLength": 1,
         "maxLength": NAME_MAX,
-        # Some character that is neither space nor control, and no control anywhere.
-        "pattern": f"^[^{CONTROL_CHARS}]*[^{CONTROL_CHARS}\\s][^{CONTROL_CHARS}]*$",
+        "description": "No control characters, and no invisible format or text-direction characters (every Unicode "
+        "format character but ZWNJ and ZWJ, the Hangul fillers, the tag characters, ...) anywhere; at least one "
+        "visible character (whitespace, ZWNJ, ZWJ, variation selectors and the blank braille cell are not). "
+        "Surrounding whitespace is trimmed.",
+        # Some visible character, and nothing refused anywhere.
+        "pattern": f"^[^{refused}]*[^{refused}{INVISIBLE_CHARS}\\s][^{refused}]*$",
     }
     email = {
         "type": "string",
@@ -467,6 +482,15 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _error_responses() -> dict[str, Any]:
+    responses = {
+        f"E{code}": _json(_ref("Error"), text, ("Retry-After",) if code == "503" else ())
+        for code, text in _ERROR_TEXT.items()
+    }
+    responses["E409"]["headers"] = {"Retry-After": _ref("RetryAfterLockedKey", "headers")}
+    return responses
+
+
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     return {
@@ -490,10 +514,7 @@ def document() -> dict[str, Any]:
             "schemas": _schemas(),
             "parameters": _parameters(),
             "headers": _response_headers(),
-            "responses": {
-                f"E{code}": _json(_ref("Error"), text, ("Retry-After",) if code == "503" else ())
-                for code, text in _ERROR_TEXT.items()
-            },
+            "responses": _error_responses(),
         },
     }
 

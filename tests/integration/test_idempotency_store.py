@@ -108,3 +108,32 @@ def test_resent_writes_of_the_store_are_recognised(store: DynamoIdempotencyStore
     store.release("r2", "t1")
     store.release("r2", "t1")  # resent after the delete: the missing record is no error
     assert item(ddb, "r2") is None
+
+
+def test_a_live_lock_says_how_long_it_has_left_in_whole_seconds(store: DynamoIdempotencyStore) -> None:
+    """A claim at `lockedUntil + 1` takes a lock over: until then it is refused with the wait."""
+    store.claim("r1", "fp", "t1", "w-t1", NOW)
+    waits = {}
+    for later in (0, 1, 10, LOCK_S):
+        with pytest.raises(IdempotentRequestInFlight) as refused:
+            store.claim("r1", "fp", f"t-{later}", "w", NOW + later)
+        waits[later] = refused.value.retry_after_s
+    assert waits == {0: LOCK_S + 1, 1: LOCK_S, 10: LOCK_S - 9, LOCK_S: 1}
+    assert store.claim("r1", "fp", "t2", "w-t2", NOW + LOCK_S + 1) == Claimed("w-t1")
+
+
+def test_a_take_over_lost_to_another_retry_says_how_long_the_winner_holds_it(
+    store: DynamoIdempotencyStore, ddb: Any
+) -> None:
+    store.claim("r1", "fp", "t1", "w-t1", NOW)
+    store.unlock("r1", "t1")
+    later = NOW + 5
+
+    def another_retry_first(**_: Any) -> None:
+        ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", another_retry_first)
+        assert store.claim("r1", "fp", "t2", "w-t2", later) == Claimed("w-t1")
+
+    ddb.meta.events.register("before-call.dynamodb.UpdateItem", another_retry_first)
+    with pytest.raises(IdempotentRequestInFlight) as refused:
+        store.claim("r1", "fp", "t3", "w-t3", later)
+    assert refused.value.retry_after_s == LOCK_S + 1

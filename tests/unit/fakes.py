@@ -39,7 +39,7 @@ from chalicelib.domain.models import (
 )
 from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
 from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
-from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse
+from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse, retry_after
 
 
 class FakeClock:
@@ -301,7 +301,7 @@ class FakeIdempotencyStore:
         if old["response"] is not None:
             return cast(StoredResponse, old["response"])
         if old["locked_until"] is not None and old["locked_until"] >= now:
-            raise IdempotentRequestInFlight()
+            raise IdempotentRequestInFlight(retry_after(old["locked_until"], now))
         self.calls["take_over"] += 1
         old.update(lock=lock, locked_until=now + LOCK_S)
         return Claimed(old["write_token"])
