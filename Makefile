@@ -26,7 +26,7 @@ ifdef NEW_PASSWORD
 TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
 endif
 
-.PHONY: help run token user outbox drift events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
+.PHONY: help run token user outbox drift reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
 
 # A bare `make` lists the targets.
 .DEFAULT_GOAL := help
@@ -62,6 +62,9 @@ user: $(STAMP) ## Add a user (sign-in and record, as POST /users makes them) to 
 drift: $(STAMP) ## Sign-ins and records that disagree on STAGE (local: the running `make run`); FIX=1 repairs them (operator credentials for deployed stages)
 	$(BIN)/python -m infra drift $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(FIX),--fix)
 
+reindex: $(STAMP) ## After an upgrade: give every user of STAGE (local: the running `make run`) the keys GET /users searches by (operator credentials for deployed stages)
+	$(BIN)/python -m infra reindex $(if $(filter $(origin STAGE),command line),$(STAGE),local)
+
 outbox: $(STAMP) ## The latest invitations Cognito would have mailed on the running stack (temporary passwords)
 	@$(BIN)/python -m devstack outbox
 
@@ -84,8 +87,8 @@ lint: $(STAMP) ## ruff: lint and format check
 typecheck: $(STAMP) ## mypy, strict
 	$(BIN)/mypy
 
-package: $(STAMP) ## CloudFormation for STAGE (default prod): out/STAGE/cloudformation/{sam.json,deployment.zip}
-	$(BIN)/python -m infra package $(STAGE) $(OUT)/$(STAGE)/cloudformation
+package: $(STAMP) ## CloudFormation for STAGE (default prod): out/STAGE/cloudformation/{sam.json,deployment.zip} (INDEX_STEP=n: an upgrade's step, docs/DEPLOY.md)
+	$(BIN)/python -m infra package $(STAGE) $(OUT)/$(STAGE)/cloudformation $(if $(INDEX_STEP),--index-step $(INDEX_STEP))
 
 package-tf: $(STAMP) ## Terraform for STAGE: out/STAGE/terraform/
 	$(BIN)/python -m infra package-tf $(STAGE) $(OUT)/$(STAGE)/terraform
@@ -93,8 +96,8 @@ package-tf: $(STAMP) ## Terraform for STAGE: out/STAGE/terraform/
 release-tf: $(STAMP) ## After `terraform apply` in out/STAGE/terraform: CodeDeploy moves the live alias to the new version (hook, canary, rollback)
 	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform
 
-base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: out/STAGE/base.json
-	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json
+base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: out/STAGE/base.json (INDEX_STEP=n: an upgrade's step)
+	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json $(if $(INDEX_STEP),--index-step $(INDEX_STEP))
 
 policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra policies

@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.adapters.avatars import KEY_PREFIX
-from chalicelib.adapters.table_schema import LISTING_INDEX
+from chalicelib.adapters.table_schema import SEARCH_INDEXES
 from infra.stages import PROJECT_DIR, Stage
 
 Json = dict[str, Any]
 # A resource is an ARN, or (the CloudFormation override of the hook's policy) a template expression.
-Resource = str | Json
+Resource = str | Json | list[str]
 
 # Item actions, including those inside TransactWriteItems (IAM checks each item's action).
 TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-INDEX_ACTIONS = ("dynamodb:Scan",)
+# GET /users queries the search indexes (never scans them, nor the table).
+INDEX_ACTIONS = ("dynamodb:Query",)
 # The history route reads a user's audit entries; the consumer checks for and writes one.
 AUDIT_READ_ACTIONS = ("dynamodb:Query",)
 AUDIT_WRITE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
@@ -125,7 +126,7 @@ def deployment_group_arn(stage: Stage) -> str:
 def api_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
     return [
         Grant("UsersTableItems", TABLE_ACTIONS, table_arn(stage)),
-        Grant("UsersListingIndex", INDEX_ACTIONS, f"{table_arn(stage)}/index/{LISTING_INDEX}"),
+        Grant("UsersSearchIndexes", INDEX_ACTIONS, [f"{table_arn(stage)}/index/{name}" for name in SEARCH_INDEXES]),
         Grant("AuditTrailReads", AUDIT_READ_ACTIONS, audit_table_arn(stage)),
         # Secrets Manager appends "-" and six random characters to the name.
         Grant("CursorSecret", SECRET_ACTIONS, f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????"),

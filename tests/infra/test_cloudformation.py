@@ -6,6 +6,7 @@ runs cfn-lint and checkov on the same files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -16,11 +17,14 @@ import pytest
 from chalicelib.adapters.table_schema import (
     ATTRIBUTE_DEFINITIONS,
     AUDIT_KEY_SCHEMA,
+    BY_CREATED_INDEX,
+    FINAL_STEP,
     GLOBAL_SECONDARY_INDEXES,
     KEY_SCHEMA,
+    LEGACY_LISTING_INDEX,
     time_to_live_kwargs,
 )
-from infra.cloudformation import base_template
+from infra.cloudformation import base_template, merge_template
 from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
 from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, consumer_policy_document, policy_document
 from infra.stages import DEPLOYED_STAGES, load_limits, load_stage
@@ -522,3 +526,38 @@ def test_the_chalice_deploy_base_template_has_the_change_storage_and_the_stream_
     assert {"AuditTable", "ChangeEventBus", "ChangeDeadLetterQueue"} <= set(base["Resources"])
     assert base["Outputs"]["UsersTableStreamArn"]["Value"] == {"Fn::GetAtt": ["UsersTable", "StreamArn"]}
     assert "USERS_STREAM_ARN" in base["Outputs"]["UsersTableStreamArn"]["Description"]
+
+
+# --- Upgrading the users table's indexes ----------------------------------------------------
+
+
+def _indexes(template: Template) -> dict[str, Any]:
+    table = template["Resources"]["UsersTable"]["Properties"]
+    return {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+
+
+def test_each_upgrade_step_adds_or_removes_one_index_as_cloudformation_requires() -> None:
+    """CloudFormation refuses a stack update that creates or deletes more than one GSI of a table:
+    the intermediate templates go from the previous release's table to this one's one index at a
+    time, and each declares exactly the key attributes its indexes use (DynamoDB refuses others)."""
+    stage = load_stage("prod")
+    steps = [base_template(stage, step) for step in range(FINAL_STEP + 1)]
+    assert set(_indexes(steps[0])) == {LEGACY_LISTING_INDEX}
+    assert steps[0]["Resources"]["UsersTable"]["Properties"]["AttributeDefinitions"] == [
+        {"AttributeName": "userId", "AttributeType": "S"},
+        {"AttributeName": "listingId", "AttributeType": "S"},
+    ]
+    assert steps[-1] == base_template(stage)
+    assert list(_indexes(steps[-1]).values()) == GLOBAL_SECONDARY_INDEXES
+    for before, after in itertools.pairwise(steps):
+        old, new = _indexes(before), _indexes(after)
+        assert len(set(old) ^ set(new)) == 1, (set(old), set(new))
+        assert all(old[name] == new[name] for name in set(old) & set(new))  # none changed in place
+        table = after["Resources"]["UsersTable"]["Properties"]
+        used = {"userId"} | {key["AttributeName"] for index in new.values() for key in index["KeySchema"]}
+        assert {a["AttributeName"] for a in table["AttributeDefinitions"]} == used
+
+
+def test_the_packaged_template_of_a_step_holds_that_steps_indexes() -> None:
+    template = merge_template(load_stage("prod"), 1)
+    assert set(_indexes(template)) == {LEGACY_LISTING_INDEX, BY_CREATED_INDEX}
