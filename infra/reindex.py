@@ -5,10 +5,11 @@ Users written by this release carry them from their first write; users written b
 do not, and no index holds them until this has run (docs/DEPLOY.md, "Upgrading the users table").
 It scans the table (the operator's credentials: the API's role may not scan) in parallel segments
 and sets the attributes of each user item that lacks them or holds others, conditioned on the
-revision it read (version and creation time), so a user changed meanwhile is left to the write
-that changed it, which sets them itself; that user is counted and a second run picks it up if
-needed. Nothing else of the item changes: no new version, no write stamp, and no change event
-(the stream consumer publishes changes of public fields only). Running it again changes nothing.
+revision it read (version and creation time), so it never writes keys computed from a stale read:
+a user changed meanwhile is read again and retried (a few times; one that keeps changing is counted
+and left for another run). Nothing else of the item changes: no new version, no write stamp, and
+no change event (the stream consumer publishes changes of public fields only). Running it again
+changes nothing.
 
 Run it once the release is fully live (the canary done): a request served by the previous
 release in the meantime writes no search attributes, so a user it renamed, promoted or disabled
@@ -48,7 +49,7 @@ class Counts:
         return (
             f"{self.users} users: {self.updated} given their search keys, "
             f"{self.users - self.updated - self.changed_meanwhile} already had them, "
-            f"{self.changed_meanwhile} changed meanwhile (their own write set them)"
+            f"{self.changed_meanwhile} kept changing meanwhile (run it again)"
         )
 
 
@@ -62,8 +63,21 @@ def _segment(client: Any, table: str, segment: int, total: int) -> Iterator[dict
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+# Attempts on a user whose revision keeps moving between the read and the write.
+ATTEMPTS = 3
+
+
 def _reindex_item(client: Any, table: str, item: dict[str, Any]) -> str:
-    """'skip' (not a user), 'ok', 'updated' or 'changed' (its revision moved on meanwhile)."""
+    """'skip' (not a user), 'ok', 'updated' or 'changed' (its revision kept moving: left as is)."""
+    for _ in range(ATTEMPTS):
+        outcome = _try(client, table, item)
+        if outcome != "changed":
+            return outcome
+        item = client.get_item(TableName=table, Key={"userId": item["userId"]}, ConsistentRead=True).get("Item", {})
+    return "changed"
+
+
+def _try(client: Any, table: str, item: dict[str, Any]) -> str:
     user = item_to_user(item)
     if user is None:
         return "skip"

@@ -30,7 +30,7 @@ from chalicelib.adapters.table_schema import (
     STATS_KEY_PREFIX,
     TTL_ATTRIBUTE,
 )
-from chalicelib.adapters.user_index import PageReader, search_attributes, state
+from chalicelib.adapters.user_index import PageReader, search_attributes
 from chalicelib.domain.errors import (
     ConcurrentModification,
     EmailAlreadyExists,
@@ -262,6 +262,11 @@ def _update_expression(
     removes: list[str] = []
     if changes.name is not None:
         sets.append(f"{expr.name('name')} = {expr.value(_s(changes.name))}")
+    if updated is not None:
+        # The whole record is known (a change conditioned on the revision read): all its search
+        # keys, so a user an earlier release wrote is fully indexed by its first change here.
+        sets += [f"{expr.name(name)} = {expr.value(_s(value))}" for name, value in search_attributes(updated).items()]
+    elif changes.name is not None:
         sets.append(f"{expr.name(NAME_ATTRIBUTE)} = {expr.value(_s(name_sort_key(changes.name, user_id)))}")
     if changes.email is not None:
         sets.append(f"{expr.name('email')} = {expr.value(_s(changes.email))}")
@@ -274,7 +279,6 @@ def _update_expression(
     if changes.touches_standing:
         if updated is None:
             raise ValueError("a role or enabled change needs the updated user (its partition)")
-        sets.append(f"{expr.name(STATE_ATTRIBUTE)} = {expr.value(_s(state(updated.role, updated.enabled)))}")
         # Every token issued until now was issued for the old role or state: refused from here on.
         sets.append(f"{expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(epoch_seconds(write.at)))}")
     if changes.phone is REMOVE:
@@ -563,9 +567,12 @@ class DynamoUserRepository(aws.ClientHolder):
             result: dict[str, Any] = self._call("query", **kwargs)
         except ClientError as exc:
             # While an upgrade adds the indexes (docs/DEPLOY.md), one may not exist yet or still be
-            # backfilling: the search is unavailable for now, not a bad request.
+            # backfilling: the search is unavailable for now, not a bad request. DynamoDB says so
+            # with a ValidationException ("does not have the specified index", "Cannot read from
+            # backfilling global secondary index"); the emulator with a ResourceNotFoundException.
             message = str(exc.response.get("Error", {}).get("Message", ""))
-            if aws.error_code(exc) == "ValidationException" and "index" in message.lower():
+            unavailable = aws.error_code(exc) in ("ValidationException", "ResourceNotFoundException")
+            if unavailable and "index" in message.lower():
                 logger.warning("search index %s unavailable: %s", kwargs.get("IndexName"), message)
                 raise ServiceUnavailable() from exc
             raise
