@@ -21,12 +21,25 @@ SEARCH_KEYS = (STATE_ATTRIBUTE, CREATED_ATTRIBUTE, NAME_ATTRIBUTE)
 
 def legacy_user(n: int, role: str = MEMBER, enabled: bool = True) -> User:
     at = f"2025-06-01T00:00:{n:02d}.000Z"
-    return User(f"00000000-0000-4000-8000-{n:012d}", f"Legacy {n}", f"legacy{n}@example.com", at, at, 3, role=role, enabled=enabled)
+    return User(
+        f"00000000-0000-4000-8000-{n:012d}",
+        f"Legacy {n}",
+        f"legacy{n}@example.com",
+        at,
+        at,
+        3,
+        role=role,
+        enabled=enabled,
+    )
 
 
 def store_as_an_earlier_release_did(ddb: Any, user: User) -> dict[str, Any]:
     """The item without the search keys, as the previous release wrote it, and its reservation."""
-    item = {k: v for k, v in user_to_item(user, Write("old-token", "old-actor", user.created_at)).items() if k not in SEARCH_KEYS}
+    item = {
+        k: v
+        for k, v in user_to_item(user, Write("old-token", "old-actor", user.created_at)).items()
+        if k not in SEARCH_KEYS
+    }
     ddb.put_item(TableName=TABLE, Item=item)
     ddb.put_item(TableName=TABLE, Item={"userId": {"S": EMAIL_KEY_PREFIX + user.email}, "ownerId": item["userId"]})
     return item
