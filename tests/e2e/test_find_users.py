@@ -4,10 +4,16 @@ their emails and names), since other tests share the stack."""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
 import uuid
+from pathlib import Path
 
 from tests.e2e.conftest import Stack
-from tests.support.local_api import call
+from tests.support.local_api import call, shell_env
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def test_filters_and_sorts_find_this_runs_users(stack: Stack) -> None:
@@ -60,3 +66,47 @@ def test_bad_parameters_and_crossed_cursors_get_400_naming_them(stack: Stack) ->
     assert history.status_code == 400 and history.json()["details"] == [
         {"field": "cursor", "message": "was issued for another route"}
     ]
+
+
+def test_make_reindex_as_typed_on_the_running_stack(stack: Stack) -> None:
+    """docs/DEPLOY.md's `make reindex` (STAGE defaults to the running `make run`): every user of the
+    stack already has its keys (this release wrote them all), so it counts them and changes none."""
+    admin = stack.token()
+    assert call(stack, "POST", "/users", admin, {"name": "Rex", "email": f"rx-{uuid.uuid4().hex[:8]}@example.com"})
+    shown = subprocess.run(
+        ["make", "--no-print-directory", "reindex"],
+        cwd=PROJECT_DIR,
+        env=shell_env(stack.stack_file),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert re.search(
+        r"local: \d+ users: 0 given their search keys, \d+ already had them, 0 kept changing", shown.stdout
+    )
+
+
+def test_the_api_docs_search_examples_run_as_written(stack: Stack) -> None:
+    """docs/API.md's lines that find users, run by bash with its API and TOKEN, after its Lin."""
+    admin = stack.token()
+    lin = call(stack, "POST", "/users", admin, {"name": "Lin", "email": "lin@example.com"})
+    assert lin.status_code in (201, 409), lin.text  # the contract test may have made her already
+    lines = [
+        line.split("  #", 1)[0]
+        for line in (PROJECT_DIR / "docs" / "API.md").read_text().splitlines()
+        if line.startswith('curl -s "$API/users?') and ("email=" in line or "q=" in line or "sort=" in line)
+    ]
+    assert len(lines) == 3
+    env = {**shell_env(stack.stack_file), "API": stack.url, "TOKEN": admin}
+    for line in lines:
+        out = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, timeout=30, check=True)
+        body = json.loads(out.stdout)
+        assert set(body) == {"users", "count", "nextCursor"}, (line, body)
+    assert (
+        "lin@example.com"
+        in subprocess.run(
+            ["bash", "-c", lines[0]], env=env, capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    )
