@@ -9,9 +9,11 @@ What it reads depends on the page, never on the rest of the table:
 - several partitions are first each read a few items (a chunk that stays under 4 KB, what one
   read unit covers); from then on the partition whose known part ends first is read up to the
   next item or known end of any other partition (a key range), at most as many items as the page
-  still needs: everything such a Query returns belongs to the page. So every Query past the first
-  chunks returns only the page's own users, and each first chunk costs half a unit whatever it
-  holds: a page costs what it costs on a table that holds nothing else.
+  still needs: everything such a Query returns belongs to the page. When such a range held less
+  than a chunk (the partitions interleave), that partition's next read is a chunk again, to
+  save requests. So every Query either returns only the page's own users or is a chunk, which
+  costs half a unit whatever it holds: a page costs what it costs on a table that holds nothing
+  else, and makes the same requests (bench/search_pages.py measures both).
 The next page continues after the last user's sort key (its position), in every partition: a user
 whose role or state changed meanwhile moved to another partition under the same key, so it is
 neither read twice nor skipped.
@@ -120,8 +122,8 @@ class _Stream:
     buffer: deque[tuple[str, User]] = field(default_factory=deque)  # read, to emit, in order
     frontier: str | None = None  # every item up to it (in the query's direction) has been read
     done: bool = False
-    # Its last read up to another partition's next item found nothing: its own next item lies
-    # beyond, so the next read is a first-read chunk rather than another empty range.
+    # Its last read up to another partition's next item held less than a chunk (the partitions
+    # interleave): its next read is a chunk rather than another short range, one request fewer.
     behind: bool = False
 
     def head(self) -> str | None:
@@ -171,11 +173,10 @@ class PageReader:
                 first = (
                     min(heads, key=lambda s: s.head() or "") if forward else max(heads, key=lambda s: s.head() or "")
                 )
-                key, item = first.buffer[0]
+                key, _ = first.buffer[0]
                 if live and (known is None or before(known, key)):
                     break  # a live partition may still hold something before it
-                first.buffer.popleft()
-                out.append((key, item))
+                out.append(first.buffer.popleft())
             if len(out) == limit or not live:
                 break
             if self._passed >= limit and known is not None:

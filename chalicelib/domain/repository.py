@@ -101,8 +101,9 @@ class UserRepository(Protocol):
         """Up to `limit` users matching `query` (its email aside: see find_by_email), in its order
         (chalicelib/domain/search.py `sort_key`), after the position `after` (a sort key); and the
         position to continue after, or None when no user can follow. A page may be short or
-        empty only where the matches end. Every user whose sort key does not change meanwhile is
-        on exactly one page of a walk."""
+        empty where the matches end, and a `q` page also where it passed over users it listed
+        earlier under their other key (the DynamoDB adapter stops after `limit` of them). Every
+        user whose sort key does not change meanwhile is on exactly one page of a walk."""
 
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
         """Every user, oldest first, a page at a time: `search` with no filter (for tools that walk
