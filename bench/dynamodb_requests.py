@@ -5,7 +5,7 @@ Sets in `context.measured`, for each key OP of OPERATIONS:
   "dynamodb.OP.requests"     API calls the operation made;
   "dynamodb.OP.read_units"   read request units DynamoDB on demand bills for them;
   "dynamodb.OP.write_units"  write request units, the table's and its indexes' (below);
-  "dynamodb.OP.index_write_units"  the part of them the search indexes cost;
+  "dynamodb.OP.index_write_units"  the part of them the table's indexes cost;
 and "dynamodb.user_item_bytes", the DynamoDB size of a typical user item.
 The cost model prices these. Units follow DynamoDB's rules (see `request_units`), applied to the
 requests as sent and, for a Query, to the items it returned; nothing here reaches AWS.
@@ -370,7 +370,7 @@ def run(context: Context) -> list[Figure]:
             f"{n:g} {kind} unit{'' if n == 1 else 's'}" for n, kind in ((reads, "read"), (writes, "write")) if n
         )
         if index:
-            units += f" ({index:g} of them in the search indexes)"
+            units += f" ({index:g} of them in the indexes)"
         note = f"{op.what}: {' + '.join(call.describe() for call in calls)}; {units}"
         figures.append(
             Figure(

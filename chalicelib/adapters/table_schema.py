@@ -47,8 +47,11 @@ BY_CREATED_INDEX = "usersByCreated"
 BY_NAME_INDEX = "usersByName"
 BY_EMAIL_INDEX = "usersByEmail"
 SEARCH_INDEXES = {BY_CREATED_INDEX: CREATED_ATTRIBUTE, BY_NAME_INDEX: NAME_ATTRIBUTE, BY_EMAIL_INDEX: EMAIL_ATTRIBUTE}
-# The index of earlier releases (a Scan of every user in hash order). Nothing reads it any more;
-# it stays only in the intermediate templates of an upgrade (UPGRADE_STEPS).
+# The index of earlier releases (a Scan of every user in hash order). This release never reads it,
+# but keeps it, and the role keeps its Scan: while a release rolls out, the previous version still
+# serves part of the traffic (the canary, or until `make release-tf`), and its GET /users would
+# fail without it, which the rollback alarm (5XX above 2 %) would answer by rolling back. The
+# next release removes both (one more step of UPGRADE_STEPS).
 LEGACY_LISTING_INDEX = "listing"
 
 KEY_SCHEMA: list[dict[str, str]] = [{"AttributeName": "userId", "KeyType": "HASH"}]
@@ -79,13 +82,13 @@ _SEARCH: list[dict[str, Any]] = [_search_index(name, key) for name, key in SEARC
 # CloudFormation creates or deletes at most one GSI per stack update (DynamoDB's UpdateTable takes
 # one at a time; Terraform's provider issues them one after another itself). A stack made by an
 # earlier release (the `listing` index only) upgrades through these templates in order, one
-# deploy each (`make package STAGE=... INDEX_STEP=n`, docs/DEPLOY.md); step 0 is that release's.
+# deploy each (`make package STAGE=... INDEX_STEP=n`, docs/DEPLOY.md); step 0 is that release's,
+# the last is this release's.
 UPGRADE_STEPS: list[list[dict[str, Any]]] = [
     [_LEGACY_LISTING],
     [_LEGACY_LISTING, *_SEARCH[:1]],
     [_LEGACY_LISTING, *_SEARCH[:2]],
     [_LEGACY_LISTING, *_SEARCH],
-    _SEARCH,
 ]
 FINAL_STEP = len(UPGRADE_STEPS) - 1
 

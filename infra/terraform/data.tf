@@ -2,9 +2,9 @@
 # the services' own deletion protection also guards against deletion outside Terraform.
 
 # Key schema, attributes and the search indexes mirror chalicelib/adapters/table_schema.py (the
-# tests compare them), which the repository code and the local stack use. The provider creates and
-# deletes indexes one UpdateTable at a time, waiting for each, so one apply upgrades a table made
-# with the earlier `listing` index (run `make reindex STAGE=...` after it, docs/DEPLOY.md).
+# tests compare them), which the repository code and the local stack use. The provider creates
+# indexes one UpdateTable at a time, waiting for each, so one apply upgrades a table made with the
+# earlier `listing` index alone (run `make reindex STAGE=...` after the release, docs/DEPLOY.md).
 resource "aws_dynamodb_table" "users" {
   name         = var.table_name
   billing_mode = "PAY_PER_REQUEST"
@@ -12,6 +12,11 @@ resource "aws_dynamodb_table" "users" {
 
   attribute {
     name = "userId"
+    type = "S"
+  }
+
+  attribute {
+    name = "listingId"
     type = "S"
   }
 
@@ -33,6 +38,14 @@ resource "aws_dynamodb_table" "users" {
   attribute {
     name = "emailKey"
     type = "S"
+  }
+
+  # The earlier releases' index. Unread by this one, kept until the next, so that the previous
+  # version, which serves until `make release-tf` has moved the alias, still lists users.
+  global_secondary_index {
+    name            = "listing"
+    hash_key        = "listingId"
+    projection_type = "ALL"
   }
 
   # Sparse: only user items carry listState, so each index holds users only, partitioned by
