@@ -1,6 +1,7 @@
 """`python -m infra <command>`: the files `make package`, `make package-tf` and `make policies` write;
-`make drift`, an operator's check of a stage's sign-ins against its records; and `make replay-dlq`,
-which hands the change consumer the stream records it gave up on."""
+`make drift`, an operator's check of a stage's sign-ins against its records; `make replay-dlq`,
+which hands the change consumer the stream records it gave up on; `make reindex`, an operator's
+backfill of the search indexes' keys after an upgrade; and `make cleanup`, what a failed stack left."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from chalicelib.adapters.table_schema import FINAL_STEP
 from chalicelib.config import ConfigurationError
 from infra import policies
 from infra.stages import DEPLOYED_STAGES, Stage, load_stage
@@ -40,6 +42,14 @@ def main() -> None:
         # Checked by load_stage, which says in one line which stages exist.
         command.add_argument("stage", help=", ".join(DEPLOYED_STAGES))
         command.add_argument("out", type=Path)
+        if name != "package-tf":  # Terraform's provider adds and removes indexes one by one itself
+            command.add_argument(
+                "--index-step",
+                type=int,
+                choices=range(FINAL_STEP + 1),
+                default=FINAL_STEP,
+                help="an intermediate template of an upgrade of the users table's indexes (docs/DEPLOY.md)",
+            )
     drift = commands.add_parser("drift", help="report where sign-ins and records disagree (--fix: repair)")
     drift.add_argument("stage", choices=("local", *DEPLOYED_STAGES))
     drift.add_argument("--fix", action="store_true")
@@ -52,7 +62,16 @@ def main() -> None:
     cleanup.add_argument("stage", help=", ".join(DEPLOYED_STAGES))
     cleanup.add_argument("--confirm", action="store_true", help="delete what is listed for deletion")
     cleanup.add_argument("--data", action="store_true", help="also what holds data (tables with items, ...)")
+    reindex = commands.add_parser("reindex", help="give every user item the keys of the search indexes")
+    reindex.add_argument("stage", choices=("local", *DEPLOYED_STAGES))
+    reindex.add_argument("--segments", type=int, default=None, help="parallel scan segments (default 16)")
     args = parser.parse_args()
+    if args.command == "reindex":
+        from infra.reindex import DEFAULT_SEGMENTS
+        from infra.reindex import main as reindex_main
+
+        reindex_main(args.stage, args.segments or DEFAULT_SEGMENTS)
+        return
     if args.command == "cleanup":
         from infra.cleanup import main as cleanup_main
 
@@ -77,16 +96,16 @@ def main() -> None:
     from infra.packaging import PackagingError
 
     try:
-        print(_write(args.command, stage, args.out))
+        print(_write(args.command, stage, args.out, getattr(args, "index_step", FINAL_STEP)))
     except (PackagingError, ConfigurationError, OSError) as exc:
         _fail(args.command, exc)
 
 
-def _write(command: str, stage: Stage, out: Path) -> Path:
+def _write(command: str, stage: Stage, out: Path, index_step: int) -> Path:
     if command == "package":
         from infra.packaging import package_cloudformation
 
-        return package_cloudformation(stage, out)
+        return package_cloudformation(stage, out, index_step)
     if command == "package-tf":
         from infra.packaging import package_terraform
 
@@ -94,7 +113,7 @@ def _write(command: str, stage: Stage, out: Path) -> Path:
     from infra.cloudformation import base_template
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(base_template(stage), indent=2) + "\n")
+    out.write_text(json.dumps(base_template(stage, index_step), indent=2) + "\n")
     return out
 
 

@@ -12,13 +12,14 @@ import json
 from typing import Any
 
 from chalicelib.adapters.table_schema import (
-    ATTRIBUTE_DEFINITIONS,
     AUDIT_ATTRIBUTE_DEFINITIONS,
     AUDIT_KEY_SCHEMA,
-    GLOBAL_SECONDARY_INDEXES,
+    FINAL_STEP,
     KEY_SCHEMA,
     STREAM_VIEW_TYPE,
     TTL_ATTRIBUTE,
+    attribute_definitions,
+    global_secondary_indexes,
 )
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
@@ -180,15 +181,17 @@ def _table(
     }
 
 
-def _data(stage: Stage, limits: Json) -> Json:
-    """Stateful resources: kept when the stack is deleted or a change would replace them."""
+def _data(stage: Stage, limits: Json, index_step: int = FINAL_STEP) -> Json:
+    """Stateful resources: kept when the stack is deleted or a change would replace them.
+    `index_step`: the users table's indexes at that step of an upgrade (table_schema.UPGRADE_STEPS:
+    CloudFormation adds or removes one index per stack update)."""
     return {
         "UsersTable": _table(
             stage,
             stage.table_name,
             KEY_SCHEMA,
-            ATTRIBUTE_DEFINITIONS,
-            GlobalSecondaryIndexes=GLOBAL_SECONDARY_INDEXES,
+            attribute_definitions(index_step),
+            GlobalSecondaryIndexes=global_secondary_indexes(index_step),
             StreamSpecification={"StreamViewType": STREAM_VIEW_TYPE},
         ),
         "UserPool": {
@@ -1037,10 +1040,10 @@ def _outputs(stage: Stage) -> Json:
     return outputs
 
 
-def merge_template(stage: Stage) -> Json:
+def merge_template(stage: Stage, index_step: int = FINAL_STEP) -> Json:
     limits = load_limits()
     resources: Json = {
-        **_data(stage, limits),
+        **_data(stage, limits, index_step),
         **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
         **_function(stage),
@@ -1061,13 +1064,13 @@ def merge_template(stage: Stage) -> Json:
     }
 
 
-def base_template(stage: Stage) -> Json:
+def base_template(stage: Stage, index_step: int = FINAL_STEP) -> Json:
     """A stand-alone stack for the `chalice deploy` path, which creates only the functions, roles,
     API and the consumer's event source mapping: the table, pool, secret, avatar bucket, audit table,
     bus, dead-letter queue and the function's log group (with its retention)."""
     limits = load_limits()
     resources = {
-        **_data(stage, limits),
+        **_data(stage, limits, index_step),
         **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
         "FunctionLogGroup": _log_group(f"/aws/lambda/{stage.function_name}", stage.lambda_log_retention_days, stage),

@@ -103,14 +103,18 @@ def _chalice(project_dir: Path, stage: Stage, out: Path, *options: str) -> None:
     sys.stderr.write(result.stderr)  # its warnings, if any
 
 
-def package_cloudformation(stage: Stage, out: Path) -> Path:
-    """out/sam.json (Chalice's template merged with ours) and out/deployment.zip."""
+def package_cloudformation(stage: Stage, out: Path, index_step: int | None = None) -> Path:
+    """out/sam.json (Chalice's template merged with ours) and out/deployment.zip (`index_step`: an
+    intermediate template of an upgrade of the users table's indexes, docs/DEPLOY.md)."""
+    from chalicelib.adapters.table_schema import FINAL_STEP
     from infra.cloudformation import merge_template
 
     out = out.resolve()
     with tempfile.TemporaryDirectory() as scratch:
         merge_file = Path(scratch) / "merge.json"
-        merge_file.write_text(json.dumps(merge_template(stage), indent=2))
+        merge_file.write_text(
+            json.dumps(merge_template(stage, FINAL_STEP if index_step is None else index_step), indent=2)
+        )
         _chalice(PROJECT_DIR, stage, out, "--merge-template", str(merge_file))
     add_bytecode(out / "deployment.zip")
     sam = out / "sam.json"

@@ -13,16 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.adapters.avatars import KEY_PREFIX
-from chalicelib.adapters.table_schema import LISTING_INDEX
+from chalicelib.adapters.table_schema import LEGACY_LISTING_INDEX, SEARCH_INDEXES
 from infra.stages import PROJECT_DIR, Stage
 
 Json = dict[str, Any]
 # A resource is an ARN, or (the CloudFormation override of the hook's policy) a template expression.
-Resource = str | Json
+Resource = str | Json | list[str]
 
 # Item actions, including those inside TransactWriteItems (IAM checks each item's action).
 TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-INDEX_ACTIONS = ("dynamodb:Scan",)
+# GET /users queries the search indexes (never scans them, nor the table).
+INDEX_ACTIONS = ("dynamodb:Query",)
+# What the previous release's GET /users does (a Scan of its `listing` index), granted to this
+# release's role only so that the previous version keeps working while a release rolls out
+# (chalicelib/adapters/table_schema.py LEGACY_LISTING_INDEX). This release never calls it; the
+# next one drops it with the index.
+PREVIOUS_RELEASE_ACTIONS = ("dynamodb:Scan",)
 # The history route reads a user's audit entries; the consumer checks for and writes one.
 AUDIT_READ_ACTIONS = ("dynamodb:Query",)
 AUDIT_WRITE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
@@ -132,7 +138,8 @@ def deployment_group_arn(stage: Stage, group: str = DEPLOYMENT_GROUP) -> str:
 def api_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
     return [
         Grant("UsersTableItems", TABLE_ACTIONS, table_arn(stage)),
-        Grant("UsersListingIndex", INDEX_ACTIONS, f"{table_arn(stage)}/index/{LISTING_INDEX}"),
+        Grant("UsersSearchIndexes", INDEX_ACTIONS, [f"{table_arn(stage)}/index/{name}" for name in SEARCH_INDEXES]),
+        Grant("PreviousReleaseListing", PREVIOUS_RELEASE_ACTIONS, f"{table_arn(stage)}/index/{LEGACY_LISTING_INDEX}"),
         Grant("AuditTrailReads", AUDIT_READ_ACTIONS, audit_table_arn(stage)),
         # Secrets Manager appends "-" and six random characters to the name.
         Grant("CursorSecret", SECRET_ACTIONS, f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????"),

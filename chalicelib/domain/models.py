@@ -387,6 +387,15 @@ def parse_profile_changes(body: dict[str, Any]) -> UserChanges:
     return changes
 
 
+def parse_email(value: str) -> str:
+    """An email given on its own (a search parameter), validated and normalised exactly as in a body."""
+    fields = _Fields({"email": value}, ("email",))
+    email = fields.email(True)
+    fields.done()
+    assert email is not None
+    return email
+
+
 def parse_avatar_content_type(body: dict[str, Any]) -> str:
     """`POST /users/{id}/avatar`: the image type the upload will have."""
     fields = _Fields(body, ("contentType",))

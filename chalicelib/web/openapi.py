@@ -32,6 +32,7 @@ from chalicelib.domain.models import (
     ROLES,
     USER_ID_PATTERN,
 )
+from chalicelib.domain.search import DEFAULT_SORT, Q_MAX, Q_MIN, SORTS
 from chalicelib.web import idempotency
 from chalicelib.web.conditional import MAX_TAG_CHARS, MAX_TAGS
 
@@ -45,7 +46,8 @@ IF_MATCH_PATTERN = rf"^(?:[ \t]*\*[ \t]*|{_LISTED_TAG}(?:,{_LISTED_TAG}){{0,{MAX
 ETAG_PATTERN = rf'^"[\x21\x23-\x7e]{{1,{MAX_TAG_CHARS}}}"$'
 
 _ERROR_TEXT = {
-    "400": "Invalid input: malformed JSON, wrong or unknown fields, bad limit, cursor or header",
+    "400": "Invalid input: malformed JSON, wrong or unknown fields or query parameters, bad limit, filter, sort or "
+    "header, or a cursor issued for another route, caller or query (details name each field or parameter)",
     "401": "Missing, malformed, forged, expired or unverifiable token, or one revoked since (its user was "
     "disabled, deleted or changed role after it was issued)",
     "403": "Signed in but not allowed (a member on admin routes or another user's record, or changing email, role "
@@ -178,6 +180,18 @@ def _response_headers() -> dict[str, Any]:
     }
 
 
+def _email_schema() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "format": "email",
+        "maxLength": EMAIL_MAX,
+        "description": "ASCII (Amazon SES, which sends Cognito's mail, cannot deliver to non-ASCII local parts): a "
+        f"dot-atom local part of at most {EMAIL_LOCAL_MAX} characters (no quoted local part, none of "
+        '`< > ( ) [ ] \\ , ; : "` or spaces) and a host name (an internationalised domain in its xn-- form). '
+        "NFC-normalised first; unique regardless of case.",
+    }
+
+
 def _schemas() -> dict[str, Any]:
     refused = CONTROL_CHARS + FORMAT_CHARS
     name = {
@@ -191,15 +205,7 @@ def _schemas() -> dict[str, Any]:
         # Some visible character, and nothing refused anywhere.
         "pattern": f"^[^{refused}]*[^{refused}{INVISIBLE_CHARS}\\s][^{refused}]*$",
     }
-    email = {
-        "type": "string",
-        "format": "email",
-        "maxLength": EMAIL_MAX,
-        "description": "ASCII (Amazon SES, which sends Cognito's mail, cannot deliver to non-ASCII local parts): a "
-        f"dot-atom local part of at most {EMAIL_LOCAL_MAX} characters (no quoted local part, none of "
-        '`< > ( ) [ ] \\ , ; : "` or spaces) and a host name (an internationalised domain in its xn-- form). '
-        "NFC-normalised first; unique regardless of case.",
-    }
+    email = _email_schema()
     phone = {"type": "string", "pattern": E164_PATTERN, "description": "E.164"}
     timestamp = {"type": "string", "format": "date-time"}
     role = {"type": "string", "enum": list(ROLES), "description": "admin: a member of the Cognito group admins"}
@@ -350,6 +356,46 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _search_query() -> list[dict[str, Any]]:
+    """GET /users's filters and sort (chalicelib/domain/search.py), besides limit and cursor."""
+    text = f"[^{CONTROL_CHARS}]"
+    edge = f"[^{CONTROL_CHARS}\\s]"
+    return [
+        {
+            "name": "email",
+            "in": "query",
+            "description": "Exactly this email, regardless of case (normalised as on write): at most one user, found "
+            "in one lookup whatever the number of users. Combines with role and enabled; not with q or sort.",
+            "schema": _email_schema(),
+        },
+        {
+            "name": "q",
+            "in": "query",
+            "description": "Users whose name or email starts with this text, regardless of case (Unicode case "
+            "folding and NFC for names: `strasse` finds Straße; accents count: `jose` does not find José). Results "
+            "come in the order of the name or email that matched, each user once. Combines with role and "
+            "enabled; not with email or sort.",
+            "schema": {
+                "type": "string",
+                "minLength": Q_MIN,
+                "maxLength": Q_MAX,
+                # At least two characters once surrounding spaces are removed, and no control character.
+                "pattern": f"^\\s*{edge}{text}*{edge}\\s*$",
+            },
+        },
+        {"name": "role", "in": "query", "schema": {"type": "string", "enum": list(ROLES)}},
+        {"name": "enabled", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
+        {
+            "name": "sort",
+            "in": "query",
+            "description": "createdAt: oldest first; -createdAt: newest first; name: by name, regardless of case (code "
+            "point order, not a locale's collation). Stable across pages: a user created before the walk and not "
+            "deleted appears exactly once (by name: unless renamed meanwhile).",
+            "schema": {"type": "string", "enum": list(SORTS), "default": DEFAULT_SORT},
+        },
+    ]
+
+
 def _page_query() -> list[dict[str, Any]]:
     return [
         {
@@ -360,8 +406,9 @@ def _page_query() -> list[dict[str, Any]]:
         {
             "name": "cursor",
             "in": "query",
-            "description": "The nextCursor of the previous page, as given: opaque and signed, so any "
-            "other value gets 400.",
+            "description": "The nextCursor of the previous page, as given, with the same filters and sort: opaque, "
+            "signed and bound to this route, this caller and this query, so any other value gets 400. A cursor may "
+            "lead to an empty last page when the results end exactly where its page did.",
             "schema": {"type": "string", "maxLength": MAX_CURSOR_LEN, "pattern": CURSOR_PATTERN},
         },
     ]
@@ -388,9 +435,10 @@ def _paths() -> dict[str, Any]:
             ),
             "get": _op(
                 "listUsers",
-                "List users, a page at a time (admins)",
+                "Find users: all of them, or by email, name or email prefix, role and state; newest first, oldest "
+                "first or by name; a page at a time (admins)",
                 {"200": _json(_ref("UserList"), "A page of users"), **_errors("400", "401", "403", "503")},
-                query=_page_query(),
+                query=[*_search_query(), *_page_query()],
             ),
         },
         "/users/me": {

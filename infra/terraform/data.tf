@@ -1,8 +1,10 @@
 # Stateful resources. prevent_destroy makes a plan that would delete or replace them fail;
 # the services' own deletion protection also guards against deletion outside Terraform.
 
-# Key schema, attributes and the `listing` index mirror chalicelib/adapters/table_schema.py (the tests
-# compare them), which the repository code and the local stack use.
+# Key schema, attributes and the search indexes mirror chalicelib/adapters/table_schema.py (the
+# tests compare them), which the repository code and the local stack use. The provider creates
+# indexes one UpdateTable at a time, waiting for each, so one apply upgrades a table made with the
+# earlier `listing` index alone (run `make reindex STAGE=...` after the release, docs/DEPLOY.md).
 resource "aws_dynamodb_table" "users" {
   name         = var.table_name
   billing_mode = "PAY_PER_REQUEST"
@@ -18,10 +20,54 @@ resource "aws_dynamodb_table" "users" {
     type = "S"
   }
 
-  # Sparse: only users carry listingId, so a page of the index is a page of users.
+  attribute {
+    name = "listState"
+    type = "S"
+  }
+
+  attribute {
+    name = "listCreated"
+    type = "S"
+  }
+
+  attribute {
+    name = "listName"
+    type = "S"
+  }
+
+  attribute {
+    name = "emailKey"
+    type = "S"
+  }
+
+  # The earlier releases' index. Unread by this one, kept until the next, so that the previous
+  # version, which serves until `make release-tf` has moved the alias, still lists users.
   global_secondary_index {
     name            = "listing"
     hash_key        = "listingId"
+    projection_type = "ALL"
+  }
+
+  # Sparse: only user items carry listState, so each index holds users only, partitioned by
+  # role#enabled and sorted by creation, name key or email key (GET /users).
+  global_secondary_index {
+    name            = "usersByCreated"
+    hash_key        = "listState"
+    range_key       = "listCreated"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = "usersByName"
+    hash_key        = "listState"
+    range_key       = "listName"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = "usersByEmail"
+    hash_key        = "listState"
+    range_key       = "emailKey"
     projection_type = "ALL"
   }
 

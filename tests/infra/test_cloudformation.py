@@ -6,6 +6,7 @@ runs cfn-lint and checkov on the same files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -16,11 +17,15 @@ import pytest
 from chalicelib.adapters.table_schema import (
     ATTRIBUTE_DEFINITIONS,
     AUDIT_KEY_SCHEMA,
+    BY_CREATED_INDEX,
+    FINAL_STEP,
     GLOBAL_SECONDARY_INDEXES,
     KEY_SCHEMA,
+    LEGACY_LISTING_INDEX,
+    SEARCH_INDEXES,
     time_to_live_kwargs,
 )
-from infra.cloudformation import base_template
+from infra.cloudformation import base_template, merge_template
 from infra.invitation import invitation
 from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
 from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, consumer_policy_document, policy_document
@@ -579,3 +584,40 @@ def test_the_stack_records_the_release_it_runs(templates: dict[str, Template], n
     assert template["Outputs"]["ReleaseVersion"]["Value"] == {"Ref": "ReleaseVersion"}
     variables = props(template, "APIHandler")["Environment"]["Variables"]
     assert variables["RELEASE_VERSION"] == {"Ref": "ReleaseVersion"}
+
+
+# --- Upgrading the users table's indexes ----------------------------------------------------
+
+
+def _indexes(template: Template) -> dict[str, Any]:
+    table = template["Resources"]["UsersTable"]["Properties"]
+    return {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+
+
+def test_each_upgrade_step_adds_one_index_as_cloudformation_requires() -> None:
+    """CloudFormation refuses a stack update that creates or deletes more than one GSI of a table:
+    the intermediate templates go from the previous release's table to this one's one index at a
+    time, and each declares exactly the key attributes its indexes use (DynamoDB refuses others).
+    The previous release's index stays (its version still serves while this one rolls out)."""
+    stage = load_stage("prod")
+    steps = [base_template(stage, step) for step in range(FINAL_STEP + 1)]
+    assert set(_indexes(steps[0])) == {LEGACY_LISTING_INDEX}
+    assert steps[0]["Resources"]["UsersTable"]["Properties"]["AttributeDefinitions"] == [
+        {"AttributeName": "userId", "AttributeType": "S"},
+        {"AttributeName": "listingId", "AttributeType": "S"},
+    ]
+    assert steps[-1] == base_template(stage)
+    assert list(_indexes(steps[-1]).values()) == GLOBAL_SECONDARY_INDEXES
+    assert set(_indexes(steps[-1])) == {LEGACY_LISTING_INDEX, *SEARCH_INDEXES}
+    for before, after in itertools.pairwise(steps):
+        old, new = _indexes(before), _indexes(after)
+        assert len(set(old) ^ set(new)) == 1, (set(old), set(new))
+        assert all(old[name] == new[name] for name in set(old) & set(new))  # none changed in place
+        table = after["Resources"]["UsersTable"]["Properties"]
+        used = {"userId"} | {key["AttributeName"] for index in new.values() for key in index["KeySchema"]}
+        assert {a["AttributeName"] for a in table["AttributeDefinitions"]} == used
+
+
+def test_the_packaged_template_of_a_step_holds_that_steps_indexes() -> None:
+    template = merge_template(load_stage("prod"), 1)
+    assert set(_indexes(template)) == {LEGACY_LISTING_INDEX, BY_CREATED_INDEX}

@@ -255,7 +255,10 @@ def test_table_matches_the_schema_the_code_uses_and_is_protected(package: Packag
     indexes = [
         {
             "IndexName": index["name"],
-            "KeySchema": [{"AttributeName": index["hash_key"], "KeyType": "HASH"}],
+            "KeySchema": [
+                {"AttributeName": index["hash_key"], "KeyType": "HASH"},
+                *([{"AttributeName": index["range_key"], "KeyType": "RANGE"}] if "range_key" in index else []),
+            ],
             "Projection": {"ProjectionType": index["projection_type"]},
         }
         for index in table["global_secondary_index"]
@@ -607,7 +610,7 @@ def test_dynamodb_alarm_sums_every_listed_operation(package: Package) -> None:
         "DeleteItem",
         "GetItem",
         "PutItem",
-        "Scan",
+        "Query",
         "TransactWriteItems",
         "UpdateItem",
     ]

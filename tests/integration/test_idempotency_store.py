@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
-from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, LISTING_INDEX, TTL_ATTRIBUTE
+from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, SEARCH_INDEXES, TTL_ATTRIBUTE
 from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
 from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, StoredResponse
 from tests.integration.conftest import TABLE
@@ -75,9 +75,11 @@ def test_an_expired_record_is_free_before_dynamodb_deletes_it(store: DynamoIdemp
     assert store.claim("r1", "other", "t2", "w-t2", NOW + RECORD_TTL_S + 1) == Claimed("w-t2")
 
 
-def test_records_never_show_up_in_the_user_listing(store: DynamoIdempotencyStore, ddb: Any) -> None:
+def test_records_never_show_up_in_the_search_indexes(store: DynamoIdempotencyStore, ddb: Any) -> None:
     store.claim("r1", "fp", "t1", "w-t1", NOW)
-    assert ddb.scan(TableName=TABLE, IndexName=LISTING_INDEX)["Items"] == []
+    store.complete("r1", "t1", RESPONSE, NOW)
+    for index in SEARCH_INDEXES:
+        assert ddb.scan(TableName=TABLE, IndexName=index)["Items"] == []
 
 
 def test_an_unlocked_record_is_taken_over_at_once_with_its_write_token(store: DynamoIdempotencyStore, ddb: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain import models
-from chalicelib.domain.cursor import MAX_CURSOR_LEN, CursorCodec
+from chalicelib.domain.cursor import MAX_CURSOR_LEN, CursorCodec, CursorScope
 from chalicelib.domain.errors import AppError, InvalidCursor, ValidationError
 from chalicelib.domain.models import User
 from chalicelib.web import idempotency
@@ -59,7 +59,8 @@ def documented_match(pattern: str, value: str) -> bool:
 
 
 CURSOR = CursorCodec(b"k" * 32)
-CURSORS_OUTSIDE_THE_PATTERN = ["abc", ".def", "abc.", "a.b.c", "ab=.cd", "ab+.cd", "ab.cd\n", "", "x." + "y" * 600]
+SCOPE = CursorScope(route="users", caller="admin", query="users")
+CURSORS_OUTSIDE_THE_PATTERN = ["abc", ".def", "abc.", "a.b.c", "ab=.cd", "ab+.cd", "ab.cd\n", "", "x." + "y" * 2100]
 
 
 @pytest.mark.parametrize("cursor", CURSORS_OUTSIDE_THE_PATTERN)
@@ -67,12 +68,12 @@ def test_a_cursor_outside_the_documented_pattern_is_refused(cursor: str) -> None
     schema = _parameter("/users", "get", "cursor")["schema"]
     assert not (documented_match(schema["pattern"], cursor) and len(cursor) <= schema["maxLength"])
     with pytest.raises(InvalidCursor):
-        CURSOR.decode(cursor)
+        CURSOR.decode(cursor, SCOPE)
 
 
 def test_an_issued_cursor_matches_the_documented_pattern() -> None:
     schema = _parameter("/users", "get", "cursor")["schema"]
-    issued = CURSOR.encode("0b7d6a4e-3f1c-4d2a-9e8b-1a2b3c4d5e6f")
+    issued = CURSOR.encode("2026-01-01T00:00:00.000Z#0b7d6a4e-3f1c-4d2a-9e8b-1a2b3c4d5e6f", SCOPE)
     assert documented_match(schema["pattern"], issued) and len(issued) <= schema["maxLength"]
     assert schema["maxLength"] == MAX_CURSOR_LEN
 
