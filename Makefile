@@ -26,7 +26,7 @@ ifdef NEW_PASSWORD
 TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
 endif
 
-.PHONY: help run token user outbox drift events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
+.PHONY: help run token user outbox drift replay-dlq reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
 
 # A bare `make` lists the targets.
 .DEFAULT_GOAL := help
@@ -62,6 +62,12 @@ user: $(STAMP) ## Add a user (sign-in and record, as POST /users makes them) to 
 drift: $(STAMP) ## Sign-ins and records that disagree on STAGE (local: the running `make run`); FIX=1 repairs them (operator credentials for deployed stages)
 	$(BIN)/python -m infra drift $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(FIX),--fix)
 
+replay-dlq: $(STAMP) ## Hand the change consumer the stream records it gave up on (its dead-letter queue), again, on STAGE (local: the running `make run`); DROP_TRIMMED=1 drops those the stream no longer holds
+	$(BIN)/python -m infra replay-dlq $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(DROP_TRIMMED),--drop-trimmed)
+
+reindex: $(STAMP) ## After an upgrade: give every user of STAGE (local: the running `make run`) the keys GET /users searches by (operator credentials for deployed stages)
+	$(BIN)/python -m infra reindex $(if $(filter $(origin STAGE),command line),$(STAGE),local)
+
 outbox: $(STAMP) ## The latest invitations Cognito would have mailed on the running stack (temporary passwords)
 	@$(BIN)/python -m devstack outbox
 
@@ -84,17 +90,21 @@ lint: $(STAMP) ## ruff: lint and format check
 typecheck: $(STAMP) ## mypy, strict
 	$(BIN)/mypy
 
-package: $(STAMP) ## CloudFormation for STAGE (default prod): out/STAGE/cloudformation/{sam.json,deployment.zip}
-	$(BIN)/python -m infra package $(STAGE) $(OUT)/$(STAGE)/cloudformation
+package: $(STAMP) ## CloudFormation for STAGE (default prod): out/STAGE/cloudformation/{sam.json,deployment.zip} (INDEX_STEP=n: an upgrade's step, docs/DEPLOY.md)
+	$(BIN)/python -m infra package $(STAGE) $(OUT)/$(STAGE)/cloudformation $(if $(INDEX_STEP),--index-step $(INDEX_STEP))
 
 package-tf: $(STAMP) ## Terraform for STAGE: out/STAGE/terraform/
 	$(BIN)/python -m infra package-tf $(STAGE) $(OUT)/$(STAGE)/terraform
 
-release-tf: $(STAMP) ## After `terraform apply` in out/STAGE/terraform: CodeDeploy moves the live alias to the new version (hook, canary, rollback)
-	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform
+release-tf: $(STAMP) ## After `terraform apply` in out/STAGE/terraform: CodeDeploy moves each function's live alias to the new version (hook, canary, rollback), each within a timeout (TIMEOUT=s)
+	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
-base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: out/STAGE/base.json
-	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json
+base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: out/STAGE/base.json (INDEX_STEP=n: an upgrade's step)
+	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json $(if $(INDEX_STEP),--index-step $(INDEX_STEP))
+
+cleanup: $(STAMP) ## What a failed or deleted CloudFormation stack of STAGE left behind (retained tables, bucket, secret, pool), listed; CONFIRM=1 deletes what holds no data, DATA=1 the rest too (operator credentials)
+	@$(if $(filter $(origin STAGE),command line),,echo "make cleanup: name the stage: make cleanup STAGE=dev|staging|prod" >&2; exit 2)
+	$(BIN)/python -m infra cleanup $(STAGE) $(if $(CONFIRM),--confirm) $(if $(DATA),--data)
 
 policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra policies

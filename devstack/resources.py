@@ -11,6 +11,7 @@ from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_t
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.models import ADMIN, MEMBER, NewUser, parse_new_user
 from chalicelib.domain.service import UserService
+from infra.invitation import invitation
 from infra.stages import aws_properties, load_limits
 
 ADMIN_EMAIL = "admin@example.com"
@@ -58,6 +59,8 @@ def pool_settings(name: str) -> dict[str, Any]:
         "Schema": [{"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True}],
         "UserAttributeUpdateSettings": aws_properties(limits["user_attribute_update_settings"]),
         "Policies": {"PasswordPolicy": limits["password_policy"]},
+        # As a stage that sends through SES words the invitation (Cognito's own email may not).
+        "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True, "InviteMessageTemplate": invitation(limits)},
     }
 
 
@@ -158,12 +161,18 @@ def id_token(
     return str(result["AuthenticationResult"]["IdToken"])
 
 
-def create_change_resources(endpoint: str, region: str, audit_table: str, bus_name: str) -> None:
-    """What the change consumer writes to, as deployed: the audit table (TTL on) and the stage's bus."""
+def create_change_resources(endpoint: str, region: str, audit_table: str, bus_name: str, dead_letter_queue: str) -> str:
+    """What the change consumer writes to, as deployed: the audit table (TTL on), the stage's bus, and
+    its mapping's dead-letter queue (kept as long as deployed); the queue's URL."""
     dynamodb = emulator_client("dynamodb", endpoint, region)
     dynamodb.create_table(**create_audit_table_kwargs(audit_table))
     dynamodb.update_time_to_live(**time_to_live_kwargs(audit_table))
     emulator_client("events", endpoint, region).create_event_bus(Name=bus_name)
+    retention = str(load_limits()["change_events"]["dead_letter_retention_seconds"])
+    queue = emulator_client("sqs", endpoint, region).create_queue(
+        QueueName=dead_letter_queue, Attributes={"MessageRetentionPeriod": retention}
+    )
+    return str(queue["QueueUrl"])
 
 
 # Cognito's answers to a sign-in that are about the user or the password, not about the stack.

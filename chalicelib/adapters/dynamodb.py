@@ -23,12 +23,15 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.table_schema import (
+    CREATED_ATTRIBUTE,
     DELETED_TTL_S,
     EMAIL_KEY_PREFIX,
-    LISTING_INDEX,
+    NAME_ATTRIBUTE,
+    STATE_ATTRIBUTE,
     STATS_KEY_PREFIX,
     TTL_ATTRIBUTE,
 )
+from chalicelib.adapters.user_index import PageReader, search_attributes
 from chalicelib.domain.errors import (
     ConcurrentModification,
     EmailAlreadyExists,
@@ -56,6 +59,7 @@ from chalicelib.domain.models import (
     tokens_valid_after,
 )
 from chalicelib.domain.repository import ClockBehind, Deleted, EmailChangeRequired, StaleRecord, Stored, Unchanged
+from chalicelib.domain.search import SORT_CREATED, UserQuery, name_sort_key
 
 Item = dict[str, dict[str, Any]]
 
@@ -94,6 +98,8 @@ def user_to_item(user: User, write: Write | None = None, created: bool = False) 
         item["phone"] = _s(user.phone)
     item["role"] = _s(user.role)
     item["enabled"] = {"BOOL": user.enabled}
+    # What the search indexes are keyed on (chalicelib/adapters/user_index.py).
+    item.update({name: _s(value) for name, value in search_attributes(user).items()})
     if write is not None:
         item["writeToken"] = _s(write.token)
         item["writtenBy"] = _s(write.actor)
@@ -213,6 +219,9 @@ USER_ATTRIBUTES = (
     "createdAt",
     "updatedAt",
     "version",
+    STATE_ATTRIBUTE,
+    CREATED_ATTRIBUTE,
+    NAME_ATTRIBUTE,
 )
 # Epoch seconds: tokens issued at or before it are refused (chalicelib/domain/revocation.py).
 TOKENS_VALID_AFTER = "tokensValidAfter"
@@ -236,9 +245,17 @@ def _deletion(write: Write, expr: _Expression) -> str:
     return f"SET {', '.join(sets)} REMOVE {removes}"
 
 
-def _update_expression(changes: UserChanges, write: Write, expr: _Expression, new_email_key: str | None = None) -> str:
+def _update_expression(
+    user_id: str,
+    changes: UserChanges,
+    write: Write,
+    expr: _Expression,
+    new_email_key: str | None = None,
+    updated: User | None = None,
+) -> str:
     """SET/REMOVE of an update: the changed fields, a new version and the write's stamp (and
-    the new email key when the email moves to another one)."""
+    the new email key when the email moves to another one), and the search keys the change moves
+    (a new name its name key; a new role or state, given the `updated` user, its partition)."""
     sets = [
         f"{expr.name('updatedAt')} = {expr.value(_s(write.at))}",
         f"{expr.name('version')} = {expr.name('version')} + {expr.value(_n(1))}",
@@ -248,6 +265,12 @@ def _update_expression(changes: UserChanges, write: Write, expr: _Expression, ne
     removes: list[str] = []
     if changes.name is not None:
         sets.append(f"{expr.name('name')} = {expr.value(_s(changes.name))}")
+    if updated is not None:
+        # The whole record is known (a change conditioned on the revision read): all its search
+        # keys, so a user an earlier release wrote is fully indexed by its first change here.
+        sets += [f"{expr.name(name)} = {expr.value(_s(value))}" for name, value in search_attributes(updated).items()]
+    elif changes.name is not None:
+        sets.append(f"{expr.name(NAME_ATTRIBUTE)} = {expr.value(_s(name_sort_key(changes.name, user_id)))}")
     if changes.email is not None:
         sets.append(f"{expr.name('email')} = {expr.value(_s(changes.email))}")
     if new_email_key is not None:
@@ -257,6 +280,8 @@ def _update_expression(changes: UserChanges, write: Write, expr: _Expression, ne
     if changes.enabled is not None:
         sets.append(f"{expr.name('enabled')} = {expr.value({'BOOL': changes.enabled})}")
     if changes.touches_standing:
+        if updated is None:
+            raise ValueError("a role or enabled change needs the updated user (its partition)")
         # Every token issued until now was issued for the old role or state: refused from here on.
         sets.append(f"{expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(tokens_valid_after(write.at)))}")
     if changes.phone is REMOVE:
@@ -444,7 +469,7 @@ class DynamoUserRepository(aws.ClientHolder):
         if preconditions.if_match is not None and not preconditions.if_match:
             raise PreconditionFailed()
         expr = _Expression()
-        update = _update_expression(changes, write, expr)
+        update = _update_expression(user_id, changes, write, expr)
         updated_at = expr.name("updatedAt")
         condition = (
             f"attribute_exists({expr.name('listingId')}) AND {expr.not_written_by(write.token)}"
@@ -495,7 +520,9 @@ class DynamoUserRepository(aws.ClientHolder):
         old_key, new_key = email_key(current.email), email_key(updated.email)
         expr = _Expression()
         # An update, not a put, so what the item holds besides the user (createToken) stays.
-        update = _update_expression(changes, write, expr, new_key if new_key != old_key else None)
+        update = _update_expression(
+            current.user_id, changes, write, expr, new_key if new_key != old_key else None, updated
+        )
         condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"
         # Each item with what its failed condition means.
         items: list[tuple[str, dict[str, Any]]] = [
@@ -564,16 +591,36 @@ class DynamoUserRepository(aws.ClientHolder):
                 raise LastAdmin() from exc
             raise StaleRecord() from exc
 
+    def find_by_email(self, key: str) -> User | None:
+        # The reservation names the owner; both reads strongly consistent, so a user is found as
+        # soon as its create has answered (the indexes lag behind their table).
+        result = self._call("get_item", TableName=self._table, Key=_reservation_key(key), ConsistentRead=True)
+        owner = result.get("Item", {}).get("ownerId", {}).get("S")
+        if owner is None:
+            return None
+        user = self.get(owner)
+        # A reservation and its owner change in one transaction; checked all the same.
+        return user if user is not None and email_key(user.email) == key else None
+
+    def search(self, query: UserQuery, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        reader = PageReader(self._table, self._query_index, item_to_user)
+        return reader.page(query, limit, after)
+
+    def _query_index(self, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = self._call("query", **kwargs)
+        except ClientError as exc:
+            # While an upgrade adds the indexes (docs/DEPLOY.md), one may not exist yet or still be
+            # backfilling: the search is unavailable for now, not a bad request. DynamoDB says so
+            # with a ValidationException ("does not have the specified index", "Cannot read from
+            # backfilling global secondary index"); the emulator with a ResourceNotFoundException.
+            message = str(exc.response.get("Error", {}).get("Message", ""))
+            unavailable = aws.error_code(exc) in ("ValidationException", "ResourceNotFoundException")
+            if unavailable and "index" in message.lower():
+                logger.warning("search index %s unavailable: %s", kwargs.get("IndexName"), message)
+                raise ServiceUnavailable() from exc
+            raise
+        return result
+
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
-        # One extra item tells whether another page exists, so the last page never
-        # hands out a cursor that leads to an empty page.
-        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": LISTING_INDEX, "Limit": limit + 1}
-        if after is not None:
-            kwargs["ExclusiveStartKey"] = {"userId": _s(after), "listingId": _s(after)}
-        result = self._call("scan", **kwargs)
-        users = [user for user in (item_to_user(item) for item in result.get("Items", [])) if user is not None]
-        if len(users) > limit:
-            users = users[:limit]
-            return users, users[-1].user_id
-        last = result.get("LastEvaluatedKey")
-        return users, (last["userId"]["S"] if last else None)
+        return self.search(UserQuery(sort=SORT_CREATED), limit, after)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chalicelib.domain.models import NO_PRECONDITIONS, Preconditions, Standing, User, UserChanges, Write
+from chalicelib.domain.search import UserQuery
 
 
 class EmailChangeRequired(Exception):
@@ -126,5 +127,19 @@ class UserRepository(Protocol):
         `current.revision`; StaleRecord if it changed (unless the trace is this request's own);
         LastAdmin if it is the last enabled admin."""
 
+    def find_by_email(self, key: str) -> User | None:
+        """The user holding this email key (chalicelib/domain/models.py `email_key`), or None. Reads
+        as many items whatever the table holds (the DynamoDB adapter: the email's reservation,
+        then its owner)."""
+
+    def search(self, query: UserQuery, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        """Up to `limit` users matching `query` (its email aside: see find_by_email), in its order
+        (chalicelib/domain/search.py `sort_key`), after the position `after` (a sort key); and the
+        position to continue after, or None when no user can follow. A page may be short or
+        empty where the matches end, and a `q` page also where it passed over users it listed
+        earlier under their other key (the DynamoDB adapter stops after `limit` of them). Every
+        user whose sort key does not change meanwhile is on exactly one page of a walk."""
+
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
-        """Up to `limit` users after the user id `after`, and the id to continue after (or None)."""
+        """Every user, oldest first, a page at a time: `search` with no filter (for tools that walk
+        all users); `after` is a position it returned."""

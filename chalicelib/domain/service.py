@@ -29,7 +29,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.cursor import CursorCodec, CursorScope
 from chalicelib.domain.errors import (
     AppError,
     ConcurrentModification,
@@ -74,6 +74,7 @@ from chalicelib.domain.repository import (
     Unchanged,
     UserRepository,
 )
+from chalicelib.domain.search import UserQuery
 
 logger = logging.getLogger("users_api.service")
 
@@ -82,6 +83,8 @@ MAX_ATTEMPTS = 3
 # How often the sign-in is set again because the record moved on meanwhile, before giving up (503:
 # a retry completes it).
 FOLLOW_ATTEMPTS = 4
+# The name list cursors are bound to (GET /users).
+LIST_ROUTE = "users"
 # The actor of writes no API caller made (seeding, operator commands).
 SYSTEM_ACTOR = "system"
 
@@ -215,10 +218,19 @@ class UserService:
             raise UserNotFound()
         return user
 
-    def list_users(self, limit: int, cursor: str | None) -> tuple[list[User], str | None]:
-        after = self._cursors.decode(cursor) if cursor is not None else None
-        users, last = self._repo.list_page(limit, after)
-        return users, (self._cursors.encode(last) if last is not None else None)
+    def list_users(
+        self, query: UserQuery, limit: int, cursor: str | None, caller: str
+    ) -> tuple[list[User], str | None]:
+        """A page of the users `query` finds and the cursor of the next (None: no more), which
+        only `caller` can use, with this very query. An email finds one user, in one lookup."""
+        scope = CursorScope(route=LIST_ROUTE, caller=caller, query=query.fingerprint())
+        after = self._cursors.decode(cursor, scope) if cursor is not None else None
+        if query.email is not None:
+            # At most one user, so no email query ever issues a cursor: decode refused any given.
+            user = self._repo.find_by_email(email_key(query.email))
+            return ([user] if user is not None and query.matches(user) else []), None
+        users, last = self._repo.search(query, limit, after)
+        return users, (self._cursors.encode(last, scope) if last is not None else None)
 
     # --- update ---
 

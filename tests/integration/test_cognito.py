@@ -18,6 +18,7 @@ from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.errors import ValidationError
 from chalicelib.domain.identity import EmailTaken, SignIn, SignInExists, SignInMissing
 from devstack import cognito_emulation
+from infra.invitation import invitation
 from infra.stages import load_limits
 
 PASSWORD = "Sup3r-secret-pass!"
@@ -53,6 +54,23 @@ def client_id(cognito: Any, pool: str) -> str:
 @pytest.fixture
 def idp(cognito: Any, pool: str, tmp_path: Path) -> OutboxCognitoIdentityProvider:
     return OutboxCognitoIdentityProvider(pool, tmp_path / "outbox.jsonl", client=cognito)
+
+
+def test_the_outbox_words_the_invitation_as_the_stage_does(cognito: Any, pool: str, tmp_path: Path) -> None:
+    text = invitation(load_limits())
+    idp = OutboxCognitoIdentityProvider(
+        pool, tmp_path / "outbox.jsonl", client=cognito, invitation=(text["EmailSubject"], text["EmailMessage"])
+    )
+    sub = idp.create("ada@example.com")
+    idp.invite(sub, "ada@example.com")
+    (message,) = [json.loads(line) for line in (tmp_path / "outbox.jsonl").read_text().splitlines()]
+    assert message["subject"] == text["EmailSubject"]
+    password = message["temporaryPassword"]
+    assert message["message"] == text["EmailMessage"].replace("{username}", "ada@example.com").replace(
+        "{####}", password
+    )
+    days = load_limits()["password_policy"]["TemporaryPasswordValidityDays"]
+    assert message["message"].endswith(f"The temporary password expires in {days} days.")
 
 
 def test_an_invited_user_signs_in_with_the_temporary_password_and_must_choose_a_new_one(

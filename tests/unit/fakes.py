@@ -49,8 +49,9 @@ from chalicelib.domain.repository import (
     Unchanged,
     UserRepository,
 )
+from chalicelib.domain.search import SORT_CREATED, SORT_NEWEST, UserQuery, sort_key
 from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
-from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse
+from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse, retry_after
 
 
 class FakeClock:
@@ -295,14 +296,29 @@ class FakeUserRepository:
             del self.reservations[key]
         self._answer("delete")
 
-    def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
-        self._enter("list_page")
-        ids = sorted(self.users)
+    def find_by_email(self, key: str) -> User | None:
+        self._enter("find_by_email")
+        owner = self.reservations.get(key)
+        return self.users.get(owner) if owner is not None else None
+
+    def search(self, query: UserQuery, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        """The users `query` matches, ordered by the domain's own sort key (chalicelib/domain/search.py),
+        which is what the DynamoDB indexes hold: the contract suite holds the two to one order."""
+        self._enter("search")
+        newest_first = query.q is None and query.sort == SORT_NEWEST
+        keyed = sorted(
+            ((sort_key(query, user), user) for user in self.users.values() if query.matches(user)),
+            key=lambda pair: pair[0],
+            reverse=newest_first,
+        )
         if after is not None:
-            ids = [user_id for user_id in ids if user_id > after]
-        page = [self.users[user_id] for user_id in ids[:limit]]
-        more = len(ids) > limit
-        return page, (page[-1].user_id if more and page else None)
+            keyed = [(key, user) for key, user in keyed if (key < after if newest_first else key > after)]
+        page = keyed[:limit]
+        more = len(keyed) > limit
+        return [user for _, user in page], (page[-1][0] if more else None)
+
+    def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        return self.search(UserQuery(sort=SORT_CREATED), limit, after)
 
 
 def as_repository(repo: FakeUserRepository) -> UserRepository:
@@ -340,7 +356,7 @@ class FakeIdempotencyStore:
         if old["response"] is not None:
             return cast(StoredResponse, old["response"])
         if old["locked_until"] is not None and old["locked_until"] >= now:
-            raise IdempotentRequestInFlight()
+            raise IdempotentRequestInFlight(retry_after(old["locked_until"], now))
         self.calls["take_over"] += 1
         old.update(lock=lock, locked_until=now + LOCK_S)
         return Claimed(old["write_token"])

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.cursor import CursorCodec, CursorScope
 from chalicelib.domain.errors import (
     ConcurrentModification,
     EmailAlreadyExists,
@@ -19,6 +19,7 @@ from chalicelib.domain.errors import (
 )
 from chalicelib.domain.identity import SignInExists
 from chalicelib.domain.models import REMOVE, NewUser, Preconditions, Revision, User, UserChanges
+from chalicelib.domain.search import UserQuery
 from chalicelib.domain.service import MAX_ATTEMPTS, UserService, utc_now
 from tests.unit.fakes import FakeAvatars, FakeIdentityProvider, FakeTime, FakeUserRepository, make_user
 
@@ -257,14 +258,18 @@ def test_delete_of_a_user_deleted_concurrently_is_not_found(service, repo):
 # --- list ---
 
 
-def test_list_pages_over_all_users_exactly_once(service, repo):
+ALL = UserQuery()
+CALLER = "admin-sub"
+
+
+def test_list_pages_over_all_users_exactly_once_newest_first(service, repo):
     for i in range(7):
-        seeded(repo, make_user(user_id=f"u{i}", email=f"u{i}@example.com"))
+        seeded(repo, make_user(user_id=f"u{i}", email=f"u{i}@example.com", now=f"2024-01-0{i + 1}T00:00:00.000Z"))
     seen: list[str] = []
     cursor: str | None = None
     pages = 0
     while True:
-        users, cursor = service.list_users(3, cursor)
+        users, cursor = service.list_users(ALL, 3, cursor, CALLER)
         pages += 1
         seen += [u.user_id for u in users]
         assert len(users) <= 3
@@ -272,30 +277,43 @@ def test_list_pages_over_all_users_exactly_once(service, repo):
             break
         assert pages < 10, "paging does not terminate"
     assert pages == 3
-    assert sorted(seen) == [f"u{i}" for i in range(7)]
-    assert len(seen) == len(set(seen))
-    assert repo.calls == {"list_page": 3}
-
-
-def test_list_exact_multiple_ends_without_an_empty_page(service, repo):
-    for i in range(6):
-        seeded(repo, make_user(user_id=f"u{i}", email=f"u{i}@example.com"))
-    users, cursor = service.list_users(3, None)
-    assert len(users) == 3 and cursor is not None
-    users, cursor = service.list_users(3, cursor)
-    assert len(users) == 3 and cursor is None
+    assert seen == [f"u{i}" for i in reversed(range(7))]
+    assert repo.calls == {"search": 3}
 
 
 def test_list_empty(service, repo):
-    assert service.list_users(50, None) == ([], None)
+    assert service.list_users(ALL, 50, None, CALLER) == ([], None)
 
 
 def test_list_rejects_a_forged_cursor_without_reading(service, repo):
     with pytest.raises(InvalidCursor):
-        service.list_users(3, "u3")
+        service.list_users(ALL, 3, "u3", CALLER)
+    scope = CursorScope("users", CALLER, ALL.fingerprint())
     with pytest.raises(InvalidCursor):
-        service.list_users(3, CursorCodec(b"some-other-secret-key-here").encode("u3"))
+        service.list_users(ALL, 3, CursorCodec(b"some-other-secret-key-here").encode("u3", scope), CALLER)
     assert repo.total_calls == 0
+
+
+def test_a_cursor_works_only_for_its_caller_and_query(service, repo):
+    for i in range(4):
+        seeded(repo, make_user(user_id=f"u{i}", email=f"u{i}@example.com", role="admin" if i % 2 else "member"))
+    _, cursor = service.list_users(ALL, 1, None, CALLER)
+    assert cursor is not None
+    repo.reset_calls()
+    for query, caller in ((ALL, "another-admin"), (UserQuery(role="admin"), CALLER), (UserQuery(sort="name"), CALLER)):
+        with pytest.raises(InvalidCursor):
+            service.list_users(query, 1, cursor, caller)
+    assert repo.total_calls == 0
+    assert len(service.list_users(ALL, 1, cursor, CALLER)[0]) == 1
+
+
+def test_an_email_is_one_lookup_filtered_by_role_and_state(service, repo):
+    ann = seeded(repo, make_user(user_id="u1", email="Ann@Example.com", role="admin"))
+    assert service.list_users(UserQuery(email="ann@EXAMPLE.com"), 50, None, CALLER) == ([ann], None)
+    assert service.list_users(UserQuery(email="ann@example.com", role="member"), 50, None, CALLER) == ([], None)
+    assert service.list_users(UserQuery(email="ann@example.com", enabled=False), 50, None, CALLER) == ([], None)
+    assert service.list_users(UserQuery(email="bob@example.com"), 50, None, CALLER) == ([], None)
+    assert repo.calls == {"find_by_email": 4}
 
 
 # --- put_profile ---
