@@ -26,7 +26,7 @@ ifdef NEW_PASSWORD
 TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
 endif
 
-.PHONY: help run token user outbox drift replay-dlq reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
+.PHONY: help fuzz run token user outbox drift replay-dlq reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
 
 # A bare `make` lists the targets.
 .DEFAULT_GOAL := help
@@ -105,6 +105,12 @@ base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path:
 cleanup: $(STAMP) ## What a failed or deleted CloudFormation stack of STAGE left behind (retained tables, bucket, secret, pool), listed; CONFIRM=1 deletes what holds no data, DATA=1 the rest too (operator credentials)
 	@$(if $(filter $(origin STAGE),command line),,echo "make cleanup: name the stage: make cleanup STAGE=dev|staging|prod" >&2; exit 2)
 	$(BIN)/python -m infra cleanup $(STAGE) $(if $(CONFIRM),--confirm) $(if $(DATA),--data)
+
+fuzz: $(STAMP) ## The identity model test (tests/functional/test_model.py) at length: JOBS processes (default 2) of EXAMPLES random sequences each (default 500) of up to STEPS steps (default 20)
+	@set -e; pids=""; for job in $$(seq $(or $(JOBS),2)); do \
+	  MODEL_FUZZ=1 MODEL_EXAMPLES=$(or $(EXAMPLES),500) MODEL_STEPS=$(or $(STEPS),20) \
+	  $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/functional/test_model.py::test_one_user_one_truth_over_random_sequences & \
+	  pids="$$pids $$!"; done; status=0; for pid in $$pids; do wait $$pid || status=1; done; exit $$status
 
 policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra policies

@@ -26,8 +26,8 @@ and groups, `iat` in whole seconds) on the service's clock, which the test drive
 a revoking change reaches Cognito (models.tokens_valid_from) moves it on instead of sleeping.
 
 `make test` runs MODEL_EXAMPLES sequences (derandomised, so every run tries the same ones);
-`make fuzz` runs many more, random (EXAMPLES=, STEPS=, SECONDS=), and prints the shrunk failing
-sequence if one breaks the invariant.
+`make fuzz` runs many more, random (EXAMPLES= per job, STEPS=, JOBS= processes side by side), and
+prints the shrunk failing sequence if one breaks the invariant.
 """
 
 from __future__ import annotations
@@ -65,13 +65,12 @@ from chalicelib.web.tokens import TokenVerifier
 from infra.drift import Drift
 from tests.functional.conftest import BUCKET, TABLE, Api, Emulator, _empty
 from tests.support import tokens
-from tests.support.dynamodb_faults import Faults, answered_late, aws_error
+from tests.support.dynamodb_faults import Fault, Faults, answered_late, aws_error
 
 ADMIN = tokens.ADMIN  # the operator: an admin by its token's group, with no record of its own
-EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "20"))
 STEPS = int(os.environ.get("MODEL_STEPS", "20"))
-FUZZ = os.environ.get("MODEL_FUZZ") == "1"  # make fuzz: random, longer, with a deadline of SECONDS
-SECONDS = float(os.environ.get("MODEL_SECONDS", "0"))
+FUZZ = os.environ.get("MODEL_FUZZ") == "1"  # make fuzz: random, not derandomised, and counted
 EMAILS = ("ann@m.test", "bob@m.test", "cy@m.test", "Ann@m.test", "dee@m.test")
 PASSWORD = "Model-passw0rd-1!"
 NAMES = ("Ann", "Bob", "Cy")
@@ -580,16 +579,23 @@ class UserModel(RuleBasedStateMachine):
         sub = self.pick(who)
         if sub is None and action != "invite":
             return
+        body: dict[str, Any] | None
         if action == "invite":
             method, path, body = "POST", "/users", {"name": "Faulted", "email": email, "role": role}
         elif action == "delete":
             method, path, body = "DELETE", f"/users/{sub}", None
         else:
-            bodies = [{"email": email}, {"role": role}, {"enabled": False}, {"enabled": True}, {"name": "F"}]
+            bodies: list[dict[str, Any]] = [
+                {"email": email},
+                {"role": role},
+                {"enabled": False},
+                {"enabled": True},
+                {"name": "F"},
+            ]
             body = bodies[which % len(bodies)]
             method, path = "PUT", f"/users/{sub}"
         code = "InternalServerError" if service == "dynamodb" else "InternalErrorException"
-        fault = {
+        fault: tuple[Fault, int | None] = {
             "error on every attempt": (aws_error(500, code), None),
             "error once": (aws_error(500, code), 1),
             "slow success once": (answered_late, 1),
