@@ -20,7 +20,7 @@ cannot show", lists what stays out of reach):
   properties it ignores on types it has are applied the same way;
 - API Gateway's importer takes Swagger 2.0 (Chalice's API body), where moto takes OpenAPI 3 only:
   both have the same `paths` and integration keys, which is all moto reads (and MOCK integrations,
-  which have no uri, are imported too);
+  which have no uri, are imported too, and a body without `info.description`);
 - a template the CLI uploaded (`--s3-bucket`) is read from the emulator's S3 at its loopback address;
 - AWS's managed IAM policies exist (moto loads them when asked), so templates may attach them.
 
@@ -151,7 +151,7 @@ def _patch_cloudformation() -> None:
             if template.get("Transform") == SAM_TRANSFORM:
                 try:
                     template = expand_sam(template, {})
-                except Exception as failure:  # noqa: BLE001 - CloudFormation answers any transform failure so
+                except Exception as failure:
                     raise ValidationError(message=f"Transform {SAM_TRANSFORM} failed with: {failure}") from None
             needed = required_capability(template)
             granted = set(self._get_param("Capabilities") or [])
@@ -181,7 +181,7 @@ def _patch_cloudformation() -> None:
             raise ValidationError(stack_name)
         try:
             original_execute(self, change_set_name, stack_name)
-        except Exception as failure:  # noqa: BLE001 - any provider's failure fails the stack, as in CloudFormation
+        except Exception as failure:
             stack = self.stacks[change_set.stack_id]
             status = "ROLLBACK_COMPLETE" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
             stack._add_stack_event(status, resource_status_reason=f"{type(failure).__name__}: {failure}")
@@ -247,6 +247,15 @@ def _patch_apigateway() -> None:
 
     APIGatewayBackend.put_rest_api = put_rest_api
 
+    original_import = APIGatewayBackend.import_rest_api
+
+    def import_rest_api(self: Any, api_doc: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        # `info.description` is optional (Chalice's body has none); moto's importer requires it.
+        info = {"description": "", **api_doc.get("info", {})}
+        return original_import(self, {**api_doc, "info": info}, *args, **kwargs)
+
+    APIGatewayBackend.import_rest_api = import_rest_api
+
     original_integration_args = APIGatewayBackend._build_integration_args
 
     def integration_args(self: Any, integration: dict[str, Any]) -> dict[str, Any]:
@@ -304,7 +313,10 @@ class Emulator:
                 """The commands' own output is the rehearsal's log."""
 
         self._server: BaseWSGIServer = make_server(
-            host, port, _Serialized(DomainDispatcherApplication(create_backend_app)), threaded=True,
+            host,
+            port,
+            _Serialized(DomainDispatcherApplication(create_backend_app)),
+            threaded=True,
             request_handler=QuietHandler,
         )
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -321,3 +333,17 @@ class Emulator:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main() -> None:
+    """`python -m infra.rehearsal.emulator`: serve until stdin closes; prints the URL first."""
+    import sys
+
+    emulator = Emulator().start()
+    print(emulator.url, flush=True)
+    sys.stdin.read()
+    emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
