@@ -12,24 +12,21 @@ from chalicelib import bootstrap, config
 from chalicelib.bootstrap import get_avatars, get_change_consumer, get_history, get_idempotency_store, get_service
 from chalicelib.domain.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
 from chalicelib.domain.errors import UserNotFound
-from chalicelib.domain.models import (
-    Preconditions,
-    User,
-    is_valid_user_id,
-    new_write_token,
-    parse_avatar_content_type,
-    parse_limit,
-    parse_new_user,
-    parse_profile_changes,
-    parse_user_changes,
-    public_user,
-)
-from chalicelib.domain.search import parse_user_query
+from chalicelib.domain.models import Preconditions, User, is_valid_user_id, new_write_token
 from chalicelib.telemetry import logs
 from chalicelib.web import idempotency, pipeline
 from chalicelib.web.application import Application, FixedCORSConfig
 from chalicelib.web.conditional import etag, none_match_hits, parse_preconditions
 from chalicelib.web.cors import CorsOrigins
+from chalicelib.web.inputs import (
+    parse_avatar_content_type,
+    parse_limit,
+    parse_new_user,
+    parse_profile_changes,
+    parse_user_changes,
+    parse_user_query,
+    public_user,
+)
 from chalicelib.web.pipeline import current_identity
 from chalicelib.web.requests import parse_json_object
 from chalicelib.web.responses import json_response

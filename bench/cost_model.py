@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.context import PACKAGE_STAGE, PROJECT_DIR, Context
 from bench.report import Figure
-from chalicelib.domain.models import PAGE_DEFAULT
+from chalicelib.web.inputs import PAGE_DEFAULT
 
 SECTION = "Cost per million requests"
 

@@ -258,10 +258,11 @@ def measure() -> Measurement:
     from chalicelib.adapters.dynamodb import DynamoUserRepository
     from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
     from chalicelib.domain.cursor import CursorCodec
-    from chalicelib.domain.models import PAGE_DEFAULT, NewUser, UserChanges, public_user
+    from chalicelib.domain.models import NewUser, UserChanges
     from chalicelib.domain.search import UserQuery
     from chalicelib.domain.service import UserService
     from chalicelib.web import idempotency
+    from chalicelib.web.inputs import PAGE_DEFAULT, public_user
     from chalicelib.web.responses import json_response
 
     result = Measurement()

@@ -38,8 +38,9 @@ from bench.search_table import IndexedTable, read_units
 from chalicelib.adapters.dynamodb import DynamoUserRepository, user_to_item
 from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX, SEARCH_INDEXES, STATE_ATTRIBUTE
 from chalicelib.adapters.user_index import item_size
-from chalicelib.domain.models import ADMIN, MEMBER, PAGE_DEFAULT, User, Write, email_key
+from chalicelib.domain.models import ADMIN, MEMBER, User, Write, email_key
 from chalicelib.domain.search import UserQuery, sort_key
+from chalicelib.web.inputs import PAGE_DEFAULT
 
 SECTION = "Search pages"
 TABLE = "users-bench"

@@ -12,12 +12,12 @@ from chalicelib.adapters import aws
 from chalicelib.adapters.avatars import AvatarStore
 from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings, load_change_settings
 from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.idempotency import IdempotencyStore
 from chalicelib.domain.identity import IdentityProvider
 from chalicelib.domain.repository import UserRepository
 from chalicelib.domain.revocation import StandingCheck
 from chalicelib.domain.service import UserService
 from chalicelib.web.authentication import Authenticator
-from chalicelib.web.idempotency import IdempotencyStore
 
 if TYPE_CHECKING:  # token verification is only for local and test stages: never imported on Lambda
     from chalicelib.domain.change_consumer import ChangeConsumer

@@ -9,8 +9,9 @@ from typing import Any
 
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs, time_to_live_kwargs
 from chalicelib.domain.access import ADMIN_GROUP
-from chalicelib.domain.models import ADMIN, MEMBER, NewUser, parse_new_user
+from chalicelib.domain.models import ADMIN, MEMBER, NewUser
 from chalicelib.domain.service import UserService
+from chalicelib.web.inputs import parse_new_user
 from infra.invitation import invitation
 from infra.stages import aws_properties, load_limits
 

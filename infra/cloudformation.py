@@ -273,7 +273,7 @@ def _change_storage(stage: Stage, limits: Json) -> Json:
     """Where change events go: the audit table (retained, like the users table), the stage's bus and
     the consumer's dead-letter queue."""
     return {
-        # Entries expire AUDIT_RETENTION_DAYS after their change (chalicelib/adapters/audit_log.py).
+        # Entries expire RETENTION_DAYS after their change (chalicelib/domain/history.py).
         "AuditTable": _table(stage, stage.audit_table_name, AUDIT_KEY_SCHEMA, AUDIT_ATTRIBUTE_DEFINITIONS),
         "ChangeEventBus": {
             "Type": "AWS::Events::EventBus",

@@ -1,57 +1,21 @@
 """The audit trail on DynamoDB: one entry per change event, in its own table (table_schema.py).
 
 Written by the change consumer only, read by GET /users/{id}/history. An entry holds who changed
-which fields of a user and when, never the values, and expires AUDIT_RETENTION_DAYS after the
+which fields of a user and when, never the values, and expires RETENTION_DAYS (domain/history.py) after the
 change. Every write is conditional on the entry being absent, so a redelivered stream record
 writes nothing the second time.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.adapters import aws
-from chalicelib.adapters.table_schema import AUDIT_RETENTION_DAYS, AUDIT_SORT_KEY, TTL_ATTRIBUTE
+from chalicelib.adapters.table_schema import AUDIT_SORT_KEY, TTL_ATTRIBUTE
 from chalicelib.config import ConfigurationError
 from chalicelib.domain.change_events import ChangeEvent
+from chalicelib.domain.history import RETENTION_S, AuditEntry, position
 from chalicelib.domain.models import epoch_seconds
-
-# Stream sequence numbers are decimal strings of up to 40 digits: padded, text order is number order.
-SEQUENCE_DIGITS = 40
-# A position as position() writes it: one of our timestamps, "#", a padded sequence number. Cursors
-# must decode to one, so no other value ever reaches ExclusiveStartKey.
-POSITION_PATTERN = re.compile(rf"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9:.]{{8,15}}Z#[0-9]{{{SEQUENCE_DIGITS}}}")
-RETENTION_S = AUDIT_RETENTION_DAYS * 24 * 3600
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """What the history route shows of one change."""
-
-    event_id: str
-    type: str
-    at: str
-    actor: str
-    changed: tuple[str, ...]
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "eventId": self.event_id,
-            "type": self.type,
-            "at": self.at,
-            "actor": self.actor,
-            "changed": list(self.changed),
-        }
-
-
-def position(event: ChangeEvent) -> str:
-    return f"{event.at}#{event.sequence.zfill(SEQUENCE_DIGITS)}"
-
-
-def is_position(value: str) -> bool:
-    return bool(POSITION_PATTERN.fullmatch(value))
 
 
 def _key(user_id: str, at: str) -> dict[str, dict[str, str]]:

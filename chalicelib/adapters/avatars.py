@@ -14,14 +14,10 @@ from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.config import ConfigurationError
+from chalicelib.domain.avatars import DOWNLOAD_EXPIRES_S, MAX_BYTES, MIN_BYTES, UPLOAD_EXPIRES_S
 from chalicelib.domain.errors import AvatarNotFound
 
 KEY_PREFIX = "avatars/"
-MIN_BYTES = 1
-MAX_BYTES = 5 * 1024 * 1024
-UPLOAD_EXPIRES_S = 15 * 60
-# Short: whoever holds a download URL reads the picture until it expires.
-DOWNLOAD_EXPIRES_S = 5 * 60
 
 # HeadObject answers without a body, so its code is the bare status. Without s3:ListBucket (which
 # the role does not have) S3 answers 403, not 404, for a key that does not exist.

@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, TTL_ATTRIBUTE
-from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
-from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, StoredResponse, retry_after
+from chalicelib.domain.errors import IdempotencyKeyReused, IdempotentRequestInFlight
+from chalicelib.domain.idempotency import LOCK_S, RECORD_TTL_S, Claimed, StoredResponse, retry_after
 
 logger = logging.getLogger("users_api.idempotency")
 

@@ -134,10 +134,10 @@ def time_to_live_kwargs(table_name: str) -> dict[str, Any]:
 #
 # Keyed by `userId` and `position`, "<at>#<stream sequence number, 40 digits>": a user's entries
 # sort oldest first by the time of the write, ties in stream order, and a redelivered stream
-# record maps to the very key its first delivery wrote. Kept AUDIT_RETENTION_DAYS after the change
-# (TTL), so a deleted user's history stays readable that long after the delete.
+# record maps to the very key its first delivery wrote (chalicelib/domain/history.py `position`).
+# Kept RETENTION_DAYS after the change (TTL), so a deleted user's history stays readable that long
+# after the delete.
 AUDIT_SORT_KEY = "position"
-AUDIT_RETENTION_DAYS = 365
 AUDIT_KEY_SCHEMA: list[dict[str, str]] = [
     {"AttributeName": "userId", "KeyType": "HASH"},
     {"AttributeName": AUDIT_SORT_KEY, "KeyType": "RANGE"},

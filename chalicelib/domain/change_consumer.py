@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from chalicelib.domain.avatars import AvatarRemover
 from chalicelib.domain.change_events import ChangeEvent, interpret
 
 logger = logging.getLogger("users_api.changes")
@@ -30,10 +31,6 @@ class AuditLog(Protocol):
 
 class Publisher(Protocol):
     def publish(self, event: ChangeEvent) -> None: ...
-
-
-class AvatarRemover(Protocol):
-    def delete(self, user_id: str) -> None: ...
 
 
 class ChangeConsumer:

@@ -83,3 +83,22 @@ class ServiceUnavailable(AppError):
         "Service temporarily unavailable; retry later. If this was a write, it may or may not have been "
         "applied: retry it with the same Idempotency-Key to have it applied exactly once"
     )
+
+
+class IdempotencyKeyReused(AppError):
+    """The Idempotency-Key was first used with another request body or operation."""
+
+    message = "This Idempotency-Key was already used with a different request"
+
+
+class IdempotentRequestInFlight(AppError):
+    """A request with the same Idempotency-Key holds its lock: still being processed, or ended
+    without giving the lock up (a 503 whose unlock failed too). `retry_after_s`: the whole
+    seconds until the lock expires, after which a retry with the key runs; at least 1."""
+
+    message = "A request with this Idempotency-Key is still in progress"
+
+    def __init__(self, retry_after_s: int):
+        self.retry_after_s = max(1, retry_after_s)
+        unit = "second" if self.retry_after_s == 1 else "seconds"
+        super().__init__(f"{self.message}; retry in {self.retry_after_s} {unit}")

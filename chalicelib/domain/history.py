@@ -3,14 +3,53 @@ history route, the caller and the user whose history they page."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from chalicelib.adapters.audit_log import AuditEntry, is_position
+from chalicelib.domain.change_events import ChangeEvent
 from chalicelib.domain.cursor import CursorCodec, CursorScope
 from chalicelib.domain.errors import InvalidCursor
 
 # The name history cursors are bound to (GET /users/{userId}/history).
 ROUTE = "history"
+# How long a change stays in its user's history (the audit table's TTL, and the OpenAPI document's words).
+RETENTION_DAYS = 365
+RETENTION_S = RETENTION_DAYS * 24 * 3600
+# Stream sequence numbers are decimal strings of up to 40 digits: padded, text order is number order.
+SEQUENCE_DIGITS = 40
+# A position as position() writes it: one of our timestamps, "#", a padded sequence number. Cursors
+# must decode to one, so no other value ever reaches the audit log's start key.
+POSITION_PATTERN = re.compile(rf"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9:.]{{8,15}}Z#[0-9]{{{SEQUENCE_DIGITS}}}")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What the history route shows of one change."""
+
+    event_id: str
+    type: str
+    at: str
+    actor: str
+    changed: tuple[str, ...]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "eventId": self.event_id,
+            "type": self.type,
+            "at": self.at,
+            "actor": self.actor,
+            "changed": list(self.changed),
+        }
+
+
+def position(event: ChangeEvent) -> str:
+    """Where an event's entry sits in its user's history: time order, then stream order."""
+    return f"{event.at}#{event.sequence.zfill(SEQUENCE_DIGITS)}"
+
+
+def is_position(value: str) -> bool:
+    return bool(POSITION_PATTERN.fullmatch(value))
 
 
 class AuditPages(Protocol):

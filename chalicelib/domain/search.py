@@ -1,5 +1,5 @@
-"""Finding users: what `GET /users` may ask (a query), how it is read from its parameters, and the
-keys that make names and emails searchable without regard to case.
+"""Finding users: what `GET /users` may ask (a query; chalicelib/web/inputs.py reads it from the
+parameters), and the keys that make names and emails searchable without regard to case.
 
 Case-folding. An email's key is the lower-cased address (emails are ASCII, chalicelib/domain/models.py),
 exactly the key its reservation has. A name's key is its Unicode full case-folding (`str.casefold`)
@@ -12,13 +12,10 @@ before "Émile", whose folded first letter is above every ASCII letter.
 
 from __future__ import annotations
 
-import re
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chalicelib.domain.errors import ValidationError
-from chalicelib.domain.models import CONTROL_CHARS, EMAIL_MAX, ROLES, User, email_key, parse_email
+from chalicelib.domain.models import EMAIL_MAX, ROLES, User, email_key
 
 # Sort orders: by creation time (oldest or newest first) or by name key. Newest first by default.
 SORT_CREATED, SORT_NEWEST, SORT_NAME = "createdAt", "-createdAt", "name"
@@ -27,15 +24,11 @@ DEFAULT_SORT = SORT_NEWEST
 # q: a prefix of the name or of the email, after folding. One character would match a large part
 # of any directory (and its pages would cost as much as an unfiltered listing's): at least two.
 Q_MIN, Q_MAX = 2, EMAIL_MAX
-# The parameters GET /users takes; any other is refused, so a typo never silently lists everyone.
-PARAMETERS = ("limit", "cursor", "email", "q", "role", "enabled", "sort")
-BOOLEANS = {"true": True, "false": False}
 # A sort key of a DynamoDB index holds at most 1,024 bytes: a name key is cut to this many bytes of
 # UTF-8 (at a character), leaving room for the separator and the user id. Folding can multiply a
 # name's size (one character may fold to 12 bytes), so only exotic 100-character names are cut,
 # and such a name is found by the prefixes of its first 900 bytes.
 NAME_KEY_MAX_BYTES = 900
-_CONTROL_RE = re.compile(f"[{CONTROL_CHARS}]")
 
 
 def _cut(text: str, max_bytes: int) -> str:
@@ -138,49 +131,3 @@ def sort_key(query: UserQuery, user: User) -> str:
     if query.sort == SORT_NAME:
         return user_name_key(user)
     return user_created_key(user)
-
-
-def parse_user_query(params: Mapping[str, str]) -> UserQuery:
-    """The query of `GET /users` from its parameters; ValidationError naming every bad one."""
-    problems = [{"field": name, "message": "unknown parameter"} for name in params if name not in PARAMETERS]
-
-    def fail(field: str, message: str) -> None:
-        problems.append({"field": field, "message": message})
-
-    email = q = role = None
-    enabled: bool | None = None
-    if "email" in params:
-        try:
-            email = parse_email(params["email"])
-        except ValidationError as exc:
-            problems.extend(exc.details)
-    if "q" in params:
-        text = unicodedata.normalize("NFC", params["q"]).strip()
-        if _CONTROL_RE.search(text):
-            fail("q", "must not contain control characters")
-        elif not Q_MIN <= len(text) <= Q_MAX:
-            fail("q", f"must be {Q_MIN} to {Q_MAX} characters")
-        else:
-            q = text
-    if "role" in params:
-        if params["role"] in ROLES:
-            role = params["role"]
-        else:
-            fail("role", f"must be one of {', '.join(ROLES)}")
-    if "enabled" in params:
-        if params["enabled"] in BOOLEANS:
-            enabled = BOOLEANS[params["enabled"]]
-        else:
-            fail("enabled", "must be true or false")
-    sort = params.get("sort", DEFAULT_SORT)
-    if sort not in SORTS:
-        fail("sort", f"must be one of {', '.join(SORTS)}")
-    if "q" in params and "email" in params:
-        fail("q", "cannot be combined with email (email finds one user exactly)")
-    if "sort" in params and ("q" in params or "email" in params):
-        # A q search comes in the order of the name or email each user matched by; an email lookup
-        # finds one user. Neither could honour another order without reading every match.
-        fail("sort", "cannot be combined with q or email (their results come in the order of the matching key)")
-    if problems:
-        raise ValidationError("Invalid query parameters", details=problems)
-    return UserQuery(email=email, q=q, role=role, enabled=enabled, sort=sort)

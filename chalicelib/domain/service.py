@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol
 
+from chalicelib.domain.avatars import AvatarRemover
 from chalicelib.domain.cursor import CursorCodec, CursorScope
 from chalicelib.domain.errors import (
     AppError,
@@ -96,11 +96,6 @@ def utc_now() -> str:
 def standing_of(user: User, revoked_at: int = 0) -> Standing:
     """The standing a record just written gives (`revoked_at`: when that write revoked tokens)."""
     return Standing(exists=True, enabled=user.enabled, role=user.role, tokens_valid_after=revoked_at)
-
-
-class AvatarRemover(Protocol):
-    def delete(self, user_id: str) -> None:
-        """Remove the user's avatar, if any; raises ServiceUnavailable when storage is down."""
 
 
 class _NoAvatars:

@@ -22,25 +22,6 @@ class UnsupportedMediaType(AppError):
     message = "Content-Type must be application/json"
 
 
-class IdempotencyKeyReused(AppError):
-    """The Idempotency-Key was first used with another request body or operation."""
-
-    message = "This Idempotency-Key was already used with a different request"
-
-
-class IdempotentRequestInFlight(AppError):
-    """A request with the same Idempotency-Key holds its lock: still being processed, or ended
-    without giving the lock up (a 503 whose unlock failed too). `retry_after_s`: the whole
-    seconds until the lock expires, after which a retry with the key runs; at least 1."""
-
-    message = "A request with this Idempotency-Key is still in progress"
-
-    def __init__(self, retry_after_s: int):
-        self.retry_after_s = max(1, retry_after_s)
-        unit = "second" if self.retry_after_s == 1 else "seconds"
-        super().__init__(f"{self.message}; retry in {self.retry_after_s} {unit}")
-
-
 # Subclasses before their bases: the first match wins.
 STATUSES: tuple[tuple[type[AppError], int], ...] = (
     (errors.ValidationError, 400),
@@ -52,11 +33,11 @@ STATUSES: tuple[tuple[type[AppError], int], ...] = (
     (errors.UserAlreadyExists, 409),
     (errors.ConcurrentModification, 409),
     (errors.LastAdmin, 409),
-    (IdempotentRequestInFlight, 409),
+    (errors.IdempotentRequestInFlight, 409),
     (errors.PreconditionFailed, 412),
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
-    (IdempotencyKeyReused, 422),
+    (errors.IdempotencyKeyReused, 422),
     (errors.ServiceUnavailable, 503),
 )
 RETRY_AFTER_S = "1"
@@ -85,6 +66,6 @@ def error_response(exc: AppError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="users-api"'
     if status == 503:
         headers["Retry-After"] = RETRY_AFTER_S
-    if isinstance(exc, IdempotentRequestInFlight):
+    if isinstance(exc, errors.IdempotentRequestInFlight):
         headers["Retry-After"] = str(exc.retry_after_s)
     return json_response(error_body(exc.message, exc.details), status, headers)

@@ -23,12 +23,12 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from chalice import Response  # type: ignore[attr-defined]
 
 from chalicelib.domain.errors import AppError, ServiceUnavailable, ValidationError
+from chalicelib.domain.idempotency import IdempotencyStore, StoredResponse
 from chalicelib.domain.models import new_write_token
 
 logger = logging.getLogger("users_api.idempotency")
@@ -36,63 +36,11 @@ logger = logging.getLogger("users_api.idempotency")
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
-RECORD_TTL_S = 24 * 3600
-# Longer than the Lambda timeout (28 s): a lock older than this belongs to a request that died.
-LOCK_S = 30
 # What keys are locked and checked by: epoch seconds (tests put a clock of their own here).
 wall_clock: Callable[[], float] = time.time
 _KEY_RE = re.compile(KEY_PATTERN)
 # What a replay repeats besides status and body (CORS and security headers are added per request).
 _KEPT_HEADERS = frozenset({"content-type", "location", "etag"})
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    status: int
-    body: str  # the JSON text sent the first time
-    headers: dict[str, str]
-
-    def to_json(self) -> str:
-        return json.dumps({"status": self.status, "body": self.body, "headers": self.headers})
-
-    @classmethod
-    def from_json(cls, text: str) -> StoredResponse:
-        data = json.loads(text)
-        return cls(int(data["status"]), str(data["body"]), {str(k): str(v) for k, v in data["headers"].items()})
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A key claimed for this request, and the write token the request must use."""
-
-    write_token: str
-
-
-class IdempotencyStore(Protocol):
-    def claim(
-        self, record_id: str, fingerprint: str, lock: str, write_token: str, now: int
-    ) -> Claimed | StoredResponse:
-        """Claim `record_id` for one request: Claimed (go ahead) with `write_token`, or with the
-        token of an earlier attempt of the same request that ended unfinished; or the response of
-        the request that completed it. Raises IdempotencyKeyReused when it was claimed with another
-        fingerprint, IdempotentRequestInFlight (with `retry_after(locked_until, now)`) while
-        another claim is live."""
-
-    def complete(self, record_id: str, lock: str, response: StoredResponse, now: int) -> None:
-        """Store the response under our claim; raises AppError when it cannot."""
-
-    def release(self, record_id: str, lock: str) -> None:
-        """Forget the key (nothing was written), so a retry runs afresh; raises AppError when it cannot."""
-
-    def unlock(self, record_id: str, lock: str) -> None:
-        """Give up our lock but keep the record and its write token (the outcome is unknown), so a
-        retry with the same request takes it over at once; raises AppError when it cannot."""
-
-
-def retry_after(locked_until: int, now: int) -> int:
-    """Whole seconds from `now` until a lock held through `locked_until` has expired: a claim at
-    `locked_until + 1` takes it over. At least 1."""
-    return max(1, locked_until + 1 - now)
 
 
 def parse_key(headers: Mapping[str, str]) -> str | None:

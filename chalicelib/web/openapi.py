@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from chalicelib.adapters import avatars
-from chalicelib.adapters.table_schema import AUDIT_RETENTION_DAYS
 from chalicelib.config import LOCAL_STAGES
+from chalicelib.domain import avatars
+from chalicelib.domain import idempotency as idempotency_port
 from chalicelib.domain.change_events import EVENT_TYPES, PUBLIC_FIELDS
 from chalicelib.domain.cursor import CURSOR_PATTERN, MAX_CURSOR_LEN
+from chalicelib.domain.history import RETENTION_DAYS
 from chalicelib.domain.models import (
-    AVATAR_CONTENT_TYPES,
     CONTROL_CHARS,
     E164_PATTERN,
     EMAIL_LOCAL_MAX,
@@ -27,14 +27,13 @@ from chalicelib.domain.models import (
     INVISIBLE_CHARS,
     MEMBER,
     NAME_MAX,
-    PAGE_DEFAULT,
-    PAGE_MAX,
     ROLES,
     USER_ID_PATTERN,
 )
 from chalicelib.domain.search import DEFAULT_SORT, Q_MAX, Q_MIN, SORTS
 from chalicelib.web import idempotency
 from chalicelib.web.conditional import MAX_TAG_CHARS, MAX_TAGS
+from chalicelib.web.inputs import PAGE_DEFAULT, PAGE_MAX
 
 # RFC 9110 entity tags as chalicelib.web.conditional reads them: an optional weak prefix, a quoted
 # opaque tag of at most MAX_TAG_CHARS visible characters other than the double quote.
@@ -145,9 +144,9 @@ def _parameters() -> dict[str, Any]:
             "description": "Makes a retry safe: the same key with the same request gets the first response again "
             f"(with `{idempotency.REPLAYED_HEADER}: true`); with another body or precondition 422; while the first is "
             "still in progress 409, whose Retry-After says when the key's lock expires (at most "
-            f"{idempotency.LOCK_S + 1} seconds). After a 503 the write may or may not have happened: a retry with the "
-            "same key finds out and applies it at most once. Keys are the caller's own and expire after "
-            f"{idempotency.RECORD_TTL_S // 3600} hours.",
+            f"{idempotency_port.LOCK_S + 1} seconds). After a 503 the write may or may not have happened: a retry "
+            "with the same key finds out and applies it at most once. Keys are the caller's own and expire after "
+            f"{idempotency_port.RECORD_TTL_S // 3600} hours.",
             "schema": {"type": "string", "pattern": idempotency.KEY_PATTERN},
         },
     }
@@ -310,8 +309,8 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "additionalProperties": False,
             "required": ["contentType"],
-            "properties": {"contentType": {"type": "string", "enum": list(AVATAR_CONTENT_TYPES)}},
-            "examples": [{"contentType": AVATAR_CONTENT_TYPES[0]}],
+            "properties": {"contentType": {"type": "string", "enum": list(avatars.CONTENT_TYPES)}},
+            "examples": [{"contentType": avatars.CONTENT_TYPES[0]}],
         },
         "AvatarUpload": {
             "type": "object",
@@ -503,7 +502,7 @@ def _paths() -> dict[str, Any]:
                     "200": _json(
                         _ref("History"),
                         "A page of the user's history: kept "
-                        f"{AUDIT_RETENTION_DAYS} days after each change, so also after a delete; empty for an id "
+                        f"{RETENTION_DAYS} days after each change, so also after a delete; empty for an id "
                         "without changes. A change appears within seconds of its write.",
                     ),
                     **_errors("400", "401", "403", "404", "503"),

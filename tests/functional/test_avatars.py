@@ -19,9 +19,8 @@ import requests
 from botocore.awsrequest import AWSResponse
 
 from chalicelib.adapters import aws
-from chalicelib.adapters.avatars import MAX_BYTES
+from chalicelib.domain.avatars import CONTENT_TYPES, MAX_BYTES
 from chalicelib.domain.errors import ServiceUnavailable
-from chalicelib.domain.models import AVATAR_CONTENT_TYPES
 from tests.functional.conftest import BUCKET, Api
 from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, OTHER, assert_error, create
 from tests.support import tokens
@@ -91,7 +90,7 @@ def test_the_owner_gets_an_upload_form_for_their_own_key(api: Api, member: str) 
     assert response.headers["Cache-Control"] == "private, no-store"
 
 
-@pytest.mark.parametrize("content_type", AVATAR_CONTENT_TYPES)
+@pytest.mark.parametrize("content_type", CONTENT_TYPES)
 def test_the_policy_limits_type_size_key_and_lifetime(api: Api, member: str, content_type: str) -> None:
     before = datetime.now(UTC).replace(microsecond=0)
     fields = api.request("POST", avatar(member), MEMBER, {"contentType": content_type}).json_body["fields"]

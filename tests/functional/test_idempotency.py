@@ -10,8 +10,9 @@ import pytest
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, TTL_ATTRIBUTE
+from chalicelib.domain.idempotency import LOCK_S, RECORD_TTL_S
 from chalicelib.web import idempotency
-from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, REPLAYED_HEADER
+from chalicelib.web.idempotency import REPLAYED_HEADER
 from tests.functional.conftest import TABLE, Api
 from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, all_users, assert_error
 from tests.support import tokens

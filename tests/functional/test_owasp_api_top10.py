@@ -24,7 +24,8 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.config import LOCAL_STAGES, ConfigurationError, cors_allow_origin, get_settings, load_settings
 from chalicelib.domain.cursor import MAX_CURSOR_LEN
-from chalicelib.domain.models import EMAIL_MAX, NAME_MAX, PAGE_MAX
+from chalicelib.domain.models import EMAIL_MAX, NAME_MAX
+from chalicelib.web.inputs import PAGE_MAX
 from chalicelib.web.openapi import document
 from chalicelib.web.tokens import MAX_TOKEN_BYTES, TokenVerifier, url_fetcher
 from tests.functional.conftest import ORIGIN, PROJECT_DIR, TABLE, Api

@@ -31,12 +31,12 @@ from chalicelib.domain.change_consumer import ChangeConsumer
 from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.errors import AvatarNotFound
 from chalicelib.domain.history import History
+from chalicelib.domain.idempotency import StoredResponse
 from chalicelib.domain.models import ADMIN, MEMBER, REMOVE, NewUser, UserChanges
 from chalicelib.domain.search import UserQuery
 from chalicelib.domain.service import UserService
 from chalicelib.traffic_hook import SUCCEEDED, run_stream_check
 from chalicelib.traffic_hook import run as run_hook
-from chalicelib.web.idempotency import StoredResponse
 from devstack import cognito_emulation
 from infra.policies import (
     ACCOUNT_POOLS_ARN,

@@ -8,8 +8,8 @@ import pytest
 
 from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
 from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, SEARCH_INDEXES, TTL_ATTRIBUTE
-from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
-from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, StoredResponse
+from chalicelib.domain.errors import IdempotencyKeyReused, IdempotentRequestInFlight
+from chalicelib.domain.idempotency import LOCK_S, RECORD_TTL_S, Claimed, StoredResponse
 from tests.integration.conftest import TABLE
 from tests.support.counting import counting
 

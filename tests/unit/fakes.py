@@ -19,12 +19,15 @@ from typing import Any, cast
 
 from chalicelib.domain.errors import (
     EmailAlreadyExists,
+    IdempotencyKeyReused,
+    IdempotentRequestInFlight,
     LastAdmin,
     PreconditionFailed,
     ServiceUnavailable,
     UserAlreadyExists,
     UserNotFound,
 )
+from chalicelib.domain.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse, retry_after
 from chalicelib.domain.identity import EmailTaken, IdentityProvider, SignIn, SignInExists, SignInMissing
 from chalicelib.domain.models import (
     NO_PRECONDITIONS,
@@ -50,8 +53,6 @@ from chalicelib.domain.repository import (
     UserRepository,
 )
 from chalicelib.domain.search import SORT_CREATED, SORT_NEWEST, UserQuery, sort_key
-from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
-from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse, retry_after
 
 
 class FakeClock:

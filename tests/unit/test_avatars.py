@@ -13,10 +13,11 @@ from botocore.exceptions import CredentialRetrievalError
 from botocore.stub import Stubber
 
 from chalicelib.adapters import aws
-from chalicelib.adapters.avatars import DOWNLOAD_EXPIRES_S, MAX_BYTES, UPLOAD_EXPIRES_S, AvatarStore, avatar_key
+from chalicelib.adapters.avatars import AvatarStore, avatar_key
 from chalicelib.config import ConfigurationError
+from chalicelib.domain.avatars import CONTENT_TYPES, DOWNLOAD_EXPIRES_S, MAX_BYTES, UPLOAD_EXPIRES_S
 from chalicelib.domain.errors import AvatarNotFound, ServiceUnavailable, ValidationError
-from chalicelib.domain.models import AVATAR_CONTENT_TYPES, parse_avatar_content_type
+from chalicelib.web.inputs import parse_avatar_content_type
 from tests.support.presigned import exact_conditions, list_conditions, policy_expiry, post_policy, query
 
 BUCKET = "users-api-unit-avatars"
@@ -55,7 +56,7 @@ def stub(client: Any) -> Iterator[Stubber]:
 # --- content type ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content_type", AVATAR_CONTENT_TYPES)
+@pytest.mark.parametrize("content_type", CONTENT_TYPES)
 def test_each_image_type_is_accepted(content_type: str) -> None:
     assert parse_avatar_content_type({"contentType": content_type}) == content_type
 
@@ -67,9 +68,7 @@ def test_each_image_type_is_accepted(content_type: str) -> None:
 def test_other_content_types_are_refused_with_details(value: Any) -> None:
     with pytest.raises(ValidationError) as caught:
         parse_avatar_content_type({"contentType": value})
-    assert caught.value.details == [
-        {"field": "contentType", "message": "must be one of " + ", ".join(AVATAR_CONTENT_TYPES)}
-    ]
+    assert caught.value.details == [{"field": "contentType", "message": "must be one of " + ", ".join(CONTENT_TYPES)}]
 
 
 def test_missing_content_type_and_unknown_fields_are_all_reported() -> None:
@@ -123,7 +122,7 @@ def test_a_bucket_is_required() -> None:
 # --- upload form ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content_type", AVATAR_CONTENT_TYPES)
+@pytest.mark.parametrize("content_type", CONTENT_TYPES)
 def test_the_upload_policy_pins_type_size_key_and_expiry(client: Any, content_type: str) -> None:
     before = datetime.now(UTC).replace(microsecond=0)
     upload = AvatarStore(BUCKET, client).presigned_upload(USER, content_type)

@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 from chalice import Response  # type: ignore[attr-defined]
 
-from chalicelib.domain.errors import EmailAlreadyExists, ServiceUnavailable, ValidationError
+from chalicelib.domain import idempotency as idempotency_port
+from chalicelib.domain.errors import (
+    EmailAlreadyExists,
+    IdempotencyKeyReused,
+    IdempotentRequestInFlight,
+    ServiceUnavailable,
+    ValidationError,
+)
 from chalicelib.web import idempotency
-from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight, error_response
+from chalicelib.web.errors import error_response
 from tests.unit.fakes import FakeClock, FakeIdempotencyStore
 
 BODY = {"name": "Ann", "email": "ann@example.com"}
@@ -112,7 +119,7 @@ def test_a_lock_left_by_a_dead_request_is_taken_over_after_it_expires_with_its_w
     produce = Producer()
     with pytest.raises(IdempotentRequestInFlight):
         run(store, produce, clock)
-    clock.advance(idempotency.LOCK_S + 1)
+    clock.advance(idempotency_port.LOCK_S + 1)
     assert run(store, produce, clock).status_code == 201
     # The dead request may have written: its successor writes with its token, so it finds that write.
     assert produce.tokens == ["dead-write-token"]
@@ -161,12 +168,12 @@ def test_an_unlock_that_failed_leaves_a_409_that_says_when_the_lock_expires(stor
         run(store, produce, clock)
     produce.error = None
     waits = []
-    for step in (0, 10, idempotency.LOCK_S - 10):
+    for step in (0, 10, idempotency_port.LOCK_S - 10):
         clock.advance(step)
         with pytest.raises(IdempotentRequestInFlight) as refused:
             run(store, produce, clock)
         waits.append(refused.value.retry_after_s)
-    assert waits == [idempotency.LOCK_S + 1, idempotency.LOCK_S - 9, 1]
+    assert waits == [idempotency_port.LOCK_S + 1, idempotency_port.LOCK_S - 9, 1]
     clock.advance(1)
     assert run(store, produce, clock).status_code == 201
     assert produce.runs == 2 and produce.tokens[0] == produce.tokens[1]
@@ -190,7 +197,7 @@ def test_retry_after_is_at_least_one_second(wait: int) -> None:
 def test_a_resent_claim_is_recognised_as_ours(store, clock) -> None:
     rid, fp = idempotency.record_id("caller-1", "k1"), idempotency.fingerprint("createUser", BODY)
     first = store.claim(rid, fp, "lock-1", "write-1", int(clock()))
-    assert store.claim(rid, fp, "lock-1", "write-ignored", int(clock())) == first == idempotency.Claimed("write-1")
+    assert store.claim(rid, fp, "lock-1", "write-ignored", int(clock())) == first == idempotency_port.Claimed("write-1")
 
 
 def test_without_a_key_every_request_gets_a_fresh_token(store, clock) -> None:
@@ -203,7 +210,7 @@ def test_without_a_key_every_request_gets_a_fresh_token(store, clock) -> None:
 def test_records_expire_after_the_ttl(store, clock) -> None:
     produce = Producer()
     run(store, produce, clock)
-    clock.advance(idempotency.RECORD_TTL_S - 1)
+    clock.advance(idempotency_port.RECORD_TTL_S - 1)
     assert run(store, produce, clock).headers[idempotency.REPLAYED_HEADER] == "true"
     clock.advance(2)
     fresh = run(store, produce, clock, body={**BODY, "name": "Bob"})  # even another body: the key is free
@@ -221,7 +228,7 @@ def test_a_failure_to_store_the_response_still_answers_the_client(store, clock, 
     # A retry waits for the lock, then runs again with the same token (and so finds its own write).
     with pytest.raises(IdempotentRequestInFlight):
         run(store, produce, clock)
-    clock.advance(idempotency.LOCK_S + 1)
+    clock.advance(idempotency_port.LOCK_S + 1)
     monkeypatch.undo()
     assert run(store, produce, clock).status_code == 201
     assert produce.tokens[0] == produce.tokens[1]

@@ -7,20 +7,8 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.errors import ValidationError
-from chalicelib.domain.models import (
-    EMAIL_MAX,
-    NAME_MAX,
-    REMOVE,
-    NewUser,
-    UserChanges,
-    email_key,
-    is_valid_user_id,
-    parse_limit,
-    parse_new_user,
-    parse_profile_changes,
-    parse_user_changes,
-    public_user,
-)
+from chalicelib.domain.models import EMAIL_MAX, NAME_MAX, REMOVE, NewUser, UserChanges, email_key, is_valid_user_id
+from chalicelib.web.inputs import parse_limit, parse_new_user, parse_profile_changes, parse_user_changes, public_user
 from tests.unit.fakes import make_user
 
 VALID = {"name": "Ann Lee", "email": "ann@example.com", "phone": "+14155550123"}

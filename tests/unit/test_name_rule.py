@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from chalicelib.domain import models
 from chalicelib.domain.errors import ValidationError
-from chalicelib.domain.models import NAME_MAX, parse_new_user, parse_profile_changes, parse_user_changes
+from chalicelib.domain.models import NAME_MAX
+from chalicelib.web.inputs import parse_new_user, parse_profile_changes, parse_user_changes
 from chalicelib.web.openapi import document
 
 ZWNJ, ZWJ = "\u200c", "\u200d"

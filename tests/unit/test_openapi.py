@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import models
+from chalicelib.domain import idempotency as idempotency_port
 from chalicelib.domain.cursor import MAX_CURSOR_LEN, CursorCodec, CursorScope
-from chalicelib.domain.errors import AppError, InvalidCursor, ValidationError
+from chalicelib.domain.errors import AppError, IdempotentRequestInFlight, InvalidCursor, ValidationError
 from chalicelib.domain.models import User
-from chalicelib.web import idempotency
+from chalicelib.web import idempotency, inputs
 from chalicelib.web.conditional import MAX_TAGS, etag, parse_preconditions
-from chalicelib.web.errors import RETRY_AFTER_S, IdempotentRequestInFlight, error_response, status_for
+from chalicelib.web.errors import RETRY_AFTER_S, error_response, status_for
 from chalicelib.web.openapi import document, document_for, server_url
 
 SCHEMAS = document()["components"]["schemas"]
@@ -26,7 +26,7 @@ PHONE_SAMPLES = ["+14155550123", "+1", "+12", "14155550123", "+0123", "+12345678
 
 def server_accepts(**body: str) -> bool:
     try:
-        models.parse_new_user({"name": "Ada", "email": "ada@example.com", **body})
+        inputs.parse_new_user({"name": "Ada", "email": "ada@example.com", **body})
     except ValidationError:
         return False
     return True
@@ -47,10 +47,10 @@ def test_documented_phone_pattern_matches_the_server(phone: str) -> None:
 
 def test_documented_page_bounds_are_the_parser_bounds() -> None:
     schema = _parameter("/users", "get", "limit")["schema"]
-    assert models.parse_limit(None) == schema["default"]
-    assert models.parse_limit(str(schema["maximum"])) == schema["maximum"]
+    assert inputs.parse_limit(None) == schema["default"]
+    assert inputs.parse_limit(str(schema["maximum"])) == schema["maximum"]
     with pytest.raises(ValidationError):
-        models.parse_limit(str(schema["maximum"] + 1))
+        inputs.parse_limit(str(schema["maximum"] + 1))
 
 
 def documented_match(pattern: str, value: str) -> bool:
@@ -144,17 +144,17 @@ def test_the_etag_sent_matches_the_documented_one_and_round_trips_through_if_mat
 def test_documented_avatar_content_types_are_the_accepted_ones() -> None:
     documented = SCHEMAS["AvatarRequest"]["properties"]["contentType"]["enum"]
     for content_type in documented:
-        assert models.parse_avatar_content_type({"contentType": content_type}) == content_type
+        assert inputs.parse_avatar_content_type({"contentType": content_type}) == content_type
     for other in ("image/gif", "IMAGE/PNG", "image/svg+xml", ""):
         with pytest.raises(ValidationError):
-            models.parse_avatar_content_type({"contentType": other})
+            inputs.parse_avatar_content_type({"contentType": other})
 
 
 def test_the_retry_after_sent_matches_the_documented_one() -> None:
     assert documented_match(_component("headers", "Retry-After")["schema"]["pattern"], RETRY_AFTER_S)
 
 
-@pytest.mark.parametrize("wait", [-3, 0, 1, 9, 10, idempotency.LOCK_S + 1])
+@pytest.mark.parametrize("wait", [-3, 0, 1, 9, 10, idempotency_port.LOCK_S + 1])
 def test_the_409_of_a_locked_key_documents_the_retry_after_it_sends(wait: int) -> None:
     conflict = document()["components"]["responses"]["E409"]
     header = conflict["headers"]["Retry-After"]["$ref"].rsplit("/", 1)[1]
@@ -205,10 +205,10 @@ def _parameter(path: str, method: str, name: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("schema", "parse"),
     [
-        ("NewUser", models.parse_new_user),
-        ("UserUpdate", models.parse_user_changes),
-        ("ProfileUpdate", models.parse_profile_changes),
-        ("AvatarRequest", models.parse_avatar_content_type),
+        ("NewUser", inputs.parse_new_user),
+        ("UserUpdate", inputs.parse_user_changes),
+        ("ProfileUpdate", inputs.parse_profile_changes),
+        ("AvatarRequest", inputs.parse_avatar_content_type),
     ],
 )
 def test_every_documented_request_example_is_accepted_by_the_server(schema: str, parse: Any) -> None:

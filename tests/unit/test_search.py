@@ -12,15 +12,8 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import ValidationError
 from chalicelib.domain.models import User
-from chalicelib.domain.search import (
-    NAME_KEY_MAX_BYTES,
-    UserQuery,
-    email_prefix_key,
-    matched_key,
-    name_key,
-    parse_user_query,
-    sort_key,
-)
+from chalicelib.domain.search import NAME_KEY_MAX_BYTES, UserQuery, email_prefix_key, matched_key, name_key, sort_key
+from chalicelib.web.inputs import parse_user_query
 from chalicelib.web.openapi import document
 
 
