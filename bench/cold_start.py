@@ -73,6 +73,9 @@ HANDWRITTEN_MODULE = "handwritten_lambda"
 NEVER_ON_LAMBDA = (
     "jwt",
     "cryptography",
+    # The clients are botocore's (chalicelib/adapters/aws.py): boto3's resources and S3 transfer manager go unused.
+    "boto3",
+    "s3transfer",
     "moto",
     "werkzeug",
     "requests",
@@ -96,7 +99,6 @@ NEVER_ON_LAMBDA = (
 # test import, which must stay free to set its environment and inject clients afterwards.
 # tests/unit/test_lambda_import.py holds the app to both lists on every `make test`.
 INIT_SDK = (
-    "boto3",
     "botocore",
     "urllib3",
     "urllib.request",

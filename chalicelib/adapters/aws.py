@@ -1,4 +1,8 @@
-"""boto3 clients: made once per container, reused across invocations, with bounded timeouts.
+"""AWS clients: made once per container, reused across invocations, with bounded timeouts.
+
+Made with botocore's own session, not boto3's: boto3 adds resources and S3's transfer manager,
+which the app never uses and whose import (s3transfer, multiprocessing, ...) costs every cold
+start about 14 ms of CPU (docs/BENCHMARKS.md). The clients are the same botocore clients.
 
 On Lambda, app.py has them all made during INIT (chalicelib/bootstrap.py `prepare`); locally
 and in tests each is made on first use, so importing the app makes none and tests can inject
@@ -75,11 +79,11 @@ def client(service: str) -> Any:
     global _session
     with _lock:
         if service not in _clients:
-            import boto3
-
             if _session is None:
-                _session = boto3.session.Session()
-            _clients[service] = _session.client(service, config=client_config(service))
+                from botocore.session import get_session
+
+                _session = get_session()
+            _clients[service] = _session.create_client(service, config=client_config(service))
         return _clients[service]
 
 
