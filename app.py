@@ -1,4 +1,6 @@
-"""User Management API: routes only. Each one checks access, parses, calls the service, shapes."""
+"""User Management API: the Lambda functions Chalice deploys. The API's routes (each checks access,
+parses, calls the service and shapes its answer; the wiring is chalicelib/bootstrap.py's), the
+request pipeline around them, the users table's stream consumer and the two pre-traffic hooks."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 from chalice import CognitoUserPoolAuthorizer, Response  # type: ignore[attr-defined]
 
 from chalicelib import bootstrap, config
-from chalicelib.bootstrap import get_avatars, get_change_consumer, get_history, get_idempotency_store, get_service
+from chalicelib.bootstrap import current as wired
 from chalicelib.domain.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
 from chalicelib.domain.errors import UserNotFound
 from chalicelib.domain.models import Preconditions, User, is_valid_user_id, new_write_token
@@ -36,9 +38,10 @@ CREATED, UPDATED = "User created successfully", "User updated successfully"
 app = Application(app_name="users-api")
 app.debug = False  # never a stack trace in a response
 logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
-# Lambda's INIT of the API function: its AWS clients are made now, not by its first request
-# (AWS's advice; provisioned concurrency pre-pays only INIT). Locally and in tests nothing is
-# made at import: they set their environment and inject their clients after importing the app.
+# Lambda's INIT of the API function: it is wired, and the clients of its every request made, now
+# rather than by its first request (AWS's advice; provisioned concurrency pre-pays only INIT).
+# Locally and in tests nothing is wired at import: they set their environment and give their own
+# parts after importing the app.
 if config.initialising_api_function():
     bootstrap.prepare()
 
@@ -61,7 +64,7 @@ protected: dict[str, Any] = {"authorizer": authorizer, "cors": cors, "api_key_re
 def request_pipeline(event: Any, get_response: Any) -> Response:
     entry = app.routes.get(event.context.get("resourcePath", ""), {}).get(event.method)
     protected_route = entry is not None and entry.authorizer is not None
-    authenticator = bootstrap.get_authenticator() if protected_route else None
+    authenticator = wired().authenticator if protected_route else None
     return pipeline.handle(event, get_response, authenticator, _DEFAULT_HEADERS, cors_origins)
 
 
@@ -73,7 +76,7 @@ def _request() -> Any:
 
 def _body() -> dict[str, Any]:
     request = _request()
-    limit = config.get_settings().max_body_bytes
+    limit = wired().settings.max_body_bytes
     return parse_json_object(request.raw_body, request.headers.get("content-type"), limit)
 
 
@@ -117,7 +120,7 @@ def _idempotent(operation: str, body: dict[str, Any] | None, produce: Callable[[
     if key is None:
         return produce(new_write_token())
     request = {"body": body, "ifMatch": headers.get("if-match"), "ifNoneMatch": headers.get("if-none-match")}
-    return idempotency.run_once(get_idempotency_store(), current_identity().sub, key, operation, request, produce)
+    return idempotency.run_once(wired().idempotency, current_identity().sub, key, operation, request, produce)
 
 
 @app.route("/hello", methods=["GET"], cors=cors)
@@ -145,7 +148,7 @@ def create_user() -> Response:
     new = parse_new_user(body)
 
     def create(token: str) -> Response:
-        return _user_response(get_service().create_user(new, token=token, actor=identity.sub), CREATED, 201)
+        return _user_response(wired().service.create_user(new, token=token, actor=identity.sub), CREATED, 201)
 
     return _idempotent("createUser", body, create)
 
@@ -156,13 +159,13 @@ def list_users() -> Response:
     require_admin(identity)
     params = _request().query_params or {}
     query, limit = parse_user_query(params), parse_limit(params.get("limit"))
-    users, cursor = get_service().list_users(query, limit, params.get("cursor"), caller=identity.sub)
+    users, cursor = wired().service.list_users(query, limit, params.get("cursor"), caller=identity.sub)
     return json_response({"users": [public_user(u) for u in users], "count": len(users), "nextCursor": cursor})
 
 
 @app.route("/users/me", methods=["GET"], **protected)
 def get_profile() -> Response:
-    return _readable(get_service().get_user(current_identity().sub))
+    return _readable(wired().service.get_user(current_identity().sub))
 
 
 @app.route("/users/me", methods=["PUT"], **protected)
@@ -172,7 +175,7 @@ def put_profile() -> Response:
     changes, conditions = parse_profile_changes(body), _preconditions()
 
     def save(token: str) -> Response:
-        user, created = get_service().put_profile(identity.sub, changes, conditions, token=token)
+        user, created = wired().service.put_profile(identity.sub, changes, conditions, token=token)
         return _user_response(user, CREATED, 201) if created else _user_response(user, UPDATED)
 
     return _idempotent("putProfile", body, save)
@@ -181,7 +184,7 @@ def put_profile() -> Response:
 @app.route("/users/{userId}", methods=["GET"], **protected)
 def get_user(userId: str) -> Response:  # noqa: N803 - Chalice passes the path parameter by name
     require_owner_or_admin(current_identity(), userId)
-    return _readable(get_service().get_user(_known_id(userId)))
+    return _readable(wired().service.get_user(_known_id(userId)))
 
 
 @app.route("/users/{userId}", methods=["PUT"], **protected)
@@ -193,7 +196,7 @@ def update_user(userId: str) -> Response:  # noqa: N803
     require_may_change(identity, user_id, changes)
 
     def update(token: str) -> Response:
-        user = get_service().update_user(user_id, changes, conditions, token=token, actor=identity.sub)
+        user = wired().service.update_user(user_id, changes, conditions, token=token, actor=identity.sub)
         return _user_response(user, UPDATED)
 
     return _idempotent(f"updateUser {user_id}", body, update)
@@ -207,7 +210,7 @@ def delete_user(userId: str) -> Response:  # noqa: N803
     user_id, conditions = _known_id(userId), _preconditions()
 
     def delete(token: str) -> Response:
-        get_service().delete_user(user_id, conditions, token=token, actor=identity.sub)
+        wired().service.delete_user(user_id, conditions, token=token, actor=identity.sub)
         return json_response({"message": "User deleted successfully"})
 
     return _idempotent(f"deleteUser {user_id}", None, delete)
@@ -217,8 +220,8 @@ def delete_user(userId: str) -> Response:  # noqa: N803
 def create_avatar_upload(userId: str) -> Response:  # noqa: N803
     require_owner_or_admin(current_identity(), userId)
     user_id, content_type = _known_id(userId), parse_avatar_content_type(_body())
-    get_service().get_user(user_id)  # 404 unless the user exists
-    upload = get_avatars().presigned_upload(user_id, content_type)
+    wired().service.get_user(user_id)  # 404 unless the user exists
+    upload = wired().avatars.presigned_upload(user_id, content_type)
     return json_response({"uploadUrl": upload.url, "fields": upload.fields, "fileKey": upload.key})
 
 
@@ -228,8 +231,8 @@ def get_avatar(userId: str) -> Response:  # noqa: N803
     user_id = _known_id(userId)
     # A form issued before the user was deleted can still upload: a deleted user's avatar is
     # never handed out, whatever S3 holds.
-    get_service().get_user(user_id)
-    return json_response({"downloadUrl": get_avatars().download_url(user_id)})
+    wired().service.get_user(user_id)
+    return json_response({"downloadUrl": wired().avatars.download_url(user_id)})
 
 
 @app.route("/users/{userId}/history", methods=["GET"], **protected)
@@ -238,7 +241,7 @@ def get_user_history(userId: str) -> Response:  # noqa: N803
     require_owner_or_admin(identity, userId)
     user_id, params = _known_id(userId), _request().query_params or {}
     limit = parse_limit(params.get("limit"))
-    entries, cursor = get_history().page(user_id, limit, params.get("cursor"), caller=identity.sub)
+    entries, cursor = wired().history.page(user_id, limit, params.get("cursor"), caller=identity.sub)
     return json_response({"events": [e.public() for e in entries], "count": len(entries), "nextCursor": cursor})
 
 
@@ -250,7 +253,7 @@ def get_user_history(userId: str) -> Response:  # noqa: N803
 def user_changes(event: Any) -> dict[str, list[dict[str, str]]]:
     """The users table's stream: change events to the bus and the audit trail, avatars of expired
     deleted users removed (chalicelib/domain/change_consumer.py). No route leads here."""
-    response = get_change_consumer().handle(event.to_dict()["Records"])
+    response = bootstrap.changes().handle(event.to_dict()["Records"])
     if response["batchItemFailures"] and not config.reports_batch_item_failures():
         # A mapping without ReportBatchItemFailures reads any answer as success: fail the whole
         # batch instead, so it is retried rather than lost.

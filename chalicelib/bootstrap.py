@@ -1,224 +1,278 @@
-"""The one place that wires real adapters into the service; tests override it."""
+"""The one place that wires the adapters into the service: a typed, frozen `Wiring`, built once
+per container from the settings (read once) and where AWS clients come from.
+
+Everything that runs the service uses it: the app (through `current()`), the local stack's
+`make user`, the bench and the operator tools (through `wire()` with their own clients). Tests
+replace any part, the repository included, with `override(...)` or `use(wire(...))`: the whole
+wiring is built again around what they give, so a replaced part reaches every part built on it
+(the service on a replaced repository, the authenticator on a replaced revocation check).
+
+The API function's wiring; the stream consumer's is `changes()`, its own function with its own
+settings. Parts that only some requests need and whose modules the INIT must not load (the
+history route's audit log, the local token verifier) are built on first use.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.avatars import AvatarStore
-from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings, load_change_settings
+from chalicelib.config import LOCAL_STAGES, Settings, load_change_settings, load_settings
 from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.idempotency import IdempotencyStore
 from chalicelib.domain.identity import IdentityProvider
 from chalicelib.domain.repository import UserRepository
 from chalicelib.domain.revocation import StandingCheck
-from chalicelib.domain.service import UserService
+from chalicelib.domain.service import UserService, utc_now
 from chalicelib.web.authentication import Authenticator
 
-if TYPE_CHECKING:  # token verification is only for local and test stages: never imported on Lambda
+if TYPE_CHECKING:  # loaded on first use: the INIT of the API function never imports them
     from chalicelib.domain.change_consumer import ChangeConsumer
     from chalicelib.domain.history import History
-    from chalicelib.web.tokens import TokenVerifier
-
-T = TypeVar("T")
 
 logger = logging.getLogger("users_api.bootstrap")
-# Made by `prepare` besides the adapters' own: the cursor secret's reader (chalicelib/adapters/secret_store.py).
-SECRETS_SERVICE = "secretsmanager"
 
-# Reentrant: wiring the service wires the avatar store it uses.
-_lock = threading.RLock()
-_wired: dict[str, Any] = {}
+# Where an adapter's AWS client comes from: a service name ("dynamodb") to a client. None: the
+# container's shared clients (chalicelib/adapters/aws.py), each made on its first use.
+Clients = Callable[[str], Any]
+Verify = Callable[[str | None], dict[str, Any]]
 
-
-def _once(name: str, build: Callable[[], T]) -> T:
-    """The adapter wired under `name`, built on first use and kept for the container's life."""
-    found = _wired.get(name)
-    if found is None:
-        with _lock:
-            found = _wired.get(name)
-            if found is None:
-                found = _wired[name] = build()
-    return cast(T, found)
+# What Lambda's INIT makes of the API function's clients (`prepare`): those of its every request
+# (the revocation check's read, Cognito's writes). S3 and Secrets Manager are made on the first
+# avatar or list request: most containers never serve one (docs/BENCHMARKS.md, "Cold start").
+INIT_SERVICES = ("dynamodb", "cognito-idp")
 
 
-def get_repository() -> UserRepository:
-    def build() -> UserRepository:
-        from chalicelib.adapters.dynamodb import DynamoUserRepository
+@dataclass(frozen=True)
+class Wiring:
+    """The API function's parts, each built once. Build it with `wire()`."""
 
-        return DynamoUserRepository(get_settings().table_name)
+    settings: Settings
+    repository: UserRepository
+    identities: IdentityProvider
+    avatars: AvatarStore
+    standing: StandingCheck
+    cursors: CursorCodec
+    service: UserService
+    idempotency: IdempotencyStore
+    # None in Lambda, where API Gateway's authorizer has verified the token.
+    verify: Verify | None
+    authenticator: Authenticator
+    clients: Clients | None = None
+    given_history: History | None = field(default=None, repr=False)
 
-    return _once("repository", build)
-
-
-def get_identities() -> IdentityProvider:
-    def build() -> IdentityProvider:
-        settings = get_settings()
-        if settings.stage in LOCAL_STAGES and settings.outbox_file:
-            from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
-
-            invitation = (settings.invitation_subject, settings.invitation_message)
-            return OutboxCognitoIdentityProvider(
-                settings.user_pool_id, Path(settings.outbox_file), invitation=invitation
-            )
-        from chalicelib.adapters.cognito import CognitoIdentityProvider
-
-        return CognitoIdentityProvider(settings.user_pool_id)
-
-    return _once("identities", build)
-
-
-def get_standing() -> StandingCheck:
-    return _once("standing", lambda: StandingCheck(get_repository().standing))
-
-
-def get_service() -> UserService:
-    def build() -> UserService:
-        settings = get_settings()
-        return UserService(
-            get_repository(),
-            _cursor_codec(settings),
-            get_identities(),
-            avatars=get_avatars(),
-            standing_changed=get_standing().remember,
-        )
-
-    return _once("service", build)
-
-
-def get_idempotency_store() -> IdempotencyStore:
-    def build() -> IdempotencyStore:
-        from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
-
-        return DynamoIdempotencyStore(get_settings().table_name)
-
-    return _once("idempotency", build)
-
-
-def get_avatars() -> AvatarStore:
-    return _once("avatars", lambda: AvatarStore(get_settings().avatar_bucket))
-
-
-def get_history() -> History:
-    def build() -> History:
+    @cached_property
+    def history(self) -> History:
+        """The history route's audit trail (its modules load on the route's first request)."""
+        if self.given_history is not None:
+            return self.given_history
         from chalicelib.adapters.audit_log import DynamoAuditLog
         from chalicelib.domain.history import History
 
-        settings = get_settings()
-        return History(DynamoAuditLog(settings.audit_table_name), _cursor_codec(settings))
-
-    return _once("history", build)
+        audit = DynamoAuditLog(self.settings.audit_table_name, _client(self.clients, "dynamodb"))
+        return History(audit, self.cursors)
 
 
-def get_change_consumer() -> ChangeConsumer:
-    """The stream consumer's adapters (its own Lambda function: the API function never builds it)."""
-
-    def build() -> ChangeConsumer:
-        from chalicelib.adapters.audit_log import DynamoAuditLog
-        from chalicelib.adapters.event_bus import EventBusPublisher, LocalEventBusPublisher
-        from chalicelib.domain.change_consumer import ChangeConsumer
-
-        settings = load_change_settings()  # read once: the consumer is wired once per container
-        publisher: EventBusPublisher
-        if settings.stage in LOCAL_STAGES and settings.events_file:
-            publisher = LocalEventBusPublisher(settings.event_bus_name, Path(settings.events_file))
-        else:
-            publisher = EventBusPublisher(settings.event_bus_name)
-        avatars = AvatarStore(settings.avatar_bucket)
-        return ChangeConsumer(DynamoAuditLog(settings.audit_table_name), publisher, avatars)
-
-    return _once("changes", build)
+def _client(clients: Clients | None, service: str) -> Any:
+    return clients(service) if clients is not None else None
 
 
-def _cursor_codec(settings: Settings) -> CursorCodec:
+def _identities(settings: Settings, clients: Clients | None) -> IdentityProvider:
+    client = _client(clients, "cognito-idp")
+    if settings.stage in LOCAL_STAGES and settings.outbox_file:
+        from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
+
+        invitation = (settings.invitation_subject, settings.invitation_message)
+        return OutboxCognitoIdentityProvider(
+            settings.user_pool_id, Path(settings.outbox_file), client=client, invitation=invitation
+        )
+    from chalicelib.adapters.cognito import CognitoIdentityProvider
+
+    return CognitoIdentityProvider(settings.user_pool_id, client=client)
+
+
+def _cursor_codec(settings: Settings, clients: Clients | None) -> CursorCodec:
     if settings.cursor_secret:
         return CursorCodec(settings.cursor_secret)
 
     def from_secrets_manager() -> bytes:
         from chalicelib.adapters.secret_store import cached_secret
 
-        return cached_secret(settings.cursor_secret_arn)
+        return cached_secret(settings.cursor_secret_arn, _client(clients, "secretsmanager"))
 
     return CursorCodec(from_secrets_manager)
 
 
-def get_verify() -> Callable[[str | None], dict[str, Any]] | None:
-    """The token check this mode needs: None in Lambda, where API Gateway has done it."""
-    settings = get_settings()
+def _verify(settings: Settings) -> Verify | None:
+    """The token check this mode needs: None in Lambda (API Gateway's authorizer did it)."""
     if not settings.verify_tokens:
         return None
+    from chalicelib.web.tokens import TokenVerifier, url_fetcher  # local and test stages only
 
-    def build() -> TokenVerifier:
-        from chalicelib.web.tokens import TokenVerifier, url_fetcher
+    return TokenVerifier(
+        issuer=settings.issuer,
+        client_id=settings.user_pool_client_id,
+        fetch_jwks=url_fetcher(settings.jwks_url),
+        # The emulator signs with a published key: trusted only where it runs.
+        trust_emulator_keys=settings.stage in LOCAL_STAGES,
+    ).verify
 
-        return TokenVerifier(
-            issuer=settings.issuer,
-            client_id=settings.user_pool_client_id,
-            fetch_jwks=url_fetcher(settings.jwks_url),
-            # The emulator signs with a published key: trusted only where it runs.
-            trust_emulator_keys=settings.stage in LOCAL_STAGES,
+
+def wire(
+    settings: Settings,
+    clients: Clients | None = None,
+    *,
+    repository: UserRepository | None = None,
+    identities: IdentityProvider | None = None,
+    avatars: AvatarStore | None = None,
+    standing: StandingCheck | None = None,
+    cursors: CursorCodec | None = None,
+    service: UserService | None = None,
+    idempotency: IdempotencyStore | None = None,
+    verify: Verify | None = None,
+    history: History | None = None,
+    clock: Callable[[], str] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> Wiring:
+    """The API's parts from `settings` and `clients`; each part given replaces the real one, and
+    the parts built on it are built on what was given. Makes no AWS call and no client (unless
+    `clients` makes one when asked)."""
+    if repository is None:
+        from chalicelib.adapters.dynamodb import DynamoUserRepository
+
+        repository = DynamoUserRepository(settings.table_name, client=_client(clients, "dynamodb"))
+    identities = identities or _identities(settings, clients)
+    avatars = avatars or AvatarStore(settings.avatar_bucket, client=_client(clients, "s3"))
+    standing = standing or StandingCheck(repository.standing)
+    cursors = cursors or _cursor_codec(settings, clients)
+    if service is None:
+        service = UserService(
+            repository,
+            cursors,
+            identities,
+            clock=clock or utc_now,
+            avatars=avatars,
+            standing_changed=standing.remember,
+            sleep=sleep or time.sleep,
         )
+    if idempotency is None:
+        from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
 
-    return _once("verifier", build).verify
+        idempotency = DynamoIdempotencyStore(settings.table_name, client=_client(clients, "dynamodb"))
+    verify = verify if verify is not None else _verify(settings)
+    return Wiring(
+        settings=settings,
+        repository=repository,
+        identities=identities,
+        avatars=avatars,
+        standing=standing,
+        cursors=cursors,
+        service=service,
+        idempotency=idempotency,
+        verify=verify,
+        authenticator=Authenticator(verify, standing),
+        clients=clients,
+        given_history=history,
+    )
 
 
-def get_authenticator() -> Authenticator:
-    """Who is calling a protected route, as this mode checks it (chalicelib/web/authentication.py)."""
-    return _once("authenticator", lambda: Authenticator(get_verify(), get_standing()))
+# The container's wiring: built on first use (or by `prepare` during Lambda's INIT), then kept.
+_lock = threading.Lock()
+_current: Wiring | None = None
+_given: dict[str, Any] = {}
+_changes: ChangeConsumer | None = None
+
+
+def current() -> Wiring:
+    """This container's wiring, built from its settings on first use and kept for its life."""
+    global _current
+    found = _current
+    if found is None:
+        with _lock:
+            if _current is None:
+                _current = wire(load_settings(), **_given)
+            found = _current
+    return found
+
+
+def use(wiring: Wiring) -> None:
+    """Serve with `wiring` from now on (tests; `reset()` goes back to the real one)."""
+    global _current
+    with _lock:
+        _current = wiring
+
+
+def override(**parts: Any) -> None:
+    """Wire again, on next use, with `parts` (and those given before) in place of the real ones
+    (tests): see `wire`. The settings are read again then, from the environment of that moment."""
+    global _current
+    with _lock:
+        _given.update(parts)
+        _current = None
+
+
+def changes() -> ChangeConsumer:
+    """The stream consumer's parts (its own Lambda function: the API function never builds it)."""
+    global _changes
+    found = _changes
+    if found is None:
+        with _lock:
+            if _changes is None:
+                _changes = wire_changes()
+            found = _changes
+    return found
+
+
+def wire_changes(clients: Clients | None = None) -> ChangeConsumer:
+    from chalicelib.adapters.audit_log import DynamoAuditLog
+    from chalicelib.adapters.event_bus import EventBusPublisher, LocalEventBusPublisher
+    from chalicelib.domain.change_consumer import ChangeConsumer
+
+    settings = load_change_settings()  # read once: the consumer is wired once per container
+    events = _client(clients, "events")
+    publisher: EventBusPublisher
+    if settings.stage in LOCAL_STAGES and settings.events_file:
+        publisher = LocalEventBusPublisher(settings.event_bus_name, Path(settings.events_file), client=events)
+    else:
+        publisher = EventBusPublisher(settings.event_bus_name, client=events)
+    avatars = AvatarStore(settings.avatar_bucket, client=_client(clients, "s3"))
+    audit = DynamoAuditLog(settings.audit_table_name, client=_client(clients, "dynamodb"))
+    return ChangeConsumer(audit, publisher, avatars)
+
+
+def use_changes(consumer: ChangeConsumer) -> None:
+    """Run the stream consumer with `consumer` (tests)."""
+    global _changes
+    with _lock:
+        _changes = consumer
 
 
 def prepare() -> None:
-    """Lambda's INIT: wire every adapter and make every AWS client now, so that no request pays
-    for them (about 100 ms of CPU, which provisioned concurrency pre-pays only if it happens
-    here). Nothing is called: a client connects on its first request, and the cursor secret is
-    read on first use. Never raises: a missing setting is logged here, and the first request
-    that needs it fails as it would have without this.
+    """Lambda's INIT: wire the API function and make the clients every request uses, so that no
+    request pays for them (provisioned concurrency pre-pays only what happens here). Nothing is
+    called: a client connects on its first request. Never raises: a missing setting is logged
+    here, and the first request that needs it fails as it would have without this.
     """
     try:
-        adapters: list[object] = [get_service(), get_repository(), get_identities(), get_avatars()]
-        adapters.append(get_idempotency_store())
-        get_standing()
-        for adapter in adapters:
-            if isinstance(adapter, aws.ClientHolder):
-                adapter.make_client()
-        aws.client(SECRETS_SERVICE)
+        current()
+        for service in INIT_SERVICES:
+            aws.client(service)
     except Exception:
-        logger.exception("could not make the AWS clients during INIT; requests will make them")
-
-
-def override(
-    service: UserService | None = None,
-    verifier: TokenVerifier | None = None,
-    idempotency: IdempotencyStore | None = None,
-    avatars: AvatarStore | None = None,
-    identities: IdentityProvider | None = None,
-    standing: StandingCheck | None = None,
-    history: History | None = None,
-    changes: ChangeConsumer | None = None,
-) -> None:
-    """Use these instead of the real adapters (tests)."""
-    given = {
-        "service": service,
-        "verifier": verifier,
-        "idempotency": idempotency,
-        "avatars": avatars,
-        "identities": identities,
-        "standing": standing,
-        "history": history,
-        "changes": changes,
-    }
-    with _lock:
-        _wired.update({name: adapter for name, adapter in given.items() if adapter is not None})
-        # Built from the verifier and the revocation check: made again from what is wired now.
-        _wired.pop("authenticator", None)
+        logger.exception("could not wire the API during INIT; requests will")
 
 
 def reset() -> None:
-    """Forget wired adapters and settings, so the next request wires them again."""
+    """Forget the wiring (and so the settings), so the next request wires from the environment again."""
+    global _current, _changes
     with _lock:
-        _wired.clear()
-    clear_settings()
+        _current = None
+        _given.clear()
+        _changes = None

@@ -296,15 +296,9 @@ def load_change_settings(environ: Mapping[str, str] | None = None) -> ChangeSett
     )
 
 
-# A Lambda container's environment never changes, so in Lambda this is read once per container
-# in practice; the TTL bounds how long a long-running local process keeps settings it has read.
+# Settings are read once per container, by the wiring that is built from them (chalicelib/bootstrap.py).
+# Telemetry is read apart from them: a missing setting must never stop the request log.
 SETTINGS_TTL_S = 300
-settings_cache: TTLCache[str, Settings] = TTLCache(max_size=1, ttl_seconds=SETTINGS_TTL_S)
-
-
-def get_settings() -> Settings:
-    """Settings of this container, read on first use and then from the cache."""
-    return settings_cache.get_or_load("settings", load_settings)
 
 
 @dataclass(frozen=True)
@@ -335,6 +329,5 @@ def get_telemetry() -> Telemetry:
 
 
 def clear_settings() -> None:
-    """Read the environment again on next use (tests that change it)."""
-    settings_cache.clear()
+    """Read the telemetry settings again on next use (tests that change the environment)."""
     telemetry_cache.clear()

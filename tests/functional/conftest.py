@@ -154,7 +154,7 @@ def outbox(tmp_path: Path) -> Path:
 def chalice_client(ddb: Any, pool: str, outbox: Path) -> Iterator[Client]:
     bootstrap.reset()
     bootstrap.override(
-        verifier=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, lambda: tokens.jwks()),
+        verify=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, lambda: tokens.jwks()).verify,
         # As in the local stages: invitations go to an outbox file, not through moto's RESEND.
         identities=OutboxCognitoIdentityProvider(pool, outbox),
     )

@@ -29,7 +29,7 @@ class Failing(ChangeConsumer):
 @pytest.fixture(autouse=True)
 def failing() -> Iterator[None]:
     bootstrap.reset()
-    bootstrap.override(changes=Failing())
+    bootstrap.use_changes(Failing())
     yield
     bootstrap.reset()
 

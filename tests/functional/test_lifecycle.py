@@ -218,7 +218,7 @@ def test_delete_removes_the_sign_in_and_refuses_the_users_tokens(api: Api, pool:
 def test_the_revocation_check_reads_once_per_caller_then_nothing(api: Api, ddb: Any) -> None:
     user = create(api)
     token = token_for(user, int(time.time()) + 2)
-    bootstrap.get_standing().clear()  # a container that has not served this caller yet
+    bootstrap.current().standing.clear()  # a container that has not served this caller yet
     with counting(ddb) as calls:
         api.request("GET", "/users/me", token)
         first = calls.take()

@@ -53,14 +53,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from chalicelib import bootstrap
 from chalicelib.adapters import aws
 from chalicelib.adapters.avatars import AvatarStore
-from chalicelib.adapters.dynamodb import DynamoUserRepository
 from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.models import tokens_valid_after
-from chalicelib.domain.revocation import StandingCheck
-from chalicelib.domain.service import UserService
 from chalicelib.web.tokens import TokenVerifier
 from infra.drift import Drift
 from tests.functional.conftest import BUCKET, TABLE, Api, Emulator, _empty
@@ -183,22 +180,13 @@ class UserModel(RuleBasedStateMachine):
         bootstrap.reset()
         # The app's own adapters (what bootstrap wires from the test stage's settings), with the
         # service on the model's clock.
-        identities = OutboxCognitoIdentityProvider(self.pool, world.outbox)
-        repository = DynamoUserRepository(TABLE)
-        standing = StandingCheck(repository.standing)
         bootstrap.override(
-            verifier=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, lambda: tokens.jwks()),
-            identities=identities,
-            standing=standing,
-            service=UserService(
-                repository,
-                CursorCodec(b"model-cursor-secret-of-32-bytes!"),
-                identities,
-                clock=self.clock.iso,
-                sleep=self.clock.sleep,
-                avatars=AvatarStore(BUCKET),
-                standing_changed=standing.remember,
-            ),
+            verify=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, lambda: tokens.jwks()).verify,
+            identities=OutboxCognitoIdentityProvider(self.pool, world.outbox),
+            avatars=AvatarStore(BUCKET),
+            cursors=CursorCodec(b"model-cursor-secret-of-32-bytes!"),
+            clock=self.clock.iso,
+            sleep=self.clock.sleep,
         )
         self.sessions: dict[str, Session] = {}
         self.console: set[str] = set()  # sign-ins made outside the API, awaiting their record

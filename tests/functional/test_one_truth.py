@@ -19,10 +19,8 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.adapters import aws
-from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.models import epoch_seconds
 from chalicelib.domain.revocation import Revoked
-from chalicelib.domain.service import UserService
 from infra.drift import Drift
 from tests.functional.conftest import TABLE, Api, Emulator
 from tests.functional.test_lifecycle import in_admins
@@ -323,15 +321,8 @@ def backwards_clock(start: datetime) -> Callable[[], str]:
 
 def test_updated_at_grows_with_the_version_and_history_is_in_applied_order(api: Api, deliver_changes: Deliver) -> None:
     ada = create(api)
-    bootstrap.override(
-        service=UserService(
-            bootstrap.get_repository(),
-            CursorCodec(b"a-cursor-secret-of-32-bytes-long"),
-            bootstrap.get_identities(),
-            clock=backwards_clock(datetime.now(UTC)),
-            standing_changed=bootstrap.get_standing().remember,
-        )
-    )
+    wired = bootstrap.current()
+    bootstrap.override(identities=wired.identities, verify=wired.verify, clock=backwards_clock(datetime.now(UTC)))
     written = [put(api, ada, {"name": f"Ada {n}"}).json_body["user"] for n in range(12)]
     versions = [user["version"] for user in written]
     stamps = [user["updatedAt"] for user in written]

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.config import LOCAL_STAGES, ConfigurationError, cors_allow_origin, get_settings, load_settings
+from chalicelib.config import LOCAL_STAGES, ConfigurationError, cors_allow_origin, load_settings
 from chalicelib.domain.cursor import MAX_CURSOR_LEN
 from chalicelib.domain.models import EMAIL_MAX, NAME_MAX
 from chalicelib.web.inputs import PAGE_MAX
@@ -265,7 +265,7 @@ def test_api4_page_size_is_bounded(api: Api) -> None:
 def test_api4_bodies_above_the_limit_get_413_on_every_json_route(api: Api, ddb: Any) -> None:
     member_profile(api)
     before = table_items(ddb)
-    limit = get_settings().max_body_bytes
+    limit = bootstrap.current().settings.max_body_bytes
     targets = json_body_routes()
     assert {("/users", "POST"), ("/users/me", "PUT"), ("/users/{userId}", "PUT")} <= set(targets)
     for path, method in targets:
@@ -375,7 +375,7 @@ def test_api7_keys_are_fetched_only_from_the_configured_url(api: Api, monkeypatc
     )
     error_of(api.request("GET", "/users", forged), 401)
     assert api.request("GET", "/users", ADMIN).status_code == 200
-    assert get_settings().jwks_url == JWKS_URL
+    assert bootstrap.current().settings.jwks_url == JWKS_URL
     assert endpoint.urls and set(endpoint.urls) == {JWKS_URL}
 
 
@@ -489,7 +489,7 @@ def test_api8_user_data_responses_are_never_cached_nor_sniffed(api: Api) -> None
     for response in (
         api.request("PUT", "/users/me", MEMBER, raw="{", headers={"Content-Type": "application/json"}),
         api.request("PUT", "/users/me", MEMBER, raw="x=1", headers={"Content-Type": "text/plain"}),
-        api.request("PUT", "/users/me", MEMBER, {"name": "x" * get_settings().max_body_bytes}),
+        api.request("PUT", "/users/me", MEMBER, {"name": "x" * bootstrap.current().settings.max_body_bytes}),
         api.request("PATCH", "/users", ADMIN),
     ):
         seen.add(response.status_code)
@@ -549,7 +549,7 @@ JWKS_ANSWERS: dict[str, Any] = {
 @pytest.mark.parametrize("answer", list(JWKS_ANSWERS))
 def test_api10_a_bad_or_missing_jwks_gives_401_not_500(api: Api, monkeypatch: pytest.MonkeyPatch, answer: str) -> None:
     endpoint = FakeUrlopen({JWKS_URL: JWKS_ANSWERS[answer]}).install(monkeypatch)
-    bootstrap.override(verifier=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, url_fetcher(JWKS_URL)))
+    bootstrap.override(verify=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, url_fetcher(JWKS_URL)).verify)
     for path, method in (("/users", "GET"), ("/users/me", "GET"), ("/users", "POST")):
         response = api.request(method, path, ADMIN, body_for(path, method))
         error_of(response, 401)
@@ -563,7 +563,7 @@ def test_api10_a_symmetric_key_in_the_jwks_cannot_sign_tokens(api: Api, monkeypa
     secret = b"k" * 32
     oct_key = {"kty": "oct", "kid": tokens.KID, "alg": "HS256", "k": jwt.utils.base64url_encode(secret).decode()}
     FakeUrlopen({JWKS_URL: {"keys": [oct_key]}}).install(monkeypatch)
-    bootstrap.override(verifier=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, url_fetcher(JWKS_URL)))
+    bootstrap.override(verify=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, url_fetcher(JWKS_URL)).verify)
     forged = jwt.encode(tokens.claims(groups=["admins"]), secret, algorithm="HS256", headers={"kid": tokens.KID})
     error_of(api.request("GET", "/users", forged), 401)
 

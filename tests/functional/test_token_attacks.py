@@ -193,7 +193,7 @@ def test_jku_x5u_and_jwk_headers_are_ignored(
     endpoint = FakeUrlopen(
         {JWKS_URL: tokens.jwks(), f"{EVIL}/jwks.json": {"keys": [attacker_jwk]}, f"{EVIL}/cert.pem": b"-----"}
     ).install(monkeypatch)
-    bootstrap.override(verifier=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, url_fetcher(JWKS_URL)))
+    bootstrap.override(verify=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, url_fetcher(JWKS_URL)).verify)
     headers = {
         "kid": kid,
         "jku": f"{EVIL}/jwks.json",
@@ -224,7 +224,7 @@ def test_a_kid_flood_makes_at_most_one_jwks_fetch_per_interval(api: Api, ddb: An
     clock = FakeClock()
     fetcher = CountingFetcher()
     verifier = TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, fetcher, clock=clock)
-    bootstrap.override(verifier=verifier)
+    bootstrap.override(verify=verifier.verify)
     verifier.verify(tokens.admin_token())  # keys loaded once, as on a warm container
     assert fetcher.calls == 1
 
@@ -256,7 +256,7 @@ def emulator_jwks() -> dict[str, Any]:
 
 
 def test_emulator_minted_tokens_are_refused_outside_the_local_stages(api: Api, ddb: Any, spy: SpyService) -> None:
-    bootstrap.override(verifier=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, emulator_jwks))
+    bootstrap.override(verify=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, emulator_jwks).verify)
     # Anyone with moto installed can sign this: our pool's issuer and client id are public.
     minted = emulator.sign(admin_claims())
     with counting(ddb) as calls:
@@ -268,7 +268,7 @@ def test_emulator_minted_tokens_are_refused_outside_the_local_stages(api: Api, d
 
 def test_emulator_minted_tokens_are_accepted_where_the_emulator_is_trusted(api: Api) -> None:
     verifier = TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, emulator_jwks, trust_emulator_keys=True)
-    bootstrap.override(verifier=verifier)
+    bootstrap.override(verify=verifier.verify)
     assert api.request("GET", "/users", emulator.sign(admin_claims())).status_code == 200
 
 
@@ -289,7 +289,7 @@ def test_bootstrap_trusts_the_emulator_key_only_in_the_local_stages(
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     monkeypatch.delenv("JWKS_URL", raising=False)
     endpoint = FakeUrlopen({JWKS_URL: emulator_jwks()}).install(monkeypatch)
-    verify = bootstrap.get_verify()
+    verify = bootstrap.current().verify
     assert verify is not None
     assert verify(tokens.admin_token())["sub"]  # the pool's own key works everywhere
     minted = emulator.sign(admin_claims(sub="minted"))

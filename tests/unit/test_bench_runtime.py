@@ -115,7 +115,7 @@ def test_the_app_answers_the_benchmark_events_on_the_lambda_path(contenders) -> 
     created = ours.handler(lambda_events.post_user_event("second@example.com"), CONTEXT)
 
     # The events carry a bearer token nobody signed: a 200 proves the claims path was taken.
-    assert bootstrap.get_verify() is None
+    assert bootstrap.current().verify is None
     assert got["statusCode"] == 200
     assert body(got)["userId"] == lambda_events.OWNER_SUB
     assert got["headers"]["ETag"]

@@ -193,24 +193,25 @@ def test_local_stages_may_point_the_jwks_url_at_the_emulator() -> None:
 
 
 def test_settings_and_telemetry_are_read_once_and_then_served_from_the_cache(monkeypatch) -> None:
-    from chalicelib import config
+    from chalicelib import bootstrap, config
 
     monkeypatch.setenv("USER_POOL_ID", "us-east-1_cached")
     monkeypatch.setenv("USER_POOL_CLIENT_ID", "client")
     monkeypatch.setenv("TABLE_NAME", "users-cached")
+    bootstrap.reset()
     config.clear_settings()
     try:
-        first = config.get_settings()
+        first = bootstrap.current()
         monkeypatch.setenv("TABLE_NAME", "changed")
-        assert config.get_settings() is first  # served from the cache, not the environment
-        assert config.settings_cache.hits >= 1
-        assert len(config.settings_cache) == 1
+        # Read once, with the wiring: the container's wiring keeps the settings it was built from.
+        assert bootstrap.current() is first and first.settings.table_name == "users-cached"
         config.get_telemetry()
         config.get_telemetry()
         assert config.telemetry_cache.hits >= 1
-        config.clear_settings()
-        assert config.get_settings().table_name == "changed"
+        bootstrap.reset()
+        assert bootstrap.current().settings.table_name == "changed"
     finally:
+        bootstrap.reset()
         config.clear_settings()
 
 
@@ -284,6 +285,6 @@ def test_the_consumer_needs_only_its_own_settings(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv(name, value)
     bootstrap.reset()
     try:
-        assert isinstance(bootstrap.get_change_consumer(), ChangeConsumer)  # no AWS call: clients are lazy
+        assert isinstance(bootstrap.changes(), ChangeConsumer)  # no AWS call: clients are lazy
     finally:
         bootstrap.reset()
