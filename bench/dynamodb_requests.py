@@ -253,14 +253,10 @@ def measure() -> Measurement:
     """Run each operation once against moto and record the DynamoDB calls it makes."""
     from chalice import Response  # type: ignore[attr-defined]
 
-    from chalicelib.adapters.avatars import AvatarStore
-    from chalicelib.adapters.cognito import CognitoIdentityProvider
-    from chalicelib.adapters.dynamodb import DynamoUserRepository
-    from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
-    from chalicelib.domain.cursor import CursorCodec
+    from chalicelib.bootstrap import wire
+    from chalicelib.config import load_settings
     from chalicelib.domain.models import NewUser, UserChanges
     from chalicelib.domain.search import UserQuery
-    from chalicelib.domain.service import UserService
     from chalicelib.web import idempotency
     from chalicelib.web.inputs import PAGE_DEFAULT, public_user
     from chalicelib.web.responses import json_response
@@ -268,13 +264,18 @@ def measure() -> Measurement:
     result = Measurement()
     with emulated_aws() as (dynamodb, s3, cognito):
         pool = _user_pool(cognito)
-        service = UserService(
-            DynamoUserRepository(TABLE, client=dynamodb),
-            CursorCodec(CURSOR_SECRET),
-            CognitoIdentityProvider(pool, client=cognito),
-            avatars=AvatarStore(BUCKET, client=s3),
-        )
-        store = DynamoIdempotencyStore(TABLE, client=dynamodb)
+        # Wired as the app wires itself, on the emulator's clients.
+        environment = {
+            "STAGE": "test",
+            "TABLE_NAME": TABLE,
+            "AVATAR_BUCKET": BUCKET,
+            "USER_POOL_ID": pool,
+            "USER_POOL_CLIENT_ID": "bench",
+            "CURSOR_SECRET": CURSOR_SECRET.decode(),
+        }
+        clients = {"dynamodb": dynamodb, "s3": s3, "cognito-idp": cognito}
+        wiring = wire(load_settings(environment), clients=clients.__getitem__)
+        service, store = wiring.service, wiring.idempotency
         recorder = CallRecorder()
 
         def table() -> dict[str, Any]:
@@ -335,9 +336,9 @@ def measure() -> Measurement:
             counted("idempotent_replay", idempotent)
 
             from chalicelib.domain.access import Identity
-            from chalicelib.domain.revocation import StandingCheck
 
-            check = StandingCheck(DynamoUserRepository(TABLE, client=dynamodb).standing)
+            check = wiring.standing
+            check.clear()  # a container that has not served this caller yet
             caller = Identity(sub, frozenset(), issued_at=2_000_000_000)
             counted("revocation_cold", lambda: check.confirm(caller))
             counted("revocation_warm", lambda: [check.confirm(caller) for _ in range(10)])

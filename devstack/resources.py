@@ -5,15 +5,18 @@ from __future__ import annotations
 import secrets
 import string
 from dataclasses import asdict, dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs, time_to_live_kwargs
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.models import ADMIN, MEMBER, NewUser
-from chalicelib.domain.service import UserService
 from chalicelib.web.inputs import parse_new_user
 from infra.invitation import invitation
 from infra.stages import aws_properties, load_limits
+
+if TYPE_CHECKING:
+    from chalicelib.domain.service import UserService
 
 ADMIN_EMAIL = "admin@example.com"
 MEMBER_EMAIL = "member@example.com"
@@ -91,16 +94,19 @@ def emulator_client(service: str, endpoint: str, region: str, **config: Any) -> 
 
 
 def _service(endpoint: str, region: str, pool_id: str, table_name: str) -> UserService:
-    """The API's own user service, on the emulator: what `POST /users` runs."""
-    from chalicelib.adapters.cognito import CognitoIdentityProvider
-    from chalicelib.adapters.dynamodb import DynamoUserRepository
-    from chalicelib.domain.cursor import CursorCodec
+    """The API's own user service, wired as the app wires it, on the emulator: what `POST /users` runs."""
+    from chalicelib.bootstrap import wire
+    from chalicelib.config import load_settings
 
-    return UserService(
-        DynamoUserRepository(table_name, client=emulator_client("dynamodb", endpoint, region)),
-        CursorCodec(secrets.token_bytes(32)),  # never used: no listing here
-        CognitoIdentityProvider(pool_id, client=emulator_client("cognito-idp", endpoint, region)),
-    )
+    environment = {
+        "STAGE": "local",
+        "AWS_REGION": region,
+        "AWS_ENDPOINT_URL": endpoint,
+        "TABLE_NAME": table_name,
+        "USER_POOL_ID": pool_id,
+        "USER_POOL_CLIENT_ID": "devstack",  # no token is verified here
+    }
+    return wire(load_settings(environment), clients=partial(emulator_client, endpoint=endpoint, region=region)).service
 
 
 def add_user(

@@ -41,10 +41,15 @@ class AvatarStore(aws.ClientHolder):
     service = "s3"
 
     def __init__(self, bucket: str, client: Any | None = None):
-        if not bucket:
-            raise ConfigurationError("environment variable AVATAR_BUCKET is required for avatars")
         super().__init__(client)
-        self._bucket = bucket
+        self._bucket_name = bucket
+
+    @property
+    def _bucket(self) -> str:
+        # Checked where avatars are used, so that a stage or tool without avatars never needs the setting.
+        if not self._bucket_name:
+            raise ConfigurationError("environment variable AVATAR_BUCKET is required for avatars")
+        return self._bucket_name
 
     def presigned_upload(self, user_id: str, content_type: str) -> AvatarUpload:
         """A form that can store one image of exactly `content_type`, 1 byte to 5 MiB, at the user's key."""
