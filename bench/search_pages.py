@@ -38,7 +38,7 @@ from bench.search_table import IndexedTable, read_units
 from chalicelib.adapters.dynamodb import DynamoUserRepository, user_to_item
 from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX, SEARCH_INDEXES, STATE_ATTRIBUTE
 from chalicelib.adapters.user_index import item_size
-from chalicelib.domain.models import ADMIN, MEMBER, User, Write, email_key
+from chalicelib.domain.models import ADMIN, MEMBER, User, Write, email_key, timestamp
 from chalicelib.domain.search import UserQuery, sort_key
 from chalicelib.web.inputs import PAGE_DEFAULT
 
@@ -113,7 +113,7 @@ def make_users(count: int, seed: int = SEED) -> list[User]:
     for n in range(count):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         created = start + timedelta(milliseconds=rng.randrange(3 * 365 * 86_400_000))
-        at = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        at = timestamp(created)
         users.append(
             User(
                 user_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),

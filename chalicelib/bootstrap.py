@@ -234,6 +234,7 @@ def changes() -> ChangeConsumer:
 def wire_changes(clients: Clients | None = None) -> ChangeConsumer:
     from chalicelib.adapters.audit_log import DynamoAuditLog
     from chalicelib.adapters.event_bus import EventBusPublisher, LocalEventBusPublisher
+    from chalicelib.adapters.stream_records import stream_change
     from chalicelib.domain.change_consumer import ChangeConsumer
 
     settings = load_change_settings()  # read once: the consumer is wired once per container
@@ -245,7 +246,7 @@ def wire_changes(clients: Clients | None = None) -> ChangeConsumer:
         publisher = EventBusPublisher(settings.event_bus_name, client=events)
     avatars = AvatarStore(settings.avatar_bucket, client=_client(clients, "s3"))
     audit = DynamoAuditLog(settings.audit_table_name, client=_client(clients, "dynamodb"))
-    return ChangeConsumer(audit, publisher, avatars)
+    return ChangeConsumer(audit, publisher, avatars, decode=stream_change)
 
 
 def use_changes(consumer: ChangeConsumer) -> None:

@@ -14,11 +14,11 @@ dead-letter queue bound what a record that keeps failing can hold up (infra/clou
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from chalicelib.domain.avatars import AvatarRemover
-from chalicelib.domain.change_events import ChangeEvent, interpret
+from chalicelib.domain.change_events import ChangeEvent, StreamChange, interpret
 
 logger = logging.getLogger("users_api.changes")
 
@@ -34,10 +34,19 @@ class Publisher(Protocol):
 
 
 class ChangeConsumer:
-    def __init__(self, audit: AuditLog, publisher: Publisher, avatars: AvatarRemover):
+    def __init__(
+        self,
+        audit: AuditLog,
+        publisher: Publisher,
+        avatars: AvatarRemover,
+        decode: Callable[[dict[str, Any]], StreamChange],
+    ):
+        """`decode`: a stream record as Lambda delivers it to the change it shows
+        (chalicelib/adapters/stream_records.py)."""
         self._audit = audit
         self._publisher = publisher
         self._avatars = avatars
+        self._decode = decode
 
     def handle(self, records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
         """Lambda's partial batch response: {"batchItemFailures": [{"itemIdentifier": <sequence
@@ -54,7 +63,7 @@ class ChangeConsumer:
         return {"batchItemFailures": []}
 
     def _handle(self, record: dict[str, Any]) -> None:
-        meaning = interpret(record)
+        meaning = interpret(self._decode(record))
         event = meaning.event
         if event is not None and not self._audit.has(event):
             self._publisher.publish(event)

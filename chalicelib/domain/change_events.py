@@ -1,11 +1,11 @@
 """What a record of the users table's stream means: a change event, an avatar to clean up, or nothing.
 
-Pure functions of one stream record as Lambda's event source mapping delivers it (and the local
-stack replays it, devstack/streams.py); no AWS call, so every case is a unit test.
+Pure functions of one stream record, as chalicelib/adapters/stream_records.py decodes what Lambda's
+event source mapping delivers (and the local stack replays, devstack/streams.py) into the domain's
+values; no AWS call and no item format, so every case is a unit test.
 
-Only user items (they carry `listingId`) and deleted users' traces (`deletedAt`, no `listingId`)
-mean anything. Email reservations, idempotency records and the admin counter share the table
-and write to the stream in the same transactions, and are ignored.
+Only users and deleted users' traces mean anything. Email reservations, idempotency records and
+the admin counter share the table and write to the stream in the same transactions, and are ignored.
 
 - INSERT of a user: UserCreated (and a MODIFY from a trace to a user, which the API never writes
   since ids are Cognito subs that are not reused, would be one too).
@@ -26,10 +26,10 @@ changed what, not the data, which consumers read from the API.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain.models import MEMBER
+from chalicelib.domain.models import User
+from chalicelib.domain.repository import Deleted
 
 USER_CREATED, USER_UPDATED, USER_DELETED = "UserCreated", "UserUpdated", "UserDeleted"
 EVENT_TYPES = (USER_CREATED, USER_UPDATED, USER_DELETED)
@@ -37,8 +37,6 @@ EVENT_TYPES = (USER_CREATED, USER_UPDATED, USER_DELETED)
 PUBLIC_FIELDS = ("name", "email", "phone", "role", "enabled")
 # Writes no API caller made and whose actor no image records.
 UNKNOWN_ACTOR = "unknown"
-
-Image = dict[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -78,76 +76,80 @@ class Meaning:
 NOTHING = Meaning()
 
 
-def is_user(image: Image | None) -> bool:
-    return bool(image) and "listingId" in image  # type: ignore[operator]
+@dataclass(frozen=True)
+class Written:
+    """A user record as an image shows it, and who wrote that version."""
+
+    user: User
+    actor: str
 
 
-def is_trace(image: Image | None) -> bool:
-    return bool(image) and "deletedAt" in image and "listingId" not in image  # type: ignore[operator]
+class OtherItem:
+    """An image of an item that is neither a user nor a deleted user's trace (an email
+    reservation, an idempotency record, the admin counter): it means nothing here."""
 
 
-def _string(image: Image, attribute: str, default: str = "") -> str:
-    return str(image.get(attribute, {}).get("S", default))
+OTHER = OtherItem()
+# What one side of a stream record shows: no image, a user, a deleted user's trace, another item.
+Image = Written | Deleted | OtherItem | None
 
 
-def _public(image: Image | None) -> dict[str, Any]:
-    """The public fields an image holds (a trace or no image holds none). Records of earlier
-    versions have neither role nor enabled: members, enabled, as chalicelib/adapters/dynamodb.py reads them."""
-    if not is_user(image):
+@dataclass(frozen=True)
+class StreamChange:
+    """One record of the users table's stream, decoded (chalicelib/adapters/stream_records.py):
+    which write it was, its item's key, its place in the stream and the item before and after."""
+
+    event_id: str
+    name: str  # INSERT, MODIFY or REMOVE
+    user_id: str
+    sequence: str
+    at: str  # the record's own time, for a write that stamped none
+    old: Image
+    new: Image
+
+
+def _public(image: Image) -> dict[str, Any]:
+    """The public fields an image holds (a trace or no image holds none)."""
+    if not isinstance(image, Written):
         return {}
-    assert image is not None
-    values: dict[str, Any] = {name: image[name]["S"] for name in ("name", "email", "phone") if name in image}
-    values["role"] = _string(image, "role", MEMBER)
-    values["enabled"] = image.get("enabled", {}).get("BOOL", True)
-    return values
+    user = image.user
+    return {"name": user.name, "email": user.email, "phone": user.phone, "role": user.role, "enabled": user.enabled}
 
 
-def changed_fields(old: Image | None, new: Image | None) -> tuple[str, ...]:
+def changed_fields(old: Image, new: Image) -> tuple[str, ...]:
     before, after = _public(old), _public(new)
     return tuple(name for name in PUBLIC_FIELDS if before.get(name) != after.get(name))
 
 
-def _record_time(record: dict[str, Any]) -> str:
-    """The stream record's own time (epoch seconds in Lambda's event), as the API writes times."""
-    seconds = float(record["dynamodb"]["ApproximateCreationDateTime"])
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def interpret(record: dict[str, Any]) -> Meaning:
-    """The meaning of one stream record (Lambda's shape: eventID, eventName, dynamodb.{Keys,
-    NewImage, OldImage, SequenceNumber, ApproximateCreationDateTime})."""
-    stream = record["dynamodb"]
-    old: Image | None = stream.get("OldImage")
-    new: Image | None = stream.get("NewImage")
-    user_id = str(stream["Keys"]["userId"]["S"])
+def interpret(change: StreamChange) -> Meaning:
+    """The meaning of one change of the users table."""
+    old, new = change.old, change.new
 
     def event(kind: str, at: str, actor: str) -> Meaning:
         return Meaning(
             event=ChangeEvent(
-                event_id=str(record["eventID"]),
+                event_id=change.event_id,
                 type=kind,
-                user_id=user_id,
+                user_id=change.user_id,
                 at=at,
                 actor=actor or UNKNOWN_ACTOR,
                 changed=changed_fields(old, new),
-                sequence=str(stream["SequenceNumber"]),
+                sequence=change.sequence,
             )
         )
 
-    if is_user(new):
-        assert new is not None
-        if is_user(old):
+    if isinstance(new, Written):
+        if isinstance(old, Written):
             if not changed_fields(old, new):
                 return NOTHING
-            return event(USER_UPDATED, _string(new, "updatedAt"), _string(new, "writtenBy"))
-        return event(USER_CREATED, _string(new, "createdAt"), _string(new, "writtenBy"))
-    if is_user(old):
-        if is_trace(new):
-            assert new is not None
-            return event(USER_DELETED, _string(new, "deletedAt"), _string(new, "writtenBy"))
+            return event(USER_UPDATED, new.user.updated_at, new.actor)
+        return event(USER_CREATED, new.user.created_at, new.actor)
+    if isinstance(old, Written):
+        if isinstance(new, Deleted):
+            return event(USER_DELETED, new.at, new.actor)
         if new is None:
-            return event(USER_DELETED, _record_time(record), UNKNOWN_ACTOR)
+            return event(USER_DELETED, change.at, UNKNOWN_ACTOR)
         return NOTHING
-    if record.get("eventName") == "REMOVE" and is_trace(old):
-        return Meaning(remove_avatar_of=user_id)
+    if change.name == "REMOVE" and isinstance(old, Deleted):
+        return Meaning(remove_avatar_of=change.user_id)
     return NOTHING

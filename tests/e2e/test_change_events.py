@@ -13,6 +13,7 @@ import jwt
 from chalicelib.adapters.audit_log import DynamoAuditLog
 from chalicelib.adapters.avatars import AvatarStore
 from chalicelib.adapters.event_bus import SOURCE, LocalEventBusPublisher
+from chalicelib.adapters.stream_records import stream_change
 from chalicelib.domain.change_consumer import ChangeConsumer
 from devstack.streams import StreamReader, stream_arn, wait_until
 from tests.e2e.conftest import Stack
@@ -96,6 +97,7 @@ def test_failed_writes_add_nothing_and_a_redelivered_stream_adds_nothing(stack: 
         DynamoAuditLog(info["audit_table_name"], dynamodb),
         LocalEventBusPublisher(info["event_bus_name"], Path(info["events_file"]), stack.client("events")),
         AvatarStore(info["bucket_name"], stack.client("s3")),
+        stream_change,
     )
     published_before = published(stack, user_id)
     reader = StreamReader(stack.client("dynamodbstreams"), stream_arn(dynamodb, info["table_name"]))

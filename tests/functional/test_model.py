@@ -57,7 +57,7 @@ from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.cursor import CursorCodec
-from chalicelib.domain.models import tokens_valid_after
+from chalicelib.domain.models import timestamp, tokens_valid_after
 from chalicelib.web.tokens import TokenVerifier
 from infra.drift import Drift
 from tests.functional.conftest import BUCKET, TABLE, Api, Emulator, _empty
@@ -103,7 +103,7 @@ class ModelClock:
     def iso(self) -> str:
         with self._lock:
             self._now += timedelta(milliseconds=1)
-            return self._now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            return timestamp(self._now)
 
     def epoch(self) -> float:
         with self._lock:

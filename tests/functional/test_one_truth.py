@@ -19,7 +19,7 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.adapters import aws
-from chalicelib.domain.models import epoch_seconds
+from chalicelib.domain.models import epoch_seconds, timestamp
 from chalicelib.domain.revocation import Revoked
 from infra.drift import Drift
 from tests.functional.conftest import TABLE, Api, Emulator
@@ -314,7 +314,7 @@ def backwards_clock(start: datetime) -> Callable[[], str]:
 
     def clock() -> str:
         now[0] -= timedelta(seconds=1)
-        return now[0].isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return timestamp(now[0])
 
     return clock
 

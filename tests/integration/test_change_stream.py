@@ -19,6 +19,7 @@ from chalicelib.adapters.audit_log import DynamoAuditLog
 from chalicelib.adapters.avatars import AvatarStore, avatar_key
 from chalicelib.adapters.dynamodb import DynamoUserRepository
 from chalicelib.adapters.event_bus import SOURCE, EventBusPublisher
+from chalicelib.adapters.stream_records import stream_change
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs
 from chalicelib.domain.change_consumer import ChangeConsumer
 from chalicelib.domain.cursor import CursorCodec
@@ -82,7 +83,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         yield Stack(
             service=UserService(DynamoUserRepository(TABLE, ddb), CursorCodec(b"k" * 32), identities),
             audit=audit,
-            consumer=ChangeConsumer(audit, EventBusPublisher(BUS, events), AvatarStore(BUCKET, s3)),
+            consumer=ChangeConsumer(audit, EventBusPublisher(BUS, events), AvatarStore(BUCKET, s3), stream_change),
             # botocore sends stream calls to an account-based host moto 5.2.5 does not serve.
             streams=boto3.client(
                 "dynamodbstreams", region_name="us-east-1", config=Config(account_id_endpoint_mode="disabled")

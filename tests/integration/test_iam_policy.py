@@ -25,6 +25,7 @@ from chalicelib.adapters.dynamodb import DynamoUserRepository
 from chalicelib.adapters.event_bus import EventBusPublisher
 from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
 from chalicelib.adapters.secret_store import read_secret
+from chalicelib.adapters.stream_records import stream_change
 from chalicelib.adapters.table_schema import LEGACY_LISTING_INDEX, SEARCH_INDEXES, create_audit_table_kwargs
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.change_consumer import ChangeConsumer
@@ -541,7 +542,7 @@ def consumer_calls(ddb: Any) -> set[tuple[str, str]]:
             f"before-parameter-build.{client.meta.service_model.service_name}", recorder(service)
         )
     consumer = ChangeConsumer(
-        DynamoAuditLog(AUDIT, ddb), EventBusPublisher("bus-it", events), AvatarStore(AVATAR_BUCKET, s3)
+        DynamoAuditLog(AUDIT, ddb), EventBusPublisher("bus-it", events), AvatarStore(AVATAR_BUCKET, s3), stream_change
     )
     created = record("INSERT", new=user())
     assert consumer.handle([created, created, record("REMOVE", old=trace(), ttl=True)]) == {"batchItemFailures": []}

@@ -7,6 +7,8 @@ import itertools
 from typing import Any
 
 from chalicelib.adapters.dynamodb import user_to_item
+from chalicelib.adapters.stream_records import stream_change
+from chalicelib.domain.change_events import Meaning, interpret
 from chalicelib.domain.models import User, Write
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/users-test/stream/2025-01-01T00:00:00.000"
@@ -84,3 +86,8 @@ def record(
         # What DynamoDB's TTL deletes carry (and no other delete does).
         out["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
     return out
+
+
+def meaning_of(stream_record: dict[str, Any]) -> Meaning:
+    """What the consumer makes of a record as Lambda delivers it: decoded, then interpreted."""
+    return interpret(stream_change(stream_record))

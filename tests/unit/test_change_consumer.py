@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.event_bus import SOURCE, EventBusPublisher, EventPublishFailed
+from chalicelib.adapters.stream_records import stream_change
 from chalicelib.domain.change_consumer import ChangeConsumer
-from chalicelib.domain.change_events import ChangeEvent, interpret
+from chalicelib.domain.change_events import ChangeEvent
 from chalicelib.domain.errors import ServiceUnavailable
-from tests.support.stream_records import record, trace, user
+from tests.support.stream_records import meaning_of, record, trace, user
 
 LATER = "2025-01-01T01:00:00.000Z"
 
@@ -58,7 +59,7 @@ def parts() -> tuple[Audit, Bus, Avatars]:
 
 
 def consumer(parts: tuple[Audit, Bus, Avatars]) -> ChangeConsumer:
-    return ChangeConsumer(*parts)
+    return ChangeConsumer(*parts, decode=stream_change)
 
 
 def history() -> list[dict[str, Any]]:
@@ -136,7 +137,7 @@ class EventsClient:
 
 def test_the_bus_gets_one_entry_naming_the_service_the_type_and_the_public_event() -> None:
     client = EventsClient()
-    published = interpret(record("INSERT", new=user(), event_id="e1")).event
+    published = meaning_of(record("INSERT", new=user(), event_id="e1")).event
     assert published is not None
     EventBusPublisher("users-api-test", client).publish(published)
     (call,) = client.calls
@@ -147,7 +148,7 @@ def test_the_bus_gets_one_entry_naming_the_service_the_type_and_the_public_event
 
 
 def test_an_entry_the_bus_refused_is_a_failure() -> None:
-    published = interpret(record("INSERT", new=user())).event
+    published = meaning_of(record("INSERT", new=user())).event
     assert published is not None
     with pytest.raises(EventPublishFailed):
         EventBusPublisher("bus", EventsClient(failed=1)).publish(published)

@@ -14,16 +14,15 @@ from chalicelib.domain.change_events import (
     USER_DELETED,
     USER_UPDATED,
     ChangeEvent,
-    interpret,
 )
 from chalicelib.domain.models import ADMIN
-from tests.support.stream_records import ADMIN_SUB, record, trace, user
+from tests.support.stream_records import ADMIN_SUB, meaning_of, record, trace, user
 
 LATER = "2025-01-01T01:00:00.000Z"
 
 
 def event_of(stream_record: dict[str, Any]) -> ChangeEvent:
-    meaning = interpret(stream_record)
+    meaning = meaning_of(stream_record)
     assert meaning.remove_avatar_of is None
     assert meaning.event is not None
     return meaning.event
@@ -64,12 +63,12 @@ def test_a_modification_names_exactly_the_public_fields_that_differ() -> None:
 
 def test_a_modification_without_a_public_change_makes_no_event() -> None:
     # Only the version, the timestamp and the write's stamps moved: nothing a client sees.
-    assert interpret(record("MODIFY", old=user(), new=user(version=2, at=LATER, actor="tool"))) == NOTHING
+    assert meaning_of(record("MODIFY", old=user(), new=user(version=2, at=LATER, actor="tool"))) == NOTHING
 
 
 def test_records_of_earlier_versions_read_as_enabled_members() -> None:
     old = {key: value for key, value in user().items() if key not in ("role", "enabled")}
-    assert interpret(record("MODIFY", old=old, new=user(version=2, at=LATER))) == NOTHING
+    assert meaning_of(record("MODIFY", old=old, new=user(version=2, at=LATER))) == NOTHING
 
 
 def test_a_delete_is_the_user_becoming_a_trace_by_the_deleter() -> None:
@@ -84,7 +83,7 @@ def test_a_profile_made_again_over_a_trace_is_a_create() -> None:
 
 
 def test_the_ttl_removing_a_trace_removes_the_avatar_and_makes_no_event() -> None:
-    expired = interpret(record("REMOVE", old=trace(), ttl=True))
+    expired = meaning_of(record("REMOVE", old=trace(), ttl=True))
     assert expired.event is None
     assert expired.remove_avatar_of == "u-1"
 
@@ -117,7 +116,7 @@ def test_other_items_mean_nothing_whatever_happens_to_them(item: dict[str, Any])
         record("REMOVE", old=item),
         record("REMOVE", old=item, ttl=True),
     ):
-        assert interpret(stream_record) == NOTHING
+        assert meaning_of(stream_record) == NOTHING
 
 
 def test_public_fields_are_what_the_api_shows_and_nothing_internal() -> None:
@@ -172,4 +171,4 @@ def test_the_mappings_filters_admit_every_record_that_means_something_and_nothin
             record("REMOVE", old=item, ttl=True),
         ):
             assert not _admitted(stream_record)
-            assert interpret(stream_record) == NOTHING
+            assert meaning_of(stream_record) == NOTHING
