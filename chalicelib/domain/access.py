@@ -70,8 +70,7 @@ def require_may_change(identity: Identity, user_id: str, changes: UserChanges) -
     is their sign-in name, which an admin changes (PUT /users/{id}), never a token's claim."""
     require_owner_or_admin(identity, user_id)
     if identity.is_admin:
-        if identity.sub == user_id and changes.touches_standing:
-            raise Forbidden("You cannot change your own role or disable yourself")
+        refuse_own_standing_change(identity.sub, user_id, changes)
         return
     refused = [name for name in ("email", "role", "enabled") if getattr(changes, name) is not None]
     if refused:
@@ -79,7 +78,23 @@ def require_may_change(identity: Identity, user_id: str, changes: UserChanges) -
 
 
 def require_not_self(identity: Identity, user_id: str) -> None:
-    if identity.sub == user_id:
+    refuse_self_delete(identity.sub, user_id)
+
+
+# The two rules that keep an admin from locking themselves (or the last admin) out, stated once:
+# the routes check them from the token before anything is read, the service again for every
+# caller (operator tools included), with the same words.
+
+
+def refuse_own_standing_change(actor: str, user_id: str, changes: UserChanges) -> None:
+    """Nobody changes their own role or enabled flag."""
+    if actor == user_id and changes.touches_standing:
+        raise Forbidden("You cannot change your own role or disable yourself")
+
+
+def refuse_self_delete(actor: str, user_id: str) -> None:
+    """Nobody deletes themselves."""
+    if actor == user_id:
         raise Forbidden("You cannot delete yourself")
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from chalicelib.domain.access import refuse_own_standing_change, refuse_self_delete
 from chalicelib.domain.avatars import AvatarRemover
 from chalicelib.domain.cursor import CursorCodec, CursorScope
 from chalicelib.domain.errors import (
@@ -243,8 +244,7 @@ class UserService:
         it has is no change, and an update that changes no field writes nothing (no version, no
         event, no revocation). The sign-in follows the record: its email, its group (role),
         enabled or disabled and signed out."""
-        if actor == user_id and changes.touches_standing:
-            raise Forbidden("You cannot change your own role or disable yourself")
+        refuse_own_standing_change(actor, user_id, changes)
         write = self._write(token, actor)
         if preconditions.if_none_match_any:
             self.get_user(user_id)  # 404 for a missing user, as without the header (RFC 9110, 13.2.1)
@@ -428,8 +428,7 @@ class UserService:
         """Delete a user: the record (its email released), then its sign-in and its avatar. The
         record's delete is conditioned on the revision read, so a concurrent write makes it fail;
         a retry of a delete that failed half-way finishes the job."""
-        if actor == user_id:
-            raise Forbidden("You cannot delete yourself")
+        refuse_self_delete(actor, user_id)
         write = self._write(token, actor)
         if preconditions.if_match is not None and not preconditions.if_match:
             raise PreconditionFailed()
