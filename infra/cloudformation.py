@@ -806,98 +806,48 @@ def _alarm(description: str, spec: Json, metric: Json) -> Json:
     }
 
 
-def _monitoring(stage: Stage, limits: Json) -> Json:
-    alarms = limits["alarms"]
-    function = [{"Name": "FunctionName", "Value": _ref("APIHandler")}]
-    api = [{"Name": "ApiName", "Value": stage.api_name}, {"Name": "Stage", "Value": stage.api_stage}]
-
-    # logical id: (description, limits key, namespace, metric, dimensions, statistic)
-    single_metric = {
-        "LambdaErrorsAlarm": (
-            "Lambda errors above the threshold in 5 minutes",
-            "lambda_errors",
-            "AWS/Lambda",
-            "Errors",
-            function,
-            "Sum",
-        ),
-        "LambdaThrottlesAlarm": (
-            "Lambda throttled invocations",
-            "lambda_throttles",
-            "AWS/Lambda",
-            "Throttles",
-            function,
-            "Sum",
-        ),
-        "Api5xxRateAlarm": (
-            "Share of API responses that are 5XX",
-            "api_5xx_rate",
-            "AWS/ApiGateway",
-            "5XXError",
-            api,
-            "Average",
-        ),
-        "ApiLatencyP99Alarm": (
-            "API p99 latency (ms) high for 15 minutes",
-            "api_p99_latency_ms",
-            "AWS/ApiGateway",
-            "Latency",
-            api,
-            "p99",
-        ),
+def metric_alarms(limits: Json, dimensions: Json) -> Json:
+    """Every single-metric alarm (limits.json metric_alarms, which Terraform's monitoring.tf builds
+    from too), by logical id; `dimensions`: each set of dimensions an alarm may watch, by name."""
+    sections = {
+        "alarms": limits["alarms"],
+        "rollback_alarms": limits["rollback_alarms"],
+        "change_events": limits["change_events"]["alarms"],
     }
-    resources: Json = {
-        name: _alarm(
-            description,
-            alarms[key],
+    resources: Json = {}
+    for alarm in limits["metric_alarms"].values():
+        section, key = alarm["limits"]
+        spec = sections[section][key]
+        statistic = alarm["statistic"]
+        resources[alarm["logical_id"]] = _alarm(
+            alarm["description"],
+            spec,
             {
-                "Namespace": namespace,
-                "MetricName": metric,
-                "Dimensions": dimensions,
-                "Period": alarms[key]["period_seconds"],
+                "Namespace": alarm["namespace"],
+                "MetricName": alarm["metric"],
+                "Dimensions": dimensions[alarm["dimensions"]],
+                "Period": spec["period_seconds"],
                 ("ExtendedStatistic" if statistic.startswith("p") else "Statistic"): statistic,
             },
         )
-        for name, (description, key, namespace, metric, dimensions, statistic) in single_metric.items()
+    return resources
+
+
+def _monitoring(stage: Stage, limits: Json) -> Json:
+    alarms = limits["alarms"]
+    function = [{"Name": "FunctionName", "Value": _ref("APIHandler")}]
+    consumer = [{"Name": "FunctionName", "Value": _ref(CONSUMER)}]
+    dimensions = {
+        "function": function,
+        # The live alias's own metric, not the whole function's.
+        "function_live": [*function, {"Name": "Resource", "Value": _sub(f"${{APIHandler}}:{ALIAS}")}],
+        "api": [{"Name": "ApiName", "Value": stage.api_name}, {"Name": "Stage", "Value": stage.api_stage}],
+        "consumer": consumer,
+        "consumer_live": [*consumer, {"Name": "Resource", "Value": _sub(f"${{{CONSUMER}}}:{ALIAS}")}],
+        "dead_letters": [{"Name": "QueueName", "Value": _get_att("ChangeDeadLetterQueue", "QueueName")}],
     }
-    rollback = limits["rollback_alarms"]
-    live_alias = [*function, {"Name": "Resource", "Value": _sub(f"${{APIHandler}}:{ALIAS}")}]
-    # logical id: (description, limits key, namespace, metric, dimensions, statistic)
-    rollback_metric = {
-        "RollbackLambdaErrorsAlarm": (
-            "Errors of the live alias while traffic shifts: CodeDeploy rolls back",
-            "lambda_errors",
-            "AWS/Lambda",
-            "Errors",
-            live_alias,
-            "Sum",
-        ),
-        "RollbackApi5xxRateAlarm": (
-            "API 5XX rate while traffic shifts: CodeDeploy rolls back",
-            "api_5xx_rate",
-            "AWS/ApiGateway",
-            "5XXError",
-            api,
-            "Average",
-        ),
-    }
-    assert set(rollback_metric) == set(ROLLBACK_ALARMS)
-    resources.update(
-        {
-            name: _alarm(
-                description,
-                rollback[key],
-                {
-                    "Namespace": namespace,
-                    "MetricName": metric,
-                    "Dimensions": dimensions,
-                    "Period": rollback[key]["period_seconds"],
-                    "Statistic": statistic,
-                },
-            )
-            for name, (description, key, namespace, metric, dimensions, statistic) in rollback_metric.items()
-        }
-    )
+    resources = metric_alarms(limits, dimensions)
+    assert set(ROLLBACK_ALARMS) | set(CONSUMER_ROLLBACK_ALARMS) <= set(resources)
     dynamo = alarms["dynamodb_throttled_requests"]
     dynamo_metrics: list[Json] = [
         {
@@ -924,75 +874,6 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
             "Label": "Throttled requests, all operations",
             "Expression": "SUM(METRICS())",
             "ReturnData": True,
-        }
-    )
-    changes = limits["change_events"]["alarms"]
-    consumer = [{"Name": "FunctionName", "Value": _ref(CONSUMER)}]
-    consumer_alias = [*consumer, {"Name": "Resource", "Value": _sub(f"${{{CONSUMER}}}:{ALIAS}")}]
-    dead_letter_queue = [{"Name": "QueueName", "Value": _get_att("ChangeDeadLetterQueue", "QueueName")}]
-    consumer_rollback = {
-        "RollbackChangeConsumerErrorsAlarm": _alarm(
-            "Errors of the consumer's live alias while CodeDeploy moves it: rolled back",
-            rollback["consumer_errors"],
-            {
-                "Namespace": "AWS/Lambda",
-                "MetricName": "Errors",
-                "Dimensions": consumer_alias,
-                "Period": rollback["consumer_errors"]["period_seconds"],
-                "Statistic": "Sum",
-            },
-        ),
-        # Messages sent, not visible: dead letters still waiting for a replay must not stop the
-        # release of the version that fixes what made them.
-        "RollbackChangeDeadLettersAlarm": _alarm(
-            "Batches the consumer gave up on while CodeDeploy moves its live alias: rolled back",
-            rollback["dead_letters"],
-            {
-                "Namespace": "AWS/SQS",
-                "MetricName": "NumberOfMessagesSent",
-                "Dimensions": dead_letter_queue,
-                "Period": rollback["dead_letters"]["period_seconds"],
-                "Statistic": "Sum",
-            },
-        ),
-    }
-    assert set(consumer_rollback) == set(CONSUMER_ROLLBACK_ALARMS)
-    resources.update(consumer_rollback)
-    resources.update(
-        {
-            "ChangeConsumerErrorsAlarm": _alarm(
-                "The change consumer failed (a record it could not handle, or a crash): events and audit entries wait",
-                changes["consumer_errors"],
-                {
-                    "Namespace": "AWS/Lambda",
-                    "MetricName": "Errors",
-                    "Dimensions": consumer,
-                    "Period": changes["consumer_errors"]["period_seconds"],
-                    "Statistic": "Sum",
-                },
-            ),
-            "ChangeConsumerIteratorAgeAlarm": _alarm(
-                "The change consumer is behind the users table's stream (iterator age, ms)",
-                changes["iterator_age_ms"],
-                {
-                    "Namespace": "AWS/Lambda",
-                    "MetricName": "IteratorAge",
-                    "Dimensions": consumer,
-                    "Period": changes["iterator_age_ms"]["period_seconds"],
-                    "Statistic": "Maximum",
-                },
-            ),
-            "ChangeDeadLettersAlarm": _alarm(
-                "Stream records the change consumer gave up on: replay them within the stream's 24 hours",
-                changes["dead_letters"],
-                {
-                    "Namespace": "AWS/SQS",
-                    "MetricName": "ApproximateNumberOfMessagesVisible",
-                    "Dimensions": dead_letter_queue,
-                    "Period": changes["dead_letters"]["period_seconds"],
-                    "Statistic": "Maximum",
-                },
-            ),
         }
     )
     return {

@@ -48,8 +48,8 @@ resource "aws_codedeploy_deployment_group" "live" {
   alarm_configuration {
     enabled = true
     alarms = [
-      aws_cloudwatch_metric_alarm.rollback_lambda_errors.alarm_name,
-      aws_cloudwatch_metric_alarm.rollback_api_5xx_rate.alarm_name,
+      aws_cloudwatch_metric_alarm.metric["rollback_lambda_errors"].alarm_name,
+      aws_cloudwatch_metric_alarm.metric["rollback_api_5xx_rate"].alarm_name,
     ]
   }
 
@@ -76,8 +76,8 @@ resource "aws_codedeploy_deployment_group" "changes_live" {
   alarm_configuration {
     enabled = true
     alarms = [
-      aws_cloudwatch_metric_alarm.rollback_change_consumer_errors.alarm_name,
-      aws_cloudwatch_metric_alarm.rollback_change_dead_letters.alarm_name,
+      aws_cloudwatch_metric_alarm.metric["rollback_change_consumer_errors"].alarm_name,
+      aws_cloudwatch_metric_alarm.metric["rollback_change_dead_letters"].alarm_name,
     ]
   }
 
@@ -96,88 +96,6 @@ resource "aws_cloudwatch_log_group" "changes_pre_traffic_hook" {
   name              = "/aws/lambda/CodeDeployHook_${var.consumer_function_name}"
   retention_in_days = var.lambda_log_retention_days
   tags              = var.tags
-}
-
-# Rollback alarms (limits.json rollback_alarms): tight enough to fire on a 10 % canary.
-resource "aws_cloudwatch_metric_alarm" "rollback_lambda_errors" {
-  alarm_name        = "${var.api_name}-rollback-lambda-errors"
-  alarm_description = "Errors of the live alias while traffic shifts: CodeDeploy rolls back"
-  namespace         = "AWS/Lambda"
-  metric_name       = "Errors"
-  # The alias's own metric, not the whole function's.
-  dimensions = {
-    FunctionName = aws_lambda_function.api_handler.function_name
-    Resource     = "${aws_lambda_function.api_handler.function_name}:${aws_lambda_alias.live.name}"
-  }
-  statistic           = "Sum"
-  period              = local.limits.rollback_alarms.lambda_errors.period_seconds
-  evaluation_periods  = local.limits.rollback_alarms.lambda_errors.evaluation_periods
-  datapoints_to_alarm = local.limits.rollback_alarms.lambda_errors.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.limits.rollback_alarms.lambda_errors.threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "rollback_api_5xx_rate" {
-  alarm_name          = "${var.api_name}-rollback-api-5xx-rate"
-  alarm_description   = "API 5XX rate while traffic shifts: CodeDeploy rolls back"
-  namespace           = "AWS/ApiGateway"
-  metric_name         = "5XXError"
-  dimensions          = { ApiName = var.api_name, Stage = var.api_stage }
-  statistic           = "Average"
-  period              = local.limits.rollback_alarms.api_5xx_rate.period_seconds
-  evaluation_periods  = local.limits.rollback_alarms.api_5xx_rate.evaluation_periods
-  datapoints_to_alarm = local.limits.rollback_alarms.api_5xx_rate.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.limits.rollback_alarms.api_5xx_rate.threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
-}
-
-# The consumer's (limits.json rollback_alarms): a crash of its live alias, or a new dead letter.
-resource "aws_cloudwatch_metric_alarm" "rollback_change_consumer_errors" {
-  alarm_name        = "${var.api_name}-rollback-change-consumer-errors"
-  alarm_description = "Errors of the consumer's live alias while CodeDeploy moves it: rolled back"
-  namespace         = "AWS/Lambda"
-  metric_name       = "Errors"
-  dimensions = {
-    FunctionName = aws_lambda_function.user_changes.function_name
-    Resource     = "${aws_lambda_function.user_changes.function_name}:${aws_lambda_alias.user_changes_live.name}"
-  }
-  statistic           = "Sum"
-  period              = local.limits.rollback_alarms.consumer_errors.period_seconds
-  evaluation_periods  = local.limits.rollback_alarms.consumer_errors.evaluation_periods
-  datapoints_to_alarm = local.limits.rollback_alarms.consumer_errors.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.limits.rollback_alarms.consumer_errors.threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
-}
-
-# Messages sent, not visible: dead letters waiting for a replay must not block the fixing release.
-resource "aws_cloudwatch_metric_alarm" "rollback_change_dead_letters" {
-  alarm_name          = "${var.api_name}-rollback-change-dead-letters"
-  alarm_description   = "Batches the consumer gave up on while CodeDeploy moves its live alias: rolled back"
-  namespace           = "AWS/SQS"
-  metric_name         = "NumberOfMessagesSent"
-  dimensions          = { QueueName = aws_sqs_queue.change_dead_letters.name }
-  statistic           = "Sum"
-  period              = local.limits.rollback_alarms.dead_letters.period_seconds
-  evaluation_periods  = local.limits.rollback_alarms.dead_letters.evaluation_periods
-  datapoints_to_alarm = local.limits.rollback_alarms.dead_letters.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.limits.rollback_alarms.dead_letters.threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
 }
 
 # What `make release-tf` reads: one release per function with a `live` alias, API first.

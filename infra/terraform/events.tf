@@ -77,57 +77,6 @@ resource "aws_lambda_alias" "user_changes_live" {
   depends_on = [aws_cloudwatch_log_group.user_changes]
 }
 
-resource "aws_cloudwatch_metric_alarm" "change_consumer_errors" {
-  alarm_name          = "${var.api_name}-change-consumer-errors"
-  alarm_description   = "The change consumer failed (a record it could not handle, or a crash): events and audit entries wait"
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.user_changes.function_name }
-  statistic           = "Sum"
-  period              = local.limits.change_events.alarms.consumer_errors.period_seconds
-  evaluation_periods  = local.limits.change_events.alarms.consumer_errors.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.limits.change_events.alarms.consumer_errors.threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "change_consumer_iterator_age" {
-  alarm_name          = "${var.api_name}-change-consumer-iterator-age"
-  alarm_description   = "The change consumer is behind the users table's stream (iterator age, ms)"
-  namespace           = "AWS/Lambda"
-  metric_name         = "IteratorAge"
-  dimensions          = { FunctionName = aws_lambda_function.user_changes.function_name }
-  statistic           = "Maximum"
-  period              = local.limits.change_events.alarms.iterator_age_ms.period_seconds
-  evaluation_periods  = local.limits.change_events.alarms.iterator_age_ms.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.limits.change_events.alarms.iterator_age_ms.threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "change_dead_letters" {
-  alarm_name          = "${var.api_name}-change-dead-letters"
-  alarm_description   = "Stream records the change consumer gave up on: replay them within the stream's 24 hours"
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.change_dead_letters.name }
-  statistic           = "Maximum"
-  period              = local.limits.change_events.alarms.dead_letters.period_seconds
-  evaluation_periods  = local.limits.change_events.alarms.dead_letters.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.limits.change_events.alarms.dead_letters.threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
-}
-
 output "AuditTableName" {
   value = aws_dynamodb_table.audit.name
 }

@@ -134,6 +134,24 @@ class Package:
             current = current[key]
         return current
 
+    def metric_alarms(self) -> dict[str, Block]:
+        """What `aws_cloudwatch_metric_alarm.metric` makes, by for_each key: each alarm of limits.json
+        metric_alarms with its numbers and the dimensions monitoring.tf gives it."""
+        sections = {
+            "alarms": self.limits["alarms"],
+            "rollback_alarms": self.limits["rollback_alarms"],
+            "change_events": self.limits["change_events"]["alarms"],
+        }
+        dimensions = self.locals()["alarm_dimensions"]
+        return {
+            key: {
+                **alarm,
+                **sections[alarm["limits"][0]][alarm["limits"][1]],
+                "dimensions": {name: value.strip('"') for name, value in dimensions[alarm["dimensions"]].items()},
+            }
+            for key, alarm in self.limits["metric_alarms"].items()
+        }
+
     def swagger(self) -> Block:
         return dict(json.loads(self.chalice["locals"]["chalice_api_swagger"]))
 
@@ -564,21 +582,46 @@ def test_web_acl_rules(package: Package) -> None:
     ]
 
 
+# Every alarm's address before the single-metric alarms became one for_each resource: an applied
+# stack has its alarms there, and `moved` blocks must take each to its new address.
+ADDRESSES_BEFORE = (
+    "lambda_errors",
+    "lambda_throttles",
+    "api_5xx_rate",
+    "api_latency_p99",
+    "rollback_lambda_errors",
+    "rollback_api_5xx_rate",
+    "change_consumer_errors",
+    "change_consumer_iterator_age",
+    "change_dead_letters",
+    "rollback_change_consumer_errors",
+    "rollback_change_dead_letters",
+)
+
+
 def test_twelve_alarms_notify_the_topic(package: Package) -> None:
-    alarms = package.of_type("aws_cloudwatch_metric_alarm")
-    assert len(alarms) == 12
+    assert set(package.of_type("aws_cloudwatch_metric_alarm")) == {"metric", "dynamodb_throttles"}
+    metric = package.resource("aws_cloudwatch_metric_alarm", "metric")
+    assert metric["for_each"] == "${local.metric_alarms}"
+    alarms = package.metric_alarms()
+    assert len(alarms) + 1 == 12
     assert package.locals()["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
-    for alarm in alarms.values():
+    for alarm in (metric, package.resource("aws_cloudwatch_metric_alarm", "dynamodb_throttles")):
         assert alarm["alarm_actions"] == alarm["ok_actions"] == "${local.alarm_actions}"
         assert alarm["treat_missing_data"] == "notBreaching"
         assert alarm["comparison_operator"] == "GreaterThanThreshold"
-    metrics = {name: (alarm.get("namespace"), alarm.get("metric_name")) for name, alarm in alarms.items()}
+    # One way for all eleven: every attribute from the alarm's entry.
+    assert metric["alarm_name"] == "${var.api_name}-${each.value.name}"
+    assert metric["alarm_description"] == "${each.value.description}"
+    assert metric["dimensions"] == "${local.alarm_dimensions[each.value.dimensions]}"
+    assert (metric["threshold"], metric["period"]) == ("${each.value.threshold}", "${each.value.period_seconds}")
+    assert metric["evaluation_periods"] == metric["datapoints_to_alarm"] == "${each.value.evaluation_periods}"
+    metrics = {name: (alarm["namespace"], alarm["metric"]) for name, alarm in alarms.items()}
     assert metrics == {
         "lambda_errors": ("AWS/Lambda", "Errors"),
         "lambda_throttles": ("AWS/Lambda", "Throttles"),
         "api_5xx_rate": ("AWS/ApiGateway", "5XXError"),
         "api_latency_p99": ("AWS/ApiGateway", "Latency"),
-        "dynamodb_throttles": (None, None),  # metric math, below
         "rollback_lambda_errors": ("AWS/Lambda", "Errors"),  # CodeDeploy's, see the release tests
         "rollback_api_5xx_rate": ("AWS/ApiGateway", "5XXError"),
         "change_consumer_errors": ("AWS/Lambda", "Errors"),  # see the change event tests
@@ -587,20 +630,49 @@ def test_twelve_alarms_notify_the_topic(package: Package) -> None:
         "rollback_change_consumer_errors": ("AWS/Lambda", "Errors"),  # the consumer's releases
         "rollback_change_dead_letters": ("AWS/SQS", "NumberOfMessagesSent"),
     }
-    limits = package.limits["alarms"]
-    assert package.value(alarms["lambda_errors"]["threshold"]) == limits["lambda_errors"]["threshold"] == 10
-    assert package.value(alarms["lambda_throttles"]["threshold"]) == 0
+    assert alarms["lambda_errors"]["threshold"] == package.limits["alarms"]["lambda_errors"]["threshold"] == 10
+    assert alarms["lambda_throttles"]["threshold"] == 0
     rate = alarms["api_5xx_rate"]
-    assert rate["statistic"] == "Average"
-    assert package.value(rate["threshold"]) == 0.05
+    assert rate["statistic"] == "Average" and rate["threshold"] == 0.05
     assert rate["dimensions"] == {"ApiName": "${var.api_name}", "Stage": "${var.api_stage}"}
     latency = alarms["api_latency_p99"]
-    assert latency["extended_statistic"] == "p99" and "statistic" not in latency
-    assert package.value(latency["threshold"]) == 2000
-    assert package.value(latency["evaluation_periods"]) == 3
+    assert latency["statistic"] == "p99"  # a percentile: extended_statistic, and no statistic
+    assert metric["extended_statistic"] == '${startswith(each.value.statistic, "p") ? each.value.statistic : null}'
+    assert metric["statistic"] == '${startswith(each.value.statistic, "p") ? null : each.value.statistic}'
+    assert (latency["threshold"], latency["evaluation_periods"]) == (2000, 3)
     subscription = package.resource("aws_sns_topic_subscription", "alarm_email")
     assert subscription["count"] == '${var.alarm_email != "" ? 1 : 0}'
     assert subscription["endpoint"] == "${var.alarm_email}"
+
+
+def test_every_alarm_address_before_moves_to_its_alarm_so_an_applied_stack_keeps_it(package: Package) -> None:
+    moved = [block for document in package.files.values() for block in document.get("moved", [])]
+    pairs = {block["from"]: block["to"] for block in moved}
+    assert len(pairs) == len(moved)  # one block per address
+    assert pairs == {
+        f"${{aws_cloudwatch_metric_alarm.{name}}}": f'${{aws_cloudwatch_metric_alarm.metric["{name}"]}}'
+        for name in ADDRESSES_BEFORE
+    }
+    assert set(package.metric_alarms()) == set(ADDRESSES_BEFORE)
+    # The names in AWS stay as they were, so the moved alarms are updated in place, not replaced.
+    assert {key: alarm["name"] for key, alarm in package.metric_alarms().items()} == {
+        name: name.replace("_", "-") for name in ADDRESSES_BEFORE
+    }
+
+
+def test_both_templates_build_the_same_single_metric_alarms(package: Package) -> None:
+    from infra.cloudformation import merge_template
+
+    cloudformation = merge_template(load_stage("prod"))["Resources"]
+    for key, alarm in package.metric_alarms().items():
+        properties = cloudformation[alarm["logical_id"]]["Properties"]
+        assert properties["AlarmDescription"] == alarm["description"], key
+        assert (properties["Namespace"], properties["MetricName"]) == (alarm["namespace"], alarm["metric"]), key
+        statistic = properties.get("Statistic") or properties["ExtendedStatistic"]
+        assert statistic == alarm["statistic"], key
+        assert (properties["Threshold"], properties["Period"]) == (alarm["threshold"], alarm["period_seconds"]), key
+        assert properties["EvaluationPeriods"] == properties["DatapointsToAlarm"] == alarm["evaluation_periods"]
+        assert [d["Name"] for d in properties["Dimensions"]] == list(alarm["dimensions"]), key
 
 
 def test_dynamodb_alarm_sums_every_listed_operation(package: Package) -> None:
@@ -672,8 +744,8 @@ def test_apply_publishes_a_version_and_only_codedeploy_moves_the_alias(package: 
     alarms = single(group["alarm_configuration"])
     assert alarms["enabled"] is True
     assert alarms["alarms"] == [
-        "${aws_cloudwatch_metric_alarm.rollback_lambda_errors.alarm_name}",
-        "${aws_cloudwatch_metric_alarm.rollback_api_5xx_rate.alarm_name}",
+        '${aws_cloudwatch_metric_alarm.metric["rollback_lambda_errors"].alarm_name}',
+        '${aws_cloudwatch_metric_alarm.metric["rollback_api_5xx_rate"].alarm_name}',
     ]
     assert package.resource("aws_codedeploy_app", "api") == {
         "name": "${var.api_name}",  # the application the hook's policy names
@@ -685,18 +757,18 @@ def test_apply_publishes_a_version_and_only_codedeploy_moves_the_alias(package: 
 
 
 def test_rollback_alarms_watch_the_live_alias_and_the_5xx_rate(package: Package) -> None:
-    errors = package.resource("aws_cloudwatch_metric_alarm", "rollback_lambda_errors")
+    errors = package.metric_alarms()["rollback_lambda_errors"]
     assert errors["dimensions"] == {
         "FunctionName": "${aws_lambda_function.api_handler.function_name}",
         "Resource": "${aws_lambda_function.api_handler.function_name}:${aws_lambda_alias.live.name}",
     }
-    rate = package.resource("aws_cloudwatch_metric_alarm", "rollback_api_5xx_rate")
+    rate = package.metric_alarms()["rollback_api_5xx_rate"]
     assert rate["dimensions"] == {"ApiName": "${var.api_name}", "Stage": "${var.api_stage}"}
     limits = package.limits["rollback_alarms"]
     for alarm, key in ((errors, "lambda_errors"), (rate, "api_5xx_rate")):
-        assert package.value(alarm["threshold"]) == limits[key]["threshold"]
-        assert package.value(alarm["period"]) == limits[key]["period_seconds"] == 60
-        assert package.value(alarm["evaluation_periods"]) == limits[key]["evaluation_periods"]
+        assert alarm["threshold"] == limits[key]["threshold"]
+        assert alarm["period_seconds"] == limits[key]["period_seconds"] == 60
+        assert alarm["evaluation_periods"] == limits[key]["evaluation_periods"]
 
 
 def test_the_hook_is_named_for_codedeploy_tests_the_latest_version_and_has_its_own_policy(package: Package) -> None:
@@ -734,16 +806,16 @@ def test_the_consumer_is_released_like_the_api_function_with_its_own_hook_and_al
     assert group["app_name"] == "${aws_codedeploy_app.api.name}"
     assert group["deployment_config_name"] == "CodeDeployDefault.Lambda${var.traffic_shifting}"
     assert single(group["alarm_configuration"])["alarms"] == [
-        "${aws_cloudwatch_metric_alarm.rollback_change_consumer_errors.alarm_name}",
-        "${aws_cloudwatch_metric_alarm.rollback_change_dead_letters.alarm_name}",
+        '${aws_cloudwatch_metric_alarm.metric["rollback_change_consumer_errors"].alarm_name}',
+        '${aws_cloudwatch_metric_alarm.metric["rollback_change_dead_letters"].alarm_name}',
     ]
     assert "DEPLOYMENT_STOP_ON_ALARM" in single(group["auto_rollback_configuration"])["events"]
-    errors = package.resource("aws_cloudwatch_metric_alarm", "rollback_change_consumer_errors")
+    errors = package.metric_alarms()["rollback_change_consumer_errors"]
     assert errors["dimensions"] == {
         "FunctionName": "${aws_lambda_function.user_changes.function_name}",
         "Resource": "${aws_lambda_function.user_changes.function_name}:${aws_lambda_alias.user_changes_live.name}",
     }
-    letters = package.resource("aws_cloudwatch_metric_alarm", "rollback_change_dead_letters")
+    letters = package.metric_alarms()["rollback_change_dead_letters"]
     assert letters["dimensions"] == {"QueueName": "${aws_sqs_queue.change_dead_letters.name}"}
     hook = package.override("aws_lambda_function", "changes_pre_traffic_hook")
     assert hook["function_name"] == "CodeDeployHook_${var.consumer_function_name}"
@@ -873,6 +945,6 @@ def test_audit_table_bus_and_dead_letter_queue(package: Package) -> None:
     queue = package.resource("aws_sqs_queue", "change_dead_letters")
     assert queue["sqs_managed_sse_enabled"] is True
     assert package.value(queue["message_retention_seconds"]) == 14 * 24 * 3600
-    age = package.resource("aws_cloudwatch_metric_alarm", "change_consumer_iterator_age")
-    assert age["statistic"] == "Maximum" and package.value(age["threshold"]) == 300000
+    age = package.metric_alarms()["change_consumer_iterator_age"]
+    assert age["statistic"] == "Maximum" and age["threshold"] == 300000
     assert age["dimensions"] == {"FunctionName": "${aws_lambda_function.user_changes.function_name}"}
