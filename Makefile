@@ -67,13 +67,13 @@ user: $(STAMP) ## Add a user (sign-in and record, as POST /users makes them) to 
 	@$(BIN)/python -m devstack add-user --email "$(EMAIL)" --password "$(PASSWORD)" $(if $(ADMIN),--admin) $(if $(NAME),--name "$(NAME)")
 
 drift: $(STAMP) ## Sign-ins and records that disagree on STAGE (local: the running `make run`); FIX=1 repairs them (operator credentials for deployed stages)
-	$(BIN)/python -m infra drift $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(FIX),--fix)
+	$(BIN)/python -m ops drift $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(FIX),--fix)
 
 replay-dlq: $(STAMP) ## Hand the change consumer the stream records it gave up on (its dead-letter queue), again, on STAGE (local: the running `make run`); DROP_TRIMMED=1 drops those the stream no longer holds
-	$(BIN)/python -m infra replay-dlq $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(DROP_TRIMMED),--drop-trimmed)
+	$(BIN)/python -m ops replay-dlq $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(DROP_TRIMMED),--drop-trimmed)
 
 reindex: $(STAMP) ## After an upgrade: give every user of STAGE (local: the running `make run`) the keys GET /users searches by (operator credentials for deployed stages)
-	$(BIN)/python -m infra reindex $(if $(filter $(origin STAGE),command line),$(STAGE),local)
+	$(BIN)/python -m ops reindex $(if $(filter $(origin STAGE),command line),$(STAGE),local)
 
 outbox: $(STAMP) ## The latest invitations Cognito would have mailed on the running stack (temporary passwords)
 	@$(BIN)/python -m devstack outbox
@@ -104,14 +104,14 @@ package-tf: $(STAMP) ## Terraform for STAGE: out/STAGE/terraform/
 	$(BIN)/python -m infra package-tf $(STAGE) $(OUT)/$(STAGE)/terraform
 
 release-tf: $(STAMP) ## After `terraform apply` in out/STAGE/terraform: CodeDeploy moves each function's live alias to the new version (hook, canary, rollback), each within a timeout (TIMEOUT=s)
-	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform $(if $(TIMEOUT),--timeout $(TIMEOUT))
+	$(BIN)/python -m ops.release_tf $(OUT)/$(STAGE)/terraform $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: out/STAGE/base.json (INDEX_STEP=n: an upgrade's step)
 	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json $(if $(INDEX_STEP),--index-step $(INDEX_STEP))
 
 cleanup: $(STAMP) ## What a failed or deleted CloudFormation stack of STAGE left behind (retained tables, bucket, secret, pool), listed; CONFIRM=1 deletes what holds no data, DATA=1 the rest too (operator credentials)
 	@$(if $(filter $(origin STAGE),command line),,echo "make cleanup: name the stage: make cleanup STAGE=dev|staging|prod" >&2; exit 2)
-	$(BIN)/python -m infra cleanup $(STAGE) $(if $(CONFIRM),--confirm) $(if $(DATA),--data)
+	$(BIN)/python -m ops cleanup $(STAGE) $(if $(CONFIRM),--confirm) $(if $(DATA),--data)
 
 fuzz: $(STAMP) ## The identity model test (tests/functional/test_model.py) at length: JOBS processes (default 2) of EXAMPLES random sequences each (default 500) of up to STEPS steps (default 20)
 	@set -e; pids=""; for job in $$(seq $(or $(JOBS),2)); do \

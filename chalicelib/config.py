@@ -10,6 +10,16 @@ from dataclasses import dataclass
 
 from chalicelib.cache import TTLCache
 
+# Every environment variable the app's functions read as a setting: the local stack and `chalice
+# package` give them from .chalice/config.json, never from whatever the calling process has.
+APP_SETTINGS = {
+    "STAGE", "TABLE_NAME", "USER_POOL_ID", "USER_POOL_CLIENT_ID", "USER_POOL_ARN", "CORS_ALLOW_ORIGIN",
+    "CURSOR_SECRET", "CURSOR_SECRET_ARN", "AWS_ENDPOINT_URL", "JWKS_URL", "MAX_BODY_BYTES", "LOG_LEVEL",
+    "AWS_LAMBDA_FUNCTION_NAME", "REQUIRE_API_KEY", "AVATAR_BUCKET",
+    "AUDIT_TABLE_NAME", "EVENT_BUS_NAME", "EVENTS_FILE", "USERS_STREAM_ARN", "AWS_READ_TIMEOUT_S",
+    "INVITATION_EMAIL_SUBJECT", "INVITATION_EMAIL_MESSAGE",
+}  # fmt: skip
+
 # Stages where the embedded stack runs and developer conveniences are allowed.
 LOCAL_STAGES = frozenset({"local", "test"})
 DEFAULT_MAX_BODY_BYTES = 8 * 1024

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.adapters import private_files
+from chalicelib.config import APP_SETTINGS
 from devstack import lifecycle, resources, stall
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -22,14 +23,6 @@ STARTUP_TIMEOUT_S = 90
 STALL_CONTROL_TIMEOUT_S = 10
 STOP_TIMEOUT_S = 30
 LEFTOVER_STOP_TIMEOUT_S = 5
-# Settings the stack must take from .chalice/config.json, not from whatever this process has.
-APP_SETTINGS = {
-    "STAGE", "TABLE_NAME", "USER_POOL_ID", "USER_POOL_CLIENT_ID", "USER_POOL_ARN", "CORS_ALLOW_ORIGIN",
-    "CURSOR_SECRET", "CURSOR_SECRET_ARN", "AWS_ENDPOINT_URL", "JWKS_URL", "MAX_BODY_BYTES", "LOG_LEVEL",
-    "AWS_LAMBDA_FUNCTION_NAME", "REQUIRE_API_KEY", "AVATAR_BUCKET",
-    "AUDIT_TABLE_NAME", "EVENT_BUS_NAME", "EVENTS_FILE", "USERS_STREAM_ARN", "AWS_READ_TIMEOUT_S",
-    "INVITATION_EMAIL_SUBJECT", "INVITATION_EMAIL_MESSAGE",
-}  # fmt: skip
 
 
 # Stacks this process started and has not stopped yet (stopped at exit, see _stop_leftovers).

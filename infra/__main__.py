@@ -1,7 +1,5 @@
-"""`python -m infra <command>`: the files `make package`, `make package-tf` and `make policies` write;
-`make drift`, an operator's check of a stage's sign-ins against its records; `make replay-dlq`,
-which hands the change consumer the stream records it gave up on; `make reindex`, an operator's
-backfill of the search indexes' keys after an upgrade; and `make cleanup`, what a failed stack left."""
+"""`python -m infra <command>`: the files `make package`, `make package-tf`, `make base-template` and
+`make policies` write (the operators' tools that run against a stage are in ops/)."""
 
 from __future__ import annotations
 
@@ -50,43 +48,7 @@ def main() -> None:
                 default=FINAL_STEP,
                 help="an intermediate template of an upgrade of the users table's indexes (docs/DEPLOY.md)",
             )
-    drift = commands.add_parser("drift", help="report where sign-ins and records disagree (--fix: repair)")
-    drift.add_argument("stage", choices=("local", *DEPLOYED_STAGES))
-    drift.add_argument("--fix", action="store_true")
-    replay = commands.add_parser("replay-dlq", help="hand the change consumer its dead-lettered stream records again")
-    replay.add_argument("stage", choices=("local", *DEPLOYED_STAGES))
-    replay.add_argument(
-        "--drop-trimmed", action="store_true", help="delete the messages whose records the stream no longer holds"
-    )
-    cleanup = commands.add_parser("cleanup", help="what a failed or deleted stack of a stage left behind")
-    cleanup.add_argument("stage", help=", ".join(DEPLOYED_STAGES))
-    cleanup.add_argument("--confirm", action="store_true", help="delete what is listed for deletion")
-    cleanup.add_argument("--data", action="store_true", help="also what holds data (tables with items, ...)")
-    reindex = commands.add_parser("reindex", help="give every user item the keys of the search indexes")
-    reindex.add_argument("stage", choices=("local", *DEPLOYED_STAGES))
-    reindex.add_argument("--segments", type=int, default=None, help="parallel scan segments (default 16)")
     args = parser.parse_args()
-    if args.command == "reindex":
-        from infra.reindex import DEFAULT_SEGMENTS
-        from infra.reindex import main as reindex_main
-
-        reindex_main(args.stage, args.segments or DEFAULT_SEGMENTS)
-        return
-    if args.command == "cleanup":
-        from infra.cleanup import main as cleanup_main
-
-        cleanup_main(_stage(args.command, args.stage), args.confirm, args.data)
-        return
-    if args.command == "drift":
-        from infra.drift import main as drift_main
-
-        drift_main(args.stage, args.fix)
-        return
-    if args.command == "replay-dlq":
-        from infra.replay_dlq import main as replay_main
-
-        replay_main(args.stage, args.drop_trimmed)
-        return
     if args.command == "policies":
         for name in DEPLOYED_STAGES:
             for path, content in policies.rendered_files(load_stage(name)).items():

@@ -27,7 +27,7 @@ from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
 from infra.invitation import invitation
 from infra.policies import changes_hook_policy_document, hook_policy_document, policy_document
-from infra.release_version import PATTERN as RELEASE_VERSION_PATTERN
+from infra.release import PATTERN as RELEASE_VERSION_PATTERN
 from infra.stages import Stage, aws_properties, load_limits
 
 Json = dict[str, Any]
@@ -118,7 +118,7 @@ def _parameters(stage: Stage) -> Json:
             "Default": "0.0.0",
             "AllowedPattern": RELEASE_VERSION_PATTERN,
             "Description": "The release deployed (its git tag, e.g. v1.4.0): recorded in the stack's ReleaseVersion "
-            "output, which the deploy compares before it deploys (infra/release_version.py).",
+            "output, which the deploy compares before it deploys (ops/release_version.py).",
         },
         **_email_parameters(stage),
         "AlarmEmail": {
@@ -910,7 +910,7 @@ def _outputs(stage: Stage) -> Json:
         "EventBusName": {"Value": _ref("ChangeEventBus")},
         "ChangeDeadLetterQueueUrl": {"Value": _ref("ChangeDeadLetterQueue")},
         "ReleaseVersion": {
-            "Description": "The release the stack runs; a deploy of an older one is refused (infra/release_version.py)",
+            "Description": "The release the stack runs; a deploy of an older one is refused (ops/release_version.py)",
             "Value": _ref("ReleaseVersion"),
         },
     }

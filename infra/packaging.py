@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from devstack.process import APP_SETTINGS as STACK_SETTINGS
+from chalicelib.config import APP_SETTINGS as CONFIG_SETTINGS
 from infra.bytecode import add_bytecode
 from infra.policies import ACCOUNT_POOLS_ARN
 from infra.stages import PROJECT_DIR, Stage
@@ -32,7 +32,7 @@ _STAND_INS = {"USER_POOL_ARN": PACKAGING_POOL_ARN, "USERS_STREAM_ARN": PACKAGING
 # checks the list is complete). Packaging gives the app the settings of the stage it packages, never
 # whatever the calling shell holds: `make package STAGE=dev` exports STAGE=dev, and a developer's
 # shell may hold another stage's pool, table or REQUIRE_API_KEY.
-APP_SETTINGS = STACK_SETTINGS | {
+APP_SETTINGS = CONFIG_SETTINGS | {
     "OUTBOX_FILE",
     "AWS_ENDPOINT_URL_S3",
     "METRICS",

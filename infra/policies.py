@@ -47,7 +47,7 @@ LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 # X-Ray accepts no resource-level permissions: "*" is the only possible resource.
 XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 # The Cognito admin calls of chalicelib/adapters/cognito.py that the API's routes reach (the operators' drift
-# tool, `make drift` (`python -m infra drift`), runs with its operator's credentials, not this role).
+# tool, `make drift` (`python -m ops drift`), runs with its operator's credentials, not this role).
 IDENTITY_ACTIONS = (
     "cognito-idp:AdminAddUserToGroup",
     "cognito-idp:AdminCreateUser",

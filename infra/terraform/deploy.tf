@@ -1,6 +1,6 @@
 # Releases through CodeDeploy, as the CloudFormation package does with SAM's DeploymentPreference:
 # `terraform apply` publishes a new version of the API function but leaves the live alias where
-# it is; `make release-tf STAGE=...` (infra/release_tf.py) then asks CodeDeploy to move the alias:
+# it is; `make release-tf STAGE=...` (ops/release_tf.py) then asks CodeDeploy to move the alias:
 # the pre-traffic hook first, then the stage's traffic shifting, rolled back on the alarms below.
 
 resource "aws_codedeploy_app" "api" {

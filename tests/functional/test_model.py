@@ -4,7 +4,7 @@ real app (Chalice's test client, the real adapters, moto in this process), and a
 checks what users get against the invariant:
 
 - for every user, record and sign-in agree on existence, email, enabled and group, and the
-  enabled-admin counter equals the records (`make drift`'s own check, infra/drift.py, is the
+  enabled-admin counter equals the records (`make drift`'s own check, ops/drift.py, is the
   second opinion: it must find nothing but sign-ins made outside the API that await their record);
 - a 4xx or a 409 changed nothing (table and pool compared before and after);
 - a 503 left at most a state that a retry with the same Idempotency-Key, or `make drift FIX=1`,
@@ -59,7 +59,7 @@ from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.models import timestamp, tokens_valid_after
 from chalicelib.web.tokens import TokenVerifier
-from infra.drift import Drift
+from ops.drift import Drift
 from tests.functional.conftest import BUCKET, TABLE, Api, Emulator, _empty
 from tests.support import tokens
 from tests.support.dynamodb_faults import Fault, Faults, answered_late, aws_error

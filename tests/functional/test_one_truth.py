@@ -1,7 +1,7 @@
 """One user, one truth (issue 20): the sign-in and the record never disagree, whatever the order of
 requests. One test per way they used to split, each through the app on moto with the real
 adapters; the invariant itself (docs/DESIGN.md) is checked by `make drift`'s own check
-(infra/drift.py) and, over random sequences, by tests/functional/test_model.py.
+(ops/drift.py) and, over random sequences, by tests/functional/test_model.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from chalicelib import bootstrap
 from chalicelib.adapters import aws
 from chalicelib.domain.models import epoch_seconds, timestamp
 from chalicelib.domain.revocation import Revoked
-from infra.drift import Drift
+from ops.drift import Drift
 from tests.functional.conftest import TABLE, Api, Emulator
 from tests.functional.test_lifecycle import in_admins
 from tests.functional.test_lifecycle import sign_in as stored_sign_in

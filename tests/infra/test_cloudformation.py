@@ -29,8 +29,8 @@ from infra.cloudformation import base_template, merge_template
 from infra.invitation import invitation
 from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
 from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, consumer_policy_document, policy_document
-from infra.release_version import PATTERN as RELEASE_VERSION_PATTERN
 from infra.stages import DEPLOYED_STAGES, load_limits, load_stage
+from ops.release_version import PATTERN as RELEASE_VERSION_PATTERN
 from tests.support.cache_headers import public_max_age
 
 Template = dict[str, Any]
@@ -574,7 +574,7 @@ def test_the_chalice_deploy_base_template_has_the_change_storage_and_the_stream_
 
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
 def test_the_stack_records_the_release_it_runs(templates: dict[str, Template], name: str) -> None:
-    """The deploy compares versions before it deploys (infra/release_version.py): the stack keeps the
+    """The deploy compares versions before it deploys (ops/release_version.py): the stack keeps the
     one it runs in its ReleaseVersion output, and the API function's environment makes each release a
     new version, so even a release of the same code goes through the hook."""
     template = templates[name]

@@ -88,13 +88,13 @@ def test_the_rollback_finds_the_template_each_deploy_keeps_and_says_it_is_delibe
     assert rollback.startswith("# needs: ARTIFACT_BUCKET ROLLBACK_TO")
     assert '"s3://$ARTIFACT_BUCKET/users-api/prod/releases/$ROLLBACK_TO/packaged.yaml"' in rollback
     steps = commands(rollback)
-    (check,) = [c for c in steps if "infra.release_version check" in c]
+    (check,) = [c for c in steps if "ops.release_version check" in c]
     assert check.endswith('--version "$ROLLBACK_TO" --allow-older true')
     (deploy,) = [c for c in steps if c.startswith("aws cloudformation deploy")]
     assert "--template-file out/prod/rollback.yaml" in deploy and '"ReleaseVersion=$ROLLBACK_TO"' in deploy
     assert steps.index(check) < steps.index(deploy)
     # The forward deploy checks too, without the override.
-    (forward,) = [c for c in commands(docs_deploy) if "infra.release_version check" in c]
+    (forward,) = [c for c in commands(docs_deploy) if "ops.release_version check" in c]
     assert "--allow-older" not in forward and '--version "$VERSION"' in forward
 
 

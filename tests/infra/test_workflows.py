@@ -160,10 +160,10 @@ def test_prod_starts_only_after_staging_passed_its_smoke_test_and_is_smoke_teste
         }
         assert set(jobs[name]["secrets"]) == {"SMOKE_USERNAME", "SMOKE_PASSWORD"}
     (deploy,) = load("deploy.yml")["jobs"].values()
-    (smoke,) = [step for step in deploy["steps"] if "infra.smoke" in step.get("run", "")]
+    (smoke,) = [step for step in deploy["steps"] if "ops.smoke" in step.get("run", "")]
     assert smoke["if"] == "inputs.smoke-test"
     # The URL, the app client and prod's API key come from the stack it just deployed.
-    assert smoke["run"] == 'python -m infra.smoke --stack-name "users-api-$STAGE" --region "$AWS_REGION"'
+    assert smoke["run"] == 'python -m ops.smoke --stack-name "users-api-$STAGE" --region "$AWS_REGION"'
     assert deploy["steps"].index(smoke) == len(deploy["steps"]) - 1  # after the deploy and its outputs
 
 
@@ -178,9 +178,9 @@ def test_an_older_version_than_the_live_one_is_refused_before_anything_is_deploy
     assert inputs["allow-older"] == {**inputs["allow-older"], "type": "boolean", "default": False}
     assert deploy["env"]["VERSION"] == "${{ inputs.version }}"
     assert deploy["env"]["ALLOW_OLDER"] == "${{ inputs.allow-older }}"
-    (check,) = steps_running(deploy, "python -m infra.release_version check")
+    (check,) = steps_running(deploy, "python -m ops.release_version check")
     assert check["run"] == (
-        'python -m infra.release_version check --stack-name "users-api-$STAGE" --version "$VERSION" '
+        'python -m ops.release_version check --stack-name "users-api-$STAGE" --version "$VERSION" '
         '--allow-older "$ALLOW_OLDER"'
     )
     (package,) = steps_running(deploy, "aws cloudformation package")

@@ -16,8 +16,8 @@ import pytest
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs
 from devstack.motoserver import MotoServer
 from devstack.resources import emulator_client
-from infra.cleanup import Clients, Names, Refused, cleanup
 from infra.stages import PROJECT_DIR, load_stage
+from ops.cleanup import Clients, Names, Refused, cleanup
 from tests.support.project_copy import make
 
 REGION = "us-east-1"

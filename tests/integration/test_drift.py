@@ -15,7 +15,7 @@ from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.models import ADMIN, NewUser, User, Write
 from chalicelib.domain.service import UserService
 from devstack import cognito_emulation
-from infra.drift import Drift
+from ops.drift import Drift
 from tests.integration.conftest import TABLE
 
 PASSWORD = "Sup3r-secret-pass!"

@@ -13,7 +13,7 @@ from chalicelib.adapters.dynamodb import DynamoUserRepository, user_to_item
 from chalicelib.adapters.table_schema import CREATED_ATTRIBUTE, EMAIL_KEY_PREFIX, NAME_ATTRIBUTE, STATE_ATTRIBUTE
 from chalicelib.domain.models import ADMIN, MEMBER, User, UserChanges, Write
 from chalicelib.domain.search import UserQuery
-from infra import reindex
+from ops import reindex
 from tests.integration.conftest import TABLE
 
 SEARCH_KEYS = (STATE_ATTRIBUTE, CREATED_ATTRIBUTE, NAME_ATTRIBUTE)

@@ -1,6 +1,6 @@
 """`make replay-dlq`'s work on the emulator the local stack serves: the local mapping sends the place
 of a record it gave up on to its dead-letter queue as Lambda does (devstack/streams.py), and the
-replay (infra/replay_dlq.py) reads that record back from the stream, hands it to the consumer, and
+replay (ops/replay_dlq.py) reads that record back from the stream, hands it to the consumer, and
 deletes the message only once it went through; records the stream no longer holds are reported."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from chalicelib.adapters.table_schema import create_table_kwargs
 from devstack.motoserver import MotoServer
 from devstack.resources import emulator_client
 from devstack.streams import DeadLetterQueue, EmulatorStream, StreamPoller, StreamReader, stream_arn
-from infra.replay_dlq import InProcessConsumer, replay
+from ops.replay_dlq import InProcessConsumer, replay
 
 REGION = "us-east-1"
 CONSUMER_ARN = "arn:aws:lambda:us-east-1:000000000000:function:users-api-local-changes"

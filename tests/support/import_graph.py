@@ -79,8 +79,8 @@ def runs_back(arrow: Arrow) -> bool:
     return _LEVEL[target] >= _LEVEL[source]
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def _module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -114,10 +114,10 @@ def _known(name: str, modules: set[str]) -> str | None:
 
 def arrows(root: Path = ROOT) -> list[Arrow]:
     files = list(_files(root))
-    names = {_module_name(path) for path in files}
+    names = {_module_name(path, root) for path in files}
     found: list[Arrow] = []
     for path in files:
-        module = _module_name(path)
+        module = _module_name(path, root)
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             targets: list[str] = []
@@ -145,7 +145,6 @@ def back_arrows(root: Path = ROOT) -> list[Arrow]:
 
 def main() -> int:
     found = arrows()
-    between = Counter((a.source_floor, a.target_floor) for a in found if a.source_floor != a.target_floor)
     print("Floors (lowest first; same number: side by side):")
     for name, level, prefixes in FLOORS:
         print(f"  {level:>2} {name:<10} {', '.join(prefixes)}")
@@ -161,7 +160,6 @@ def main() -> int:
     for source, target in modules:
         lines = ", ".join(str(a.line) for a in back if (a.source, a.target) == (source, target))
         print(f"  {source} -> {target}  (line {lines})")
-    del between
     return 1 if back else 0
 
 

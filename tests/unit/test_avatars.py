@@ -114,9 +114,13 @@ def test_s3_options_apply_to_s3_only(monkeypatch: pytest.MonkeyPatch) -> None:
     assert aws._options("s3")["s3"]["addressing_style"] == "path"
 
 
-def test_a_bucket_is_required() -> None:
+def test_a_bucket_is_required_where_avatars_are_used() -> None:
+    store = AvatarStore("", client=object())  # wiring it needs none: routes without avatars never do
+    for use in (lambda: store.presigned_upload("u1", "image/png"), lambda: store.download_url("u1")):
+        with pytest.raises(ConfigurationError, match="AVATAR_BUCKET"):
+            use()
     with pytest.raises(ConfigurationError, match="AVATAR_BUCKET"):
-        AvatarStore("")
+        store.delete("u1")
 
 
 # --- upload form ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from infra.cleanup import Clients, Names, Refused, cleanup
+from ops.cleanup import Clients, Names, Refused, cleanup
 
 NAMES = Names(
     stacks=("users-api-prod", "users-api-prod-base"),

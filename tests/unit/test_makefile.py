@@ -52,8 +52,8 @@ def test_a_bare_make_prints_the_same_list() -> None:
 
 
 def _infra_command(*args: str) -> str:
-    """The `python -m infra` line `make -n <args>` would run."""
-    (line,) = [line for line in make("-n", *args).splitlines() if " -m infra " in line]
+    """The `python -m infra` (or `-m ops`) line `make -n <args>` would run."""
+    (line,) = [line for line in make("-n", *args).splitlines() if " -m infra " in line or " -m ops " in line]
     return line
 
 
@@ -64,5 +64,5 @@ def test_the_upgrade_commands_reach_their_steps_as_typed() -> None:
     )
     assert _infra_command("package", "STAGE=prod").endswith("-m infra package prod out/prod/cloudformation ")
     assert _infra_command("base-template", "STAGE=dev", "INDEX_STEP=1").endswith("--index-step 1")
-    assert _infra_command("reindex", "STAGE=prod").endswith("-m infra reindex prod")
-    assert _infra_command("reindex").endswith("-m infra reindex local")
+    assert _infra_command("reindex", "STAGE=prod").endswith("-m ops reindex prod")
+    assert _infra_command("reindex").endswith("-m ops reindex local")

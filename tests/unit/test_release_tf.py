@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.release_tf import SLACK_S, TIMED_OUT, ReleaseError, appspec, overall_timeout_s, release, shifting_s
+from ops.release_tf import SLACK_S, TIMED_OUT, ReleaseError, appspec, overall_timeout_s, release, shifting_s
 
 SPEC = {
     "function_name": "users-api-prod",

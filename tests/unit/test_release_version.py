@@ -1,4 +1,4 @@
-"""The deploy's version check (infra/release_version.py) with a fake AWS CLI: an older release than
+"""The deploy's version check (ops/release_version.py) with a fake AWS CLI: an older release than
 the stack's is refused unless the rollback is said to be deliberate; the rest goes on."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from infra.aws_cli import AwsCliError
-from infra.release_version import PATTERN, Version, main
+from ops.aws_cli import AwsCliError
+from ops.release_version import PATTERN, Version, main
 
 STACK = "users-api-prod"
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from infra.replay_dlq import CHUNK, BatchPosition, LambdaConsumer, Trimmed, read_batch, replay, run
+from ops.replay_dlq import CHUNK, BatchPosition, LambdaConsumer, Trimmed, read_batch, replay, run
 
 STREAM = "arn:aws:dynamodb:us-east-2:123456789012:table/mytable/stream/2019-11-14T00:04:06.388"
 # The record AWS's Lambda guide shows for a DynamoDB stream's on-failure destination.

@@ -1,4 +1,4 @@
-"""infra/smoke.py against a local server that plays both the deployed API and Cognito."""
+"""ops/smoke.py against a local server that plays both the deployed API and Cognito."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra.smoke import main
+from ops.smoke import main
 
 TOKEN = "eyJ.test-id-token.sig"
 ENV = {"SMOKE_USERNAME": "smoke@example.com", "SMOKE_PASSWORD": "A-long-Passw0rd!"}
@@ -140,7 +140,7 @@ class FakeAws:
         self.calls: list[list[str]] = []
 
     def __call__(self, arguments: list[str]) -> str:
-        from infra.aws_cli import AwsCliError
+        from ops.aws_cli import AwsCliError
 
         self.calls.append(arguments)
         if arguments[:2] == ["cloudformation", "describe-stacks"]:

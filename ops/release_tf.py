@@ -138,7 +138,7 @@ def terraform_releases(folder: Path) -> list[dict[str, str]]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.release_tf", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ops.release_tf", description=__doc__)
     parser.add_argument("folder", type=Path, help="the applied Terraform folder (out/<stage>/terraform)")
     parser.add_argument("--timeout", type=float, help="seconds each release may take (default: computed, see above)")
     args = parser.parse_args(argv)

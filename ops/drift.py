@@ -1,4 +1,4 @@
-"""`python -m infra drift <stage> [--fix]`: where sign-ins (Cognito) and records (DynamoDB) of a stage
+"""`python -m ops drift <stage> [--fix]`: where sign-ins (Cognito) and records (DynamoDB) of a stage
 disagree, and, on request, the repair.
 
 The API keeps them one (the invariant in docs/DESIGN.md), but a request that failed half-way (503)

@@ -1,5 +1,5 @@
 """The AWS CLI, for the deploy workflow's scripts: GitHub's runners have it, and nothing else of AWS's
-(infra/smoke.py and infra/release_version.py use the standard library only, so the deploy job
+(ops/smoke.py and ops/release_version.py use the standard library only, so the deploy job
 installs nothing). Its endpoint and credentials come from its usual environment (AWS_REGION,
 AWS_ENDPOINT_URL, the OIDC role's session)."""
 

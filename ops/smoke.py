@@ -1,4 +1,4 @@
-"""`python -m infra.smoke --stack-name <stack> --region <region>` (or `--url <ApiEndpoint>
+"""`python -m ops.smoke --stack-name <stack> --region <region>` (or `--url <ApiEndpoint>
 --client-id <UserPoolClientId>`): after a deploy, does the stage answer as it should?
 
 - GET /hello: 200 with a JSON body (the public route, through API Gateway and the new version);
@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.aws_cli import Aws, AwsCliError, run_aws, stack_outputs
+from ops.aws_cli import Aws, AwsCliError, run_aws, stack_outputs
 
 TIMEOUT_S = 15
 
@@ -131,7 +131,7 @@ def cognito_endpoint(region: str, environ: Mapping[str, str]) -> str:
 
 
 def main(argv: list[str], environ: Mapping[str, str] = os.environ, aws: Aws = run_aws) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.smoke", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.smoke", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack-name", help="the deployed stack: its outputs give the URL, client and API key")
     parser.add_argument("--url", help="the stack's ApiEndpoint output (without --stack-name)")
     parser.add_argument("--client-id", help="the stack's UserPoolClientId output (without --stack-name)")

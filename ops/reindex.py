@@ -1,4 +1,4 @@
-"""`python -m infra reindex <stage>` (`make reindex`): give every user item of a stage's table the
+"""`python -m ops reindex <stage>` (`make reindex`): give every user item of a stage's table the
 attributes the search indexes are keyed on (chalicelib/adapters/user_index.py `search_attributes`).
 
 Users written by this release carry them from their first write; users written by an earlier one

@@ -1,4 +1,4 @@
-"""`python -m infra.release_version check --stack-name users-api-<stage> --version <tag>`: refuse to
+"""`python -m ops.release_version check --stack-name users-api-<stage> --version <tag>`: refuse to
 deploy a release older than the one the stack runs.
 
 Each deploy records its version in the stack (the template's ReleaseVersion parameter, which the
@@ -13,21 +13,14 @@ stderr says which and why. Standard library and the AWS CLI only: the deploy job
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from dataclasses import dataclass
 
-from infra.aws_cli import Aws, AwsCliError, run_aws, stack_outputs
+from infra.release import PATTERN as PATTERN
+from infra.release import SEMVER
+from ops.aws_cli import Aws, AwsCliError, run_aws, stack_outputs
 
 OUTPUT = "ReleaseVersion"
-# Semantic Versioning 2.0.0, with the leading `v` of a git tag allowed.
-SEMVER = re.compile(
-    r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
-    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
-)
-# The template's AllowedPattern for ReleaseVersion (infra/cloudformation.py): what SEMVER accepts.
-PATTERN = "^" + SEMVER.pattern + "$"
 
 
 @dataclass(frozen=True)
@@ -80,7 +73,7 @@ def check(stack: str, version: str, allow_older: bool, aws: Aws = run_aws) -> tu
 
 
 def main(argv: list[str], aws: Aws = run_aws) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.release_version", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.release_version", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     command = commands.add_parser("check", help="refuse a version older than the stack's")
     command.add_argument("--stack-name", required=True)
