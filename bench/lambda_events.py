@@ -178,6 +178,20 @@ def get_user_event(user_id: str = OWNER_SUB, caller: Mapping[str, str] = OWNER_C
     return rest_event("GET", "/users/{userId}", f"/users/{user_id}", {"userId": user_id}, caller=caller)
 
 
+def get_avatar_event(user_id: str = OWNER_SUB, caller: Mapping[str, str] = OWNER_CLAIMS) -> dict[str, Any]:
+    path = f"/users/{user_id}/avatar"
+    return rest_event("GET", "/users/{userId}/avatar", path, {"userId": user_id}, caller=caller)
+
+
+def list_users_event(limit: int = 1, caller: Mapping[str, str] = ADMIN_CLAIMS) -> dict[str, Any]:
+    """GET /users?limit=1 by an admin: one user and the cursor of the next page (the signed cursor
+    needs the cursor key, which the first list request reads)."""
+    event = rest_event("GET", "/users", "/users", caller=caller)
+    event["queryStringParameters"] = {"limit": str(limit)}
+    event["multiValueQueryStringParameters"] = {"limit": [str(limit)]}
+    return event
+
+
 def post_user_event(email: str, caller: Mapping[str, str] = ADMIN_CLAIMS) -> dict[str, Any]:
     body = {"name": "Bench User", "email": email, "phone": "+14155550123"}
     return rest_event("POST", "/users", "/users", body=body, caller=caller)

@@ -9,7 +9,10 @@ app's real DynamoDB and Cognito adapters run, with the app's own clients.
 What it answers (by `X-Amz-Target`):
 - DynamoDB GetItem: the owner's item when the key names the owner (also for the revocation
   check's projected read, which ignores the attributes it did not ask for), else no item;
+- DynamoDB Query: two users (the owner's item twice), so a page of one has a next page;
+- Secrets Manager GetSecretValue: a cursor key;
 - Cognito AdminCreateUser: a new sign-in with a fresh sub (with MessageAction RESEND too);
+- S3's HeadObject: an object (the user's avatar);
 - anything else (TransactWriteItems, ...): success with an empty body.
 """
 
@@ -66,6 +69,10 @@ class StandIn:
 
     def __init__(self) -> None:
         self._owner = json.dumps({"Item": owner_item()}).encode()
+        second = {**owner_item(), "userId": {"S": "second"}, "listingId": {"S": "second"}}
+        second["listCreated"] = {"S": f"{OWNER_CREATED}#second"}
+        self._page = json.dumps({"Items": [owner_item(), second], "Count": 2, "ScannedCount": 2}).encode()
+        self._secret = json.dumps({"Name": "cursor", "SecretString": "k" * 64}).encode()
         self._owner_key = OWNER_SUB.encode()
         self.calls: Counter[str] = Counter()
 
@@ -76,6 +83,10 @@ class StandIn:
     def answer(self, operation: str, body: bytes) -> bytes:
         if operation == "GetItem":
             return self._owner if self._owner_key in body else b"{}"
+        if operation == "Query":
+            return self._page
+        if operation == "GetSecretValue":
+            return self._secret
         if operation == "AdminCreateUser":
             sub = str(uuid.uuid4())
             user = {"Username": sub, "Attributes": [{"Name": "sub", "Value": sub}], "Enabled": True}
@@ -85,11 +96,15 @@ class StandIn:
     def __call__(self, request: Any, **_: Any) -> AWSResponse:
         target = request.headers.get("X-Amz-Target") or b""
         operation = (target.decode() if isinstance(target, bytes) else str(target)).rpartition(".")[2]
+        headers = HTTPHeaders()
+        headers["x-amzn-RequestId"] = "bench"
+        if not target:  # S3 (REST, no target): the app's one call is HeadObject, answered as found
+            self.calls[request.method] += 1
+            headers["Content-Type"], headers["Content-Length"], headers["ETag"] = "image/png", "1024", '"bench"'
+            return AWSResponse(request.url, 200, headers, _Body(b""))
         self.calls[operation] += 1
         body = request.body or b""
         content = self.answer(operation, body if isinstance(body, bytes) else str(body).encode())
-        headers = HTTPHeaders()
-        headers["x-amzn-RequestId"] = "bench"
         headers["Content-Type"] = "application/x-amz-json-1.0"
         headers["Content-Length"] = str(len(content))
         return AWSResponse(request.url, 200, headers, _Body(content))

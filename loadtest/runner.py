@@ -26,8 +26,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from chalicelib.adapters.dynamodb import DynamoUserRepository, Inventory
 from chalicelib.adapters.table_schema import EMAIL_KEY_PREFIX
-from chalicelib.domain.models import email_key
+from chalicelib.domain.models import User, email_key
 from devstack import resources
 
 OPERATIONS = ("create", "read", "update", "list", "delete")
@@ -323,28 +324,25 @@ class Verification:
     orphaned_reservations: list[str]
 
 
-def scan_table(info: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every item of the stack's table, read through the emulator's endpoint."""
+def scan_table(info: Mapping[str, Any]) -> Inventory:
+    """Everything the stack's table holds, read through the repository on the emulator's endpoint."""
     client = resources.emulator_client("dynamodb", info["aws_endpoint_url"], info["region"], proxies={})
-    items: list[dict[str, Any]] = []
-    for page in client.get_paginator("scan").paginate(TableName=info["table_name"], ConsistentRead=True):
-        items += page["Items"]
-    return items
+    return DynamoUserRepository(info["table_name"], client=client).inventory()
 
 
-def stored_user(item: Mapping[str, Any]) -> Record:
+def stored_user(user: User) -> Record:
     return {
-        "userId": item["userId"]["S"],
-        "name": item.get("name", {}).get("S"),
-        "email": item.get("email", {}).get("S"),
-        "phone": item.get("phone", {}).get("S"),
-        "createdAt": item.get("createdAt", {}).get("S"),
-        "updatedAt": item.get("updatedAt", {}).get("S"),
-        "version": int(item["version"]["N"]) if "version" in item else None,
+        "userId": user.user_id,
+        "name": user.name,
+        "email": user.email,
+        "phone": user.phone,
+        "createdAt": user.created_at,
+        "updatedAt": user.updated_at,
+        "version": user.version,
     }
 
 
-def verify(items: list[dict[str, Any]], tag: str, clients: list[Client]) -> Verification:
+def verify(table: Inventory, tag: str, clients: list[Client]) -> Verification:
     """Compare this run's users and email reservations in the table with the clients' beliefs."""
     present: dict[str, Record] = {}
     deleted: set[str] = set()
@@ -355,14 +353,9 @@ def verify(items: list[dict[str, Any]], tag: str, clients: list[Client]) -> Veri
         deleted.update(client.deleted)
         uncertain_ids |= client.uncertain_ids
         uncertain_emails |= client.uncertain_emails
-    users: dict[str, Record] = {}
-    reservations: dict[str, str] = {}
-    for item in items:
-        key = item["userId"]["S"]
-        if "listingId" in item and email_key(item.get("email", {}).get("S", "")).startswith(tag):
-            users[key] = stored_user(item)
-        elif key.startswith(EMAIL_KEY_PREFIX + tag):
-            reservations[key.removeprefix(EMAIL_KEY_PREFIX)] = item.get("ownerId", {}).get("S", "")
+    # This run's users and reservations only: their emails carry its tag.
+    users = {key: stored_user(user) for key, user in table.users.items() if email_key(user.email).startswith(tag)}
+    reservations = {key: owner for key, owner in table.reservations.items() if key.startswith(tag)}
 
     lost = []
     for user_id, belief in present.items():

@@ -34,13 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.adapters.cognito import CognitoIdentityProvider
-from chalicelib.adapters.dynamodb import (
-    ADMIN_COUNT,
-    ADMIN_COUNT_KEY,
-    DynamoUserRepository,
-    item_to_deleted,
-    item_to_user,
-)
+from chalicelib.adapters.dynamodb import DynamoUserRepository, Inventory
 from chalicelib.domain.errors import AppError
 from chalicelib.domain.identity import EmailTaken, SignIn, SignInMissing
 from chalicelib.domain.models import ADMIN, MEMBER, User, Write, email_key, new_write_token
@@ -87,33 +81,14 @@ class Report:
         yield from (f"fixed: {line}" for line in self.fixed)
 
 
-def _scan(client: Any, table: str) -> Iterator[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = client.scan(**kwargs)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def assess(items: Iterable[dict[str, Any]], sign_ins: Iterable[SignIn], admins: set[str]) -> Report:
-    """The invariant of docs/DESIGN.md, checked: where records (the table's `items`) and sign-ins
+def assess(table: Inventory, sign_ins: Iterable[SignIn], admins: set[str]) -> Report:
+    """The invariant of docs/DESIGN.md, checked: where records (the table's, as the repository reads
+    them) and sign-ins
     (the pool's, and the subs in its admins group) disagree in existence, email (as an address:
     letter case aside), group and enabled state, and whether the enabled-admin count equals the
     records. Pure: `make drift` and the model-based test (tests/functional/test_model.py) give it
     what they read."""
-    records: dict[str, User] = {}
-    deleted: set[str] = set()
-    stored_count = 0
-    for item in items:
-        user = item_to_user(item)
-        if user is not None:
-            records[user.user_id] = user
-        elif item_to_deleted(item) is not None:
-            deleted.add(item["userId"]["S"])
-        elif item["userId"] == ADMIN_COUNT_KEY["userId"]:
-            stored_count = int(item.get(ADMIN_COUNT, {}).get("N", "0"))
+    records, deleted, stored_count = table.users, set(table.deleted), table.admin_count
     by_sub = {sign_in.sub: sign_in for sign_in in sign_ins}
     report = Report(admin_count=(stored_count, sum(user.is_active_admin for user in records.values())))
     without = [s for sub, s in sorted(by_sub.items()) if sub not in records]
@@ -138,14 +113,12 @@ def assess(items: Iterable[dict[str, Any]], sign_ins: Iterable[SignIn], admins: 
 
 class Drift:
     def __init__(self, table: str, pool_id: str, dynamodb: Any, cognito: Any):
-        self._table, self._dynamodb = table, dynamodb
         self._identities = CognitoIdentityProvider(pool_id, cognito)
         self._repo = DynamoUserRepository(table, client=dynamodb)
 
     def check(self) -> Report:
         """Where the stage's sign-ins and records disagree (see `assess`)."""
-        items = list(_scan(self._dynamodb, self._table))
-        return assess(items, list(self._identities.sign_ins()), self._identities.admins())
+        return assess(self._repo.inventory(), list(self._identities.sign_ins()), self._identities.admins())
 
     def fix(self, report: Report) -> None:
         """Repair towards the records (making records only for used sign-ins that have none). A
@@ -176,7 +149,7 @@ class Drift:
 
             self._repair(report, f"{user.user_id}: the sign-in follows the record ({', '.join(differences)})", follow)
         counted = self.check().admin_count[1]  # the records just made count too
-        self._dynamodb.put_item(TableName=self._table, Item={**ADMIN_COUNT_KEY, ADMIN_COUNT: {"N": str(counted)}})
+        self._repo.set_admin_count(counted)
         if report.admin_count != (counted, counted):
             report.fixed.append(f"enabled-admin count set to {counted}")
 

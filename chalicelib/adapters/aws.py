@@ -4,10 +4,10 @@ Made with botocore's own session, not boto3's: boto3 adds resources and S3's tra
 which the app never uses and whose import (s3transfer, multiprocessing, ...) costs every cold
 start about 14 ms of CPU (docs/BENCHMARKS.md). The clients are the same botocore clients.
 
-On Lambda, app.py has them all made during INIT (chalicelib/bootstrap.py `prepare`); locally
-and in tests each is made on first use, so importing the app makes none and tests can inject
-their own. The endpoint is never fixed here: botocore reads AWS_ENDPOINT_URL itself, which is
-how the embedded local stack is reached.
+On Lambda, the INIT makes those of every request (chalicelib/bootstrap.py `prepare`) and the
+first request that needs another makes it; locally and in tests each is made on first use, so
+importing the app makes none and tests can give their own. The endpoint is never fixed here:
+botocore reads AWS_ENDPOINT_URL itself, which is how the embedded local stack is reached.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def _service(client: Any) -> str:
 
 
 class ClientHolder:
-    """An adapter's boto3 client: the one it was given (tests), else the shared one, on first use."""
+    """An adapter's AWS client: the one it was given (tests, tools), else the shared one, on first use."""
 
     service = ""
 
@@ -169,7 +169,3 @@ class ClientHolder:
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         return call(self.client, operation, **kwargs)
-
-    def make_client(self) -> None:
-        """Make the client now (Lambda's INIT) rather than on first use."""
-        self._client = self.client

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -148,6 +149,34 @@ def item_to_deleted(item: Item) -> Deleted | None:
         actor=item.get("writtenBy", {}).get("S", ""),
         at=item["deletedAt"]["S"],
     )
+
+
+@dataclass
+class Inventory:
+    """Everything the table holds, decoded: what an operator's tool checks (ops/drift.py, the load
+    test's audit). Read with a Scan, which the API's role may not make."""
+
+    users: dict[str, User] = field(default_factory=dict)
+    deleted: dict[str, Deleted] = field(default_factory=dict)
+    reservations: dict[str, str] = field(default_factory=dict)  # email key -> the user id holding it
+    admin_count: int = 0  # the stored count of enabled admins
+
+
+def inventory_of(items: Iterable[Item]) -> Inventory:
+    """The table's items, decoded; idempotency records hold no user data and are left out."""
+    found = Inventory()
+    for item in items:
+        user_id = item["userId"]["S"]
+        user, deleted = item_to_user(item), item_to_deleted(item)
+        if user is not None:
+            found.users[user.user_id] = user
+        elif deleted is not None:
+            found.deleted[deleted.user_id] = deleted
+        elif user_id.startswith(EMAIL_KEY_PREFIX):
+            found.reservations[user_id.removeprefix(EMAIL_KEY_PREFIX)] = item.get("ownerId", {}).get("S", "")
+        elif item["userId"] == ADMIN_COUNT_KEY["userId"]:
+            found.admin_count = int(item.get(ADMIN_COUNT, {}).get("N", "0"))
+    return found
 
 
 def _written_by(item: Item | None, token: str, attribute: str = "writeToken") -> bool:
@@ -624,3 +653,20 @@ class DynamoUserRepository(aws.ClientHolder):
 
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
         return self.search(UserQuery(sort=SORT_CREATED), limit, after)
+
+    # --- operators' tools (their credentials: the API's role may neither scan nor set the count) ---
+
+    def inventory(self) -> Inventory:
+        """Every item of the table, read consistently a page at a time, decoded."""
+        items: list[Item] = []
+        kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        while True:
+            page = self._call("scan", **kwargs)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return inventory_of(items)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def set_admin_count(self, count: int) -> None:
+        """Store the count of enabled admins as counted from the records (a repair: `make drift FIX=1`)."""
+        self._call("put_item", TableName=self._table, Item={**ADMIN_COUNT_KEY, ADMIN_COUNT: _n(count)})

@@ -1,6 +1,6 @@
 """The users table, defined once for the repository, the local stack and the deploy templates.
 
-Two kinds of item share the table, both keyed by `userId`:
+Five kinds of item share the table, each keyed by `userId`:
 - a user: `userId` is the user's id; it also carries `listingId` (= userId), the mark of a user
   item (the stream consumer's filter and `item_to_user` go by it), and the three attributes the
   search indexes are keyed on (below), which only user items carry, so the indexes hold users only;
@@ -14,8 +14,9 @@ Two kinds of item share the table, both keyed by `userId`:
   recognise its own success, and tells what deleted the user.
 
 User items and traces also carry `writeToken` (the API request that last wrote them),
-`createToken` (the one that created them) and `writtenBy` (its caller's sub): see
-chalicelib/adapters/dynamodb.py.
+`createToken` (the one that created them) and `writtenBy` (its caller's sub). Items are written
+and read in one place, chalicelib/adapters/dynamodb.py (its stream images too, through
+chalicelib/adapters/stream_records.py, and the operators' tools through its `inventory`).
 """
 
 from __future__ import annotations

@@ -336,14 +336,21 @@ def test_a_chalice_from_outside_the_package_is_refused(tmp_path: Path) -> None:
 def test_the_cold_start_ratio_is_taken_turn_by_turn() -> None:
     app = [cold_start.Run(100.0, 2.0), cold_start.Run(150.0, 3.0)]
     handwritten = [cold_start.Run(100.0, 2.0), cold_start.Run(100.0, 2.0)]
-    timings = cold_start.Timings(app, handwritten, [cold_start.Run(10.0, 50.0, more_clients_ms=(("s3", 20.0),))])
+    lazy = [cold_start.Run(10.0, 50.0, more_clients_ms=(("s3", 20.0),))]
+    avatar, listing = [cold_start.Run(100.0, 30.0)], [cold_start.Run(100.0, 4.0)]
+    timings = cold_start.Timings(app, handwritten, lazy, avatar, listing)
 
     assert timings.ratio.low == pytest.approx(1.0) and timings.ratio.high == pytest.approx(1.5)
     assert timings.ratio.median == pytest.approx(1.25)
     assert timings.spread("app", "first_get_ms").median == 2.5
     assert timings.more_clients() == {"s3": [20.0]}
     held = {f.name: f.passed for f in cold_start.figures(timings, 2) if f.passed is not None}
-    assert held == {"first GET /users/{id} after INIT": True, "INIT + first GET: this API ÷ hand-written": True}
+    assert held == {
+        "first GET /users/{id} after INIT": True,
+        "first GET /users/{id}/avatar after INIT": True,
+        "first GET /users?limit=1 after INIT": True,
+        "INIT + first GET: this API ÷ hand-written": True,
+    }
 
 
 def test_request_overhead_quick_run_sets_what_the_cost_model_reads(tmp_path: Path) -> None:

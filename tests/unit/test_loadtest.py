@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.dynamodb import inventory_of
 from loadtest.__main__ import main
 from loadtest.runner import Client, NotLoopback, percentile, require_loopback, run_load, verify
 
@@ -59,7 +60,7 @@ def test_a_table_that_matches_the_beliefs_passes() -> None:
     other_run = {**user("x", 9), "email": "lt-other-0-9@load.example"}
     items = [user_item(a), reservation(a), user_item(b), reservation(b), user_item(other_run), reservation(other_run)]
 
-    check = verify(items, TAG, [client((a, b), deleted=("c",))])
+    check = verify(inventory_of(items), TAG, [client((a, b), deleted=("c",))])
 
     assert (check.lost, check.phantom, check.missing_reservations, check.orphaned_reservations) == ([], [], [], [])
     assert (check.table_users, check.table_reservations, check.believed_present, check.believed_deleted) == (2, 2, 2, 1)
@@ -69,7 +70,7 @@ def test_a_missing_or_different_user_is_lost() -> None:
     a, b = user("a", 1), user("b", 2, version=2)
     stale_b = {**b, "version": 1}
 
-    check = verify([user_item(stale_b), reservation(b)], TAG, [client((a, b))])
+    check = verify(inventory_of([user_item(stale_b), reservation(b)]), TAG, [client((a, b))])
 
     assert len(check.lost) == 2
     assert "missing" in check.lost[0] and "version: 2 != 1" in check.lost[1]
@@ -78,7 +79,9 @@ def test_a_missing_or_different_user_is_lost() -> None:
 def test_a_deleted_or_never_acknowledged_user_is_a_phantom() -> None:
     a, b = user("a", 1), user("b", 2)
 
-    check = verify([user_item(a), reservation(a), user_item(b), reservation(b)], TAG, [client(deleted=("a",))])
+    check = verify(
+        inventory_of([user_item(a), reservation(a), user_item(b), reservation(b)]), TAG, [client(deleted=("a",))]
+    )
 
     assert sorted(check.phantom) == ["a (lt-run1-0-1@load.example): believed deleted",
                                      "b (lt-run1-0-2@load.example): never acknowledged"]  # fmt: skip
@@ -89,13 +92,15 @@ def test_a_user_whose_create_had_an_unknown_outcome_is_not_a_phantom() -> None:
     uncertain = client()
     uncertain.uncertain_emails.add(a["email"])
 
-    assert verify([user_item(a), reservation(a)], TAG, [uncertain]).phantom == []
+    assert verify(inventory_of([user_item(a), reservation(a)]), TAG, [uncertain]).phantom == []
 
 
 def test_reservations_must_belong_to_a_live_user_with_that_email() -> None:
     a, b, gone = user("a", 1), user("b", 2), user("gone", 3)
 
-    check = verify([user_item(a), user_item(b), reservation(b, owner="a"), reservation(gone)], TAG, [client((a, b))])
+    check = verify(
+        inventory_of([user_item(a), user_item(b), reservation(b, owner="a"), reservation(gone)]), TAG, [client((a, b))]
+    )
 
     assert len(check.missing_reservations) == 2  # a has none of its own, b's names another owner
     assert len(check.orphaned_reservations) == 2  # b's email held for a, and one for a deleted user
