@@ -214,11 +214,11 @@ def test_ratio_figures_hold_the_targets_and_the_others_are_for_comparison() -> N
     held = {name: (f.target, f.passed) for name, f in shown.items() if f.passed is not None}
 
     assert held == {
-        "GET /users/{id}: this API ÷ bare Chalice": ("≤ 1.25x (issue: 1.15x)", False),  # 1.3x
-        "POST /users: this API ÷ bare Chalice": ("≤ 1.30x", True),  # 1.2x
+        "GET /users/{id}: this API ÷ bare Chalice": ("≤ 1.25x (issue: 1.10x)", False),  # 1.3x
+        "POST /users: this API ÷ bare Chalice": ("≤ 1.30x (issue: 1.10x)", True),  # 1.2x
     }
-    assert "the issue's 1.15x is NOT met" in shown["GET /users/{id}: this API ÷ bare Chalice"].note
-    assert "the issue's 1.30x is met" in shown["POST /users: this API ÷ bare Chalice"].note
+    assert "the issue's 1.10x is NOT met" in shown["GET /users/{id}: this API ÷ bare Chalice"].note
+    assert "the issue's 1.10x is NOT met" in shown["POST /users: this API ÷ bare Chalice"].note
 
 
 def test_spread_reports_median_quartiles_and_extremes() -> None:
@@ -360,4 +360,4 @@ def test_request_overhead_quick_run_sets_what_the_cost_model_reads(tmp_path: Pat
 
     assert {"warm_get_us", "warm_post_us", "ratio_get_bare", "ratio_post_bare"} <= set(context.measured)
     assert all(f.value > 0 for f in shown)
-    assert [f.target for f in shown if f.target] == ["≤ 1.25x (issue: 1.15x)", "≤ 1.30x"]
+    assert [f.target for f in shown if f.target] == ["≤ 1.25x (issue: 1.10x)", "≤ 1.30x (issue: 1.10x)"]
