@@ -114,7 +114,7 @@ def make(target: str, stack: Stack, *variables: str) -> subprocess.CompletedProc
     # The commands `make outbox` and `make drift` run, against this test's stack.
     command = {
         "outbox": [sys.executable, "-m", "devstack", "outbox"],
-        "drift": [sys.executable, "-m", "infra", "drift", "local", *variables],
+        "drift": [sys.executable, "-m", "ops", "drift", "local", *variables],
     }[target]
     env = {"STACK_FILE": str(stack.stack_file), "PATH": "/usr/bin:/bin", "OUTBOX_FILE": stack.info["outbox_file"]}
     return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60, check=False)
