@@ -15,6 +15,17 @@ INFRA_STAMP := $(INFRA_VENV)/.installed
 # chalice package needs a region to render ARNs; no AWS call is made.
 export AWS_DEFAULT_REGION ?= us-east-1
 
+# What `make run` and `make test` need from the system, checked (and installed from Debian's
+# packages where this user may) while make reads this file: before any venv or npm work, even with
+# -j. What is still missing stops make with one line naming it and the command that installs it.
+CHECKED_GOAL := $(firstword $(filter test run,$(MAKECMDGOALS)))
+ifneq ($(CHECKED_GOAL),)
+PREREQUISITES_MISSING := $(shell PYTHON='$(PYTHON)' $(SHELL) .ci/prerequisites $(CHECKED_GOAL))
+ifneq ($(PREREQUISITES_MISSING),)
+$(error $(PREREQUISITES_MISSING))
+endif
+endif
+
 # `USER` is also the login name in every shell: only a value given on the command line counts.
 ifeq ($(origin USER),command line)
 TOKEN_USER := --username "$(USER)"
