@@ -59,6 +59,10 @@ def run(host: str, port: int, moto_port: int) -> None:
         listener = lifecycle.claim_port(host, port)
     except lifecycle.AlreadyRunning as exc:
         sys.exit(f"Cannot start the local stack: {exc}")
+    # Only now, once this start is not refused: the previous run's invitations and events name
+    # users of a pool and table that are gone; `make outbox` and `make events` show this run's.
+    for written_by_a_run in (_outbox_file(), _events_file()):
+        written_by_a_run.unlink(missing_ok=True)
     try:
         _serve(listener, host, moto_port, stack_path)
     except KeyboardInterrupt:
