@@ -189,11 +189,53 @@ Ctrl-C stops everything.
     )
 
 
+# What each command's line says when an argument is missing: the command as the README types it.
+USER_EXAMPLE = "make user EMAIL=jo@example.com PASSWORD='Another-passw0rd!' (ADMIN=1: an admin; NAME=...)"
+TOKEN_EXAMPLE = (
+    "make token USER=jo@example.com PASSWORD='Another-passw0rd!' (neither: the seeded admin's token; MEMBER=1: "
+    "the member's)"
+)
+
+
+def _missing(command: str, names: list[str], example: str) -> None:
+    if names:
+        sys.exit(f"{command}: {' and '.join(names)} {'is' if len(names) == 1 else 'are'} missing: {example}")
+
+
+def password_policy() -> str:
+    """The pool's password policy in words, from infra/limits.json (what the local pool and every
+    deployed stage's pool are created with)."""
+    from infra.stages import load_limits
+
+    policy = load_limits()["password_policy"]
+    kinds = [
+        text
+        for key, text in (
+            ("RequireUppercase", "an uppercase letter"),
+            ("RequireLowercase", "a lowercase letter"),
+            ("RequireNumbers", "a number"),
+            ("RequireSymbols", "a symbol"),
+        )
+        if policy.get(key)
+    ]
+    if not kinds:
+        return f"at least {policy['MinimumLength']} characters"
+    listed = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
+    return f"at least {policy['MinimumLength']} characters, with {listed}"
+
+
 def token(username: str | None, password: str | None, member: bool = False, new_password: str | None = None) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from devstack import resources
 
+    if not member and (username is not None or password is not None or new_password is not None):
+        # Anyone's token takes both; only the seeded users' come without.
+        _missing(
+            "make token",
+            [name for name, value in (("USER", username), ("PASSWORD", password)) if not value],
+            TOKEN_EXAMPLE,
+        )
     stack = _read_stack("make token")
     _emulator_credentials()
     if member:  # the seeded member, whose password only the stack file knows
@@ -210,6 +252,8 @@ def token(username: str | None, password: str | None, member: bool = False, new_
             )
         )
     except resources.SignInRefused as exc:
+        if exc.code == "InvalidPasswordException":  # the NEW_PASSWORD
+            sys.exit(f"make token: {exc}; the pool's password policy: {password_policy()}")
         seeded = username in (None, stack["admin_username"], stack.get("member_username"))
         sys.exit(f"make token: {exc}" + (f" (the seeded users' passwords are in {_stack_file()})" if seeded else ""))
     except (BotoCoreError, ClientError) as exc:
@@ -222,6 +266,9 @@ def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
     from chalicelib.domain.errors import AppError
     from devstack import resources
 
+    _missing(
+        "make user", [name for name, value in (("EMAIL", email), ("PASSWORD", password)) if not value], USER_EXAMPLE
+    )
     stack = _read_stack("make user")
     _emulator_credentials()
     try:
@@ -238,6 +285,8 @@ def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
     except AppError as exc:
         # The service undoes a half-made user (a sign-in whose password the pool refused).
         details = "; ".join(f"{d['field']} {d['message']}" for d in exc.details)
+        if "password policy" in exc.message:  # say what the policy is
+            details = password_policy()
         sys.exit(f"make user: {exc.message}{': ' + details if details else ''} (nothing was created)")
     except (BotoCoreError, ClientError) as exc:
         sys.exit(f"make user: the stack answered {_aws_error(exc)}")
