@@ -11,7 +11,7 @@ from chalice import Response  # type: ignore[attr-defined]
 
 from chalicelib.domain import errors
 from chalicelib.domain.errors import AppError
-from chalicelib.web.responses import json_response
+from chalicelib.web.responses import json_response, json_text
 
 
 class PayloadTooLarge(AppError):
@@ -74,6 +74,12 @@ def error_body(message: str, details: list[dict[str, Any]] | None = None) -> dic
     if details:
         body["details"] = details
     return body
+
+
+def error_json(message: str, details: list[dict[str, Any]] | None = None) -> str:
+    """An error body as text, spaced as the app's own (for answers made outside a view, such as the
+    local gateway's 404); the deployed gateway's and WAF's bodies are written the same way."""
+    return json_text(error_body(message, details))
 
 
 def error_response(exc: AppError) -> Response:
