@@ -128,10 +128,11 @@ lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov and (if installed) terr
 	$(INFRA_VENV)/bin/python infra/lint.py $(addprefix $(OUT)/,$(DEPLOYED_STAGES))
 
 test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
-	@# The in-process layers spread over the cores; the e2e layer, which runs its own stacks and
-	@# times what they answer, runs on its own. Each prints its slowest tests.
+	@# The in-process layers spread over the cores; then the e2e layer, a file per worker (its
+	@# module-scoped stacks stay whole), each worker with its own session stack on ports the OS
+	@# picks. Each prints its slowest tests.
 	$(BIN)/python -m pytest -n auto --durations=15 tests/unit tests/integration tests/infra tests/functional
-	$(BIN)/python -m pytest --durations=15 tests/e2e
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 tests/e2e
 
 clean: ## Remove the virtualenvs, build output, .local and caches
 	rm -rf $(VENV) $(INFRA_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache
