@@ -12,6 +12,8 @@ DEPLOYED_STAGES := dev staging prod
 NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
+AWSCLI_VENV := .venv-awscli
+AWSCLI_STAMP := $(AWSCLI_VENV)/.installed
 # chalice package needs a region to render ARNs; no AWS call is made.
 export AWS_DEFAULT_REGION ?= us-east-1
 
@@ -37,7 +39,7 @@ ifdef NEW_PASSWORD
 TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
 endif
 
-.PHONY: help run token user outbox drift replay-dlq reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
+.PHONY: help fuzz rehearse run token user outbox drift replay-dlq reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
 
 # A bare `make` lists the targets.
 .DEFAULT_GOAL := help
@@ -60,6 +62,11 @@ $(INFRA_STAMP): requirements-infra.txt requirements-actionlint.txt
 	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-actionlint.txt \
 		>/dev/null 2>&1 || echo "actionlint could not be installed (it downloads from GitHub releases); lint-infra will say it skipped it"
 	@touch $(INFRA_STAMP)
+
+$(AWSCLI_STAMP): requirements-awscli.txt
+	@test -x $(AWSCLI_VENV)/bin/python || $(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-awscli.txt
+	@touch $(AWSCLI_STAMP)
 
 run: $(STAMP) ## Start the embedded AWS stack and the API on http://127.0.0.1:8000 (PORT=9000 for another port); Ctrl-C stops both
 	PORT=$(PORT) $(BIN)/python -m devstack run
@@ -117,6 +124,12 @@ cleanup: $(STAMP) ## What a failed or deleted CloudFormation stack of STAGE left
 	@$(if $(filter $(origin STAGE),command line),,echo "make cleanup: name the stage: make cleanup STAGE=dev|staging|prod" >&2; exit 2)
 	$(BIN)/python -m infra cleanup $(STAGE) $(if $(CONFIRM),--confirm) $(if $(DATA),--data)
 
+fuzz: $(STAMP) ## The identity model test (tests/functional/test_model.py) at length: JOBS processes (default 2) of EXAMPLES random sequences each (default 500) of up to STEPS steps (default 20)
+	@set -e; pids=""; for job in $$(seq $(or $(JOBS),2)); do \
+	  MODEL_FUZZ=1 MODEL_EXAMPLES=$(or $(EXAMPLES),500) MODEL_STEPS=$(or $(STEPS),20) \
+	  $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/functional/test_model.py::test_one_user_one_truth_over_random_sequences & \
+	  pids="$$pids $$!"; done; status=0; for pid in $$pids; do wait $$pid || status=1; done; exit $$status
+
 policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra policies
 
@@ -127,7 +140,10 @@ lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov and (if installed) terr
 	done
 	$(INFRA_VENV)/bin/python infra/lint.py $(addprefix $(OUT)/,$(DEPLOYED_STAGES))
 
-test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
+rehearse: $(STAMP) $(AWSCLI_STAMP) ## Every deploy command of docs/DEPLOY.md and deploy.yml, run as written against the emulator with the real AWS CLI and Terraform (logs in out/rehearsal/)
+	$(BIN)/python -m infra.rehearsal
+
+test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra rehearse ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
 	@# The in-process layers spread over the cores; then the e2e layer, a file per worker (its
 	@# module-scoped stacks stay whole), each worker with its own session stack on ports the OS
 	@# picks. Each prints its slowest tests.
@@ -135,4 +151,4 @@ test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra ## The whole suite: lint,
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 tests/e2e
 
 clean: ## Remove the virtualenvs, build output, .local and caches
-	rm -rf $(VENV) $(INFRA_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(AWSCLI_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache

@@ -171,14 +171,11 @@ def get_profile() -> Response:
 @app.route("/users/me", methods=["PUT"], **protected)
 def put_profile() -> Response:
     identity = current_identity()
-    email = identity.email if identity.email_verified else None
     body = _body()
     changes, conditions = parse_profile_changes(body), _preconditions()
 
     def save(token: str) -> Response:
-        user, created = get_service().put_profile(
-            identity.sub, email, changes, conditions, token=token, in_admins_group=identity.is_admin
-        )
+        user, created = get_service().put_profile(identity.sub, changes, conditions, token=token)
         return _user_response(user, CREATED, 201) if created else _user_response(user, UPDATED)
 
     return _idempotent("putProfile", body, save)

@@ -59,7 +59,10 @@ OPERATIONS = (
     Operation("list_next_page", "list next page", None, "GET /users?cursor=..."),
     Operation("list_one_state", "list page, one state", 1, "GET /users?role=member&enabled=true: one partition"),
     Operation("find_by_email", "find by email", 2, "GET /users?email=...: the reservation, then its owner"),
-    Operation("email_change", "update with email change", 2, "PUT /users/{id} with a new email"),
+    # The core issue set 2; issue 20 adds the read that confirms the sign-in followed the latest
+    # record (chalicelib/domain/service.py, _follow), without which concurrent changes could leave
+    # the sign-in on an older address.
+    Operation("email_change", "update with email change", 3, "PUT /users/{id} with a new email"),
     Operation("delete", "delete user", 2, "DELETE /users/{id} (its avatar delete goes to S3, not counted)"),
     Operation("profile_create", "profile, first PUT", None, "PUT /users/me creating the caller's profile"),
     Operation("profile_update", "profile, later PUT", None, "PUT /users/me updating it"),
@@ -221,6 +224,10 @@ def emulated_aws() -> Iterator[tuple[Any, Any, Any]]:
             dynamodb, s3 = session.client("dynamodb"), session.client("s3")
             dynamodb.create_table(**create_table_kwargs(TABLE))
             s3.create_bucket(Bucket=BUCKET)
+            # Cognito as the local stack emulates it (its attribute writes and aliases as Cognito's).
+            from devstack import cognito_emulation
+
+            cognito_emulation.apply()
             yield dynamodb, s3, session.client("cognito-idp")
 
 
@@ -231,6 +238,15 @@ def _user_pool(cognito: Any) -> str:
     pool = cognito.create_user_pool(PoolName="bench", UsernameAttributes=["email"])["UserPool"]["Id"]
     cognito.create_group(UserPoolId=pool, GroupName=ADMIN_GROUP)
     return str(pool)
+
+
+def _console_sign_in(cognito: Any, pool: str, email: str) -> str:
+    """A sign-in made outside the API (the console), with a verified email; its sub."""
+    attributes = [{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}]
+    made = cognito.admin_create_user(
+        UserPoolId=pool, Username=email, UserAttributes=attributes, MessageAction="SUPPRESS"
+    )
+    return next(str(a["Value"]) for a in made["User"]["Attributes"] if a["Name"] == "sub")
 
 
 def measure() -> Measurement:
@@ -250,10 +266,11 @@ def measure() -> Measurement:
 
     result = Measurement()
     with emulated_aws() as (dynamodb, s3, cognito):
+        pool = _user_pool(cognito)
         service = UserService(
             DynamoUserRepository(TABLE, client=dynamodb),
             CursorCodec(CURSOR_SECRET),
-            CognitoIdentityProvider(_user_pool(cognito), client=cognito),
+            CognitoIdentityProvider(pool, client=cognito),
             avatars=AvatarStore(BUCKET, client=s3),
         )
         store = DynamoIdempotencyStore(TABLE, client=dynamodb)
@@ -299,9 +316,10 @@ def measure() -> Measurement:
             counted("find_by_email", lambda: service.list_users(by_email, PAGE_DEFAULT, None, "bench"))
             counted("delete", lambda: service.delete_user(user_id))
 
-            sub = "0f6c2a4e-1b7d-4c55-9a3e-2d8f5b6c7a10"
-            counted("profile_create", lambda: service.put_profile(sub, "grace@example.com", UserChanges(name="Grace")))
-            counted("profile_update", lambda: service.put_profile(sub, "grace@example.com", UserChanges(name="G.")))
+            # A sign-in made outside the API: its first PUT /users/me makes its record.
+            sub = _console_sign_in(cognito, pool, "grace@example.com")
+            counted("profile_create", lambda: service.put_profile(sub, UserChanges(name="Grace")))
+            counted("profile_update", lambda: service.put_profile(sub, UserChanges(name="G.")))
 
             body = {"name": "Edsger", "email": "edsger@example.com"}
 
@@ -319,7 +337,7 @@ def measure() -> Measurement:
             from chalicelib.domain.revocation import StandingCheck
 
             check = StandingCheck(DynamoUserRepository(TABLE, client=dynamodb).standing)
-            caller = Identity(sub, "grace@example.com", True, frozenset(), issued_at=2_000_000_000)
+            caller = Identity(sub, frozenset(), issued_at=2_000_000_000)
             counted("revocation_cold", lambda: check.confirm(caller))
             counted("revocation_warm", lambda: [check.confirm(caller) for _ in range(10)])
         finally:

@@ -74,8 +74,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     from chalice.deploy.validate import validate_routes
 
     from chalicelib.config import cors_allow_origins
-    from devstack import moto_patches, resources, streams
-    from devstack.cognito_emulation import widen_email_check
+    from devstack import cognito_emulation, moto_patches, resources, streams
     from devstack.gateway import serve_app
     from devstack.motoserver import MotoServer
     from infra.invitation import invitation
@@ -83,7 +82,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
 
     _emulator_credentials()
     region = os.environ.get("AWS_REGION", "us-east-1")
-    widen_email_check()
+    cognito_emulation.apply()
     moto = None
     poller = None
     written: dict[str, Any] | None = None

@@ -28,7 +28,7 @@ from infra.gateway_responses import gateway_responses
 from infra.invitation import invitation
 from infra.policies import changes_hook_policy_document, hook_policy_document, policy_document
 from infra.release_version import PATTERN as RELEASE_VERSION_PATTERN
-from infra.stages import Stage, load_limits
+from infra.stages import Stage, aws_properties, load_limits
 
 Json = dict[str, Any]
 
@@ -222,6 +222,7 @@ def _data(stage: Stage, limits: Json, index_step: int = FINAL_STEP) -> Json:
                         {"EmailSendingAccount": "COGNITO_DEFAULT"},
                     ]
                 },
+                "UserAttributeUpdateSettings": aws_properties(limits["user_attribute_update_settings"]),
                 "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]},
                 "MfaConfiguration": "OPTIONAL",
                 "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
@@ -235,7 +236,7 @@ def _data(stage: Stage, limits: Json, index_step: int = FINAL_STEP) -> Json:
                 "ClientName": stage.api_name,
                 "UserPoolId": _ref("UserPool"),
                 "GenerateSecret": False,
-                **limits["user_pool_client"],
+                **aws_properties(limits["user_pool_client"]),
                 "PreventUserExistenceErrors": "ENABLED",
                 "EnableTokenRevocation": True,
                 "AccessTokenValidity": 60,

@@ -55,6 +55,7 @@ IDENTITY_ACTIONS = (
     "cognito-idp:AdminDisableUser",
     "cognito-idp:AdminEnableUser",
     "cognito-idp:AdminGetUser",
+    "cognito-idp:AdminListGroupsForUser",
     "cognito-idp:AdminRemoveUserFromGroup",
     "cognito-idp:AdminUpdateUserAttributes",
     "cognito-idp:AdminUserGlobalSignOut",

@@ -123,3 +123,9 @@ def load_stage(name: str) -> Stage:
 def load_limits() -> dict[str, Any]:
     """infra/limits.json: the stack's numbers, shared by CloudFormation and Terraform."""
     return _read(PROJECT_DIR / "infra" / "limits.json")
+
+
+def aws_properties(section: dict[str, Any]) -> dict[str, Any]:
+    """A section of limits.json that is a set of AWS properties as they are, without its notes
+    (`_why`, `_comment`)."""
+    return {key: value for key, value in section.items() if not key.startswith("_")}

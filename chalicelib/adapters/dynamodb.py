@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -54,8 +55,10 @@ from chalicelib.domain.models import (
     apply_changes,
     email_key,
     epoch_seconds,
+    later_than,
+    tokens_valid_after,
 )
-from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord
+from chalicelib.domain.repository import ClockBehind, Deleted, EmailChangeRequired, StaleRecord, Stored, Unchanged
 from chalicelib.domain.search import SORT_CREATED, UserQuery, name_sort_key
 
 Item = dict[str, dict[str, Any]]
@@ -280,12 +283,33 @@ def _update_expression(
         if updated is None:
             raise ValueError("a role or enabled change needs the updated user (its partition)")
         # Every token issued until now was issued for the old role or state: refused from here on.
-        sets.append(f"{expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(epoch_seconds(write.at)))}")
+        sets.append(f"{expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(tokens_valid_after(write.at)))}")
     if changes.phone is REMOVE:
         removes.append(expr.name("phone"))
     elif isinstance(changes.phone, str):
         sets.append(f"{expr.name('phone')} = {expr.value(_s(changes.phone))}")
     return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+
+
+def _differs(changes: UserChanges, expr: _Expression) -> str:
+    """The item holds another value for at least one field of an update, so an update that would
+    change nothing writes nothing (no version, no stream record, no event)."""
+    clauses = []
+    if changes.name is not None:
+        clauses.append(f"{expr.name('name')} <> {expr.value(_s(changes.name))}")
+    if changes.email is not None:
+        clauses.append(f"{expr.name('email')} <> {expr.value(_s(changes.email))}")
+    if changes.phone is REMOVE:
+        clauses.append(f"attribute_exists({expr.name('phone')})")
+    elif isinstance(changes.phone, str):
+        phone = expr.name("phone")
+        clauses += [f"attribute_not_exists({phone})", f"{phone} <> {expr.value(_s(changes.phone))}"]
+    # DynamoDB refuses redundant parentheses, so only a disjunction gets them.
+    return clauses[0] if len(clauses) == 1 else "(" + " OR ".join(clauses) + ")"
+
+
+def _unchanged(current: User, changes: UserChanges) -> bool:
+    return changes.against(current).is_empty()
 
 
 def _precondition(preconditions: Preconditions, expr: _Expression) -> str:
@@ -371,6 +395,14 @@ class DynamoUserRepository(aws.ClientHolder):
         item = self._get_item(user_id)
         return item_to_user(item) if item else None
 
+    def read(self, user_id: str) -> Stored | None:
+        item = self._get_item(user_id)
+        user = item_to_user(item) if item else None
+        if user is None:
+            return None
+        assert item is not None
+        return Stored(user, item.get("writeToken", {}).get("S", ""))
+
     def find(self, user_id: str) -> User | Deleted | None:
         item = self._get_item(user_id)
         if not item:
@@ -432,11 +464,17 @@ class DynamoUserRepository(aws.ClientHolder):
     ) -> User:
         if changes.touches_standing:
             raise ValueError("a role or enabled change moves the admin count: use change()")
+        if changes.email is not None and expect_email_key != email_key(changes.email):
+            raise ValueError("an email that may move its reservation: expect its key, or use change()")
         if preconditions.if_match is not None and not preconditions.if_match:
             raise PreconditionFailed()
         expr = _Expression()
         update = _update_expression(user_id, changes, write, expr)
-        condition = f"attribute_exists({expr.name('listingId')}) AND {expr.not_written_by(write.token)}"
+        updated_at = expr.name("updatedAt")
+        condition = (
+            f"attribute_exists({expr.name('listingId')}) AND {expr.not_written_by(write.token)}"
+            f" AND {_differs(changes, expr)} AND {updated_at} < {expr.value(_s(write.at))}"
+        )
         if expect_email_key is not None:
             condition += f" AND {expr.name('emailKey')} = {expr.value(_s(expect_email_key))}"
         condition += _precondition(preconditions, expr)
@@ -464,6 +502,10 @@ class DynamoUserRepository(aws.ClientHolder):
                 raise refusal from exc
             if expect_email_key is not None and email_key(current.email) != expect_email_key:
                 raise EmailChangeRequired(current) from exc
+            if _unchanged(current, changes):
+                raise Unchanged(current) from exc
+            if current.updated_at >= write.at:
+                raise ClockBehind(current) from exc
             # The returned item is the one the condition was evaluated against, so this is unreachable
             # unless the condition and these checks disagree: never guess which write it was.
             logger.error("an update's condition failed for no reason the stored item shows")
@@ -473,6 +515,7 @@ class DynamoUserRepository(aws.ClientHolder):
         return updated
 
     def change(self, current: User, changes: UserChanges, write: Write) -> User:
+        write = replace(write, at=later_than(write.at, current.updated_at))
         updated = apply_changes(current, changes, write.at)
         old_key, new_key = email_key(current.email), email_key(updated.email)
         expr = _Expression()
@@ -520,6 +563,7 @@ class DynamoUserRepository(aws.ClientHolder):
         return updated
 
     def delete(self, current: User, write: Write) -> None:
+        write = replace(write, at=later_than(write.at, current.updated_at))
         expr = _Expression()
         deletion = _deletion(write, expr)
         condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"

@@ -6,11 +6,12 @@ groups or any other key are rejected, and `public_user` is the only way a record
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.errors import NoneMatchFailed, PreconditionFailed, ValidationError
@@ -77,6 +78,10 @@ REMOVE = object()
 # A user's role: "admin" mirrors membership of the Cognito group `admins`.
 ADMIN, MEMBER = "admin", "member"
 ROLES = (ADMIN, MEMBER)
+# What a user's sign-in holds besides its password: the record's email, its role (as membership of
+# the admins group) and whether it is enabled. The sign-in follows the record in each.
+EMAIL, ROLE, ENABLED = "email", "role", "enabled"
+SIGN_IN_FIELDS = (EMAIL, ROLE, ENABLED)
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,25 @@ class UserChanges:
     def touches_standing(self) -> bool:
         """Whether it changes what the user may do (role, enabled): such a change revokes their tokens."""
         return self.role is not None or self.enabled is not None
+
+    @property
+    def sign_in_fields(self) -> tuple[str, ...]:
+        """The fields named that the sign-in holds too (email, role, enabled), in that order."""
+        return tuple(name for name in SIGN_IN_FIELDS if getattr(self, name) is not None)
+
+    def against(self, current: User) -> UserChanges:
+        """Only what differs from `current`: a field given the value it has is no change. An email
+        in other letter case is one (the record and the sign-in keep the spelling given)."""
+        phone: object = self.phone
+        if (phone is REMOVE and current.phone is None) or phone == current.phone:
+            phone = None
+        return UserChanges(
+            name=None if self.name == current.name else self.name,
+            email=None if self.email == current.email else self.email,
+            phone=phone,
+            role=None if self.role == current.role else self.role,
+            enabled=None if self.enabled == current.enabled else self.enabled,
+        )
 
 
 @dataclass(frozen=True)
@@ -168,6 +192,44 @@ NO_RECORD = Standing(exists=False)
 def epoch_seconds(timestamp: str) -> int:
     """Epoch seconds of one of our ISO-8601 UTC timestamps ("...Z")."""
     return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+
+
+def epoch(timestamp: str) -> float:
+    """Epoch time, to the millisecond, of one of our ISO-8601 UTC timestamps."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def timestamp(moment: datetime) -> str:
+    """How every time is stored and shown: ISO-8601 UTC to the millisecond, "...Z". Text order is
+    time order, so DynamoDB conditions and sort keys compare them as they are."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def later_than(at: str, previous: str) -> str:
+    """`at`, or one millisecond after `previous` when `at` is not later (another writer's clock is
+    ahead of ours): a record's `updatedAt` grows with its version, so its history is in the order
+    its changes were applied."""
+    if epoch(at) > epoch(previous):
+        return at
+    return timestamp(datetime.fromisoformat(previous.replace("Z", "+00:00")) + timedelta(milliseconds=1))
+
+
+# How far apart the API's clock and Cognito's may be, at most (an assumption, docs/SECURITY.md):
+# both run on AWS's time-synchronised hosts, which keep well inside it.
+CLOCK_SKEW_S = 0.1
+
+
+def tokens_valid_after(at: str) -> int:
+    """The `tokensValidAfter` of a write at `at` that revokes a user's tokens: tokens are stamped
+    (`iat`) in whole seconds of Cognito's clock, and every token issued before the write has an
+    `iat` at or below this, whichever of the two clocks is ahead."""
+    return math.floor(epoch(at) + CLOCK_SKEW_S)
+
+
+def tokens_valid_from(at: str) -> float:
+    """When (on the API's clock) a sign-in may change after such a write, so that every token issued
+    with the change has an `iat` above `tokens_valid_after(at)`: at most 1 + 2 x CLOCK_SKEW_S later."""
+    return tokens_valid_after(at) + 1 + CLOCK_SKEW_S
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,11 @@ resource "aws_cognito_user_pool" "users" {
     }
   }
 
+  # A new email takes effect only once verified (infra/limits.json says why).
+  user_attribute_update_settings {
+    attributes_require_verification_before_update = local.limits.user_attribute_update_settings.AttributesRequireVerificationBeforeUpdate
+  }
+
   # Cognito's own email by default (50 messages a day per account); an SES identity sends the rest.
   email_configuration {
     email_sending_account = var.ses_identity_arn == "" ? "COGNITO_DEFAULT" : "DEVELOPER"
@@ -181,6 +186,7 @@ resource "aws_cognito_user_pool_client" "api" {
   prevent_user_existence_errors = "ENABLED"
   enable_token_revocation       = true
   read_attributes               = local.limits.user_pool_client.ReadAttributes
+  write_attributes              = local.limits.user_pool_client.WriteAttributes
 
   access_token_validity  = 60
   id_token_validity      = 60

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,13 +13,19 @@ from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, TTL_ATTRIBU
 from chalicelib.web import idempotency
 from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, REPLAYED_HEADER
 from tests.functional.conftest import TABLE, Api
-from tests.functional.test_users_api import ADMIN, MEMBER, all_users, assert_error
+from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, all_users, assert_error
 from tests.support import tokens
 from tests.support.counting import counting
 from tests.support.dynamodb_faults import Faults, aws_error
 from tests.unit.fakes import FakeClock
 
 ADA = {"name": "Ada", "email": "ada@example.com"}
+
+
+@pytest.fixture(autouse=True)
+def member_sign_in(sign_in: Callable[..., str]) -> None:
+    """The member's sign-in, made outside the API: their first PUT /users/me takes its email."""
+    sign_in(MEMBER_SUB, "member@example.com")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ that are not one unambiguous ASCII address."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +14,12 @@ from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, all_users
 from tests.support.routes import concrete, declared
 
 LONE_SURROGATE = '"\\ud800"'  # JSON text: an escaped lone UTF-16 surrogate, no Unicode character
+
+
+@pytest.fixture(autouse=True)
+def member_sign_in(sign_in: Callable[..., str]) -> None:
+    """The member's sign-in, made outside the API: their first PUT /users/me takes its email."""
+    sign_in(MEMBER_SUB, "member@example.com")
 
 
 def table(ddb: Any) -> list[str]:

@@ -16,8 +16,8 @@ from chalicelib.adapters.cognito import CognitoIdentityProvider
 from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.errors import ValidationError
-from chalicelib.domain.identity import EmailTaken, SignInExists, SignInMissing
-from devstack.cognito_emulation import widen_email_check
+from chalicelib.domain.identity import EmailTaken, SignIn, SignInExists, SignInMissing
+from devstack import cognito_emulation
 from infra.invitation import invitation
 from infra.stages import load_limits
 
@@ -27,7 +27,7 @@ PASSWORD = "Sup3r-secret-pass!"
 @pytest.fixture
 def cognito(ddb: Any) -> Iterator[Any]:
     """moto's Cognito (ddb has started mock_aws with credentials)."""
-    widen_email_check()
+    cognito_emulation.apply()
     yield boto3.client("cognito-idp", region_name="us-east-1")
 
 
@@ -182,3 +182,13 @@ def test_the_deployed_adapter_invites_with_cognitos_own_mail() -> None:
         )
         CognitoIdentityProvider("pool", client).invite("sub-1", "ada@example.com")
         stub.assert_no_pending_responses()
+
+
+def test_get_finds_a_sign_in_by_sub_with_its_group_and_verification(idp: OutboxCognitoIdentityProvider) -> None:
+    sub = idp.create("ada@example.com")
+    assert idp.get(sub) == SignIn(sub, "ada@example.com", True, "FORCE_CHANGE_PASSWORD", email_verified=True)
+    idp.set_admin(sub, True)
+    found = idp.get(sub)
+    assert found is not None and found.admin
+    idp.delete(sub)
+    assert idp.get(sub) is None

@@ -83,7 +83,7 @@ def test_items_carry_the_write_stamps_and_never_a_public_field_name_for_them(
     repo: DynamoUserRepository, ddb: Any
 ) -> None:
     repo.create(make_user(), w("create-1", actor="admin-sub"))
-    repo.update("u-1", UserChanges(name="B"), w("update-1", actor="other-admin"))
+    repo.update("u-1", UserChanges(name="B"), w("update-1", actor="other-admin", at=LATER))
     item = next(i for i in all_items(ddb) if i["userId"] == {"S": "u-1"})
     assert (item["createToken"], item["writeToken"], item["writtenBy"]) == (
         {"S": "create-1"},
@@ -94,7 +94,8 @@ def test_items_carry_the_write_stamps_and_never_a_public_field_name_for_them(
 
 def test_service_request_counts_match_the_design(repo: DynamoUserRepository, ddb: Any) -> None:
     """get 1, create 1, update without email change 1, a list page 1 Query per partition it reads (4 for all
-    users), an email lookup 2, email change 2, delete 2."""
+    users), an email lookup 2, email change 3 (the failed update, the transaction, the read that
+    confirms the sign-in followed), delete 2."""
     service = UserService(repo, CursorCodec(b"k" * 32), FakeIdentityProvider())
     expected = {}
     with counting(ddb) as calls:
@@ -124,7 +125,7 @@ def test_service_request_counts_match_the_design(repo: DynamoUserRepository, ddb
         "list page": 4,  # one Query per role#enabled partition (tests/integration/test_search.py)
         "list page, one state": 1,
         "find by email": 2,  # its reservation, then its owner
-        "email change": 2,
+        "email change": 3,
         "delete": 2,
     }
     assert [item for item in all_items(ddb) if "deletedAt" not in item] == []

@@ -37,7 +37,7 @@ from chalicelib.domain.service import UserService
 from chalicelib.traffic_hook import SUCCEEDED, run_stream_check
 from chalicelib.traffic_hook import run as run_hook
 from chalicelib.web.idempotency import StoredResponse
-from devstack.cognito_emulation import widen_email_check
+from devstack import cognito_emulation
 from infra.policies import (
     ACCOUNT_POOLS_ARN,
     CHANGES_DEPLOYMENT_GROUP,
@@ -108,7 +108,9 @@ def recorded(ddb: Any) -> Iterator[Recorder]:
     recorder = Recorder()
     ddb.create_table(**create_audit_table_kwargs(AUDIT))
     ddb.meta.events.register("before-parameter-build.dynamodb", recorder)
-    service = UserService(DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32), FakeIdentityProvider())
+    identities = FakeIdentityProvider()
+    identities.seed("sub-1", "new@example.com")
+    service = UserService(DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32), identities)
     ada = service.create_user(NewUser(name="Ada", email="ada@example.com", phone="+14155550100"))
     grace = service.create_user(NewUser(name="Grace", email="grace@example.com"))
     service.get_user(ada.user_id)
@@ -120,8 +122,8 @@ def recorded(ddb: Any) -> Iterator[Recorder]:
     service.update_user(ada.user_id, UserChanges(name="Ada L.", phone=REMOVE))
     service.update_user(ada.user_id, UserChanges(email="ada@lovelace.example"))
     service.delete_user(grace.user_id)
-    service.put_profile("sub-1", "new@example.com", UserChanges(name="New"))
-    service.put_profile("sub-1", "new@example.com", UserChanges(name="Newer"))
+    service.put_profile("sub-1", UserChanges(name="New"))
+    service.put_profile("sub-1", UserChanges(name="Newer"))
     # Idempotency-Key: claim, complete, replay, and a claim released after a failure.
     keys = DynamoIdempotencyStore(TABLE, client=ddb)
     keys.claim("r1", "fp", "t1", "w1", 1_700_000_000)
@@ -461,16 +463,26 @@ def test_hook_reports_to_its_stages_deployment_group_only(hook_calls: HookCalls)
 def identity_calls(ddb: Any) -> set[str]:
     """Every Cognito call the API's routes can make, through the service and the real adapter on
     moto (ddb sets up credentials and mock_aws): invite, promote, demote, disable, enable, email
-    change, delete. The drift tool's calls are an operator's, not this role's."""
-    widen_email_check()
+    change, delete, and the first PUT /users/me of a sign-in made outside the API. The drift
+    tool's calls are an operator's, not this role's."""
+    cognito_emulation.apply()
     cognito = boto3.client("cognito-idp", region_name="us-east-1")
     pool = cognito.create_user_pool(PoolName="iam", UsernameAttributes=["email"])["UserPool"]["Id"]
     cognito.create_group(UserPoolId=pool, GroupName=ADMIN_GROUP)
+    verified = [{"Name": "email", "Value": "console@example.com"}, {"Name": "email_verified", "Value": "true"}]
+    console = cognito.admin_create_user(
+        UserPoolId=pool, Username="console@example.com", UserAttributes=verified, MessageAction="SUPPRESS"
+    )
+    console_sub = next(a["Value"] for a in console["User"]["Attributes"] if a["Name"] == "sub")
     seen: set[str] = set()
     cognito.meta.events.register("before-call.cognito-identity-provider", lambda model, **_: seen.add(model.name))
     service = UserService(
-        DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32), CognitoIdentityProvider(pool, cognito)
+        DynamoUserRepository(TABLE, client=ddb),
+        CursorCodec(b"k" * 32),
+        CognitoIdentityProvider(pool, cognito),
+        sleep=lambda seconds: None,  # the calls matter here, not the wait before a role change reaches Cognito
     )
+    service.put_profile(console_sub, UserChanges(name="Console"))
     boss = service.create_user(NewUser(name="Boss", email="boss@example.com", role=ADMIN))
     ada = service.create_user(NewUser(name="Ada", email="ada@example.com"))
     service.update_user(ada.user_id, UserChanges(role=ADMIN), actor=boss.user_id)

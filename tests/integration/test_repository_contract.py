@@ -23,10 +23,18 @@ from chalicelib.domain.models import (
     User,
     UserChanges,
     Write,
-    epoch_seconds,
     new_write_token,
+    tokens_valid_after,
 )
-from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
+from chalicelib.domain.repository import (
+    ClockBehind,
+    Deleted,
+    EmailChangeRequired,
+    StaleRecord,
+    Stored,
+    Unchanged,
+    UserRepository,
+)
 from chalicelib.domain.search import UserQuery
 from tests.integration.conftest import TABLE
 from tests.unit.fakes import FakeUserRepository
@@ -83,7 +91,7 @@ def subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
     yield Subject(DynamoUserRepository(TABLE, client=ddb), DynamoInspect(ddb))
 
 
-def w(token: str | None = None, at: str = NOW, actor: str = "tester") -> Write:
+def w(token: str | None = None, at: str = LATER, actor: str = "tester") -> Write:
     return Write(token or new_write_token(), actor, at)
 
 
@@ -146,6 +154,54 @@ def test_update_expecting_another_email_key_hands_back_the_stored_user(subject: 
     with pytest.raises(EmailChangeRequired) as caught:
         subject.repo.update("u-1", UserChanges(email="new@example.com"), w(), expect_email_key="new@example.com")
     assert caught.value.current == user() == subject.repo.get("u-1")
+
+
+def test_an_update_that_changes_no_field_writes_nothing(subject: Subject) -> None:
+    subject.repo.create(user(phone="+14155550100"), w())
+    for changes in (
+        UserChanges(name="Ada"),
+        UserChanges(phone="+14155550100"),
+        UserChanges(name="Ada", phone="+14155550100"),
+    ):
+        with pytest.raises(Unchanged) as same:
+            subject.repo.update("u-1", changes, w())
+        assert same.value.current == user(phone="+14155550100") == subject.repo.get("u-1")
+    # Preconditions still apply to a no-op: a stale If-Match is refused, not "unchanged".
+    with pytest.raises(PreconditionFailed):
+        subject.repo.update(
+            "u-1", UserChanges(name="Ada"), w(), preconditions=Preconditions(if_match=(Revision(7, NOW),))
+        )
+    # One field that differs is a change.
+    assert subject.repo.update("u-1", UserChanges(name="Ada", phone=REMOVE), w()).version == 2
+
+
+def test_an_update_stamped_no_later_than_the_stored_record_writes_nothing(subject: Subject) -> None:
+    """Another writer's clock is ahead: updatedAt must grow with the version."""
+    subject.repo.create(user(), w())
+    for at in (NOW, "2025-12-31T23:59:59.999Z"):
+        with pytest.raises(ClockBehind) as behind:
+            subject.repo.update("u-1", UserChanges(name="Bo"), w(at=at))
+        assert behind.value.current == user() == subject.repo.get("u-1")
+
+
+def test_change_and_delete_stamp_after_the_revision_they_replace(subject: Subject) -> None:
+    later = replace(user(), updated_at=LATER)
+    subject.repo.create(later, w())
+    changed = subject.repo.change(later, UserChanges(email="new@example.com"), w(at=NOW))
+    assert changed.updated_at == "2026-01-02T00:00:00.001Z" == subject.repo.get("u-1").updated_at  # type: ignore[union-attr]
+    subject.repo.delete(changed, w("delete-1", at=NOW))
+    deleted = subject.repo.find("u-1")
+    assert isinstance(deleted, Deleted) and deleted.at == "2026-01-02T00:00:00.002Z"
+
+
+def test_read_tells_which_request_last_wrote_the_user(subject: Subject) -> None:
+    assert subject.repo.read("u-1") is None
+    subject.repo.create(user(), w("create-1"))
+    assert subject.repo.read("u-1") == Stored(user(), "create-1")
+    updated = subject.repo.update("u-1", UserChanges(name="Bo"), w("update-1"))
+    assert subject.repo.read("u-1") == Stored(updated, "update-1")
+    subject.repo.delete(updated, w())
+    assert subject.repo.read("u-1") is None
 
 
 def test_update_refuses_role_and_enabled(subject: Subject) -> None:
@@ -220,7 +276,7 @@ def test_role_and_state_changes_count_the_enabled_admins_and_revoke_earlier_toke
     assert subject.inspect.admins() == 1
     promoted = repo.change(user("u-2", email="b@example.com"), UserChanges(role=ADMIN), w(at=LATER))
     assert subject.inspect.admins() == 2
-    assert repo.standing("u-2") == Standing(True, False, True, ADMIN, epoch_seconds(LATER))
+    assert repo.standing("u-2") == Standing(True, False, True, ADMIN, tokens_valid_after(LATER))
     disabled = repo.change(promoted, UserChanges(enabled=False), w(at=LATER))
     assert subject.inspect.admins() == 1 and repo.standing("u-2").enabled is False
     # The last enabled admin stays: demoting, disabling or deleting it is refused.
@@ -370,7 +426,7 @@ def test_a_change_of_role_state_name_or_email_moves_the_user_in_the_searches(sub
     changed = repo.change(user(), UserChanges(role=ADMIN, enabled=False, email="lovelace@example.com"), w(at=LATER))
     assert repo.search(UserQuery(role="member"), 10, None) == ([], None)
     assert repo.search(UserQuery(role=ADMIN, enabled=False), 10, None) == ([changed], None)
-    renamed = repo.update("u-1", UserChanges(name="Countess"), w(at=LATER))
+    renamed = repo.update("u-1", UserChanges(name="Countess"), w(at="2026-01-03T00:00:00.000Z"))
     assert repo.search(UserQuery(q="ada"), 10, None) == ([], None)
     assert repo.search(UserQuery(q="count"), 10, None) == ([renamed], None)
     assert repo.search(UserQuery(q="lovel"), 10, None) == ([renamed], None)
