@@ -26,7 +26,7 @@ ifdef NEW_PASSWORD
 TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
 endif
 
-.PHONY: help run token user outbox drift replay-dlq reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
+.PHONY: help run token user outbox drift fuzz replay-dlq reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
 
 # A bare `make` lists the targets.
 .DEFAULT_GOAL := help
@@ -121,6 +121,13 @@ test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra ## The whole suite: lint,
 	@# times what they answer, runs on its own. Each prints its slowest tests.
 	$(BIN)/python -m pytest -n auto --durations=15 tests/unit tests/integration tests/infra tests/functional
 	$(BIN)/python -m pytest --durations=15 tests/e2e
+
+fuzz: $(STAMP) ## The model-based test of docs/DESIGN.md's invariant, long: EXAMPLES= random sequences (default 2000) of up to STEPS= steps (default 20) over JOBS= processes (default 2); a failing sequence is shrunk and printed
+	@rm -rf $(OUT)/fuzz
+	MODEL_FUZZ=1 MODEL_EXAMPLES=$$(( $(or $(EXAMPLES),2000) / $(or $(JOBS),2) )) MODEL_STEPS=$(or $(STEPS),20) \
+		MODEL_SHARDS=$(or $(JOBS),2) MODEL_REPORT_DIR=$(OUT)/fuzz \
+		$(BIN)/python -m pytest -n $(or $(JOBS),2) -q tests/functional/test_model.py -k random_sequences; \
+		status=$$?; cat $(OUT)/fuzz/*.txt 2>/dev/null; exit $$status
 
 clean: ## Remove the virtualenvs, build output, .local and caches
 	rm -rf $(VENV) $(INFRA_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache
