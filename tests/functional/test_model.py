@@ -4,30 +4,34 @@ real app (Chalice's test client, the real adapters, moto in this process), and a
 checks what users get against the invariant:
 
 - for every user, record and sign-in agree on existence, email, enabled and group, and the
-  enabled-admin counter equals the records (`make drift`'s own check, infra/drift.py, is the
-  second opinion: it must find nothing but sign-ins made outside the API that await their record);
+  enabled-admin counter equals the records: read by the model itself (`disagreements`), and by
+  `make drift`'s own check (infra/drift.py), its second opinion, which must find exactly the
+  same. Tolerated, as docs/DESIGN.md says: sign-ins made in the console awaiting their record,
+  and the addresses members moved their sign-ins to around the API (`diverted`), until the API
+  or `make drift FIX=1` sets them back; every sequence ends with that repair and nothing left;
 - a 4xx or a 409 changed nothing (table and pool compared before and after);
 - a 503 left at most a state that a retry with the same Idempotency-Key, or `make drift FIX=1`,
   completes (the model does one or the other, then checks);
 - what a 2xx answered is what is stored; `updatedAt` grows with `version`;
 - a token issued before a revoking change is refused, one issued after it (after the 200) accepted.
 
-Steps: invite (POST /users), sign-ins made outside the API (the console), a user's sign-in
-(first with the invitation's temporary password) and its ID token, member profile edits with a
-fresh or a stale token, admin changes of email, role, enabled and name (also no-ops and stale
-If-Match), deletes, a member's own Cognito calls with their access token (UpdateUserAttributes of
-any attribute, ChangePassword, GlobalSignOut), two of these at once, and any of the single ones
-with a fault injected below botocore's retry handler: an error on every attempt or on the first, or
-a slow success (applied, answer lost, botocore resends) once or on every attempt, at any DynamoDB or
-Cognito operation.
+Rules, one per operation (a new flow is a new rule; the check after every step is `one_truth`):
+invite (POST /users), a sign-in made in the console, a user's sign-in (first with the
+invitation's temporary password) and its ID token, a member's profile edit with a fresh or a stale
+token, an admin's change of email, role, enabled and name (also no-ops and a stale If-Match),
+delete, a member's own Cognito calls with their access token (UpdateUserAttributes of any
+attribute, ChangePassword, GlobalSignOut), a member's own email change (held, or confirmed with
+the mailed code), two of these at once, an API write with a fault at its n-th AWS request below
+botocore's retry handler (an error or a slow success, applied with its answer lost, once or on
+every attempt), and the operator's `make drift FIX=1`.
 
 ID tokens are minted by the test as Cognito would issue them at that moment (the sign-in's email
 and groups, `iat` in whole seconds) on the service's clock, which the test drives: the wait before
 a revoking change reaches Cognito (models.tokens_valid_from) moves it on instead of sleeping.
 
-`make test` runs MODEL_EXAMPLES sequences (derandomised, so every run tries the same ones);
-`make fuzz` runs many more, random (EXAMPLES=, STEPS=, SECONDS=), and prints the shrunk failing
-sequence if one breaks the invariant.
+`make test` runs the `ci` profile (a few derandomised sequences, the same every run); `make fuzz`
+the `fuzz` profile (EXAMPLES= random sequences, STEPS=, over JOBS= processes). A failing sequence
+is shrunk and printed as the steps that reproduce it.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ ADMIN = tokens.ADMIN  # the operator: an admin by its token's group, with no rec
 FUZZ = os.environ.get("MODEL_FUZZ") == "1"  # make fuzz: random sequences, many more of them
 # `make test` (the `ci` profile): a few derandomised sequences, the same every run, ~10 s.
 # `make fuzz` (the `fuzz` profile): EXAMPLES= random sequences of up to STEPS= steps.
-EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "500" if FUZZ else "7"))
+EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "500" if FUZZ else "6"))
 STEPS = int(os.environ.get("MODEL_STEPS", "20"))
 _COMMON: dict[str, Any] = {
     "deadline": None,
