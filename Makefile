@@ -12,6 +12,8 @@ DEPLOYED_STAGES := dev staging prod
 NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
+AWSCLI_VENV := .venv-awscli
+AWSCLI_STAMP := $(AWSCLI_VENV)/.installed
 # chalice package needs a region to render ARNs; no AWS call is made.
 export AWS_DEFAULT_REGION ?= us-east-1
 
@@ -26,7 +28,7 @@ ifdef NEW_PASSWORD
 TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
 endif
 
-.PHONY: help run token user outbox drift fuzz replay-dlq reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
+.PHONY: help fuzz rehearse run token user outbox drift replay-dlq reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
 
 # A bare `make` lists the targets.
 .DEFAULT_GOAL := help
@@ -49,6 +51,11 @@ $(INFRA_STAMP): requirements-infra.txt requirements-actionlint.txt
 	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-actionlint.txt \
 		>/dev/null 2>&1 || echo "actionlint could not be installed (it downloads from GitHub releases); lint-infra will say it skipped it"
 	@touch $(INFRA_STAMP)
+
+$(AWSCLI_STAMP): requirements-awscli.txt
+	@test -x $(AWSCLI_VENV)/bin/python || $(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-awscli.txt
+	@touch $(AWSCLI_STAMP)
 
 run: $(STAMP) ## Start the embedded AWS stack and the API on http://127.0.0.1:8000 (PORT=9000 for another port); Ctrl-C stops both
 	PORT=$(PORT) $(BIN)/python -m devstack run
@@ -116,7 +123,10 @@ lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov and (if installed) terr
 	done
 	$(INFRA_VENV)/bin/python infra/lint.py $(addprefix $(OUT)/,$(DEPLOYED_STAGES))
 
-test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
+rehearse: $(STAMP) $(AWSCLI_STAMP) ## Every deploy command of docs/DEPLOY.md and deploy.yml, run as written against the emulator with the real AWS CLI and Terraform (logs in out/rehearsal/)
+	$(BIN)/python -m infra.rehearsal
+
+test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra rehearse ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
 	@# The in-process layers spread over the cores; the e2e layer, which runs its own stacks and
 	@# times what they answer, runs on its own. Each prints its slowest tests.
 	$(BIN)/python -m pytest -n auto --durations=15 tests/unit tests/integration tests/infra tests/functional
@@ -130,4 +140,4 @@ fuzz: $(STAMP) ## The model-based test of docs/DESIGN.md's invariant, long: EXAM
 		status=$$?; cat $(OUT)/fuzz/*.txt 2>/dev/null; exit $$status
 
 clean: ## Remove the virtualenvs, build output, .local and caches
-	rm -rf $(VENV) $(INFRA_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(AWSCLI_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache
