@@ -170,8 +170,15 @@ class UserService:
             if adopted is None and not isinstance(self._repo.find(sub), User):
                 self._identities.delete(sub)
             raise EmailAlreadyExists() from exc
-        # A ServiceUnavailable above propagates without compensation: the record may have been
-        # written, and the sign-in (not yet invited, so unusable) is what a keyed retry adopts.
+        except ServiceUnavailable:
+            # The record write's outcome is unknown. A sign-in this attempt made is taken back when
+            # a consistent read shows its record was not written: left, a keyed retry would adopt
+            # it, and if the record is then refused (its email taken meanwhile) nothing would tell
+            # the retry that the sign-in was the API's to remove. When the record is there, or the
+            # read fails too, the sign-in (not yet invited, so unusable) stays for the retry.
+            if adopted is None:
+                self._take_back_unless_recorded(sub)
+            raise
         self._standing_changed(sub, standing_of(stored))
         # A sign-in made here holds the record's email, enabled and in no group. One that existed
         # (an earlier attempt's, or made outside the API, in the console) is made to agree in
@@ -185,6 +192,13 @@ class UserService:
                 # and the delete after it; nobody is left to invite.
                 logger.warning("the new user was deleted before its invitation")
         return stored
+
+    def _take_back_unless_recorded(self, sub: str) -> None:
+        try:
+            if self._repo.find(sub) is None:
+                self._identities.delete(sub)
+        except ServiceUnavailable:
+            logger.warning("a new sign-in whose record may not exist stays for the keyed retry")
 
     def _sign_in_for(self, email: str, password: str | None) -> tuple[str, SignIn | None]:
         """The sub of the sign-in for `email`, and the sign-in when it existed already (None:
