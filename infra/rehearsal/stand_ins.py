@@ -598,12 +598,20 @@ class Alias(StandIn):
         return cls(original.physical_id, original.attributes, props, original.name)
 
     def remove(self) -> None:
-        # The function may be gone already (the stack deletes it in its own order): nothing to remove.
-        try:
-            client("lambda").delete_alias(FunctionName=self.props["FunctionName"], Name=self.props["Name"])
-        except Exception as gone:
-            if "not found" not in str(gone).lower():
-                raise
+        _unless_function_gone(
+            lambda: client("lambda").delete_alias(FunctionName=self.props["FunctionName"], Name=self.props["Name"])
+        )
+
+
+def _unless_function_gone(remove: Callable[[], Any]) -> None:
+    """A removal of something of a Lambda function, which the stack may have deleted already (it
+    deletes in its own order): nothing left to remove then. moto's answer may not even parse, so
+    its text is what tells."""
+    try:
+        remove()
+    except Exception as gone:
+        if "not found" not in str(gone).lower():
+            raise
 
 
 class Version(StandIn):
@@ -620,11 +628,7 @@ class Version(StandIn):
 
     def remove(self) -> None:
         function, _, version = self.physical_id.rpartition(":")
-        try:
-            client("lambda").delete_function(FunctionName=function, Qualifier=version)
-        except Exception as gone:
-            if "not found" not in str(gone).lower():
-                raise
+        _unless_function_gone(lambda: client("lambda").delete_function(FunctionName=function, Qualifier=version))
 
 
 def _codedeploy_backend() -> Any:
