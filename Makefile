@@ -85,7 +85,8 @@ typecheck: $(STAMP) ## mypy, strict
 	$(BIN)/mypy
 
 package: $(STAMP) ## CloudFormation for STAGE (default prod): out/STAGE/cloudformation/{sam.json,deployment.zip}
-	$(BIN)/python -m infra package $(STAGE) $(OUT)/$(STAGE)/cloudformation
+	@# make exports a STAGE given on the command line; the app packaging imports must not see it (issue 19, item 2).
+	env -u STAGE $(BIN)/python -m infra package $(STAGE) $(OUT)/$(STAGE)/cloudformation
 
 package-tf: $(STAMP) ## Terraform for STAGE: out/STAGE/terraform/
 	$(BIN)/python -m infra package-tf $(STAGE) $(OUT)/$(STAGE)/terraform

@@ -20,7 +20,7 @@ cannot show", lists what stays out of reach):
   properties it ignores on types it has are applied the same way;
 - API Gateway's importer takes Swagger 2.0 (Chalice's API body), where moto takes OpenAPI 3 only:
   both have the same `paths` and integration keys, which is all moto reads (and MOCK integrations,
-  which have no uri, are imported too);
+  which have no uri, are imported too, and a body without `info.description`);
 - a template the CLI uploaded (`--s3-bucket`) is read from the emulator's S3 at its loopback address;
 - AWS's managed IAM policies exist (moto loads them when asked), so templates may attach them.
 
@@ -247,6 +247,15 @@ def _patch_apigateway() -> None:
 
     APIGatewayBackend.put_rest_api = put_rest_api
 
+    original_import = APIGatewayBackend.import_rest_api
+
+    def import_rest_api(self: Any, api_doc: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        # `info.description` is optional (Chalice's body has none); moto's importer requires it.
+        info = {"description": "", **api_doc.get("info", {})}
+        return original_import(self, {**api_doc, "info": info}, *args, **kwargs)
+
+    APIGatewayBackend.import_rest_api = import_rest_api
+
     original_integration_args = APIGatewayBackend._build_integration_args
 
     def integration_args(self: Any, integration: dict[str, Any]) -> dict[str, Any]:
@@ -321,3 +330,17 @@ class Emulator:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main() -> None:
+    """`python -m infra.rehearsal.emulator`: serve until stdin closes; prints the URL first."""
+    import sys
+
+    emulator = Emulator().start()
+    print(emulator.url, flush=True)
+    sys.stdin.read()
+    emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
