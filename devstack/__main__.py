@@ -70,14 +70,15 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     from chalice.deploy.validate import validate_routes
 
     from chalicelib.config import cors_allow_origins
-    from devstack import moto_patches, resources, streams
-    from devstack.cognito_emulation import widen_email_check
+    from devstack import cognito_emulation, moto_patches, resources, streams
     from devstack.gateway import serve_app
     from devstack.motoserver import MotoServer
+    from infra.invitation import invitation
+    from infra.stages import load_limits
 
     _emulator_credentials()
     region = os.environ.get("AWS_REGION", "us-east-1")
-    widen_email_check()
+    cognito_emulation.apply()
     moto = None
     poller = None
     written: dict[str, Any] | None = None
@@ -86,6 +87,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             moto = MotoServer(host, moto_port).start()
         except moto_patches.MotoVersionMismatch as exc:
             sys.exit(f"Cannot start the local stack: {exc}")
+        invitation_text = invitation(load_limits())
         cli = chalice_factory.CLIFactory(str(PROJECT_DIR), environ=os.environ)
         stage_env = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE).environment_variables
         os.environ.update(
@@ -93,8 +95,11 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
                 "AWS_ENDPOINT_URL": moto.url,
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
-                # Where the app writes the invitations Cognito would mail (chalicelib/adapters/local_outbox.py).
+                # Where the app writes the invitations Cognito would mail (chalicelib/adapters/local_outbox.py),
+                # worded as the stage's pool words them (with SES; infra/invitation.py).
                 "OUTBOX_FILE": str(_outbox_file()),
+                "INVITATION_EMAIL_SUBJECT": invitation_text["EmailSubject"],
+                "INVITATION_EMAIL_MESSAGE": invitation_text["EmailMessage"],
             }
         )
         stack = resources.create(
@@ -131,6 +136,10 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             "events_file": str(_events_file()),
             "audit_table_name": stage_env["AUDIT_TABLE_NAME"],
             "event_bus_name": stage_env["EVENT_BUS_NAME"],
+            # Where the stream's mapping sends what it gave up on; `make replay-dlq` reads it.
+            "dead_letter_queue_url": resources.emulator_client("sqs", moto.url, region).get_queue_url(
+                QueueName=streams.LOCAL_DEAD_LETTER_QUEUE
+            )["QueueUrl"],
             # Whose file this is: a second start refuses while this process lives, and this
             # process removes the file at exit only if it is still the one it wrote.
             "pid": os.getpid(),

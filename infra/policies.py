@@ -13,16 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.adapters.avatars import KEY_PREFIX
-from chalicelib.adapters.table_schema import LISTING_INDEX
+from chalicelib.adapters.table_schema import LEGACY_LISTING_INDEX, SEARCH_INDEXES
 from infra.stages import PROJECT_DIR, Stage
 
 Json = dict[str, Any]
 # A resource is an ARN, or (the CloudFormation override of the hook's policy) a template expression.
-Resource = str | Json
+Resource = str | Json | list[str]
 
 # Item actions, including those inside TransactWriteItems (IAM checks each item's action).
 TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-INDEX_ACTIONS = ("dynamodb:Scan",)
+# GET /users queries the search indexes (never scans them, nor the table).
+INDEX_ACTIONS = ("dynamodb:Query",)
+# What the previous release's GET /users does (a Scan of its `listing` index), granted to this
+# release's role only so that the previous version keeps working while a release rolls out
+# (chalicelib/adapters/table_schema.py LEGACY_LISTING_INDEX). This release never calls it; the
+# next one drops it with the index.
+PREVIOUS_RELEASE_ACTIONS = ("dynamodb:Scan",)
 # The history route reads a user's audit entries; the consumer checks for and writes one.
 AUDIT_READ_ACTIONS = ("dynamodb:Query",)
 AUDIT_WRITE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
@@ -49,6 +55,7 @@ IDENTITY_ACTIONS = (
     "cognito-idp:AdminDisableUser",
     "cognito-idp:AdminEnableUser",
     "cognito-idp:AdminGetUser",
+    "cognito-idp:AdminListGroupsForUser",
     "cognito-idp:AdminRemoveUserFromGroup",
     "cognito-idp:AdminUpdateUserAttributes",
     "cognito-idp:AdminUserGlobalSignOut",
@@ -64,10 +71,12 @@ POLICY_ACCOUNT = "${aws:PrincipalAccount}"
 # role's policy, infra/packaging.py this string in the Terraform).
 ACCOUNT_POOLS_ARN = f"arn:aws:cognito-idp:*:{POLICY_ACCOUNT}:userpool/*"
 HOOK_FUNCTION = "pre_traffic_hook"  # the name app.py registers it under (@app.lambda_function)
+CHANGES_HOOK_FUNCTION = "changes_pre_traffic_hook"  # the consumer's hook, likewise
 CONSUMER_FUNCTION = "user_changes"  # the name app.py registers it under (@app.on_dynamodb_record)
 # Terraform's names (infra/terraform/deploy.tf); CloudFormation's are generated and the merge
 # template replaces this resource with references to them.
 DEPLOYMENT_GROUP = "live"
+CHANGES_DEPLOYMENT_GROUP = "changes-live"
 
 
 @dataclass(frozen=True)
@@ -118,14 +127,20 @@ def api_versions_arn(stage: Stage) -> str:
     return f"arn:aws:lambda:*:*:function:{stage.function_name}:*"
 
 
-def deployment_group_arn(stage: Stage) -> str:
-    return f"arn:aws:codedeploy:*:*:deploymentgroup:{stage.api_name}/{DEPLOYMENT_GROUP}"
+def consumer_versions_arn(stage: Stage) -> str:
+    """Every version (and alias) of the stream consumer, never the unqualified $LATEST."""
+    return f"arn:aws:lambda:*:*:function:{stage.consumer_function_name}:*"
+
+
+def deployment_group_arn(stage: Stage, group: str = DEPLOYMENT_GROUP) -> str:
+    return f"arn:aws:codedeploy:*:*:deploymentgroup:{stage.api_name}/{group}"
 
 
 def api_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
     return [
         Grant("UsersTableItems", TABLE_ACTIONS, table_arn(stage)),
-        Grant("UsersListingIndex", INDEX_ACTIONS, f"{table_arn(stage)}/index/{LISTING_INDEX}"),
+        Grant("UsersSearchIndexes", INDEX_ACTIONS, [f"{table_arn(stage)}/index/{name}" for name in SEARCH_INDEXES]),
+        Grant("PreviousReleaseListing", PREVIOUS_RELEASE_ACTIONS, f"{table_arn(stage)}/index/{LEGACY_LISTING_INDEX}"),
         Grant("AuditTrailReads", AUDIT_READ_ACTIONS, audit_table_arn(stage)),
         # Secrets Manager appends "-" and six random characters to the name.
         Grant("CursorSecret", SECRET_ACTIONS, f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????"),
@@ -141,6 +156,18 @@ def hook_grants(stage: Stage, deployment_group: Resource | None = None) -> list[
         Grant("InvokeApiVersions", INVOKE_ACTIONS, api_versions_arn(stage)),
         Grant("ReportToItsDeploymentGroup", HOOK_REPORT_ACTIONS, deployment_group or deployment_group_arn(stage)),
         Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.hook_function_name)),
+    ]
+
+
+def changes_hook_grants(stage: Stage, deployment_group: Resource | None = None) -> list[Grant]:
+    return [
+        Grant("InvokeConsumerVersions", INVOKE_ACTIONS, consumer_versions_arn(stage)),
+        Grant(
+            "ReportToItsDeploymentGroup",
+            HOOK_REPORT_ACTIONS,
+            deployment_group or deployment_group_arn(stage, CHANGES_DEPLOYMENT_GROUP),
+        ),
+        Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.changes_hook_function_name)),
     ]
 
 
@@ -169,6 +196,11 @@ def hook_policy_document(stage: Stage, deployment_group: Resource | None = None)
     return _document(hook_grants(stage, deployment_group))
 
 
+def changes_hook_policy_document(stage: Stage, deployment_group: Resource | None = None) -> Json:
+    """The consumer's pre-traffic hook's role policy: invoke consumer versions, report, log."""
+    return _document(changes_hook_grants(stage, deployment_group))
+
+
 def consumer_policy_document(stage: Stage) -> Json:
     """The stream consumer's role policy: the stream, the audit table, the bus, avatar deletes."""
     return _document(consumer_grants(stage))
@@ -179,6 +211,7 @@ def rendered_files(stage: Stage) -> dict[str, str]:
     return {
         policy_path(stage.name): render(policy_document(stage)),
         policy_path(stage.name, HOOK_FUNCTION): render(hook_policy_document(stage)),
+        policy_path(stage.name, CHANGES_HOOK_FUNCTION): render(changes_hook_policy_document(stage)),
         policy_path(stage.name, CONSUMER_FUNCTION): render(consumer_policy_document(stage)),
     }
 

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,23 @@ WORKFLOW = PROJECT_DIR / ".github" / "workflows" / "deploy.yml"
 LOGS = PROJECT_DIR / "out" / "rehearsal"
 ARTIFACT_BUCKET = "users-api-artifacts-rehearsal"
 # What the user supplies (`# needs:`), as the rehearsal sets it.
-VALUES = {"ARTIFACT_BUCKET": ARTIFACT_BUCKET, "ALARM_EMAIL": "ops@example.com"}
+VALUES = {
+    "ARTIFACT_BUCKET": ARTIFACT_BUCKET,
+    "ALARM_EMAIL": "ops@example.com",
+    "VERSION": "v1.0.0",  # the docs' first release; deploy.yml then deploys NEXT_VERSION over it
+    "ROLLBACK_TO": "v1.0.0",  # and the docs' rollback goes back to the first
+    "ADMIN_EMAIL": "you@example.com",
+    "ADMIN_PASSWORD": "A-long-Passw0rd!",
+}
+NEXT_VERSION = "v1.1.0"
 # Which path runs the blocks under a heading (a heading's prefix); "Tearing down" by what the block runs.
 HEADINGS = {
     "With CloudFormation": "cloudformation",
+    # Run after the CloudFormation path's teardown, when there is something left to clean up.
+    "If the first create fails": "cloudformation",
+    "Upgrading the users table": "cloudformation",
+    "Rolling back": "cloudformation",
+    "Replaying dead-lettered changes": "cloudformation",
     "With `chalice deploy`": "chalice",
     "With Terraform": "terraform",
     "First token and first call": "cloudformation",
@@ -69,7 +83,8 @@ TERRAFORM_RC = """provider_installation {{
 }}
 """
 TOOLS = {
-    "terraform": "terraform is not installed: install Terraform 1.11 or later (developer.hashicorp.com/terraform/install)",
+    "terraform": "terraform is not installed: install Terraform 1.11 or later "
+    "(developer.hashicorp.com/terraform/install)",
     "jq": "jq is not installed: apt-get install jq (or your system's package)",
 }
 
@@ -85,7 +100,7 @@ def route(block: Block) -> str:
 
 
 @dataclass
-class Path_:
+class DeployPath:
     name: str
     log: list[str] = field(default_factory=list)
     timings: list[tuple[str, float]] = field(default_factory=list)
@@ -129,7 +144,7 @@ def environment(scratch: Path, copy: Path, endpoint: str) -> dict[str, str]:
     }
 
 
-def timed(path: Path_, what: str, action: Callable[[], Any]) -> Any:
+def timed(path: DeployPath, what: str, action: Callable[[], Any]) -> Any:
     started = time.monotonic()
     try:
         return action()
@@ -196,9 +211,7 @@ def check_prod_teardown(aws: checks.Client, kept: dict[str, str]) -> None:
     dynamodb, awslambda = aws("dynamodb"), aws("lambda")
     checks.still_there(aws, "the users table", lambda: dynamodb.describe_table(TableName=kept["UsersTableName"]))
     checks.still_there(aws, "the audit table", lambda: dynamodb.describe_table(TableName=kept["AuditTableName"]))
-    checks.still_there(
-        aws, "the pool", lambda: aws("cognito-idp").describe_user_pool(UserPoolId=kept["UserPoolId"])
-    )
+    checks.still_there(aws, "the pool", lambda: aws("cognito-idp").describe_user_pool(UserPoolId=kept["UserPoolId"]))
     checks.still_there(aws, "the avatar bucket", lambda: aws("s3").head_bucket(Bucket=kept["AvatarBucketName"]))
     checks.still_there(
         aws, "the cursor secret", lambda: aws("secretsmanager").describe_secret(SecretId=kept["CursorSecretArn"])
@@ -211,12 +224,12 @@ def check_prod_teardown(aws: checks.Client, kept: dict[str, str]) -> None:
     checks.gone(aws, "the event bus", lambda: aws("events").describe_event_bus(Name=kept["EventBusName"]))
 
 
-def run_workflow(path: Path_, cwd: Path, env: dict[str, str], stage: str, smoke_test: bool) -> None:
+def run_workflow(path: DeployPath, cwd: Path, env: dict[str, str], stage: str, smoke_test: bool) -> None:
     """deploy.yml's job, one shell per step as on GitHub's runner; `uses:` steps as the runner has them here."""
     document = yaml.safe_load(WORKFLOW.read_text())
     job_env, steps = workflow_job(document, "deploy")
     context = Context(
-        inputs={"stage": stage, "smoke-test": smoke_test},
+        inputs={"stage": stage, "version": NEXT_VERSION, "allow-older": False, "smoke-test": smoke_test},
         vars={
             "AWS_REGION": checks.REGION,
             "ARTIFACT_BUCKET": ARTIFACT_BUCKET,
@@ -259,41 +272,71 @@ def run_workflow(path: Path_, cwd: Path, env: dict[str, str], stage: str, smoke_
             context.steps[step.step_id] = step_outputs(outputs.read_text())
 
 
-def cloudformation_path(path: Path_, copy: Path, env: dict[str, str], aws: checks.Client, doc: list[Block]) -> None:
+def cloudformation_path(
+    path: DeployPath, copy: Path, env: dict[str, str], aws: checks.Client, doc: list[Block]
+) -> None:
     aws("s3").create_bucket(Bucket=ARTIFACT_BUCKET)  # the account's artifact bucket, which the docs assume
     session = Session(path.name, copy, env, path.log, copy.parent)
     kept: dict[str, str] = {}
+    # The cleanup of a failed or deleted stage's leftovers refuses while the stack is live: it runs
+    # after the teardown, on what the teardown retained.
+    cleanup = [block for block in doc if block.heading.startswith("If the first create fails")]
     try:
-        for number, block in enumerate(doc):
+        for number, block in enumerate(b for b in doc if b not in cleanup):
             if "delete-stack" in block.text:
                 kept = checks.outputs(aws, "users-api-prod")
-            timed(path, block.heading, lambda b=block: session.run(b, VALUES))
+            timed(path, block.heading, partial(session.run, block, VALUES))
             if number == 0:
                 check_prod_stack(aws, "CREATE_COMPLETE")
+                check_release(aws, VALUES["VERSION"])
                 # The next release: deploy.yml's job for prod on the stack the docs made (an update).
                 run_workflow(path, copy, env, "prod", smoke_test=False)
                 check_prod_stack(aws, "UPDATE_COMPLETE")
+                check_release(aws, NEXT_VERSION)
+            elif block.heading.startswith("Rolling back"):
+                check_release(aws, VALUES["ROLLBACK_TO"])
             elif block.heading.startswith("First token"):
                 check_first_admin(aws)
         checks.expect(bool(kept), "no block of the CloudFormation path deletes the stack")
         check_prod_teardown(aws, kept)
+        for block in cleanup:
+            timed(path, block.heading, partial(session.run, block, VALUES))
+        checks.expect(bool(cleanup), "docs/DEPLOY.md no longer shows make cleanup")
+        check_cleanup(aws, kept)
     finally:
         session.close()
+
+
+def check_release(aws: checks.Client, version: str) -> None:
+    live = checks.outputs(aws, "users-api-prod").get("ReleaseVersion")
+    checks.expect(live == version, f"users-api-prod runs {live!r}, expected {version!r}")
+
+
+def check_cleanup(aws: checks.Client, kept: dict[str, str]) -> None:
+    """`make cleanup STAGE=prod CONFIRM=1` deleted what held no data and kept what did (the pool,
+    which holds the first admin; the tables, which hold their record and its audit)."""
+    checks.gone(aws, "the avatar bucket (empty)", lambda: aws("s3").head_bucket(Bucket=kept["AvatarBucketName"]))
+    checks.still_there(
+        aws,
+        "the pool (holds the first admin)",
+        lambda: aws("cognito-idp").describe_user_pool(UserPoolId=kept["UserPoolId"]),
+    )
 
 
 # --- chalice --------------------------------------------------------------------------------------------
 
 
-def chalice_path(path: Path_, copy: Path, env: dict[str, str], aws: checks.Client, doc: list[Block]) -> None:
+def chalice_path(path: DeployPath, copy: Path, env: dict[str, str], aws: checks.Client, doc: list[Block]) -> None:
     session = Session(path.name, copy, env, path.log, copy.parent)
     try:
         for block in doc:
-            timed(path, block.heading, lambda b=block: session.run(b, VALUES))
+            timed(path, block.heading, partial(session.run, block, VALUES))
     finally:
         session.close()
     base = checks.outputs(aws, "users-api-dev-base")
     checks.output_shapes(
-        base, ["UserPoolId", "UserPoolClientId", "UserPoolArn", "CursorSecretArn", "AvatarBucketName", "UsersTableStreamArn"]
+        base,
+        ["UserPoolId", "UserPoolClientId", "UserPoolArn", "CursorSecretArn", "AvatarBucketName", "UsersTableStreamArn"],
     )
     checks.users_table(aws, "users-api-dev")
     checks.pool(aws, base["UserPoolId"], base["UserPoolClientId"], "users-api-dev")
@@ -311,7 +354,7 @@ def chalice_path(path: Path_, copy: Path, env: dict[str, str], aws: checks.Clien
 # --- terraform -------------------------------------------------------------------------------------------
 
 
-def terraform_path(path: Path_, copy: Path, env: dict[str, str], doc: list[Block]) -> None:
+def terraform_path(path: DeployPath, copy: Path, env: dict[str, str], doc: list[Block]) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "infra.rehearsal.emulator"],
         cwd=PROJECT_DIR,
@@ -329,7 +372,7 @@ def terraform_path(path: Path_, copy: Path, env: dict[str, str], doc: list[Block
             for block in doc:
                 if "state rm" in block.text:
                     kept = terraform_outputs(copy / "out" / "prod" / "terraform", env)
-                timed(path, block.heading, lambda b=block: session.run(b, VALUES, timeout=400))
+                timed(path, block.heading, partial(session.run, block, VALUES, timeout=400))
                 if block.heading.startswith("With Terraform"):
                     out = terraform_outputs(copy / "out" / "prod" / "terraform", env)
                     checks.output_shapes(
@@ -342,7 +385,9 @@ def terraform_path(path: Path_, copy: Path, env: dict[str, str], doc: list[Block
             session.close()
         dynamodb = aws("dynamodb")
         checks.still_there(aws, "the users table", lambda: dynamodb.describe_table(TableName=kept["UsersTableName"]))
-        checks.still_there(aws, "the pool", lambda: aws("cognito-idp").describe_user_pool(UserPoolId=kept["UserPoolId"]))
+        checks.still_there(
+            aws, "the pool", lambda: aws("cognito-idp").describe_user_pool(UserPoolId=kept["UserPoolId"])
+        )
         checks.gone(aws, "the API function", lambda: aws("lambda").get_function(FunctionName="users-api-prod"))
     finally:
         if server.stdin is not None:
@@ -372,7 +417,7 @@ def main() -> int:
     for block in doc:
         routed[route(block)].append(block)
     started = time.monotonic()
-    paths = {name: Path_(name) for name in routed}
+    paths = {name: DeployPath(name) for name in routed}
     with tempfile.TemporaryDirectory(prefix="rehearsal-") as scratch_name:
         scratch = Path(scratch_name)
         emulator = Emulator().start()
@@ -381,7 +426,7 @@ def main() -> int:
             copy = project_copy(scratch / "a")
             env = environment(scratch, copy, emulator.url)
             tf_copy = project_copy(scratch / "b")
-            jobs: list[tuple[Path_, Callable[[], None]]] = [
+            jobs: list[tuple[DeployPath, Callable[[], None]]] = [
                 (paths["terraform"], lambda: terraform_path(paths["terraform"], tf_copy, env, routed["terraform"])),
                 (
                     paths["cloudformation"],
@@ -390,13 +435,13 @@ def main() -> int:
                 (paths["chalice"], lambda: chalice_path(paths["chalice"], copy, env, aws, routed["chalice"])),
             ]
 
-            def run(path: Path_, action: Callable[[], None]) -> None:
+            def run(path: DeployPath, action: Callable[[], None]) -> None:
                 begun = time.monotonic()
                 try:
                     action()
                 except (BlockFailed, checks.CheckFailed, subprocess.CalledProcessError) as failure:
                     path.failure = str(failure) or type(failure).__name__
-                except Exception as failure:  # noqa: BLE001 - reported with the path's log
+                except Exception as failure:
                     path.failure = f"{type(failure).__name__}: {failure}"
                 path.timings.append(("total", time.monotonic() - begun))
 
@@ -411,7 +456,7 @@ def main() -> int:
     return report(paths, time.monotonic() - started)
 
 
-def report(paths: dict[str, Path_], elapsed: float) -> int:
+def report(paths: dict[str, DeployPath], elapsed: float) -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     failed = False
     for path in paths.values():

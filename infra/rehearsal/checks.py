@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from chalicelib.adapters.table_schema import (
@@ -154,7 +155,7 @@ def exists(call: Callable[[], Any]) -> bool:
 def functions_and_alias(aws: Client, api_function: str, consumer: str, stream_arn: str) -> None:
     awslambda = aws("lambda")
     for name in (api_function, consumer):
-        expect(exists(lambda n=name: awslambda.get_function(FunctionName=n)), f"function {name} is missing")
+        expect(exists(partial(awslambda.get_function, FunctionName=name)), f"function {name} is missing")
     alias = awslambda.get_alias(FunctionName=api_function, Name="live")
     expect(alias["FunctionVersion"] not in ("", "$LATEST"), f"alias live points at {alias['FunctionVersion']}")
     mappings = awslambda.list_event_source_mappings(FunctionName=consumer)["EventSourceMappings"]

@@ -151,7 +151,7 @@ def _patch_cloudformation() -> None:
             if template.get("Transform") == SAM_TRANSFORM:
                 try:
                     template = expand_sam(template, {})
-                except Exception as failure:  # noqa: BLE001 - CloudFormation answers any transform failure so
+                except Exception as failure:
                     raise ValidationError(message=f"Transform {SAM_TRANSFORM} failed with: {failure}") from None
             needed = required_capability(template)
             granted = set(self._get_param("Capabilities") or [])
@@ -181,7 +181,7 @@ def _patch_cloudformation() -> None:
             raise ValidationError(stack_name)
         try:
             original_execute(self, change_set_name, stack_name)
-        except Exception as failure:  # noqa: BLE001 - any provider's failure fails the stack, as in CloudFormation
+        except Exception as failure:
             stack = self.stacks[change_set.stack_id]
             status = "ROLLBACK_COMPLETE" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
             stack._add_stack_event(status, resource_status_reason=f"{type(failure).__name__}: {failure}")
@@ -313,7 +313,10 @@ class Emulator:
                 """The commands' own output is the rehearsal's log."""
 
         self._server: BaseWSGIServer = make_server(
-            host, port, _Serialized(DomainDispatcherApplication(create_backend_app)), threaded=True,
+            host,
+            port,
+            _Serialized(DomainDispatcherApplication(create_backend_app)),
+            threaded=True,
             request_handler=QuietHandler,
         )
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -16,7 +16,8 @@ from infra.rehearsal.commands import Block, commands, first_word
 
 MARK = "@@rehearsal-block-done@@"
 PROMPT = "Enter a value: "
-APPROVAL = "Only 'yes' will be accepted to approve."
+# terraform apply asks to approve, terraform destroy to confirm.
+APPROVALS = ("Only 'yes' will be accepted to approve.", "Only 'yes' will be accepted to confirm.")
 # Commands the rehearsal does not run, and why (docs/DEPLOY.md, "What the rehearsal cannot show").
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NOT_RUN = {"curl": "calls the deployed API, which the emulator's API Gateway does not serve"}
@@ -92,7 +93,11 @@ class Session:
                 self.log.append(output)
                 return output
             plain = ANSI.sub("", buffered)
-            if plain.rstrip(" ").endswith(PROMPT.rstrip()) and APPROVAL in plain and plain.count(PROMPT) > answered:
+            if (
+                plain.rstrip(" ").endswith(PROMPT.rstrip())
+                and any(approval in plain for approval in APPROVALS)
+                and plain.count(PROMPT) > answered
+            ):
                 answered = plain.count(PROMPT)
                 self._send("yes\n")
             if self._process.poll() is not None:

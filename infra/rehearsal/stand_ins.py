@@ -180,6 +180,7 @@ class UserPool(StandIn):
             "UserPoolTags",
             "EmailConfiguration",
             "VerificationMessageTemplate",
+            "UserAttributeUpdateSettings",
         }
     )
 
@@ -210,7 +211,14 @@ class UserPool(StandIn):
     @classmethod
     def update(cls, original: StandIn, props: dict[str, Any]) -> StandIn:
         # In place: UpdateUserPool with every setting (it resets the ones left out).
-        keep = ("UsernameAttributes", "UsernameConfiguration", "Schema", "UserPoolName", "MfaConfiguration", "EnabledMfas")
+        keep = (
+            "UsernameAttributes",
+            "UsernameConfiguration",
+            "Schema",
+            "UserPoolName",
+            "MfaConfiguration",
+            "EnabledMfas",
+        )
         params = {k: v for k, v in props.items() if k not in keep}
         client("cognito-idp").update_user_pool(UserPoolId=original.physical_id, **params)
         cls._mfa(original.physical_id, props)
