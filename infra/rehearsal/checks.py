@@ -156,10 +156,13 @@ def functions_and_alias(aws: Client, api_function: str, consumer: str, stream_ar
     awslambda = aws("lambda")
     for name in (api_function, consumer):
         expect(exists(partial(awslambda.get_function, FunctionName=name)), f"function {name} is missing")
-    alias = awslambda.get_alias(FunctionName=api_function, Name="live")
-    expect(alias["FunctionVersion"] not in ("", "$LATEST"), f"alias live points at {alias['FunctionVersion']}")
-    mappings = awslambda.list_event_source_mappings(FunctionName=consumer)["EventSourceMappings"]
-    expect([m["EventSourceArn"] for m in mappings] == [stream_arn], f"consumer mappings {mappings}")
+    for name in (api_function, consumer):
+        alias = awslambda.get_alias(FunctionName=name, Name="live")
+        expect(alias["FunctionVersion"] not in ("", "$LATEST"), f"{name}: live points at {alias['FunctionVersion']}")
+    # The mapping names the consumer's alias (moto lists it under the function's ARN, so by its stream).
+    mappings = awslambda.list_event_source_mappings(EventSourceArn=stream_arn)["EventSourceMappings"]
+    functions = [m["FunctionArn"].split(":function:", 1)[1].split(":", 1)[0] for m in mappings]
+    expect(functions == [consumer], f"the stream's mappings invoke {functions}, expected only {consumer}")
 
 
 def api(aws: Client, rest_api_id: str, api_key: bool) -> None:
@@ -167,7 +170,7 @@ def api(aws: Client, rest_api_id: str, api_key: bool) -> None:
     stages = [s["stageName"] for s in apigateway.get_stages(restApiId=rest_api_id)["item"]]
     expect(stages == ["api"], f"API stages {stages}, expected only api")
     paths = {r["path"] for r in apigateway.get_resources(restApiId=rest_api_id, limit=500)["items"]}
-    expect({"/hello", "/users", "/users/{id}"} <= paths, f"API routes {sorted(paths)}")
+    expect({"/hello", "/users", "/users/me", "/users/{userId}"} <= paths, f"API routes {sorted(paths)}")
     plans = apigateway.get_usage_plans()["items"]
     with_stage = [p for p in plans if any(s["apiId"] == rest_api_id for s in p.get("apiStages", []))]
     expect(bool(with_stage) == api_key, f"usage plans of the API: {with_stage}")

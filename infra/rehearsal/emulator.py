@@ -12,6 +12,7 @@ cannot show", lists what stays out of reach):
   set gives it one, so it would have none);
 - a change set whose execution fails rolls the stack back (ROLLBACK_COMPLETE or
   UPDATE_ROLLBACK_COMPLETE, with the reason as an event) instead of answering HTTP 500;
+- a list parameter's previous value (an update's UsePreviousValue) is not split twice;
 - `Ref` to a Number parameter is a string, as in CloudFormation (moto keeps it a number, so a
   condition comparing it with "0" never held);
 - a resource type nobody creates fails the stack, where moto would skip it with a warning and
@@ -22,6 +23,8 @@ cannot show", lists what stays out of reach):
   both have the same `paths` and integration keys, which is all moto reads (and MOCK integrations,
   which have no uri, are imported too, and a body without `info.description`);
 - a template the CLI uploaded (`--s3-bucket`) is read from the emulator's S3 at its loopback address;
+- a stack's deletion deletes its REST API (moto's keeps it);
+- CodeDeploy's DeleteApplication and DeleteDeploymentGroup, which moto lacks;
 - AWS's managed IAM policies exist (moto loads them when asked), so templates may attach them.
 
 Requests are served one at a time (moto's backends are not thread-safe), except the ones the
@@ -213,6 +216,12 @@ def _patch_cloudformation() -> None:
     def load_parameters(self: Any) -> None:
         # CloudFormation's `Ref` to a parameter is a string, Number parameters too ("0", not 0), so a
         # condition comparing it with "0" holds; moto keeps defaults and Number values as numbers.
+        # A list parameter's previous value (UsePreviousValue, as the CLI sends every parameter a
+        # deploy does not name) comes back as the list moto made of it; moto splits it again.
+        self.input_parameters = {
+            key: ",".join(map(str, value)) if isinstance(value, list) else value
+            for key, value in self.input_parameters.items()
+        }
         original_load_parameters(self)
         for key, value in self.resolved_parameters.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -265,6 +274,47 @@ def _patch_apigateway() -> None:
 
     APIGatewayBackend._build_integration_args = integration_args
 
+    from moto.apigateway.models import RestAPI, apigateway_backends
+
+    def delete(self: Any, account_id: str, region_name: str) -> None:
+        # moto's RestAPI has no CloudFormation delete: a deleted stack would leave its API behind.
+        apigateway_backends[account_id][region_name].apis.pop(self.id, None)
+
+    RestAPI.delete = delete
+
+
+def _patch_codedeploy() -> None:
+    """DeleteApplication and DeleteDeploymentGroup, which moto lacks (`terraform destroy` and a
+    stack's deletion call them; without them the provider retries until it gives up)."""
+    from moto.codedeploy.models import CodeDeployBackend
+    from moto.codedeploy.responses import CodeDeployResponse
+    from moto.core.responses import EmptyResult
+
+    def delete_application(self: Any, application_name: str) -> None:
+        self.applications.pop(application_name, None)  # CodeDeploy answers success for a missing one
+        self.deployment_groups.pop(application_name, None)
+
+    def delete_deployment_group(self: Any, application_name: str, deployment_group_name: str) -> None:
+        # moto's stack deletion may remove the application first (CloudFormation removes dependents first).
+        self.deployment_groups.get(application_name, {}).pop(deployment_group_name, None)
+
+    def delete_application_response(self: Any) -> EmptyResult:
+        self.codedeploy_backend.delete_application(self._get_param("applicationName"))
+        return EmptyResult()
+
+    def delete_deployment_group_response(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        self.codedeploy_backend.delete_deployment_group(
+            self._get_param("applicationName"), self._get_param("deploymentGroupName")
+        )
+        return ActionResult({"hooksNotCleanedUp": []})
+
+    CodeDeployBackend.delete_application = delete_application
+    CodeDeployBackend.delete_deployment_group = delete_deployment_group
+    CodeDeployResponse.delete_application = delete_application_response
+    CodeDeployResponse.delete_deployment_group = delete_deployment_group_response
+
 
 _PATCHED = False
 
@@ -277,6 +327,7 @@ def apply_patches() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)  # the SAM translator's ARNs name it
     _patch_cloudformation()
     _patch_apigateway()
+    _patch_codedeploy()
     _PATCHED = True
 
 
