@@ -66,7 +66,13 @@ ROWS = (
         "the admin is made, signs in and gets a token and the API key; the two curl calls are shown, not "
         "run: the emulator neither serves execute-api URLs nor runs Lambda code",
     ),
-    Row("DEPLOY.md", "Rotating the API key", "cloudformation", AS_WRITTEN, "the old key disabled, the new one on the plan"),
+    Row(
+        "DEPLOY.md",
+        "Rotating the API key",
+        "cloudformation",
+        AS_WRITTEN,
+        "the old key disabled, the new one on the plan",
+    ),
     Row(
         "DEPLOY.md",
         "Tearing down",
@@ -173,9 +179,7 @@ def step_entry(step: Step) -> Row:
     """The row of one of deploy.yml's steps: its action's (a `uses:` step) or its name's prefix."""
     action = step.uses.split("@", 1)[0]
     rows = [
-        r
-        for r in ROWS
-        if r.source == "deploy.yml" and (r.key == action if action else step.name.startswith(r.key))
+        r for r in ROWS if r.source == "deploy.yml" and (r.key == action if action else step.name.startswith(r.key))
     ]
     if len(rows) != 1:
         raise Unlisted(

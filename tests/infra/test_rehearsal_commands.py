@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from infra.rehearsal.__main__ import DEPLOY_DOC, NEXT_VERSION, VALUES, WORKFLOW, route
 from infra.rehearsal import plan
+from infra.rehearsal.__main__ import DEPLOY_DOC, NEXT_VERSION, VALUES, WORKFLOW, route
 from infra.rehearsal.commands import EXPRESSION, Block, Context, Step, blocks, commands, needs, workflow_job
 
 
