@@ -12,7 +12,6 @@ cannot show", lists what stays out of reach):
   set gives it one, so it would have none);
 - a change set whose execution fails rolls the stack back (ROLLBACK_COMPLETE or
   UPDATE_ROLLBACK_COMPLETE, with the reason as an event) instead of answering HTTP 500;
-- a list parameter's previous value (an update's UsePreviousValue) is not split twice;
 - `Ref` to a Number parameter is a string, as in CloudFormation (moto keeps it a number, so a
   condition comparing it with "0" never held);
 - a resource type nobody creates fails the stack, where moto would skip it with a warning and
@@ -23,8 +22,10 @@ cannot show", lists what stays out of reach):
   both have the same `paths` and integration keys, which is all moto reads (and MOCK integrations,
   which have no uri, are imported too, and a body without `info.description`);
 - a template the CLI uploaded (`--s3-bucket`) is read from the emulator's S3 at its loopback address;
+- a parameter kept with UsePreviousValue stays a string (moto hands a CommaDelimitedList back as a
+  list, which its own parser cannot read);
 - a stack's deletion deletes its REST API (moto's keeps it);
-- CodeDeploy's DeleteApplication and DeleteDeploymentGroup, which moto lacks;
+- CodeDeploy can delete a deployment group and an application (`terraform destroy` asks);
 - AWS's managed IAM policies exist (moto loads them when asked), so templates may attach them.
 
 Requests are served one at a time (moto's backends are not thread-safe), except the ones the
@@ -187,7 +188,11 @@ def _patch_cloudformation() -> None:
         except Exception as failure:
             stack = self.stacks[change_set.stack_id]
             status = "ROLLBACK_COMPLETE" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
-            stack._add_stack_event(status, resource_status_reason=f"{type(failure).__name__}: {failure}")
+            import traceback
+
+            where = traceback.extract_tb(failure.__traceback__)[-1]
+            reason = f"{type(failure).__name__}: {failure} ({where.filename}:{where.lineno})"
+            stack._add_stack_event(status, resource_status_reason=reason)
             stack.status = status
             change_set.execution_status = "EXECUTE_FAILED"
             return
@@ -216,12 +221,6 @@ def _patch_cloudformation() -> None:
     def load_parameters(self: Any) -> None:
         # CloudFormation's `Ref` to a parameter is a string, Number parameters too ("0", not 0), so a
         # condition comparing it with "0" holds; moto keeps defaults and Number values as numbers.
-        # A list parameter's previous value (UsePreviousValue, as the CLI sends every parameter a
-        # deploy does not name) comes back as the list moto made of it; moto splits it again.
-        self.input_parameters = {
-            key: ",".join(map(str, value)) if isinstance(value, list) else value
-            for key, value in self.input_parameters.items()
-        }
         original_load_parameters(self)
         for key, value in self.resolved_parameters.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -283,40 +282,55 @@ def _patch_apigateway() -> None:
     RestAPI.delete = delete
 
 
-def _patch_codedeploy() -> None:
-    """DeleteApplication and DeleteDeploymentGroup, which moto lacks (`terraform destroy` and a
-    stack's deletion call them; without them the provider retries until it gives up)."""
-    from moto.codedeploy.models import CodeDeployBackend
-    from moto.codedeploy.responses import CodeDeployResponse
-    from moto.core.responses import EmptyResult
-
-    def delete_application(self: Any, application_name: str) -> None:
-        self.applications.pop(application_name, None)  # CodeDeploy answers success for a missing one
-        self.deployment_groups.pop(application_name, None)
-
-    def delete_deployment_group(self: Any, application_name: str, deployment_group_name: str) -> None:
-        # moto's stack deletion may remove the application first (CloudFormation removes dependents first).
-        self.deployment_groups.get(application_name, {}).pop(deployment_group_name, None)
-
-    def delete_application_response(self: Any) -> EmptyResult:
-        self.codedeploy_backend.delete_application(self._get_param("applicationName"))
-        return EmptyResult()
-
-    def delete_deployment_group_response(self: Any) -> Any:
-        from moto.core.responses import ActionResult
-
-        self.codedeploy_backend.delete_deployment_group(
-            self._get_param("applicationName"), self._get_param("deploymentGroupName")
-        )
-        return ActionResult({"hooksNotCleanedUp": []})
-
-    CodeDeployBackend.delete_application = delete_application
-    CodeDeployBackend.delete_deployment_group = delete_deployment_group
-    CodeDeployResponse.delete_application = delete_application_response
-    CodeDeployResponse.delete_deployment_group = delete_deployment_group_response
-
-
 _PATCHED = False
+
+
+def _patch_previous_values() -> None:
+    """A parameter kept with UsePreviousValue (`aws cloudformation deploy` keeps every parameter it
+    is not given) is handed back as moto stored it: a CommaDelimitedList as a list, which moto's
+    parser then fails to split. CloudFormation keeps the string; so does this."""
+    from moto.cloudformation.models import CloudFormationBackend
+
+    original = CloudFormationBackend._resolve_update_parameters
+
+    def resolve(self: Any, instance: Any, incoming_params: list[dict[str, str]]) -> dict[str, str]:
+        resolved = original(self, instance, incoming_params)
+        return {key: ",".join(value) if isinstance(value, list) else value for key, value in resolved.items()}
+
+    CloudFormationBackend._resolve_update_parameters = resolve
+
+    original_change_set = CloudFormationBackend.create_change_set
+
+    def create_change_set(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # The change set's parameters: moto's response reads a kept one from the stack as stored.
+        if isinstance(kwargs.get("parameters"), dict):
+            kwargs["parameters"] = {
+                key: ",".join(value) if isinstance(value, list) else value
+                for key, value in kwargs["parameters"].items()
+            }
+        return original_change_set(self, *args, **kwargs)
+
+    CloudFormationBackend.create_change_set = create_change_set
+
+
+def _patch_codedeploy() -> None:
+    """moto's CodeDeploy cannot delete a deployment group or an application, which `terraform
+    destroy` asks (and then waits for the group to be gone): both are added, as CodeDeploy answers."""
+    from moto.codedeploy.responses import CodeDeployResponse
+
+    def delete_deployment_group(self: Any) -> str:
+        groups = self.codedeploy_backend.deployment_groups.get(self._get_param("applicationName"), {})
+        groups.pop(self._get_param("deploymentGroupName"), None)
+        return json.dumps({"hooksNotCleanedUp": []})
+
+    def delete_application(self: Any) -> str:
+        name = self._get_param("applicationName")
+        self.codedeploy_backend.deployment_groups.pop(name, None)
+        self.codedeploy_backend.applications.pop(name, None)
+        return "{}"
+
+    CodeDeployResponse.delete_deployment_group = delete_deployment_group
+    CodeDeployResponse.delete_application = delete_application
 
 
 def apply_patches() -> None:
@@ -328,6 +342,7 @@ def apply_patches() -> None:
     _patch_cloudformation()
     _patch_apigateway()
     _patch_codedeploy()
+    _patch_previous_values()
     _PATCHED = True
 
 

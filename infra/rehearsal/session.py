@@ -67,7 +67,7 @@ class Session:
         missing = [name for name in block.needs if name not in values]
         if missing:
             raise BlockFailed(f"the block under {block.heading!r} needs {missing}, which the rehearsal does not set")
-        script = [f"export {name}={values[name]!r}" for name in block.needs]
+        script = [f"export {name}={shlex.quote(values[name])}" for name in block.needs]
         for command in commands(block.text):
             program = first_word(command)
             if program in NOT_RUN:
