@@ -377,12 +377,15 @@ def chalice_path(path: DeployPath, copy: Path, env: dict[str, str], aws: checks.
 
 
 def terraform_path(path: DeployPath, copy: Path, env: dict[str, str], doc: list[Block]) -> None:
+    # The emulator's own messages go to a log of their own: if it dies, that log says why.
+    LOGS.mkdir(parents=True, exist_ok=True)
+    emulator_log = (LOGS / "terraform-emulator.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "infra.rehearsal.emulator"],
         cwd=PROJECT_DIR,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=emulator_log,
         text=True,
     )
     try:
