@@ -45,6 +45,7 @@ from chalicelib.domain.errors import AppError
 from chalicelib.domain.identity import EmailTaken, SignIn, SignInMissing
 from chalicelib.domain.models import ADMIN, MEMBER, User, Write, email_key, new_write_token
 from chalicelib.domain.service import utc_now
+from infra.table_scan import consistent_scan
 
 ACTOR = "drift"
 
@@ -102,16 +103,6 @@ class Report:
         yield from (f"fixed: {line}" for line in self.fixed)
 
 
-def _scan(client: Any, table: str) -> Iterator[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = client.scan(**kwargs)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
 def assess(items: Iterable[dict[str, Any]], sign_ins: Iterable[SignIn], admins: set[str]) -> Report:
     """The invariant of docs/DESIGN.md, checked: where records (the table's `items`) and sign-ins
     (the pool's, and the subs in its admins group) disagree in existence, email (as an address:
@@ -159,7 +150,7 @@ class Drift:
 
     def check(self) -> Report:
         """Where the stage's sign-ins and records disagree (see `assess`)."""
-        items = list(_scan(self._dynamodb, self._table))
+        items = list(consistent_scan(self._dynamodb, self._table))
         return assess(items, list(self._identities.sign_ins()), self._identities.admins())
 
     def fix(self, report: Report) -> None:
