@@ -72,7 +72,7 @@ def stored(api: Api, user: dict[str, Any]) -> dict[str, Any]:
 
 def sign_in_email(pool: str, user: dict[str, Any]) -> str:
     attributes = stored_sign_in(pool, user["userId"])["UserAttributes"]
-    return next(a["Value"] for a in attributes if a["Name"] == "email")
+    return str(next(a["Value"] for a in attributes if a["Name"] == "email"))
 
 
 def expire(user: dict[str, Any], email: str) -> None:

@@ -89,6 +89,9 @@ COGNITO_OPERATIONS = (
     "AdminSetUserPassword",
 )
 FAULTS = ("error on every attempt", "error once", "slow success once", "slow success on every attempt")
+SIGN_IN_ACTIONS = ("invitation", "password-reset", "sign-out")
+WRONG_CODE_COUNT = ("emailCodeAttempts", "emailCodeTried")
+EMAIL_STEPS = ("request", "verify", "wrong code", "expire")
 
 
 # What the sequences did (`make fuzz` prints it): (step, status or outcome) -> how often.
@@ -198,6 +201,7 @@ class UserModel(RuleBasedStateMachine):
                 sleep=self.clock.sleep,
                 avatars=AvatarStore(BUCKET),
                 standing_changed=standing.remember,
+                mailer=identities,
             ),
         )
         self.sessions: dict[str, Session] = {}
@@ -224,6 +228,9 @@ class UserModel(RuleBasedStateMachine):
             items = self.ddb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
             pool = _snapshot_pool(self.cognito, self.pool)
         kept = [item for item in items if not item["userId"]["S"].startswith(IDEMPOTENCY_KEY_PREFIX)]
+        # A wrong email code is a 400 that counts against the attempt limit: the one change a
+        # refusal makes by design (and nothing a client sees).
+        kept = [{k: v for k, v in item.items() if k not in WRONG_CODE_COUNT} for item in kept]
         return (sorted(json.dumps(item, sort_keys=True) for item in kept), pool)
 
     def sign_in_of(self, sub: str) -> dict[str, Any] | None:
@@ -379,6 +386,15 @@ class UserModel(RuleBasedStateMachine):
                         AuthFlow="USER_PASSWORD_AUTH",
                         AuthParameters={"USERNAME": email, "PASSWORD": session.password},
                     )
+                    if result.get("ChallengeName") == "NEW_PASSWORD_REQUIRED":
+                        # After an admin's reset (RESET_REQUIRED): the emulator checks no code, so
+                        # the user sets their new password through the challenge.
+                        result = self.cognito.respond_to_auth_challenge(
+                            ClientId=self.client_id,
+                            ChallengeName="NEW_PASSWORD_REQUIRED",
+                            Session=result["Session"],
+                            ChallengeResponses={"USERNAME": email, "NEW_PASSWORD": session.password},
+                        )
                 else:
                     return
             except (self.cognito.exceptions.NotAuthorizedException, self.cognito.exceptions.UserNotFoundException):
@@ -402,7 +418,7 @@ class UserModel(RuleBasedStateMachine):
         if not outbox.exists():
             return None
         sent = [json.loads(line) for line in outbox.read_text().splitlines()]
-        found = [m["temporaryPassword"] for m in sent if m["userId"] == sub]
+        found = [m["temporaryPassword"] for m in sent if m["userId"] == sub and m["kind"] == "invitation"]
         return found[-1] if found else None
 
     @rule(who=st.integers(0, 99), name=st.sampled_from(NAMES), stale=st.booleans())
@@ -637,6 +653,178 @@ class UserModel(RuleBasedStateMachine):
             self.resync()
         self.learn(response)
         return response
+
+    # --- sign-in actions and the user's own email change (issue 21) ------------------------------
+
+    @rule(who=st.integers(0, 99), action=st.sampled_from(SIGN_IN_ACTIONS), keyed_twice=st.booleans())
+    def sign_in_action(self, who: int, action: str, keyed_twice: bool) -> None:
+        """An admin resends the invitation, resets the password or signs the user out; with the
+        same Idempotency-Key twice, the second is the first's answer and acts no more."""
+        sub = self.pick(who)
+        if sub is None:
+            return
+        self.current = action
+        headers = {"Idempotency-Key": f"model-{uuid.uuid4()}"}
+        before_version = self.version_of(sub)
+        response = self.act("POST", f"/users/{sub}/{action}", ADMIN, None, {200, 404, 409}, headers)
+        if response is None or response.status_code != 200:
+            return
+        assert response.json_body["user"]["version"] == before_version + 1, (before_version, response.body)
+        if keyed_twice:
+            again = self.request("POST", f"/users/{sub}/{action}", ADMIN, None, **headers)
+            assert again.status_code == 200 and again.json_body == response.json_body, again.body
+            assert self.version_of(sub) == before_version + 1
+        if action != "invitation" and response.json_body["user"]["enabled"]:
+            self.sign_in_now(sub)  # a token issued after the answer is accepted
+
+    def version_of(self, sub: str) -> int:
+        record = self.records().get(sub)
+        return int(record["version"]["N"]) if record is not None else 0
+
+    @rule(
+        who=st.integers(0, 99),
+        step=st.sampled_from(EMAIL_STEPS),
+        email=st.sampled_from(EMAILS),
+        stale=st.booleans(),
+    )
+    def own_email_change(self, who: int, step: str, email: str, stale: bool) -> None:
+        """A user asks for another address, confirms it with the mailed code or a wrong one (with
+        a fresh or a stale token), or lets it expire."""
+        sub = self.pick(who, lambda sub: sub in self.sessions and bool(self.sessions[sub].tokens))
+        if sub is None:
+            return
+        self.current = f"own email: {step}" + (", stale token" if stale else "")
+        held = self.sessions[sub].tokens
+        token = (held[0] if stale else held[-1]).value
+        if step == "expire":
+            self.expire_pending(sub)
+            return
+        if step == "request":
+            self.act("PUT", "/users/me", token, {"email": email}, {200, 400, 401, 404, 409})
+            return
+        code = self.email_code(sub)
+        if code is None:
+            return
+        if step == "wrong code":
+            code = f"{(int(code) + 1) % 1_000_000:06d}"
+        response = self.act("POST", "/users/me/email-verification", token, {"code": code}, {200, 400, 401, 404, 409})
+        if response is not None and response.status_code == 200:
+            assert "pendingEmail" not in response.json_body["user"]
+            self.sign_in_now(sub)  # a token issued after the answer (with the new address) is accepted
+
+    @rule(
+        who=st.integers(0, 99),
+        step=st.sampled_from(("request", "verify")),
+        service=st.sampled_from(("dynamodb", "cognito-idp")),
+        which=st.integers(0, 99),
+        kind=st.sampled_from(FAULTS),
+        email=st.sampled_from(EMAILS),
+        repair=st.booleans(),
+    )
+    def own_email_change_with_a_fault(
+        self, who: int, step: str, service: str, which: int, kind: str, email: str, repair: bool
+    ) -> None:
+        sub = self.pick(who, lambda sub: sub in self.sessions and bool(self.sessions[sub].tokens))
+        if sub is None:
+            return
+        operations = DYNAMODB_OPERATIONS if service == "dynamodb" else COGNITO_OPERATIONS
+        operation = operations[which % len(operations)]
+        self.current = f"own email: {step} with {kind} ({service})"
+        token = self.sessions[sub].tokens[-1].value
+        if step == "request":
+            method, path, body = "PUT", "/users/me", {"email": email}
+        else:
+            code = self.email_code(sub)
+            if code is None:
+                return
+            method, path, body = "POST", "/users/me/email-verification", {"code": code}
+        code_name = "InternalServerError" if service == "dynamodb" else "InternalErrorException"
+        fault: tuple[Fault, int | None] = {
+            "error on every attempt": (aws_error(500, code_name), None),
+            "error once": (aws_error(500, code_name), 1),
+            "slow success once": (answered_late, 1),
+            "slow success on every attempt": (answered_late, None),
+        }[kind]
+        self.act(method, path, token, body, {200, 400, 401, 404, 409}, {}, (service, operation, *fault), repair)
+
+    @rule(
+        who=st.integers(0, 99),
+        action=st.sampled_from(SIGN_IN_ACTIONS),
+        service=st.sampled_from(("dynamodb", "cognito-idp")),
+        which=st.integers(0, 99),
+        kind=st.sampled_from(FAULTS),
+    )
+    def sign_in_action_with_a_fault(self, who: int, action: str, service: str, which: int, kind: str) -> None:
+        sub = self.pick(who)
+        if sub is None:
+            return
+        operations = DYNAMODB_OPERATIONS if service == "dynamodb" else (*COGNITO_OPERATIONS, "AdminResetUserPassword")
+        operation = operations[which % len(operations)]
+        self.current = f"{action} with {kind} ({service})"
+        code_name = "InternalServerError" if service == "dynamodb" else "InternalErrorException"
+        fault: tuple[Fault, int | None] = {
+            "error on every attempt": (aws_error(500, code_name), None),
+            "error once": (aws_error(500, code_name), 1),
+            "slow success once": (answered_late, 1),
+            "slow success on every attempt": (answered_late, None),
+        }[kind]
+        self.act("POST", f"/users/{sub}/{action}", ADMIN, None, {200, 404, 409}, {}, (service, operation, *fault))
+
+    def email_code(self, sub: str) -> str | None:
+        outbox = self.world.outbox
+        if not outbox.exists():
+            return None
+        sent = [json.loads(line) for line in outbox.read_text().splitlines()]
+        found = [m["code"] for m in sent if m["kind"] == "emailVerification" and m["userId"] == sub]
+        return str(found[-1]) if found else None
+
+    def expire_pending(self, sub: str) -> None:
+        """Time passes beyond a pending change's validity (record and reservation say so)."""
+        record = self.records().get(sub)
+        if record is None or "pendingEmailKey" not in record:
+            return
+        past = {"S": "2020-01-01T00:00:00.000Z"}
+        key = {"userId": {"S": f"EMAIL#{record['pendingEmailKey']['S']}"}}
+        with self.lock:
+            self.ddb.update_item(
+                TableName=TABLE,
+                Key={"userId": {"S": sub}},
+                UpdateExpression="SET pendingUntil = :p",
+                ExpressionAttributeValues={":p": past},
+            )
+            reservation = self.ddb.get_item(TableName=TABLE, Key=key, ConsistentRead=True).get("Item")
+            if (
+                reservation is not None
+                and reservation.get("ownerId", {}).get("S") == sub
+                and "pendingUntil" in reservation
+            ):
+                self.ddb.update_item(
+                    TableName=TABLE,
+                    Key=key,
+                    UpdateExpression="SET pendingUntil = :p",
+                    ExpressionAttributeValues={":p": past},
+                )
+        self.count("own email: expire", "expired")
+
+    @invariant()
+    def addresses_are_reserved_by_their_holders(self) -> None:
+        """Every record's email is reserved for it, and its pending one while pending; every
+        reservation belongs to a record that holds or awaits that address. So a pending change
+        never splits record, reservation and sign-in (which agree with the record: one_truth)."""
+        with self.lock:
+            items = self.ddb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+        reservations = {i["userId"]["S"][len("EMAIL#") :]: i for i in items if i["userId"]["S"].startswith("EMAIL#")}
+        users = {i["userId"]["S"]: i for i in items if "listingId" in i}
+        now = self.clock.iso()
+        for sub, item in users.items():
+            assert reservations.get(item["emailKey"]["S"], {}).get("ownerId", {}).get("S") == sub, (sub, item)
+            pending = item.get("pendingEmailKey", {}).get("S")
+            if pending is not None and item["pendingUntil"]["S"] > now:
+                assert reservations[pending]["ownerId"]["S"] == sub, (sub, item)
+        for key, reservation in reservations.items():
+            owner = users.get(reservation["ownerId"]["S"])
+            assert owner is not None, (key, reservation)
+            assert key in (owner["emailKey"]["S"], owner.get("pendingEmailKey", {}).get("S")), (key, owner)
 
     # --- after every step -------------------------------------------------------------------------
 
