@@ -28,10 +28,12 @@ class SesMailer(aws.ClientHolder):
         super().__init__(client)
         self._sender = sender
 
+    def ready(self) -> bool:
+        return bool(self._sender)
+
     def send_email_code(self, sub: str, to: str, code: str, until: str) -> None:
         if not self._sender:
-            # No sender configured for the stage: nothing can be mailed (docs/DEPLOY.md, MAIL_FROM).
-            raise ServiceUnavailable()
+            raise ServiceUnavailable()  # the service asks `ready` first
         aws.call(
             self.client,
             "send_email",

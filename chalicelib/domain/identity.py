@@ -92,5 +92,8 @@ class IdentityProvider(Protocol):
 
 
 class Mailer(Protocol):
+    def ready(self) -> bool:
+        """Whether mail can be sent at all (a sender is configured): checked before anything is written."""
+
     def send_email_code(self, sub: str, to: str, code: str, until: str) -> None:
         """Mail the code that confirms `sub`'s requested change of email to `to`, valid until `until`."""

@@ -146,6 +146,9 @@ class _NoAvatars:
 
 
 class _NoMailer:
+    def ready(self) -> bool:
+        return False
+
     def send_email_code(self, sub: str, to: str, code: str, until: str) -> None:
         logger.error("no mailer is configured: the code of an email change cannot be sent")
         raise ServiceUnavailable()
@@ -678,6 +681,10 @@ class UserService:
         code confirms the change (verify_email). A second request replaces the first."""
         write = self._write(token, actor=sub)
         code = email_code(write.token, sub)
+        if not self._mailer.ready():
+            # Checked before anything is written: a code nobody can receive must reserve nothing.
+            logger.error("no sender is configured for the code of an email change (MAIL_FROM)")
+            raise ServiceUnavailable()
         for _ in range(MAX_ATTEMPTS):
             stored = self._repo.read(sub)
             if stored is None:

@@ -577,6 +577,9 @@ class FakeIdentityProvider:
         self._sign_in(sub)
         self.signed_out.append(sub)
 
+    def ready(self) -> bool:
+        return True
+
     def send_email_code(self, sub: str, to: str, code: str, until: str) -> None:
         """The Mailer of the local stages lives beside the identities: so here."""
         self._enter("send_email_code", sub)
