@@ -11,7 +11,7 @@ from chalice import CognitoUserPoolAuthorizer, Response  # type: ignore[attr-def
 from chalicelib import bootstrap, config
 from chalicelib.bootstrap import get_avatars, get_change_consumer, get_history, get_idempotency_store, get_service
 from chalicelib.domain.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
-from chalicelib.domain.errors import UserNotFound
+from chalicelib.domain.errors import UserNotFound, ValidationError
 from chalicelib.domain.models import (
     Preconditions,
     User,
@@ -243,6 +243,11 @@ def _sign_in_action(user_id: str, action: str, message: str, self_check: bool = 
     """POST /users/{id}/<action>: admins only; one change event per action, once per Idempotency-Key."""
     identity = current_identity()
     require_admin(identity)
+    if _request().raw_body and _body():
+        # The action takes no body: one sent is a client's mistake, refused before anything happens.
+        raise ValidationError(
+            "This action takes no request body", details=[{"field": k, "message": "unknown field"} for k in _body()]
+        )
     if self_check:
         require_not_self(
             identity, user_id, "You cannot reset your own password here; use the sign-in page's forgotten password"
