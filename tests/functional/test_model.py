@@ -631,7 +631,8 @@ class UserModel(RuleBasedStateMachine):
         repair: bool = False,
     ) -> Any:
         """One request (with an Idempotency-Key, so a 503 can be completed), judged."""
-        headers = {**(headers or {}), "Idempotency-Key": f"model-{uuid.uuid4()}"}
+        # A fresh key, unless the step brings its own (to send it again itself).
+        headers = {"Idempotency-Key": f"model-{uuid.uuid4()}", **(headers or {})}
         before = self.snapshot()
         if fault is not None:
             service, operation, injected, times = fault
