@@ -75,8 +75,8 @@ replay-dlq: $(STAMP) ## Hand the change consumer the stream records it gave up o
 reindex: $(STAMP) ## After an upgrade: give every user of STAGE (local: the running `make run`) the keys GET /users searches by (operator credentials for deployed stages)
 	$(BIN)/python -m infra reindex $(if $(filter $(origin STAGE),command line),$(STAGE),local)
 
-outbox: $(STAMP) ## The latest invitations Cognito would have mailed on the running stack (temporary passwords)
-	@$(BIN)/python -m devstack outbox
+outbox: $(STAMP) ## The latest mails the running stack would have sent (LAST=n, default 10): invitations (temporary passwords), password resets, email-change codes
+	@$(BIN)/python -m devstack outbox $(if $(LAST),--last $(LAST))
 
 events: $(STAMP) ## The latest change events the running stack published to its bus (LAST=n, default 10), from .local/events.jsonl
 	@$(BIN)/python -m devstack events $(if $(LAST),--last $(LAST))

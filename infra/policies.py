@@ -60,6 +60,8 @@ IDENTITY_ACTIONS = (
     "cognito-idp:AdminUpdateUserAttributes",
     "cognito-idp:AdminUserGlobalSignOut",
 )
+# The mail confirming a user's new email (chalicelib/adapters/ses_mailer.py), from the stage's SES identity.
+MAIL_ACTIONS = ("ses:SendEmail",)
 # The pre-traffic hook: invoke the version under test, then report to CodeDeploy.
 INVOKE_ACTIONS = ("lambda:InvokeFunction",)
 HOOK_REPORT_ACTIONS = ("codedeploy:PutLifecycleEventHookExecutionStatus",)
@@ -148,7 +150,16 @@ def api_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
         Grant("OwnUserPool", IDENTITY_ACTIONS, user_pool or ACCOUNT_POOLS_ARN),
         Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.function_name)),
         Grant("Tracing", XRAY_ACTIONS, "*"),
+        *mail_grants(stage),
     ]
+
+
+def mail_grants(stage: Stage) -> list[Grant]:
+    """Sending with the stage's SES identity, when it has one (infra/stages.json `ses_identity_arn`;
+    the CloudFormation template grants the `SesIdentityArn` given at deploy time instead)."""
+    if not stage.ses_identity_arn:
+        return []
+    return [Grant("SendEmailChangeCodes", MAIL_ACTIONS, stage.ses_identity_arn)]
 
 
 def hook_grants(stage: Stage, deployment_group: Resource | None = None) -> list[Grant]:

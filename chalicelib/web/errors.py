@@ -52,6 +52,8 @@ STATUSES: tuple[tuple[type[AppError], int], ...] = (
     (errors.UserAlreadyExists, 409),
     (errors.ConcurrentModification, 409),
     (errors.LastAdmin, 409),
+    (errors.SignInStateConflict, 409),
+    (errors.NoEmailChangePending, 409),
     (IdempotentRequestInFlight, 409),
     (errors.PreconditionFailed, 412),
     (PayloadTooLarge, 413),

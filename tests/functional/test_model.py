@@ -19,11 +19,14 @@ Rules, one per operation (a new flow is a new rule; the check after every step i
 invite (POST /users), a sign-in made in the console, a user's sign-in (first with the
 invitation's temporary password) and its ID token, a member's profile edit with a fresh or a stale
 token, an admin's change of email, role, enabled and name (also no-ops and a stale If-Match),
-delete, a member's own Cognito calls with their access token (UpdateUserAttributes of any
-attribute, ChangePassword, GlobalSignOut), a member's own email change (held, or confirmed with
-the mailed code), two of these at once, an API write with a fault at its n-th AWS request below
-botocore's retry handler (an error or a slow success, applied with its answer lost, once or on
-every attempt), and the operator's `make drift FIX=1`.
+delete, an admin's sign-in action (invitation again, password reset, sign-out; also sent twice
+with one key), a user's email change through the API (request, right or wrong code, fresh or stale
+token, expiry), a member's own Cognito calls with their access token (UpdateUserAttributes of any
+attribute, ChangePassword, GlobalSignOut), a member's own email change around the API (held, or
+confirmed with the mailed code), two of these at once, an API write (invite, update, delete,
+sign-in action, email change) with a fault at its n-th AWS request below botocore's retry handler
+(an error or a slow success, applied with its answer lost, once or on every attempt), and the
+operator's `make drift FIX=1`. After every step, also: every address is reserved by its holder.
 
 ID tokens are minted by the test as Cognito would issue them at that moment (the sign-in's email
 and groups, `iat` in whole seconds) on the service's clock, which the test drives: the wait before
@@ -96,6 +99,9 @@ PASSWORD = "Model-passw0rd-1!"
 NAMES = ("Ann", "Bob", "Cy")
 CONCURRENT = ("invite", "email", "role", "enabled", "delete", "profile", "own email")
 FAULTS = ("error on every attempt", "error once", "slow success once", "slow success on every attempt")
+SIGN_IN_ACTIONS = ("invitation", "password-reset", "sign-out")
+WRONG_CODE_COUNT = ("emailCodeAttempts", "emailCodeTried")
+EMAIL_STEPS = ("request", "verify", "wrong code", "expire")
 
 
 # What the sequences did (`make fuzz` prints it): (step, status or outcome) -> how often.
@@ -120,6 +126,20 @@ class NthCall:
             self.hit = operation
             return self.fault("cognito" in request.url)(request, **kwargs)
         return botocore_stubber(request=request, **kwargs)  # type: ignore[no-any-return]
+
+
+def nth_call(call: int, kind: str) -> NthCall:
+    """The fault of FAULTS named `kind` at a request's `call`-th AWS request."""
+
+    def error(cognito: bool) -> Fault:
+        return aws_error(500, "InternalErrorException" if cognito else "InternalServerError")
+
+    return {
+        "error on every attempt": NthCall(call, error, every=True),
+        "error once": NthCall(call, error, every=False),
+        "slow success once": NthCall(call, lambda _: answered_late, every=False),
+        "slow success on every attempt": NthCall(call, lambda _: answered_late, every=True),
+    }[kind]
 
 
 class ModelClock:
@@ -225,6 +245,7 @@ class UserModel(RuleBasedStateMachine):
                 sleep=self.clock.sleep,
                 avatars=AvatarStore(BUCKET),
                 standing_changed=standing.remember,
+                mailer=identities,
             ),
         )
         self.sessions: dict[str, Session] = {}
@@ -265,6 +286,9 @@ class UserModel(RuleBasedStateMachine):
             items = self.ddb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
             pool = _snapshot_pool(self.cognito, self.pool)
         kept = [item for item in items if not item["userId"]["S"].startswith(IDEMPOTENCY_KEY_PREFIX)]
+        # A wrong email code is a 400 that counts against the attempt limit: the one change a
+        # refusal makes by design (and nothing a client sees).
+        kept = [{k: v for k, v in item.items() if k not in WRONG_CODE_COUNT} for item in kept]
         return (sorted(json.dumps(item, sort_keys=True) for item in kept), pool)
 
     def sign_in_of(self, sub: str) -> dict[str, Any] | None:
@@ -425,6 +449,15 @@ class UserModel(RuleBasedStateMachine):
                         AuthFlow="USER_PASSWORD_AUTH",
                         AuthParameters={"USERNAME": email, "PASSWORD": session.password},
                     )
+                    if result.get("ChallengeName") == "NEW_PASSWORD_REQUIRED":
+                        # After an admin's reset (RESET_REQUIRED): the emulator checks no code, so
+                        # the user sets their new password through the challenge.
+                        result = self.cognito.respond_to_auth_challenge(
+                            ClientId=self.client_id,
+                            ChallengeName="NEW_PASSWORD_REQUIRED",
+                            Session=result["Session"],
+                            ChallengeResponses={"USERNAME": email, "NEW_PASSWORD": session.password},
+                        )
                 else:
                     return
             except (self.cognito.exceptions.NotAuthorizedException, self.cognito.exceptions.UserNotFoundException):
@@ -448,7 +481,7 @@ class UserModel(RuleBasedStateMachine):
         if not outbox.exists():
             return None
         sent = [json.loads(line) for line in outbox.read_text().splitlines()]
-        found = [m["temporaryPassword"] for m in sent if m["userId"] == sub]
+        found = [m["temporaryPassword"] for m in sent if m["userId"] == sub and m["kind"] == "invitation"]
         return found[-1] if found else None
 
     @rule(who=st.integers(0, 99), name=st.sampled_from(NAMES), stale=st.booleans())
@@ -690,16 +723,7 @@ class UserModel(RuleBasedStateMachine):
             ]
             body = bodies[which % len(bodies)]
             method, path = "PUT", f"/users/{sub}"
-
-        def error(cognito: bool) -> Fault:
-            return aws_error(500, "InternalErrorException" if cognito else "InternalServerError")
-
-        fault = {
-            "error on every attempt": NthCall(call, error, every=True),
-            "error once": NthCall(call, error, every=False),
-            "slow success once": NthCall(call, lambda _: answered_late, every=False),
-            "slow success on every attempt": NthCall(call, lambda _: answered_late, every=True),
-        }[kind]
+        fault = nth_call(call, kind)
         self.act(method, path, ADMIN, body, {200, 201, 404, 409, 412}, {}, fault, repair)
         self.count("fault landed at", fault.hit or "(the request sent fewer)")
 
@@ -715,7 +739,8 @@ class UserModel(RuleBasedStateMachine):
         repair: bool = False,
     ) -> Any:
         """One request (with an Idempotency-Key, so a 503 can be completed), judged."""
-        headers = {**(headers or {}), "Idempotency-Key": f"model-{uuid.uuid4()}"}
+        # A fresh key, unless the step brings its own (to send it again itself).
+        headers = {"Idempotency-Key": f"model-{uuid.uuid4()}", **(headers or {})}
         before = self.snapshot()
         if fault is not None:
             for faults in self.app_faults.values():
@@ -737,6 +762,164 @@ class UserModel(RuleBasedStateMachine):
             self.resync()
         self.learn(response)
         return response
+
+    # --- sign-in actions and the user's own email change (issue 21) ------------------------------
+
+    @rule(who=st.integers(0, 99), action=st.sampled_from(SIGN_IN_ACTIONS), keyed_twice=st.booleans())
+    def sign_in_action(self, who: int, action: str, keyed_twice: bool) -> None:
+        """An admin resends the invitation, resets the password or signs the user out; with the
+        same Idempotency-Key twice, the second is the first's answer and acts no more."""
+        sub = self.pick(who)
+        if sub is None:
+            return
+        self.current = action
+        headers = {"Idempotency-Key": f"model-{uuid.uuid4()}"}
+        before_version = self.version_of(sub)
+        response = self.act("POST", f"/users/{sub}/{action}", ADMIN, None, {200, 404, 409}, headers)
+        if response is None or response.status_code != 200:
+            return
+        assert response.json_body["user"]["version"] == before_version + 1, (before_version, response.body)
+        if keyed_twice:
+            again = self.request("POST", f"/users/{sub}/{action}", ADMIN, None, **headers)
+            assert again.status_code == 200 and again.json_body == response.json_body, again.body
+            assert self.version_of(sub) == before_version + 1
+        if action != "invitation" and response.json_body["user"]["enabled"]:
+            self.sign_in_now(sub)  # a token issued after the answer is accepted
+
+    def version_of(self, sub: str) -> int:
+        record = self.records().get(sub)
+        return int(record["version"]["N"]) if record is not None else 0
+
+    @rule(
+        who=st.integers(0, 99),
+        step=st.sampled_from(EMAIL_STEPS),
+        email=st.sampled_from(EMAILS),
+        stale=st.booleans(),
+    )
+    def email_change_through_the_api(self, who: int, step: str, email: str, stale: bool) -> None:
+        """A user asks for another address, confirms it with the mailed code or a wrong one (with
+        a fresh or a stale token), or lets it expire."""
+        sub = self.pick(who, lambda sub: sub in self.sessions and bool(self.sessions[sub].tokens))
+        if sub is None:
+            return
+        self.current = f"own email: {step}" + (", stale token" if stale else "")
+        held = self.sessions[sub].tokens
+        token = (held[0] if stale else held[-1]).value
+        if step == "expire":
+            self.expire_pending(sub)
+            return
+        if step == "request":
+            self.act("PUT", "/users/me", token, {"email": email}, {200, 400, 401, 404, 409})
+            return
+        code = self.email_code(sub)
+        if code is None:
+            return
+        if step == "wrong code":
+            code = f"{(int(code) + 1) % 1_000_000:06d}"
+        response = self.act("POST", "/users/me/email-verification", token, {"code": code}, {200, 400, 401, 404, 409})
+        if response is not None and response.status_code == 200:
+            assert "pendingEmail" not in response.json_body["user"]
+            self.sign_in_now(sub)  # a token issued after the answer (with the new address) is accepted
+
+    @rule(
+        who=st.integers(0, 99),
+        step=st.sampled_from(("request", "verify")),
+        call=st.integers(1, 6),
+        kind=st.sampled_from(FAULTS),
+        email=st.sampled_from(EMAILS),
+        repair=st.booleans(),
+    )
+    def email_change_with_a_fault(self, who: int, step: str, call: int, kind: str, email: str, repair: bool) -> None:
+        """A user's email change through the API (its request or its code) with a fault at its
+        `call`-th AWS request; after a 503, its keyed retry or the operator's repair."""
+        sub = self.pick(who, lambda sub: sub in self.sessions and bool(self.sessions[sub].tokens))
+        if sub is None:
+            return
+        self.current = f"own email: {step} with {kind}"
+        token = self.sessions[sub].tokens[-1].value
+        if step == "request":
+            method, path, body = "PUT", "/users/me", {"email": email}
+        else:
+            code = self.email_code(sub)
+            if code is None:
+                return
+            method, path, body = "POST", "/users/me/email-verification", {"code": code}
+        fault = nth_call(call, kind)
+        self.act(method, path, token, body, {200, 400, 401, 404, 409}, {}, fault, repair)
+        self.count("fault landed at", fault.hit or "(the request sent fewer)")
+
+    @rule(
+        who=st.integers(0, 99),
+        action=st.sampled_from(SIGN_IN_ACTIONS),
+        call=st.integers(1, 6),
+        kind=st.sampled_from(FAULTS),
+        repair=st.booleans(),
+    )
+    def sign_in_action_with_a_fault(self, who: int, action: str, call: int, kind: str, repair: bool) -> None:
+        """An admin's sign-in action with a fault at its `call`-th AWS request."""
+        sub = self.pick(who)
+        if sub is None:
+            return
+        self.current = f"{action} with {kind}"
+        fault = nth_call(call, kind)
+        self.act("POST", f"/users/{sub}/{action}", ADMIN, None, {200, 404, 409}, {}, fault, repair)
+        self.count("fault landed at", fault.hit or "(the request sent fewer)")
+
+    def email_code(self, sub: str) -> str | None:
+        outbox = self.world.outbox
+        if not outbox.exists():
+            return None
+        sent = [json.loads(line) for line in outbox.read_text().splitlines()]
+        found = [m["code"] for m in sent if m["kind"] == "emailVerification" and m["userId"] == sub]
+        return str(found[-1]) if found else None
+
+    def expire_pending(self, sub: str) -> None:
+        """Time passes beyond a pending change's validity (record and reservation say so)."""
+        record = self.records().get(sub)
+        if record is None or "pendingEmailKey" not in record:
+            return
+        past = {"S": "2020-01-01T00:00:00.000Z"}
+        key = {"userId": {"S": f"EMAIL#{record['pendingEmailKey']['S']}"}}
+        with self.lock:
+            self.ddb.update_item(
+                TableName=TABLE,
+                Key={"userId": {"S": sub}},
+                UpdateExpression="SET pendingUntil = :p",
+                ExpressionAttributeValues={":p": past},
+            )
+            reservation = self.ddb.get_item(TableName=TABLE, Key=key, ConsistentRead=True).get("Item")
+            if (
+                reservation is not None
+                and reservation.get("ownerId", {}).get("S") == sub
+                and "pendingUntil" in reservation
+            ):
+                self.ddb.update_item(
+                    TableName=TABLE,
+                    Key=key,
+                    UpdateExpression="SET pendingUntil = :p",
+                    ExpressionAttributeValues={":p": past},
+                )
+        self.count("own email: expire", "expired")
+
+    @invariant()
+    def addresses_are_reserved_by_their_holders(self) -> None:
+        """Every record's email is reserved for it, and its pending one while pending; every
+        reservation belongs to a record that holds or awaits that address. So a pending change
+        never splits record, reservation and sign-in (which agree with the record: one_truth)."""
+        with self.lock:
+            items = self.ddb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+        reservations = {i["userId"]["S"][len("EMAIL#") :]: i for i in items if i["userId"]["S"].startswith("EMAIL#")}
+        users = {i["userId"]["S"]: i for i in items if "listingId" in i}
+        now = self.clock.iso()
+        for sub, item in users.items():
+            assert reservations.get(item["emailKey"]["S"], {}).get("ownerId", {}).get("S") == sub, (sub, item)
+            pending = item.get("pendingEmailKey", {}).get("S")
+            if pending is not None and item["pendingUntil"]["S"] > now:
+                assert reservations[pending]["ownerId"]["S"] == sub, (sub, item)
+        for key, reservation in reservations.items():
+            owner = users.get(reservation["ownerId"]["S"])
+            assert owner is not None, (key, reservation)
+            assert key in (owner["emailKey"]["S"], owner.get("pendingEmailKey", {}).get("S")), (key, owner)
 
     # --- after every step -------------------------------------------------------------------------
 
