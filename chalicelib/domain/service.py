@@ -107,9 +107,11 @@ class UserService:
         token: str | None = None,
         actor: str = SYSTEM_ACTOR,
         password: str | None = None,
+        invite: bool = True,
     ) -> User:
         """A sign-in and its record. Cognito mails the invitation with a temporary password,
-        unless `password` (operators and local tools) is set as the permanent one."""
+        unless `password` (operators and local tools) is set as the permanent one, or `invite` is
+        False (a bulk import that asked for none: the sign-in waits, unusable, for an invitation)."""
         write = self._write(token, actor)
         sub, made_here = self._sign_in_for(new.email, password)
         user = User(
@@ -136,7 +138,7 @@ class UserService:
         try:
             if stored.role == ADMIN:
                 self._identities.set_admin(sub, True)
-            if password is None:
+            if password is None and invite:
                 self._identities.invite(sub, stored.email)
         except SignInMissing:
             # A concurrent delete of this very user (it adopted the sign-in) removed it meanwhile.
