@@ -230,6 +230,7 @@ def override(
     standing: StandingCheck | None = None,
     history: History | None = None,
     changes: ChangeConsumer | None = None,
+    job_worker: JobWorker | None = None,
 ) -> None:
     """Use these instead of the real adapters (tests)."""
     given = {
@@ -241,6 +242,7 @@ def override(
         "standing": standing,
         "history": history,
         "changes": changes,
+        "job_worker": job_worker,
     }
     with _lock:
         _wired.update({name: adapter for name, adapter in given.items() if adapter is not None})

@@ -11,21 +11,17 @@ from dataclasses import dataclass
 from chalicelib.config import LOCAL_STAGES, ConfigurationError
 from chalicelib.domain.jobs import EXPORT_READ_UNITS_PER_SECOND, ROWS_PER_SECOND
 
-# The local stages' queue; deployed stages name theirs in .chalice/config.json (JOBS_QUEUE).
-LOCAL_QUEUE_NAME = "users-api-local-jobs"
-
 
 def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if environ is None else environ
 
 
 def jobs_queue_name(environ: Mapping[str, str] | None = None) -> str:
-    """The queue the worker's event source mapping reads (read at import: it declares the worker)."""
+    """The queue the worker's event source mapping reads (read at import: it declares the worker).
+    Each stage names it in .chalice/config.json (JOBS_QUEUE); unset, it is the stage's by convention.
+    Only Chalice's deployer and packager read it: inside Lambda the mapping exists already."""
     environ = _env(environ)
-    name = environ.get("JOBS_QUEUE", "").strip()
-    if not name and environ.get("STAGE", "local") not in LOCAL_STAGES:
-        raise ConfigurationError("JOBS_QUEUE (the bulk jobs queue's name) is required outside the local stages")
-    return name or LOCAL_QUEUE_NAME
+    return environ.get("JOBS_QUEUE", "").strip() or f"users-api-{environ.get('STAGE', 'local')}-jobs"
 
 
 def _rate(environ: Mapping[str, str], name: str, default: float) -> float:

@@ -27,7 +27,8 @@ from chalicelib.domain.jobs import MAX_RECEIVES, is_job_id, parse_import_key
 
 logger = logging.getLogger("users_api.job_worker")
 
-# Work stops this long before Lambda's timeout: what is left goes back to the queue.
+# Work stops this long before Lambda's timeout (a quarter of the time given, for short runs): what
+# is left goes back to the queue.
 SAFETY_MARGIN_MS = 30_000
 
 
@@ -66,8 +67,10 @@ class JobWorker:
     def handle(self, records: list[dict[str, Any]], remaining_ms: Callable[[], int]) -> None:
         """Do what each record asks; raises (so SQS hands the message over again) if one fails."""
 
+        margin = min(SAFETY_MARGIN_MS, remaining_ms() / 4)
+
         def deadline() -> bool:
-            return remaining_ms() < SAFETY_MARGIN_MS
+            return remaining_ms() < margin
 
         for record in records:
             receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
