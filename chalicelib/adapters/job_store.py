@@ -269,6 +269,7 @@ class DynamoJobStore(aws.ClientHolder):
             row=_int(item, "planRow"),
             header=tuple(value["S"] for value in item.get("header", {}).get("L", [])),
             rows_start=_int(item, "rowsStart"),
+            done=bool(item.get("planned", {}).get("BOOL", False)),
         )
 
     def save_plan_point(self, job_id: str, old_row: int, point: PlanPoint) -> bool:

@@ -157,6 +157,7 @@ class ExportWriter:
         pacer: Pacer,
         clock: Callable[[], str] = utc_now,
         part_bytes: int = PART_BYTES,
+        page_users: int = PAGE_USERS,
     ):
         self._jobs = jobs
         self._files = files
@@ -165,6 +166,7 @@ class ExportWriter:
         self._pacer = pacer
         self._clock = clock
         self._part_bytes = part_bytes
+        self._page_users = page_users
         self.peak_buffer = 0  # the most bytes held at once, for the figures
 
     def run(self, job_id: str, step: int, runner: str, deadline: Deadline) -> None:
@@ -186,7 +188,7 @@ class ExportWriter:
         assert upload_id is not None
         buffer = bytearray(csv_header() if job.format == CSV and not point.parts else b"")
         users = 0
-        for page, after, units in self._users.pages(point.after, PAGE_USERS):
+        for page, after, units in self._users.pages(point.after, self._page_users):
             for user in page:
                 buffer += export_line(user, job.format)
             users += len(page)

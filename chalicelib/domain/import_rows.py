@@ -112,6 +112,8 @@ class ImportPlanner:
             point = self._count(job, key)
             if point is None:
                 return
+        if point.done:
+            return  # a duplicate of the file's event, or of a hand-over, after planning ended
         reader = Reader(job.format, point.header, point.rows_start)
         try:
             rows = reader.rows(self._files.read(key, point.offset), offset=point.offset, first_number=point.row + 1)
@@ -129,7 +131,9 @@ class ImportPlanner:
             if pending and self._send(job_id, point, pending) is None:
                 return
         except FileGone:
-            self._fail(job_id, "The import file is gone from the bucket before every row was queued")
+            done = self._jobs.plan_point(job_id)
+            if done is None or not done.done:  # else another planner finished and deleted it meanwhile
+                self._fail(job_id, "The import file is gone from the bucket before every row was queued")
             return
         self._jobs.finish_planning(job_id)
         self._delete_file(key)

@@ -54,8 +54,8 @@ EXPORT_READ_UNITS_PER_SECOND = 100.0
 # failing batch records its rows `failed` instead, so no row is left without an outcome.
 MAX_RECEIVES = 5
 # A batch throttled or refused by AWS is sent again later, each time later (capped at SQS's 15
-# minutes), this many times in all (about an hour and a half), then its rows fail as unavailable.
-MAX_BATCH_ATTEMPTS = 12
+# minutes), this many times in all (over an hour: 77 minutes), then its rows fail as unavailable.
+MAX_BATCH_ATTEMPTS = 14
 MAX_DELAY_S = 900
 
 
@@ -197,6 +197,7 @@ class PlanPoint:
     row: int
     header: tuple[str, ...] = ()
     rows_start: int = 0
+    done: bool = False  # every row queued (a late duplicate of the file's event finds nothing to do)
 
 
 @dataclass(frozen=True)
