@@ -215,14 +215,18 @@ class DynamoJobStore(aws.ClientHolder):
         return item_to_job(item) if item else None
 
     def forget(self, job_id: str) -> None:
-        self._call(
-            "delete_item",
-            TableName=self._table,
-            Key=_key(job_id),
-            ConditionExpression="#status = :queued",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":queued": _s(QUEUED)},
-        )
+        try:
+            self._call(
+                "delete_item",
+                TableName=self._table,
+                Key=_key(job_id),
+                ConditionExpression="#status = :queued",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":queued": _s(QUEUED)},
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) != _CONDITION_FAILED:
+                raise  # else it started meanwhile: it is no longer ours to take back
 
     def move(self, job_id: str, old: frozenset[str], new: str, at: str, error: str | None = None) -> Job | None:
         names = {"#status": "status", "#stamp": "startedAt" if new == RUNNING else "finishedAt"}
