@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.adapters.avatars import KEY_PREFIX
-from chalicelib.domain.jobs import EXPORT_PREFIX, IMPORT_PREFIX
 from chalicelib.adapters.table_schema import LISTING_INDEX
+from chalicelib.domain.jobs import EXPORT_PREFIX, IMPORT_PREFIX
 from infra.stages import PROJECT_DIR, Stage
 
 Json = dict[str, Any]
