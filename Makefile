@@ -12,6 +12,8 @@ DEPLOYED_STAGES := dev staging prod
 NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
+AWSCLI_VENV := .venv-awscli
+AWSCLI_STAMP := $(AWSCLI_VENV)/.installed
 # chalice package needs a region to render ARNs; no AWS call is made.
 export AWS_DEFAULT_REGION ?= us-east-1
 
@@ -26,7 +28,7 @@ ifdef NEW_PASSWORD
 TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
 endif
 
-.PHONY: help run token user outbox drift events import export loadtest bench localstack-bench bulk-bench test lint typecheck clean package package-tf base-template policies lint-infra release-tf
+.PHONY: help fuzz rehearse run token user outbox drift replay-dlq reindex events import export loadtest bench localstack-bench bulk-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
 
 # A bare `make` lists the targets.
 .DEFAULT_GOAL := help
@@ -50,6 +52,11 @@ $(INFRA_STAMP): requirements-infra.txt requirements-actionlint.txt
 		>/dev/null 2>&1 || echo "actionlint could not be installed (it downloads from GitHub releases); lint-infra will say it skipped it"
 	@touch $(INFRA_STAMP)
 
+$(AWSCLI_STAMP): requirements-awscli.txt
+	@test -x $(AWSCLI_VENV)/bin/python || $(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-awscli.txt
+	@touch $(AWSCLI_STAMP)
+
 run: $(STAMP) ## Start the embedded AWS stack and the API on http://127.0.0.1:8000 (PORT=9000 for another port); Ctrl-C stops both
 	PORT=$(PORT) $(BIN)/python -m devstack run
 
@@ -61,6 +68,12 @@ user: $(STAMP) ## Add a user (sign-in and record, as POST /users makes them) to 
 
 drift: $(STAMP) ## Sign-ins and records that disagree on STAGE (local: the running `make run`); FIX=1 repairs them (operator credentials for deployed stages)
 	$(BIN)/python -m infra drift $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(FIX),--fix)
+
+replay-dlq: $(STAMP) ## Hand the change consumer the stream records it gave up on (its dead-letter queue), again, on STAGE (local: the running `make run`); DROP_TRIMMED=1 drops those the stream no longer holds
+	$(BIN)/python -m infra replay-dlq $(if $(filter $(origin STAGE),command line),$(STAGE),local) $(if $(DROP_TRIMMED),--drop-trimmed)
+
+reindex: $(STAMP) ## After an upgrade: give every user of STAGE (local: the running `make run`) the keys GET /users searches by (operator credentials for deployed stages)
+	$(BIN)/python -m infra reindex $(if $(filter $(origin STAGE),command line),$(STAGE),local)
 
 outbox: $(STAMP) ## The latest invitations Cognito would have mailed on the running stack (temporary passwords)
 	@$(BIN)/python -m devstack outbox
@@ -93,17 +106,27 @@ lint: $(STAMP) ## ruff: lint and format check
 typecheck: $(STAMP) ## mypy, strict
 	$(BIN)/mypy
 
-package: $(STAMP) ## CloudFormation for STAGE (default prod): out/STAGE/cloudformation/{sam.json,deployment.zip}
-	$(BIN)/python -m infra package $(STAGE) $(OUT)/$(STAGE)/cloudformation
+package: $(STAMP) ## CloudFormation for STAGE (default prod): out/STAGE/cloudformation/{sam.json,deployment.zip} (INDEX_STEP=n: an upgrade's step, docs/DEPLOY.md)
+	$(BIN)/python -m infra package $(STAGE) $(OUT)/$(STAGE)/cloudformation $(if $(INDEX_STEP),--index-step $(INDEX_STEP))
 
 package-tf: $(STAMP) ## Terraform for STAGE: out/STAGE/terraform/
 	$(BIN)/python -m infra package-tf $(STAGE) $(OUT)/$(STAGE)/terraform
 
-release-tf: $(STAMP) ## After `terraform apply` in out/STAGE/terraform: CodeDeploy moves the live alias to the new version (hook, canary, rollback)
-	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform
+release-tf: $(STAMP) ## After `terraform apply` in out/STAGE/terraform: CodeDeploy moves each function's live alias to the new version (hook, canary, rollback), each within a timeout (TIMEOUT=s)
+	$(BIN)/python -m infra.release_tf $(OUT)/$(STAGE)/terraform $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
-base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: out/STAGE/base.json
-	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json
+base-template: $(STAMP) ## Table, pool and secret for the `chalice deploy` path: out/STAGE/base.json (INDEX_STEP=n: an upgrade's step)
+	$(BIN)/python -m infra base-template $(STAGE) $(OUT)/$(STAGE)/base.json $(if $(INDEX_STEP),--index-step $(INDEX_STEP))
+
+cleanup: $(STAMP) ## What a failed or deleted CloudFormation stack of STAGE left behind (retained tables, bucket, secret, pool), listed; CONFIRM=1 deletes what holds no data, DATA=1 the rest too (operator credentials)
+	@$(if $(filter $(origin STAGE),command line),,echo "make cleanup: name the stage: make cleanup STAGE=dev|staging|prod" >&2; exit 2)
+	$(BIN)/python -m infra cleanup $(STAGE) $(if $(CONFIRM),--confirm) $(if $(DATA),--data)
+
+fuzz: $(STAMP) ## The identity model test (tests/functional/test_model.py) at length: JOBS processes (default 2) of EXAMPLES random sequences each (default 500) of up to STEPS steps (default 20)
+	@set -e; pids=""; for job in $$(seq $(or $(JOBS),2)); do \
+	  MODEL_FUZZ=1 MODEL_EXAMPLES=$(or $(EXAMPLES),500) MODEL_STEPS=$(or $(STEPS),20) \
+	  $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/functional/test_model.py::test_one_user_one_truth_over_random_sequences & \
+	  pids="$$pids $$!"; done; status=0; for pid in $$pids; do wait $$pid || status=1; done; exit $$status
 
 policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra policies
@@ -115,11 +138,14 @@ lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov and (if installed) terr
 	done
 	$(INFRA_VENV)/bin/python infra/lint.py $(addprefix $(OUT)/,$(DEPLOYED_STAGES))
 
-test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
+rehearse: $(STAMP) $(AWSCLI_STAMP) ## Every deploy command of docs/DEPLOY.md and deploy.yml, run as written against the emulator with the real AWS CLI and Terraform (logs in out/rehearsal/)
+	$(BIN)/python -m infra.rehearsal
+
+test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra rehearse ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
 	@# The in-process layers spread over the cores; the e2e layer, which runs its own stacks and
 	@# times what they answer, runs on its own. Each prints its slowest tests.
 	$(BIN)/python -m pytest -n auto --durations=15 tests/unit tests/integration tests/infra tests/functional
 	$(BIN)/python -m pytest --durations=15 tests/e2e
 
 clean: ## Remove the virtualenvs, build output, .local and caches
-	rm -rf $(VENV) $(INFRA_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(AWSCLI_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache

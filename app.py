@@ -25,6 +25,7 @@ from chalicelib.domain.models import (
     parse_user_changes,
     public_user,
 )
+from chalicelib.domain.search import parse_user_query
 from chalicelib.job_settings import jobs_queue_name
 from chalicelib.telemetry import logs
 from chalicelib.web import idempotency, pipeline
@@ -162,9 +163,11 @@ def create_user() -> Response:
 
 @app.route("/users", methods=["GET"], **protected)
 def list_users() -> Response:
-    require_admin(current_identity())
+    identity = current_identity()
+    require_admin(identity)
     params = _request().query_params or {}
-    users, cursor = get_service().list_users(parse_limit(params.get("limit")), params.get("cursor"))
+    query, limit = parse_user_query(params), parse_limit(params.get("limit"))
+    users, cursor = get_service().list_users(query, limit, params.get("cursor"), caller=identity.sub)
     return json_response({"users": [public_user(u) for u in users], "count": len(users), "nextCursor": cursor})
 
 
@@ -176,14 +179,11 @@ def get_profile() -> Response:
 @app.route("/users/me", methods=["PUT"], **protected)
 def put_profile() -> Response:
     identity = current_identity()
-    email = identity.email if identity.email_verified else None
     body = _body()
     changes, conditions = parse_profile_changes(body), _preconditions()
 
     def save(token: str) -> Response:
-        user, created = get_service().put_profile(
-            identity.sub, email, changes, conditions, token=token, in_admins_group=identity.is_admin
-        )
+        user, created = get_service().put_profile(identity.sub, changes, conditions, token=token)
         return _user_response(user, CREATED, 201) if created else _user_response(user, UPDATED)
 
     return _idempotent("putProfile", body, save)
@@ -245,9 +245,11 @@ def get_avatar(userId: str) -> Response:  # noqa: N803
 
 @app.route("/users/{userId}/history", methods=["GET"], **protected)
 def get_user_history(userId: str) -> Response:  # noqa: N803
-    require_owner_or_admin(current_identity(), userId)
+    identity = current_identity()
+    require_owner_or_admin(identity, userId)
     user_id, params = _known_id(userId), _request().query_params or {}
-    entries, cursor = get_history().page(user_id, parse_limit(params.get("limit")), params.get("cursor"))
+    limit = parse_limit(params.get("limit"))
+    entries, cursor = get_history().page(user_id, limit, params.get("cursor"), caller=identity.sub)
     return json_response({"events": [e.public() for e in entries], "count": len(entries), "nextCursor": cursor})
 
 
@@ -361,3 +363,11 @@ def pre_traffic_hook(event: dict[str, Any], context: Any) -> dict[str, str]:
     from chalicelib.traffic_hook import handle  # imported here: the API function never loads it
 
     return handle(event)
+
+
+@app.lambda_function(name="changes_pre_traffic_hook")
+def changes_pre_traffic_hook(event: dict[str, Any], context: Any) -> dict[str, str]:
+    """CodeDeploy's check of a new version of the stream consumer before its mapping reads with it."""
+    from chalicelib.traffic_hook import handle_stream_check  # imported here: the API function never loads it
+
+    return handle_stream_check(event)

@@ -13,7 +13,15 @@ from bench.context import PROJECT_DIR, Context
 from bench.report import Report
 
 # In this order: the cost model prices what the sections before it measured.
-SECTIONS = ("cold_start", "request_overhead", "dynamodb_requests", "package_size", "local_latency", "cost_model")
+SECTIONS = (
+    "cold_start",
+    "request_overhead",
+    "dynamodb_requests",
+    "search_pages",
+    "package_size",
+    "local_latency",
+    "cost_model",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,7 +69,7 @@ HANDWRITTEN_MODULE = "handwritten_lambda"
 # Loaded on Lambda, each of these would be a cost the deployed function does not need: token
 # verification (API Gateway's authorizer does it), emulators, local servers, test code, the
 # OpenAPI document (built on its route's first request), tracing (only for sampled requests),
-# the hook's own module, the local outbox.
+# the hook's own module, the local outbox and its owner-only files.
 NEVER_ON_LAMBDA = (
     "jwt",
     "cryptography",
@@ -82,6 +82,7 @@ NEVER_ON_LAMBDA = (
     "chalicelib.telemetry.xray",
     "chalicelib.traffic_hook",
     "chalicelib.adapters.local_outbox",
+    "chalicelib.adapters.private_files",
     # The stream consumer's and the history route's: loaded when first used, never at import.
     "chalicelib.domain.change_consumer",
     "chalicelib.domain.change_events",

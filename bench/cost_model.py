@@ -7,7 +7,10 @@ Runs last: it prices what the other sections measured. Reads from `context.measu
 - "warm_get_us", "warm_post_us" (request_overhead): the warm pipeline time per request on this
   machine; stated defaults when absent (e.g. `--only cost_model`);
 - "dynamodb.OP.requests", "dynamodb.OP.read_units", "dynamodb.OP.write_units" (dynamodb_requests);
-  measured here, on moto, when absent.
+  measured here, on moto, when absent;
+- "search.KEY.read_units", "search.KEY.requests", "search.item_bytes" (search_pages): a page of
+  GET /users per filter, which costs the same whatever the table holds, priced at 10 million
+  users with the indexes' storage; measured here on a smaller table when absent.
 Sets nothing. Every price is a list price; nothing here is checked against a bill.
 """
 
@@ -32,6 +35,11 @@ LAMBDA_PER_MILLION = 0.20  # Lambda, per million invocations
 LAMBDA_GB_SECOND = 0.0000166667  # Lambda duration on x86, per GB-second, billed per 1 ms
 DYNAMODB_READ_PER_MILLION = 0.125  # DynamoDB on demand, per million read request units
 DYNAMODB_WRITE_PER_MILLION = 0.625  # DynamoDB on demand, per million write request units
+DYNAMODB_STORAGE_GB_MONTH = 0.25  # DynamoDB Standard table class, per GB-month (first 25 GB free: ignored)
+# DynamoDB adds 100 bytes of overhead to each item it stores, in the table and in each index.
+DYNAMODB_ITEM_OVERHEAD_BYTES = 100
+# The directory size the issue prices a search page at.
+DIRECTORY_USERS = 10_000_000
 LOGS_PER_GB = 0.50  # CloudWatch Logs, per GB ingested (standard log class)
 EVENTBRIDGE_PER_MILLION = 1.00  # EventBridge, per million custom events published (each up to 64 KB)
 DYNAMODB_STREAM_READS_FOR_LAMBDA = 0.0  # GetRecords by a Lambda trigger is not billed
@@ -383,4 +391,86 @@ def run(context: Context) -> list[Figure]:
         figure("total, HTTP API", costs.http_total, note=http_lacks),
         figure("HTTP API / REST API", costs.ratio, "x"),
     ]
-    return [*main, *consumer_figures]
+    return [*main, *consumer_figures, *_search_figures(context, memory, cpu_scale, log_bytes)]
+
+
+def search_page_usd_per_million(
+    read_units: float, requests: float, pipeline_us: float, memory_mb: int, cpu_scale: float, log_bytes: float
+) -> float:
+    """USD per million pages of a search: the REST API, Lambda (its CPU time plus a wait per Query)
+    and its logs, and the read units of its Queries."""
+    billed = billed_ms(pipeline_us / 1000 * cpu_scale + requests * DYNAMODB_ROUND_TRIP_MS)
+    return (
+        REST_API_PER_MILLION
+        + LAMBDA_PER_MILLION
+        + 1_000_000 * lambda_duration_usd(billed, memory_mb)
+        + read_units * DYNAMODB_READ_PER_MILLION
+        + log_bytes * 1_000_000 / GB * LOGS_PER_GB
+    )
+
+
+def index_storage_usd_month(users: int, item_bytes: float, indexes: int) -> float:
+    """A month of the search indexes' storage: each user once in each index (projection ALL)."""
+    return users * indexes * (item_bytes + DYNAMODB_ITEM_OVERHEAD_BYTES) / GB * DYNAMODB_STORAGE_GB_MONTH
+
+
+def _search_figures(context: Context, memory: int, cpu_scale: float, log_bytes: float) -> list[Figure]:
+    from bench import search_pages
+    from chalicelib.adapters.table_schema import SEARCH_INDEXES
+
+    where = "the Search pages section"
+    if "search.item_bytes" not in context.measured:
+        search_pages.store(search_pages.measure(search_pages.make_users(search_pages.QUICK_USERS)), context.measured)
+        where = f"measured here on {search_pages.QUICK_USERS:,} users (the Search pages section did not run)"
+    pipeline = context.measured.get("warm_get_us", DEFAULT_WARM_US["get"])
+    keys = sorted(
+        {name.split(".")[1] for name in context.measured if name.startswith("search.") and name.count(".") == 2}
+    )
+    prices = {
+        key: search_page_usd_per_million(
+            context.measured[f"search.{key}.read_units"],
+            context.measured[f"search.{key}.requests"],
+            pipeline,
+            memory,
+            cpu_scale,
+            log_bytes,
+        )
+        for key in keys
+    }
+    costliest = max(prices, key=lambda key: prices[key])
+    listing = ", ".join(
+        f"{key} {context.measured[f'search.{key}.read_units']:g} units / "
+        f"{context.measured[f'search.{key}.requests']:g} Queries -> {_usd(prices[key])}"
+        for key in keys
+    )
+    item = context.measured["search.item_bytes"]
+    storage = index_storage_usd_month(DIRECTORY_USERS, item, len(SEARCH_INDEXES))
+    return [
+        Figure(
+            SECTION,
+            "search page at 10 million users: default listing",
+            prices["newest"],
+            "USD/M",
+            note=f"USD per million first pages of 50 users, REST API, Lambda (pipeline time of a GET x "
+            f"{cpu_scale:.2f}, plus the ASSUMED {DYNAMODB_ROUND_TRIP_MS:g} ms per Query, which are made one after "
+            f"another), reads, logs. A page costs the same on any table size ({where}: equal within 10 % on "
+            f"100,000 users and on a table holding only the page), so this is its price at "
+            f"{DIRECTORY_USERS:,} users too. Per filter: {listing}.",
+        ),
+        Figure(
+            SECTION,
+            "search page at 10 million users: costliest filter",
+            prices[costliest],
+            "USD/M",
+            note=f"{costliest}: the most Queries or read units of the filters measured",
+        ),
+        Figure(
+            SECTION,
+            "search indexes' storage at 10 million users",
+            storage,
+            "USD/month",
+            note=f"{len(SEARCH_INDEXES)} indexes, projection ALL: each user once in each, {item:,.0f} bytes on average "
+            f"plus DynamoDB's {DYNAMODB_ITEM_OVERHEAD_BYTES} bytes per entry, ${DYNAMODB_STORAGE_GB_MONTH:.2f} per "
+            f"GB-month ({DIRECTORY_USERS * len(SEARCH_INDEXES) * (item + DYNAMODB_ITEM_OVERHEAD_BYTES) / GB:.1f} GB)",
+        ),
+    ]

@@ -4,10 +4,17 @@ botocore `before-call` hook on the real DynamoUserRepository and UserService, in
 Sets in `context.measured`, for each key OP of OPERATIONS:
   "dynamodb.OP.requests"     API calls the operation made;
   "dynamodb.OP.read_units"   read request units DynamoDB on demand bills for them;
-  "dynamodb.OP.write_units"  write request units;
-and "dynamodb.user_item_bytes", the DynamoDB size of a typical user item (the listing page estimate).
+  "dynamodb.OP.write_units"  write request units, the table's and its indexes' (below);
+  "dynamodb.OP.index_write_units"  the part of them the table's indexes cost;
+and "dynamodb.user_item_bytes", the DynamoDB size of a typical user item.
 The cost model prices these. Units follow DynamoDB's rules (see `request_units`), applied to the
-requests as sent; nothing here reaches AWS.
+requests as sent and, for a Query, to the items it returned; nothing here reaches AWS.
+
+Index writes: DynamoDB bills every write of a table item again in each global secondary index
+the item enters, leaves or changes in: one write (1 unit per KB of the index entry; with the
+ALL projection the whole item) when the item enters, leaves or changes an attribute the index
+projects, two when its key in that index changes (the old entry is deleted, the new one put).
+Each operation's items are compared before and after it (`index_write_units`).
 """
 
 from __future__ import annotations
@@ -46,9 +53,16 @@ OPERATIONS = (
     Operation("create", "create user", 1, "POST /users"),
     Operation("update", "update, email unchanged", 1, "PUT /users/{id} changing name and phone"),
     Operation("update_same_email", "update, same email in other case", 1, "PUT naming the stored email, re-cased"),
-    Operation("list_page", "list page", 1, "GET /users, first page of the default size"),
-    Operation("list_next_page", "list next page", 1, "GET /users?cursor=..."),
-    Operation("email_change", "update with email change", 2, "PUT /users/{id} with a new email"),
+    Operation(
+        "list_page", "list page", None, "GET /users, first page of the default size: one Query per role#enabled state"
+    ),
+    Operation("list_next_page", "list next page", None, "GET /users?cursor=..."),
+    Operation("list_one_state", "list page, one state", 1, "GET /users?role=member&enabled=true: one partition"),
+    Operation("find_by_email", "find by email", 2, "GET /users?email=...: the reservation, then its owner"),
+    # The core issue set 2; issue 20 adds the read that confirms the sign-in followed the latest
+    # record (chalicelib/domain/service.py, _follow), without which concurrent changes could leave
+    # the sign-in on an older address.
+    Operation("email_change", "update with email change", 3, "PUT /users/{id} with a new email"),
     Operation("delete", "delete user", 2, "DELETE /users/{id} (its avatar delete goes to S3, not counted)"),
     Operation("profile_create", "profile, first PUT", None, "PUT /users/me creating the caller's profile"),
     Operation("profile_update", "profile, later PUT", None, "PUT /users/me updating it"),
@@ -69,6 +83,7 @@ class Call:
     items: int = 1  # items in a transaction
     consistent: bool = False
     limit: int | None = None  # Scan and Query page size
+    returned: list[int] = field(default_factory=list)  # sizes of the items a Query or Scan returned
 
     @classmethod
     def of(cls, operation: str, body: Mapping[str, Any]) -> Call:
@@ -94,14 +109,15 @@ def request_units(call: Call, item_bytes: int) -> tuple[float, float]:
     """(read units, write units) DynamoDB on demand bills for `call`, each item being `item_bytes`.
 
     A strongly consistent read is 1 unit per 4 KB, an eventually consistent one half that; a Scan
-    is billed on the total size of the items it reads (here a full page of `Limit` items); a write
-    is 1 unit per 1 KB, whether or not its condition holds; a transaction costs twice per item.
+    or Query is billed on the total size of the items it read (those it returned: no filter
+    expression here), rounded up to 4 KB, one unit at least; a write is 1 unit per 1 KB, whether or
+    not its condition holds; a transaction costs twice per item.
     """
     reads = 1.0 if call.consistent else 0.5
     if call.operation == "GetItem":
         return math.ceil(item_bytes / READ_UNIT_BYTES) * reads, 0.0
     if call.operation in ("Scan", "Query"):
-        return math.ceil((call.limit or 1) * item_bytes / READ_UNIT_BYTES) * reads, 0.0
+        return max(1, math.ceil(sum(call.returned) / READ_UNIT_BYTES)) * reads, 0.0
     if call.operation in _SINGLE_WRITES:
         return 0.0, float(math.ceil(item_bytes / WRITE_UNIT_BYTES))
     if call.operation == "TransactWriteItems":
@@ -113,25 +129,47 @@ def request_units(call: Call, item_bytes: int) -> tuple[float, float]:
 
 
 def item_bytes(item: Mapping[str, Mapping[str, Any]]) -> int:
-    """The size DynamoDB bills an item at: attribute names plus values (strings in UTF-8, numbers
-    about one byte per two digits plus one)."""
-    size = 0
-    for name, value in item.items():
-        size += len(name.encode())
-        kind, data = next(iter(value.items()))
-        if kind == "S":
-            size += len(str(data).encode())
-        elif kind == "N":
-            size += (len(str(data).lstrip("-").replace(".", "")) + 1) // 2 + 1
-        elif kind == "B":
-            size += len(data)
-        else:
-            size += 1  # BOOL, NULL; the table holds no sets, lists or maps
-    return size
+    """The size DynamoDB bills an item at (chalicelib/adapters/user_index.py `item_size`)."""
+    from chalicelib.adapters.user_index import item_size
+
+    return item_size({name: dict(value) for name, value in item.items()})
+
+
+def index_write_units(before: Mapping[str, Any], after: Mapping[str, Any]) -> float:
+    """Write units the search indexes cost for a change of the table from `before` to `after`
+    (userId -> item): per index, one write of the entry's size (1 unit per KB) when an item
+    enters, leaves, or changes while in it; two when its key in the index changes."""
+    from chalicelib.adapters.table_schema import GLOBAL_SECONDARY_INDEXES
+
+    units = 0.0
+    for key in set(before) | set(after):
+        old: Any = before.get(key)
+        new: Any = after.get(key)
+        if old == new:
+            continue
+        for index in GLOBAL_SECONDARY_INDEXES:
+            names = [k["AttributeName"] for k in index["KeySchema"]]
+
+            def entry(item: Any, names: list[str] = names) -> Any:
+                return (
+                    tuple(json.dumps(item[n], sort_keys=True) for n in names)
+                    if item and all(n in item for n in names)
+                    else None
+                )
+
+            was, now = entry(old), entry(new)
+            if was is None and now is None:
+                continue
+            if was is not None and now is not None and was != now:
+                units += math.ceil(item_bytes(old) / WRITE_UNIT_BYTES) + math.ceil(item_bytes(new) / WRITE_UNIT_BYTES)
+            else:
+                units += math.ceil(item_bytes(new if now is not None else old) / WRITE_UNIT_BYTES)
+    return units
 
 
 class CallRecorder:
-    """A `before-call.dynamodb` hook: fires once per API call (botocore's retries are inside it)."""
+    """A `before-call.dynamodb` hook: fires once per API call (botocore's retries are inside it);
+    its `returned` method, an `after-call.dynamodb` hook, notes the items a Query returned."""
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
@@ -141,6 +179,11 @@ class CallRecorder:
         body = json.loads(params.get("body") or b"{}")
         self.calls.append(Call.of(str(model.name), body))
 
+    def returned(self, parsed: Mapping[str, Any], **_: Any) -> None:
+        if self.calls and "Items" in parsed:
+            # botocore hands back the parsed answer: plain DynamoDB JSON, as the wire carried it.
+            self.calls[-1].returned.extend(item_bytes(item) for item in parsed["Items"])
+
     def take(self) -> list[Call]:
         taken, self.calls = self.calls, []
         return taken
@@ -149,12 +192,14 @@ class CallRecorder:
 @dataclass
 class Measurement:
     calls: dict[str, list[Call]] = field(default_factory=dict)
+    index_writes: dict[str, float] = field(default_factory=dict)
     user_item_bytes: int = 0
     largest_item_bytes: int = 0
 
     def units(self, key: str) -> tuple[float, float]:
+        """(read units, write units) of an operation, its index writes included."""
         pairs = [request_units(call, self.user_item_bytes) for call in self.calls[key]]
-        return sum(r for r, _ in pairs), sum(w for _, w in pairs)
+        return sum(r for r, _ in pairs), sum(w for _, w in pairs) + self.index_writes.get(key, 0.0)
 
 
 # Settings that would send the calls somewhere else than moto, or sign them with real credentials.
@@ -179,6 +224,10 @@ def emulated_aws() -> Iterator[tuple[Any, Any, Any]]:
             dynamodb, s3 = session.client("dynamodb"), session.client("s3")
             dynamodb.create_table(**create_table_kwargs(TABLE))
             s3.create_bucket(Bucket=BUCKET)
+            # Cognito as the local stack emulates it (its attribute writes and aliases as Cognito's).
+            from devstack import cognito_emulation
+
+            cognito_emulation.apply()
             yield dynamodb, s3, session.client("cognito-idp")
 
 
@@ -191,6 +240,15 @@ def _user_pool(cognito: Any) -> str:
     return str(pool)
 
 
+def _console_sign_in(cognito: Any, pool: str, email: str) -> str:
+    """A sign-in made outside the API (the console), with a verified email; its sub."""
+    attributes = [{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}]
+    made = cognito.admin_create_user(
+        UserPoolId=pool, Username=email, UserAttributes=attributes, MessageAction="SUPPRESS"
+    )
+    return next(str(a["Value"]) for a in made["User"]["Attributes"] if a["Name"] == "sub")
+
+
 def measure() -> Measurement:
     """Run each operation once against moto and record the DynamoDB calls it makes."""
     from chalice import Response  # type: ignore[attr-defined]
@@ -201,27 +259,40 @@ def measure() -> Measurement:
     from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
     from chalicelib.domain.cursor import CursorCodec
     from chalicelib.domain.models import PAGE_DEFAULT, NewUser, UserChanges, public_user
+    from chalicelib.domain.search import UserQuery
     from chalicelib.domain.service import UserService
     from chalicelib.web import idempotency
     from chalicelib.web.responses import json_response
 
     result = Measurement()
     with emulated_aws() as (dynamodb, s3, cognito):
+        pool = _user_pool(cognito)
         service = UserService(
             DynamoUserRepository(TABLE, client=dynamodb),
             CursorCodec(CURSOR_SECRET),
-            CognitoIdentityProvider(_user_pool(cognito), client=cognito),
+            CognitoIdentityProvider(pool, client=cognito),
             avatars=AvatarStore(BUCKET, client=s3),
         )
         store = DynamoIdempotencyStore(TABLE, client=dynamodb)
         recorder = CallRecorder()
 
+        def table() -> dict[str, Any]:
+            items = dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+            return {item["userId"]["S"]: item for item in items}
+
         def counted(key: str, action: Callable[[], object]) -> None:
+            dynamodb.meta.events.unregister("before-call.dynamodb", recorder)
+            before = table()
+            dynamodb.meta.events.register("before-call.dynamodb", recorder)
             recorder.take()
             action()
             result.calls[key] = recorder.take()
+            dynamodb.meta.events.unregister("before-call.dynamodb", recorder)
+            result.index_writes[key] = index_write_units(before, table())
+            dynamodb.meta.events.register("before-call.dynamodb", recorder)
 
         dynamodb.meta.events.register("before-call.dynamodb", recorder)
+        dynamodb.meta.events.register("after-call.dynamodb", recorder.returned)
         try:
             ada: list[Any] = []
             counted("create", lambda: ada.append(service.create_user(NewUser("Ada Lovelace", "ada@example.com"))))
@@ -234,15 +305,21 @@ def measure() -> Measurement:
             for n in range(PAGE_DEFAULT + 1):
                 service.create_user(NewUser(f"User {n}", f"user{n}@example.com", "+14155550101"))
             pages: list[str | None] = []
-            counted("list_page", lambda: pages.append(service.list_users(PAGE_DEFAULT, None)[1]))
+            everyone = UserQuery()
+            counted("list_page", lambda: pages.append(service.list_users(everyone, PAGE_DEFAULT, None, "bench")[1]))
             if pages[0] is None:
                 raise RuntimeError("the first page of the listing handed out no cursor")
-            counted("list_next_page", lambda: service.list_users(PAGE_DEFAULT, pages[0]))
+            counted("list_next_page", lambda: service.list_users(everyone, PAGE_DEFAULT, pages[0], "bench"))
+            one_state = UserQuery(role="member", enabled=True)
+            counted("list_one_state", lambda: service.list_users(one_state, PAGE_DEFAULT, None, "bench"))
+            by_email = UserQuery(email="USER7@example.com")
+            counted("find_by_email", lambda: service.list_users(by_email, PAGE_DEFAULT, None, "bench"))
             counted("delete", lambda: service.delete_user(user_id))
 
-            sub = "0f6c2a4e-1b7d-4c55-9a3e-2d8f5b6c7a10"
-            counted("profile_create", lambda: service.put_profile(sub, "grace@example.com", UserChanges(name="Grace")))
-            counted("profile_update", lambda: service.put_profile(sub, "grace@example.com", UserChanges(name="G.")))
+            # A sign-in made outside the API: its first PUT /users/me makes its record.
+            sub = _console_sign_in(cognito, pool, "grace@example.com")
+            counted("profile_create", lambda: service.put_profile(sub, UserChanges(name="Grace")))
+            counted("profile_update", lambda: service.put_profile(sub, UserChanges(name="G.")))
 
             body = {"name": "Edsger", "email": "edsger@example.com"}
 
@@ -260,11 +337,12 @@ def measure() -> Measurement:
             from chalicelib.domain.revocation import StandingCheck
 
             check = StandingCheck(DynamoUserRepository(TABLE, client=dynamodb).standing)
-            caller = Identity(sub, "grace@example.com", True, frozenset(), issued_at=2_000_000_000)
+            caller = Identity(sub, frozenset(), issued_at=2_000_000_000)
             counted("revocation_cold", lambda: check.confirm(caller))
             counted("revocation_warm", lambda: [check.confirm(caller) for _ in range(10)])
         finally:
             dynamodb.meta.events.unregister("before-call.dynamodb", recorder)
+            dynamodb.meta.events.unregister("after-call.dynamodb", recorder.returned)
 
         items = dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
         users = [item_bytes(item) for item in items if "listingId" in item]
@@ -294,6 +372,7 @@ def store(measured: Measurement, into: dict[str, float]) -> None:
         into[f"dynamodb.{op.key}.requests"] = len(measured.calls[op.key])
         into[f"dynamodb.{op.key}.read_units"] = reads
         into[f"dynamodb.{op.key}.write_units"] = writes
+        into[f"dynamodb.{op.key}.index_write_units"] = measured.index_writes.get(op.key, 0.0)
     into["dynamodb.user_item_bytes"] = measured.user_item_bytes
 
 
@@ -304,9 +383,12 @@ def run(context: Context) -> list[Figure]:
     for op in OPERATIONS:
         calls = measured.calls[op.key]
         reads, writes = measured.units(op.key)
+        index = measured.index_writes.get(op.key, 0.0)
         units = ", ".join(
             f"{n:g} {kind} unit{'' if n == 1 else 's'}" for n, kind in ((reads, "read"), (writes, "write")) if n
         )
+        if index:
+            units += f" ({index:g} of them in the indexes)"
         note = f"{op.what}: {' + '.join(call.describe() for call in calls)}; {units}"
         figures.append(
             Figure(
@@ -330,7 +412,9 @@ def run(context: Context) -> list[Figure]:
                 f"the DynamoDB size of the benchmark's users (largest item after the run: "
                 f"{measured.largest_item_bytes} bytes). Units above: a strongly consistent GetItem is 1 read "
                 f"unit up to 4 KB; a write 1 unit per KB, also when its condition fails; a transaction 2 units "
-                f"per item; a listing page is an eventually consistent Scan of Limit items, 0.5 unit per 4 KB. "
+                f"per item, and each index an item enters, leaves or changes in 1 more per KB (2 when its key "
+                f"there moves); "
+                f"a listing page is eventually consistent Queries, 0.5 unit per 4 KB they return. "
                 f"A user at the input limits with 4-byte characters in name and email is {largest} bytes, "
                 f"so its writes would cost {math.ceil(largest / WRITE_UNIT_BYTES)} units per item."
             ),

@@ -10,7 +10,7 @@ contender (bench/request_overhead.py) serves its routes with `read_user` and `cr
 The same operations as the app, call for call:
 - GET: one strongly consistent GetItem of the user;
 - POST: Cognito AdminCreateUser (no message), a TransactWriteItems putting the user's item
-  (the attributes the app stores) and its email reservation, each on a condition, then
+  (the attributes the app stores, its search keys included) and its email reservation, each on a condition, then
   AdminCreateUser RESEND, which mails the invitation.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import unicodedata
 import uuid
 from typing import Any
 
@@ -68,6 +69,10 @@ def create_user(body: dict[str, Any]) -> dict[str, Any]:
         "version": {"N": "1"},
         "role": {"S": "member"},
         "enabled": {"BOOL": True},
+        # The search indexes' keys (partition, creation, case-folded name), as the app writes them.
+        "listState": {"S": "member#enabled"},
+        "listCreated": {"S": f"{now}#{sub}"},
+        "listName": {"S": unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold()) + "\x1f" + sub},
         "writeToken": {"S": token},
         "writtenBy": {"S": sub},
         "createToken": {"S": token},

@@ -45,6 +45,9 @@ def owner_item() -> dict[str, dict[str, Any]]:
         "version": {"N": "1"},
         "role": {"S": "member"},
         "enabled": {"BOOL": True},
+        "listState": {"S": "member#enabled"},
+        "listCreated": {"S": f"{OWNER_CREATED}#{OWNER_SUB}"},
+        "listName": {"S": f"owner\x1f{OWNER_SUB}"},
     }
 
 

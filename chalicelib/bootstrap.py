@@ -64,7 +64,10 @@ def get_identities() -> IdentityProvider:
         if settings.stage in LOCAL_STAGES and settings.outbox_file:
             from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 
-            return OutboxCognitoIdentityProvider(settings.user_pool_id, Path(settings.outbox_file))
+            invitation = (settings.invitation_subject, settings.invitation_message)
+            return OutboxCognitoIdentityProvider(
+                settings.user_pool_id, Path(settings.outbox_file), invitation=invitation
+            )
         from chalicelib.adapters.cognito import CognitoIdentityProvider
 
         return CognitoIdentityProvider(settings.user_pool_id)

@@ -61,8 +61,11 @@ class Settings:
     verify_tokens: bool
     # Checked where avatars are used (chalicelib.adapters.avatars), so routes without avatars never need it.
     avatar_bucket: str = ""
-    # Local stages only: where the messages Cognito would send are written (chalicelib/adapters/local_outbox.py).
+    # Local stages only: where the messages Cognito would send are written (chalicelib/adapters/local_outbox.py),
+    # and the invitation's subject and text as the stage's pool words them (infra/invitation.py).
     outbox_file: str = ""
+    invitation_subject: str = ""
+    invitation_message: str = ""
     # The audit trail the history route reads, checked where used, as the avatar bucket.
     audit_table_name: str = ""
 
@@ -262,6 +265,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         verify_tokens=verify,
         avatar_bucket=environ.get("AVATAR_BUCKET", "").strip(),
         outbox_file=environ.get("OUTBOX_FILE", "").strip() if stage in LOCAL_STAGES else "",
+        invitation_subject=environ.get("INVITATION_EMAIL_SUBJECT", "") if stage in LOCAL_STAGES else "",
+        invitation_message=environ.get("INVITATION_EMAIL_MESSAGE", "") if stage in LOCAL_STAGES else "",
         audit_table_name=environ.get("AUDIT_TABLE_NAME", "").strip(),
     )
 

@@ -72,14 +72,15 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     from chalice.deploy.validate import validate_routes
 
     from chalicelib.config import cors_allow_origins
-    from devstack import jobs, moto_patches, resources, streams
-    from devstack.cognito_emulation import widen_email_check
+    from devstack import cognito_emulation, jobs, moto_patches, resources, streams
     from devstack.gateway import serve_app
     from devstack.motoserver import MotoServer
+    from infra.invitation import invitation
+    from infra.stages import load_limits
 
     _emulator_credentials()
     region = os.environ.get("AWS_REGION", "us-east-1")
-    widen_email_check()
+    cognito_emulation.apply()
     moto = None
     poller = None
     job_poller = None
@@ -89,6 +90,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             moto = MotoServer(host, moto_port).start()
         except moto_patches.MotoVersionMismatch as exc:
             sys.exit(f"Cannot start the local stack: {exc}")
+        invitation_text = invitation(load_limits())
         cli = chalice_factory.CLIFactory(str(PROJECT_DIR), environ=os.environ)
         stage_env = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE).environment_variables
         os.environ.update(
@@ -96,8 +98,11 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
                 "AWS_ENDPOINT_URL": moto.url,
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
-                # Where the app writes the invitations Cognito would mail (chalicelib/adapters/local_outbox.py).
+                # Where the app writes the invitations Cognito would mail (chalicelib/adapters/local_outbox.py),
+                # worded as the stage's pool words them (with SES; infra/invitation.py).
                 "OUTBOX_FILE": str(_outbox_file()),
+                "INVITATION_EMAIL_SUBJECT": invitation_text["EmailSubject"],
+                "INVITATION_EMAIL_MESSAGE": invitation_text["EmailMessage"],
             }
         )
         stack = resources.create(
@@ -143,6 +148,10 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             "jobs_queue_name": stage_env["JOBS_QUEUE"],
             "jobs_queue_url": os.environ["JOBS_QUEUE_URL"],
             "jobs_dead_letter_queue_url": os.environ["JOBS_DEAD_LETTER_QUEUE_URL"],
+            # Where the stream's mapping sends what it gave up on; `make replay-dlq` reads it.
+            "dead_letter_queue_url": resources.emulator_client("sqs", moto.url, region).get_queue_url(
+                QueueName=streams.LOCAL_DEAD_LETTER_QUEUE
+            )["QueueUrl"],
             # Whose file this is: a second start refuses while this process lives, and this
             # process removes the file at exit only if it is still the one it wrote.
             "pid": os.getpid(),

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters import private_files
 from devstack import lifecycle
 
 POLL_S = 0.25
@@ -164,7 +165,8 @@ def export_users(info: dict[str, Any], fmt: str, out: Path | None, progress: boo
     with http.get(job["download"]["url"], stream=True, timeout=60) as download:
         if download.status_code != 200:
             raise CommandFailed(f"the download failed: {download.status_code}")
-        with target.open("wb") as file:
+        # Every user's email and phone: owner-only from the first byte.
+        with private_files.open_truncated(target) as file:
             for chunk in download.iter_content(1024 * 1024):
                 file.write(chunk)
     elapsed = time.monotonic() - started

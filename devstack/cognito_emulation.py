@@ -1,27 +1,230 @@
-"""Where the emulator's Cognito (moto 5.2.5) refuses what Cognito accepts, for the local stack
-and the tests that run the app on moto.
+"""Where the emulator's Cognito (moto 5.2.5) behaves otherwise than Cognito, for the local stack and
+the tests that run the app on moto. `apply()` makes all of these changes (idempotent); each is a
+replacement of one moto method, so they are only valid for the version they were written against,
+and `apply()` refuses any other.
 
-moto checks an email-as-username against `[A-Za-z0-9._%+-]+@...`, so it refuses addresses the
-API accepts and RFC 5322 allows (`o'brien@`, `a&b@`). Cognito does not publish its own check;
-the emulator is widened to the API's own rule (chalicelib.domain.models.EMAIL_PATTERN), so that what
-the API accepts is what the local stack accepts. On AWS, an address Cognito refuses gets a 400.
+1. Email check. moto checks an email-as-username against `[A-Za-z0-9._%+-]+@...`, so it refuses
+   addresses the API accepts and RFC 5322 allows (`o'brien@`, `a&b@`). Cognito does not publish its
+   own check; the emulator is widened to the API's own rule (chalicelib.domain.models.EMAIL_PATTERN),
+   so that what the API accepts is what the local stack accepts. On AWS, an address Cognito refuses
+   gets a 400.
+2. Attribute writes with a user's own access token (`UpdateUserAttributes`). moto lets a user write
+   any attribute. Cognito lets them write only the app client's `WriteAttributes` (when unset, the
+   standard attributes), never `email_verified` or `phone_number_verified`; refuses a disabled
+   user; and, when the pool's `UserAttributeUpdateSettings` lists `email` under
+   `AttributesRequireVerificationBeforeUpdate`, keeps the original address (still verified) until
+   the user confirms the new one with the code mailed to it. moto has no `VerifyUserAttribute`, so
+   locally such a change is never confirmed. Without that setting Cognito applies the address at
+   once and marks it unverified.
+3. Attribute writes by an admin (`AdminUpdateUserAttributes`): under the same setting an email
+   change waits for verification too, unless the request itself sets `email_verified` to true
+   (what the API does), which applies it at once and sends nothing.
+4. Aliases. moto refuses to give a user the email it already has (AliasExistsException against
+   itself); Cognito refuses an address only when another user holds it. (Both compare addresses
+   as given: Cognito's case-insensitive aliases are not emulated, see docs/LOCAL.md.)
+5. Access tokens. moto finds the user of an access token by the user name it signed in with, so
+   after an admin changed the user's email the token no longer finds its user; Cognito's tokens
+   name the user's `sub`, which this falls back to.
+6. App clients. Cognito refuses a client whose `WriteAttributes` names `email_verified`,
+   `phone_number_verified` or `sub`, or leaves out an attribute the pool requires ("Invalid write
+   attributes specified while creating a client"); moto accepts any. The second rule is not in
+   Cognito's API reference but is what deployments report (docs/DEPLOY.md lists it under what only
+   a deploy can confirm), and the templates follow it.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
 import moto
 from moto.cognitoidp import utils
+from moto.cognitoidp.exceptions import (
+    AliasExistsException,
+    InvalidParameterException,
+    NotAuthorizedError,
+    UserNotFoundError,
+)
+from moto.cognitoidp.models import (
+    CognitoIdpBackend,
+    CognitoIdpUser,
+    CognitoIdpUserPool,
+    CognitoIdpUserPoolAttribute,
+    CognitoIdpUserPoolClient,
+)
+from moto.cognitoidp.utils import expand_attrs, flatten_attrs
 
 from chalicelib.domain.models import EMAIL_PATTERN
 
 PINNED_MOTO = "5.2.5"
+EMAIL_CHECK = "cognito-idp.email_format"
+ATTRIBUTE_WRITES = "cognito-idp.attribute_writes"
+# Never writable by a user, whatever the app client says; Cognito refuses a client that lists them.
+NEVER_WRITABLE = frozenset({"sub", "email_verified", "phone_number_verified"})
+UNAUTHORIZED_ATTRIBUTE = "A client attempted to write unauthorized attribute"
+INVALID_WRITE_ATTRIBUTES = "Invalid write attributes specified while creating a client"
 
 
-def widen_email_check() -> None:
+def check_version() -> None:
     if moto.__version__ != PINNED_MOTO:
         raise RuntimeError(
             f"devstack/cognito_emulation.py patches moto {PINNED_MOTO}, but moto {moto.__version__} is "
-            "installed: check whether its email check still needs widening, then update PINNED_MOTO"
+            "installed: check whether each change it makes is still needed, then update PINNED_MOTO"
         )
+
+
+def widen_email_check() -> None:
+    check_version()
     # moto applies it with re.fullmatch; the pattern's own anchors are harmless there.
     utils.FORMATS["email"] = EMAIL_PATTERN
+
+
+# --- 2-5: attribute writes ---------------------------------------------------------------------------
+
+
+def _requires_verification(pool: CognitoIdpUserPool, attribute: str) -> bool:
+    settings = pool.extended_config.get("UserAttributeUpdateSettings") or {}
+    return attribute in (settings.get("AttributesRequireVerificationBeforeUpdate") or [])
+
+
+def _alias_free(pool: CognitoIdpUserPool, email: str, user: CognitoIdpUser) -> None:
+    """AliasExistsException when another user of an email-as-username pool holds `email`."""
+    if "email" not in pool.extended_config.get("UsernameAttributes", []):
+        return
+    for other in pool.users.values():
+        if other is not user and other.attribute_lookup.get("email", "") == email:
+            raise AliasExistsException()
+
+
+def _write(pool: CognitoIdpUserPool, user: CognitoIdpUser, attributes: list[dict[str, str]], admin: bool) -> None:
+    """Apply an attribute write as Cognito does (2-4 above)."""
+    given = flatten_attrs(attributes)
+    email = given.get("email")
+    if email is not None and email != user.attribute_lookup.get("email"):
+        _alias_free(pool, email, user)
+        verified_now = admin and given.get("email_verified") == "true"
+        if _requires_verification(pool, "email") and not verified_now:
+            # The original address stays, verified, until the new one is confirmed with a code.
+            user.pending_email = email  # type: ignore[attr-defined]
+            given.pop("email")
+            given.pop("email_verified", None)
+        elif not admin:
+            given["email_verified"] = "false"  # a user's own new address is unverified until confirmed
+    if given:
+        user.update_attributes(expand_attrs(given))
+
+
+def _token_claims(token: str) -> dict[str, Any]:
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _token_owner(
+    backend: CognitoIdpBackend, access_token: str
+) -> tuple[CognitoIdpUserPool, CognitoIdpUserPoolClient | None, CognitoIdpUser]:
+    for pool in backend.user_pools.values():
+        if access_token in pool.access_tokens:
+            client_id, username = pool.access_tokens[access_token]
+            user = pool._get_user(username)
+            if user is None:
+                sub = _token_claims(access_token).get("sub")
+                user = next((found for found in pool.users.values() if found.id == sub), None)
+            if user is None:
+                raise UserNotFoundError("User does not exist.")
+            if not user.enabled:
+                raise NotAuthorizedError("User is disabled.")
+            return pool, pool.clients.get(client_id), user
+    raise NotAuthorizedError("Invalid Access Token")
+
+
+def _writable(pool: CognitoIdpUserPool, client: CognitoIdpUserPoolClient | None) -> frozenset[str]:
+    listed = (client.extended_config.get("WriteAttributes") if client is not None else None) or None
+    if listed is None:  # unset: the standard attributes of the pool
+        listed = [name for name in CognitoIdpUserPoolAttribute.STANDARD_SCHEMA if name not in NEVER_WRITABLE]
+    return frozenset(listed) - NEVER_WRITABLE
+
+
+def update_user_attributes(self: CognitoIdpBackend, access_token: str, attributes: list[dict[str, str]]) -> None:
+    """`UpdateUserAttributes` as Cognito does it: only the client's writable attributes, by the token's user."""
+    pool, client, user = _token_owner(self, access_token)
+    refused = [attribute["Name"] for attribute in attributes if attribute["Name"] not in _writable(pool, client)]
+    if refused:
+        raise NotAuthorizedError(UNAUTHORIZED_ATTRIBUTE)
+    _write(pool, user, attributes, admin=False)
+
+
+def admin_update_user_attributes(
+    self: CognitoIdpBackend, user_pool_id: str, username: str, attributes: list[dict[str, str]]
+) -> None:
+    """`AdminUpdateUserAttributes` as Cognito does it (3, 4 above)."""
+    user = self.admin_get_user(user_pool_id, username)
+    _write(self.describe_user_pool(user_pool_id), user, attributes, admin=True)
+
+
+# --- 6: app clients ----------------------------------------------------------------------------------
+
+
+def _check_write_attributes(pool: CognitoIdpUserPool, config: dict[str, Any]) -> None:
+    listed = config.get("WriteAttributes")
+    if not listed:
+        return
+    required = {name for name, attribute in pool.schema_attributes.items() if attribute.required} - {"sub"}
+    if NEVER_WRITABLE.intersection(listed) or not required <= set(listed):
+        raise InvalidParameterException(INVALID_WRITE_ATTRIBUTES)
+
+
+def create_user_pool_client(
+    self: CognitoIdpBackend, user_pool_id: str, generate_secret: bool, extended_config: dict[str, Any]
+) -> CognitoIdpUserPoolClient:
+    _check_write_attributes(self.describe_user_pool(user_pool_id), extended_config)
+    return _ORIGINAL["create_user_pool_client"](self, user_pool_id, generate_secret, extended_config)  # type: ignore[no-any-return]
+
+
+def update_user_pool_client(
+    self: CognitoIdpBackend, user_pool_id: str, client_id: str, extended_config: dict[str, Any]
+) -> CognitoIdpUserPoolClient:
+    _check_write_attributes(self.describe_user_pool(user_pool_id), extended_config)
+    return _ORIGINAL["update_user_pool_client"](self, user_pool_id, client_id, extended_config)  # type: ignore[no-any-return]
+
+
+# --- applying and removing ---------------------------------------------------------------------------
+
+_REPLACEMENTS: dict[str, Callable[..., Any]] = {
+    "update_user_attributes": update_user_attributes,
+    "admin_update_user_attributes": admin_update_user_attributes,
+    "create_user_pool_client": create_user_pool_client,
+    "update_user_pool_client": update_user_pool_client,
+}
+_ORIGINAL: dict[str, Callable[..., Any]] = {name: getattr(CognitoIdpBackend, name) for name in _REPLACEMENTS}
+_MOTO_EMAIL_FORMAT = utils.FORMATS["email"]
+
+
+def apply() -> list[str]:
+    """Check the moto version, then make every change above (idempotent); the names of those active."""
+    widen_email_check()
+    for name, replacement in _REPLACEMENTS.items():
+        setattr(CognitoIdpBackend, name, replacement)
+    return active()
+
+
+def remove() -> None:
+    """Back to moto as released (tests of the changes themselves)."""
+    utils.FORMATS["email"] = _MOTO_EMAIL_FORMAT
+    for name, original in _ORIGINAL.items():
+        setattr(CognitoIdpBackend, name, original)
+
+
+def active() -> list[str]:
+    """The changes in effect now, checked on moto itself."""
+    names = []
+    if utils.FORMATS["email"] == EMAIL_PATTERN:
+        names.append(EMAIL_CHECK)
+    if all(getattr(CognitoIdpBackend, name) is replacement for name, replacement in _REPLACEMENTS.items()):
+        names.append(ATTRIBUTE_WRITES)
+    return names

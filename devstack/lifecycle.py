@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters import private_files
+
 # Set by devstack.process.start_stack: the pid whose death stops the stack (see exit_with_parent).
 PARENT_ENV = "DEVSTACK_EXIT_WITH_PARENT"
 PARENT_POLL_S = 0.5
@@ -123,15 +125,9 @@ def new_instance_id() -> str:
 
 
 def write_stack_file(path: Path, info: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Created readable by its owner only: it holds the seeded users' passwords.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(info, indent=2) + "\n")
-    temporary.chmod(0o600)  # had it been there already
-    # Whole or absent, never half-written, for whoever polls it (devstack.process).
-    temporary.replace(path)
+    # Readable by its owner only (it holds the seeded users' passwords), and whole or absent,
+    # never half-written, for whoever polls it (devstack.process).
+    private_files.replace(path, json.dumps(info, indent=2) + "\n")
 
 
 def remove_own_stack_file(path: Path, written: dict[str, Any]) -> None:

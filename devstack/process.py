@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters import private_files
 from devstack import lifecycle, resources, stall
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -27,6 +28,7 @@ APP_SETTINGS = {
     "CURSOR_SECRET", "CURSOR_SECRET_ARN", "AWS_ENDPOINT_URL", "JWKS_URL", "MAX_BODY_BYTES", "LOG_LEVEL",
     "AWS_LAMBDA_FUNCTION_NAME", "REQUIRE_API_KEY", "AVATAR_BUCKET",
     "AUDIT_TABLE_NAME", "EVENT_BUS_NAME", "EVENTS_FILE", "USERS_STREAM_ARN", "AWS_READ_TIMEOUT_S",
+    "INVITATION_EMAIL_SUBJECT", "INVITATION_EMAIL_MESSAGE",
     "JOBS_TABLE_NAME", "JOBS_QUEUE", "JOBS_QUEUE_URL", "IMPORT_ROWS_PER_SECOND", "EXPORT_READ_UNITS_PER_SECOND",
 }  # fmt: skip
 
@@ -131,9 +133,9 @@ def start_stack(tmp: Path, settings: Mapping[str, str] | None = None) -> Stack:
     process dies (lifecycle.exit_with_parent), and is killed at this interpreter's exit if still
     running: none outlives the test run or tool that started it.
     """
-    tmp.mkdir(parents=True, exist_ok=True)
+    private_files.make_folder(tmp)
     stack_file = tmp / "stack.json"
-    log = (tmp / "stack.log").open("wb")
+    log = private_files.open_truncated(tmp / "stack.log")  # owner-only: it prints the seeded passwords
     process = subprocess.Popen(
         RUN_COMMAND,
         cwd=PROJECT_DIR,

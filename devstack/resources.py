@@ -11,7 +11,8 @@ from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_t
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.models import ADMIN, MEMBER, NewUser, parse_new_user
 from chalicelib.domain.service import UserService
-from infra.stages import load_limits
+from infra.invitation import invitation
+from infra.stages import aws_properties, load_limits
 
 ADMIN_EMAIL = "admin@example.com"
 MEMBER_EMAIL = "member@example.com"
@@ -45,6 +46,32 @@ def new_password() -> str:
 
 # What the emulator accepts: fixed fake credentials keep real ones from ever being sent to it.
 EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def pool_settings(name: str) -> dict[str, Any]:
+    """CreateUserPool's arguments for a pool as deployed (infra/cloudformation.py): email as user
+    name and required, its changes verified first, the password policy."""
+    limits = load_limits()
+    return {
+        "PoolName": name,
+        "UsernameAttributes": ["email"],
+        "AutoVerifiedAttributes": ["email"],
+        "Schema": [{"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True}],
+        "UserAttributeUpdateSettings": aws_properties(limits["user_attribute_update_settings"]),
+        "Policies": {"PasswordPolicy": limits["password_policy"]},
+        # As a stage that sends through SES words the invitation (Cognito's own email may not).
+        "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True, "InviteMessageTemplate": invitation(limits)},
+    }
+
+
+def client_settings(pool_id: str, name: str) -> dict[str, Any]:
+    """CreateUserPoolClient's arguments for the app client as deployed (flows, read and write attributes)."""
+    return {
+        "UserPoolId": pool_id,
+        "ClientName": name,
+        "GenerateSecret": False,
+        **aws_properties(load_limits()["user_pool_client"]),
+    }
 
 
 def emulator_client(service: str, endpoint: str, region: str, **config: Any) -> Any:
@@ -134,12 +161,18 @@ def id_token(
     return str(result["AuthenticationResult"]["IdToken"])
 
 
-def create_change_resources(endpoint: str, region: str, audit_table: str, bus_name: str) -> None:
-    """What the change consumer writes to, as deployed: the audit table (TTL on) and the stage's bus."""
+def create_change_resources(endpoint: str, region: str, audit_table: str, bus_name: str, dead_letter_queue: str) -> str:
+    """What the change consumer writes to, as deployed: the audit table (TTL on), the stage's bus, and
+    its mapping's dead-letter queue (kept as long as deployed); the queue's URL."""
     dynamodb = emulator_client("dynamodb", endpoint, region)
     dynamodb.create_table(**create_audit_table_kwargs(audit_table))
     dynamodb.update_time_to_live(**time_to_live_kwargs(audit_table))
     emulator_client("events", endpoint, region).create_event_bus(Name=bus_name)
+    retention = str(load_limits()["change_events"]["dead_letter_retention_seconds"])
+    queue = emulator_client("sqs", endpoint, region).create_queue(
+        QueueName=dead_letter_queue, Attributes={"MessageRetentionPeriod": retention}
+    )
+    return str(queue["QueueUrl"])
 
 
 # Cognito's answers to a sign-in that are about the user or the password, not about the stack.
@@ -181,20 +214,9 @@ def create(
         Name="users-api/local/cursor-secret", SecretString=secrets.token_urlsafe(48)
     )["ARN"]
     # The pool and client as deployed (infra/limits.json), so local logins behave like real ones.
-    limits = load_limits()
     idp = emulator_client("cognito-idp", endpoint, region)
-    pool_id = idp.create_user_pool(
-        PoolName="users-api-local",
-        UsernameAttributes=["email"],
-        AutoVerifiedAttributes=["email"],
-        Policies={"PasswordPolicy": limits["password_policy"]},
-    )["UserPool"]["Id"]
-    client_id = idp.create_user_pool_client(
-        UserPoolId=pool_id,
-        ClientName="users-api-local",
-        GenerateSecret=False,
-        **limits["user_pool_client"],
-    )["UserPoolClient"]["ClientId"]
+    pool_id = idp.create_user_pool(**pool_settings("users-api-local"))["UserPool"]["Id"]
+    client_id = idp.create_user_pool_client(**client_settings(pool_id, "users-api-local"))["UserPoolClient"]["ClientId"]
     idp.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP, Description="May manage every user")
     admin_password, member_password = new_password(), new_password()
     add_user(endpoint, region, pool_id, table_name, ADMIN_EMAIL, admin_password, admin=True, name="Local Admin")

@@ -9,19 +9,22 @@ a batch at a time, POLL_INTERVAL_S after the last empty read: within about a sec
 
 Like the deployed mapping, it honours partial batch responses: the first reported record and
 those after it are delivered again, after a pause, up to MAX_RETRIES times; then the record is
-logged as dead-lettered and skipped (the deployed stack sends it to a queue). Unlike it, every
-record is delivered (no filter criteria): the handler ignores what is not a user's.
+skipped and its place in the stream sent to the local stack's dead-letter queue on the emulator,
+in the message Lambda sends (`DDBStreamBatchInfo`), which `make replay-dlq` replays. Unlike it,
+every record is delivered (no filter criteria): the handler ignores what is not a user's.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,8 +40,13 @@ STOP_TIMEOUT_S = 1.0
 # are dropped, so a long `make run` or a load test stays flat in memory while a redelivery of the
 # recent past can still be read (TRIM_HORIZON).
 KEEP_DELIVERED = 1000
+# The local stack's consumer and its dead-letter queue, named as a deployed stage's are (infra/stages.py).
+LOCAL_CONSUMER = "users-api-local-changes"
+LOCAL_DEAD_LETTER_QUEUE = f"{LOCAL_CONSUMER}-dlq"
 
 Deliver = Callable[[dict[str, Any]], Any]
+# Told of each record the poller gave up on, with how many times it was delivered.
+DeadLetter = Callable[[dict[str, Any], int], None]
 
 
 def lambda_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
@@ -60,6 +68,15 @@ class StreamReader:
         self.stream_arn = stream_arn
         self._iterators: dict[str, str] = {}
         self._used = used
+        self._shard_of: dict[str, str] = {}  # sequence number -> shard, of records read and not yet asked for
+
+    def shard_of(self, sequence: str) -> str:
+        """The shard a record read by this reader came from (Lambda's records do not say)."""
+        return self._shard_of.pop(sequence)
+
+    def forget_shards_up_to(self, sequence: int) -> None:
+        for read in [s for s in self._shard_of if int(s) <= sequence]:
+            del self._shard_of[read]
 
     def _shards(self) -> list[str]:
         description = self._client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
@@ -76,7 +93,9 @@ class StreamReader:
             result = self._client.get_records(ShardIterator=iterator, Limit=limit - len(records))
             self._iterators[shard] = result["NextShardIterator"]
             self._used(iterator)
-            records += [lambda_record(raw, self.stream_arn) for raw in result.get("Records", [])]
+            read = [lambda_record(raw, self.stream_arn) for raw in result.get("Records", [])]
+            self._shard_of.update((record["dynamodb"]["SequenceNumber"], shard) for record in read)
+            records += read
             if len(records) >= limit:
                 break
         return records
@@ -105,11 +124,13 @@ class StreamPoller:
         deliver: Deliver,
         retry_pause_s: float = RETRY_PAUSE_S,
         delivered_up_to: Callable[[int], None] = lambda sequence: None,
+        dead_letter: DeadLetter = lambda record, deliveries: None,
     ):
         self._reader = reader
         self._deliver = deliver
         self._retry_pause_s = retry_pause_s
         self._delivered_up_to = delivered_up_to
+        self._dead_letter = dead_letter
         self._pending: list[dict[str, Any]] = []
         self._attempts = 0
         self._stop = threading.Event()
@@ -140,11 +161,15 @@ class StreamPoller:
         if self._attempts > MAX_RETRIES:
             skipped = self._pending.pop(0)
             log.error(
-                "stream record dead-lettered after %d retries (sequence number %s)",
+                "stream record dead-lettered after %d retries (sequence number %s): `make replay-dlq` replays it",
                 MAX_RETRIES,
                 skipped["dynamodb"]["SequenceNumber"],
             )
             self._attempts = 0
+            try:
+                self._dead_letter(skipped, MAX_RETRIES + 1)
+            except Exception:
+                log.exception("the dead-letter queue did not take the record's position")
         else:
             self._stop.wait(self._retry_pause_s)
         return True
@@ -174,6 +199,51 @@ class StreamPoller:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=STOP_TIMEOUT_S)
+
+
+def _iso(epoch_seconds: Any) -> str:
+    return datetime.fromtimestamp(float(epoch_seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dead_letter_message(
+    record: dict[str, Any], shard_id: str, deliveries: int, function_arn: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """What Lambda sends the on-failure destination of a DynamoDB stream mapping for a batch it gave
+    up on, here of one record (the deployed mapping bisects a failing batch down to it too)."""
+    arrival = _iso(record["dynamodb"]["ApproximateCreationDateTime"])
+    sequence = str(record["dynamodb"]["SequenceNumber"])
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": function_arn,
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": deliveries,
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
+        "version": "1.0",
+        "timestamp": (now or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "DDBStreamBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": sequence,
+            "endSequenceNumber": sequence,
+            "approximateArrivalOfFirstRecord": arrival,
+            "approximateArrivalOfLastRecord": arrival,
+            "batchSize": 1,
+            "streamArn": record["eventSourceARN"],
+        },
+    }
+
+
+class DeadLetterQueue:
+    """The local stack's on-failure destination: the emulator's SQS queue `make replay-dlq` reads."""
+
+    def __init__(self, client: Any, queue_url: str, reader: StreamReader, function_arn: str):
+        self._client, self.queue_url, self._reader, self._function_arn = client, queue_url, reader, function_arn
+
+    def __call__(self, record: dict[str, Any], deliveries: int) -> None:
+        shard = self._reader.shard_of(str(record["dynamodb"]["SequenceNumber"]))
+        message = dead_letter_message(record, shard, deliveries, self._function_arn)
+        self._client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message))
 
 
 def dynamodb_handler(app: Any) -> Deliver:
@@ -222,19 +292,30 @@ def stream_arn(client: Any, table_name: str) -> str:
 
 
 def start(app: Any, moto: Any, region: str, stage_env: dict[str, str], events_file: Path) -> StreamPoller:
-    """Create the audit table and the bus on the emulator (`moto`, a devstack.motoserver.MotoServer
-    in this process), and deliver the users table's stream to the app's consumer; every published
-    event is also appended to `events_file`."""
+    """Create the audit table, the bus and the dead-letter queue on the emulator (`moto`, a
+    devstack.motoserver.MotoServer in this process), and deliver the users table's stream to the
+    app's consumer; every published event is also appended to `events_file`."""
     from devstack import resources
 
     endpoint, table = moto.url, stage_env["TABLE_NAME"]
-    resources.create_change_resources(endpoint, region, stage_env["AUDIT_TABLE_NAME"], stage_env["EVENT_BUS_NAME"])
+    queue_url = resources.create_change_resources(
+        endpoint, region, stage_env["AUDIT_TABLE_NAME"], stage_env["EVENT_BUS_NAME"], LOCAL_DEAD_LETTER_QUEUE
+    )
     os.environ["EVENTS_FILE"] = str(events_file)
     dynamodb = resources.emulator_client("dynamodb", endpoint, region)
     streams = resources.emulator_client("dynamodbstreams", endpoint, region)
     emulator = EmulatorStream(moto, region, table)
     reader = StreamReader(streams, stream_arn(dynamodb, table), used=emulator.forget)
-    return StreamPoller(reader, dynamodb_handler(app), delivered_up_to=emulator.trim).start()
+    consumer_arn = f"arn:aws:lambda:{region}:000000000000:function:{LOCAL_CONSUMER}"
+    dead_letters = DeadLetterQueue(resources.emulator_client("sqs", endpoint, region), queue_url, reader, consumer_arn)
+
+    def delivered_up_to(sequence: int) -> None:
+        emulator.trim(sequence)
+        reader.forget_shards_up_to(sequence)
+
+    return StreamPoller(
+        reader, dynamodb_handler(app), delivered_up_to=delivered_up_to, dead_letter=dead_letters
+    ).start()
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:

@@ -12,28 +12,34 @@ import json
 from typing import Any
 
 from chalicelib.adapters.table_schema import (
-    ATTRIBUTE_DEFINITIONS,
     AUDIT_ATTRIBUTE_DEFINITIONS,
     AUDIT_KEY_SCHEMA,
-    GLOBAL_SECONDARY_INDEXES,
+    FINAL_STEP,
     KEY_SCHEMA,
     STREAM_VIEW_TYPE,
     TTL_ATTRIBUTE,
+    attribute_definitions,
+    global_secondary_indexes,
 )
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
-from infra.policies import hook_policy_document, policy_document
-from infra.stages import Stage, load_limits
+from infra.invitation import invitation
+from infra.policies import changes_hook_policy_document, hook_policy_document, policy_document
+from infra.release_version import PATTERN as RELEASE_VERSION_PATTERN
+from infra.stages import Stage, aws_properties, load_limits
 
 Json = dict[str, Any]
 
 ALIAS = "live"
 HOOK = "PreTrafficHook"  # Chalice's logical id for app.py's pre_traffic_hook
+CHANGES_HOOK = "ChangesPreTrafficHook"  # ... for app.py's changes_pre_traffic_hook
 CONSUMER = "UserChanges"  # Chalice's logical id for app.py's user_changes (@app.on_dynamodb_record)
 CONSUMER_EVENT = f"{CONSUMER}DynamodbEventSource"  # its SAM event, which Chalice names so
 ROLLBACK_ALARMS = ("RollbackLambdaErrorsAlarm", "RollbackApi5xxRateAlarm")
+# The consumer's own: a crash of its live alias, or a batch given up on (a new dead letter).
+CONSUMER_ROLLBACK_ALARMS = ("RollbackChangeConsumerErrorsAlarm", "RollbackChangeDeadLettersAlarm")
 NO_VALUE = {"Ref": "AWS::NoValue"}
 LAMBDA_PROXY_URI = (
     "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Alias}/invocations"
@@ -65,15 +71,56 @@ def _log_group(name: str | Json, days: int, stage: Stage) -> Json:
     }
 
 
-def proxied_routes() -> list[tuple[str, str]]:
-    """(path, method) of every route the function serves; CORS preflights are API Gateway mocks."""
-    from app import app
+def proxied_routes(stage: Stage) -> list[tuple[str, str]]:
+    """(path, method) of every route the function serves; CORS preflights are API Gateway mocks.
+    The app is imported with the stage's settings in a process of its own (infra/packaging.py)."""
+    from infra.packaging import app_routes
 
-    return sorted((path, method.lower()) for path, methods in app.routes.items() for method in methods)
+    return app_routes(stage)
+
+
+SES_IDENTITY_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:ses:[a-z0-9-]+:[0-9]{12}:identity/\S+$"
+
+
+def _email_parameters(stage: Stage) -> Json:
+    """How the pool sends mail: Cognito's own email by default, which deploys anywhere; an SES
+    identity for the custom invitation (Cognito allows a custom email message only with SES)."""
+    return {
+        "SesIdentityArn": {
+            "Type": "String",
+            "Default": stage.ses_identity_arn,
+            "AllowedPattern": SES_IDENTITY_ARN_PATTERN,
+            "Description": "A verified SES identity the pool sends its mail (the invitation) with; empty: Cognito's "
+            "own email (at most 50 messages a day per account, Cognito's own invitation text).",
+        },
+        "EmailFrom": {
+            "Type": "String",
+            "Default": stage.email_from,
+            "Description": "With SesIdentityArn: the From of the pool's mail, e.g. 'Users API <no-reply@example.com>'; "
+            "empty: the identity's address.",
+        },
+    }
+
+
+def _email_conditions() -> Json:
+    return {
+        "SendsMailWithSes": {"Fn::Not": [{"Fn::Equals": [_ref("SesIdentityArn"), ""]}]},
+        "HasEmailFrom": {
+            "Fn::And": [{"Condition": "SendsMailWithSes"}, {"Fn::Not": [{"Fn::Equals": [_ref("EmailFrom"), ""]}]}]
+        },
+    }
 
 
 def _parameters(stage: Stage) -> Json:
     parameters: Json = {
+        "ReleaseVersion": {
+            "Type": "String",
+            "Default": "0.0.0",
+            "AllowedPattern": RELEASE_VERSION_PATTERN,
+            "Description": "The release deployed (its git tag, e.g. v1.4.0): recorded in the stack's ReleaseVersion "
+            "output, which the deploy compares before it deploys (infra/release_version.py).",
+        },
+        **_email_parameters(stage),
         "AlarmEmail": {
             "Type": "String",
             "Default": "",
@@ -98,6 +145,7 @@ def _parameters(stage: Stage) -> Json:
 
 def _conditions(stage: Stage) -> Json:
     conditions: Json = {
+        **_email_conditions(),
         "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [_ref("AlarmEmail"), ""]}]},
         "HasProvisionedConcurrency": {"Fn::Not": [{"Fn::Equals": [_ref("ProvisionedConcurrency"), "0"]}]},
     }
@@ -133,15 +181,17 @@ def _table(
     }
 
 
-def _data(stage: Stage, limits: Json) -> Json:
-    """Stateful resources: kept when the stack is deleted or a change would replace them."""
+def _data(stage: Stage, limits: Json, index_step: int = FINAL_STEP) -> Json:
+    """Stateful resources: kept when the stack is deleted or a change would replace them.
+    `index_step`: the users table's indexes at that step of an upgrade (table_schema.UPGRADE_STEPS:
+    CloudFormation adds or removes one index per stack update)."""
     return {
         "UsersTable": _table(
             stage,
             stage.table_name,
             KEY_SCHEMA,
-            ATTRIBUTE_DEFINITIONS,
-            GlobalSecondaryIndexes=GLOBAL_SECONDARY_INDEXES,
+            attribute_definitions(index_step),
+            GlobalSecondaryIndexes=global_secondary_indexes(index_step),
             StreamSpecification={"StreamViewType": STREAM_VIEW_TYPE},
         ),
         "UserPool": {
@@ -155,14 +205,24 @@ def _data(stage: Stage, limits: Json) -> Json:
                 "Schema": [{"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True}],
                 "Policies": {"PasswordPolicy": limits["password_policy"]},
                 # Users are created by admins (POST /users makes the sign-in and its record); the
-                # invitation carries a temporary password, changed at the first sign-in.
+                # invitation carries a temporary password, changed at the first sign-in. Its text is
+                # ours only with SES: Cognito refuses a custom email message on its own email.
                 "AdminCreateUserConfig": {
                     "AllowAdminCreateUserOnly": True,
-                    "InviteMessageTemplate": {
-                        "EmailSubject": limits["invitation"]["email_subject"],
-                        "EmailMessage": limits["invitation"]["email_message"],
-                    },
+                    "InviteMessageTemplate": {"Fn::If": ["SendsMailWithSes", invitation(limits), NO_VALUE]},
                 },
+                "EmailConfiguration": {
+                    "Fn::If": [
+                        "SendsMailWithSes",
+                        {
+                            "EmailSendingAccount": "DEVELOPER",
+                            "SourceArn": _ref("SesIdentityArn"),
+                            "From": {"Fn::If": ["HasEmailFrom", _ref("EmailFrom"), NO_VALUE]},
+                        },
+                        {"EmailSendingAccount": "COGNITO_DEFAULT"},
+                    ]
+                },
+                "UserAttributeUpdateSettings": aws_properties(limits["user_attribute_update_settings"]),
                 "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]},
                 "MfaConfiguration": "OPTIONAL",
                 "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
@@ -176,7 +236,7 @@ def _data(stage: Stage, limits: Json) -> Json:
                 "ClientName": stage.api_name,
                 "UserPoolId": _ref("UserPool"),
                 "GenerateSecret": False,
-                **limits["user_pool_client"],
+                **aws_properties(limits["user_pool_client"]),
                 "PreventUserExistenceErrors": "ENABLED",
                 "EnableTokenRevocation": True,
                 "AccessTokenValidity": 60,
@@ -362,6 +422,9 @@ def _function(stage: Stage) -> Json:
                         # The same name as config.json's; the reference orders the table first.
                         "AUDIT_TABLE_NAME": _ref("AuditTable"),
                         "JOBS_QUEUE_URL": _ref(_jobs().QUEUE),
+                        # Which release this version is (its logs and `aws lambda get-function-configuration`
+                        # say it); and a new release is always a new version, released through the hook.
+                        "RELEASE_VERSION": _ref("ReleaseVersion"),
                     }
                 },
             },
@@ -389,26 +452,22 @@ def _function(stage: Stage) -> Json:
     }
 
 
-def _pre_traffic_hook(stage: Stage) -> Json:
-    """Changes to the hook function Chalice packages (app.py, @app.lambda_function): the name
-    CodeDeploy's role may invoke, the version to test, and a role policy naming the one
-    deployment group SAM generates for the API function."""
-    deployment_group = _sub(
-        "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"
-        "${ServerlessDeploymentApplication}/${APIHandlerDeploymentGroup}"
-    )
+def _hook(stage: Stage, logical_id: str, function_name: str, target: str, policy: Json) -> Json:
+    """Changes to a hook function Chalice packages (app.py, @app.lambda_function): the name CodeDeploy's
+    role may invoke, the version to test (`target`, the logical id whose `.Version` SAM publishes in
+    this update), and its role policy."""
     return {
         # Chalice names the group after the function by reference; a literal name lets the function
         # depend on it, so no log line lands in a group without retention.
-        f"{HOOK}LogGroup": {"Properties": {"LogGroupName": f"/aws/lambda/{stage.hook_function_name}"}},
-        HOOK: {
-            "DependsOn": [f"{HOOK}LogGroup"],
+        f"{logical_id}LogGroup": {"Properties": {"LogGroupName": f"/aws/lambda/{function_name}"}},
+        logical_id: {
+            "DependsOn": [f"{logical_id}LogGroup"],
             "Properties": {
-                "FunctionName": stage.hook_function_name,
+                "FunctionName": function_name,
                 "Environment": {
                     "Variables": {
                         # SAM resolves this to the version it publishes in this update.
-                        TARGET_ENV: _ref("APIHandler.Version"),
+                        TARGET_ENV: _ref(f"{target}.Version"),
                         API_STAGE_ENV: stage.api_stage,
                         # app.py declares the routes when the hook imports it; the pool must be real.
                         "USER_POOL_ARN": _get_att("UserPool", "Arn"),
@@ -416,13 +475,38 @@ def _pre_traffic_hook(stage: Stage) -> Json:
                 },
             },
         },
-        f"{HOOK}Role": {
-            "Properties": {
-                "Policies": [
-                    {"PolicyName": f"{HOOK}RolePolicy", "PolicyDocument": hook_policy_document(stage, deployment_group)}
-                ]
-            }
+        f"{logical_id}Role": {
+            "Properties": {"Policies": [{"PolicyName": f"{logical_id}RolePolicy", "PolicyDocument": policy}]}
         },
+    }
+
+
+def _deployment_group(function: str) -> Json:
+    """The deployment group SAM generates for `function`'s DeploymentPreference."""
+    return _sub(
+        "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"
+        f"${{ServerlessDeploymentApplication}}/${{{function}DeploymentGroup}}"
+    )
+
+
+def _pre_traffic_hooks(stage: Stage) -> Json:
+    """The API function's hook (API Gateway probes) and the consumer's (a synthetic stream batch),
+    each reporting only to its own function's deployment group."""
+    return {
+        **_hook(
+            stage,
+            HOOK,
+            stage.hook_function_name,
+            "APIHandler",
+            hook_policy_document(stage, _deployment_group("APIHandler")),
+        ),
+        **_hook(
+            stage,
+            CHANGES_HOOK,
+            stage.changes_hook_function_name,
+            CONSUMER,
+            changes_hook_policy_document(stage, _deployment_group(CONSUMER)),
+        ),
     }
 
 
@@ -437,6 +521,15 @@ def _consumer(stage: Stage, limits: Json) -> Json:
             "DependsOn": [f"{CONSUMER}LogGroup"],
             "Properties": {
                 "FunctionName": stage.consumer_function_name,
+                # As the API function: each update publishes a version, and the mapping reads the
+                # stream with the `live` alias, which CodeDeploy moves after the consumer's own
+                # hook, by the stage's shifting, undone if one of the consumer's alarms fires.
+                "AutoPublishAlias": ALIAS,
+                "DeploymentPreference": {
+                    "Type": stage.traffic_shifting,
+                    "Alarms": [_ref(name) for name in CONSUMER_ROLLBACK_ALARMS],
+                    "Hooks": {"PreTraffic": _ref(CHANGES_HOOK)},
+                },
                 "Environment": {
                     "Variables": {
                         # app.py declares the routes when the consumer imports it; the pool must be real.
@@ -506,7 +599,7 @@ def _method_settings(stage: Stage, limits: Json) -> list[Json]:
 def _api(stage: Stage, limits: Json) -> Json:
     integration = {"x-amazon-apigateway-integration": {"uri": {"Fn::Sub": [LAMBDA_PROXY_URI, {"Alias": ALIAS_REF}]}}}
     paths: Json = {}
-    for path, method in proxied_routes():
+    for path, method in proxied_routes(stage):
         paths.setdefault(path, {})[method] = integration
     properties: Json = {
         "Name": stage.api_name,
@@ -849,6 +942,36 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
     )
     changes = limits["change_events"]["alarms"]
     consumer = [{"Name": "FunctionName", "Value": _ref(CONSUMER)}]
+    consumer_alias = [*consumer, {"Name": "Resource", "Value": _sub(f"${{{CONSUMER}}}:{ALIAS}")}]
+    dead_letter_queue = [{"Name": "QueueName", "Value": _get_att("ChangeDeadLetterQueue", "QueueName")}]
+    consumer_rollback = {
+        "RollbackChangeConsumerErrorsAlarm": _alarm(
+            "Errors of the consumer's live alias while CodeDeploy moves it: rolled back",
+            rollback["consumer_errors"],
+            {
+                "Namespace": "AWS/Lambda",
+                "MetricName": "Errors",
+                "Dimensions": consumer_alias,
+                "Period": rollback["consumer_errors"]["period_seconds"],
+                "Statistic": "Sum",
+            },
+        ),
+        # Messages sent, not visible: dead letters still waiting for a replay must not stop the
+        # release of the version that fixes what made them.
+        "RollbackChangeDeadLettersAlarm": _alarm(
+            "Batches the consumer gave up on while CodeDeploy moves its live alias: rolled back",
+            rollback["dead_letters"],
+            {
+                "Namespace": "AWS/SQS",
+                "MetricName": "NumberOfMessagesSent",
+                "Dimensions": dead_letter_queue,
+                "Period": rollback["dead_letters"]["period_seconds"],
+                "Statistic": "Sum",
+            },
+        ),
+    }
+    assert set(consumer_rollback) == set(CONSUMER_ROLLBACK_ALARMS)
+    resources.update(consumer_rollback)
     resources.update(
         {
             "ChangeConsumerErrorsAlarm": _alarm(
@@ -879,7 +1002,7 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
                 {
                     "Namespace": "AWS/SQS",
                     "MetricName": "ApproximateNumberOfMessagesVisible",
-                    "Dimensions": [{"Name": "QueueName", "Value": _get_att("ChangeDeadLetterQueue", "QueueName")}],
+                    "Dimensions": dead_letter_queue,
                     "Period": changes["dead_letters"]["period_seconds"],
                     "Statistic": "Maximum",
                 },
@@ -921,6 +1044,10 @@ def _outputs(stage: Stage) -> Json:
         "EventBusName": {"Value": _ref("ChangeEventBus")},
         "ChangeDeadLetterQueueUrl": {"Value": _ref("ChangeDeadLetterQueue")},
         **_jobs().outputs(),
+        "ReleaseVersion": {
+            "Description": "The release the stack runs; a deploy of an older one is refused (infra/release_version.py)",
+            "Value": _ref("ReleaseVersion"),
+        },
     }
     if stage.require_api_key:
         outputs["ApiKeyId"] = {
@@ -930,15 +1057,15 @@ def _outputs(stage: Stage) -> Json:
     return outputs
 
 
-def merge_template(stage: Stage) -> Json:
+def merge_template(stage: Stage, index_step: int = FINAL_STEP) -> Json:
     limits = load_limits()
     resources: Json = {
-        **_data(stage, limits),
+        **_data(stage, limits, index_step),
         **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
         **_jobs().job_storage(stage, limits, _table, _tag_list(stage)),
         **_function(stage),
-        **_pre_traffic_hook(stage),
+        **_pre_traffic_hooks(stage),
         **_consumer(stage, limits),
         **_jobs().worker(stage),
         **_api(stage, limits),
@@ -956,13 +1083,13 @@ def merge_template(stage: Stage) -> Json:
     }
 
 
-def base_template(stage: Stage) -> Json:
+def base_template(stage: Stage, index_step: int = FINAL_STEP) -> Json:
     """A stand-alone stack for the `chalice deploy` path, which creates only the functions, roles,
     API and the consumer's event source mapping: the table, pool, secret, avatar bucket, audit table,
     bus, dead-letter queue and the function's log group (with its retention)."""
     limits = load_limits()
     resources = {
-        **_data(stage, limits),
+        **_data(stage, limits, index_step),
         **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
         **_jobs().job_storage(stage, limits, _table, _tag_list(stage)),
@@ -986,6 +1113,8 @@ def base_template(stage: Stage) -> Json:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"users-api {stage.name}: data, identity, secret, avatar bucket and change storage for "
         "`chalice deploy`",
+        "Parameters": _email_parameters(stage),
+        "Conditions": _email_conditions(),
         "Resources": resources,
         "Outputs": outputs,
     }

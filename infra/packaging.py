@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from devstack.process import APP_SETTINGS as STACK_SETTINGS
 from infra.bytecode import add_bytecode
 from infra.policies import ACCOUNT_POOLS_ARN
 from infra.stages import PROJECT_DIR, Stage
@@ -27,6 +28,18 @@ TERRAFORM_POOL_ARN = "${aws_cognito_user_pool.users.arn}"
 PACKAGING_STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/ReplacedWhenPackaged/stream/ReplacedWhenPackaged"
 TERRAFORM_STREAM_ARN = "${aws_dynamodb_table.users.stream_arn}"
 _STAND_INS = {"USER_POOL_ARN": PACKAGING_POOL_ARN, "USERS_STREAM_ARN": PACKAGING_STREAM_ARN}
+# Every setting the app reads from its environment (chalicelib/config.py and the adapters; a test
+# checks the list is complete). Packaging gives the app the settings of the stage it packages, never
+# whatever the calling shell holds: `make package STAGE=dev` exports STAGE=dev, and a developer's
+# shell may hold another stage's pool, table or REQUIRE_API_KEY.
+APP_SETTINGS = STACK_SETTINGS | {
+    "OUTBOX_FILE",
+    "AWS_ENDPOINT_URL_S3",
+    "METRICS",
+    "METRICS_NAMESPACE",
+    "REPORT_BATCH_ITEM_FAILURES",
+    "_HANDLER",
+}
 # Chalice's Terraform output invokes the function itself; ours goes through the `live` alias
 # so provisioned concurrency (which lives on an alias) serves API traffic.
 _CHALICE_INVOKE_ARN = "${aws_lambda_function.api_handler.invoke_arn}"
@@ -34,33 +47,80 @@ _ALIAS_INVOKE_ARN = "${aws_lambda_alias.live.invoke_arn}"
 _IAM_POLICY_VARIABLE = "${aws:"
 
 
-def _chalice(project_dir: Path, stage: Stage, out: Path, *options: str, environ: dict[str, str]) -> None:
+class PackagingError(Exception):
+    """Packaging stopped for a reason its user can act on; `python -m infra` says it in one line."""
+
+
+def app_environment(stage: Stage) -> dict[str, str]:
+    """The environment the app is imported with while `stage` is packaged: this process's without
+    any of the app's settings, then the stage's own (.chalice/config.json, as Chalice gives them to
+    the function) and the stand-ins the templates replace."""
+    env = {key: value for key, value in os.environ.items() if key not in APP_SETTINGS}
+    env["AWS_DEFAULT_REGION"] = os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    env.update(stage.lambda_environment)
+    env.update(_STAND_INS)
+    return env
+
+
+def _last_line(text: str) -> str:
+    """The line a failed Python process ends on: its exception, or its own message."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+_ROUTES = (
+    "import json, app; print(json.dumps(sorted([path, method.lower()] "
+    "for path, methods in app.app.routes.items() for method in methods)))"
+)
+
+
+def app_routes(stage: Stage) -> list[tuple[str, str]]:
+    """(path, method) of every route the app declares when `stage` imports it: read in a process of
+    its own with that stage's environment, as Chalice reads it, never from whatever app this process
+    may have imported with other settings."""
+    result = subprocess.run(
+        [sys.executable, "-c", _ROUTES], cwd=PROJECT_DIR, env=app_environment(stage), capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise PackagingError(f"app.py cannot be imported for stage {stage.name}: {_last_line(result.stderr)}")
+    return [(str(path), str(method)) for path, method in json.loads(result.stdout)]
+
+
+def _chalice(project_dir: Path, stage: Stage, out: Path, *options: str) -> None:
     chalice = Path(sys.executable).parent / "chalice"
-    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), **environ}
     if out.exists():
         shutil.rmtree(out)
-    subprocess.run(
+    out.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder is said here, plainly
+    result = subprocess.run(
         [str(chalice), "--project-dir", str(project_dir), "package", "--stage", stage.name, *options, str(out)],
-        check=True,
-        env=env,
+        env=app_environment(stage),
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    if result.returncode != 0:
+        raise PackagingError(f"chalice package failed for stage {stage.name}: {_last_line(result.stderr)}")
+    sys.stderr.write(result.stderr)  # its warnings, if any
 
 
-def package_cloudformation(stage: Stage, out: Path) -> Path:
-    """out/sam.json (Chalice's template merged with ours) and out/deployment.zip."""
+def package_cloudformation(stage: Stage, out: Path, index_step: int | None = None) -> Path:
+    """out/sam.json (Chalice's template merged with ours) and out/deployment.zip (`index_step`: an
+    intermediate template of an upgrade of the users table's indexes, docs/DEPLOY.md)."""
+    from chalicelib.adapters.table_schema import FINAL_STEP
     from infra.cloudformation import merge_template
 
     out = out.resolve()
     with tempfile.TemporaryDirectory() as scratch:
         merge_file = Path(scratch) / "merge.json"
-        merge_file.write_text(json.dumps(merge_template(stage), indent=2))
-        _chalice(PROJECT_DIR, stage, out, "--merge-template", str(merge_file), environ=_STAND_INS)
+        merge_file.write_text(
+            json.dumps(merge_template(stage, FINAL_STEP if index_step is None else index_step), indent=2)
+        )
+        _chalice(PROJECT_DIR, stage, out, "--merge-template", str(merge_file))
     add_bytecode(out / "deployment.zip")
     sam = out / "sam.json"
     for stand_in in _STAND_INS.values():
         if stand_in in sam.read_text():
-            raise RuntimeError(f"the merge template no longer replaces the stand-in {stand_in} in Chalice's template")
+            raise PackagingError(f"the merge template no longer replaces the stand-in {stand_in} in Chalice's template")
     return sam
 
 
@@ -88,7 +148,7 @@ def _without_the_null_provider(document: dict[str, Any]) -> None:
     """Chalice declares a `null_data_source` that nothing reads; it is deprecated, and it would make
     `terraform init` fetch the null provider for nothing. The versions are set in chalice_override.tf."""
     if "data.null_data_source" in json.dumps(document):
-        raise RuntimeError("Chalice's Terraform output now reads its null_data_source; keep the null provider")
+        raise PackagingError("Chalice's Terraform output now reads its null_data_source; keep the null provider")
     document["data"].pop("null_data_source")
     document["terraform"]["required_providers"].pop("null")
 
@@ -112,13 +172,13 @@ def package_terraform(stage: Stage, out: Path) -> Path:
         project = Path(scratch) / "project"
         project.mkdir()
         _project_copy_for_terraform(project)
-        _chalice(project, stage, out, "--pkg-format", "terraform", environ=_STAND_INS)
+        _chalice(project, stage, out, "--pkg-format", "terraform")
     add_bytecode(out / "deployment.zip")
     chalice_tf = out / "chalice.tf.json"
     text = chalice_tf.read_text()
     for expected in (_CHALICE_INVOKE_ARN, PACKAGING_POOL_ARN, PACKAGING_STREAM_ARN):
         if expected not in text:
-            raise RuntimeError(f"Chalice's Terraform output changed: no {expected} to replace")
+            raise PackagingError(f"Chalice's Terraform output changed: no {expected} to replace")
     text = (
         text.replace(_CHALICE_INVOKE_ARN, _ALIAS_INVOKE_ARN)
         .replace(PACKAGING_POOL_ARN, TERRAFORM_POOL_ARN)
@@ -126,7 +186,7 @@ def package_terraform(stage: Stage, out: Path) -> Path:
     )
     # The role's Cognito grant names the stage's own pool, not every pool of the account.
     if ACCOUNT_POOLS_ARN not in text:
-        raise RuntimeError("the role policy's Cognito grant is missing: run `make policies`")
+        raise PackagingError("the role policy's Cognito grant is missing: run `make policies`")
     text = text.replace(ACCOUNT_POOLS_ARN, TERRAFORM_POOL_ARN)
     # IAM policy variables in the role policy look like Terraform interpolations; `$${` keeps them literal.
     document = json.loads(text.replace(_IAM_POLICY_VARIABLE, "$" + _IAM_POLICY_VARIABLE))

@@ -13,17 +13,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.adapters.avatars import KEY_PREFIX
-from chalicelib.adapters.table_schema import LISTING_INDEX
+from chalicelib.adapters.table_schema import LEGACY_LISTING_INDEX, SEARCH_INDEXES
 from chalicelib.domain.jobs import EXPORT_PREFIX, IMPORT_PREFIX
 from infra.stages import PROJECT_DIR, Stage
 
 Json = dict[str, Any]
 # A resource is an ARN, or (the CloudFormation override of the hook's policy) a template expression.
-Resource = str | Json
+Resource = str | Json | list[str]
 
 # Item actions, including those inside TransactWriteItems (IAM checks each item's action).
 TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-INDEX_ACTIONS = ("dynamodb:Scan",)
+# GET /users queries the search indexes (never scans them, nor the table).
+INDEX_ACTIONS = ("dynamodb:Query",)
+# What the previous release's GET /users does (a Scan of its `listing` index), granted to this
+# release's role only so that the previous version keeps working while a release rolls out
+# (chalicelib/adapters/table_schema.py LEGACY_LISTING_INDEX). This release never calls it; the
+# next one drops it with the index.
+PREVIOUS_RELEASE_ACTIONS = ("dynamodb:Scan",)
 # The history route reads a user's audit entries; the consumer checks for and writes one.
 AUDIT_READ_ACTIONS = ("dynamodb:Query",)
 AUDIT_WRITE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
@@ -50,6 +56,7 @@ IDENTITY_ACTIONS = (
     "cognito-idp:AdminDisableUser",
     "cognito-idp:AdminEnableUser",
     "cognito-idp:AdminGetUser",
+    "cognito-idp:AdminListGroupsForUser",
     "cognito-idp:AdminRemoveUserFromGroup",
     "cognito-idp:AdminUpdateUserAttributes",
     "cognito-idp:AdminUserGlobalSignOut",
@@ -68,9 +75,10 @@ IMPORT_FILE_API_ACTIONS = ("s3:DeleteObject", "s3:PutObject")
 EXPORT_FILE_API_ACTIONS = ("s3:GetObject",)
 JOB_QUEUE_SEND_ACTIONS = ("sqs:SendMessage",)
 # The worker: rows become users as POST /users makes them (the items of its transaction, the
-# reads of a user and of an email's holder) and the sign-in calls of a create; the listing index
-# for an export; its jobs' items (outcomes and counts in one transaction, a batch's done rows).
-WORKER_USER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# reads of a user and of an email's holder) and the sign-in calls of a create; a Scan of the table
+# for an export (chalicelib/adapters/user_pages.py); its jobs' items (outcomes and counts in one
+# transaction, a batch's done rows).
+WORKER_USER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem")
 WORKER_JOBS_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 WORKER_IDENTITY_ACTIONS = (
     "cognito-idp:AdminAddUserToGroup",
@@ -97,11 +105,13 @@ POLICY_ACCOUNT = "${aws:PrincipalAccount}"
 # role's policy, infra/packaging.py this string in the Terraform).
 ACCOUNT_POOLS_ARN = f"arn:aws:cognito-idp:*:{POLICY_ACCOUNT}:userpool/*"
 HOOK_FUNCTION = "pre_traffic_hook"  # the name app.py registers it under (@app.lambda_function)
+CHANGES_HOOK_FUNCTION = "changes_pre_traffic_hook"  # the consumer's hook, likewise
 CONSUMER_FUNCTION = "user_changes"  # the name app.py registers it under (@app.on_dynamodb_record)
 WORKER_FUNCTION = "bulk_jobs"  # the name app.py registers it under (@app.on_sqs_message)
 # Terraform's names (infra/terraform/deploy.tf); CloudFormation's are generated and the merge
 # template replaces this resource with references to them.
 DEPLOYMENT_GROUP = "live"
+CHANGES_DEPLOYMENT_GROUP = "changes-live"
 
 
 @dataclass(frozen=True)
@@ -168,14 +178,20 @@ def api_versions_arn(stage: Stage) -> str:
     return f"arn:aws:lambda:*:*:function:{stage.function_name}:*"
 
 
-def deployment_group_arn(stage: Stage) -> str:
-    return f"arn:aws:codedeploy:*:*:deploymentgroup:{stage.api_name}/{DEPLOYMENT_GROUP}"
+def consumer_versions_arn(stage: Stage) -> str:
+    """Every version (and alias) of the stream consumer, never the unqualified $LATEST."""
+    return f"arn:aws:lambda:*:*:function:{stage.consumer_function_name}:*"
+
+
+def deployment_group_arn(stage: Stage, group: str = DEPLOYMENT_GROUP) -> str:
+    return f"arn:aws:codedeploy:*:*:deploymentgroup:{stage.api_name}/{group}"
 
 
 def api_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
     return [
         Grant("UsersTableItems", TABLE_ACTIONS, table_arn(stage)),
-        Grant("UsersListingIndex", INDEX_ACTIONS, f"{table_arn(stage)}/index/{LISTING_INDEX}"),
+        Grant("UsersSearchIndexes", INDEX_ACTIONS, [f"{table_arn(stage)}/index/{name}" for name in SEARCH_INDEXES]),
+        Grant("PreviousReleaseListing", PREVIOUS_RELEASE_ACTIONS, f"{table_arn(stage)}/index/{LEGACY_LISTING_INDEX}"),
         Grant("AuditTrailReads", AUDIT_READ_ACTIONS, audit_table_arn(stage)),
         # Secrets Manager appends "-" and six random characters to the name.
         Grant("CursorSecret", SECRET_ACTIONS, f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????"),
@@ -198,6 +214,18 @@ def hook_grants(stage: Stage, deployment_group: Resource | None = None) -> list[
     ]
 
 
+def changes_hook_grants(stage: Stage, deployment_group: Resource | None = None) -> list[Grant]:
+    return [
+        Grant("InvokeConsumerVersions", INVOKE_ACTIONS, consumer_versions_arn(stage)),
+        Grant(
+            "ReportToItsDeploymentGroup",
+            HOOK_REPORT_ACTIONS,
+            deployment_group or deployment_group_arn(stage, CHANGES_DEPLOYMENT_GROUP),
+        ),
+        Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.changes_hook_function_name)),
+    ]
+
+
 def consumer_grants(stage: Stage) -> list[Grant]:
     return [
         Grant("ReadUsersStream", STREAM_ACTIONS, stream_arn(stage)),
@@ -212,7 +240,6 @@ def consumer_grants(stage: Stage) -> list[Grant]:
 def worker_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
     return [
         Grant("UsersTableItems", WORKER_USER_ACTIONS, table_arn(stage)),
-        Grant("UsersListingIndex", INDEX_ACTIONS, f"{table_arn(stage)}/index/{LISTING_INDEX}"),
         Grant("BulkJobs", WORKER_JOBS_ACTIONS, jobs_table_arn(stage)),
         Grant("OwnUserPool", WORKER_IDENTITY_ACTIONS, user_pool or ACCOUNT_POOLS_ARN),
         Grant("ImportFiles", IMPORT_FILE_WORKER_ACTIONS, import_files_arn(stage)),
@@ -236,6 +263,11 @@ def hook_policy_document(stage: Stage, deployment_group: Resource | None = None)
     return _document(hook_grants(stage, deployment_group))
 
 
+def changes_hook_policy_document(stage: Stage, deployment_group: Resource | None = None) -> Json:
+    """The consumer's pre-traffic hook's role policy: invoke consumer versions, report, log."""
+    return _document(changes_hook_grants(stage, deployment_group))
+
+
 def consumer_policy_document(stage: Stage) -> Json:
     """The stream consumer's role policy: the stream, the audit table, the bus, avatar deletes."""
     return _document(consumer_grants(stage))
@@ -251,6 +283,7 @@ def rendered_files(stage: Stage) -> dict[str, str]:
     return {
         policy_path(stage.name): render(policy_document(stage)),
         policy_path(stage.name, HOOK_FUNCTION): render(hook_policy_document(stage)),
+        policy_path(stage.name, CHANGES_HOOK_FUNCTION): render(changes_hook_policy_document(stage)),
         policy_path(stage.name, CONSUMER_FUNCTION): render(consumer_policy_document(stage)),
         policy_path(stage.name, WORKER_FUNCTION): render(worker_policy_document(stage)),
     }

@@ -1,15 +1,18 @@
-"""`python -m infra.smoke --url <ApiEndpoint> --client-id <UserPoolClientId> --region <region>`:
-after a deploy, does the stage answer as it should?
+"""`python -m infra.smoke --stack-name <stack> --region <region>` (or `--url <ApiEndpoint>
+--client-id <UserPoolClientId>`): after a deploy, does the stage answer as it should?
 
 - GET /hello: 200 with a JSON body (the public route, through API Gateway and the new version);
 - GET /users without a token: 401 (API Gateway's Cognito authorizer is in front);
 - GET /users/me with the ID token of a test user: 200 or 404 (signed in; the profile may not exist).
 
-The test user's name and password come from SMOKE_USERNAME and SMOKE_PASSWORD (the CI secrets),
-never from the command line, where other processes could read them; SMOKE_API_KEY is sent as
-x-api-key when set (prod's /users routes need one). The token comes from Cognito
-(InitiateAuth, USER_PASSWORD_AUTH: the app client's flow; no AWS credentials needed). Standard
-library only. Exit status 1 when a check fails.
+With --stack-name, the endpoint, the app client and (prod) the API key come from the stack: its
+outputs ApiEndpoint, UserPoolClientId and ApiKeyId, the key's value from API Gateway, read with the
+AWS CLI. The test user's name and password come from SMOKE_USERNAME and SMOKE_PASSWORD (the CI
+secrets), never from the command line, where other processes could read them; SMOKE_API_KEY is sent
+as x-api-key when set (prod's /users routes need one) and no stack gave one. The token comes from
+Cognito (InitiateAuth, USER_PASSWORD_AUTH: the app client's flow; no AWS credentials needed), at
+the endpoint the AWS CLI would use (AWS_ENDPOINT_URL_COGNITO_IDP, AWS_ENDPOINT_URL, else the
+region's). Standard library and the AWS CLI only. Exit status 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from infra.aws_cli import Aws, AwsCliError, run_aws, stack_outputs
 
 TIMEOUT_S = 15
 
@@ -95,23 +100,60 @@ def run(url: str, token: str, api_key: str = "") -> list[str]:
     ]
 
 
-def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
+@dataclass(frozen=True)
+class Target:
+    url: str
+    client_id: str
+    api_key: str
+
+
+def from_stack(stack: str, region: str, aws: Aws) -> Target:
+    """The stage's endpoint, app client and API key (prod), as the stack's outputs name them."""
+    outputs = stack_outputs(stack, aws, region)
+    if outputs is None:
+        raise SmokeFailure(f"no stack {stack} in {region}")
+    missing = [key for key in ("ApiEndpoint", "UserPoolClientId") if not outputs.get(key)]
+    if missing:
+        raise SmokeFailure(f"the stack {stack} has no output {', '.join(missing)}")
+    key = ""
+    if outputs.get("ApiKeyId"):
+        arguments = ["apigateway", "get-api-key", "--api-key", outputs["ApiKeyId"], "--include-value"]
+        key = aws([*arguments, "--region", region, "--query", "value", "--output", "text"]).strip()
+    return Target(outputs["ApiEndpoint"], outputs["UserPoolClientId"], key)
+
+
+def cognito_endpoint(region: str, environ: Mapping[str, str]) -> str:
+    """Where the AWS CLI would send a Cognito request: its endpoint settings, else the region's."""
+    for name in ("AWS_ENDPOINT_URL_COGNITO_IDP", "AWS_ENDPOINT_URL"):
+        if environ.get(name):
+            return environ[name].rstrip("/") + "/"
+    return f"https://cognito-idp.{region}.amazonaws.com/"
+
+
+def main(argv: list[str], environ: Mapping[str, str] = os.environ, aws: Aws = run_aws) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.smoke", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", required=True, help="the stack's ApiEndpoint output")
-    parser.add_argument("--client-id", required=True, help="the stack's UserPoolClientId output")
+    parser.add_argument("--stack-name", help="the deployed stack: its outputs give the URL, client and API key")
+    parser.add_argument("--url", help="the stack's ApiEndpoint output (without --stack-name)")
+    parser.add_argument("--client-id", help="the stack's UserPoolClientId output (without --stack-name)")
     parser.add_argument("--region", required=True)
-    parser.add_argument("--cognito-endpoint", help="default: https://cognito-idp.<region>.amazonaws.com/")
+    parser.add_argument("--cognito-endpoint", help="default: as the AWS CLI resolves it (see above)")
     args = parser.parse_args(argv)
+    if not args.stack_name and not (args.url and args.client_id):
+        parser.error("give --stack-name, or --url and --client-id")
     username, password = environ.get("SMOKE_USERNAME", ""), environ.get("SMOKE_PASSWORD", "")
     if not username or not password:
         print("SMOKE_USERNAME and SMOKE_PASSWORD must name a test user of the stage's pool", file=sys.stderr)
         return 2
-    endpoint = args.cognito_endpoint or f"https://cognito-idp.{args.region}.amazonaws.com/"
+    endpoint = args.cognito_endpoint or cognito_endpoint(args.region, environ)
     try:
-        token = id_token(endpoint, args.client_id, username, password)
-        for line in run(args.url, token, environ.get("SMOKE_API_KEY", "")):
+        if args.stack_name:
+            target = from_stack(args.stack_name, args.region, aws)
+        else:
+            target = Target(args.url, args.client_id, "")
+        token = id_token(endpoint, target.client_id, username, password)
+        for line in run(target.url, token, target.api_key or environ.get("SMOKE_API_KEY", "")):
             print(line)
-    except (SmokeFailure, OSError) as failure:
+    except (SmokeFailure, OSError, AwsCliError) as failure:
         print(f"FAIL {failure}", file=sys.stderr)
         return 1
     return 0

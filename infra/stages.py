@@ -35,6 +35,9 @@ class Stage:
     api_log_retention_days: int
     # CodeDeploy's deployment configuration for the API function (Canary10Percent5Minutes, AllAtOnce, ...).
     traffic_shifting: str
+    # The verified SES identity (and From address) Cognito sends the pool's mail with; "" for Cognito's own.
+    ses_identity_arn: str = ""
+    email_from: str = ""
 
     @property
     def function_name(self) -> str:
@@ -68,6 +71,11 @@ class Stage:
     @property
     def jobs_dead_letter_queue_name(self) -> str:
         return f"{self.jobs_queue_name}-dlq"
+
+    @property
+    def changes_hook_function_name(self) -> str:
+        """The consumer's pre-traffic hook (app.py's changes_pre_traffic_hook): CodeDeployHook_ too."""
+        return f"CodeDeployHook_{self.consumer_function_name}"
 
     @property
     def audit_table_name(self) -> str:
@@ -124,9 +132,17 @@ def load_stage(name: str) -> Stage:
         provisioned_concurrency=int(infra["provisioned_concurrency"]),
         api_log_retention_days=int(infra["api_log_retention_days"]),
         traffic_shifting=str(infra["traffic_shifting"]),
+        ses_identity_arn=str(infra.get("ses_identity_arn", "")),
+        email_from=str(infra.get("email_from", "")),
     )
 
 
 def load_limits() -> dict[str, Any]:
     """infra/limits.json: the stack's numbers, shared by CloudFormation and Terraform."""
     return _read(PROJECT_DIR / "infra" / "limits.json")
+
+
+def aws_properties(section: dict[str, Any]) -> dict[str, Any]:
+    """A section of limits.json that is a set of AWS properties as they are, without its notes
+    (`_why`, `_comment`)."""
+    return {key: value for key, value in section.items() if not key.startswith("_")}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.stages import Stage
+from infra.invitation import invitation
+from infra.stages import Stage, load_limits
 
 
 def tfvars(stage: Stage) -> dict[str, Any]:
+    text = invitation(load_limits())
     return {
         "stage": stage.name,
         "api_stage": stage.api_stage,
@@ -35,4 +37,8 @@ def tfvars(stage: Stage) -> dict[str, Any]:
         "lambda_log_retention_days": stage.lambda_log_retention_days,
         "lambda_environment": stage.lambda_environment,
         "tags": stage.tags,
+        "ses_identity_arn": stage.ses_identity_arn,
+        "email_from": stage.email_from,
+        "invitation_email_subject": text["EmailSubject"],
+        "invitation_email_message": text["EmailMessage"],
     }

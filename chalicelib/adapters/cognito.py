@@ -4,6 +4,7 @@ email-as-username pool accepts the sub wherever a username goes)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -26,6 +27,7 @@ def sign_in_of(user: dict[str, Any]) -> SignIn:
         enabled=bool(user.get("Enabled", True)),
         status=str(user.get("UserStatus", "")),
         name=attributes.get("name"),
+        email_verified=attributes.get("email_verified") == "true",
     )
 
 
@@ -64,7 +66,7 @@ class CognitoIdentityProvider(aws.ClientHolder):
             code = aws.error_code(exc)
             if code == "UsernameExistsException":
                 existing = self.find(email)
-                raise SignInExists(existing.sub if existing else "") from exc
+                raise SignInExists(existing.sub if existing else "", existing) from exc
             if code == "InvalidPasswordException":
                 raise ValidationError("The password does not meet the pool's password policy") from exc
             if code == "InvalidParameterException":
@@ -98,6 +100,14 @@ class CognitoIdentityProvider(aws.ClientHolder):
             if aws.error_code(exc) == "UserNotFoundException":
                 return None
             raise
+
+    def get(self, sub: str) -> SignIn | None:
+        try:
+            found = sign_in_of(self._on_user("admin_get_user", sub))
+            groups = self._on_user("admin_list_groups_for_user", sub, Limit=60)["Groups"]
+        except SignInMissing:
+            return None
+        return replace(found, admin=any(group["GroupName"] == ADMIN_GROUP for group in groups))
 
     def set_admin(self, sub: str, admin: bool) -> None:
         operation = "admin_add_user_to_group" if admin else "admin_remove_user_from_group"

@@ -16,18 +16,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.table_schema import (
+    CREATED_ATTRIBUTE,
     DELETED_TTL_S,
     EMAIL_KEY_PREFIX,
-    LISTING_INDEX,
+    NAME_ATTRIBUTE,
+    STATE_ATTRIBUTE,
     STATS_KEY_PREFIX,
     TTL_ATTRIBUTE,
 )
+from chalicelib.adapters.user_index import PageReader, search_attributes
 from chalicelib.domain.errors import (
     ConcurrentModification,
     EmailAlreadyExists,
@@ -51,8 +55,11 @@ from chalicelib.domain.models import (
     apply_changes,
     email_key,
     epoch_seconds,
+    later_than,
+    tokens_valid_after,
 )
-from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord
+from chalicelib.domain.repository import ClockBehind, Deleted, EmailChangeRequired, StaleRecord, Stored, Unchanged
+from chalicelib.domain.search import SORT_CREATED, UserQuery, name_sort_key
 
 Item = dict[str, dict[str, Any]]
 
@@ -91,6 +98,8 @@ def user_to_item(user: User, write: Write | None = None, created: bool = False) 
         item["phone"] = _s(user.phone)
     item["role"] = _s(user.role)
     item["enabled"] = {"BOOL": user.enabled}
+    # What the search indexes are keyed on (chalicelib/adapters/user_index.py).
+    item.update({name: _s(value) for name, value in search_attributes(user).items()})
     if write is not None:
         item["writeToken"] = _s(write.token)
         item["writtenBy"] = _s(write.actor)
@@ -210,6 +219,9 @@ USER_ATTRIBUTES = (
     "createdAt",
     "updatedAt",
     "version",
+    STATE_ATTRIBUTE,
+    CREATED_ATTRIBUTE,
+    NAME_ATTRIBUTE,
 )
 # Epoch seconds: tokens issued at or before it are refused (chalicelib/domain/revocation.py).
 TOKENS_VALID_AFTER = "tokensValidAfter"
@@ -233,9 +245,17 @@ def _deletion(write: Write, expr: _Expression) -> str:
     return f"SET {', '.join(sets)} REMOVE {removes}"
 
 
-def _update_expression(changes: UserChanges, write: Write, expr: _Expression, new_email_key: str | None = None) -> str:
+def _update_expression(
+    user_id: str,
+    changes: UserChanges,
+    write: Write,
+    expr: _Expression,
+    new_email_key: str | None = None,
+    updated: User | None = None,
+) -> str:
     """SET/REMOVE of an update: the changed fields, a new version and the write's stamp (and
-    the new email key when the email moves to another one)."""
+    the new email key when the email moves to another one), and the search keys the change moves
+    (a new name its name key; a new role or state, given the `updated` user, its partition)."""
     sets = [
         f"{expr.name('updatedAt')} = {expr.value(_s(write.at))}",
         f"{expr.name('version')} = {expr.name('version')} + {expr.value(_n(1))}",
@@ -245,6 +265,12 @@ def _update_expression(changes: UserChanges, write: Write, expr: _Expression, ne
     removes: list[str] = []
     if changes.name is not None:
         sets.append(f"{expr.name('name')} = {expr.value(_s(changes.name))}")
+    if updated is not None:
+        # The whole record is known (a change conditioned on the revision read): all its search
+        # keys, so a user an earlier release wrote is fully indexed by its first change here.
+        sets += [f"{expr.name(name)} = {expr.value(_s(value))}" for name, value in search_attributes(updated).items()]
+    elif changes.name is not None:
+        sets.append(f"{expr.name(NAME_ATTRIBUTE)} = {expr.value(_s(name_sort_key(changes.name, user_id)))}")
     if changes.email is not None:
         sets.append(f"{expr.name('email')} = {expr.value(_s(changes.email))}")
     if new_email_key is not None:
@@ -254,13 +280,36 @@ def _update_expression(changes: UserChanges, write: Write, expr: _Expression, ne
     if changes.enabled is not None:
         sets.append(f"{expr.name('enabled')} = {expr.value({'BOOL': changes.enabled})}")
     if changes.touches_standing:
+        if updated is None:
+            raise ValueError("a role or enabled change needs the updated user (its partition)")
         # Every token issued until now was issued for the old role or state: refused from here on.
-        sets.append(f"{expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(epoch_seconds(write.at)))}")
+        sets.append(f"{expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(tokens_valid_after(write.at)))}")
     if changes.phone is REMOVE:
         removes.append(expr.name("phone"))
     elif isinstance(changes.phone, str):
         sets.append(f"{expr.name('phone')} = {expr.value(_s(changes.phone))}")
     return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+
+
+def _differs(changes: UserChanges, expr: _Expression) -> str:
+    """The item holds another value for at least one field of an update, so an update that would
+    change nothing writes nothing (no version, no stream record, no event)."""
+    clauses = []
+    if changes.name is not None:
+        clauses.append(f"{expr.name('name')} <> {expr.value(_s(changes.name))}")
+    if changes.email is not None:
+        clauses.append(f"{expr.name('email')} <> {expr.value(_s(changes.email))}")
+    if changes.phone is REMOVE:
+        clauses.append(f"attribute_exists({expr.name('phone')})")
+    elif isinstance(changes.phone, str):
+        phone = expr.name("phone")
+        clauses += [f"attribute_not_exists({phone})", f"{phone} <> {expr.value(_s(changes.phone))}"]
+    # DynamoDB refuses redundant parentheses, so only a disjunction gets them.
+    return clauses[0] if len(clauses) == 1 else "(" + " OR ".join(clauses) + ")"
+
+
+def _unchanged(current: User, changes: UserChanges) -> bool:
+    return changes.against(current).is_empty()
 
 
 def _precondition(preconditions: Preconditions, expr: _Expression) -> str:
@@ -346,6 +395,14 @@ class DynamoUserRepository(aws.ClientHolder):
         item = self._get_item(user_id)
         return item_to_user(item) if item else None
 
+    def read(self, user_id: str) -> Stored | None:
+        item = self._get_item(user_id)
+        user = item_to_user(item) if item else None
+        if user is None:
+            return None
+        assert item is not None
+        return Stored(user, item.get("writeToken", {}).get("S", ""))
+
     def find(self, user_id: str) -> User | Deleted | None:
         item = self._get_item(user_id)
         if not item:
@@ -407,11 +464,17 @@ class DynamoUserRepository(aws.ClientHolder):
     ) -> User:
         if changes.touches_standing:
             raise ValueError("a role or enabled change moves the admin count: use change()")
+        if changes.email is not None and expect_email_key != email_key(changes.email):
+            raise ValueError("an email that may move its reservation: expect its key, or use change()")
         if preconditions.if_match is not None and not preconditions.if_match:
             raise PreconditionFailed()
         expr = _Expression()
-        update = _update_expression(changes, write, expr)
-        condition = f"attribute_exists({expr.name('listingId')}) AND {expr.not_written_by(write.token)}"
+        update = _update_expression(user_id, changes, write, expr)
+        updated_at = expr.name("updatedAt")
+        condition = (
+            f"attribute_exists({expr.name('listingId')}) AND {expr.not_written_by(write.token)}"
+            f" AND {_differs(changes, expr)} AND {updated_at} < {expr.value(_s(write.at))}"
+        )
         if expect_email_key is not None:
             condition += f" AND {expr.name('emailKey')} = {expr.value(_s(expect_email_key))}"
         condition += _precondition(preconditions, expr)
@@ -439,6 +502,10 @@ class DynamoUserRepository(aws.ClientHolder):
                 raise refusal from exc
             if expect_email_key is not None and email_key(current.email) != expect_email_key:
                 raise EmailChangeRequired(current) from exc
+            if _unchanged(current, changes):
+                raise Unchanged(current) from exc
+            if current.updated_at >= write.at:
+                raise ClockBehind(current) from exc
             # The returned item is the one the condition was evaluated against, so this is unreachable
             # unless the condition and these checks disagree: never guess which write it was.
             logger.error("an update's condition failed for no reason the stored item shows")
@@ -448,11 +515,14 @@ class DynamoUserRepository(aws.ClientHolder):
         return updated
 
     def change(self, current: User, changes: UserChanges, write: Write) -> User:
+        write = replace(write, at=later_than(write.at, current.updated_at))
         updated = apply_changes(current, changes, write.at)
         old_key, new_key = email_key(current.email), email_key(updated.email)
         expr = _Expression()
         # An update, not a put, so what the item holds besides the user (createToken) stays.
-        update = _update_expression(changes, write, expr, new_key if new_key != old_key else None)
+        update = _update_expression(
+            current.user_id, changes, write, expr, new_key if new_key != old_key else None, updated
+        )
         condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"
         # Each item with what its failed condition means.
         items: list[tuple[str, dict[str, Any]]] = [
@@ -493,6 +563,7 @@ class DynamoUserRepository(aws.ClientHolder):
         return updated
 
     def delete(self, current: User, write: Write) -> None:
+        write = replace(write, at=later_than(write.at, current.updated_at))
         expr = _Expression()
         deletion = _deletion(write, expr)
         condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"
@@ -520,16 +591,36 @@ class DynamoUserRepository(aws.ClientHolder):
                 raise LastAdmin() from exc
             raise StaleRecord() from exc
 
+    def find_by_email(self, key: str) -> User | None:
+        # The reservation names the owner; both reads strongly consistent, so a user is found as
+        # soon as its create has answered (the indexes lag behind their table).
+        result = self._call("get_item", TableName=self._table, Key=_reservation_key(key), ConsistentRead=True)
+        owner = result.get("Item", {}).get("ownerId", {}).get("S")
+        if owner is None:
+            return None
+        user = self.get(owner)
+        # A reservation and its owner change in one transaction; checked all the same.
+        return user if user is not None and email_key(user.email) == key else None
+
+    def search(self, query: UserQuery, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        reader = PageReader(self._table, self._query_index, item_to_user)
+        return reader.page(query, limit, after)
+
+    def _query_index(self, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = self._call("query", **kwargs)
+        except ClientError as exc:
+            # While an upgrade adds the indexes (docs/DEPLOY.md), one may not exist yet or still be
+            # backfilling: the search is unavailable for now, not a bad request. DynamoDB says so
+            # with a ValidationException ("does not have the specified index", "Cannot read from
+            # backfilling global secondary index"); the emulator with a ResourceNotFoundException.
+            message = str(exc.response.get("Error", {}).get("Message", ""))
+            unavailable = aws.error_code(exc) in ("ValidationException", "ResourceNotFoundException")
+            if unavailable and "index" in message.lower():
+                logger.warning("search index %s unavailable: %s", kwargs.get("IndexName"), message)
+                raise ServiceUnavailable() from exc
+            raise
+        return result
+
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
-        # One extra item tells whether another page exists, so the last page never
-        # hands out a cursor that leads to an empty page.
-        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": LISTING_INDEX, "Limit": limit + 1}
-        if after is not None:
-            kwargs["ExclusiveStartKey"] = {"userId": _s(after), "listingId": _s(after)}
-        result = self._call("scan", **kwargs)
-        users = [user for user in (item_to_user(item) for item in result.get("Items", [])) if user is not None]
-        if len(users) > limit:
-            users = users[:limit]
-            return users, users[-1].user_id
-        last = result.get("LastEvaluatedKey")
-        return users, (last["userId"]["S"] if last else None)
+        return self.search(UserQuery(sort=SORT_CREATED), limit, after)

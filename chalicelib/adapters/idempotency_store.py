@@ -15,13 +15,18 @@ from botocore.exceptions import ClientError
 from chalicelib.adapters import aws
 from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, TTL_ATTRIBUTE
 from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
-from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, StoredResponse
+from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, StoredResponse, retry_after
 
 logger = logging.getLogger("users_api.idempotency")
 
 
 def _key(record_id: str) -> dict[str, Any]:
     return {"userId": {"S": IDEMPOTENCY_KEY_PREFIX + record_id}}
+
+
+def _locked_until(item: dict[str, Any]) -> int | None:
+    """Until when (epoch seconds, inclusive) the record's holder has it; None: not locked."""
+    return int(item["lockedUntil"]["N"]) if "lockedUntil" in item else None
 
 
 class DynamoIdempotencyStore(aws.ClientHolder):
@@ -71,8 +76,9 @@ class DynamoIdempotencyStore(aws.ClientHolder):
             raise IdempotencyKeyReused()
         if "response" in old:
             return StoredResponse.from_json(old["response"]["S"])
-        if "lockedUntil" in old and int(old["lockedUntil"]["N"]) >= now:
-            raise IdempotentRequestInFlight()
+        locked_until = _locked_until(old)
+        if locked_until is not None and locked_until >= now:
+            raise IdempotentRequestInFlight(retry_after(locked_until, now))
         return self._take_over(record_id, fingerprint, lock, write_token, now)
 
     def _take_over(
@@ -106,7 +112,8 @@ class DynamoIdempotencyStore(aws.ClientHolder):
             old = exc.response.get("Item") or {}
             if "response" in old:
                 return StoredResponse.from_json(old["response"]["S"])
-            raise IdempotentRequestInFlight() from exc  # another retry took it over first
+            # Another retry took it over first: its lock is the one to wait for.
+            raise IdempotentRequestInFlight(retry_after(_locked_until(old) or now, now)) from exc
         return Claimed(result["Attributes"]["writeToken"]["S"])
 
     def complete(self, record_id: str, lock: str, response: StoredResponse, now: int) -> None:

@@ -1,5 +1,6 @@
 """The local stages' stand-in for Cognito's mail: the emulator sends nothing, so every message
-Cognito would send is appended to a file (`.local/outbox.jsonl`), one JSON object per line.
+Cognito would send is appended to a file (`.local/outbox.jsonl`), one JSON object per line,
+readable by its owner only (it holds temporary passwords: chalicelib/adapters/private_files.py).
 Never wired outside the local stages (chalicelib/bootstrap.py)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters import private_files
 from chalicelib.adapters.cognito import CognitoIdentityProvider
 
 _lock = threading.Lock()
@@ -23,24 +25,28 @@ def temporary_password() -> str:
 
 
 def append(path: Path, message: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock, path.open("a", encoding="utf-8") as outbox:
-        outbox.write(json.dumps(message) + "\n")
+    line = json.dumps(message)
+    with _lock:
+        private_files.append_line(path, line)
 
 
 class OutboxCognitoIdentityProvider(CognitoIdentityProvider):
-    """Cognito, with the invitation written to the outbox instead of mailed."""
+    """Cognito, with the invitation written to the outbox instead of mailed: with its subject and text
+    (`invitation`, the stage's template, as the local stack's pool has it) when given, {username} and
+    {####} filled in as Cognito fills them."""
 
-    def __init__(self, pool_id: str, outbox: Path, client: Any | None = None):
+    def __init__(self, pool_id: str, outbox: Path, client: Any | None = None, invitation: tuple[str, str] = ("", "")):
         super().__init__(pool_id, client)
         self._outbox = outbox
+        self._subject, self._message = invitation
 
     def invite(self, sub: str, email: str) -> None:
         # What RESEND does in Cognito: a new temporary password, valid for the first sign-in,
         # after which Cognito asks for a new one (NEW_PASSWORD_REQUIRED).
         password = temporary_password()
         self._on_user("admin_set_user_password", sub, Password=password, Permanent=False)
-        append(
-            self._outbox,
-            {"kind": "invitation", "to": email, "userId": sub, "temporaryPassword": password},
-        )
+        message: dict[str, Any] = {"kind": "invitation", "to": email, "userId": sub, "temporaryPassword": password}
+        if self._message:
+            message["subject"] = self._subject
+            message["message"] = self._message.replace("{username}", email).replace("{####}", password)
+        append(self._outbox, message)

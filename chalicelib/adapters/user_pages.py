@@ -1,6 +1,9 @@
-"""Users a page at a time for an export: a Scan of the users table's `listing` index, which holds
-users only (chalicelib/adapters/table_schema.py), so a page holds no reservation, idempotency
-record or counter, and the read units are those of the users themselves.
+"""Users a page at a time for an export: a Scan of the users table, keeping its user items (those
+with `listingId`; chalicelib/adapters/table_schema.py). The table's key is the user's id, which no
+update changes, so the walk sees every user that lives through it exactly once, whatever is changed
+meanwhile (a walk of the search indexes, partitioned by role and state, could see a user twice or
+not at all when an admin disables it mid-walk). The other items it reads (email reservations,
+idempotency records, counters, traces) are small; they cost their bytes' share of the read units.
 
 Each page reports the read units DynamoDB says it consumed (ReturnConsumedCapacity), which the
 export paces itself by; where DynamoDB reports none (an emulator) they are estimated from the
@@ -16,7 +19,6 @@ from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.dynamodb import item_to_user
-from chalicelib.adapters.table_schema import LISTING_INDEX
 from chalicelib.domain.models import User
 
 
@@ -36,12 +38,13 @@ class ListingPages(aws.ClientHolder):
     def pages(self, after: str | None, limit: int) -> Iterator[tuple[list[User], str | None, float]]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": LISTING_INDEX,
             "Limit": limit,
+            # Filtered after the read: the units are those of every item the page read.
+            "FilterExpression": "attribute_exists(listingId)",
             "ReturnConsumedCapacity": "TOTAL",
         }
         if after is not None:
-            kwargs["ExclusiveStartKey"] = {"userId": {"S": after}, "listingId": {"S": after}}
+            kwargs["ExclusiveStartKey"] = {"userId": {"S": after}}
         while True:
             result = self._call("scan", **kwargs)
             items = result.get("Items", [])

@@ -15,9 +15,11 @@ ADMIN_GROUP = "admins"
 
 @dataclass(frozen=True)
 class Identity:
+    """The verified caller: who (`sub`), the groups their token lists and when it was issued. Never
+    the token's email: a token keeps the address it was issued with for an hour, so the API takes
+    a user's email from their record (and a new record's from the sign-in), never from a token."""
+
     sub: str
-    email: str | None
-    email_verified: bool
     groups: frozenset[str]
     issued_at: int = 0  # the token's `iat`, epoch seconds
 
@@ -41,12 +43,8 @@ def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized()
-    email = claims.get("email")
-    verified = claims.get("email_verified")
     return Identity(
         sub=sub,
-        email=email if isinstance(email, str) and email else None,
-        email_verified=verified is True or verified == "true",
         groups=_groups(claims.get("cognito:groups")),
         issued_at=_issued_at(claims.get("iat")),
     )
@@ -69,7 +67,7 @@ def require_admin(identity: Identity) -> None:
 def require_may_change(identity: Identity, user_id: str, changes: UserChanges) -> None:
     """Admins change anything of anyone but their own role and enabled flag (so they never lock
     themselves or the last of them out). Others change their own name and phone only: their email
-    changes through Cognito's verified flow, and PUT /users/me picks it up from the token."""
+    is their sign-in name, which an admin changes (PUT /users/{id}), never a token's claim."""
     require_owner_or_admin(identity, user_id)
     if identity.is_admin:
         if identity.sub == user_id and changes.touches_standing:

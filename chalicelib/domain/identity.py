@@ -1,7 +1,7 @@
 """What the user service needs from the identity provider (Cognito): the sign-in of each user.
 
-A user is a sign-in plus its record, and `userId` is the sign-in's `sub`. The service writes the
-record first and makes the sign-in follow it, so the record is the truth a retry completes from.
+A user is a sign-in plus its record, and `userId` is the sign-in's `sub`. The sign-in follows the
+record (chalicelib/domain/service.py), so the record is the truth a retry completes from.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from chalicelib.domain.access import ADMIN_GROUP as ADMIN_GROUP  # the group the
 
 
 class SignInExists(Exception):
-    """A sign-in with this email exists already; carries its sub."""
+    """A sign-in with this email exists already; carries its sub (and the sign-in, when found)."""
 
-    def __init__(self, sub: str):
+    def __init__(self, sub: str, sign_in: SignIn | None = None):
         super().__init__("sign-in exists")
         self.sub = sub
+        self.sign_in = sign_in
 
 
 class EmailTaken(Exception):
@@ -37,6 +38,9 @@ class SignIn:
     # Cognito's UserStatus: FORCE_CHANGE_PASSWORD until the invitation is used, then CONFIRMED.
     status: str
     name: str | None = None
+    email_verified: bool = True
+    # In the admins group: known only where asked for (IdentityProvider.get).
+    admin: bool = False
 
     @property
     def never_used(self) -> bool:
@@ -53,6 +57,9 @@ class IdentityProvider(Protocol):
 
     def find(self, email: str) -> SignIn | None:
         """The sign-in of `email`, if any."""
+
+    def get(self, sub: str) -> SignIn | None:
+        """The sign-in `sub`, with its group membership (`admin`), if it exists."""
 
     def set_admin(self, sub: str, admin: bool) -> None:
         """Put the sign-in in the admins group, or take it out (either is a no-op if already so)."""

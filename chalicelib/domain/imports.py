@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.domain.bulk_files import MEDIA_TYPES, count_rows
-from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.cursor import CursorCodec, CursorScope
 from chalicelib.domain.errors import InvalidCursor, JobFinished, JobNotFound, ServiceUnavailable
 from chalicelib.domain.jobs import (
     CANCELLED,
@@ -135,14 +135,18 @@ class Imports:
         outcomes, last = self._jobs.outcomes(job_id, limit, after, failed_only)
         return job, outcomes, (self._encode(job_id, last, failed_only) if last is not None else None)
 
+    @staticmethod
+    def _scope(job_id: str, failed_only: bool) -> CursorScope:
+        # Bound to the list (errors or all rows) and the job; any admin may page any job.
+        return CursorScope(route=f"imports/{'errors' if failed_only else 'rows'}", caller="", query=job_id)
+
     def _encode(self, job_id: str, row: int, failed_only: bool) -> str:
-        return self._cursors.encode(f"{'errors' if failed_only else 'rows'}:{job_id}:{row}")
+        return self._cursors.encode(str(row), self._scope(job_id, failed_only))
 
     def _decode(self, job_id: str, cursor: str, failed_only: bool) -> int:
         """The row a cursor continues after: only a cursor this list of this job handed out."""
-        kind, _, rest = self._cursors.decode(cursor).partition(":")
-        cursor_job, _, row = rest.rpartition(":")
-        if kind != ("errors" if failed_only else "rows") or cursor_job != job_id or not row.isdigit():
+        row = self._cursors.decode(cursor, self._scope(job_id, failed_only))
+        if not row.isdigit():
             raise InvalidCursor()
         return int(row)
 

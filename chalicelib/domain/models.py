@@ -6,11 +6,12 @@ groups or any other key are rejected, and `public_user` is the only way a record
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.errors import NoneMatchFailed, PreconditionFailed, ValidationError
@@ -27,6 +28,26 @@ AVATAR_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
 # C0 and C1 controls and the Unicode line separators: none belongs in a name, and C1's
 # \x9b can start a terminal escape sequence in whatever later prints the value.
 CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+# Invisible characters no name needs, refused anywhere in stored text: every format character
+# (Unicode category Cf) but ZWNJ and ZWJ, and the other code points Unicode makes invisible
+# (Default_Ignorable) that are not combining marks: the Hangul fillers and the ranges Unicode
+# keeps for future format characters, so a Python with older Unicode data refuses them too.
+# Among them the bidi controls (U+202A-U+202E, U+2066-U+2069, and the marks U+200E, U+200F,
+# U+061C), which reorder what a name is shown beside; U+200B, U+2060 and U+FEFF, which make a
+# name look empty or like another; the tag characters (U+E0001, U+E0020-U+E007F), which carry
+# hidden text. ZWNJ (U+200C) and ZWJ (U+200D) stay: Persian and Indic names and emoji sequences
+# need them. Beyond the BMP the class holds the characters themselves: no escape for them reads
+# the same in Python and ECMAScript patterns.
+FORMAT_CHARS = (
+    r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u180e\u200b\u200e\u200f"
+    r"\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff0-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e00ff"
+    "\U000e01f0-\U000e0fff"
+)
+# Allowed, but nothing to see on their own: the joiners, the default-ignorable combining marks
+# (variation selectors, the combining grapheme joiner, ...) and the blank braille cell. Stored
+# text must hold some character that is neither one of these nor whitespace.
+INVISIBLE_CHARS = r"\u034f\u17b4\u17b5\u180b-\u180d\u180f\u200c\u200d\u2800\ufe00-\ufe0f" "\U000e0100-\U000e01ef"
 EMAIL_LOCAL_MAX = 64
 # An address is ASCII: a dot-atom local part (RFC 5322 `atext`, so none of the specials
 # `< > ( ) [ ] \\ , ; : "`, spaces or `@`; no quoted local parts) and a host name of letters,
@@ -43,6 +64,8 @@ EMAIL_PATTERN = (
 _EMAIL_RE = re.compile(EMAIL_PATTERN)
 _E164_RE = re.compile(E164_PATTERN)
 _CONTROL_RE = re.compile(f"[{CONTROL_CHARS}]")
+_FORMAT_RE = re.compile(f"[{FORMAT_CHARS}]")
+_VISIBLE_RE = re.compile(f"[^{CONTROL_CHARS}{FORMAT_CHARS}{INVISIBLE_CHARS}\\s]")
 # Patterns are applied with fullmatch: `$` alone would also accept a trailing newline.
 # Ids are UUIDs (ours or Cognito `sub`s); rejecting anything else early also keeps a path
 # parameter from ever addressing an email-reservation item.
@@ -55,6 +78,10 @@ REMOVE = object()
 # A user's role: "admin" mirrors membership of the Cognito group `admins`.
 ADMIN, MEMBER = "admin", "member"
 ROLES = (ADMIN, MEMBER)
+# What a user's sign-in holds besides its password: the record's email, its role (as membership of
+# the admins group) and whether it is enabled. The sign-in follows the record in each.
+EMAIL, ROLE, ENABLED = "email", "role", "enabled"
+SIGN_IN_FIELDS = (EMAIL, ROLE, ENABLED)
 
 
 @dataclass(frozen=True)
@@ -82,6 +109,25 @@ class UserChanges:
     def touches_standing(self) -> bool:
         """Whether it changes what the user may do (role, enabled): such a change revokes their tokens."""
         return self.role is not None or self.enabled is not None
+
+    @property
+    def sign_in_fields(self) -> tuple[str, ...]:
+        """The fields named that the sign-in holds too (email, role, enabled), in that order."""
+        return tuple(name for name in SIGN_IN_FIELDS if getattr(self, name) is not None)
+
+    def against(self, current: User) -> UserChanges:
+        """Only what differs from `current`: a field given the value it has is no change. An email
+        in other letter case is one (the record and the sign-in keep the spelling given)."""
+        phone: object = self.phone
+        if (phone is REMOVE and current.phone is None) or phone == current.phone:
+            phone = None
+        return UserChanges(
+            name=None if self.name == current.name else self.name,
+            email=None if self.email == current.email else self.email,
+            phone=phone,
+            role=None if self.role == current.role else self.role,
+            enabled=None if self.enabled == current.enabled else self.enabled,
+        )
 
 
 @dataclass(frozen=True)
@@ -146,6 +192,44 @@ NO_RECORD = Standing(exists=False)
 def epoch_seconds(timestamp: str) -> int:
     """Epoch seconds of one of our ISO-8601 UTC timestamps ("...Z")."""
     return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+
+
+def epoch(timestamp: str) -> float:
+    """Epoch time, to the millisecond, of one of our ISO-8601 UTC timestamps."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def timestamp(moment: datetime) -> str:
+    """How every time is stored and shown: ISO-8601 UTC to the millisecond, "...Z". Text order is
+    time order, so DynamoDB conditions and sort keys compare them as they are."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def later_than(at: str, previous: str) -> str:
+    """`at`, or one millisecond after `previous` when `at` is not later (another writer's clock is
+    ahead of ours): a record's `updatedAt` grows with its version, so its history is in the order
+    its changes were applied."""
+    if epoch(at) > epoch(previous):
+        return at
+    return timestamp(datetime.fromisoformat(previous.replace("Z", "+00:00")) + timedelta(milliseconds=1))
+
+
+# How far apart the API's clock and Cognito's may be, at most (an assumption, docs/SECURITY.md):
+# both run on AWS's time-synchronised hosts, which keep well inside it.
+CLOCK_SKEW_S = 0.1
+
+
+def tokens_valid_after(at: str) -> int:
+    """The `tokensValidAfter` of a write at `at` that revokes a user's tokens: tokens are stamped
+    (`iat`) in whole seconds of Cognito's clock, and every token issued before the write has an
+    `iat` at or below this, whichever of the two clocks is ahead."""
+    return math.floor(epoch(at) + CLOCK_SKEW_S)
+
+
+def tokens_valid_from(at: str) -> float:
+    """When (on the API's clock) a sign-in may change after such a write, so that every token issued
+    with the change has an `iat` above `tokens_valid_after(at)`: at most 1 + 2 x CLOCK_SKEW_S later."""
+    return tokens_valid_after(at) + 1 + CLOCK_SKEW_S
 
 
 @dataclass(frozen=True)
@@ -213,6 +297,20 @@ def email_key(email: str) -> str:
     return email.strip().lower()
 
 
+def text_problem(value: str) -> str | None:
+    """Why `value` (surrounding whitespace already stripped) cannot be stored as text, or None: a
+    control character (CONTROL_CHARS) or an invisible format character (FORMAT_CHARS) anywhere,
+    or nothing visible (only whitespace and INVISIBLE_CHARS)."""
+    if _CONTROL_RE.search(value):
+        return "must not contain control characters"
+    found = _FORMAT_RE.search(value)
+    if found:
+        return f"must not contain invisible formatting or text-direction characters (U+{ord(found.group()):04X})"
+    if not _VISIBLE_RE.search(value):
+        return "must contain a visible character"
+    return None
+
+
 def is_valid_user_id(user_id: str) -> bool:
     return bool(_USER_ID_RE.fullmatch(user_id))
 
@@ -261,8 +359,9 @@ class _Fields:
         if len(value) > max_len:
             self.fail(field, f"must be at most {max_len} characters")
             return None
-        if _CONTROL_RE.search(value):
-            self.fail(field, "must not contain control characters")
+        problem = text_problem(value)
+        if problem:
+            self.fail(field, problem)
             return None
         return value
 
@@ -348,6 +447,15 @@ def parse_profile_changes(body: dict[str, Any]) -> UserChanges:
     if changes.is_empty():
         raise ValidationError("Provide at least one of: name, phone")
     return changes
+
+
+def parse_email(value: str) -> str:
+    """An email given on its own (a search parameter), validated and normalised exactly as in a body."""
+    fields = _Fields({"email": value}, ("email",))
+    email = fields.email(True)
+    fields.done()
+    assert email is not None
+    return email
 
 
 def parse_avatar_content_type(body: dict[str, Any]) -> str:

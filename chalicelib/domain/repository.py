@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chalicelib.domain.models import NO_PRECONDITIONS, Preconditions, Standing, User, UserChanges, Write
+from chalicelib.domain.search import UserQuery
 
 
 class EmailChangeRequired(Exception):
-    """An update that expected the stored email to be unchanged found another one.
+    """An update that expected the stored email to keep its key found another one.
 
     Carries the stored record (returned by the failed conditional write itself), so the
     email change can follow without another read.
@@ -23,6 +24,24 @@ class EmailChangeRequired(Exception):
 
     def __init__(self, current: User):
         super().__init__("stored email differs")
+        self.current = current
+
+
+class Unchanged(Exception):
+    """An update whose every field already has the value given: nothing was written (no new
+    version, no change event). Carries the stored record, returned by the failed condition itself."""
+
+    def __init__(self, current: User):
+        super().__init__("nothing to change")
+        self.current = current
+
+
+class ClockBehind(Exception):
+    """The stored record was written at or after this write's time (another writer's clock is
+    ahead): nothing was written; write again with a later time. Carries the stored record."""
+
+    def __init__(self, current: User):
+        super().__init__("stored record is as late as this write")
         self.current = current
 
 
@@ -40,9 +59,21 @@ class Deleted:
     at: str
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A user as stored, with the write token of the request that last wrote it."""
+
+    user: User
+    write_token: str
+
+
 class UserRepository(Protocol):
     def get(self, user_id: str) -> User | None:
         """The user, or None. One strongly consistent read."""
+
+    def read(self, user_id: str) -> Stored | None:
+        """The user and who last wrote it (so a keyed retry recognises its own earlier write), or
+        None. One strongly consistent read."""
 
     def find(self, user_id: str) -> User | Deleted | None:
         """The user, the trace of its recent deletion, or None. One strongly consistent read."""
@@ -68,18 +99,22 @@ class UserRepository(Protocol):
         expect_email_key: str | None = None,
         preconditions: Preconditions = NO_PRECONDITIONS,
     ) -> User:
-        """Apply changes that keep the email key and neither role nor enabled, in one request;
-        the updated user.
+        """Apply changes that keep the email key and neither role nor enabled, in one request,
+        without a read; the updated user, stamped `write.at`.
 
         Raises UserNotFound (nothing is created); PreconditionFailed when the stored revision
-        is not one `preconditions` allow (checked in the write's own condition); or
-        EmailChangeRequired when `expect_email_key` is not the stored one. When the stored
-        user was last written with `write.token`, nothing is written and it is returned.
+        is not one `preconditions` allow (checked in the write's own condition);
+        EmailChangeRequired when `expect_email_key` is not the stored one; Unchanged when every
+        field given has that value already; ClockBehind when the stored `updatedAt` is not
+        earlier than `write.at`. When the stored user was last written with `write.token`,
+        nothing is written and it is returned.
         """
 
     def change(self, current: User, changes: UserChanges, write: Write) -> User:
         """Apply any changes in one request: a new email moves its reservation, a role or enabled
-        change moves the enabled-admin count and revokes the user's earlier tokens.
+        change moves the enabled-admin count and revokes the user's earlier tokens
+        (`tokensValidAfter`, models.tokens_valid_after). Stamped `write.at`, or one millisecond
+        after `current.updated_at` when that is not earlier (models.later_than).
 
         Conditioned on `current.revision`: raises StaleRecord if it moved on, EmailAlreadyExists,
         or LastAdmin when it would leave no enabled admin; either way nothing changes.
@@ -87,9 +122,24 @@ class UserRepository(Protocol):
         """
 
     def delete(self, current: User, write: Write) -> None:
-        """Replace the user by a `Deleted` trace and release its email in one request,
-        conditioned on `current.revision`; StaleRecord if it changed (unless the trace is
-        this request's own); LastAdmin if it is the last enabled admin."""
+        """Replace the user by a `Deleted` trace (deleted at `write.at`, or later than
+        `current.updated_at` as `change` does) and release its email in one request, conditioned on
+        `current.revision`; StaleRecord if it changed (unless the trace is this request's own);
+        LastAdmin if it is the last enabled admin."""
+
+    def find_by_email(self, key: str) -> User | None:
+        """The user holding this email key (chalicelib/domain/models.py `email_key`), or None. Reads
+        as many items whatever the table holds (the DynamoDB adapter: the email's reservation,
+        then its owner)."""
+
+    def search(self, query: UserQuery, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        """Up to `limit` users matching `query` (its email aside: see find_by_email), in its order
+        (chalicelib/domain/search.py `sort_key`), after the position `after` (a sort key); and the
+        position to continue after, or None when no user can follow. A page may be short or
+        empty where the matches end, and a `q` page also where it passed over users it listed
+        earlier under their other key (the DynamoDB adapter stops after `limit` of them). Every
+        user whose sort key does not change meanwhile is on exactly one page of a walk."""
 
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
-        """Up to `limit` users after the user id `after`, and the id to continue after (or None)."""
+        """Every user, oldest first, a page at a time: `search` with no filter (for tools that walk
+        all users); `after` is a position it returned."""

@@ -3,7 +3,12 @@
 Cognito ID tokens stay valid until they expire (60 minutes), and API Gateway's authorizer keeps
 accepting them. So every authenticated request also checks its caller's record: a deleted or
 disabled user is refused (401), and so is every token issued at or before the record's
-`tokensValidAfter`, which a role change, a disable or an enable moves to the moment of the change.
+`tokensValidAfter`, which a role change, a disable or an enable moves to the second of the change
+(models.tokens_valid_after). A token's `iat` has whole seconds, so the sign-in itself changes only
+once the next second has begun on Cognito's clock (service.UserService._follow): a token issued
+before the change is always refused, and one issued after it (after the API answered) always
+accepted. The enable moves it too: a token issued while the disable was being applied (between
+its record write and Cognito's disable) would otherwise count again.
 The record's role also caps the token's: a token still listing `admins` after a demotion acts as
 a member. What was read is kept per container for at most STANDING_TTL_S, so the check costs one
 read per caller per container and minute, and nothing for a warm container's repeated callers.

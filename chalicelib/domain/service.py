@@ -1,37 +1,57 @@
 """Use cases of the user API. Plain values in, records out; storage and sign-ins are passed in.
 
-A user is a sign-in (Cognito) plus its record (DynamoDB), and `userId` is the sign-in's sub.
-Every change is written to the record first and the sign-in follows it: the record is what the
-API authorises by (chalicelib/domain/revocation.py), so while the sign-in lags behind (its request failed
-half-way) nobody has more rights than the record gives. A failed step leaves nothing that a retry
-of the same request (the same Idempotency-Key, hence the same write token) does not complete,
-and a create whose record was refused takes its new sign-in back.
+A user is a sign-in (Cognito) plus its record (DynamoDB), and `userId` is the sign-in's sub. The
+record is the truth and the sign-in follows it (the invariant is stated once, in docs/DESIGN.md):
+
+- Role and enabled are written to the record first: the record is what the API authorises by
+  (chalicelib/domain/revocation.py), so while the sign-in lags behind nobody has more rights
+  than the record gives.
+- An email is a sign-in name, and Cognito's aliases are the scarcer namespace: a new address is
+  taken in Cognito first, then written to the record (whose reservation refuses a second holder);
+  a write that is then refused gives the address back, so a 4xx or 409 changes nothing.
+- After every write the sign-in is set to what the record holds and the record is read again: if
+  another request wrote meanwhile, the sign-in follows that too. Whatever order concurrent requests
+  reach Cognito in, the last one to set the sign-in has seen the latest record.
+- A write that revokes tokens (a role change, an enable) changes the sign-in only once every token
+  Cognito issues afterwards is stamped later than the revocation (models.tokens_valid_from).
+
+A failed step leaves nothing that a retry of the same request (the same Idempotency-Key, hence the
+same write token) or `make drift FIX=1` does not complete, and a create whose record was refused
+takes its new sign-in back.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.cursor import CursorCodec, CursorScope
 from chalicelib.domain.errors import (
+    AppError,
     ConcurrentModification,
     EmailAlreadyExists,
     Forbidden,
     NoneMatchFailed,
     PreconditionFailed,
+    ServiceUnavailable,
+    Unauthorized,
     UserAlreadyExists,
     UserNotFound,
     ValidationError,
 )
-from chalicelib.domain.identity import EmailTaken, IdentityProvider, SignInExists, SignInMissing
+from chalicelib.domain.identity import EmailTaken, IdentityProvider, SignIn, SignInExists, SignInMissing
 from chalicelib.domain.models import (
     ADMIN,
+    EMAIL,
+    ENABLED,
     MEMBER,
     NO_PRECONDITIONS,
+    ROLE,
+    SIGN_IN_FIELDS,
     NewUser,
     Preconditions,
     Standing,
@@ -39,21 +59,38 @@ from chalicelib.domain.models import (
     UserChanges,
     Write,
     email_key,
-    epoch_seconds,
+    epoch,
+    later_than,
     new_write_token,
+    timestamp,
+    tokens_valid_after,
+    tokens_valid_from,
 )
-from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
+from chalicelib.domain.repository import (
+    ClockBehind,
+    Deleted,
+    EmailChangeRequired,
+    StaleRecord,
+    Unchanged,
+    UserRepository,
+)
+from chalicelib.domain.search import UserQuery
 
 logger = logging.getLogger("users_api.service")
 
 # Read-then-write operations retry this many times when a concurrent writer wins.
 MAX_ATTEMPTS = 3
+# How often the sign-in is set again because the record moved on meanwhile, before giving up (503:
+# a retry completes it).
+FOLLOW_ATTEMPTS = 4
+# The name list cursors are bound to (GET /users).
+LIST_ROUTE = "users"
 # The actor of writes no API caller made (seeding, operator commands).
 SYSTEM_ACTOR = "system"
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return timestamp(datetime.now(UTC))
 
 
 def standing_of(user: User, revoked_at: int = 0) -> Standing:
@@ -85,11 +122,13 @@ class UserService:
         clock: Callable[[], str] = utc_now,
         avatars: AvatarRemover | None = None,
         standing_changed: Callable[[str, Standing], None] = lambda user_id, standing: None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self._repo = repository
         self._cursors = cursors
         self._identities = identities
         self._clock = clock
+        self._sleep = sleep
         self._avatars = avatars or _NoAvatars()
         # Told whenever this container wrote a user's role, state or existence, so its
         # revocation check uses that at once instead of what it read before.
@@ -110,10 +149,11 @@ class UserService:
         invite: bool = True,
     ) -> User:
         """A sign-in and its record. Cognito mails the invitation with a temporary password,
-        unless `password` (operators and local tools) is set as the permanent one, or `invite` is
-        False (a bulk import that asked for none: the sign-in waits, unusable, for an invitation)."""
+        unless `password` (operators and local tools) is set as the permanent one, the sign-in
+        existed already and has been used (it has a password), or `invite` is False (a bulk import
+        that asked for none: the sign-in waits, unusable, for an invitation)."""
         write = self._write(token, actor)
-        sub, made_here = self._sign_in_for(new.email, password)
+        sub, adopted = self._sign_in_for(new.email, password)
         user = User(
             user_id=sub,
             name=new.name,
@@ -129,27 +169,31 @@ class UserService:
         except (EmailAlreadyExists, UserAlreadyExists) as exc:
             # Refused: take back the sign-in this attempt made, unless a concurrent create of the
             # same email adopted it and its record holds it now.
-            if made_here and not isinstance(self._repo.find(sub), User):
+            if adopted is None and not isinstance(self._repo.find(sub), User):
                 self._identities.delete(sub)
             raise EmailAlreadyExists() from exc
         # A ServiceUnavailable above propagates without compensation: the record may have been
         # written, and the sign-in (not yet invited, so unusable) is what a keyed retry adopts.
         self._standing_changed(sub, standing_of(stored))
-        try:
-            if stored.role == ADMIN:
-                self._identities.set_admin(sub, True)
-            if password is None and invite:
+        # A sign-in made here holds the record's email, enabled and in no group. One that existed
+        # (an earlier attempt's, or made outside the API, in the console) is made to agree in
+        # everything: its email's spelling, its state, and its group in both directions.
+        self._follow(stored, SIGN_IN_FIELDS if adopted is not None else ((ROLE,) if stored.role == ADMIN else ()))
+        if password is None and invite and (adopted is None or adopted.never_used):
+            try:
                 self._identities.invite(sub, stored.email)
-        except SignInMissing:
-            # A concurrent delete of this very user (it adopted the sign-in) removed it meanwhile.
-            raise ConcurrentModification() from None
+            except SignInMissing:
+                # Deleted meanwhile by a concurrent delete of this very user: the create happened,
+                # and the delete after it; nobody is left to invite.
+                logger.warning("the new user was deleted before its invitation")
         return stored
 
-    def _sign_in_for(self, email: str, password: str | None) -> tuple[str, bool]:
-        """The sub of a new sign-in for `email`, and whether this call made it."""
+    def _sign_in_for(self, email: str, password: str | None) -> tuple[str, SignIn | None]:
+        """The sub of the sign-in for `email`, and the sign-in when it existed already (None:
+        this call made it)."""
         for _ in range(MAX_ATTEMPTS):
             try:
-                return self._identities.create(email, password), True
+                return self._identities.create(email, password), None
             except SignInExists as exists:
                 if not exists.sub:
                     # Refused as existing, then not found: a concurrent request made or removed it
@@ -158,9 +202,11 @@ class UserService:
                 record = self._repo.find(exists.sub)
                 if not isinstance(record, Deleted):
                     # Left by an earlier attempt whose record write failed or whose outcome was
-                    # unknown (adopted: this attempt completes it), or the sign-in of an existing
-                    # user (its record refuses the create). Never this attempt's to take back.
-                    return exists.sub, False
+                    # unknown (adopted: this attempt completes it), made outside the API (adopted
+                    # too), or the sign-in of an existing user (its record refuses the create).
+                    # Never this attempt's to take back.
+                    found = exists.sign_in or SignIn(exists.sub, email, True, "")
+                    return exists.sub, found
                 # The sign-in of a deleted user, whose delete has not removed it yet (or failed
                 # to): finish that delete, then make a new one.
                 self._identities.delete(exists.sub)
@@ -174,10 +220,19 @@ class UserService:
             raise UserNotFound()
         return user
 
-    def list_users(self, limit: int, cursor: str | None) -> tuple[list[User], str | None]:
-        after = self._cursors.decode(cursor) if cursor is not None else None
-        users, last = self._repo.list_page(limit, after)
-        return users, (self._cursors.encode(last) if last is not None else None)
+    def list_users(
+        self, query: UserQuery, limit: int, cursor: str | None, caller: str
+    ) -> tuple[list[User], str | None]:
+        """A page of the users `query` finds and the cursor of the next (None: no more), which
+        only `caller` can use, with this very query. An email finds one user, in one lookup."""
+        scope = CursorScope(route=LIST_ROUTE, caller=caller, query=query.fingerprint())
+        after = self._cursors.decode(cursor, scope) if cursor is not None else None
+        if query.email is not None:
+            # At most one user, so no email query ever issues a cursor: decode refused any given.
+            user = self._repo.find_by_email(email_key(query.email))
+            return ([user] if user is not None and query.matches(user) else []), None
+        users, last = self._repo.search(query, limit, after)
+        return users, (self._cursors.encode(last, scope) if last is not None else None)
 
     # --- update ---
 
@@ -191,84 +246,181 @@ class UserService:
         actor: str = SYSTEM_ACTOR,
     ) -> User:
         """Apply a partial update, only to a revision `preconditions` allow (If-Match,
-        If-None-Match): otherwise PreconditionFailed and nothing changes. The sign-in follows
-        the record: its email, its group (role), enabled or disabled and signed out."""
+        If-None-Match): otherwise PreconditionFailed and nothing changes. A field given the value
+        it has is no change, and an update that changes no field writes nothing (no version, no
+        event, no revocation). The sign-in follows the record: its email, its group (role),
+        enabled or disabled and signed out."""
         if actor == user_id and changes.touches_standing:
             raise Forbidden("You cannot change your own role or disable yourself")
         write = self._write(token, actor)
         if preconditions.if_none_match_any:
             self.get_user(user_id)  # 404 for a missing user, as without the header (RFC 9110, 13.2.1)
             raise NoneMatchFailed()
-        sign_in_has_email = False
-        if changes.email is not None:
-            # A sign-in with this address but no record (the reservation would refuse a record's)
-            # would refuse the sign-in's change: refuse before the record takes the address.
-            holder = self._identities.find(changes.email)
-            if holder is not None and holder.sub != user_id:
-                raise EmailAlreadyExists()
-            sign_in_has_email = holder is not None and holder.email == changes.email
         if changes.touches_standing:
-            updated = self._change_standing(user_id, changes, preconditions, write)
-        else:
-            updated = self._update_record(user_id, changes, preconditions, write)
-        self._sync_sign_in(updated, changes, sign_in_has_email)
-        return updated
+            return self._change_with_sign_in(user_id, changes, preconditions, write)
+        try:
+            # Optimistically assume the email (if any) keeps its key: then one request does it, and
+            # if not, the failed condition hands back the stored record for the email change.
+            return self._update_record(user_id, changes, preconditions, write)
+        except Unchanged as same:
+            return same.current
+        except EmailChangeRequired as signal:
+            return self._change_with_sign_in(user_id, changes, preconditions, write, signal.current)
 
     def _update_record(self, user_id: str, changes: UserChanges, preconditions: Preconditions, write: Write) -> User:
-        if changes.email is None:
-            return self._repo.update(user_id, changes, write, preconditions=preconditions)
+        """Changes that keep the email key (name, phone, an email re-cased): one request, no read.
+        Unchanged when it would change nothing; EmailChangeRequired when the email's key moves."""
+        expect = email_key(changes.email) if changes.email is not None else None
         for _ in range(MAX_ATTEMPTS):
-            # Optimistically assume the email keeps its key: then one request does it, and if
-            # not, the failed condition hands back the stored record for the email change.
             try:
-                return self._repo.update(
-                    user_id, changes, write, expect_email_key=email_key(changes.email), preconditions=preconditions
-                )
-            except EmailChangeRequired as signal:
-                current = signal.current  # one `preconditions` allow: update() checked that
-            try:
-                return self._repo.change(current, changes, write)
-            except StaleRecord:
-                if preconditions.if_match is not None:
-                    raise PreconditionFailed() from None  # someone else wrote the revision we were given
-                continue
+                return self._repo.update(user_id, changes, write, expect_email_key=expect, preconditions=preconditions)
+            except ClockBehind as behind:
+                # Another writer's clock is ahead of ours: stamp this write after the stored one.
+                write = replace(write, at=later_than(self._clock(), behind.current.updated_at))
         raise ConcurrentModification()
 
-    def _change_standing(self, user_id: str, changes: UserChanges, preconditions: Preconditions, write: Write) -> User:
-        """A role or enabled change: read (to count admins), then one transaction."""
-        for _ in range(MAX_ATTEMPTS):
-            current = self.get_user(user_id)
-            refusal = preconditions.refusal(current.revision)
-            if refusal is not None:
-                raise refusal
-            try:
-                updated = self._repo.change(current, changes, write)
-            except StaleRecord:
-                if preconditions.if_match is not None:
-                    raise PreconditionFailed() from None
-                continue
-            self._standing_changed(user_id, standing_of(updated, revoked_at=epoch_seconds(write.at)))
-            return updated
-        raise ConcurrentModification()
-
-    def _sync_sign_in(self, user: User, changes: UserChanges, sign_in_has_email: bool = False) -> None:
-        """Make the sign-in follow what was just written (again, for a retry: every call is idempotent)."""
+    def _change_with_sign_in(
+        self,
+        user_id: str,
+        changes: UserChanges,
+        preconditions: Preconditions,
+        write: Write,
+        known: User | None = None,
+    ) -> User:
+        """A change of what the sign-in holds too (a new email, role, enabled): the record as stored
+        (`known`: as a failed update returned it), a new email taken in Cognito, one conditional
+        transaction, then the sign-in follows."""
+        took_email = False
         try:
-            if changes.email is not None and not sign_in_has_email:
-                self._identities.set_email(user.user_id, user.email)
-            if changes.role is not None:
-                self._identities.set_admin(user.user_id, user.role == ADMIN)
-            if changes.enabled is not None:
-                self._identities.set_enabled(user.user_id, user.enabled)
-        except SignInMissing:
-            # A record without a sign-in (made by an earlier version): the record is changed;
-            # `make drift` reports such records.
-            logger.warning("user has no sign-in to update")
+            for _ in range(MAX_ATTEMPTS):
+                if known is not None:
+                    current, known = known, None  # checked against the preconditions by the update
+                else:
+                    stored = self._repo.read(user_id)
+                    if stored is None:
+                        raise UserNotFound()
+                    current = stored.user
+                    if stored.write_token == write.token:
+                        # This request's earlier attempt (a keyed retry after a 503) wrote it,
+                        # under the preconditions it had then: complete what came after the write.
+                        self._follow(current, changes.sign_in_fields, revoked_at=current.updated_at)
+                        return current
+                refusal = preconditions.refusal(current.revision)
+                if refusal is not None:
+                    raise refusal
+                effective = changes.against(current)
+                if effective.is_empty():
+                    # Nothing to write: no version, no event, no revocation. The sign-in is still
+                    # made to hold what the record does, which changes nothing when they agree, and
+                    # completes a change whose sign-in step failed (503) when the client sends it
+                    # again without its Idempotency-Key.
+                    self._follow(current, changes.sign_in_fields, revoked_at=current.updated_at)
+                    return current
+                if effective.email is not None:
+                    took_email = self._take_email(user_id, effective.email) or took_email
+                try:
+                    updated = self._repo.change(current, effective, write)
+                except StaleRecord:
+                    if preconditions.if_match is not None:
+                        raise PreconditionFailed() from None  # someone else wrote the revision we were given
+                    continue
+                revoked_at = None
+                if effective.touches_standing:
+                    revoked_at = updated.updated_at
+                    self._standing_changed(user_id, standing_of(updated, tokens_valid_after(revoked_at)))
+                self._follow(updated, changes.sign_in_fields, revoked_at)
+                return updated
+            raise ConcurrentModification()
+        except AppError as refused:
+            # A refusal (4xx) must leave nothing changed: the address this request took in Cognito
+            # goes back to what the record holds. After a 503 the outcome is unknown: a retry (or
+            # `make drift FIX=1`) completes it.
+            if took_email and not isinstance(refused, ServiceUnavailable):
+                self._give_back_email(user_id)
+            raise
+
+    def _take_email(self, user_id: str, email: str) -> bool:
+        """Give `user_id`'s sign-in the address `email` before the record takes it; whether this
+        changed the sign-in. EmailAlreadyExists (nothing changed) when another sign-in has it."""
+        holder = self._identities.find(email)
+        if holder is not None and holder.sub != user_id:
+            raise EmailAlreadyExists()
+        if holder is not None and holder.email == email:
+            return False  # it has it already (an earlier attempt of this request)
+        try:
+            self._identities.set_email(user_id, email)
         except EmailTaken:
-            # Taken between the check above and now: the record has the address, the sign-in
-            # not. Refused, and `make drift` reports the mismatch.
-            logger.error("another sign-in took the new email meanwhile; record and sign-in differ")
             raise EmailAlreadyExists() from None
+        except SignInMissing:
+            # A record without a sign-in (made by an earlier version, or its sign-in deleted
+            # outside the API): the reservation alone keeps the address unique; `make drift`
+            # reports such records.
+            logger.warning("user has no sign-in to update")
+            return False
+        return True
+
+    def _give_back_email(self, user_id: str) -> None:
+        """The sign-in takes the record's email again (the record kept it: its write was refused).
+        If that cannot be done, the client gets 503 rather than a 4xx that changed something."""
+        current = self._repo.get(user_id)
+        if current is not None:
+            self._follow(current, (EMAIL,))
+
+    def _follow(self, user: User, fields: tuple[str, ...], revoked_at: str | None = None) -> None:
+        """Make the sign-in hold what the record holds in `fields` (`user`: the record as last
+        written or read), then read the record again: if another request wrote it meanwhile, follow
+        that too. So, whatever order concurrent requests reach Cognito in, the last one to set the
+        sign-in had seen the latest record, and the two agree when the last request ends.
+
+        `revoked_at`: the time of a write that revoked the user's tokens. The sign-in's role or
+        state changes only after models.tokens_valid_from(revoked_at), so that every token Cognito
+        issues with the change is stamped later than the revocation and is accepted, while every
+        token issued before the write is refused. The wait is at most 1.2 s, and only right after
+        such a write (never for a disable: no token of a disabled user is accepted)."""
+        if not fields:
+            return
+        record = user
+        for _ in range(FOLLOW_ATTEMPTS):
+            if revoked_at is not None and record.enabled and (ROLE in fields or ENABLED in fields):
+                self._wait_until(tokens_valid_from(revoked_at))
+            try:
+                settled = self._set_sign_in(record, fields)
+            except SignInMissing:
+                # A record without a sign-in (see _take_email), or deleted meanwhile (the delete
+                # removes the sign-in): nothing to follow.
+                logger.warning("user has no sign-in to update")
+                return
+            latest = self._repo.get(record.user_id)
+            if latest is None:
+                return  # deleted meanwhile: its delete removes the sign-in
+            if settled and latest.revision == record.revision:
+                return
+            record = latest
+        logger.error("the sign-in could not be made to follow its record")
+        raise ServiceUnavailable()
+
+    def _set_sign_in(self, record: User, fields: tuple[str, ...]) -> bool:
+        """Set the sign-in's `fields` to the record's; False when its email is held by another
+        sign-in for now (the record may have moved on, or the holder may let go)."""
+        settled = True
+        if EMAIL in fields:
+            try:
+                self._identities.set_email(record.user_id, record.email)
+            except EmailTaken:
+                logger.warning("another sign-in holds the record's email for now")
+                settled = False
+        if ROLE in fields:
+            self._identities.set_admin(record.user_id, record.role == ADMIN)
+        if ENABLED in fields:
+            self._identities.set_enabled(record.user_id, record.enabled)
+        return settled
+
+    def _wait_until(self, moment: float) -> None:
+        for _ in range(3):  # time.sleep may wake a little early; a stopped clock must not hang us
+            now = epoch(self._clock())
+            if now >= moment:
+                return
+            self._sleep(moment - now)
 
     # --- delete ---
 
@@ -326,31 +478,32 @@ class UserService:
     def put_profile(
         self,
         sub: str,
-        token_email: str | None,
         changes: UserChanges,
         preconditions: Preconditions = NO_PRECONDITIONS,
         *,
         token: str | None = None,
-        in_admins_group: bool = False,
     ) -> tuple[User, bool]:
         """Update the caller's own profile (name, phone), creating it on first use for a sign-in
-        that has none (an admin's if the sign-in is in the admins group, as Cognito says). The
-        email follows the token's verified one: changed through Cognito's own verified flow, it
-        reaches the record here. Returns (user, created).
+        that has none. The email is never the caller's to give, nor taken from their token (which
+        keeps the address it was issued with for an hour): an existing record keeps its own, and
+        a new one takes the sign-in's verified email, and the role its group gives, read from
+        Cognito (a sign-in made outside the API: the console, an operator's first admin). Returns
+        (user, created).
 
         If-Match (a tag or `*`) requires the profile to exist; `If-None-Match: *` requires it not
         to (a create only); If-None-Match tags refuse those revisions."""
         write = self._write(token, actor=sub)
         if changes.touches_standing or changes.email is not None:
             raise Forbidden("Only admins may change email, role or enabled")
-        following = replace(changes, email=token_email) if token_email else changes
         for _ in range(MAX_ATTEMPTS):
             if not preconditions.if_none_match_any:
                 try:
-                    user = self._update_record(sub, following, preconditions, write)
+                    user = self._update_record(sub, changes, preconditions, write)
                     # Every update moves the version past 1: a version-1 record came back only
                     # because this request's own earlier attempt created it.
                     return user, user.version == 1
+                except Unchanged as same:
+                    return same.current, False
                 except UserNotFound:
                     if preconditions.if_match is not None or preconditions.if_match_any:
                         raise PreconditionFailed() from None  # If-Match never matches a missing record
@@ -359,13 +512,17 @@ class UserService:
                     "Creating your profile requires a name",
                     details=[{"field": "name", "message": "is required"}],
                 )
-            if not token_email:
-                raise Forbidden("Your token carries no verified email to create a profile with")
+            sign_in = self._identities.get(sub)
+            if sign_in is None or not sign_in.enabled:
+                # A token outliving its sign-in (deleted or disabled outside the API, before any
+                # record existed to revoke it by).
+                raise Unauthorized("Your sign-in no longer exists or is disabled; sign in again")
+            if not sign_in.email_verified:
+                raise Forbidden("Your sign-in has no verified email to create a profile with")
             phone = changes.phone if isinstance(changes.phone, str) else None
-            # A sign-in made outside the API (the console, or an operator's first admin): its
-            # record takes the role its Cognito group gives, so the two agree from the start.
-            role = ADMIN if in_admins_group else MEMBER
-            profile = User(sub, changes.name, token_email, write.at, write.at, 1, phone, role=role)
+            # The record takes the role the sign-in's group gives, so the two agree from the start.
+            role = ADMIN if sign_in.admin else MEMBER
+            profile = User(sub, changes.name, sign_in.email, write.at, write.at, 1, phone, role=role)
             try:
                 created = self._repo.create(profile, write)
             except UserAlreadyExists:

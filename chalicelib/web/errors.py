@@ -36,9 +36,16 @@ class IdempotencyKeyReused(AppError):
 
 
 class IdempotentRequestInFlight(AppError):
-    """A request with the same Idempotency-Key is still being processed."""
+    """A request with the same Idempotency-Key holds its lock: still being processed, or ended
+    without giving the lock up (a 503 whose unlock failed too). `retry_after_s`: the whole
+    seconds until the lock expires, after which a retry with the key runs; at least 1."""
 
-    message = "A request with this Idempotency-Key is still in progress; retry later"
+    message = "A request with this Idempotency-Key is still in progress"
+
+    def __init__(self, retry_after_s: int):
+        self.retry_after_s = max(1, retry_after_s)
+        unit = "second" if self.retry_after_s == 1 else "seconds"
+        super().__init__(f"{self.message}; retry in {self.retry_after_s} {unit}")
 
 
 # Subclasses before their bases: the first match wins.
@@ -87,4 +94,6 @@ def error_response(exc: AppError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="users-api"'
     if status == 503:
         headers["Retry-After"] = RETRY_AFTER_S
+    if isinstance(exc, IdempotentRequestInFlight):
+        headers["Retry-After"] = str(exc.retry_after_s)
     return json_response(error_body(exc.message, exc.details), status, headers)

@@ -39,6 +39,8 @@ KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 RECORD_TTL_S = 24 * 3600
 # Longer than the Lambda timeout (28 s): a lock older than this belongs to a request that died.
 LOCK_S = 30
+# What keys are locked and checked by: epoch seconds (tests put a clock of their own here).
+wall_clock: Callable[[], float] = time.time
 _KEY_RE = re.compile(KEY_PATTERN)
 # What a replay repeats besides status and body (CORS and security headers are added per request).
 _KEPT_HEADERS = frozenset({"content-type", "location", "etag"})
@@ -73,7 +75,8 @@ class IdempotencyStore(Protocol):
         """Claim `record_id` for one request: Claimed (go ahead) with `write_token`, or with the
         token of an earlier attempt of the same request that ended unfinished; or the response of
         the request that completed it. Raises IdempotencyKeyReused when it was claimed with another
-        fingerprint, IdempotentRequestInFlight while another claim is live."""
+        fingerprint, IdempotentRequestInFlight (with `retry_after(locked_until, now)`) while
+        another claim is live."""
 
     def complete(self, record_id: str, lock: str, response: StoredResponse, now: int) -> None:
         """Store the response under our claim; raises AppError when it cannot."""
@@ -84,6 +87,12 @@ class IdempotencyStore(Protocol):
     def unlock(self, record_id: str, lock: str) -> None:
         """Give up our lock but keep the record and its write token (the outcome is unknown), so a
         retry with the same request takes it over at once; raises AppError when it cannot."""
+
+
+def retry_after(locked_until: int, now: int) -> int:
+    """Whole seconds from `now` until a lock held through `locked_until` has expired: a claim at
+    `locked_until + 1` takes it over. At least 1."""
+    return max(1, locked_until + 1 - now)
 
 
 def parse_key(headers: Mapping[str, str]) -> str | None:
@@ -126,9 +135,10 @@ def run_once(
     operation: str,
     body: Mapping[str, Any],
     produce: Callable[[str], Response],
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] | None = None,
 ) -> Response:
     """`produce(write_token)` once per (scope, key); later calls with the same request get its response."""
+    clock = clock or wall_clock
     rid, lock = record_id(scope, key), secrets.token_hex(16)
     claimed = store.claim(rid, fingerprint(operation, body), lock, new_write_token(), int(clock()))
     if isinstance(claimed, StoredResponse):
@@ -151,8 +161,8 @@ def run_once(
         store.complete(rid, lock, _stored(response), int(clock()))
     except AppError:
         # The write happened and the client gets its answer; a later retry finds the record
-        # locked (409) until the lock expires, then runs again with the same write token and
-        # so recognises its own write instead of repeating it.
+        # locked (409, saying for how long) until the lock expires, then runs again with the
+        # same write token and so recognises its own write instead of repeating it.
         logger.exception("could not store an idempotent response")
     return response
 

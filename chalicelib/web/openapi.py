@@ -24,6 +24,8 @@ from chalicelib.domain.models import (
     E164_PATTERN,
     EMAIL_LOCAL_MAX,
     EMAIL_MAX,
+    FORMAT_CHARS,
+    INVISIBLE_CHARS,
     MEMBER,
     NAME_MAX,
     PAGE_DEFAULT,
@@ -31,6 +33,7 @@ from chalicelib.domain.models import (
     ROLES,
     USER_ID_PATTERN,
 )
+from chalicelib.domain.search import DEFAULT_SORT, Q_MAX, Q_MIN, SORTS
 from chalicelib.web import idempotency
 from chalicelib.web.conditional import MAX_TAG_CHARS, MAX_TAGS
 
@@ -44,7 +47,8 @@ IF_MATCH_PATTERN = rf"^(?:[ \t]*\*[ \t]*|{_LISTED_TAG}(?:,{_LISTED_TAG}){{0,{MAX
 ETAG_PATTERN = rf'^"[\x21\x23-\x7e]{{1,{MAX_TAG_CHARS}}}"$'
 
 _ERROR_TEXT = {
-    "400": "Invalid input: malformed JSON, wrong or unknown fields, bad limit, cursor or header",
+    "400": "Invalid input: malformed JSON, wrong or unknown fields or query parameters, bad limit, filter, sort or "
+    "header, or a cursor issued for another route, caller or query (details name each field or parameter)",
     "401": "Missing, malformed, forged, expired or unverifiable token, or one revoked since (its user was "
     "disabled, deleted or changed role after it was issued)",
     "403": "Signed in but not allowed (a member on admin routes or another user's record, or changing email, role "
@@ -52,7 +56,8 @@ _ERROR_TEXT = {
     "404": "No such user (or, for an avatar read, no avatar uploaded); no such job (unknown, expired, or of the "
     "other kind)",
     "409": "Email already used by another user, the change would leave no enabled admin, a concurrent change "
-    "won, a request with this Idempotency-Key is still in progress, or a cancel of a job that has finished",
+    "won, a request with this Idempotency-Key is still in progress (then with Retry-After: the seconds until "
+    "its lock expires, also said in the error), or a cancel of a job that has finished",
     "412": "If-Match names no current version of the user (read it again for a new ETag and retry), or "
     "If-None-Match names the current one",
     "413": "Request body above the configured limit",
@@ -147,8 +152,9 @@ def _parameters() -> dict[str, Any]:
             "in": "header",
             "description": "Makes a retry safe: the same key with the same request gets the first response again "
             f"(with `{idempotency.REPLAYED_HEADER}: true`); with another body or precondition 422; while the first is "
-            "still in progress 409. After a 503 the write may or may not have happened: a retry with the same key "
-            "finds out and applies it at most once. Keys are the caller's own and expire after "
+            "still in progress 409, whose Retry-After says when the key's lock expires (at most "
+            f"{idempotency.LOCK_S + 1} seconds). After a 503 the write may or may not have happened: a retry with the "
+            "same key finds out and applies it at most once. Keys are the caller's own and expire after "
             f"{idempotency.RECORD_TTL_S // 3600} hours.",
             "schema": {"type": "string", "pattern": idempotency.KEY_PATTERN},
         },
@@ -172,6 +178,12 @@ def _response_headers() -> dict[str, Any]:
             "required": True,
             "schema": {"type": "string", "pattern": "^[0-9]+$"},
         },
+        # The same header on a 409, sent only when the conflict is a locked Idempotency-Key.
+        "RetryAfterLockedKey": {
+            "description": "Only when a request with this Idempotency-Key is still in progress: whole seconds until "
+            "its lock expires and a retry with the key runs (at least 1)",
+            "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+        },
         idempotency.REPLAYED_HEADER: {
             "description": "Present when this is the stored response to an earlier request with the same "
             "Idempotency-Key",
@@ -180,15 +192,8 @@ def _response_headers() -> dict[str, Any]:
     }
 
 
-def _schemas() -> dict[str, Any]:
-    name = {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": NAME_MAX,
-        # Some character that is neither space nor control, and no control anywhere.
-        "pattern": f"^[^{CONTROL_CHARS}]*[^{CONTROL_CHARS}\\s][^{CONTROL_CHARS}]*$",
-    }
-    email = {
+def _email_schema() -> dict[str, Any]:
+    return {
         "type": "string",
         "format": "email",
         "maxLength": EMAIL_MAX,
@@ -197,6 +202,22 @@ def _schemas() -> dict[str, Any]:
         '`< > ( ) [ ] \\ , ; : "` or spaces) and a host name (an internationalised domain in its xn-- form). '
         "NFC-normalised first; unique regardless of case.",
     }
+
+
+def _schemas() -> dict[str, Any]:
+    refused = CONTROL_CHARS + FORMAT_CHARS
+    name = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": NAME_MAX,
+        "description": "No control characters, and no invisible format or text-direction characters (every Unicode "
+        "format character but ZWNJ and ZWJ, the Hangul fillers, the tag characters, ...) anywhere; at least one "
+        "visible character (whitespace, ZWNJ, ZWJ, variation selectors and the blank braille cell are not). "
+        "Surrounding whitespace is trimmed.",
+        # Some visible character, and nothing refused anywhere.
+        "pattern": f"^[^{refused}]*[^{refused}{INVISIBLE_CHARS}\\s][^{refused}]*$",
+    }
+    email = _email_schema()
     phone = {"type": "string", "pattern": E164_PATTERN, "description": "E.164"}
     timestamp = {"type": "string", "format": "date-time"}
     role = {"type": "string", "enum": list(ROLES), "description": "admin: a member of the Cognito group admins"}
@@ -517,6 +538,46 @@ def _import_body() -> dict[str, Any]:
     }
 
 
+def _search_query() -> list[dict[str, Any]]:
+    """GET /users's filters and sort (chalicelib/domain/search.py), besides limit and cursor."""
+    text = f"[^{CONTROL_CHARS}]"
+    edge = f"[^{CONTROL_CHARS}\\s]"
+    return [
+        {
+            "name": "email",
+            "in": "query",
+            "description": "Exactly this email, regardless of case (normalised as on write): at most one user, found "
+            "in one lookup whatever the number of users. Combines with role and enabled; not with q or sort.",
+            "schema": _email_schema(),
+        },
+        {
+            "name": "q",
+            "in": "query",
+            "description": "Users whose name or email starts with this text, regardless of case (Unicode case "
+            "folding and NFC for names: `strasse` finds Straße; accents count: `jose` does not find José). Results "
+            "come in the order of the name or email that matched, each user once. Combines with role and "
+            "enabled; not with email or sort.",
+            "schema": {
+                "type": "string",
+                "minLength": Q_MIN,
+                "maxLength": Q_MAX,
+                # At least two characters once surrounding spaces are removed, and no control character.
+                "pattern": f"^\\s*{edge}{text}*{edge}\\s*$",
+            },
+        },
+        {"name": "role", "in": "query", "schema": {"type": "string", "enum": list(ROLES)}},
+        {"name": "enabled", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
+        {
+            "name": "sort",
+            "in": "query",
+            "description": "createdAt: oldest first; -createdAt: newest first; name: by name, regardless of case (code "
+            "point order, not a locale's collation). Stable across pages: a user created before the walk and not "
+            "deleted appears exactly once (by name: unless renamed meanwhile).",
+            "schema": {"type": "string", "enum": list(SORTS), "default": DEFAULT_SORT},
+        },
+    ]
+
+
 def _page_query() -> list[dict[str, Any]]:
     return [
         {
@@ -527,8 +588,9 @@ def _page_query() -> list[dict[str, Any]]:
         {
             "name": "cursor",
             "in": "query",
-            "description": "The nextCursor of the previous page, as given: opaque and signed, so any "
-            "other value gets 400.",
+            "description": "The nextCursor of the previous page, as given, with the same filters and sort: opaque, "
+            "signed and bound to this route, this caller and this query, so any other value gets 400. A cursor may "
+            "lead to an empty last page when the results end exactly where its page did.",
             "schema": {"type": "string", "maxLength": MAX_CURSOR_LEN, "pattern": CURSOR_PATTERN},
         },
     ]
@@ -555,9 +617,10 @@ def _paths() -> dict[str, Any]:
             ),
             "get": _op(
                 "listUsers",
-                "List users, a page at a time (admins)",
+                "Find users: all of them, or by email, name or email prefix, role and state; newest first, oldest "
+                "first or by name; a page at a time (admins)",
                 {"200": _json(_ref("UserList"), "A page of users"), **_errors("400", "401", "403", "503")},
-                query=_page_query(),
+                query=[*_search_query(), *_page_query()],
             ),
         },
         "/users/me": {
@@ -731,6 +794,15 @@ def _job_paths() -> dict[str, Any]:
     }
 
 
+def _error_responses() -> dict[str, Any]:
+    responses = {
+        f"E{code}": _json(_ref("Error"), text, ("Retry-After",) if code == "503" else ())
+        for code, text in _ERROR_TEXT.items()
+    }
+    responses["E409"]["headers"] = {"Retry-After": _ref("RetryAfterLockedKey", "headers")}
+    return responses
+
+
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     return {
@@ -754,10 +826,7 @@ def document() -> dict[str, Any]:
             "schemas": _schemas(),
             "parameters": _parameters(),
             "headers": _response_headers(),
-            "responses": {
-                f"E{code}": _json(_ref("Error"), text, ("Retry-After",) if code == "503" else ())
-                for code, text in _ERROR_TEXT.items()
-            },
+            "responses": _error_responses(),
         },
     }
 

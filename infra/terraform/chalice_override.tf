@@ -38,6 +38,9 @@ resource "aws_lambda_function" "api_handler" {
 # app.py's user_changes (chalicelib/domain/change_consumer.py), fed by the users table's stream (events.tf).
 resource "aws_lambda_function" "user_changes" {
   function_name = var.consumer_function_name
+  # Each change publishes a version; the mapping reads with the `live` alias, which CodeDeploy
+  # moves (make release-tf, deploy.tf) after the consumer's own pre-traffic hook.
+  publish = true
 
   environment {
     variables = merge(var.lambda_environment, {
@@ -54,6 +57,8 @@ resource "aws_lambda_function" "user_changes" {
 # What the decorator has no arguments for: partial batch responses, bounded retries with
 # bisection, the dead-letter queue and the record filter (limits.json change_events).
 resource "aws_lambda_event_source_mapping" "user_changes-dynamodb-event-source" {
+  # The alias, not the function: a new version reads the stream only once CodeDeploy released it.
+  function_name                  = aws_lambda_alias.user_changes_live.arn
   function_response_types        = ["ReportBatchItemFailures"]
   maximum_retry_attempts         = local.limits.change_events.maximum_retry_attempts
   bisect_batch_on_function_error = true
@@ -129,6 +134,23 @@ resource "aws_iam_role" "pre_traffic_hook_role" {
   tags = var.tags
 }
 
+# app.py's changes_pre_traffic_hook: the consumer's, which sends the new consumer version a synthetic
+# stream batch it must answer without failures (chalicelib/traffic_hook.py).
+resource "aws_lambda_function" "changes_pre_traffic_hook" {
+  function_name = "CodeDeployHook_${var.consumer_function_name}"
+
+  environment {
+    variables = merge(var.lambda_environment, {
+      USER_POOL_ARN      = aws_cognito_user_pool.users.arn
+      TARGET_VERSION_ARN = aws_lambda_function.user_changes.qualified_arn
+    })
+  }
+}
+
+resource "aws_iam_role" "changes_pre_traffic_hook_role" {
+  tags = var.tags
+}
+
 resource "aws_iam_role" "api_handler_role" {
   tags = var.tags
 }
@@ -163,6 +185,8 @@ resource "aws_lambda_permission" "rest_api_invoke" {
   # does not cover a qualified invocation.
   function_name = aws_lambda_function.api_handler.function_name
   qualifier     = aws_lambda_alias.live.name
+  # Only the API's own stage may invoke it, as in the CloudFormation (Chalice allows every stage: `/*`).
+  source_arn = "${aws_api_gateway_stage.api.execution_arn}/*"
 }
 
 output "EndpointURL" {

@@ -1,8 +1,10 @@
 # Stateful resources. prevent_destroy makes a plan that would delete or replace them fail;
 # the services' own deletion protection also guards against deletion outside Terraform.
 
-# Key schema, attributes and the `listing` index mirror chalicelib/adapters/table_schema.py (the tests
-# compare them), which the repository code and the local stack use.
+# Key schema, attributes and the search indexes mirror chalicelib/adapters/table_schema.py (the
+# tests compare them), which the repository code and the local stack use. The provider creates
+# indexes one UpdateTable at a time, waiting for each, so one apply upgrades a table made with the
+# earlier `listing` index alone (run `make reindex STAGE=...` after the release, docs/DEPLOY.md).
 resource "aws_dynamodb_table" "users" {
   name         = var.table_name
   billing_mode = "PAY_PER_REQUEST"
@@ -18,10 +20,54 @@ resource "aws_dynamodb_table" "users" {
     type = "S"
   }
 
-  # Sparse: only users carry listingId, so a page of the index is a page of users.
+  attribute {
+    name = "listState"
+    type = "S"
+  }
+
+  attribute {
+    name = "listCreated"
+    type = "S"
+  }
+
+  attribute {
+    name = "listName"
+    type = "S"
+  }
+
+  attribute {
+    name = "emailKey"
+    type = "S"
+  }
+
+  # The earlier releases' index. Unread by this one, kept until the next, so that the previous
+  # version, which serves until `make release-tf` has moved the alias, still lists users.
   global_secondary_index {
     name            = "listing"
     hash_key        = "listingId"
+    projection_type = "ALL"
+  }
+
+  # Sparse: only user items carry listState, so each index holds users only, partitioned by
+  # role#enabled and sorted by creation, name key or email key (GET /users).
+  global_secondary_index {
+    name            = "usersByCreated"
+    hash_key        = "listState"
+    range_key       = "listCreated"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = "usersByName"
+    hash_key        = "listState"
+    range_key       = "listName"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = "usersByEmail"
+    hash_key        = "listState"
+    range_key       = "emailKey"
     projection_type = "ALL"
   }
 
@@ -83,14 +129,31 @@ resource "aws_cognito_user_pool" "users" {
   }
 
   # Accounts are created by admins (POST /users makes the sign-in and its record); the invitation
-  # carries a temporary password, changed at the first sign-in.
+  # carries a temporary password, changed at the first sign-in. Its text is ours only with SES:
+  # Cognito refuses a custom email message on its own email (COGNITO_DEFAULT).
   admin_create_user_config {
     allow_admin_create_user_only = true
 
-    invite_message_template {
-      email_subject = local.limits.invitation.email_subject
-      email_message = local.limits.invitation.email_message
+    dynamic "invite_message_template" {
+      for_each = var.ses_identity_arn == "" ? [] : [1]
+
+      content {
+        email_subject = var.invitation_email_subject
+        email_message = var.invitation_email_message
+      }
     }
+  }
+
+  # A new email takes effect only once verified (infra/limits.json says why).
+  user_attribute_update_settings {
+    attributes_require_verification_before_update = local.limits.user_attribute_update_settings.AttributesRequireVerificationBeforeUpdate
+  }
+
+  # Cognito's own email by default (50 messages a day per account); an SES identity sends the rest.
+  email_configuration {
+    email_sending_account = var.ses_identity_arn == "" ? "COGNITO_DEFAULT" : "DEVELOPER"
+    source_arn            = var.ses_identity_arn == "" ? null : var.ses_identity_arn
+    from_email_address    = var.ses_identity_arn == "" || var.email_from == "" ? null : var.email_from
   }
 
   account_recovery_setting {
@@ -123,6 +186,7 @@ resource "aws_cognito_user_pool_client" "api" {
   prevent_user_existence_errors = "ENABLED"
   enable_token_revocation       = true
   read_attributes               = local.limits.user_pool_client.ReadAttributes
+  write_attributes              = local.limits.user_pool_client.WriteAttributes
 
   access_token_validity  = 60
   id_token_validity      = 60

@@ -56,10 +56,44 @@ resource "aws_codedeploy_deployment_group" "live" {
   tags = var.tags
 }
 
-# Only CodeDeploy invokes the hook, after the apply, so the group exists before its first line
-# (an override file cannot add depends_on to Chalice's function).
+# The stream consumer's releases: its `live` alias (events.tf), its own hook and its own alarms.
+resource "aws_codedeploy_deployment_group" "changes_live" {
+  app_name               = aws_codedeploy_app.api.name
+  deployment_group_name  = "changes-live" # infra/policies.py CHANGES_DEPLOYMENT_GROUP: its hook's policy names it
+  service_role_arn       = aws_iam_role.codedeploy.arn
+  deployment_config_name = "CodeDeployDefault.Lambda${var.traffic_shifting}"
+
+  deployment_style {
+    deployment_type   = "BLUE_GREEN"
+    deployment_option = "WITH_TRAFFIC_CONTROL"
+  }
+
+  auto_rollback_configuration {
+    enabled = true
+    events  = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST"]
+  }
+
+  alarm_configuration {
+    enabled = true
+    alarms = [
+      aws_cloudwatch_metric_alarm.rollback_change_consumer_errors.alarm_name,
+      aws_cloudwatch_metric_alarm.rollback_change_dead_letters.alarm_name,
+    ]
+  }
+
+  tags = var.tags
+}
+
+# Only CodeDeploy invokes the hooks, after the apply, so their groups exist before their first line
+# (an override file cannot add depends_on to Chalice's functions).
 resource "aws_cloudwatch_log_group" "pre_traffic_hook" {
   name              = "/aws/lambda/CodeDeployHook_${var.function_name}"
+  retention_in_days = var.lambda_log_retention_days
+  tags              = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "changes_pre_traffic_hook" {
+  name              = "/aws/lambda/CodeDeployHook_${var.consumer_function_name}"
   retention_in_days = var.lambda_log_retention_days
   tags              = var.tags
 }
@@ -105,14 +139,69 @@ resource "aws_cloudwatch_metric_alarm" "rollback_api_5xx_rate" {
   tags                = var.tags
 }
 
-# What `make release-tf` reads.
-output "Release" {
-  value = {
-    function_name    = aws_lambda_function.api_handler.function_name
-    alias            = aws_lambda_alias.live.name
-    target_version   = aws_lambda_function.api_handler.version
-    hook             = aws_lambda_function.pre_traffic_hook.function_name
-    application      = aws_codedeploy_app.api.name
-    deployment_group = aws_codedeploy_deployment_group.live.deployment_group_name
+# The consumer's (limits.json rollback_alarms): a crash of its live alias, or a new dead letter.
+resource "aws_cloudwatch_metric_alarm" "rollback_change_consumer_errors" {
+  alarm_name        = "${var.api_name}-rollback-change-consumer-errors"
+  alarm_description = "Errors of the consumer's live alias while CodeDeploy moves it: rolled back"
+  namespace         = "AWS/Lambda"
+  metric_name       = "Errors"
+  dimensions = {
+    FunctionName = aws_lambda_function.user_changes.function_name
+    Resource     = "${aws_lambda_function.user_changes.function_name}:${aws_lambda_alias.user_changes_live.name}"
   }
+  statistic           = "Sum"
+  period              = local.limits.rollback_alarms.consumer_errors.period_seconds
+  evaluation_periods  = local.limits.rollback_alarms.consumer_errors.evaluation_periods
+  datapoints_to_alarm = local.limits.rollback_alarms.consumer_errors.evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = local.limits.rollback_alarms.consumer_errors.threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# Messages sent, not visible: dead letters waiting for a replay must not block the fixing release.
+resource "aws_cloudwatch_metric_alarm" "rollback_change_dead_letters" {
+  alarm_name          = "${var.api_name}-rollback-change-dead-letters"
+  alarm_description   = "Batches the consumer gave up on while CodeDeploy moves its live alias: rolled back"
+  namespace           = "AWS/SQS"
+  metric_name         = "NumberOfMessagesSent"
+  dimensions          = { QueueName = aws_sqs_queue.change_dead_letters.name }
+  statistic           = "Sum"
+  period              = local.limits.rollback_alarms.dead_letters.period_seconds
+  evaluation_periods  = local.limits.rollback_alarms.dead_letters.evaluation_periods
+  datapoints_to_alarm = local.limits.rollback_alarms.dead_letters.evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = local.limits.rollback_alarms.dead_letters.threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# What `make release-tf` reads: one release per function with a `live` alias, API first.
+output "Releases" {
+  value = [
+    {
+      function_name     = aws_lambda_function.api_handler.function_name
+      alias             = aws_lambda_alias.live.name
+      target_version    = aws_lambda_function.api_handler.version
+      hook              = aws_lambda_function.pre_traffic_hook.function_name
+      hook_timeout      = aws_lambda_function.pre_traffic_hook.timeout
+      application       = aws_codedeploy_app.api.name
+      deployment_group  = aws_codedeploy_deployment_group.live.deployment_group_name
+      deployment_config = aws_codedeploy_deployment_group.live.deployment_config_name
+    },
+    {
+      function_name     = aws_lambda_function.user_changes.function_name
+      alias             = aws_lambda_alias.user_changes_live.name
+      target_version    = aws_lambda_function.user_changes.version
+      hook              = aws_lambda_function.changes_pre_traffic_hook.function_name
+      hook_timeout      = aws_lambda_function.changes_pre_traffic_hook.timeout
+      application       = aws_codedeploy_app.api.name
+      deployment_group  = aws_codedeploy_deployment_group.changes_live.deployment_group_name
+      deployment_config = aws_codedeploy_deployment_group.changes_live.deployment_config_name
+    },
+  ]
 }

@@ -61,6 +61,22 @@ resource "aws_cloudwatch_log_group" "user_changes" {
   tags              = var.tags
 }
 
+# The stream's mapping invokes this alias (chalice_override.tf), so a new consumer version reads
+# records only after its hook, as the API function's `live` alias (lambda.tf).
+resource "aws_lambda_alias" "user_changes_live" {
+  name             = "live"
+  description      = "The version the users table's stream mapping invokes"
+  function_name    = aws_lambda_function.user_changes.function_name
+  function_version = aws_lambda_function.user_changes.version
+
+  # Created on the first version; after that CodeDeploy moves it (make release-tf, deploy.tf).
+  lifecycle {
+    ignore_changes = [function_version, routing_config]
+  }
+
+  depends_on = [aws_cloudwatch_log_group.user_changes]
+}
+
 resource "aws_cloudwatch_metric_alarm" "change_consumer_errors" {
   alarm_name          = "${var.api_name}-change-consumer-errors"
   alarm_description   = "The change consumer failed (a record it could not handle, or a crash): events and audit entries wait"

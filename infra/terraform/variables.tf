@@ -35,6 +35,33 @@ variable "user_pool_name" {
   type = string
 }
 
+variable "ses_identity_arn" {
+  description = "A verified SES identity the pool sends its mail (the invitation) with; empty: Cognito's own email (50 messages a day per account, Cognito's own invitation text)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.ses_identity_arn == "" || can(regex("^arn:aws[a-z-]*:ses:[a-z0-9-]+:[0-9]{12}:identity/\\S+$", var.ses_identity_arn))
+    error_message = "ses_identity_arn must be empty or the ARN of an SES identity."
+  }
+}
+
+variable "email_from" {
+  description = "With ses_identity_arn: the From of the pool's mail, e.g. \"Users API <no-reply@example.com>\"; empty: the identity's address."
+  type        = string
+  default     = ""
+}
+
+variable "invitation_email_subject" {
+  description = "The invitation's subject, from limits.json (infra/invitation.py); sent only with ses_identity_arn."
+  type        = string
+}
+
+variable "invitation_email_message" {
+  description = "The invitation's text, from limits.json with the temporary password's validity written in (infra/invitation.py)."
+  type        = string
+}
+
 variable "cursor_secret_name" {
   description = "Secrets Manager name of the list-cursor key; the role policy names it."
   type        = string

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from infra.stages import load_limits
 from tests.e2e.conftest import Stack
 from tests.support.local_api import call
 
@@ -52,6 +53,13 @@ def test_invite_sign_in_promote_demote_disable_enable_delete(stack: Stack) -> No
     user = created.json()["user"]
     invitation = invitation_for(stack, email)
     assert invitation["userId"] == user["userId"]
+    # Worded as the stage's invitation (infra/limits.json), with the validity the local pool gives.
+    days = stack.client("cognito-idp").describe_user_pool(UserPoolId=stack.info["user_pool_id"])["UserPool"][
+        "Policies"
+    ]["PasswordPolicy"]["TemporaryPasswordValidityDays"]
+    assert invitation["subject"] == load_limits()["invitation"]["email_subject"]
+    assert f"Sign in as {email} with the temporary password {invitation['temporaryPassword']};" in invitation["message"]
+    assert invitation["message"].endswith(f"expires in {days} days.")
 
     # First sign-in with the temporary password: Cognito asks for a new one.
     challenge = sign_in(stack, email, invitation["temporaryPassword"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import stat
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import requests
 
 from chalicelib.config import DEFAULT_LOCAL_ORIGINS
+from devstack.streams import wait_until
 from tests.e2e.conftest import Stack, running_stack, stop_stack
 from tests.support.local_api import call
 
@@ -31,6 +33,21 @@ def test_stack_file_has_the_documented_keys(stack: Stack) -> None:
     assert required <= set(stack.info)
     assert stack.url.startswith("http://127.0.0.1:")
     assert stack.stack_file.stat().st_mode & 0o077 == 0
+
+
+def test_every_file_the_stack_writes_is_readable_by_its_owner_only(stack: Stack) -> None:
+    """The stack file (seeded passwords), its log (which prints them), the outbox (temporary
+    passwords) and the change events, each 0600 from its first write (tests/unit/test_private_files.py)."""
+    email = f"private-{uuid.uuid4().hex[:8]}@example.com"
+    created = call(stack, "POST", "/users", stack.token(), {"name": "Pat", "email": email})
+    assert created.status_code == 201, created.text
+    outbox, events = Path(stack.info["outbox_file"]), Path(stack.info["events_file"])
+    user_id = created.json()["user"]["userId"]
+    assert wait_until(lambda: events.exists() and user_id in events.read_text(), 30.0)
+    assert email in outbox.read_text()
+    written = {path.name: stat.S_IMODE(path.stat().st_mode) for path in stack.stack_file.parent.iterdir()}
+    assert {stack.stack_file.name, "stack.log", outbox.name, events.name} <= set(written)
+    assert written == dict.fromkeys(written, 0o600)
 
 
 def test_id_tokens_carry_email_and_groups(stack: Stack) -> None:

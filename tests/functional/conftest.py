@@ -25,9 +25,11 @@ from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.web.tokens import TokenVerifier
-from devstack.cognito_emulation import widen_email_check
+from devstack import cognito_emulation
 from devstack.gateway import AppGateway
+from devstack.resources import client_settings, pool_settings
 from tests.support import tokens
+from tests.support.sign_ins import seed_sign_in
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -69,15 +71,17 @@ class Api:
 @dataclass(frozen=True)
 class Emulator:
     pool_id: str
+    client_id: str  # the app client as deployed (infra/limits.json): users' own Cognito calls go through it
     queue_url: str
 
 
 @pytest.fixture(scope="package")
 def emulator() -> Iterator[Emulator]:
     """moto for the whole functional layer, built once: the users table, the avatar bucket and a
-    Cognito pool as deployed (email as username, the admins group). Each test starts from it
+    Cognito pool and app client as deployed (devstack/resources.py: email as username, verified
+    before it changes, the client's attributes; the admins group). Each test starts from it
     emptied (`ddb`), so building it, the slow part, happens once, not once per test."""
-    widen_email_check()
+    cognito_emulation.apply()
     with mock_aws():
         aws.reset_clients()
         client = boto3.client("dynamodb", region_name=tokens.REGION)
@@ -86,14 +90,17 @@ def emulator() -> Iterator[Emulator]:
         boto3.client("events", region_name=tokens.REGION).create_event_bus(Name=BUS)
         boto3.client("s3", region_name=tokens.REGION).create_bucket(Bucket=BUCKET)
         cognito = boto3.client("cognito-idp", region_name=tokens.REGION)
-        pool_id = str(cognito.create_user_pool(PoolName="users-test", UsernameAttributes=["email"])["UserPool"]["Id"])
+        pool_id = str(cognito.create_user_pool(**pool_settings("users-test"))["UserPool"]["Id"])
+        client_id = str(
+            cognito.create_user_pool_client(**client_settings(pool_id, "users-test"))["UserPoolClient"]["ClientId"]
+        )
         cognito.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP)
         # The bulk jobs' table, queue and the bucket's notification of import files, as deployed.
         from devstack.jobs import create_job_resources
 
         queue_url, _ = create_job_resources("", tokens.REGION, JOBS_TABLE, JOBS_QUEUE, BUCKET)
         os.environ["JOBS_QUEUE_URL"] = queue_url
-        yield Emulator(pool_id, queue_url)
+        yield Emulator(pool_id, client_id, queue_url)
         os.environ.pop("JOBS_QUEUE_URL", None)
         aws.reset_clients()
 
@@ -143,6 +150,17 @@ def pool(ddb: Any, emulator: Emulator) -> str:
     """The Cognito pool, empty: the sign-ins the API makes. Tokens are still the tests' own, so a
     token's sub need not be in it."""
     return emulator.pool_id
+
+
+@pytest.fixture
+def sign_in(pool: str) -> Callable[..., str]:
+    """A sign-in made outside the API (the console) for a test's own sub and email: what a first
+    `PUT /users/me` takes the new record's email and role from (tests/support/sign_ins.py)."""
+
+    def make(sub: str, email: str, admin: bool = False, **options: Any) -> str:
+        return seed_sign_in(aws.client("cognito-idp"), pool, sub, email, admin, **options)
+
+    return make
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,12 @@ from tests.support import tokens
 from tests.support.presigned import exact_conditions, list_conditions, policy_expiry, post_policy, query, tiny_png
 
 PNG = {"contentType": "image/png"}
+
+
+@pytest.fixture(autouse=True)
+def member_sign_in(sign_in: Callable[..., str]) -> None:
+    """The member's sign-in, made outside the API: their first PUT /users/me takes its email."""
+    sign_in(MEMBER_SUB, "member@example.com")
 
 
 def avatar(user_id: str) -> str:

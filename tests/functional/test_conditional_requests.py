@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -9,6 +10,12 @@ import pytest
 from tests.functional.conftest import Api
 from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, assert_error, create
 from tests.support.counting import counting
+
+
+@pytest.fixture(autouse=True)
+def member_sign_in(sign_in: Callable[..., str]) -> None:
+    """The member's sign-in, made outside the API: their first PUT /users/me takes its email."""
+    sign_in(MEMBER_SUB, "member@example.com")
 
 
 def etag_of(user: dict[str, Any]) -> str:

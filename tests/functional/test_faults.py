@@ -57,7 +57,7 @@ def test_a_fault_that_clears_within_the_retries_is_invisible(api: Api, faults: F
 
 @pytest.mark.parametrize(
     ("method", "operation"),
-    [("POST", "TransactWriteItems"), ("PUT", "UpdateItem"), ("LIST", "Scan"), ("DELETE", "TransactWriteItems")],
+    [("POST", "TransactWriteItems"), ("PUT", "UpdateItem"), ("LIST", "Query"), ("DELETE", "TransactWriteItems")],
 )
 def test_every_write_and_the_listing_answer_503_and_change_nothing(
     api: Api, faults: Faults, ddb: Any, method: str, operation: str

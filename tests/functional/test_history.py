@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.functional.conftest import Api
 from tests.functional.test_users_api import assert_error, create
 from tests.support import tokens
@@ -14,7 +16,15 @@ from tests.support import tokens
 ADMIN, ADMIN_SUB = tokens.ADMIN, tokens.ADMIN_SUB
 MEMBER_SUB = str(uuid.uuid4())
 MEMBER = tokens.token(sub=MEMBER_SUB, email="member@example.com")
+
+
 Deliver = Callable[[], None]
+
+
+@pytest.fixture(autouse=True)
+def member_sign_in(sign_in: Callable[..., str]) -> None:
+    """The member's sign-in, made outside the API: their first PUT /users/me takes its email."""
+    sign_in(MEMBER_SUB, "member@example.com")
 
 
 def history(api: Api, user_id: str, token: str = ADMIN, query: str = "") -> Any:

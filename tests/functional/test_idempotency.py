@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from chalicelib.adapters import aws
 from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, TTL_ATTRIBUTE
-from chalicelib.web.idempotency import RECORD_TTL_S, REPLAYED_HEADER
+from chalicelib.web import idempotency
+from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, REPLAYED_HEADER
 from tests.functional.conftest import TABLE, Api
-from tests.functional.test_users_api import ADMIN, MEMBER, all_users, assert_error
+from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, all_users, assert_error
 from tests.support import tokens
 from tests.support.counting import counting
+from tests.support.dynamodb_faults import Faults, aws_error
+from tests.unit.fakes import FakeClock
 
 ADA = {"name": "Ada", "email": "ada@example.com"}
+
+
+@pytest.fixture(autouse=True)
+def member_sign_in(sign_in: Callable[..., str]) -> None:
+    """The member's sign-in, made outside the API: their first PUT /users/me takes its email."""
+    sign_in(MEMBER_SUB, "member@example.com")
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The clock Idempotency-Key locks are stamped and checked with, moved only by the test."""
+    fake = FakeClock(start=time.time())
+    monkeypatch.setattr(idempotency, "wall_clock", fake)
+    return fake
 
 
 def post(api: Api, key: str, body: Any = ADA, token: str = ADMIN) -> Any:
@@ -46,7 +67,7 @@ def test_the_same_key_with_another_body_is_422_and_creates_nothing(api: Api) -> 
     assert len(all_users(api)) == 1
 
 
-def test_a_duplicate_while_the_first_is_in_flight_is_409(api: Api, ddb: Any) -> None:
+def test_a_duplicate_while_the_first_is_in_flight_is_409(api: Api, ddb: Any, clock: FakeClock) -> None:
     seen: list[Any] = []
 
     def duplicate(**_: Any) -> None:
@@ -60,6 +81,8 @@ def test_a_duplicate_while_the_first_is_in_flight_is_409(api: Api, ddb: Any) -> 
         ddb.meta.events.unregister("before-call.dynamodb.TransactWriteItems", duplicate)
     assert first.status_code == 201
     assert_error(seen[0], 409)
+    # The most the first can hold the key: its lock, stamped at the same second.
+    assert seen[0].headers["Retry-After"] == str(LOCK_S + 1)
     assert post(api, "create-3").headers[REPLAYED_HEADER] == "true"
     assert len(all_users(api)) == 1
 
@@ -116,3 +139,32 @@ def test_an_invalid_key_is_400_and_changes_nothing(api: Api) -> None:
     body = assert_error(post(api, "x" * 256), 400)
     assert body["details"][0]["field"] == "Idempotency-Key"
     assert all_users(api) == []
+
+
+def test_a_key_left_locked_by_a_503_answers_409_with_retry_after_until_its_lock_expires(
+    api: Api, faults: Faults, clock: FakeClock
+) -> None:
+    """DynamoDB fails the create and then the unlock of its key: every retry with the key until
+    the lock expires gets a 409 that says, in Retry-After and in its body, how long is left."""
+    throttled = aws_error(400, "ThrottlingException")
+    faults.inject("TransactWriteItems", throttled, times=aws.MAX_ATTEMPTS)
+    faults.inject("UpdateItem", throttled, times=aws.MAX_ATTEMPTS)  # the unlock of the key
+    assert post(api, "locked-1").status_code == 503
+    assert faults.attempts["UpdateItem"] == aws.MAX_ATTEMPTS
+    told = []
+    for step in (0, 10, LOCK_S - 10):
+        clock.advance(step)
+        retry = post(api, "locked-1")
+        body = assert_error(retry, 409)
+        told.append((retry.headers["Retry-After"], body["error"]))
+    assert told == [
+        (str(wait), f"A request with this Idempotency-Key is still in progress; retry in {said}")
+        for wait, said in (
+            (LOCK_S + 1, f"{LOCK_S + 1} seconds"),
+            (LOCK_S - 9, f"{LOCK_S - 9} seconds"),
+            (1, "1 second"),
+        )
+    ]
+    clock.advance(1)
+    assert post(api, "locked-1").status_code == 201  # the lock has expired: the retry completes the create
+    assert [user["email"] for user in all_users(api)] == [ADA["email"]]

@@ -1,8 +1,10 @@
-"""Input the API must refuse before anything is written: strings that are not Unicode, and
-email addresses that are not one unambiguous ASCII address."""
+"""Input the API must refuse before anything is written: strings that are not Unicode, names
+with nothing visible or with invisible format and text-direction characters, and email addresses
+that are not one unambiguous ASCII address."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,6 +14,12 @@ from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, all_users
 from tests.support.routes import concrete, declared
 
 LONE_SURROGATE = '"\\ud800"'  # JSON text: an escaped lone UTF-16 surrogate, no Unicode character
+
+
+@pytest.fixture(autouse=True)
+def member_sign_in(sign_in: Callable[..., str]) -> None:
+    """The member's sign-in, made outside the API: their first PUT /users/me takes its email."""
+    sign_in(MEMBER_SUB, "member@example.com")
 
 
 def table(ddb: Any) -> list[str]:
@@ -114,3 +122,39 @@ def test_the_kelvin_sign_cannot_reserve_or_block_another_address(api: Api) -> No
     # Written with the Kelvin sign, it is Kate's own address: refused as taken, and stored nowhere.
     assert_error(api.request("POST", "/users", ADMIN, {"name": "K", "email": "\u212aATE@example.com"}), 409)
     assert [u["email"] for u in all_users(api)] == [kate["email"]]
+
+
+# The issue's invisible names: only format characters, or a bidi embedding, override or isolate
+# inside. The rule itself, over generated strings: tests/unit/test_name_rule.py.
+INVISIBLE_NAMES = ["\u200b", "\u2060", "\ufeff", "\u200b\u2060\ufeff"] + [
+    f"Ada{chr(code)}Lovelace" for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "token", "field"),
+    [
+        ("POST", "/users", ADMIN, "name"),
+        ("PUT", "/users/{userId}", ADMIN, "name"),
+        ("PUT", "/users/me", MEMBER, "name"),
+        ("POST", "/users", ADMIN, "email"),
+        ("PUT", "/users/{userId}", ADMIN, "email"),
+        ("POST", "/users", ADMIN, "phone"),
+        ("PUT", "/users/me", MEMBER, "phone"),
+    ],
+)
+def test_invisible_and_direction_characters_are_a_400_naming_the_field_on_every_route_and_change_nothing(
+    api: Api, ddb: Any, method: str, path: str, token: str, field: str
+) -> None:
+    user = create(api)
+    assert api.request("PUT", "/users/me", MEMBER, {"name": "Mia"}).status_code == 201
+    before = table(ddb)
+    valid = {"name": "Ada", "email": "ada@example.com", "phone": "+14155550123"}
+    values = INVISIBLE_NAMES if field == "name" else [valid[field][:3] + "\u202e" + valid[field][3:], "\u200b"]
+    for value in values:
+        body = {"email": "new@example.com", "name": "Ada"} if path == "/users" else {}
+        response = api.request(method, concrete(path, user["userId"]), token, {**body, field: value})
+        details = assert_error(response, 400)["details"]
+        assert [detail["field"] for detail in details] == [field], (value, details)
+        assert "invisible" in details[0]["message"] or "visible character" in details[0]["message"]
+    assert table(ddb) == before

@@ -197,17 +197,6 @@ def test_a_member_changes_their_own_name_and_phone_only(api: Api, ddb: Any) -> N
     assert ddb.scan(TableName=TABLE)["Items"] == before
 
 
-def test_the_record_follows_the_tokens_verified_email_on_the_next_profile_put(api: Api) -> None:
-    user = create(api)
-    changed = tokens.token(sub=user["userId"], email="new.ada@example.com", iat=int(time.time()) + 2)
-    saved = api.request("PUT", "/users/me", changed, {"name": "Ada"})
-    assert saved.status_code == 200 and saved.json_body["user"]["email"] == "new.ada@example.com"
-    unverified = tokens.token(sub=user["userId"], email="other@example.com", email_verified=False)
-    assert (
-        api.request("PUT", "/users/me", unverified, {"name": "Ada"}).json_body["user"]["email"] == "new.ada@example.com"
-    )
-
-
 # --- delete ---------------------------------------------------------------------------------
 
 

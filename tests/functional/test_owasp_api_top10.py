@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -34,8 +34,16 @@ from tests.support.doubles import FakeUrlopen, SpyService
 ADMIN = tokens.ADMIN
 MEMBER_SUB = str(uuid.uuid4())
 MEMBER = tokens.token(sub=MEMBER_SUB, email="member@example.com")
+
+
 JWKS_URL = f"{tokens.ISSUER}/.well-known/jwks.json"
 EVIL_ORIGIN = "https://evil.example"
+
+
+@pytest.fixture(autouse=True)
+def member_sign_in(sign_in: Callable[..., str]) -> None:
+    """The member's sign-in, made outside the API: their first PUT /users/me takes its email."""
+    sign_in(MEMBER_SUB, "member@example.com")
 
 
 def create(api: Api, email: str, name: str = "Ada", phone: str = "+14155550100") -> dict[str, Any]:
@@ -340,9 +348,12 @@ def test_api6_self_service_creates_only_the_callers_own_single_record(api: Api, 
     assert users[0]["email"]["S"] == "member@example.com"
 
 
-def test_api6_self_service_needs_a_verified_email_and_cannot_choose_one(api: Api, ddb: Any) -> None:
-    unverified = tokens.token(email="someone@example.com", email_verified=False)
-    error_of(api.request("PUT", "/users/me", unverified, {"name": "U"}), 403)
+def test_api6_self_service_needs_a_verified_email_and_cannot_choose_one(
+    api: Api, ddb: Any, sign_in: Callable[..., str]
+) -> None:
+    # The sign-in's email decides, not the token's claim (which says verified here).
+    unverified = sign_in(str(uuid.uuid4()), "someone@example.com", verified=False)
+    error_of(api.request("PUT", "/users/me", tokens.token(sub=unverified, email_verified=True), {"name": "U"}), 403)
     error_of(api.request("PUT", "/users/me", MEMBER, {"name": "U", "email": "ceo@example.com"}), 400)
     assert table_items(ddb) == []
 

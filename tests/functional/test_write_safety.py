@@ -24,6 +24,12 @@ from tests.functional.test_users_api import ADMIN, MEMBER, MEMBER_SUB, all_users
 from tests.support.dynamodb_faults import Faults, answered_late
 
 
+@pytest.fixture(autouse=True)
+def member_sign_in(sign_in: Callable[..., str]) -> None:
+    """The member's sign-in, made outside the API: their first PUT /users/me takes its email."""
+    sign_in(MEMBER_SUB, "member@example.com")
+
+
 def stored(ddb: Any, user_id: str) -> dict[str, Any]:
     item = ddb.get_item(TableName=TABLE, Key={"userId": {"S": user_id}}, ConsistentRead=True).get("Item")
     return dict(item or {})
@@ -82,8 +88,9 @@ def test_an_email_change_resent_after_a_late_answer_moves_the_reservation_once(
     faults.inject("TransactWriteItems", answered_late, times=1)
     response = put(api, user["userId"], {"email": "lovelace@example.com"})
     assert response.status_code == 200, response.body
-    # The create, then the failed "same email" update and the transaction with its resend: no extra read.
-    assert faults.attempts == {"TransactWriteItems": 1 + 2, "UpdateItem": 1}
+    # The create, then the failed "same email" update, the transaction with its resend, and the
+    # read that confirms the sign-in followed: no other request.
+    assert faults.attempts == {"TransactWriteItems": 1 + 2, "UpdateItem": 1, "GetItem": 1}
     assert response.json_body["user"]["email"] == "lovelace@example.com"
     assert stored(ddb, user["userId"])["version"] == {"N": "2"}
     assert reservations(ddb) == {"lovelace@example.com": user["userId"]}

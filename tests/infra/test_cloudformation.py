@@ -6,6 +6,7 @@ runs cfn-lint and checkov on the same files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -16,13 +17,19 @@ import pytest
 from chalicelib.adapters.table_schema import (
     ATTRIBUTE_DEFINITIONS,
     AUDIT_KEY_SCHEMA,
+    BY_CREATED_INDEX,
+    FINAL_STEP,
     GLOBAL_SECONDARY_INDEXES,
     KEY_SCHEMA,
+    LEGACY_LISTING_INDEX,
+    SEARCH_INDEXES,
     time_to_live_kwargs,
 )
-from infra.cloudformation import base_template
+from infra.cloudformation import base_template, merge_template
+from infra.invitation import invitation
 from infra.packaging import PACKAGING_POOL_ARN, package_cloudformation
 from infra.policies import POLICY_ACCOUNT, avatar_objects_arn, consumer_policy_document, policy_document
+from infra.release_version import PATTERN as RELEASE_VERSION_PATTERN
 from infra.stages import DEPLOYED_STAGES, load_limits, load_stage
 from tests.support.cache_headers import public_max_age
 
@@ -130,16 +137,57 @@ def test_role_policy_is_the_stage_policy_file_naming_this_stacks_pool(templates:
         assert cognito["Resource"] == pool  # not every pool of the account, as the static file must
 
 
-def test_the_pool_sends_the_invitation_with_a_temporary_password(prod: Template) -> None:
-    config = props(prod, "UserPool")["AdminCreateUserConfig"]
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_the_pool_sends_with_cognitos_own_email_unless_an_ses_identity_is_given(
+    templates: dict[str, Template], name: str
+) -> None:
+    """Cognito allows a custom invitation email only with SES (EmailSendingAccount DEVELOPER): by
+    default the pool uses Cognito's own email without a custom message, so it deploys anywhere;
+    the SesIdentityArn parameter (default: the stage's setting) switches to SES and our invitation."""
+    template = templates[name]
+    pool = props(template, "UserPool")
+    config = pool["AdminCreateUserConfig"]
     assert config["AllowAdminCreateUserOnly"] is True
-    message = config["InviteMessageTemplate"]
-    assert message == {
-        "EmailSubject": load_limits()["invitation"]["email_subject"],
-        "EmailMessage": load_limits()["invitation"]["email_message"],
+    assert config["InviteMessageTemplate"] == {
+        "Fn::If": ["SendsMailWithSes", invitation(load_limits()), {"Ref": "AWS::NoValue"}]
     }
+    assert pool["EmailConfiguration"] == {
+        "Fn::If": [
+            "SendsMailWithSes",
+            {
+                "EmailSendingAccount": "DEVELOPER",
+                "SourceArn": {"Ref": "SesIdentityArn"},
+                "From": {"Fn::If": ["HasEmailFrom", {"Ref": "EmailFrom"}, {"Ref": "AWS::NoValue"}]},
+            },
+            {"EmailSendingAccount": "COGNITO_DEFAULT"},
+        ]
+    }
+    assert template["Parameters"]["SesIdentityArn"]["Default"] == load_stage(name).ses_identity_arn == ""
+    assert template["Conditions"]["SendsMailWithSes"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SesIdentityArn"}, ""]}]}
+    pattern = re.compile(template["Parameters"]["SesIdentityArn"]["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch("arn:aws:ses:eu-west-1:123456789012:identity/example.com")
+    assert not pattern.fullmatch("no-reply@example.com")
+
+
+def test_the_invitation_says_the_validity_the_pool_gives() -> None:
+    """One source: the text says how long the temporary password lasts from the pool's own number."""
+    limits = load_limits()
+    message = invitation(limits)["EmailMessage"]
+    days = limits["password_policy"]["TemporaryPasswordValidityDays"]
+    assert f"expires in {days} days." in message
+    assert not re.search(r"\d+ days?", limits["invitation"]["email_message"])  # no number of its own
     # Cognito refuses an invitation template without both placeholders.
-    assert "{username}" in message["EmailMessage"] and "{####}" in message["EmailMessage"]
+    assert "{username}" in message and "{####}" in message
+    assert invitation({**limits, "password_policy": {"TemporaryPasswordValidityDays": 1}})["EmailMessage"].endswith(
+        "expires in 1 day."
+    )
+
+
+def test_the_chalice_deploy_base_stack_takes_the_same_email_settings() -> None:
+    base = base_template(load_stage("dev"))
+    assert set(base["Parameters"]) == {"SesIdentityArn", "EmailFrom"}
+    assert set(base["Conditions"]) == {"SendsMailWithSes", "HasEmailFrom"}
+    assert base["Resources"]["UserPool"]["Properties"]["EmailConfiguration"]["Fn::If"][0] == "SendsMailWithSes"
 
 
 # --- Data and identity ----------------------------------------------------------------------
@@ -522,3 +570,54 @@ def test_the_chalice_deploy_base_template_has_the_change_storage_and_the_stream_
     assert {"AuditTable", "ChangeEventBus", "ChangeDeadLetterQueue"} <= set(base["Resources"])
     assert base["Outputs"]["UsersTableStreamArn"]["Value"] == {"Fn::GetAtt": ["UsersTable", "StreamArn"]}
     assert "USERS_STREAM_ARN" in base["Outputs"]["UsersTableStreamArn"]["Description"]
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_the_stack_records_the_release_it_runs(templates: dict[str, Template], name: str) -> None:
+    """The deploy compares versions before it deploys (infra/release_version.py): the stack keeps the
+    one it runs in its ReleaseVersion output, and the API function's environment makes each release a
+    new version, so even a release of the same code goes through the hook."""
+    template = templates[name]
+    parameter = template["Parameters"]["ReleaseVersion"]
+    assert parameter["AllowedPattern"] == RELEASE_VERSION_PATTERN
+    assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
+    assert template["Outputs"]["ReleaseVersion"]["Value"] == {"Ref": "ReleaseVersion"}
+    variables = props(template, "APIHandler")["Environment"]["Variables"]
+    assert variables["RELEASE_VERSION"] == {"Ref": "ReleaseVersion"}
+
+
+# --- Upgrading the users table's indexes ----------------------------------------------------
+
+
+def _indexes(template: Template) -> dict[str, Any]:
+    table = template["Resources"]["UsersTable"]["Properties"]
+    return {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+
+
+def test_each_upgrade_step_adds_one_index_as_cloudformation_requires() -> None:
+    """CloudFormation refuses a stack update that creates or deletes more than one GSI of a table:
+    the intermediate templates go from the previous release's table to this one's one index at a
+    time, and each declares exactly the key attributes its indexes use (DynamoDB refuses others).
+    The previous release's index stays (its version still serves while this one rolls out)."""
+    stage = load_stage("prod")
+    steps = [base_template(stage, step) for step in range(FINAL_STEP + 1)]
+    assert set(_indexes(steps[0])) == {LEGACY_LISTING_INDEX}
+    assert steps[0]["Resources"]["UsersTable"]["Properties"]["AttributeDefinitions"] == [
+        {"AttributeName": "userId", "AttributeType": "S"},
+        {"AttributeName": "listingId", "AttributeType": "S"},
+    ]
+    assert steps[-1] == base_template(stage)
+    assert list(_indexes(steps[-1]).values()) == GLOBAL_SECONDARY_INDEXES
+    assert set(_indexes(steps[-1])) == {LEGACY_LISTING_INDEX, *SEARCH_INDEXES}
+    for before, after in itertools.pairwise(steps):
+        old, new = _indexes(before), _indexes(after)
+        assert len(set(old) ^ set(new)) == 1, (set(old), set(new))
+        assert all(old[name] == new[name] for name in set(old) & set(new))  # none changed in place
+        table = after["Resources"]["UsersTable"]["Properties"]
+        used = {"userId"} | {key["AttributeName"] for index in new.values() for key in index["KeySchema"]}
+        assert {a["AttributeName"] for a in table["AttributeDefinitions"]} == used
+
+
+def test_the_packaged_template_of_a_step_holds_that_steps_indexes() -> None:
+    template = merge_template(load_stage("prod"), 1)
+    assert set(_indexes(template)) == {LEGACY_LISTING_INDEX, BY_CREATED_INDEX}

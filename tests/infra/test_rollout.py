@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
-from infra.cloudformation import ROLLBACK_ALARMS
-from infra.policies import hook_policy_document
+from chalicelib.traffic_hook import API_STAGE_ENV, PROBES, TARGET_ENV, TIMEOUT_SHARE, worst_case_s
+from infra.cloudformation import CONSUMER_ROLLBACK_ALARMS, ROLLBACK_ALARMS
+from infra.policies import changes_hook_policy_document, hook_policy_document
 from infra.stages import DEPLOYED_STAGES, PROJECT_DIR, load_limits, load_stage
 
 Template = dict[str, Any]
@@ -44,21 +44,75 @@ def test_prod_shifts_a_canary_and_the_other_stages_all_at_once(templates: dict[s
     assert kinds == {"dev": "AllAtOnce", "staging": "AllAtOnce", "prod": "Canary10Percent5Minutes"}
 
 
+# function -> (its hook, its rollback alarms)
+RELEASED = {
+    "APIHandler": ("PreTrafficHook", ROLLBACK_ALARMS),
+    "UserChanges": ("ChangesPreTrafficHook", CONSUMER_ROLLBACK_ALARMS),
+}
+
+
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
-def test_codedeploy_runs_the_hook_first_and_rolls_back_on_the_alarms(expanded: dict[str, Template], name: str) -> None:
+@pytest.mark.parametrize("function", RELEASED)
+def test_codedeploy_runs_the_hook_first_and_rolls_back_on_the_alarms(
+    expanded: dict[str, Template], name: str, function: str
+) -> None:
     template = expanded[name]
-    (group,) = of_type(template, "AWS::CodeDeploy::DeploymentGroup").values()
-    p = group["Properties"]
-    assert p["AlarmConfiguration"] == {"Enabled": True, "Alarms": [{"Name": {"Ref": a}} for a in ROLLBACK_ALARMS]}
+    hook, alarms = RELEASED[function]
+    assert set(of_type(template, "AWS::CodeDeploy::DeploymentGroup")) == {f"{f}DeploymentGroup" for f in RELEASED}
+    p = resource(template, f"{function}DeploymentGroup")["Properties"]
+    assert p["AlarmConfiguration"] == {"Enabled": True, "Alarms": [{"Name": {"Ref": a}} for a in alarms]}
     assert p["AutoRollbackConfiguration"]["Enabled"] is True
     assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(p["AutoRollbackConfiguration"]["Events"])
     assert p["DeploymentConfigName"]["Fn::Sub"][1] == {"ConfigName": load_stage(name).traffic_shifting}
-    (alias,) = of_type(template, "AWS::Lambda::Alias").values()
+    alias = resource(template, f"{function}Aliaslive")
     update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
-    assert update["BeforeAllowTrafficHook"] == {"Ref": "PreTrafficHook"}
-    assert update["DeploymentGroupName"] == {"Ref": "APIHandlerDeploymentGroup"}
+    assert update["BeforeAllowTrafficHook"] == {"Ref": hook}
+    assert update["DeploymentGroupName"] == {"Ref": f"{function}DeploymentGroup"}
     # CodeDeploy's managed role (AWSCodeDeployRoleForLambda) may invoke only CodeDeployHook_* functions.
-    assert resource(template, "PreTrafficHook")["Properties"]["FunctionName"].startswith("CodeDeployHook_")
+    assert resource(template, hook)["Properties"]["FunctionName"].startswith("CodeDeployHook_")
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_the_stream_mapping_invokes_the_consumers_live_alias(expanded: dict[str, Template], name: str) -> None:
+    """A new consumer version reads no record before its hook passed and CodeDeploy moved the alias."""
+    (mapping,) = of_type(expanded[name], "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "UserChangesAliaslive"}
+    assert resource(expanded[name], "UserChangesAliaslive")["Properties"]["Name"] == "live"
+
+
+def test_the_consumers_rollback_alarms_are_its_own_crashes_and_new_dead_letters(templates: dict[str, Template]) -> None:
+    prod = templates["prod"]
+    errors = resource(prod, "RollbackChangeConsumerErrorsAlarm")["Properties"]
+    assert (errors["Namespace"], errors["MetricName"], errors["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+    assert errors["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "UserChanges"}},
+        {"Name": "Resource", "Value": {"Fn::Sub": "${UserChanges}:live"}},
+    ]
+    letters = resource(prod, "RollbackChangeDeadLettersAlarm")["Properties"]
+    # Sent in the minute, not visible: letters waiting for `make replay-dlq` must not block the fix.
+    assert (letters["Namespace"], letters["MetricName"], letters["Statistic"]) == (
+        "AWS/SQS",
+        "NumberOfMessagesSent",
+        "Sum",
+    )
+    assert letters["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ChangeDeadLetterQueue", "QueueName"]}}
+    ]
+    for alarm in (errors, letters):
+        assert (alarm["Threshold"], alarm["Period"], alarm["EvaluationPeriods"]) == (0, 60, 1)
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+@pytest.mark.parametrize(("hook", "probes"), [("PreTrafficHook", len(PROBES)), ("ChangesPreTrafficHook", 1)])
+def test_each_hooks_worst_case_is_well_under_its_timeout(
+    templates: dict[str, Template], name: str, hook: str, probes: int
+) -> None:
+    """A hook cut off before it reports leaves CodeDeploy waiting about an hour: every probe attempt
+    at its full timeouts, the pauses, the report's attempts and the start must fit with room."""
+    timeout = resource(templates[name], hook)["Properties"]["Timeout"]
+    assert worst_case_s(probes) <= TIMEOUT_SHARE * timeout
+    assert (worst_case_s(2), worst_case_s(1), timeout) == (223, 141, 300)
 
 
 def test_rollback_alarms_watch_the_live_alias_and_the_5xx_rate_per_minute(templates: dict[str, Template]) -> None:
@@ -104,6 +158,28 @@ def test_the_hook_tests_the_new_version_and_is_not_reachable_through_the_api(
     assert permission["Properties"]["FunctionName"] == {"Ref": "APIHandlerAliaslive"}
     (api,) = of_type(template, "AWS::ApiGateway::RestApi").values()
     assert "PreTrafficHook" not in json.dumps(api["Properties"]["Body"])
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_the_consumers_hook_tests_the_new_consumer_version_and_reports_to_its_own_group(
+    templates: dict[str, Template], expanded: dict[str, Template], name: str
+) -> None:
+    stage = load_stage(name)
+    hook = resource(templates[name], "ChangesPreTrafficHook")
+    assert hook["Properties"]["Handler"] == "app.changes_pre_traffic_hook"
+    assert hook["Properties"]["FunctionName"] == stage.changes_hook_function_name
+    assert hook["DependsOn"] == ["ChangesPreTrafficHookLogGroup"]
+    assert hook["Properties"]["Environment"]["Variables"][TARGET_ENV] == {"Ref": "UserChanges.Version"}
+    assert "Events" not in hook["Properties"]
+    group = resource(templates[name], "ChangesPreTrafficHookLogGroup")["Properties"]
+    assert group["LogGroupName"] == f"/aws/lambda/{stage.changes_hook_function_name}"
+    (policy,) = resource(templates[name], "ChangesPreTrafficHookRole")["Properties"]["Policies"]
+    own_group = {
+        "Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"
+        "${ServerlessDeploymentApplication}/${UserChangesDeploymentGroup}"
+    }
+    assert policy["PolicyDocument"] == changes_hook_policy_document(stage, own_group)
+    assert expanded[name]["Resources"]["UserChangesDeploymentGroup"]["Type"] == "AWS::CodeDeploy::DeploymentGroup"
 
 
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)

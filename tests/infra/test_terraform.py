@@ -26,8 +26,17 @@ from chalicelib.adapters.table_schema import (
     time_to_live_kwargs,
 )
 from chalicelib.domain.access import ADMIN_GROUP
+from chalicelib.traffic_hook import PROBES, TIMEOUT_SHARE, worst_case_s
+from infra.invitation import invitation
 from infra.packaging import package_terraform
-from infra.policies import DEPLOYMENT_GROUP, consumer_policy_document, hook_policy_document, policy_document
+from infra.policies import (
+    CHANGES_DEPLOYMENT_GROUP,
+    DEPLOYMENT_GROUP,
+    changes_hook_policy_document,
+    consumer_policy_document,
+    hook_policy_document,
+    policy_document,
+)
 from infra.stages import PROJECT_DIR, load_stage
 from tests.support.cache_headers import public_max_age
 
@@ -246,7 +255,10 @@ def test_table_matches_the_schema_the_code_uses_and_is_protected(package: Packag
     indexes = [
         {
             "IndexName": index["name"],
-            "KeySchema": [{"AttributeName": index["hash_key"], "KeyType": "HASH"}],
+            "KeySchema": [
+                {"AttributeName": index["hash_key"], "KeyType": "HASH"},
+                *([{"AttributeName": index["range_key"], "KeyType": "RANGE"}] if "range_key" in index else []),
+            ],
             "Projection": {"ProjectionType": index["projection_type"]},
         }
         for index in table["global_secondary_index"]
@@ -278,16 +290,34 @@ def test_user_pool_is_admin_created_with_a_strong_password_policy(package: Packa
     assert pool["deletion_protection"] == "ACTIVE"
     admin_create = single(pool["admin_create_user_config"])
     assert admin_create["allow_admin_create_user_only"] is True
-    invitation = {key: package.value(value) for key, value in single(admin_create["invite_message_template"]).items()}
-    assert invitation == {
-        "email_subject": package.limits["invitation"]["email_subject"],
-        "email_message": package.limits["invitation"]["email_message"],
-    }
     recovery = single(single(pool["account_recovery_setting"])["recovery_mechanism"])
     assert recovery == {"name": "verified_email", "priority": 1}
     assert pool["mfa_configuration"] == "OPTIONAL"
     assert single(pool["software_token_mfa_configuration"])["enabled"] is True
     assert single(pool["lifecycle"])["prevent_destroy"] is True
+
+
+def test_the_pool_sends_with_cognitos_own_email_unless_an_ses_identity_is_given(package: Package) -> None:
+    """Cognito allows a custom invitation email only with SES (EmailSendingAccount DEVELOPER): by
+    default the pool uses Cognito's email and its own invitation text, so it deploys anywhere."""
+    pool = package.resource("aws_cognito_user_pool", "users")
+    email = single(pool["email_configuration"])
+    assert email["email_sending_account"] == '${var.ses_identity_arn == "" ? "COGNITO_DEFAULT" : "DEVELOPER"}'
+    assert email["source_arn"] == '${var.ses_identity_arn == "" ? null : var.ses_identity_arn}'
+    assert (
+        email["from_email_address"] == '${var.ses_identity_arn == "" || var.email_from == "" ? null : var.email_from}'
+    )
+    template = single(single(pool["admin_create_user_config"])["dynamic"])["invite_message_template"]
+    assert template["for_each"] == '${var.ses_identity_arn == "" ? [] : [1]}'
+    assert single(template["content"]) == {
+        "email_subject": "${var.invitation_email_subject}",
+        "email_message": "${var.invitation_email_message}",
+    }
+    # The stage's settings, and the invitation rendered once (infra/invitation.py) for both formats.
+    assert (package.tfvars["ses_identity_arn"], package.tfvars["email_from"]) == ("", "")
+    assert package.tfvars["invitation_email_subject"] == invitation(package.limits)["EmailSubject"]
+    assert package.tfvars["invitation_email_message"] == invitation(package.limits)["EmailMessage"]
+    assert "expires in 3 days" in package.tfvars["invitation_email_message"]
 
 
 def test_pool_client_and_admin_group(package: Package) -> None:
@@ -415,6 +445,10 @@ def test_api_gateway_invokes_the_live_alias(package: Package) -> None:
     permission = package.override("aws_lambda_permission", "rest_api_invoke")
     assert permission["function_name"] == "${aws_lambda_function.api_handler.function_name}"
     assert permission["qualifier"] == "${aws_lambda_alias.live.name}"
+    # Only the API's own stage may invoke it, as in the CloudFormation (`${RestAPI}/<stage>/*`):
+    # the stage's execution ARN is the API's with `/<stage>` appended.
+    assert permission["source_arn"] == "${aws_api_gateway_stage.api.execution_arn}/*"
+    assert package.chalice["resource"]["aws_lambda_permission"]["rest_api_invoke"]["source_arn"].endswith("/*")
     swagger = package.swagger()
     uris = [
         spec["x-amazon-apigateway-integration"]["uri"]
@@ -530,9 +564,9 @@ def test_web_acl_rules(package: Package) -> None:
     ]
 
 
-def test_ten_alarms_notify_the_topic(package: Package) -> None:
+def test_twelve_alarms_notify_the_topic(package: Package) -> None:
     alarms = package.of_type("aws_cloudwatch_metric_alarm")
-    assert len(alarms) == 10
+    assert len(alarms) == 12
     assert package.locals()["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
     for alarm in alarms.values():
         assert alarm["alarm_actions"] == alarm["ok_actions"] == "${local.alarm_actions}"
@@ -550,6 +584,8 @@ def test_ten_alarms_notify_the_topic(package: Package) -> None:
         "change_consumer_errors": ("AWS/Lambda", "Errors"),  # see the change event tests
         "change_consumer_iterator_age": ("AWS/Lambda", "IteratorAge"),
         "change_dead_letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        "rollback_change_consumer_errors": ("AWS/Lambda", "Errors"),  # the consumer's releases
+        "rollback_change_dead_letters": ("AWS/SQS", "NumberOfMessagesSent"),
     }
     limits = package.limits["alarms"]
     assert package.value(alarms["lambda_errors"]["threshold"]) == limits["lambda_errors"]["threshold"] == 10
@@ -574,7 +610,7 @@ def test_dynamodb_alarm_sums_every_listed_operation(package: Package) -> None:
         "DeleteItem",
         "GetItem",
         "PutItem",
-        "Scan",
+        "Query",
         "TransactWriteItems",
         "UpdateItem",
     ]
@@ -687,6 +723,64 @@ def test_the_hook_is_named_for_codedeploy_tests_the_latest_version_and_has_its_o
     assert "pre_traffic_hook" not in json.dumps(permissions)
 
 
+def test_the_consumer_is_released_like_the_api_function_with_its_own_hook_and_alarms(package: Package) -> None:
+    assert package.override("aws_lambda_function", "user_changes")["publish"] is True
+    alias = package.resource("aws_lambda_alias", "user_changes_live")
+    assert alias["name"] == "live"
+    assert alias["function_name"] == "${aws_lambda_function.user_changes.function_name}"
+    assert single(alias["lifecycle"])["ignore_changes"] == ["function_version", "routing_config"]
+    group = package.resource("aws_codedeploy_deployment_group", "changes_live")
+    assert group["deployment_group_name"] == CHANGES_DEPLOYMENT_GROUP
+    assert group["app_name"] == "${aws_codedeploy_app.api.name}"
+    assert group["deployment_config_name"] == "CodeDeployDefault.Lambda${var.traffic_shifting}"
+    assert single(group["alarm_configuration"])["alarms"] == [
+        "${aws_cloudwatch_metric_alarm.rollback_change_consumer_errors.alarm_name}",
+        "${aws_cloudwatch_metric_alarm.rollback_change_dead_letters.alarm_name}",
+    ]
+    assert "DEPLOYMENT_STOP_ON_ALARM" in single(group["auto_rollback_configuration"])["events"]
+    errors = package.resource("aws_cloudwatch_metric_alarm", "rollback_change_consumer_errors")
+    assert errors["dimensions"] == {
+        "FunctionName": "${aws_lambda_function.user_changes.function_name}",
+        "Resource": "${aws_lambda_function.user_changes.function_name}:${aws_lambda_alias.user_changes_live.name}",
+    }
+    letters = package.resource("aws_cloudwatch_metric_alarm", "rollback_change_dead_letters")
+    assert letters["dimensions"] == {"QueueName": "${aws_sqs_queue.change_dead_letters.name}"}
+    hook = package.override("aws_lambda_function", "changes_pre_traffic_hook")
+    assert hook["function_name"] == "CodeDeployHook_${var.consumer_function_name}"
+    variables = single(hook["environment"])["variables"]
+    assert "TARGET_VERSION_ARN = aws_lambda_function.user_changes.qualified_arn" in variables
+    chalice_hook = package.chalice["resource"]["aws_lambda_function"]["changes_pre_traffic_hook"]
+    assert chalice_hook["handler"] == "app.changes_pre_traffic_hook"
+    policy = package.chalice["resource"]["aws_iam_role_policy"]["changes_pre_traffic_hook_role"]["policy"]
+    assert json.loads(policy) == changes_hook_policy_document(load_stage("prod"))
+    log_group = package.resource("aws_cloudwatch_log_group", "changes_pre_traffic_hook")
+    assert log_group["name"] == "/aws/lambda/CodeDeployHook_${var.consumer_function_name}"
+
+
+def test_make_release_tf_releases_both_functions_each_with_its_hook_and_a_timeout(package: Package) -> None:
+    releases = single(package.files["deploy.tf"]["output"])["Releases"]["value"]
+    assert [(r["function_name"], r["hook"], r["deployment_group"]) for r in releases] == [
+        (
+            "${aws_lambda_function.api_handler.function_name}",
+            "${aws_lambda_function.pre_traffic_hook.function_name}",
+            "${aws_codedeploy_deployment_group.live.deployment_group_name}",
+        ),
+        (
+            "${aws_lambda_function.user_changes.function_name}",
+            "${aws_lambda_function.changes_pre_traffic_hook.function_name}",
+            "${aws_codedeploy_deployment_group.changes_live.deployment_group_name}",
+        ),
+    ]
+    for entry in releases:  # what release_tf.overall_timeout_s reads
+        assert {"hook_timeout", "deployment_config", "target_version", "alias", "application"} <= set(entry)
+
+
+@pytest.mark.parametrize(("hook", "probes"), [("pre_traffic_hook", len(PROBES)), ("changes_pre_traffic_hook", 1)])
+def test_each_hooks_worst_case_is_well_under_its_timeout(package: Package, hook: str, probes: int) -> None:
+    timeout = package.chalice["resource"]["aws_lambda_function"][hook]["timeout"]
+    assert worst_case_s(probes) <= TIMEOUT_SHARE * timeout
+
+
 def test_the_deploy_docs_say_how_to_destroy_around_prevent_destroy(package: Package) -> None:
     """`terraform destroy` stops on the first prevent_destroy: docs/DEPLOY.md's `state rm` must name
     every such resource, and the logging role, which Terraform (unlike CloudFormation) would delete."""
@@ -726,6 +820,8 @@ def test_the_consumer_reads_the_users_stream_with_partial_batch_responses_retrie
     assert mapping["starting_position"] == "TRIM_HORIZON"
     assert mapping["function_name"] == "${aws_lambda_function.user_changes.arn}"
     override = package.override("aws_lambda_event_source_mapping", name)
+    # The override reads with the consumer's `live` alias, which only CodeDeploy moves.
+    assert override["function_name"] == "${aws_lambda_alias.user_changes_live.arn}"
     limits = package.limits["change_events"]
     assert override["function_response_types"] == ["ReportBatchItemFailures"]
     assert package.value(override["maximum_retry_attempts"]) == limits["maximum_retry_attempts"] == 5

@@ -148,13 +148,66 @@ def test_the_deploy_ships_the_tested_packages_one_deploy_per_stage_at_a_time() -
     assert 'aws cloudformation package --template-file "out/$STAGE/cloudformation/sam.json"' in scripts
 
 
-def test_prod_starts_only_after_staging_passed_its_smoke_test() -> None:
+def test_prod_starts_only_after_staging_passed_its_smoke_test_and_is_smoke_tested_too() -> None:
     jobs = load("ci.yml")["jobs"]
     assert jobs["deploy-prod"]["needs"] == "deploy-staging"
-    assert jobs["deploy-staging"]["with"] == {"stage": "staging", "smoke-test": True}
-    assert set(jobs["deploy-staging"]["secrets"]) == {"SMOKE_USERNAME", "SMOKE_PASSWORD"}
+    for name, stage in (("deploy-staging", "staging"), ("deploy-prod", "prod")):
+        assert jobs[name]["with"] == {
+            "stage": stage,
+            "version": "${{ github.ref_name }}",
+            "allow-older": "${{ github.event_name == 'workflow_dispatch' }}",
+            "smoke-test": True,
+        }
+        assert set(jobs[name]["secrets"]) == {"SMOKE_USERNAME", "SMOKE_PASSWORD"}
     (deploy,) = load("deploy.yml")["jobs"].values()
     (smoke,) = [step for step in deploy["steps"] if "infra.smoke" in step.get("run", "")]
     assert smoke["if"] == "inputs.smoke-test"
-    assert smoke["run"].startswith("python -m infra.smoke --url")
+    # The URL, the app client and prod's API key come from the stack it just deployed.
+    assert smoke["run"] == 'python -m infra.smoke --stack-name "users-api-$STAGE" --region "$AWS_REGION"'
     assert deploy["steps"].index(smoke) == len(deploy["steps"]) - 1  # after the deploy and its outputs
+
+
+def steps_running(deploy: dict[str, Any], command: str) -> list[dict[str, Any]]:
+    return [step for step in deploy["steps"] if step.get("run", "").startswith(command)]
+
+
+def test_an_older_version_than_the_live_one_is_refused_before_anything_is_deployed() -> None:
+    (deploy,) = load("deploy.yml")["jobs"].values()
+    inputs = load("deploy.yml")["on"]["workflow_call"]["inputs"]
+    assert inputs["version"]["required"] is True
+    assert inputs["allow-older"] == {**inputs["allow-older"], "type": "boolean", "default": False}
+    assert deploy["env"]["VERSION"] == "${{ inputs.version }}"
+    assert deploy["env"]["ALLOW_OLDER"] == "${{ inputs.allow-older }}"
+    (check,) = steps_running(deploy, "python -m infra.release_version check")
+    assert check["run"] == (
+        'python -m infra.release_version check --stack-name "users-api-$STAGE" --version "$VERSION" '
+        '--allow-older "$ALLOW_OLDER"'
+    )
+    (package,) = steps_running(deploy, "aws cloudformation package")
+    (stack,) = steps_running(deploy, "aws cloudformation deploy")
+    assert deploy["steps"].index(check) < deploy["steps"].index(package) < deploy["steps"].index(stack)
+    assert '"ReleaseVersion=$VERSION"' in stack["run"]
+    # The deliberate rollback: the workflow run by hand on the older tag; a tag push never allows it.
+    assert load("ci.yml")["on"]["workflow_dispatch"] is None  # no inputs (checkov CKV_GHA_7)
+
+
+def test_each_release_keeps_its_template_where_the_rollback_command_finds_it() -> None:
+    (deploy,) = load("deploy.yml")["jobs"].values()
+    (keep,) = steps_running(deploy, "aws s3 cp")
+    assert keep["run"] == (
+        'aws s3 cp "out/$STAGE/cloudformation/packaged.yaml" '
+        '"s3://$ARTIFACT_BUCKET/users-api/$STAGE/releases/$VERSION/packaged.yaml"'
+    )
+    (stack,) = steps_running(deploy, "aws cloudformation deploy")
+    assert deploy["steps"].index(stack) < deploy["steps"].index(keep)  # only a release that went out
+
+
+def test_every_run_is_one_command_and_more_is_a_script_under_infra() -> None:
+    """Logic in a workflow is untested; a `run:` holds one command (a folded line), no shell logic."""
+    for name in ("ci.yml", "deploy.yml"):
+        for job in load(name)["jobs"].values():
+            for step in job.get("steps", []):
+                if "run" in step:
+                    command = step["run"].strip()
+                    assert "\n" not in command, command
+                    assert not re.search(r"(;|&&|\|\||\$\(|\bfor\b|\bif\b|`)", command), command

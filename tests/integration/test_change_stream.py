@@ -22,7 +22,7 @@ from chalicelib.adapters.event_bus import SOURCE, EventBusPublisher
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs
 from chalicelib.domain.change_consumer import ChangeConsumer
 from chalicelib.domain.cursor import CursorCodec
-from chalicelib.domain.errors import EmailAlreadyExists, PreconditionFailed, UserNotFound
+from chalicelib.domain.errors import EmailAlreadyExists, PreconditionFailed, Unauthorized
 from chalicelib.domain.models import NewUser, Preconditions, Revision, UserChanges
 from chalicelib.domain.service import UserService
 from devstack.streams import StreamPoller, StreamReader, stream_arn
@@ -67,6 +67,8 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(**create_table_kwargs(TABLE))
         ddb.create_table(**create_audit_table_kwargs(AUDIT))
+        identities = FakeIdentityProvider()
+        identities.seed("sub-1", "mia@example.com")  # a sign-in made outside the API
         events = boto3.client("events", region_name="us-east-1")
         events.create_event_bus(Name=BUS)
         sqs = boto3.client("sqs", region_name="us-east-1")
@@ -78,7 +80,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         s3.create_bucket(Bucket=BUCKET)
         audit = DynamoAuditLog(AUDIT, ddb)
         yield Stack(
-            service=UserService(DynamoUserRepository(TABLE, ddb), CursorCodec(b"k" * 32), FakeIdentityProvider()),
+            service=UserService(DynamoUserRepository(TABLE, ddb), CursorCodec(b"k" * 32), identities),
             audit=audit,
             consumer=ChangeConsumer(audit, EventBusPublisher(BUS, events), AvatarStore(BUCKET, s3)),
             # botocore sends stream calls to an account-based host moto 5.2.5 does not serve.
@@ -139,10 +141,10 @@ def test_a_redelivered_stream_adds_nothing(stack: Stack) -> None:
 
 
 def test_a_deleted_user_is_not_made_again_so_its_history_ends_with_the_delete(stack: Stack) -> None:
-    stack.service.put_profile("sub-1", "mia@example.com", UserChanges(name="Mia"))
+    stack.service.put_profile("sub-1", UserChanges(name="Mia"))
     stack.service.delete_user("sub-1", actor=ADMIN)
-    with pytest.raises(UserNotFound):  # its stale token's profile PUT: ids are never reused
-        stack.service.put_profile("sub-1", "mia@example.com", UserChanges(name="Mia"))
+    with pytest.raises(Unauthorized):  # its stale token's profile PUT: its sign-in went with it
+        stack.service.put_profile("sub-1", UserChanges(name="Mia"))
     stack.poller().drain()
     assert [(e["type"], e["actor"]) for e in history(stack, "sub-1")] == [
         ("UserCreated", "sub-1"),

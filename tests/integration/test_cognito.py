@@ -16,8 +16,9 @@ from chalicelib.adapters.cognito import CognitoIdentityProvider
 from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.errors import ValidationError
-from chalicelib.domain.identity import EmailTaken, SignInExists, SignInMissing
-from devstack.cognito_emulation import widen_email_check
+from chalicelib.domain.identity import EmailTaken, SignIn, SignInExists, SignInMissing
+from devstack import cognito_emulation
+from infra.invitation import invitation
 from infra.stages import load_limits
 
 PASSWORD = "Sup3r-secret-pass!"
@@ -26,7 +27,7 @@ PASSWORD = "Sup3r-secret-pass!"
 @pytest.fixture
 def cognito(ddb: Any) -> Iterator[Any]:
     """moto's Cognito (ddb has started mock_aws with credentials)."""
-    widen_email_check()
+    cognito_emulation.apply()
     yield boto3.client("cognito-idp", region_name="us-east-1")
 
 
@@ -53,6 +54,23 @@ def client_id(cognito: Any, pool: str) -> str:
 @pytest.fixture
 def idp(cognito: Any, pool: str, tmp_path: Path) -> OutboxCognitoIdentityProvider:
     return OutboxCognitoIdentityProvider(pool, tmp_path / "outbox.jsonl", client=cognito)
+
+
+def test_the_outbox_words_the_invitation_as_the_stage_does(cognito: Any, pool: str, tmp_path: Path) -> None:
+    text = invitation(load_limits())
+    idp = OutboxCognitoIdentityProvider(
+        pool, tmp_path / "outbox.jsonl", client=cognito, invitation=(text["EmailSubject"], text["EmailMessage"])
+    )
+    sub = idp.create("ada@example.com")
+    idp.invite(sub, "ada@example.com")
+    (message,) = [json.loads(line) for line in (tmp_path / "outbox.jsonl").read_text().splitlines()]
+    assert message["subject"] == text["EmailSubject"]
+    password = message["temporaryPassword"]
+    assert message["message"] == text["EmailMessage"].replace("{username}", "ada@example.com").replace(
+        "{####}", password
+    )
+    days = load_limits()["password_policy"]["TemporaryPasswordValidityDays"]
+    assert message["message"].endswith(f"The temporary password expires in {days} days.")
 
 
 def test_an_invited_user_signs_in_with_the_temporary_password_and_must_choose_a_new_one(
@@ -164,3 +182,13 @@ def test_the_deployed_adapter_invites_with_cognitos_own_mail() -> None:
         )
         CognitoIdentityProvider("pool", client).invite("sub-1", "ada@example.com")
         stub.assert_no_pending_responses()
+
+
+def test_get_finds_a_sign_in_by_sub_with_its_group_and_verification(idp: OutboxCognitoIdentityProvider) -> None:
+    sub = idp.create("ada@example.com")
+    assert idp.get(sub) == SignIn(sub, "ada@example.com", True, "FORCE_CHANGE_PASSWORD", email_verified=True)
+    idp.set_admin(sub, True)
+    found = idp.get(sub)
+    assert found is not None and found.admin
+    idp.delete(sub)
+    assert idp.get(sub) is None

@@ -11,6 +11,7 @@ from typing import Any
 from chalicelib.adapters.dynamodb import DynamoUserRepository
 from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.models import NewUser, User, UserChanges, Write, new_write_token
+from chalicelib.domain.search import UserQuery
 from chalicelib.domain.service import UserService
 from tests.integration.conftest import TABLE
 from tests.support.counting import counting
@@ -82,7 +83,7 @@ def test_items_carry_the_write_stamps_and_never_a_public_field_name_for_them(
     repo: DynamoUserRepository, ddb: Any
 ) -> None:
     repo.create(make_user(), w("create-1", actor="admin-sub"))
-    repo.update("u-1", UserChanges(name="B"), w("update-1", actor="other-admin"))
+    repo.update("u-1", UserChanges(name="B"), w("update-1", actor="other-admin", at=LATER))
     item = next(i for i in all_items(ddb) if i["userId"] == {"S": "u-1"})
     assert (item["createToken"], item["writeToken"], item["writtenBy"]) == (
         {"S": "create-1"},
@@ -92,7 +93,9 @@ def test_items_carry_the_write_stamps_and_never_a_public_field_name_for_them(
 
 
 def test_service_request_counts_match_the_design(repo: DynamoUserRepository, ddb: Any) -> None:
-    """get 1, create 1, update without email change 1, list 1 per page, email change 2, delete 2."""
+    """get 1, create 1, update without email change 1, a list page 1 Query per partition it reads (4 for all
+    users), an email lookup 2, email change 3 (the failed update, the transaction, the read that
+    confirms the sign-in followed), delete 2."""
     service = UserService(repo, CursorCodec(b"k" * 32), FakeIdentityProvider())
     expected = {}
     with counting(ddb) as calls:
@@ -104,8 +107,12 @@ def test_service_request_counts_match_the_design(repo: DynamoUserRepository, ddb
         expected["update"] = calls.take()
         service.update_user(user.user_id, UserChanges(email="ADA@example.com", name="Ada"))
         expected["update same email"] = calls.take()
-        service.list_users(10, None)
+        service.list_users(UserQuery(), 10, None, "admin-sub")
         expected["list page"] = calls.take()
+        service.list_users(UserQuery(role="member", enabled=True), 10, None, "admin-sub")
+        expected["list page, one state"] = calls.take()
+        service.list_users(UserQuery(email="ADA@example.com"), 10, None, "admin-sub")
+        expected["find by email"] = calls.take()
         service.update_user(user.user_id, UserChanges(email="lovelace@example.com"))
         expected["email change"] = calls.take()
         service.delete_user(user.user_id)
@@ -115,8 +122,10 @@ def test_service_request_counts_match_the_design(repo: DynamoUserRepository, ddb
         "get": 1,
         "update": 1,
         "update same email": 1,
-        "list page": 1,
-        "email change": 2,
+        "list page": 4,  # one Query per role#enabled partition (tests/integration/test_search.py)
+        "list page, one state": 1,
+        "find by email": 2,  # its reservation, then its owner
+        "email change": 3,
         "delete": 2,
     }
     assert [item for item in all_items(ddb) if "deletedAt" not in item] == []

@@ -25,20 +25,23 @@ from chalicelib.adapters.dynamodb import DynamoUserRepository
 from chalicelib.adapters.event_bus import EventBusPublisher
 from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
 from chalicelib.adapters.secret_store import read_secret
-from chalicelib.adapters.table_schema import create_audit_table_kwargs
+from chalicelib.adapters.table_schema import LEGACY_LISTING_INDEX, SEARCH_INDEXES, create_audit_table_kwargs
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.domain.change_consumer import ChangeConsumer
 from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.errors import AvatarNotFound
 from chalicelib.domain.history import History
 from chalicelib.domain.models import ADMIN, MEMBER, REMOVE, NewUser, UserChanges
+from chalicelib.domain.search import UserQuery
 from chalicelib.domain.service import UserService
-from chalicelib.traffic_hook import SUCCEEDED
+from chalicelib.traffic_hook import SUCCEEDED, run_stream_check
 from chalicelib.traffic_hook import run as run_hook
 from chalicelib.web.idempotency import StoredResponse
-from devstack.cognito_emulation import widen_email_check
+from devstack import cognito_emulation
 from infra.policies import (
     ACCOUNT_POOLS_ARN,
+    CHANGES_DEPLOYMENT_GROUP,
+    CHANGES_HOOK_FUNCTION,
     CONSUMER_FUNCTION,
     DEAD_LETTER_ACTIONS,
     HOOK_FUNCTION,
@@ -46,6 +49,7 @@ from infra.policies import (
     POLICY_ACCOUNT,
     STREAM_ACTIONS,
     WORKER_FUNCTION,
+    changes_hook_policy_document,
     consumer_policy_document,
     deployment_group_arn,
     hook_policy_document,
@@ -108,17 +112,22 @@ def recorded(ddb: Any) -> Iterator[Recorder]:
     recorder = Recorder()
     ddb.create_table(**create_audit_table_kwargs(AUDIT))
     ddb.meta.events.register("before-parameter-build.dynamodb", recorder)
-    service = UserService(DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32), FakeIdentityProvider())
+    identities = FakeIdentityProvider()
+    identities.seed("sub-1", "new@example.com")
+    service = UserService(DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32), identities)
     ada = service.create_user(NewUser(name="Ada", email="ada@example.com", phone="+14155550100"))
     grace = service.create_user(NewUser(name="Grace", email="grace@example.com"))
     service.get_user(ada.user_id)
-    _, cursor = service.list_users(1, None)
-    service.list_users(1, cursor)
+    # GET /users: every index (each sort, a q search by name and email), a next page, an email lookup.
+    for query in (UserQuery(), UserQuery(sort="name"), UserQuery(q="gr", role="member")):
+        _, cursor = service.list_users(query, 1, None, "admin-sub")
+        service.list_users(query, 1, cursor, "admin-sub")
+    service.list_users(UserQuery(email="grace@example.com"), 1, None, "admin-sub")
     service.update_user(ada.user_id, UserChanges(name="Ada L.", phone=REMOVE))
     service.update_user(ada.user_id, UserChanges(email="ada@lovelace.example"))
     service.delete_user(grace.user_id)
-    service.put_profile("sub-1", "new@example.com", UserChanges(name="New"))
-    service.put_profile("sub-1", "new@example.com", UserChanges(name="Newer"))
+    service.put_profile("sub-1", UserChanges(name="New"))
+    service.put_profile("sub-1", UserChanges(name="Newer"))
     # Idempotency-Key: claim, complete, replay, and a claim released after a failure.
     keys = DynamoIdempotencyStore(TABLE, client=ddb)
     keys.claim("r1", "fp", "t1", "w1", 1_700_000_000)
@@ -131,7 +140,7 @@ def recorded(ddb: Any) -> Iterator[Recorder]:
     keys.unlock("r3", "t4")
     keys.claim("r3", "fp", "t5", "w5", 1_700_000_005)
     # GET /users/{id}/history, a page of it.
-    History(DynamoAuditLog(AUDIT, ddb), CursorCodec(b"k" * 32)).page(ada.user_id, 10, None)
+    History(DynamoAuditLog(AUDIT, ddb), CursorCodec(b"k" * 32)).page(ada.user_id, 10, None, "admin-sub")
     # The bulk job routes: start, read, page and cancel an import, take back one whose file could
     # not be stored; start and read an export.
     api_job_calls(ddb)
@@ -164,10 +173,16 @@ def _dynamodb_grants(document: dict[str, Any], table: str, audit: str, jobs: str
 def test_policy_grants_exactly_the_dynamodb_actions_the_code_makes(recorded: Recorder, name: str) -> None:
     stage = load_stage(name)
     committed = json.loads(open(policy_path(name)).read())
-    assert _dynamodb_grants(committed, stage.table_name, stage.audit_table_name, stage.jobs_table_name) == (
-        recorded.grants
-    )
+    # Beyond what the code does, only the previous release's Scan of its listing index, which its
+    # version still makes while a release rolls out (infra/policies.py PREVIOUS_RELEASE_ACTIONS).
+    previous = {("dynamodb:Scan", f"index/{LEGACY_LISTING_INDEX}")}
+    grants = _dynamodb_grants(committed, stage.table_name, stage.audit_table_name, stage.jobs_table_name)
+    assert grants == recorded.grants | previous
     assert ("dynamodb:Query", "audit") in recorded.grants
+    # GET /users queries each search index and nothing else: this release never scans.
+    indexes = {(action, kind) for action, kind in recorded.grants if kind.startswith("index/")}
+    assert indexes == {("dynamodb:Query", f"index/{name}") for name in SEARCH_INDEXES}
+    assert not any(action == "dynamodb:Scan" for action, _ in recorded.grants)
 
 
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
@@ -176,6 +191,7 @@ def test_committed_policy_files_are_the_generated_ones(name: str) -> None:
     assert set(files) == {
         policy_path(name),
         policy_path(name, HOOK_FUNCTION),
+        policy_path(name, CHANGES_HOOK_FUNCTION),
         policy_path(name, CONSUMER_FUNCTION),
         policy_path(name, WORKER_FUNCTION),
     }
@@ -191,6 +207,11 @@ def test_each_function_names_its_own_policy_file() -> None:
         assert PROJECT_DIR / ".chalice" / hook["iam_policy_file"] == Path(policy_path(name, HOOK_FUNCTION))
         worker = config["stages"][name]["lambda_functions"][WORKER_FUNCTION]
         assert PROJECT_DIR / ".chalice" / worker["iam_policy_file"] == Path(policy_path(name, WORKER_FUNCTION))
+        changes_hook = config["stages"][name]["lambda_functions"][CHANGES_HOOK_FUNCTION]
+        assert changes_hook["iam_policy_file"] == f"policy-{name}-changes-pre-traffic-hook.json"
+        assert PROJECT_DIR / ".chalice" / changes_hook["iam_policy_file"] == Path(
+            policy_path(name, CHANGES_HOOK_FUNCTION)
+        )
         consumer = config["stages"][name]["lambda_functions"][CONSUMER_FUNCTION]
         assert consumer["iam_policy_file"] == f"policy-{name}-user-changes.json"
         assert PROJECT_DIR / ".chalice" / consumer["iam_policy_file"] == Path(policy_path(name, CONSUMER_FUNCTION))
@@ -346,6 +367,9 @@ class HookCalls:
         self.calls.append((_HOOK_ACTIONS[model.name], dict(params)))
 
     def answer(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        if model.name == "Invoke" and "Records" in json.loads(params["body"]):
+            payload = json.dumps({"batchItemFailures": []}).encode()
+            return AWSResponse("https://lambda", 200, {}, None), {"StatusCode": 200, "Payload": io.BytesIO(payload)}
         if model.name == "Invoke":
             path = json.loads(params["body"])["path"]
             status, body = (200, {"message": "hi"}) if path == "/hello" else (401, {"error": "Unauthorized"})
@@ -400,6 +424,41 @@ def test_hook_may_invoke_versions_of_its_stages_function_only(hook_calls: HookCa
     )
 
 
+@pytest.fixture
+def changes_hook_calls(monkeypatch: pytest.MonkeyPatch) -> HookCalls:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    recorder = HookCalls()
+    target = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:users-api-prod-changes:7"
+    event = {"DeploymentId": "d-EXAMPLE12", "LifecycleEventHookExecutionId": "hook-2"}
+    functions = recorder.attach(boto3.client("lambda", region_name="us-east-1"))
+    codedeploy = recorder.attach(boto3.client("codedeploy", region_name="us-east-1"))
+    assert run_stream_check(event, functions, codedeploy, target) == SUCCEEDED
+    return recorder
+
+
+@pytest.mark.parametrize("name", DEPLOYED_STAGES)
+def test_the_consumers_hook_policy_grants_exactly_its_calls_on_the_consumer_and_its_group(
+    changes_hook_calls: HookCalls, name: str
+) -> None:
+    stage = load_stage(name)
+    committed = json.loads(open(policy_path(name, CHANGES_HOOK_FUNCTION)).read())
+    assert committed == changes_hook_policy_document(stage)
+    granted = {action for statement in committed["Statement"] for action in statement["Action"]}
+    made = {action for action, _ in changes_hook_calls.calls}
+    assert made == {"lambda:InvokeFunction", "codedeploy:PutLifecycleEventHookExecutionStatus"}
+    assert granted - made == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    resources = {s["Sid"]: s["Resource"] for s in committed["Statement"]}
+    assert resources["ReportToItsDeploymentGroup"] == deployment_group_arn(stage, CHANGES_DEPLOYMENT_GROUP)
+    if name == "prod":
+        (invoked,) = [p["FunctionName"] for a, p in changes_hook_calls.calls if a == "lambda:InvokeFunction"]
+        assert _matches(resources["InvokeConsumerVersions"], invoked)
+        # Neither the API function nor the unpublished $LATEST of the consumer.
+        api = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:users-api-prod:7"
+        assert not _matches(resources["InvokeConsumerVersions"], api)
+        assert not _matches(resources["InvokeConsumerVersions"], invoked.rsplit(":", 1)[0])
+
+
 def test_hook_reports_to_its_stages_deployment_group_only(hook_calls: HookCalls) -> None:
     (report,) = [params for action, params in hook_calls.calls if action.startswith("codedeploy:")]
     assert report == {"deploymentId": "d-EXAMPLE11", "lifecycleEventHookExecutionId": "hook-1", "status": "Succeeded"}
@@ -421,16 +480,26 @@ def test_hook_reports_to_its_stages_deployment_group_only(hook_calls: HookCalls)
 def identity_calls(ddb: Any) -> set[str]:
     """Every Cognito call the API's routes can make, through the service and the real adapter on
     moto (ddb sets up credentials and mock_aws): invite, promote, demote, disable, enable, email
-    change, delete. The drift tool's calls are an operator's, not this role's."""
-    widen_email_check()
+    change, delete, and the first PUT /users/me of a sign-in made outside the API. The drift
+    tool's calls are an operator's, not this role's."""
+    cognito_emulation.apply()
     cognito = boto3.client("cognito-idp", region_name="us-east-1")
     pool = cognito.create_user_pool(PoolName="iam", UsernameAttributes=["email"])["UserPool"]["Id"]
     cognito.create_group(UserPoolId=pool, GroupName=ADMIN_GROUP)
+    verified = [{"Name": "email", "Value": "console@example.com"}, {"Name": "email_verified", "Value": "true"}]
+    console = cognito.admin_create_user(
+        UserPoolId=pool, Username="console@example.com", UserAttributes=verified, MessageAction="SUPPRESS"
+    )
+    console_sub = next(a["Value"] for a in console["User"]["Attributes"] if a["Name"] == "sub")
     seen: set[str] = set()
     cognito.meta.events.register("before-call.cognito-identity-provider", lambda model, **_: seen.add(model.name))
     service = UserService(
-        DynamoUserRepository(TABLE, client=ddb), CursorCodec(b"k" * 32), CognitoIdentityProvider(pool, cognito)
+        DynamoUserRepository(TABLE, client=ddb),
+        CursorCodec(b"k" * 32),
+        CognitoIdentityProvider(pool, cognito),
+        sleep=lambda seconds: None,  # the calls matter here, not the wait before a role change reaches Cognito
     )
+    service.put_profile(console_sub, UserChanges(name="Console"))
     boss = service.create_user(NewUser(name="Boss", email="boss@example.com", role=ADMIN))
     ada = service.create_user(NewUser(name="Ada", email="ada@example.com"))
     service.update_user(ada.user_id, UserChanges(role=ADMIN), actor=boss.user_id)

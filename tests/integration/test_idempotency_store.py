@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
-from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, LISTING_INDEX, TTL_ATTRIBUTE
+from chalicelib.adapters.table_schema import IDEMPOTENCY_KEY_PREFIX, SEARCH_INDEXES, TTL_ATTRIBUTE
 from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
 from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, StoredResponse
 from tests.integration.conftest import TABLE
@@ -75,9 +75,11 @@ def test_an_expired_record_is_free_before_dynamodb_deletes_it(store: DynamoIdemp
     assert store.claim("r1", "other", "t2", "w-t2", NOW + RECORD_TTL_S + 1) == Claimed("w-t2")
 
 
-def test_records_never_show_up_in_the_user_listing(store: DynamoIdempotencyStore, ddb: Any) -> None:
+def test_records_never_show_up_in_the_search_indexes(store: DynamoIdempotencyStore, ddb: Any) -> None:
     store.claim("r1", "fp", "t1", "w-t1", NOW)
-    assert ddb.scan(TableName=TABLE, IndexName=LISTING_INDEX)["Items"] == []
+    store.complete("r1", "t1", RESPONSE, NOW)
+    for index in SEARCH_INDEXES:
+        assert ddb.scan(TableName=TABLE, IndexName=index)["Items"] == []
 
 
 def test_an_unlocked_record_is_taken_over_at_once_with_its_write_token(store: DynamoIdempotencyStore, ddb: Any) -> None:
@@ -108,3 +110,32 @@ def test_resent_writes_of_the_store_are_recognised(store: DynamoIdempotencyStore
     store.release("r2", "t1")
     store.release("r2", "t1")  # resent after the delete: the missing record is no error
     assert item(ddb, "r2") is None
+
+
+def test_a_live_lock_says_how_long_it_has_left_in_whole_seconds(store: DynamoIdempotencyStore) -> None:
+    """A claim at `lockedUntil + 1` takes a lock over: until then it is refused with the wait."""
+    store.claim("r1", "fp", "t1", "w-t1", NOW)
+    waits = {}
+    for later in (0, 1, 10, LOCK_S):
+        with pytest.raises(IdempotentRequestInFlight) as refused:
+            store.claim("r1", "fp", f"t-{later}", "w", NOW + later)
+        waits[later] = refused.value.retry_after_s
+    assert waits == {0: LOCK_S + 1, 1: LOCK_S, 10: LOCK_S - 9, LOCK_S: 1}
+    assert store.claim("r1", "fp", "t2", "w-t2", NOW + LOCK_S + 1) == Claimed("w-t1")
+
+
+def test_a_take_over_lost_to_another_retry_says_how_long_the_winner_holds_it(
+    store: DynamoIdempotencyStore, ddb: Any
+) -> None:
+    store.claim("r1", "fp", "t1", "w-t1", NOW)
+    store.unlock("r1", "t1")
+    later = NOW + 5
+
+    def another_retry_first(**_: Any) -> None:
+        ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", another_retry_first)
+        assert store.claim("r1", "fp", "t2", "w-t2", later) == Claimed("w-t1")
+
+    ddb.meta.events.register("before-call.dynamodb.UpdateItem", another_retry_first)
+    with pytest.raises(IdempotentRequestInFlight) as refused:
+        store.claim("r1", "fp", "t3", "w-t3", later)
+    assert refused.value.retry_after_s == LOCK_S + 1

@@ -23,10 +23,19 @@ from chalicelib.domain.models import (
     User,
     UserChanges,
     Write,
-    epoch_seconds,
     new_write_token,
+    tokens_valid_after,
 )
-from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
+from chalicelib.domain.repository import (
+    ClockBehind,
+    Deleted,
+    EmailChangeRequired,
+    StaleRecord,
+    Stored,
+    Unchanged,
+    UserRepository,
+)
+from chalicelib.domain.search import UserQuery
 from tests.integration.conftest import TABLE
 from tests.unit.fakes import FakeUserRepository
 
@@ -82,7 +91,7 @@ def subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
     yield Subject(DynamoUserRepository(TABLE, client=ddb), DynamoInspect(ddb))
 
 
-def w(token: str | None = None, at: str = NOW, actor: str = "tester") -> Write:
+def w(token: str | None = None, at: str = LATER, actor: str = "tester") -> Write:
     return Write(token or new_write_token(), actor, at)
 
 
@@ -145,6 +154,54 @@ def test_update_expecting_another_email_key_hands_back_the_stored_user(subject: 
     with pytest.raises(EmailChangeRequired) as caught:
         subject.repo.update("u-1", UserChanges(email="new@example.com"), w(), expect_email_key="new@example.com")
     assert caught.value.current == user() == subject.repo.get("u-1")
+
+
+def test_an_update_that_changes_no_field_writes_nothing(subject: Subject) -> None:
+    subject.repo.create(user(phone="+14155550100"), w())
+    for changes in (
+        UserChanges(name="Ada"),
+        UserChanges(phone="+14155550100"),
+        UserChanges(name="Ada", phone="+14155550100"),
+    ):
+        with pytest.raises(Unchanged) as same:
+            subject.repo.update("u-1", changes, w())
+        assert same.value.current == user(phone="+14155550100") == subject.repo.get("u-1")
+    # Preconditions still apply to a no-op: a stale If-Match is refused, not "unchanged".
+    with pytest.raises(PreconditionFailed):
+        subject.repo.update(
+            "u-1", UserChanges(name="Ada"), w(), preconditions=Preconditions(if_match=(Revision(7, NOW),))
+        )
+    # One field that differs is a change.
+    assert subject.repo.update("u-1", UserChanges(name="Ada", phone=REMOVE), w()).version == 2
+
+
+def test_an_update_stamped_no_later_than_the_stored_record_writes_nothing(subject: Subject) -> None:
+    """Another writer's clock is ahead: updatedAt must grow with the version."""
+    subject.repo.create(user(), w())
+    for at in (NOW, "2025-12-31T23:59:59.999Z"):
+        with pytest.raises(ClockBehind) as behind:
+            subject.repo.update("u-1", UserChanges(name="Bo"), w(at=at))
+        assert behind.value.current == user() == subject.repo.get("u-1")
+
+
+def test_change_and_delete_stamp_after_the_revision_they_replace(subject: Subject) -> None:
+    later = replace(user(), updated_at=LATER)
+    subject.repo.create(later, w())
+    changed = subject.repo.change(later, UserChanges(email="new@example.com"), w(at=NOW))
+    assert changed.updated_at == "2026-01-02T00:00:00.001Z" == subject.repo.get("u-1").updated_at  # type: ignore[union-attr]
+    subject.repo.delete(changed, w("delete-1", at=NOW))
+    deleted = subject.repo.find("u-1")
+    assert isinstance(deleted, Deleted) and deleted.at == "2026-01-02T00:00:00.002Z"
+
+
+def test_read_tells_which_request_last_wrote_the_user(subject: Subject) -> None:
+    assert subject.repo.read("u-1") is None
+    subject.repo.create(user(), w("create-1"))
+    assert subject.repo.read("u-1") == Stored(user(), "create-1")
+    updated = subject.repo.update("u-1", UserChanges(name="Bo"), w("update-1"))
+    assert subject.repo.read("u-1") == Stored(updated, "update-1")
+    subject.repo.delete(updated, w())
+    assert subject.repo.read("u-1") is None
 
 
 def test_update_refuses_role_and_enabled(subject: Subject) -> None:
@@ -219,7 +276,7 @@ def test_role_and_state_changes_count_the_enabled_admins_and_revoke_earlier_toke
     assert subject.inspect.admins() == 1
     promoted = repo.change(user("u-2", email="b@example.com"), UserChanges(role=ADMIN), w(at=LATER))
     assert subject.inspect.admins() == 2
-    assert repo.standing("u-2") == Standing(True, False, True, ADMIN, epoch_seconds(LATER))
+    assert repo.standing("u-2") == Standing(True, False, True, ADMIN, tokens_valid_after(LATER))
     disabled = repo.change(promoted, UserChanges(enabled=False), w(at=LATER))
     assert subject.inspect.admins() == 1 and repo.standing("u-2").enabled is False
     # The last enabled admin stays: demoting, disabling or deleting it is refused.
@@ -260,6 +317,7 @@ def test_a_trace_is_no_user_and_nothing_brings_the_user_back(subject: Subject) -
     repo.create(user(), create)
     repo.delete(user(), w())
     assert repo.list_page(10, None) == ([], None)
+    assert repo.search(UserQuery(q="ad"), 10, None) == ([], None)
     with pytest.raises(UserNotFound):
         repo.update("u-1", UserChanges(name="x"), w())
     for write in (create, w()):
@@ -271,19 +329,104 @@ def test_a_trace_is_no_user_and_nothing_brings_the_user_back(subject: Subject) -
 # --- list -----------------------------------------------------------------------------------
 
 
-def test_list_pages_hold_users_only_each_once_and_end_without_an_empty_page(subject: Subject) -> None:
+def walk(repo: UserRepository, query: UserQuery, limit: int) -> list[list[User]]:
+    """Every page of a walk: only the last may be short (or empty, where the matches end exactly
+    at the end of a page: DynamoDB cannot tell that without reading on)."""
+    pages: list[list[User]] = []
+    after: str | None = None
+    while True:
+        page, after = repo.search(query, limit, after)
+        pages.append(page)
+        assert len(page) <= limit
+        if after is None:
+            return pages
+        assert len(page) == limit, "a page that hands out a cursor is full"
+        assert len(pages) < 100, "paging does not terminate"
+
+
+def test_list_pages_hold_users_only_each_once_oldest_first(subject: Subject) -> None:
     ids = [f"u-{i:02d}" for i in range(7)]
-    for user_id in ids:
-        subject.repo.create(user(user_id, email=f"{user_id}@example.com"), w())
-    subject.repo.delete(user("u-03", email="u-03@example.com"), w())
+    for n, user_id in enumerate(ids):
+        at = f"2026-01-01T00:00:{n:02d}.000Z"
+        subject.repo.create(replace(user(user_id, email=f"{user_id}@example.com"), created_at=at), w())
+    subject.repo.delete(replace(user("u-03", email="u-03@example.com"), created_at="2026-01-01T00:00:03.000Z"), w())
     seen: list[str] = []
     after: str | None = None
-    pages = 0
     while True:
         page, after = subject.repo.list_page(3, after)
-        pages += 1
-        assert 0 < len(page) <= 3
+        assert len(page) <= 3
         seen += [u.user_id for u in page]
         if after is None:
             break
-    assert sorted(seen) == [i for i in ids if i != "u-03"] and pages == 2
+    assert seen == [i for i in ids if i != "u-03"]
+
+
+def test_an_email_is_found_in_any_case_and_only_while_its_user_holds_it(subject: Subject) -> None:
+    repo = subject.repo
+    repo.create(user(email="Ada@Example.com"), w())
+    assert repo.find_by_email("ada@example.com") == user(email="Ada@Example.com")
+    assert repo.find_by_email("grace@example.com") is None
+    repo.change(user(email="Ada@Example.com"), UserChanges(email="ada@lovelace.example"), w(at=LATER))
+    assert repo.find_by_email("ada@example.com") is None
+    assert repo.find_by_email("ada@lovelace.example") is not None
+    moved = repo.get("u-1")
+    assert moved is not None
+    repo.delete(moved, w())
+    assert repo.find_by_email("ada@lovelace.example") is None
+
+
+def test_search_finds_by_state_name_and_email_prefix_in_the_querys_order(subject: Subject) -> None:
+    repo = subject.repo
+    people = [
+        ("u-1", "Ada Lovelace", "ada@example.com", ADMIN, True),
+        ("u-2", "Straße", "strasse@example.com", "member", True),
+        ("u-3", "ada", "zed@example.com", "member", False),
+        ("u-4", "Émile", "emile@example.com", "member", True),
+        ("u-5", "Zoë", "adams@example.com", ADMIN, False),
+    ]
+    for n, (user_id, name, email, role, enabled) in enumerate(people):
+        at = f"2026-01-01T00:00:0{n}.000Z"
+        stored = User(user_id, name, email, at, at, 1, role=role, enabled=enabled)
+        repo.create(stored, w())
+
+    def ids(query: UserQuery, limit: int = 2) -> list[str]:
+        return [u.user_id for page in walk(repo, query, limit) for u in page]
+
+    assert ids(UserQuery()) == ["u-5", "u-4", "u-3", "u-2", "u-1"]
+    assert ids(UserQuery(sort="createdAt")) == ["u-1", "u-2", "u-3", "u-4", "u-5"]
+    # By name key: "ada" before "ada lovelace", "strasse", "zoë", then "émile" (above ASCII).
+    assert ids(UserQuery(sort="name")) == ["u-3", "u-1", "u-2", "u-5", "u-4"]
+    assert ids(UserQuery(role=ADMIN)) == ["u-5", "u-1"]
+    assert ids(UserQuery(enabled=False, sort="name")) == ["u-3", "u-5"]
+    assert ids(UserQuery(role="member", enabled=True)) == ["u-4", "u-2"]
+    # q: name or email prefix, by the key that matched: "ada" (u-3's name), "ada lovelace" (u-1's
+    # name, also its email "ada@..." which sorts after it: once), "adams@..." (u-5's email).
+    assert ids(UserQuery(q="ADA")) == ["u-3", "u-1", "u-5"]
+    assert ids(UserQuery(q="ada", role=ADMIN)) == ["u-1", "u-5"]
+    assert ids(UserQuery(q="STRASSE")) == ["u-2"]
+    assert ids(UserQuery(q="straß")) == ["u-2"]
+    assert ids(UserQuery(q="émi")) == ["u-4"]
+    assert ids(UserQuery(q="e\u0301mi")) == ["u-4"]  # NFD: the same text
+    assert ids(UserQuery(q="emi")) == ["u-4"]  # its email, not its name (accents count)
+    assert ids(UserQuery(q="zo")) == ["u-5"]
+    assert ids(UserQuery(q="nobody")) == []
+
+
+def test_a_deleted_user_leaves_every_search(subject: Subject) -> None:
+    repo = subject.repo
+    repo.create(user(), w())
+    repo.delete(user(), w())
+    for query in (UserQuery(), UserQuery(sort="name"), UserQuery(q="ad")):
+        assert repo.search(query, 10, None) == ([], None)
+
+
+def test_a_change_of_role_state_name_or_email_moves_the_user_in_the_searches(subject: Subject) -> None:
+    repo = subject.repo
+    repo.create(user(), w())
+    changed = repo.change(user(), UserChanges(role=ADMIN, enabled=False, email="lovelace@example.com"), w(at=LATER))
+    assert repo.search(UserQuery(role="member"), 10, None) == ([], None)
+    assert repo.search(UserQuery(role=ADMIN, enabled=False), 10, None) == ([changed], None)
+    renamed = repo.update("u-1", UserChanges(name="Countess"), w(at="2026-01-03T00:00:00.000Z"))
+    assert repo.search(UserQuery(q="ada"), 10, None) == ([], None)
+    assert repo.search(UserQuery(q="count"), 10, None) == ([renamed], None)
+    assert repo.search(UserQuery(q="lovel"), 10, None) == ([renamed], None)

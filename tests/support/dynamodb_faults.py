@@ -1,16 +1,20 @@
-"""DynamoDB faults injected below botocore's retry handler (tests/functional).
+"""DynamoDB (and Cognito) faults injected below botocore's retry handler (tests/functional).
 
 A `before-send` hook answers in place of DynamoDB, raises as the network would, or applies the
 request and then loses its answer; so each attempt botocore makes is counted, and the standard
 retry mode's own decisions are exercised. botocore calls every `before-send` handler, so moto's
 (which would still apply the request) is taken off the client while faults are injected and
-called only for attempts that pass, or that a fault applies itself.
+called only for attempts that pass, or that a fault applies itself. The same works for any client
+of a JSON-protocol service (Cognito's), and with `lock` every request the hook passes to moto
+holds it: moto's backends are not thread-safe, so requests of concurrent threads take turns, one
+whole request at a time, as the local stack's emulator serves them (devstack/motoserver.py).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
@@ -59,27 +63,34 @@ class Faults:
     """Meets the next `times` sends of `operation` (every one when None) with a fault and counts
     every attempt."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, lock: AbstractContextManager[Any] | None = None) -> None:
         self.client = client
         self.attempts: dict[str, int] = {}
         self._rules: list[tuple[str, Fault, int | None]] = []
+        self._lock = lock or nullcontext()
+        self._event = f"before-send.{client.meta.service_model.service_id.hyphenize()}"
         client.meta.events.unregister("before-send", botocore_stubber)
-        client.meta.events.register("before-send.dynamodb", self._before_send)
+        client.meta.events.register(self._event, self._before_send)
 
     def inject(self, operation: str, fault: Fault, times: int | None = None) -> None:
         self._rules.append((operation, fault, times))
 
+    def clear(self) -> None:
+        """No more faults (the attempts stay counted)."""
+        self._rules.clear()
+
     def _before_send(self, request: Any, **kwargs: Any) -> AWSResponse | None:
         operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
-        self.attempts[operation] = self.attempts.get(operation, 0) + 1
-        for index, (name, fault, times) in enumerate(self._rules):
-            if name == operation and (times is None or times > 0):
-                if times is not None:
-                    self._rules[index] = (name, fault, times - 1)
-                return fault(request, **kwargs)
-        return botocore_stubber(request=request, **kwargs)  # type: ignore[no-any-return]
+        with self._lock:
+            self.attempts[operation] = self.attempts.get(operation, 0) + 1
+            for index, (name, fault, times) in enumerate(self._rules):
+                if name == operation and (times is None or times > 0):
+                    if times is not None:
+                        self._rules[index] = (name, fault, times - 1)
+                    return fault(request, **kwargs)
+            return botocore_stubber(request=request, **kwargs)  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        self.client.meta.events.unregister("before-send.dynamodb", self._before_send)
+        self.client.meta.events.unregister(self._event, self._before_send)
         self.client.meta.events.unregister("before-send", botocore_stubber)
         self.client.meta.events.register("before-send", botocore_stubber)

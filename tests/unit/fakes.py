@@ -14,6 +14,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from chalicelib.domain.errors import (
@@ -35,11 +36,22 @@ from chalicelib.domain.models import (
     Write,
     apply_changes,
     email_key,
-    epoch_seconds,
+    later_than,
+    timestamp,
+    tokens_valid_after,
 )
-from chalicelib.domain.repository import Deleted, EmailChangeRequired, StaleRecord, UserRepository
+from chalicelib.domain.repository import (
+    ClockBehind,
+    Deleted,
+    EmailChangeRequired,
+    StaleRecord,
+    Stored,
+    Unchanged,
+    UserRepository,
+)
+from chalicelib.domain.search import SORT_CREATED, SORT_NEWEST, UserQuery, sort_key
 from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
-from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse
+from chalicelib.web.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse, retry_after
 
 
 class FakeClock:
@@ -53,6 +65,25 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class FakeTime:
+    """The service's clock (ISO timestamps) that stands still until something sleeps: `sleep`
+    moves it on, and records how long each wait was."""
+
+    def __init__(self, start: str = "2024-01-01T00:00:00.000Z") -> None:
+        self.now = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        self.slept: list[float] = []
+
+    def iso(self) -> str:
+        return timestamp(self.now)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def make_user(
@@ -147,6 +178,11 @@ class FakeUserRepository:
         self._enter("get")
         return self.users.get(user_id)
 
+    def read(self, user_id: str) -> Stored | None:
+        self._enter("read")
+        user = self.users.get(user_id)
+        return Stored(user, self.write_tokens.get(user_id, "")) if user is not None else None
+
     def find(self, user_id: str) -> User | Deleted | None:
         self._enter("find")
         return self.users.get(user_id) or self.deleted.get(user_id)
@@ -186,10 +222,12 @@ class FakeUserRepository:
         expect_email_key: str | None = None,
         preconditions: Preconditions = NO_PRECONDITIONS,
     ) -> User:
-        if preconditions.if_match is not None and not preconditions.if_match:
-            raise PreconditionFailed()  # decided without a request, as the adapter does
         if changes.touches_standing:
             raise ValueError("a role or enabled change moves the admin count: use change()")
+        if changes.email is not None and expect_email_key != email_key(changes.email):
+            raise ValueError("an email that may move its reservation: expect its key, or use change()")
+        if preconditions.if_match is not None and not preconditions.if_match:
+            raise PreconditionFailed()  # decided without a request, as the adapter does
         self._enter("update")
         current = self.users.get(user_id)
         if current is None:
@@ -201,10 +239,10 @@ class FakeUserRepository:
             raise refusal
         if expect_email_key is not None and email_key(current.email) != expect_email_key:
             raise EmailChangeRequired(current)
-        # The contract: update() only applies changes that keep the email key. A caller that
-        # sends another email without the matching condition would orphan the reservation.
-        if changes.email is not None and email_key(changes.email) != email_key(current.email):
-            raise AssertionError("update() called with an email change; use change_email()")
+        if changes.against(current).is_empty():
+            raise Unchanged(current)
+        if current.updated_at >= write.at:
+            raise ClockBehind(current)
         updated = apply_changes(current, changes, write.at)
         self._stamp(updated, write)
         self._answer("update")
@@ -212,6 +250,7 @@ class FakeUserRepository:
 
     def change(self, current: User, changes: UserChanges, write: Write) -> User:
         self._enter("change")
+        write = replace(write, at=later_than(write.at, current.updated_at))
         updated = apply_changes(current, changes, write.at)
         old_key, new_key = email_key(current.email), email_key(updated.email)
         stored = self.users.get(current.user_id)
@@ -231,13 +270,14 @@ class FakeUserRepository:
             self.reservations[new_key] = current.user_id
         self.enabled_admins += delta
         if changes.touches_standing:
-            self.tokens_valid_after[current.user_id] = epoch_seconds(write.at)
+            self.tokens_valid_after[current.user_id] = tokens_valid_after(write.at)
         self._stamp(updated, write)
         self._answer("change")
         return updated
 
     def delete(self, current: User, write: Write) -> None:
         self._enter("delete")
+        write = replace(write, at=later_than(write.at, current.updated_at))
         trace = self.deleted.get(current.user_id)
         if trace is not None and trace.token == write.token:
             return
@@ -256,14 +296,29 @@ class FakeUserRepository:
             del self.reservations[key]
         self._answer("delete")
 
-    def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
-        self._enter("list_page")
-        ids = sorted(self.users)
+    def find_by_email(self, key: str) -> User | None:
+        self._enter("find_by_email")
+        owner = self.reservations.get(key)
+        return self.users.get(owner) if owner is not None else None
+
+    def search(self, query: UserQuery, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        """The users `query` matches, ordered by the domain's own sort key (chalicelib/domain/search.py),
+        which is what the DynamoDB indexes hold: the contract suite holds the two to one order."""
+        self._enter("search")
+        newest_first = query.q is None and query.sort == SORT_NEWEST
+        keyed = sorted(
+            ((sort_key(query, user), user) for user in self.users.values() if query.matches(user)),
+            key=lambda pair: pair[0],
+            reverse=newest_first,
+        )
         if after is not None:
-            ids = [user_id for user_id in ids if user_id > after]
-        page = [self.users[user_id] for user_id in ids[:limit]]
-        more = len(ids) > limit
-        return page, (page[-1].user_id if more and page else None)
+            keyed = [(key, user) for key, user in keyed if (key < after if newest_first else key > after)]
+        page = keyed[:limit]
+        more = len(keyed) > limit
+        return [user for _, user in page], (page[-1][0] if more else None)
+
+    def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        return self.search(UserQuery(sort=SORT_CREATED), limit, after)
 
 
 def as_repository(repo: FakeUserRepository) -> UserRepository:
@@ -301,7 +356,7 @@ class FakeIdempotencyStore:
         if old["response"] is not None:
             return cast(StoredResponse, old["response"])
         if old["locked_until"] is not None and old["locked_until"] >= now:
-            raise IdempotentRequestInFlight()
+            raise IdempotentRequestInFlight(retry_after(old["locked_until"], now))
         self.calls["take_over"] += 1
         old.update(lock=lock, locked_until=now + LOCK_S)
         return Claimed(old["write_token"])
@@ -370,8 +425,16 @@ class FakeIdentityProvider:
             raise SignInMissing()
         return found
 
-    def seed(self, sub: str, email: str, admin: bool = False, status: str = "CONFIRMED") -> None:
-        self.accounts[sub] = SignIn(sub, email, True, status)
+    def seed(
+        self,
+        sub: str,
+        email: str,
+        admin: bool = False,
+        status: str = "CONFIRMED",
+        enabled: bool = True,
+        email_verified: bool = True,
+    ) -> None:
+        self.accounts[sub] = SignIn(sub, email, enabled, status, email_verified=email_verified)
         if admin:
             self.group.add(sub)
 
@@ -379,7 +442,7 @@ class FakeIdentityProvider:
         self._enter("create", email)
         existing = self.find_quietly(email)
         if existing is not None:
-            raise SignInExists(existing.sub)
+            raise SignInExists(existing.sub, existing)
         sub = next(self._subs)
         self.accounts[sub] = SignIn(sub, email, True, "CONFIRMED" if password else "FORCE_CHANGE_PASSWORD")
         if password is not None:
@@ -397,6 +460,11 @@ class FakeIdentityProvider:
         self._enter("find", email)
         return self.find_quietly(email)
 
+    def get(self, sub: str) -> SignIn | None:
+        self._enter("get", sub)
+        found = self.accounts.get(sub)
+        return replace(found, admin=sub in self.group) if found is not None else None
+
     def set_admin(self, sub: str, admin: bool) -> None:
         self._enter("set_admin", sub)
         self._sign_in(sub)
@@ -413,7 +481,7 @@ class FakeIdentityProvider:
         holder = self.find_quietly(email)
         if holder is not None and holder.sub != sub:
             raise EmailTaken()
-        self.accounts[sub] = replace(self._sign_in(sub), email=email)
+        self.accounts[sub] = replace(self._sign_in(sub), email=email, email_verified=True)
 
     def delete(self, sub: str) -> None:
         self._enter("delete", sub)

@@ -12,7 +12,7 @@ import pytest
 from bench import cost_model
 from bench.context import Context
 from bench.cost_model import GB, Operation, billed_ms, duration_ms, lambda_duration_usd, price
-from bench.dynamodb_requests import Call, item_bytes, request_units
+from bench.dynamodb_requests import Call, index_write_units, item_bytes, request_units
 
 
 @pytest.mark.parametrize(
@@ -40,8 +40,10 @@ def test_duration_charge_is_gb_seconds_at_the_list_price() -> None:
         (Call("GetItem", consistent=True), 239, (1.0, 0.0)),
         (Call("GetItem", consistent=False), 239, (0.5, 0.0)),
         (Call("GetItem", consistent=True), 4097, (2.0, 0.0)),
-        # A full default page: 51 items of 239 bytes = 12,189 bytes, 3 blocks of 4 KB, eventually consistent.
-        (Call("Scan", limit=51), 239, (1.5, 0.0)),
+        # A Query on what it returned: 50 items of 490 bytes = 24,500 bytes, 6 blocks of 4 KB, eventually
+        # consistent; an empty answer still costs one block.
+        (Call("Query", limit=50, returned=[490] * 50), 239, (3.0, 0.0)),
+        (Call("Query", limit=6, returned=[]), 239, (0.5, 0.0)),
         (Call("UpdateItem"), 239, (0.0, 1.0)),
         (Call("UpdateItem"), 1025, (0.0, 2.0)),
         (Call("PutItem"), 1024, (0.0, 1.0)),
@@ -54,6 +56,30 @@ def test_duration_charge_is_gb_seconds_at_the_list_price() -> None:
 )
 def test_request_units_follow_dynamodb_on_demand_rules(call: Call, size: int, units: tuple[float, float]) -> None:
     assert request_units(call, size) == units
+
+
+def test_index_writes_count_each_index_an_item_enters_changes_in_or_leaves() -> None:
+    """DynamoDB writes an item again in each index it is in: one write of the entry (per KB) when it
+    enters, changes or leaves, two when its key there changes; nothing for an index it is not in."""
+    user = {
+        "userId": {"S": "u1"},
+        "listState": {"S": "member#enabled"},
+        "listCreated": {"S": "2026#u1"},
+        "listName": {"S": "ada\x1fu1"},
+        "emailKey": {"S": "ada@example.com"},
+        "version": {"N": "1"},
+    }
+    reservation = {"userId": {"S": "EMAIL#ada@example.com"}, "ownerId": {"S": "u1"}}
+    assert index_write_units({}, {"u1": user, "EMAIL#": reservation}) == 3  # enters 3 indexes
+    touched = {**user, "version": {"N": "2"}}
+    assert index_write_units({"u1": user}, {"u1": touched}) == 3  # changes in 3 (projection ALL)
+    renamed = {**touched, "listName": {"S": "bo\x1fu1"}}
+    assert index_write_units({"u1": touched}, {"u1": renamed}) == 2 + 1 + 1  # its name key moves
+    disabled = {**renamed, "listState": {"S": "member#disabled"}}
+    assert index_write_units({"u1": renamed}, {"u1": disabled}) == 6  # moves partition in all 3
+    trace = {"userId": {"S": "u1"}, "deletedAt": {"S": "2026"}}
+    assert index_write_units({"u1": disabled}, {"u1": trace}) == 3  # leaves all 3
+    assert index_write_units({"EMAIL#": reservation}, {}) == 0  # in no index
 
 
 def test_an_unpriced_kind_of_call_is_refused_rather_than_priced_at_zero() -> None:

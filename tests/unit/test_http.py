@@ -136,7 +136,8 @@ def test_every_error_class_has_a_status():
     ]
     assert len(classes) >= 16
     for cls in classes:
-        assert 400 <= status_for(cls()) < 600
+        # The status depends on the class alone: made without its constructor's arguments.
+        assert 400 <= status_for(cls.__new__(cls)) < 600
 
 
 def test_error_response_401_has_www_authenticate():

@@ -10,7 +10,7 @@ from chalice import Response  # type: ignore[attr-defined]
 
 from chalicelib.domain.errors import EmailAlreadyExists, ServiceUnavailable, ValidationError
 from chalicelib.web import idempotency
-from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight
+from chalicelib.web.errors import IdempotencyKeyReused, IdempotentRequestInFlight, error_response
 from tests.unit.fakes import FakeClock, FakeIdempotencyStore
 
 BODY = {"name": "Ann", "email": "ann@example.com"}
@@ -145,6 +145,46 @@ def test_after_an_unknown_outcome_a_retry_runs_at_once_with_the_same_write_token
     assert run(store, produce, clock).headers[idempotency.REPLAYED_HEADER] == "true"
     with pytest.raises(IdempotencyKeyReused):
         run(store, produce, clock, body={**BODY, "name": "Bob"})
+
+
+def test_an_unlock_that_failed_leaves_a_409_that_says_when_the_lock_expires(store, clock, monkeypatch) -> None:
+    """After a 503 whose unlock failed too (DynamoDB was what failed), the key stays locked until
+    its lock expires: every 409 meanwhile says how long, counted down from the stored lock."""
+
+    def broken(*args: Any) -> None:
+        raise ServiceUnavailable()
+
+    monkeypatch.setattr(store, "unlock", broken)
+    produce = Producer()
+    produce.error = ServiceUnavailable()
+    with pytest.raises(ServiceUnavailable):
+        run(store, produce, clock)
+    produce.error = None
+    waits = []
+    for step in (0, 10, idempotency.LOCK_S - 10):
+        clock.advance(step)
+        with pytest.raises(IdempotentRequestInFlight) as refused:
+            run(store, produce, clock)
+        waits.append(refused.value.retry_after_s)
+    assert waits == [idempotency.LOCK_S + 1, idempotency.LOCK_S - 9, 1]
+    clock.advance(1)
+    assert run(store, produce, clock).status_code == 201
+    assert produce.runs == 2 and produce.tokens[0] == produce.tokens[1]
+
+
+@pytest.mark.parametrize(("wait", "said"), [(31, "31 seconds"), (1, "1 second")])
+def test_the_409_of_a_locked_key_carries_retry_after_and_its_body_says_when(wait: int, said: str) -> None:
+    response = error_response(IdempotentRequestInFlight(wait))
+    assert response.status_code == 409
+    assert response.headers["Retry-After"] == str(wait)
+    body = json.loads(response.body) if isinstance(response.body, str) else response.body
+    assert body["error"] == f"A request with this Idempotency-Key is still in progress; retry in {said}"
+
+
+@pytest.mark.parametrize("wait", [0, -5])
+def test_retry_after_is_at_least_one_second(wait: int) -> None:
+    assert IdempotentRequestInFlight(wait).retry_after_s == 1
+    assert error_response(IdempotentRequestInFlight(wait)).headers["Retry-After"] == "1"
 
 
 def test_a_resent_claim_is_recognised_as_ours(store, clock) -> None:

@@ -49,3 +49,20 @@ def test_make_help_lists_every_target_once_with_its_description() -> None:
 
 def test_a_bare_make_prints_the_same_list() -> None:
     assert make() == make("help")
+
+
+def _infra_command(*args: str) -> str:
+    """The `python -m infra` line `make -n <args>` would run."""
+    (line,) = [line for line in make("-n", *args).splitlines() if " -m infra " in line]
+    return line
+
+
+def test_the_upgrade_commands_reach_their_steps_as_typed() -> None:
+    """docs/DEPLOY.md, "Upgrading the users table": each INDEX_STEP template and the reindex."""
+    assert _infra_command("package", "STAGE=prod", "INDEX_STEP=2").endswith(
+        "-m infra package prod out/prod/cloudformation --index-step 2"
+    )
+    assert _infra_command("package", "STAGE=prod").endswith("-m infra package prod out/prod/cloudformation ")
+    assert _infra_command("base-template", "STAGE=dev", "INDEX_STEP=1").endswith("--index-step 1")
+    assert _infra_command("reindex", "STAGE=prod").endswith("-m infra reindex prod")
+    assert _infra_command("reindex").endswith("-m infra reindex local")

@@ -8,16 +8,19 @@ from typing import Any
 import pytest
 
 from chalicelib.domain import models
-from chalicelib.domain.cursor import MAX_CURSOR_LEN, CursorCodec
+from chalicelib.domain.cursor import MAX_CURSOR_LEN, CursorCodec, CursorScope
 from chalicelib.domain.errors import AppError, InvalidCursor, ValidationError
 from chalicelib.domain.models import User
 from chalicelib.web import idempotency
 from chalicelib.web.conditional import MAX_TAGS, etag, parse_preconditions
-from chalicelib.web.errors import RETRY_AFTER_S, status_for
+from chalicelib.web.errors import RETRY_AFTER_S, IdempotentRequestInFlight, error_response, status_for
 from chalicelib.web.openapi import document, document_for, server_url
 
 SCHEMAS = document()["components"]["schemas"]
 NAME_SAMPLES = ["Ada", "  Ada  ", "Zoë", "x" * 100, "", "   ", "a\nb", "a\x01b", "a\x7fb", "a\x9bb", "\x9b", "a\u2028b"]
+# Invisible or direction-changing characters, and joiners and selectors that need a visible neighbour.
+NAME_SAMPLES += ["\u200b", "\ufeff", "Ada\u202eX", "a\u2066b", "a\U000e0041", "\u200d", "\ufe0f", "\u2800", "\u3164"]
+NAME_SAMPLES += ["a\u200db", "\u2764\ufe0f", "\u845b\U000e0100"]
 PHONE_SAMPLES = ["+14155550123", "+1", "+12", "14155550123", "+0123", "+1234567890123456", "+1415555012a"]
 
 
@@ -56,7 +59,8 @@ def documented_match(pattern: str, value: str) -> bool:
 
 
 CURSOR = CursorCodec(b"k" * 32)
-CURSORS_OUTSIDE_THE_PATTERN = ["abc", ".def", "abc.", "a.b.c", "ab=.cd", "ab+.cd", "ab.cd\n", "", "x." + "y" * 600]
+SCOPE = CursorScope(route="users", caller="admin", query="users")
+CURSORS_OUTSIDE_THE_PATTERN = ["abc", ".def", "abc.", "a.b.c", "ab=.cd", "ab+.cd", "ab.cd\n", "", "x." + "y" * 2100]
 
 
 @pytest.mark.parametrize("cursor", CURSORS_OUTSIDE_THE_PATTERN)
@@ -64,12 +68,12 @@ def test_a_cursor_outside_the_documented_pattern_is_refused(cursor: str) -> None
     schema = _parameter("/users", "get", "cursor")["schema"]
     assert not (documented_match(schema["pattern"], cursor) and len(cursor) <= schema["maxLength"])
     with pytest.raises(InvalidCursor):
-        CURSOR.decode(cursor)
+        CURSOR.decode(cursor, SCOPE)
 
 
 def test_an_issued_cursor_matches_the_documented_pattern() -> None:
     schema = _parameter("/users", "get", "cursor")["schema"]
-    issued = CURSOR.encode("0b7d6a4e-3f1c-4d2a-9e8b-1a2b3c4d5e6f")
+    issued = CURSOR.encode("2026-01-01T00:00:00.000Z#0b7d6a4e-3f1c-4d2a-9e8b-1a2b3c4d5e6f", SCOPE)
     assert documented_match(schema["pattern"], issued) and len(issued) <= schema["maxLength"]
     assert schema["maxLength"] == MAX_CURSOR_LEN
 
@@ -150,13 +154,28 @@ def test_the_retry_after_sent_matches_the_documented_one() -> None:
     assert documented_match(_component("headers", "Retry-After")["schema"]["pattern"], RETRY_AFTER_S)
 
 
+@pytest.mark.parametrize("wait", [-3, 0, 1, 9, 10, idempotency.LOCK_S + 1])
+def test_the_409_of_a_locked_key_documents_the_retry_after_it_sends(wait: int) -> None:
+    conflict = document()["components"]["responses"]["E409"]
+    header = conflict["headers"]["Retry-After"]["$ref"].rsplit("/", 1)[1]
+    documented = _component("headers", header)
+    assert not documented.get("required")  # the other 409s have none
+    sent = str(error_response(IdempotentRequestInFlight(wait)).headers["Retry-After"])
+    assert documented_match(documented["schema"]["pattern"], sent)
+    assert (
+        "Retry-After" in conflict["description"]
+        and "Retry-After" in _component("parameters", "IdempotencyKey")["description"]
+    )
+
+
 def _error_classes(cls: type[AppError] = AppError) -> list[type[AppError]]:
     return [cls, *(sub for child in cls.__subclasses__() for sub in _error_classes(child))]
 
 
 def test_every_status_a_domain_error_maps_to_is_a_documented_error_response() -> None:
     responses = document()["components"]["responses"]
-    assert {f"E{status_for(cls())}" for cls in _error_classes()} <= set(responses)
+    # The status depends on the class alone: made without running its constructor's arguments.
+    assert {f"E{status_for(cls.__new__(cls))}" for cls in _error_classes()} <= set(responses)
 
 
 def test_every_error_response_an_operation_lists_exists() -> None:

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from chalicelib.adapters.secret_store import SECRET_TTL_S, cached_secret, read_secret
 from chalicelib.cache import TTLCache
 from chalicelib.config import ConfigurationError
-from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.cursor import CursorCodec, CursorScope
 from chalicelib.domain.errors import ServiceUnavailable
 from tests.unit.fakes import FakeClock
 
@@ -68,6 +68,9 @@ def test_permanent_failures_are_configuration_errors(code: str) -> None:
         read_secret("arn", StubSecrets(error=_client_error(code)))
 
 
+SCOPE = CursorScope(route="users", caller="admin", query="users")
+
+
 def _cache(clock: FakeClock | None = None) -> TTLCache[str, bytes]:
     return TTLCache(max_size=8, ttl_seconds=SECRET_TTL_S, clock=clock or FakeClock(0.0))
 
@@ -76,30 +79,30 @@ def test_the_codec_reads_a_lazy_secret_once_and_only_when_first_needed() -> None
     stub, cache = StubSecrets(), _cache()
     codec = CursorCodec(lambda: cached_secret("arn", stub, cache))
     assert stub.calls == 0
-    cursor = codec.encode("user-1")
-    assert codec.decode(cursor) == "user-1"
-    codec.encode("user-2")
+    cursor = codec.encode("user-1", SCOPE)
+    assert codec.decode(cursor, SCOPE) == "user-1"
+    codec.encode("user-2", SCOPE)
     assert stub.calls == 1
-    assert CursorCodec(b"k" * 48).decode(cursor) == "user-1"
+    assert CursorCodec(b"k" * 48).decode(cursor, SCOPE) == "user-1"
 
 
 def test_a_lazy_secret_that_is_too_short_is_refused_on_use() -> None:
     codec = CursorCodec(lambda: b"short")
     with pytest.raises(ValueError, match="16 bytes"):
-        codec.encode("user-1")
+        codec.encode("user-1", SCOPE)
 
 
 def test_a_rotated_secret_is_used_once_the_cached_one_expires() -> None:
     stub, clock = StubSecrets("old-" + "k" * 44), FakeClock(0.0)
     cache = _cache(clock)
     codec = CursorCodec(lambda: cached_secret("arn", stub, cache))
-    old_cursor = codec.encode("user-1")
+    old_cursor = codec.encode("user-1", SCOPE)
     stub.value = "new-" + "k" * 44
     clock.advance(SECRET_TTL_S - 0.001)
-    assert codec.decode(old_cursor) == "user-1"
+    assert codec.decode(old_cursor, SCOPE) == "user-1"
     assert stub.calls == 1
     clock.advance(0.001)
-    assert codec.encode("user-1") != old_cursor
+    assert codec.encode("user-1", SCOPE) != old_cursor
     assert stub.calls == 2
     assert (cache.hits, cache.misses) == (1, 2)
 
@@ -108,7 +111,7 @@ def test_a_failed_read_is_retried_on_the_next_use() -> None:
     stub, cache = StubSecrets(error=_client_error("ThrottlingException")), _cache()
     codec = CursorCodec(lambda: cached_secret("arn", stub, cache))
     with pytest.raises(ServiceUnavailable):
-        codec.encode("user-1")
+        codec.encode("user-1", SCOPE)
     stub.error = None
-    assert codec.decode(codec.encode("user-1")) == "user-1"
+    assert codec.decode(codec.encode("user-1", SCOPE), SCOPE) == "user-1"
     assert stub.calls == 2

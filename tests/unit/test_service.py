@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from chalicelib.domain.cursor import CursorCodec
+from chalicelib.domain.cursor import CursorCodec, CursorScope
 from chalicelib.domain.errors import (
     ConcurrentModification,
     EmailAlreadyExists,
@@ -12,16 +12,24 @@ from chalicelib.domain.errors import (
     InvalidCursor,
     PreconditionFailed,
     ServiceUnavailable,
+    Unauthorized,
     UserAlreadyExists,
     UserNotFound,
     ValidationError,
 )
 from chalicelib.domain.identity import SignInExists
 from chalicelib.domain.models import REMOVE, NewUser, Preconditions, Revision, User, UserChanges
+from chalicelib.domain.search import UserQuery
 from chalicelib.domain.service import MAX_ATTEMPTS, UserService, utc_now
-from tests.unit.fakes import FakeAvatars, FakeIdentityProvider, FakeUserRepository, make_user
+from tests.unit.fakes import FakeAvatars, FakeIdentityProvider, FakeTime, FakeUserRepository, make_user
 
 NOW = "2024-05-05T12:00:00.000Z"
+
+
+@pytest.fixture
+def clock() -> FakeTime:
+    """Stands at NOW until the service waits (models.tokens_valid_from)."""
+    return FakeTime(NOW)
 
 
 @pytest.fixture
@@ -35,8 +43,10 @@ def identities() -> FakeIdentityProvider:
 
 
 @pytest.fixture
-def service(repo, identities) -> UserService:
-    return UserService(repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), identities, clock=lambda: NOW)
+def service(repo, identities, clock) -> UserService:
+    return UserService(
+        repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), identities, clock=clock.iso, sleep=clock.sleep
+    )
 
 
 def seeded(repo: FakeUserRepository, user: User) -> User:
@@ -131,11 +141,15 @@ def test_update_same_email_other_case_is_one_call(service, repo):
     assert repo.reservations == {"ann@example.com": "user-1"}
 
 
-def test_update_with_new_email_is_two_calls_and_frees_the_old_one(service, repo):
+def test_update_with_new_email_reads_changes_and_frees_the_old_one(service, repo, identities):
     seeded(repo, make_user())
+    identities.seed("user-1", "ann@example.com")
     user = service.update_user("user-1", UserChanges(name="Bea", email="bea@example.com"))
     assert (user.name, user.email, user.version) == ("Bea", "bea@example.com", 2)
-    assert repo.calls == {"update": 1, "change": 1}
+    # The update that finds another email, the change, and the read that confirms the sign-in
+    # followed the latest record.
+    assert repo.calls == {"update": 1, "change": 1, "get": 1}
+    assert identities.accounts["user-1"].email == "bea@example.com"
     assert repo.reservations == {"bea@example.com": "user-1"}
     assert repo.users["user-1"] == user
     # The old address is free again: another user can take it.
@@ -168,7 +182,7 @@ def test_update_email_retries_on_stale_record(service, repo):
     repo.stale_next["change"] = MAX_ATTEMPTS - 1
     user = service.update_user("user-1", UserChanges(email="new@example.com"))
     assert user.email == "new@example.com"
-    assert repo.calls == {"update": MAX_ATTEMPTS, "change": MAX_ATTEMPTS}
+    assert repo.calls == {"update": 1, "read": MAX_ATTEMPTS - 1, "change": MAX_ATTEMPTS}
     assert repo.reservations == {"new@example.com": "user-1"}
 
 
@@ -177,7 +191,7 @@ def test_update_email_gives_up_after_max_attempts(service, repo):
     repo.stale_next["change"] = MAX_ATTEMPTS
     with pytest.raises(ConcurrentModification):
         service.update_user("user-1", UserChanges(email="new@example.com"))
-    assert repo.calls == {"update": MAX_ATTEMPTS, "change": MAX_ATTEMPTS}
+    assert repo.calls == {"update": 1, "read": MAX_ATTEMPTS - 1, "change": MAX_ATTEMPTS}
     assert repo.users["user-1"] == ann
     assert repo.reservations == {"ann@example.com": "user-1"}
 
@@ -189,7 +203,7 @@ def test_update_email_races_with_a_real_concurrent_writer(service, repo):
     repo.before("change", lambda: repo.users.update({"user-1": make_user(name="Renamed", version=2)}))
     user = service.update_user("user-1", UserChanges(email="new@example.com"))
     assert (user.name, user.email, user.version) == ("Renamed", "new@example.com", 3)
-    assert repo.calls == {"update": 2, "change": 2}
+    assert repo.calls == {"update": 1, "read": 1, "change": 2}
 
 
 # --- delete ---
@@ -244,14 +258,18 @@ def test_delete_of_a_user_deleted_concurrently_is_not_found(service, repo):
 # --- list ---
 
 
-def test_list_pages_over_all_users_exactly_once(service, repo):
+ALL = UserQuery()
+CALLER = "admin-sub"
+
+
+def test_list_pages_over_all_users_exactly_once_newest_first(service, repo):
     for i in range(7):
-        seeded(repo, make_user(user_id=f"u{i}", email=f"u{i}@example.com"))
+        seeded(repo, make_user(user_id=f"u{i}", email=f"u{i}@example.com", now=f"2024-01-0{i + 1}T00:00:00.000Z"))
     seen: list[str] = []
     cursor: str | None = None
     pages = 0
     while True:
-        users, cursor = service.list_users(3, cursor)
+        users, cursor = service.list_users(ALL, 3, cursor, CALLER)
         pages += 1
         seen += [u.user_id for u in users]
         assert len(users) <= 3
@@ -259,37 +277,57 @@ def test_list_pages_over_all_users_exactly_once(service, repo):
             break
         assert pages < 10, "paging does not terminate"
     assert pages == 3
-    assert sorted(seen) == [f"u{i}" for i in range(7)]
-    assert len(seen) == len(set(seen))
-    assert repo.calls == {"list_page": 3}
-
-
-def test_list_exact_multiple_ends_without_an_empty_page(service, repo):
-    for i in range(6):
-        seeded(repo, make_user(user_id=f"u{i}", email=f"u{i}@example.com"))
-    users, cursor = service.list_users(3, None)
-    assert len(users) == 3 and cursor is not None
-    users, cursor = service.list_users(3, cursor)
-    assert len(users) == 3 and cursor is None
+    assert seen == [f"u{i}" for i in reversed(range(7))]
+    assert repo.calls == {"search": 3}
 
 
 def test_list_empty(service, repo):
-    assert service.list_users(50, None) == ([], None)
+    assert service.list_users(ALL, 50, None, CALLER) == ([], None)
 
 
 def test_list_rejects_a_forged_cursor_without_reading(service, repo):
     with pytest.raises(InvalidCursor):
-        service.list_users(3, "u3")
+        service.list_users(ALL, 3, "u3", CALLER)
+    scope = CursorScope("users", CALLER, ALL.fingerprint())
     with pytest.raises(InvalidCursor):
-        service.list_users(3, CursorCodec(b"some-other-secret-key-here").encode("u3"))
+        service.list_users(ALL, 3, CursorCodec(b"some-other-secret-key-here").encode("u3", scope), CALLER)
     assert repo.total_calls == 0
+
+
+def test_a_cursor_works_only_for_its_caller_and_query(service, repo):
+    for i in range(4):
+        seeded(repo, make_user(user_id=f"u{i}", email=f"u{i}@example.com", role="admin" if i % 2 else "member"))
+    _, cursor = service.list_users(ALL, 1, None, CALLER)
+    assert cursor is not None
+    repo.reset_calls()
+    for query, caller in ((ALL, "another-admin"), (UserQuery(role="admin"), CALLER), (UserQuery(sort="name"), CALLER)):
+        with pytest.raises(InvalidCursor):
+            service.list_users(query, 1, cursor, caller)
+    assert repo.total_calls == 0
+    assert len(service.list_users(ALL, 1, cursor, CALLER)[0]) == 1
+
+
+def test_an_email_is_one_lookup_filtered_by_role_and_state(service, repo):
+    ann = seeded(repo, make_user(user_id="u1", email="Ann@Example.com", role="admin"))
+    assert service.list_users(UserQuery(email="ann@EXAMPLE.com"), 50, None, CALLER) == ([ann], None)
+    assert service.list_users(UserQuery(email="ann@example.com", role="member"), 50, None, CALLER) == ([], None)
+    assert service.list_users(UserQuery(email="ann@example.com", enabled=False), 50, None, CALLER) == ([], None)
+    assert service.list_users(UserQuery(email="bob@example.com"), 50, None, CALLER) == ([], None)
+    assert repo.calls == {"find_by_email": 4}
 
 
 # --- put_profile ---
 
 
-def test_put_profile_creates_on_first_call(service, repo):
-    user, created = service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann", phone="+14155550123"))
+@pytest.fixture
+def sign_ins(identities) -> None:
+    """The sign-ins whose profiles the tests below create: a new profile takes its sign-in's email."""
+    identities.seed("sub-1", "ann@example.com")
+    identities.seed("sub-9", "z@example.com")
+
+
+def test_put_profile_creates_on_first_call(service, repo, sign_ins):
+    user, created = service.put_profile("sub-1", UserChanges(name="Ann", phone="+14155550123"))
     assert created is True
     assert user == User(
         user_id="sub-1",
@@ -304,71 +342,89 @@ def test_put_profile_creates_on_first_call(service, repo):
     assert repo.calls == {"update": 1, "create": 1}
 
 
-def test_put_profile_create_with_phone_remove_has_no_phone(service, repo):
-    user, created = service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann", phone=REMOVE))
+def test_put_profile_create_with_phone_remove_has_no_phone(service, repo, sign_ins):
+    user, created = service.put_profile("sub-1", UserChanges(name="Ann", phone=REMOVE))
     assert created and user.phone is None
 
 
-def test_put_profile_create_requires_a_name(service, repo):
+def test_put_profile_create_requires_a_name(service, repo, sign_ins):
     with pytest.raises(ValidationError) as info:
-        service.put_profile("sub-1", "ann@example.com", UserChanges(phone="+14155550123"))
+        service.put_profile("sub-1", UserChanges(phone="+14155550123"))
     assert info.value.details == [{"field": "name", "message": "is required"}]
     assert repo.users == {}
 
 
-@pytest.mark.parametrize("email", [None, ""])
-def test_put_profile_create_without_token_email_is_forbidden(service, repo, email):
+def test_put_profile_create_for_a_sign_in_without_a_verified_email_is_forbidden(service, repo, identities):
+    identities.seed("sub-1", "ann@example.com", email_verified=False)
     with pytest.raises(Forbidden):
-        service.put_profile("sub-1", email, UserChanges(name="Ann"))
+        service.put_profile("sub-1", UserChanges(name="Ann"))
     assert repo.users == {}
 
 
-def test_put_profile_later_call_updates(service, repo):
-    service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"))
+@pytest.mark.parametrize("sign_in", ["deleted", "disabled"])
+def test_put_profile_create_for_a_sign_in_gone_or_disabled_is_unauthorized(
+    service, repo, identities, sign_ins, sign_in
+):
+    """A token outliving its sign-in (deleted or disabled outside the API before any record existed)."""
+    if sign_in == "deleted":
+        del identities.accounts["sub-1"]
+    else:
+        identities.seed("sub-1", "ann@example.com", enabled=False)
+    with pytest.raises(Unauthorized):
+        service.put_profile("sub-1", UserChanges(name="Ann"))
+    assert repo.users == {}
+
+
+def test_put_profile_later_call_updates(service, repo, identities, sign_ins, clock):
+    service.put_profile("sub-1", UserChanges(name="Ann"))
+    clock.advance(1)
     repo.reset_calls()
-    user, created = service.put_profile("sub-1", "ANN@example.com", UserChanges(name="Bea", phone=REMOVE))
+    identities.calls.clear()
+    user, created = service.put_profile("sub-1", UserChanges(name="Bea", phone=REMOVE))
     assert created is False
-    assert (user.name, user.email, user.version) == ("Bea", "ANN@example.com", 2)
+    assert (user.name, user.email, user.version) == ("Bea", "ann@example.com", 2)
     assert repo.calls == {"update": 1}
+    assert identities.calls == []  # an existing record's email is its own: nothing is asked of Cognito
 
 
-def test_put_profile_follows_the_tokens_verified_email_to_a_new_address(service, repo, identities):
-    service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"))
-    repo.reset_calls()
-    user, created = service.put_profile("sub-1", "changed@example.com", UserChanges(name="Bea"))
-    assert (created, user.email, user.version) == (False, "changed@example.com", 2)
-    assert repo.calls == {"update": 1, "change": 1}
-    assert repo.reservations == {"changed@example.com": "sub-1"}
-    assert identities.calls == []  # Cognito changed it itself: nothing to tell it
+def test_put_profile_keeps_the_email_an_admin_gave_whatever_the_sign_in_says(service, repo, identities, sign_ins):
+    """The record never takes identity fields from anything but its own writes: not a token, not the
+    sign-in, once it exists."""
+    service.put_profile("sub-1", UserChanges(name="Ann"))
+    service.update_user("sub-1", UserChanges(email="new@example.com"), actor="admin")
+    identities.seed("sub-1", "elsewhere@example.com")  # say, a sign-in edited outside the API
+    user, created = service.put_profile("sub-1", UserChanges(name="Bea"))
+    assert (created, user.email, user.version) == (False, "new@example.com", 3)
+    assert repo.reservations == {"new@example.com": "sub-1"}
 
 
-def test_put_profile_update_needs_no_token_email(service, repo):
+def test_put_profile_update_needs_no_sign_in(service, repo, sign_ins):
     seeded(repo, make_user(user_id="sub-1"))
-    user, created = service.put_profile("sub-1", None, UserChanges(phone="+14155550123"))
+    user, created = service.put_profile("sub-1", UserChanges(phone="+14155550123"))
     assert created is False and user.phone == "+14155550123"
 
 
-def test_put_profile_concurrent_create_falls_back_to_update(service, repo):
+def test_put_profile_concurrent_create_falls_back_to_update(service, repo, sign_ins):
     def someone_else_creates_it() -> None:
         repo.users["sub-1"] = make_user(user_id="sub-1", name="First", email="ann@example.com")
         repo.reservations["ann@example.com"] = "sub-1"
 
     repo.before("create", someone_else_creates_it)
-    user, created = service.put_profile("sub-1", "ann@example.com", UserChanges(name="Second"))
+    user, created = service.put_profile("sub-1", UserChanges(name="Second"))
     assert created is False
     assert (user.name, user.version) == ("Second", 2)
     assert repo.calls == {"update": 2, "create": 1, "find": 1}  # the read tells a race from a deleted user
     assert repo.users["sub-1"] == user
 
 
-def test_put_profile_with_email_taken_by_another_user(service, repo):
+def test_put_profile_with_email_taken_by_another_user(service, repo, sign_ins):
     seeded(repo, make_user(user_id="other", email="ann@example.com"))
     with pytest.raises(EmailAlreadyExists):
-        service.put_profile("sub-1", "ANN@example.com", UserChanges(name="Ann"))
+        service.put_profile("sub-1", UserChanges(name="Ann"))
     assert "sub-1" not in repo.users
 
 
-def test_put_profile_gives_up_if_create_and_update_keep_missing(service, repo, monkeypatch):
+def test_put_profile_gives_up_if_create_and_update_keep_missing(service, repo, monkeypatch, sign_ins):
     # Pathological race: every update finds no record, every create finds one.
     def create_always_collides(user: User, write: object) -> None:
         repo.calls["create"] += 1
@@ -376,7 +432,7 @@ def test_put_profile_gives_up_if_create_and_update_keep_missing(service, repo, m
 
     monkeypatch.setattr(repo, "create", create_always_collides)
     with pytest.raises(ConcurrentModification):
-        service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"))
+        service.put_profile("sub-1", UserChanges(name="Ann"))
     assert repo.calls == {"update": MAX_ATTEMPTS, "create": MAX_ATTEMPTS, "find": MAX_ATTEMPTS}
 
 
@@ -468,18 +524,16 @@ def test_delete_with_nothing_that_can_match_makes_no_request(service, repo):
     assert repo.total_calls == 0
 
 
-def test_put_profile_with_if_match_never_creates(service, repo):
+def test_put_profile_with_if_match_never_creates(service, repo, sign_ins):
     with pytest.raises(PreconditionFailed):
-        service.put_profile(
-            "sub-1", "a@example.com", UserChanges(name="Ann"), preconditions=Preconditions(if_match=(Revision(1, NOW),))
-        )
+        service.put_profile("sub-1", UserChanges(name="Ann"), preconditions=Preconditions(if_match=(Revision(1, NOW),)))
     assert repo.users == {}
 
 
-def test_put_profile_with_the_current_revision_updates(service, repo):
+def test_put_profile_with_the_current_revision_updates(service, repo, sign_ins):
     user = seeded(repo, make_user(user_id="sub-1"))
     updated, created = service.put_profile(
-        "sub-1", None, UserChanges(name="Bo"), preconditions=Preconditions(if_match=(user.revision,))
+        "sub-1", UserChanges(name="Bo"), preconditions=Preconditions(if_match=(user.revision,))
     )
     assert (updated.name, created) == ("Bo", False)
 
@@ -493,9 +547,14 @@ def avatars() -> FakeAvatars:
 
 
 @pytest.fixture
-def with_avatars(repo, avatars, identities) -> UserService:
+def with_avatars(repo, avatars, identities, clock) -> UserService:
     return UserService(
-        repo, CursorCodec(b"a-cursor-secret-of-32-bytes-long"), identities, clock=lambda: NOW, avatars=avatars
+        repo,
+        CursorCodec(b"a-cursor-secret-of-32-bytes-long"),
+        identities,
+        clock=clock.iso,
+        sleep=clock.sleep,
+        avatars=avatars,
     )
 
 
@@ -572,20 +631,20 @@ def test_a_delete_retried_with_its_token_after_a_lost_answer_succeeds_not_404(se
     assert repo.deleted[user.user_id].actor == "admin-sub"
 
 
-def test_a_first_profile_put_retried_with_its_token_is_still_a_create(service, repo):
+def test_a_first_profile_put_retried_with_its_token_is_still_a_create(service, repo, sign_ins):
     repo.lose_answer_next["create"] = 1
     with pytest.raises(ServiceUnavailable):
-        service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"), token="t-1")
-    user, created = service.put_profile("sub-1", "ann@example.com", UserChanges(name="Ann"), token="t-1")
+        service.put_profile("sub-1", UserChanges(name="Ann"), token="t-1")
+    user, created = service.put_profile("sub-1", UserChanges(name="Ann"), token="t-1")
     assert created is True and user.version == 1
 
 
-def test_writes_record_their_actor(service, repo):
+def test_writes_record_their_actor(service, repo, sign_ins):
     user = service.create_user(NewUser(name="Ann", email="ann@example.com"), actor="admin-sub")
     assert repo.actors[user.user_id] == "admin-sub"
     service.update_user(user.user_id, UserChanges(name="Bea"), actor="other-admin")
     assert repo.actors[user.user_id] == "other-admin"
-    service.put_profile("sub-9", "z@example.com", UserChanges(name="Zed"))
+    service.put_profile("sub-9", UserChanges(name="Zed"))
     assert repo.actors["sub-9"] == "sub-9"  # a profile is written by its owner
 
 
@@ -610,22 +669,20 @@ def test_update_with_if_none_match_naming_the_current_revision_is_412(service, r
     assert service.update_user(user.user_id, UserChanges(name="Bo"), other).version == 2
 
 
-def test_put_profile_with_if_match_star_requires_the_profile(service, repo):
+def test_put_profile_with_if_match_star_requires_the_profile(service, repo, sign_ins):
     with pytest.raises(PreconditionFailed):
-        service.put_profile("sub-1", "a@example.com", UserChanges(name="Ann"), Preconditions(if_match_any=True))
+        service.put_profile("sub-1", UserChanges(name="Ann"), Preconditions(if_match_any=True))
     assert repo.users == {}
     seeded(repo, make_user(user_id="sub-1"))
-    user, created = service.put_profile("sub-1", None, UserChanges(name="Bo"), Preconditions(if_match_any=True))
+    user, created = service.put_profile("sub-1", UserChanges(name="Bo"), Preconditions(if_match_any=True))
     assert (user.name, created) == ("Bo", False)
 
 
-def test_put_profile_with_if_none_match_star_only_creates(service, repo):
-    user, created = service.put_profile(
-        "sub-1", "a@example.com", UserChanges(name="Ann"), Preconditions(if_none_match_any=True)
-    )
+def test_put_profile_with_if_none_match_star_only_creates(service, repo, sign_ins):
+    user, created = service.put_profile("sub-1", UserChanges(name="Ann"), Preconditions(if_none_match_any=True))
     assert created and "update" not in repo.calls
     with pytest.raises(PreconditionFailed):
-        service.put_profile("sub-1", "a@example.com", UserChanges(name="Bo"), Preconditions(if_none_match_any=True))
+        service.put_profile("sub-1", UserChanges(name="Bo"), Preconditions(if_none_match_any=True))
     assert repo.users["sub-1"] == user
 
 
@@ -637,12 +694,25 @@ def test_delete_with_if_none_match_naming_the_current_revision_or_star_is_412(se
     assert repo.users[user.user_id] == user
 
 
-def test_put_profile_of_a_user_deleted_meanwhile_is_404_not_a_new_profile(service, repo):
-    """Its token passed a check that had not yet heard of the delete: the user stays deleted."""
+@pytest.mark.parametrize(("sign_in_left", "refusal"), [(False, Unauthorized), (True, UserNotFound)])
+def test_put_profile_of_a_user_deleted_meanwhile_is_refused_not_a_new_profile(
+    service, repo, identities, sign_ins, sign_in_left, refusal
+):
+    """Its token passed a check that had not yet heard of the delete: the user stays deleted. Its
+    sign-in is gone (401), or, if the delete's Cognito step failed, the record's trace refuses (404)."""
     seeded(repo, make_user(user_id="sub-1"))
-    repo.before("update", lambda: service.delete_user("sub-1", actor="admin"))
-    with pytest.raises(UserNotFound):
-        service.put_profile("sub-1", "ann@example.com", UserChanges(name="Back"))
+
+    def an_admin_deletes_it() -> None:
+        if sign_in_left:
+            identities.fail_next["delete"] = ServiceUnavailable()  # the delete's Cognito step fails: 503
+            with pytest.raises(ServiceUnavailable):
+                service.delete_user("sub-1", actor="admin")
+        else:
+            service.delete_user("sub-1", actor="admin")
+
+    repo.before("update", an_admin_deletes_it)
+    with pytest.raises(refusal):
+        service.put_profile("sub-1", UserChanges(name="Back"))
     assert "sub-1" not in repo.users
 
 

@@ -130,3 +130,48 @@ def test_an_api_key_is_sent_when_given(stage: tuple[Stage, str]) -> None:
     assert smoke(base, "/api/", {**ENV, "SMOKE_API_KEY": "key-1"}) == 0
     keys = [headers.get("x-api-key") for method, path, headers in state.seen if path.startswith("/api/users")]
     assert keys == ["key-1", "key-1"]
+
+
+class FakeAws:
+    """The AWS CLI as the deploy job has it: the stack's outputs and, for prod, its API key."""
+
+    def __init__(self, outputs: dict[str, str] | None) -> None:
+        self.outputs = outputs
+        self.calls: list[list[str]] = []
+
+    def __call__(self, arguments: list[str]) -> str:
+        from infra.aws_cli import AwsCliError
+
+        self.calls.append(arguments)
+        if arguments[:2] == ["cloudformation", "describe-stacks"]:
+            if self.outputs is None:
+                raise AwsCliError(arguments, "An error occurred (ValidationError): Stack with id x does not exist")
+            listed = [{"OutputKey": key, "OutputValue": value} for key, value in self.outputs.items()]
+            return json.dumps({"Stacks": [{"StackName": arguments[3], "Outputs": listed}]})
+        assert arguments[:2] == ["apigateway", "get-api-key"] and "--include-value" in arguments
+        return "key-from-the-stack\n"
+
+
+def test_the_stack_gives_the_url_the_client_and_prods_api_key(stage: tuple[Stage, str]) -> None:
+    """What the deploy job runs after each stage's deploy: everything from the stack's outputs, and
+    Cognito where the AWS CLI would find it (here AWS_ENDPOINT_URL, as against an emulator)."""
+    state, base = stage
+    aws = FakeAws({"ApiEndpoint": base + "/api/", "UserPoolClientId": "client-1", "ApiKeyId": "k-1"})
+    env = {**ENV, "AWS_ENDPOINT_URL": base}
+    assert main(["--stack-name", "users-api-prod", "--region", "eu-west-1"], env, aws) == 0
+    keys = [headers.get("x-api-key") for method, path, headers in state.seen if path.startswith("/api/users")]
+    assert keys == ["key-from-the-stack", "key-from-the-stack"]
+    assert aws.calls[1][:4] == ["apigateway", "get-api-key", "--api-key", "k-1"]
+    assert all(call[call.index("--region") + 1] == "eu-west-1" for call in aws.calls)
+
+
+def test_staging_has_no_api_key_and_a_missing_stack_fails(
+    stage: tuple[Stage, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _state, base = stage
+    aws = FakeAws({"ApiEndpoint": base + "/api/", "UserPoolClientId": "client-1"})
+    env = {**ENV, "AWS_ENDPOINT_URL": base}
+    assert main(["--stack-name", "users-api-staging", "--region", "us-east-1"], env, aws) == 0
+    assert len(aws.calls) == 1
+    assert main(["--stack-name", "users-api-gone", "--region", "us-east-1"], env, FakeAws(None)) == 1
+    assert "FAIL no stack users-api-gone in us-east-1" in capsys.readouterr().err

@@ -14,7 +14,7 @@ ISSUED = 1_700_000_000
 
 def caller(issued_at: int = ISSUED, admin: bool = False) -> Identity:
     groups = frozenset({ADMIN_GROUP}) if admin else frozenset()
-    return Identity("sub-1", "a@example.com", True, groups, issued_at)
+    return Identity("sub-1", groups, issued_at)
 
 
 class Lookup:

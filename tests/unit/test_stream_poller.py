@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from devstack.streams import MAX_RETRIES, StreamPoller, lambda_record
+from devstack.streams import MAX_RETRIES, StreamPoller, dead_letter_message, lambda_record
 from tests.support.stream_records import STREAM_ARN, record, user
 
 
@@ -48,9 +48,29 @@ def test_a_record_that_keeps_failing_is_skipped_after_the_retries() -> None:
         failing = first is records[0] or first["dynamodb"] == records[0]["dynamodb"]
         return {"batchItemFailures": [{"itemIdentifier": sequences([first])[0]}] if failing else []}
 
-    poller = StreamPoller(Reader(list(records)), deliver, retry_pause_s=0)
+    dead: list[tuple[dict[str, Any], int]] = []
+    poller = StreamPoller(Reader(list(records)), deliver, retry_pause_s=0, dead_letter=lambda r, n: dead.append((r, n)))
     poller.drain()
     assert calls == [sequences(records)] * (MAX_RETRIES + 1) + [sequences(records[1:])]
+    # Its place goes to the dead-letter queue, as the deployed mapping sends it (make replay-dlq).
+    assert dead == [(records[0], MAX_RETRIES + 1)]
+
+
+def test_the_dead_letter_message_is_lambdas_on_failure_record_for_one_record() -> None:
+    shaped = lambda_record(record("INSERT", new=user()), STREAM_ARN)
+    sequence = shaped["dynamodb"]["SequenceNumber"]
+    message = dead_letter_message(shaped, "shardId-1", 4, "arn:aws:lambda:us-east-1:000000000000:function:f")
+    assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert message["requestContext"]["approximateInvokeCount"] == 4
+    assert message["DDBStreamBatchInfo"] == {
+        "shardId": "shardId-1",
+        "startSequenceNumber": sequence,
+        "endSequenceNumber": sequence,
+        "approximateArrivalOfFirstRecord": message["DDBStreamBatchInfo"]["approximateArrivalOfFirstRecord"],
+        "approximateArrivalOfLastRecord": message["DDBStreamBatchInfo"]["approximateArrivalOfFirstRecord"],
+        "batchSize": 1,
+        "streamArn": STREAM_ARN,
+    }
 
 
 def test_a_raising_handler_gets_the_whole_batch_again() -> None:

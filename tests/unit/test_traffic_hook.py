@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from chalicelib.traffic_hook import FAILED, PROBES, SUCCEEDED, Probe, api_gateway_event, run
+from chalicelib.traffic_hook import (
+    FAILED,
+    INVOKE_ATTEMPTS,
+    PROBES,
+    REPORT_ATTEMPTS,
+    RETRY_PAUSE_S,
+    SUCCEEDED,
+    Probe,
+    api_gateway_event,
+    run,
+    run_stream_check,
+    stream_batch_event,
+    worst_case_s,
+)
 
 TARGET = "arn:aws:lambda:us-east-1:123456789012:function:users-api-prod:7"
 EVENT = {"DeploymentId": "d-ABCDEF123", "LifecycleEventHookExecutionId": "hook-execution-1"}
@@ -43,17 +56,20 @@ class FakeLambda:
 
 
 class FakeCodeDeploy:
-    def __init__(self) -> None:
+    def __init__(self, failures: int = 0) -> None:
         self.reports: list[dict[str, Any]] = []
+        self.failures = failures  # calls that raise before one goes through
 
     def put_lifecycle_event_hook_execution_status(self, **kwargs: Any) -> dict[str, Any]:
         self.reports.append(kwargs)
+        if len(self.reports) <= self.failures:
+            raise ConnectionError("CodeDeploy unreachable")
         return {"lifecycleEventHookExecutionId": kwargs["lifecycleEventHookExecutionId"]}
 
 
 def hook(answer: Callable[[dict[str, Any]], Any]) -> tuple[str, FakeLambda, FakeCodeDeploy]:
     functions, codedeploy = FakeLambda(answer), FakeCodeDeploy()
-    return run(EVENT, functions, codedeploy, TARGET, "api"), functions, codedeploy
+    return run(EVENT, functions, codedeploy, TARGET, "api", sleep=lambda _: None), functions, codedeploy
 
 
 def test_a_healthy_version_passes_and_codedeploy_hears_it() -> None:
@@ -106,5 +122,59 @@ def test_an_invoke_that_raises_still_reports_failed() -> None:
 
     status, functions, codedeploy = hook(unreachable)
     assert status == FAILED
-    assert len(functions.calls) == 2  # every probe is tried
+    assert len(functions.calls) == len(PROBES) * INVOKE_ATTEMPTS  # every probe is tried, each as often as counted
     assert [report["status"] for report in codedeploy.reports] == ["Failed"]
+
+
+def test_a_throttled_invoke_is_tried_again_after_a_pause_and_a_wrong_answer_is_not() -> None:
+    answers: Iterator[Exception | Callable[[dict[str, Any]], Any]] = iter(
+        [TimeoutError("throttled"), healthy, lambda e: proxy_response(500, {"error": "x"})]
+    )
+
+    def flaky(event: dict[str, Any]) -> Any:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(event)
+
+    functions, codedeploy, pauses = FakeLambda(flaky), FakeCodeDeploy(), list[float]()
+    assert run(EVENT, functions, codedeploy, TARGET, "api", sleep=pauses.append) == FAILED
+    assert len(functions.calls) == 3  # /hello twice (raised, then 200), /users once (500: final)
+    assert pauses == [RETRY_PAUSE_S]
+
+
+def test_the_report_is_tried_until_codedeploy_hears_it() -> None:
+    functions, codedeploy, pauses = FakeLambda(healthy), FakeCodeDeploy(failures=REPORT_ATTEMPTS - 1), list[float]()
+    assert run(EVENT, functions, codedeploy, TARGET, "api", sleep=pauses.append) == SUCCEEDED
+    assert len(codedeploy.reports) == REPORT_ATTEMPTS
+    assert pauses == [RETRY_PAUSE_S] * (REPORT_ATTEMPTS - 1)
+
+
+def test_the_worst_case_is_every_attempt_at_its_full_timeouts_plus_the_pauses_and_the_start() -> None:
+    # 2 probes x (2 attempts x (5 s connect + 35 s read) + one 2 s pause), then the report's
+    # 3 x (5 s + 10 s) + two pauses, after a 10 s start.
+    assert worst_case_s(2) == 10 + 2 * (2 * 40 + 2) + (3 * 15 + 2 * 2) == 223
+    assert worst_case_s(1) == 141
+
+
+def test_the_consumer_check_sends_a_batch_the_consumer_ignores_and_wants_no_failures() -> None:
+    event = stream_batch_event("d-ABCDEF123", "eu-west-1")
+    (record,) = event["Records"]
+    assert record["eventName"] == "INSERT" and record["eventSource"] == "aws:dynamodb"
+    image = record["dynamodb"]["NewImage"]
+    assert "listingId" not in image and "deletedAt" not in image  # neither a user nor a trace
+
+    def consumer(answer: Any) -> tuple[str, FakeLambda, FakeCodeDeploy]:
+        functions, codedeploy = FakeLambda(lambda e: answer), FakeCodeDeploy()
+        status = run_stream_check(EVENT, functions, codedeploy, TARGET, sleep=lambda _: None)
+        return status, functions, codedeploy
+
+    status, functions, codedeploy = consumer({"batchItemFailures": []})
+    assert status == SUCCEEDED
+    (call,) = functions.calls
+    assert (call["FunctionName"], call["InvocationType"]) == (TARGET, "RequestResponse")
+    assert json.loads(call["Payload"])["Records"][0]["dynamodb"]["Keys"] == record["dynamodb"]["Keys"]
+    assert [report["status"] for report in codedeploy.reports] == ["Succeeded"]
+    for wrong in ({"batchItemFailures": [{"itemIdentifier": "1"}]}, None, {"statusCode": 200}):
+        assert consumer(wrong)[0] == FAILED
+    assert consumer((b'{"errorMessage": "boom"}', "Unhandled"))[0] == FAILED
