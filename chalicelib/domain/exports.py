@@ -1,13 +1,14 @@
 """Exports: every user (public fields, role, enabled, createdAt, ...) to one file in S3, JSON Lines
 or CSV, and a short-lived link to download it.
 
-The worker (`ExportWriter`) streams: it reads the users a page at a time from the listing index,
-which holds users only, and sends the file to S3 as a multipart upload, a part of PART_BYTES at a
-time, so its memory is one part and one page whatever the number of users. After each part it
-saves the multipart upload, its parts and the listing key after the part's last user: a run that
-stops (its time is up, it crashed) continues from there, so no user is written twice or skipped.
-The scan follows the index's key order, which no write moves: a user created or deleted during
-the export may or may not be in the file; every other user is, once.
+The worker (`ExportWriter`) streams: it reads the users a page at a time (a Scan of the users
+table keeping its user items, chalicelib/adapters/user_pages.py) and sends the file to S3 as a
+multipart upload, a part of PART_BYTES at a time, so its memory is one part and one page whatever
+the number of users. After each part it saves the multipart upload, its parts and the table key
+after the part's last user: a run that stops (its time is up, it crashed) continues from there, so
+no user is written twice or skipped. The scan follows the table's key order (the user's id), which
+no write moves: a user created or deleted during the export may or may not be in the file; every
+other user is, once.
 
 Its reads are paced to EXPORT_READ_UNITS_PER_SECOND read units a second (measured from what
 DynamoDB reports it consumed), so an export never takes more than that from the table's

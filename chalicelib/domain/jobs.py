@@ -47,7 +47,7 @@ BATCH_ROWS = 50
 # UserCreation quota of 50 a second per account and region, which the live API shares.
 WORKER_MAX_CONCURRENCY = 2
 ROWS_PER_SECOND = 8.0
-# Read request units a second an export may take from the users table's listing index.
+# Read request units a second an export may take from the users table (its Scan).
 EXPORT_READ_UNITS_PER_SECOND = 100.0
 # How often SQS hands a message over before the dead-letter queue takes it (the redrive policy,
 # infra/limits.json bulk_jobs.max_receive_count; a test holds the two equal). On the last time a

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -164,6 +165,16 @@ def test_make_import_and_make_export_as_docs_local_shows_them(stack: Stack, tmp_
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert set(emails(run, 3)) <= {line["email"] for line in lines}
     assert {"userId", "name", "email", "role", "enabled", "createdAt"} <= set(lines[0])
+
+    # As typed, without OUT: users-<date>-<id>.jsonl in the current folder (the project's here).
+    plain = make(stack, "export")
+    assert plain.returncode == 0, plain.stderr
+    written = PROJECT_DIR / re.search(r" in (users-\S+\.jsonl) ", plain.stdout).group(1)  # type: ignore[union-attr]
+    try:
+        assert written.stat().st_mode & 0o777 == 0o600
+        assert len(written.read_text().splitlines()) >= len(lines)
+    finally:
+        written.unlink(missing_ok=True)
 
     bad = tmp_path / "users.txt"
     bad.write_text("x")
