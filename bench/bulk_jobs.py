@@ -88,10 +88,16 @@ def start_import(stack: Stack, path: Path) -> str:
 
 
 def job(stack: Stack, path: str) -> dict[str, Any]:
-    # A fresh token each time: a long run outlives one.
-    response = _session(stack).get(f"{stack.url}{path}", timeout=30)
-    response.raise_for_status()
-    return dict(response.json())
+    # A fresh token each time: a long run outlives one. The local API serves one request at a time
+    # beside a busy emulator: a poll that times out is asked again.
+    for _ in range(10):
+        try:
+            response = _session(stack).get(f"{stack.url}{path}", timeout=60)
+        except requests.exceptions.Timeout:
+            continue
+        response.raise_for_status()
+        return dict(response.json())
+    raise RuntimeError(f"GET {path}: no answer in 10 tries")
 
 
 def wait(stack: Stack, path: str, until: Any = None) -> dict[str, Any]:
