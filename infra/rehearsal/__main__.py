@@ -303,8 +303,23 @@ def cloudformation_path(
             timed(path, block.heading, partial(session.run, block, VALUES))
         checks.expect(bool(cleanup), "docs/DEPLOY.md no longer shows make cleanup")
         check_cleanup(aws, kept)
+    except BlockFailed:
+        path.log.append(failed_events(aws, "users-api-prod"))
+        raise
     finally:
         session.close()
+
+
+def failed_events(aws: checks.Client, stack: str) -> str:
+    """What CloudFormation said failed (the CLI only says to ask), for the log."""
+    try:
+        events = aws("cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
+    except Exception as unavailable:  # the log says why there are none
+        return f"(no stack events of {stack}: {unavailable})\n"
+    failed = [e for e in events if "FAILED" in e["ResourceStatus"] or e.get("ResourceStatusReason")][:15]
+    return "stack events:\n" + "".join(
+        f"{e['LogicalResourceId']} {e['ResourceStatus']}: {e.get('ResourceStatusReason', '')}\n" for e in failed
+    )
 
 
 def check_release(aws: checks.Client, version: str) -> None:

@@ -22,6 +22,9 @@ cannot show", lists what stays out of reach):
   both have the same `paths` and integration keys, which is all moto reads (and MOCK integrations,
   which have no uri, are imported too, and a body without `info.description`);
 - a template the CLI uploaded (`--s3-bucket`) is read from the emulator's S3 at its loopback address;
+- a parameter kept with UsePreviousValue stays a string (moto hands a CommaDelimitedList back as a
+  list, which its own parser cannot read);
+- CodeDeploy can delete a deployment group and an application (`terraform destroy` asks);
 - AWS's managed IAM policies exist (moto loads them when asked), so templates may attach them.
 
 Requests are served one at a time (moto's backends are not thread-safe), except the ones the
@@ -184,7 +187,11 @@ def _patch_cloudformation() -> None:
         except Exception as failure:
             stack = self.stacks[change_set.stack_id]
             status = "ROLLBACK_COMPLETE" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
-            stack._add_stack_event(status, resource_status_reason=f"{type(failure).__name__}: {failure}")
+            import traceback
+
+            where = traceback.extract_tb(failure.__traceback__)[-1]
+            reason = f"{type(failure).__name__}: {failure} ({where.filename}:{where.lineno})"
+            stack._add_stack_event(status, resource_status_reason=reason)
             stack.status = status
             change_set.execution_status = "EXECUTE_FAILED"
             return
@@ -270,6 +277,54 @@ def _patch_apigateway() -> None:
 _PATCHED = False
 
 
+def _patch_previous_values() -> None:
+    """A parameter kept with UsePreviousValue (`aws cloudformation deploy` keeps every parameter it
+    is not given) is handed back as moto stored it: a CommaDelimitedList as a list, which moto's
+    parser then fails to split. CloudFormation keeps the string; so does this."""
+    from moto.cloudformation.models import CloudFormationBackend
+
+    original = CloudFormationBackend._resolve_update_parameters
+
+    def resolve(self: Any, instance: Any, incoming_params: list[dict[str, str]]) -> dict[str, str]:
+        resolved = original(self, instance, incoming_params)
+        return {key: ",".join(value) if isinstance(value, list) else value for key, value in resolved.items()}
+
+    CloudFormationBackend._resolve_update_parameters = resolve
+
+    original_change_set = CloudFormationBackend.create_change_set
+
+    def create_change_set(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # The change set's parameters: moto's response reads a kept one from the stack as stored.
+        if isinstance(kwargs.get("parameters"), dict):
+            kwargs["parameters"] = {
+                key: ",".join(value) if isinstance(value, list) else value
+                for key, value in kwargs["parameters"].items()
+            }
+        return original_change_set(self, *args, **kwargs)
+
+    CloudFormationBackend.create_change_set = create_change_set
+
+
+def _patch_codedeploy() -> None:
+    """moto's CodeDeploy cannot delete a deployment group or an application, which `terraform
+    destroy` asks (and then waits for the group to be gone): both are added, as CodeDeploy answers."""
+    from moto.codedeploy.responses import CodeDeployResponse
+
+    def delete_deployment_group(self: Any) -> str:
+        groups = self.codedeploy_backend.deployment_groups.get(self._get_param("applicationName"), {})
+        groups.pop(self._get_param("deploymentGroupName"), None)
+        return json.dumps({"hooksNotCleanedUp": []})
+
+    def delete_application(self: Any) -> str:
+        name = self._get_param("applicationName")
+        self.codedeploy_backend.deployment_groups.pop(name, None)
+        self.codedeploy_backend.applications.pop(name, None)
+        return "{}"
+
+    CodeDeployResponse.delete_deployment_group = delete_deployment_group
+    CodeDeployResponse.delete_application = delete_application
+
+
 def apply_patches() -> None:
     global _PATCHED
     if _PATCHED:
@@ -278,6 +333,8 @@ def apply_patches() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)  # the SAM translator's ARNs name it
     _patch_cloudformation()
     _patch_apigateway()
+    _patch_codedeploy()
+    _patch_previous_values()
     _PATCHED = True
 
 

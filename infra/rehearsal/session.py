@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import threading
@@ -64,11 +65,11 @@ class Session:
         missing = [name for name in block.needs if name not in values]
         if missing:
             raise BlockFailed(f"the block under {block.heading!r} needs {missing}, which the rehearsal does not set")
-        script = [f"export {name}={values[name]!r}" for name in block.needs]
+        script = [f"export {name}={shlex.quote(values[name])}" for name in block.needs]
         for command in commands(block.text):
             program = first_word(command)
             if program in NOT_RUN:
-                script.append(f"echo {('# not run: ' + NOT_RUN[program] + ': ' + command.splitlines()[0])!r}")
+                script.append("echo " + shlex.quote(f"# not run: {NOT_RUN[program]}: {command.splitlines()[0]}"))
             else:
                 script.append(command)
         self.log.append(f"--- [{self.name}] {block.heading}\n{block.text}")
