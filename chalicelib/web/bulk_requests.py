@@ -34,8 +34,17 @@ def parse_import_request(
     """The import a request asks for: the file itself (text/csv, application/x-ndjson; `?invite=false`
     to send no invitations) or, as JSON, `{"upload": true, "format": "csv"|"jsonl", "invite": bool}`."""
     media_type = _media_type(content_type)
+    query = query or {}
+    unknown = sorted(set(query) - {"invite"})
+    if unknown:
+        raise _problem(unknown[0], "unknown query parameter")
+    query_invite = _TRUE_FALSE.get(query.get("invite", "true"))
+    if query_invite is None:
+        raise _problem("invite", "must be true or false")
     if media_type == JSON:
-        return _upload_request(parse_json_object(raw_body, content_type, max_bytes))
+        upload = _upload_request(parse_json_object(raw_body, content_type, max_bytes))
+        # `invite` may come in the body or the query: false in either sends none (never ignored).
+        return ImportRequest(format=upload.format, invite=upload.invite and query_invite)
     fmt = format_of_media_type(media_type)
     if fmt is None:
         raise UnsupportedImportType()
@@ -47,14 +56,7 @@ def parse_import_request(
         )
     if not body.strip():
         raise ValidationError("Request body is required: the file to import")
-    query = query or {}
-    unknown = sorted(set(query) - {"invite"})
-    if unknown:
-        raise _problem(unknown[0], "unknown query parameter")
-    invite = _TRUE_FALSE.get(query.get("invite", "true"))
-    if invite is None:
-        raise _problem("invite", "must be true or false")
-    return ImportRequest(format=fmt, invite=invite, body=body)
+    return ImportRequest(format=fmt, invite=query_invite, body=body)
 
 
 def _upload_request(body: dict[str, Any]) -> ImportRequest:

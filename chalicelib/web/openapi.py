@@ -727,7 +727,8 @@ def _job_paths() -> dict[str, Any]:
             {
                 "name": "invite",
                 "in": "query",
-                "description": "For a file in the body: false sends no invitations (JSON requests say it in the body)",
+                "description": "false sends no invitations (an upload request may say it in its JSON body "
+                "too: false in either sends none)",
                 "schema": {"type": "string", "enum": ["true", "false"], "default": "true"},
             }
         ],

@@ -185,6 +185,23 @@ def test_a_refused_import_is_a_4xx_and_changes_nothing(
     assert_error(start(api, "name,email\nAda,a@example.com\n", CSV, "?invite=maybe"), 400)
 
 
+@pytest.mark.parametrize(("body", "query", "invite"), [("true", "?invite=false", False), ("false", "", False)])
+def test_invite_false_in_the_body_or_the_query_of_an_upload_request_sends_none(
+    api: Api, body: str, query: str, invite: bool
+) -> None:
+    """Never ignored: an ignored ?invite=false would send the invitations the caller asked not to send."""
+    answer = started(api, f'{{"upload": true, "invite": {body}}}', "application/json", query)
+    assert answer["invite"] is invite
+
+
+@pytest.mark.parametrize("query", ["?invite=maybe", "?bogus=1"])
+def test_an_upload_request_with_a_bad_query_is_400_and_changes_nothing(api: Api, ddb: Any, query: str) -> None:
+    before = items(ddb, JOBS_TABLE), items(ddb, TABLE)
+    error = assert_error(start(api, '{"upload": true}', "application/json", query), 400)
+    assert error["details"][0]["field"] == query[1:].split("=")[0]
+    assert (items(ddb, JOBS_TABLE), items(ddb, TABLE)) == before
+
+
 def test_import_routes_are_for_admins_only(api: Api, run_jobs: Callable[[], int]) -> None:
     body = started(api, FILE)
     for method, path in (
