@@ -9,20 +9,35 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from devstack.process import PROJECT_DIR
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, running_stack
 from tests.support.local_api import call, shell_env
 
 FINAL = ("done", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of its own: these tests add users by the dozen, which would slow the session stack's
+    listings (the emulator reads its whole table for an index Query) under the tests after them."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    with running_stack(tmp_path_factory.mktemp("bulk-stack")) as running:
+        yield running
+
+
 # The longest a small job may take on a loaded machine: a bound on the poll, not an expectation.
 WAIT_S = 120
 
