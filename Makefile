@@ -75,8 +75,8 @@ replay-dlq: $(STAMP) ## Hand the change consumer the stream records it gave up o
 reindex: $(STAMP) ## After an upgrade: give every user of STAGE (local: the running `make run`) the keys GET /users searches by (operator credentials for deployed stages)
 	$(BIN)/python -m infra reindex $(if $(filter $(origin STAGE),command line),$(STAGE),local)
 
-outbox: $(STAMP) ## The latest invitations Cognito would have mailed on the running stack (temporary passwords)
-	@$(BIN)/python -m devstack outbox
+outbox: $(STAMP) ## The latest mails the running stack would have sent (LAST=n, default 10): invitations (temporary passwords), password resets, email-change codes
+	@$(BIN)/python -m devstack outbox $(if $(LAST),--last $(LAST))
 
 events: $(STAMP) ## The latest change events the running stack published to its bus (LAST=n, default 10), from .local/events.jsonl
 	@$(BIN)/python -m devstack events $(if $(LAST),--last $(LAST))
@@ -122,12 +122,6 @@ cleanup: $(STAMP) ## What a failed or deleted CloudFormation stack of STAGE left
 	@$(if $(filter $(origin STAGE),command line),,echo "make cleanup: name the stage: make cleanup STAGE=dev|staging|prod" >&2; exit 2)
 	$(BIN)/python -m infra cleanup $(STAGE) $(if $(CONFIRM),--confirm) $(if $(DATA),--data)
 
-fuzz: $(STAMP) ## The identity model test (tests/functional/test_model.py) at length: JOBS processes (default 2) of EXAMPLES random sequences each (default 500) of up to STEPS steps (default 20)
-	@set -e; pids=""; for job in $$(seq $(or $(JOBS),2)); do \
-	  MODEL_FUZZ=1 MODEL_EXAMPLES=$(or $(EXAMPLES),500) MODEL_STEPS=$(or $(STEPS),20) \
-	  $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/functional/test_model.py::test_one_user_one_truth_over_random_sequences & \
-	  pids="$$pids $$!"; done; status=0; for pid in $$pids; do wait $$pid || status=1; done; exit $$status
-
 policies: $(STAMP) ## Regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra policies
 
@@ -141,11 +135,18 @@ lint-infra: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov and (if installed) terr
 rehearse: $(STAMP) $(AWSCLI_STAMP) ## Every deploy command of docs/DEPLOY.md and deploy.yml, run as written against the emulator with the real AWS CLI and Terraform (logs in out/rehearsal/)
 	$(BIN)/python -m infra.rehearsal
 
-test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
+test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra rehearse ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
 	@# The in-process layers spread over the cores; the e2e layer, which runs its own stacks and
 	@# times what they answer, runs on its own. Each prints its slowest tests.
 	$(BIN)/python -m pytest -n auto --durations=15 tests/unit tests/integration tests/infra tests/functional
 	$(BIN)/python -m pytest --durations=15 tests/e2e
+
+fuzz: $(STAMP) ## The model-based test of docs/DESIGN.md's invariant, long: EXAMPLES= random sequences (default 2000) of up to STEPS= steps (default 20) over JOBS= processes (default 2); a failing sequence is shrunk and printed
+	@rm -rf $(OUT)/fuzz
+	MODEL_FUZZ=1 MODEL_EXAMPLES=$$(( $(or $(EXAMPLES),2000) / $(or $(JOBS),2) )) MODEL_STEPS=$(or $(STEPS),20) \
+		MODEL_SHARDS=$(or $(JOBS),2) MODEL_REPORT_DIR=$(OUT)/fuzz \
+		$(BIN)/python -m pytest -n $(or $(JOBS),2) -q tests/functional/test_model.py -k random_sequences; \
+		status=$$?; cat $(OUT)/fuzz/*.txt 2>/dev/null; exit $$status
 
 clean: ## Remove the virtualenvs, build output, .local and caches
 	rm -rf $(VENV) $(INFRA_VENV) $(AWSCLI_VENV) $(OUT) node_modules .local .pytest_cache .mypy_cache .ruff_cache

@@ -11,7 +11,7 @@ from chalice import CognitoUserPoolAuthorizer, Response  # type: ignore[attr-def
 from chalicelib import bootstrap, config
 from chalicelib.bootstrap import get_avatars, get_change_consumer, get_history, get_idempotency_store, get_service
 from chalicelib.domain.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
-from chalicelib.domain.errors import UserNotFound
+from chalicelib.domain.errors import UserNotFound, ValidationError
 from chalicelib.domain.jobs import WORKER_MAX_CONCURRENCY, job_timestamp
 from chalicelib.domain.models import (
     Preconditions,
@@ -19,6 +19,7 @@ from chalicelib.domain.models import (
     is_valid_user_id,
     new_write_token,
     parse_avatar_content_type,
+    parse_email_code,
     parse_limit,
     parse_new_user,
     parse_profile_changes,
@@ -43,6 +44,8 @@ from chalicelib.web.requests import parse_json_object
 from chalicelib.web.responses import json_response
 
 CREATED, UPDATED = "User created successfully", "User updated successfully"
+EMAIL_CODE_SENT = "A code was sent to the new address; confirm it with POST /users/me/email-verification"
+EMAIL_CHANGED = "Email changed"
 
 app = Application(app_name="users-api")
 app.debug = False  # never a stack trace in a response
@@ -181,12 +184,32 @@ def put_profile() -> Response:
     identity = current_identity()
     body = _body()
     changes, conditions = parse_profile_changes(body), _preconditions()
+    if changes.email is not None:
+        email = changes.email
+
+        def request_change(token: str) -> Response:
+            user = get_service().request_email_change(identity.sub, email, token=token)
+            return _user_response(user, EMAIL_CODE_SENT)
+
+        return _idempotent("putProfile", body, request_change)
 
     def save(token: str) -> Response:
         user, created = get_service().put_profile(identity.sub, changes, conditions, token=token)
         return _user_response(user, CREATED, 201) if created else _user_response(user, UPDATED)
 
     return _idempotent("putProfile", body, save)
+
+
+@app.route("/users/me/email-verification", methods=["POST"], **protected)
+def verify_email() -> Response:
+    identity = current_identity()
+    body = _body()
+    code = parse_email_code(body)
+
+    def verify(token: str) -> Response:
+        return _user_response(get_service().verify_email(identity.sub, code, token=token), EMAIL_CHANGED)
+
+    return _idempotent("verifyEmail", body, verify)
 
 
 @app.route("/users/{userId}", methods=["GET"], **protected)
@@ -222,6 +245,48 @@ def delete_user(userId: str) -> Response:  # noqa: N803
         return json_response({"message": "User deleted successfully"})
 
     return _idempotent(f"deleteUser {user_id}", None, delete)
+
+
+def _sign_in_action(user_id: str, action: str, message: str, self_check: bool = False) -> Response:
+    """POST /users/{id}/<action>: admins only; one change event per action, once per Idempotency-Key."""
+    identity = current_identity()
+    require_admin(identity)
+    if _request().raw_body and _body():
+        # The action takes no body: one sent is a client's mistake, refused before anything happens.
+        raise ValidationError(
+            "This action takes no request body", details=[{"field": k, "message": "unknown field"} for k in _body()]
+        )
+    if self_check:
+        require_not_self(
+            identity, user_id, "You cannot reset your own password here; use the sign-in page's forgotten password"
+        )
+    known = _known_id(user_id)
+    service = get_service()
+    run = {
+        "invitation": service.resend_invitation,
+        "password-reset": service.reset_password,
+        "sign-out": service.sign_out,
+    }[action]
+
+    def act(token: str) -> Response:
+        return _user_response(run(known, token=token, actor=identity.sub), message)
+
+    return _idempotent(f"{action} {known}", None, act)
+
+
+@app.route("/users/{userId}/invitation", methods=["POST"], **protected)
+def resend_invitation(userId: str) -> Response:  # noqa: N803
+    return _sign_in_action(userId, "invitation", "Invitation sent again with a new temporary password")
+
+
+@app.route("/users/{userId}/password-reset", methods=["POST"], **protected)
+def reset_password(userId: str) -> Response:  # noqa: N803
+    return _sign_in_action(userId, "password-reset", "Password reset: the user was sent a code to set a new one", True)
+
+
+@app.route("/users/{userId}/sign-out", methods=["POST"], **protected)
+def sign_out(userId: str) -> Response:  # noqa: N803
+    return _sign_in_action(userId, "sign-out", "Signed out everywhere")
 
 
 @app.route("/users/{userId}/avatar", methods=["POST"], **protected)

@@ -12,7 +12,7 @@ from chalicelib.adapters import aws
 from chalicelib.adapters.avatars import AvatarStore
 from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings, load_change_settings
 from chalicelib.domain.cursor import CursorCodec
-from chalicelib.domain.identity import IdentityProvider
+from chalicelib.domain.identity import IdentityProvider, Mailer
 from chalicelib.domain.repository import UserRepository
 from chalicelib.domain.revocation import StandingCheck
 from chalicelib.domain.service import UserService
@@ -75,6 +75,22 @@ def get_identities() -> IdentityProvider:
     return _once("identities", build)
 
 
+def get_mailer() -> Mailer:
+    """Where the code confirming a new email goes: the local outbox where the identities write
+    theirs, else SES from the stage's sender."""
+
+    def build() -> Mailer:
+        identities = get_identities()
+        if hasattr(identities, "send_email_code"):  # the local outbox (never imported on Lambda)
+            return cast(Mailer, identities)
+        from chalicelib.adapters.ses_mailer import SesMailer
+
+        return SesMailer(get_settings().mail_from)
+
+    # Its SES client is made on first use, not during INIT: only an email change mails.
+    return _once("mailer", build)
+
+
 def get_standing() -> StandingCheck:
     return _once("standing", lambda: StandingCheck(get_repository().standing))
 
@@ -88,6 +104,7 @@ def get_service() -> UserService:
             get_identities(),
             avatars=get_avatars(),
             standing_changed=get_standing().remember,
+            mailer=get_mailer(),
         )
 
     return _once("service", build)

@@ -183,7 +183,7 @@ API docs:      {info["docs_url"]}  (Swagger UI: Authorize takes the token `make 
 Stack details: {_stack_file()}
 Seeded admin:  {info["admin_username"]} / {info["admin_password"]}
 Seeded member: {info["member_username"]} / {info["member_password"]}
-Invitations:   `make outbox` shows the temporary passwords Cognito would mail ({info["outbox_file"]})
+Mail:          `make outbox` shows the invitations, resets and email codes that would be mailed ({info["outbox_file"]})
 
 In another shell:
   TOKEN=$(make -s token)
@@ -254,11 +254,12 @@ def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
 
 
 def outbox(last: int) -> None:
-    """The latest messages Cognito would have sent (invitations), newest last."""
+    """The latest messages the stack would have mailed (invitations, password resets, email-change
+    codes: chalicelib/adapters/local_outbox.py), newest last."""
     _print_latest(
         _written_by_stack("outbox_file", _outbox_file()),
         last,
-        "no messages yet (invitations appear here when an admin creates a user)",
+        "no messages yet (invitations appear here when an admin creates a user; password resets and email codes too)",
     )
 
 
@@ -314,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     user_cmd.add_argument("--password", required=True)
     user_cmd.add_argument("--admin", action="store_true")
     user_cmd.add_argument("--name")
-    outbox_cmd = commands.add_parser("outbox", help="print the latest messages Cognito would have sent")
+    outbox_cmd = commands.add_parser("outbox", help="print the latest messages the stack would have mailed")
     outbox_cmd.add_argument("--last", type=int, default=10)
     events_cmd = commands.add_parser("events", help="print the latest change events the stack published")
     events_cmd.add_argument("--last", type=int, default=10)

@@ -9,6 +9,7 @@ and adds the rest. Numbers come from infra/limits.json, which the Terraform file
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.adapters.table_schema import (
@@ -26,7 +27,7 @@ from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
 from infra.invitation import invitation
-from infra.policies import changes_hook_policy_document, hook_policy_document, policy_document
+from infra.policies import MAIL_ACTIONS, changes_hook_policy_document, hook_policy_document, policy_document
 from infra.release_version import PATTERN as RELEASE_VERSION_PATTERN
 from infra.stages import Stage, aws_properties, load_limits
 
@@ -141,6 +142,20 @@ def _parameters(stage: Stage) -> Json:
             "Description": "ISO 3166 country codes the web ACL blocks; empty leaves the geo rule out.",
         }
     return parameters
+
+
+def _api_policy(stage: Stage) -> Json:
+    """The API function's policy, naming this stack's pool, and sending with the SES identity the
+    stack is given (the code of a user's email change), only when it is given one."""
+    document = policy_document(replace(stage, ses_identity_arn=""), _get_att("UserPool", "Arn"))
+    mail = {
+        "Sid": "SendEmailChangeCodes",
+        "Effect": "Allow",
+        "Action": list(MAIL_ACTIONS),
+        "Resource": _ref("SesIdentityArn"),
+    }
+    document["Statement"].append({"Fn::If": ["SendsMailWithSes", mail, NO_VALUE]})
+    return document
 
 
 def _conditions(stage: Stage) -> Json:
@@ -425,6 +440,8 @@ def _function(stage: Stage) -> Json:
                         # Which release this version is (its logs and `aws lambda get-function-configuration`
                         # say it); and a new release is always a new version, released through the hook.
                         "RELEASE_VERSION": _ref("ReleaseVersion"),
+                        # The sender of the code confirming a user's new email (SES): none, no such mail.
+                        "MAIL_FROM": {"Fn::If": ["HasEmailFrom", _ref("EmailFrom"), ""]},
                     }
                 },
             },
@@ -435,7 +452,7 @@ def _function(stage: Stage) -> Json:
                 "Policies": [
                     {
                         "PolicyName": "ApiHandlerRolePolicy",
-                        "PolicyDocument": policy_document(stage, _get_att("UserPool", "Arn")),
+                        "PolicyDocument": _api_policy(stage),
                     }
                 ]
             }

@@ -94,6 +94,8 @@ EXPORT_FILE_WORKER_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:Put
 # and the worker's own sends: the planner's batches, a hand-over, a throttled batch put back.
 JOB_QUEUE_WORKER_ACTIONS = ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage")
 
+# The mail confirming a user's new email (chalicelib/adapters/ses_mailer.py), from the stage's SES identity.
+MAIL_ACTIONS = ("ses:SendEmail",)
 # The pre-traffic hook: invoke the version under test, then report to CodeDeploy.
 INVOKE_ACTIONS = ("lambda:InvokeFunction",)
 HOOK_REPORT_ACTIONS = ("codedeploy:PutLifecycleEventHookExecutionStatus",)
@@ -203,7 +205,16 @@ def api_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
         Grant("StartExports", JOB_QUEUE_SEND_ACTIONS, job_queue_arn(stage)),
         Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.function_name)),
         Grant("Tracing", XRAY_ACTIONS, "*"),
+        *mail_grants(stage),
     ]
+
+
+def mail_grants(stage: Stage) -> list[Grant]:
+    """Sending with the stage's SES identity, when it has one (infra/stages.json `ses_identity_arn`;
+    the CloudFormation template grants the `SesIdentityArn` given at deploy time instead)."""
+    if not stage.ses_identity_arn:
+        return []
+    return [Grant("SendEmailChangeCodes", MAIL_ACTIONS, stage.ses_identity_arn)]
 
 
 def hook_grants(stage: Stage, deployment_group: Resource | None = None) -> list[Grant]:

@@ -99,3 +99,23 @@ class ServiceUnavailable(AppError):
         "Service temporarily unavailable; retry later. If this was a write, it may or may not have been "
         "applied: retry it with the same Idempotency-Key to have it applied exactly once"
     )
+
+
+class SignInStateConflict(AppError):
+    """The sign-in is not in a state the action applies to (an invitation to a user who has signed
+    in, a password reset of one who never did, a disabled user)."""
+
+    message = "The user's sign-in is not in a state this action applies to"
+
+
+class NoEmailChangePending(AppError):
+    """A code was given, but no email change is pending (none asked for, confirmed already,
+    replaced by an admin's change, or expired)."""
+
+    message = "No email change is pending; ask for it again with PUT /users/me"
+
+
+class InvalidEmailCode(ValidationError):
+    """The code does not confirm the pending email change (wrong, or too many attempts)."""
+
+    message = "The code is not the one mailed to the new address"

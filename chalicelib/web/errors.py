@@ -61,6 +61,8 @@ STATUSES: tuple[tuple[type[AppError], int], ...] = (
     (errors.ConcurrentModification, 409),
     (errors.LastAdmin, 409),
     (errors.JobFinished, 409),
+    (errors.SignInStateConflict, 409),
+    (errors.NoEmailChangePending, 409),
     (IdempotentRequestInFlight, 409),
     (errors.PreconditionFailed, 412),
     (PayloadTooLarge, 413),

@@ -22,6 +22,7 @@ from chalicelib.domain.models import (
     AVATAR_CONTENT_TYPES,
     CONTROL_CHARS,
     E164_PATTERN,
+    EMAIL_CODE_PATTERN,
     EMAIL_LOCAL_MAX,
     EMAIL_MAX,
     FORMAT_CHARS,
@@ -34,6 +35,7 @@ from chalicelib.domain.models import (
     USER_ID_PATTERN,
 )
 from chalicelib.domain.search import DEFAULT_SORT, Q_MAX, Q_MIN, SORTS
+from chalicelib.domain.service import EMAIL_CODE_TTL, MAX_CODE_ATTEMPTS
 from chalicelib.web import idempotency
 from chalicelib.web.conditional import MAX_TAG_CHARS, MAX_TAGS
 
@@ -50,14 +52,16 @@ _ERROR_TEXT = {
     "400": "Invalid input: malformed JSON, wrong or unknown fields or query parameters, bad limit, filter, sort or "
     "header, or a cursor issued for another route, caller or query (details name each field or parameter)",
     "401": "Missing, malformed, forged, expired or unverifiable token, or one revoked since (its user was "
-    "disabled, deleted or changed role after it was issued)",
+    "disabled, deleted, changed role or email, had their password reset or was signed out after it was issued)",
     "403": "Signed in but not allowed (a member on admin routes or another user's record, or changing email, role "
     "or enabled; anyone changing their own role or enabled, or deleting themselves)",
     "404": "No such user (or, for an avatar read, no avatar uploaded); no such job (unknown, expired, or of the "
     "other kind)",
-    "409": "Email already used by another user, the change would leave no enabled admin, a concurrent change "
-    "won, a request with this Idempotency-Key is still in progress (then with Retry-After: the seconds until "
-    "its lock expires, also said in the error), or a cancel of a job that has finished",
+    "409": "Email already used (or pending) by another user, the change would leave no enabled admin, a concurrent "
+    "change won, the sign-in is not in a state the action applies to (an invitation after the first sign-in, a "
+    "reset before it, a disabled user), no email change is pending, a request with this Idempotency-Key is "
+    "still in progress (then with Retry-After: the seconds until its lock expires, also said in the error), or a "
+    "cancel of a job that has finished",
     "412": "If-Match names no current version of the user (read it again for a new ETag and retry), or "
     "If-None-Match names the current one",
     "413": "Request body above the configured limit",
@@ -231,6 +235,12 @@ def _schemas() -> dict[str, Any]:
                 "userId": {"type": "string", "description": "The user's Cognito sub"},
                 "name": {"type": "string"},
                 "email": {"type": "string"},
+                "pendingEmail": {
+                    "type": "string",
+                    "description": "A new address the user asked for (PUT /users/me) and has not confirmed yet: "
+                    "reserved for them until pendingEmailExpiresAt, while the user keeps signing in with email",
+                },
+                "pendingEmailExpiresAt": timestamp,
                 "phone": {"type": "string"},
                 "role": role,
                 "enabled": enabled,
@@ -270,9 +280,23 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "additionalProperties": False,
             "minProperties": 1,
-            "properties": {"name": name, "phone": {"oneOf": [phone, {"type": "null"}]}},
-            "description": "The first PUT creates the profile and requires name; the email comes from the token.",
-            "examples": [{"name": "Ada Lovelace", "phone": "+14155550123"}],
+            "properties": {"name": name, "phone": {"oneOf": [phone, {"type": "null"}]}, "email": email},
+            "description": "The first PUT creates the profile and requires name; its email is the sign-in's. "
+            "`email` (on its own: with other fields 400) asks for a new address: it is reserved for you at once "
+            "(409 if another user has or awaits it), your record shows it as pendingEmail and keeps its email, "
+            "and a 6-digit code goes to the new address, valid "
+            f"{int(EMAIL_CODE_TTL.total_seconds() // 60)} minutes; confirm it with POST /users/me/email-verification. "
+            "Asking again replaces the pending change.",
+            "examples": [{"name": "Ada Lovelace", "phone": "+14155550123"}, {"email": "ada.new@example.com"}],
+        },
+        "EmailVerification": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["code"],
+            "properties": {"code": {"type": "string", "pattern": EMAIL_CODE_PATTERN}},
+            "description": "The code mailed to the pending address. A wrong one is 400 and counts: after "
+            f"{MAX_CODE_ATTEMPTS} the change must be asked for again.",
+            "examples": [{"code": "123456"}],
         },
         "UserEnvelope": {
             "type": "object",
@@ -676,6 +700,52 @@ def _paths() -> dict[str, Any]:
                 },
                 parameters=("UserId", "IfMatch", "IfNoneMatchWrite", "IdempotencyKey"),
             ),
+        },
+        "/users/me/email-verification": {
+            "post": _op(
+                "verifyEmail",
+                "Confirm your pending email change with the mailed code: sign-in, record and reservation move "
+                "together, the old address is released, and tokens issued before (with the old address) are refused",
+                {
+                    "200": _json(envelope, "Email changed", ("ETag", replayed)),
+                    **_errors(*_WRITE, "404", "409", "422"),
+                },
+                body="EmailVerification",
+                parameters=("IdempotencyKey",),
+            )
+        },
+        **{
+            f"/users/{{userId}}/{action}": {
+                "post": _op(
+                    operation,
+                    summary,
+                    {
+                        "200": _json(envelope, "Done: one change event of this type", ("ETag", replayed)),
+                        **_errors("400", "401", "403", "404", "409", "422", "503"),
+                    },
+                    parameters=("UserId", "IdempotencyKey"),
+                )
+            }
+            for action, operation, summary in (
+                (
+                    "invitation",
+                    "resendInvitation",
+                    "Send the invitation again with a new temporary password, only while the user has never signed "
+                    "in (admins; event InvitationResent)",
+                ),
+                (
+                    "password-reset",
+                    "resetPassword",
+                    "Cognito's admin reset: the user gets a code and must set a new password; tokens issued before "
+                    "are refused (admins, not for oneself; event PasswordReset)",
+                ),
+                (
+                    "sign-out",
+                    "signOut",
+                    "Sign the user out everywhere: refresh tokens revoked, ID tokens issued before refused "
+                    "(admins; event SignedOut)",
+                ),
+            )
         },
         "/users/{userId}/history": {
             "get": _op(

@@ -24,6 +24,7 @@ cannot show", lists what stays out of reach):
 - a template the CLI uploaded (`--s3-bucket`) is read from the emulator's S3 at its loopback address;
 - a parameter kept with UsePreviousValue stays a string (moto hands a CommaDelimitedList back as a
   list, which its own parser cannot read);
+- a stack's deletion deletes its REST API (moto's keeps it);
 - CodeDeploy can delete a deployment group and an application (`terraform destroy` asks);
 - AWS's managed IAM policies exist (moto loads them when asked), so templates may attach them.
 
@@ -272,6 +273,14 @@ def _patch_apigateway() -> None:
         return {**args, "uri": args["uri"] or "", "integration_method": args["integration_method"] or ""}
 
     APIGatewayBackend._build_integration_args = integration_args
+
+    from moto.apigateway.models import RestAPI, apigateway_backends
+
+    def delete(self: Any, account_id: str, region_name: str) -> None:
+        # moto's RestAPI has no CloudFormation delete: a deleted stack would leave its API behind.
+        apigateway_backends[account_id][region_name].apis.pop(self.id, None)
+
+    RestAPI.delete = delete
 
 
 _PATCHED = False

@@ -31,6 +31,8 @@ resource "aws_lambda_function" "api_handler" {
       AVATAR_BUCKET       = aws_s3_bucket.avatars.bucket
       AUDIT_TABLE_NAME    = aws_dynamodb_table.audit.name
       JOBS_QUEUE_URL      = aws_sqs_queue.jobs.url
+      # The sender of the code confirming a user's new email (SES); empty: no such mail (503).
+      MAIL_FROM = var.ses_identity_arn == "" ? "" : var.email_from
     })
   }
 }

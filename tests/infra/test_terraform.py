@@ -462,7 +462,7 @@ def test_api_gateway_invokes_the_live_alias(package: Package) -> None:
         if spec["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
     ]
     routes = sum(len(methods) for methods in app.routes.values())
-    assert len(uris) == routes == 18  # 12 user routes and 6 of bulk jobs
+    assert len(uris) == routes == 22  # 16 user routes and 6 of bulk jobs
     assert set(uris) == {ALIAS_INVOKE_ARN}
     assert "aws_lambda_function.api_handler.invoke_arn" not in json.dumps(package.chalice)
     authorizer = swagger["securityDefinitions"]["CognitoUserPool"]["x-amazon-apigateway-authorizer"]
