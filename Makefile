@@ -28,7 +28,7 @@ ifdef NEW_PASSWORD
 TOKEN_PASSWORD += --new-password "$(NEW_PASSWORD)"
 endif
 
-.PHONY: help fuzz rehearse run token user outbox drift replay-dlq reindex events loadtest bench localstack-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
+.PHONY: help fuzz rehearse run token user outbox drift replay-dlq reindex events import export loadtest bench localstack-bench bulk-bench test lint typecheck clean package package-tf base-template cleanup policies lint-infra release-tf
 
 # A bare `make` lists the targets.
 .DEFAULT_GOAL := help
@@ -81,6 +81,12 @@ outbox: $(STAMP) ## The latest mails the running stack would have sent (LAST=n, 
 events: $(STAMP) ## The latest change events the running stack published to its bus (LAST=n, default 10), from .local/events.jsonl
 	@$(BIN)/python -m devstack events $(if $(LAST),--last $(LAST))
 
+import: $(STAMP) ## Import users from FILE (CSV name,email[,phone][,role], or .jsonl) into the running stack, with progress (INVITE=0: no invitations); exit 1 if a row failed
+	@$(BIN)/python -m devstack import --file "$(FILE)" $(if $(filter 0,$(INVITE)),--no-invite)
+
+export: $(STAMP) ## Export every user of the running stack to a file (FORMAT=csv, default JSON Lines; OUT=path)
+	@$(BIN)/python -m devstack export $(if $(FORMAT),--format "$(FORMAT)") $(if $(filter command line,$(origin OUT)),--out "$(OUT)")
+
 loadtest: $(STAMP) ## 20 clients for 60 s on a fresh local stack, then checks nothing was lost (STACK_FILE=.local/stack.json: a running `make run`; CLIENTS=, DURATION=)
 	$(BIN)/python -m loadtest $(if $(STACK_FILE),--stack-file "$(STACK_FILE)") $(if $(CLIENTS),--clients $(CLIENTS)) $(if $(DURATION),--duration $(DURATION))
 
@@ -89,6 +95,9 @@ bench: $(STAMP) ## Cold start, request overhead, DynamoDB requests, package size
 
 localstack-bench: $(STAMP) ## The local stack against its targets: create p50 at 10,000 users within 1.5x of an empty table, RSS < 600 MB after a `make loadtest` run, Ctrl-C within 2 s (QUICK=1: a smoke run)
 	$(BIN)/python -m bench.local_stack_scale $(if $(QUICK),--quick)
+
+bulk-bench: $(STAMP) ## Bulk jobs on a fresh local stack: import 10,000 rows, again, with the worker killed and AWS faults; export 100,000 users (QUICK=1: small)
+	$(BIN)/python -m bench.bulk_jobs $(if $(QUICK),--quick)
 
 lint: $(STAMP) ## ruff: lint and format check
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ from chalicelib import bootstrap, config
 from chalicelib.bootstrap import get_avatars, get_change_consumer, get_history, get_idempotency_store, get_service
 from chalicelib.domain.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
 from chalicelib.domain.errors import UserNotFound, ValidationError
+from chalicelib.domain.jobs import WORKER_MAX_CONCURRENCY, job_timestamp
 from chalicelib.domain.models import (
     Preconditions,
     User,
@@ -26,9 +27,16 @@ from chalicelib.domain.models import (
     public_user,
 )
 from chalicelib.domain.search import parse_user_query
+from chalicelib.job_settings import jobs_queue_name
 from chalicelib.telemetry import logs
 from chalicelib.web import idempotency, pipeline
 from chalicelib.web.application import Application, FixedCORSConfig
+from chalicelib.web.bulk_requests import (
+    IMPORT_CONTENT_TYPES,
+    import_fingerprint,
+    parse_export_request,
+    parse_import_request,
+)
 from chalicelib.web.conditional import etag, none_match_hits, parse_preconditions
 from chalicelib.web.cors import CorsOrigins
 from chalicelib.web.pipeline import current_identity
@@ -308,6 +316,94 @@ def get_user_history(userId: str) -> Response:  # noqa: N803
     limit = parse_limit(params.get("limit"))
     entries, cursor = get_history().page(user_id, limit, params.get("cursor"), caller=identity.sub)
     return json_response({"events": [e.public() for e in entries], "count": len(entries), "nextCursor": cursor})
+
+
+# --- Bulk jobs: imports and exports (chalicelib/domain/imports.py, exports.py); admins only ---
+
+
+def _job_location(job_id: str) -> str:
+    return f"{str(_request().context.get('path') or '').rstrip('/')}/{job_id}"
+
+
+def _page() -> tuple[int, str | None]:
+    params = _request().query_params or {}
+    return parse_limit(params.get("limit")), params.get("cursor")
+
+
+@app.route("/users/imports", methods=["POST"], content_types=IMPORT_CONTENT_TYPES, **protected)
+def start_import() -> Response:
+    identity = current_identity()
+    require_admin(identity)
+    request = _request()
+    limit = config.get_settings().max_body_bytes
+    asked = parse_import_request(request.raw_body, request.headers.get("content-type"), request.query_params, limit)
+
+    def start(token: str) -> Response:
+        job, form = bootstrap.get_imports().start(identity.sub, asked, token)
+        body = {**job.public(), **({"upload": form.public()} if form is not None else {})}
+        return json_response(body, 202, {"Location": _job_location(job.job_id)})
+
+    return _idempotent("startImport", import_fingerprint(asked), start)
+
+
+@app.route("/users/imports/{jobId}", methods=["GET"], **protected)
+def get_import(jobId: str) -> Response:  # noqa: N803
+    require_admin(current_identity())
+    limit, cursor = _page()
+    job, rows, after = bootstrap.get_imports().report(jobId, limit, cursor, failed_only=True)
+    errors = [error for row in rows for error in row.errors()]
+    return json_response({**job.public(), "errors": errors, "count": len(errors), "nextCursor": after})
+
+
+@app.route("/users/imports/{jobId}/rows", methods=["GET"], **protected)
+def get_import_rows(jobId: str) -> Response:  # noqa: N803
+    require_admin(current_identity())
+    limit, cursor = _page()
+    job, rows, after = bootstrap.get_imports().report(jobId, limit, cursor, failed_only=False)
+    body = {"jobId": job.job_id, "rows": [row.public() for row in rows], "count": len(rows), "nextCursor": after}
+    return json_response(body)
+
+
+@app.route("/users/imports/{jobId}", methods=["DELETE"], **protected)
+def cancel_import(jobId: str) -> Response:  # noqa: N803
+    require_admin(current_identity())
+    return json_response(bootstrap.get_imports().cancel(jobId).public())
+
+
+@app.route("/users/exports", methods=["POST"], **protected)
+def start_export() -> Response:
+    identity = current_identity()
+    require_admin(identity)
+    request = _request()
+    limit = config.get_settings().max_body_bytes
+    fmt = parse_export_request(request.raw_body, request.headers.get("content-type"), limit)
+
+    def start(token: str) -> Response:
+        job = bootstrap.get_exports().start(identity.sub, fmt, token)
+        return json_response(job.public(), 202, {"Location": _job_location(job.job_id)})
+
+    return _idempotent("startExport", {"format": fmt}, start)
+
+
+@app.route("/users/exports/{jobId}", methods=["GET"], **protected)
+def get_export(jobId: str) -> Response:  # noqa: N803
+    require_admin(current_identity())
+    job, url, expires_at = bootstrap.get_exports().get(jobId)
+    body = job.public()
+    if url is not None and expires_at is not None:
+        body["download"] = {"url": url, "expiresAt": job_timestamp(expires_at)}
+    return json_response(body)
+
+
+# The worker of imports and exports: one message of the job queue per invocation, at most
+# WORKER_MAX_CONCURRENCY at once (Cognito's UserCreation quota: chalicelib/domain/jobs.py). A
+# message it cannot handle raises, so SQS hands it over again (the templates add the queue, its
+# dead-letter queue and the bucket's notification of new import files: infra/cloudformation.py,
+# infra/terraform/jobs.tf).
+@app.on_sqs_message(queue=jobs_queue_name(), name="bulk_jobs", batch_size=1, maximum_concurrency=WORKER_MAX_CONCURRENCY)
+def bulk_jobs(event: Any) -> None:
+    """Plan an import, create a batch of its users, or write an export (chalicelib/domain/job_worker.py)."""
+    bootstrap.get_job_worker().handle(event.to_dict()["Records"], event.context.get_remaining_time_in_millis)
 
 
 # TRIM_HORIZON: a new mapping starts with the oldest record the stream keeps (24 hours), so no

@@ -21,7 +21,10 @@ from chalicelib.web.idempotency import IdempotencyStore
 
 if TYPE_CHECKING:  # token verification is only for local and test stages: never imported on Lambda
     from chalicelib.domain.change_consumer import ChangeConsumer
+    from chalicelib.domain.exports import Exports
     from chalicelib.domain.history import History
+    from chalicelib.domain.imports import Imports
+    from chalicelib.domain.job_worker import JobWorker
     from chalicelib.web.tokens import TokenVerifier
 
 T = TypeVar("T")
@@ -151,6 +154,37 @@ def get_change_consumer() -> ChangeConsumer:
     return _once("changes", build)
 
 
+def get_imports() -> Imports:
+    """POST/GET/DELETE /users/imports (chalicelib/domain/imports.py); lists signed like GET /users."""
+
+    def build() -> Imports:
+        from chalicelib.job_wiring import build_imports
+
+        return build_imports(_cursor_codec(get_settings()))
+
+    return _once("imports", build)
+
+
+def get_exports() -> Exports:
+    def build() -> Exports:
+        from chalicelib.job_wiring import build_exports
+
+        return build_exports()
+
+    return _once("exports", build)
+
+
+def get_job_worker() -> JobWorker:
+    """The bulk jobs worker's adapters (its own Lambda function: the API function never builds it)."""
+
+    def build() -> JobWorker:
+        from chalicelib.job_wiring import build_worker
+
+        return build_worker()
+
+    return _once("job_worker", build)
+
+
 def _cursor_codec(settings: Settings) -> CursorCodec:
     if settings.cursor_secret:
         return CursorCodec(settings.cursor_secret)
@@ -216,6 +250,7 @@ def override(
     standing: StandingCheck | None = None,
     history: History | None = None,
     changes: ChangeConsumer | None = None,
+    job_worker: JobWorker | None = None,
 ) -> None:
     """Use these instead of the real adapters (tests)."""
     given = {
@@ -227,6 +262,7 @@ def override(
         "standing": standing,
         "history": history,
         "changes": changes,
+        "job_worker": job_worker,
     }
     with _lock:
         _wired.update({name: adapter for name, adapter in given.items() if adapter is not None})

@@ -14,6 +14,8 @@ from devstack import lifecycle
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_STACK_FILE = PROJECT_DIR / ".local" / "stack.json"
 LOCAL_STAGE = "local"
+# `external`: the stack runs no job worker of its own (`python -m devstack worker` does).
+JOBS_WORKER_ENV = "DEVSTACK_JOBS_WORKER"
 
 log = logging.getLogger("devstack")
 
@@ -70,7 +72,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     from chalice.deploy.validate import validate_routes
 
     from chalicelib.config import cors_allow_origins
-    from devstack import cognito_emulation, moto_patches, resources, streams
+    from devstack import cognito_emulation, jobs, moto_patches, resources, streams
     from devstack.gateway import serve_app
     from devstack.motoserver import MotoServer
     from infra.invitation import invitation
@@ -81,6 +83,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     cognito_emulation.apply()
     moto = None
     poller = None
+    job_poller = None
     written: dict[str, Any] | None = None
     try:
         try:
@@ -123,6 +126,11 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
         validate_routes(app.routes)
         # The event source mapping `chalice local` lacks: the table's stream to the app's consumer.
         poller = streams.start(app, moto, region, stage_env, _events_file())
+        # The job queue's event source mapping, likewise (devstack/jobs.py); JOBS_WORKER=external
+        # leaves the worker to `python -m devstack worker` (the bulk bench kills it mid-import).
+        bucket = stage_env.get("AVATAR_BUCKET", "users-api-local-avatars")
+        in_process = os.environ.get(JOBS_WORKER_ENV, "in-process") != "external"
+        job_poller = jobs.start(app, moto.url, region, stage_env, bucket, in_process)
         serve_app(listener, app, config)
         bound_port = listener.server_address[1]
         api_url = f"http://{host}:{bound_port}"
@@ -136,6 +144,10 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             "events_file": str(_events_file()),
             "audit_table_name": stage_env["AUDIT_TABLE_NAME"],
             "event_bus_name": stage_env["EVENT_BUS_NAME"],
+            "jobs_table_name": stage_env["JOBS_TABLE_NAME"],
+            "jobs_queue_name": stage_env["JOBS_QUEUE"],
+            "jobs_queue_url": os.environ["JOBS_QUEUE_URL"],
+            "jobs_dead_letter_queue_url": os.environ["JOBS_DEAD_LETTER_QUEUE_URL"],
             # Where the stream's mapping sends what it gave up on; `make replay-dlq` reads it.
             "dead_letter_queue_url": resources.emulator_client("sqs", moto.url, region).get_queue_url(
                 QueueName=streams.LOCAL_DEAD_LETTER_QUEUE
@@ -153,6 +165,8 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
         listener.server_close()
         if poller is not None:
             poller.stop()
+        if job_poller is not None:
+            job_poller.stop()
         if written is not None:
             lifecycle.remove_own_stack_file(stack_path, written)
         if moto is not None:
@@ -305,6 +319,16 @@ def main(argv: list[str] | None = None) -> None:
     outbox_cmd.add_argument("--last", type=int, default=10)
     events_cmd = commands.add_parser("events", help="print the latest change events the stack published")
     events_cmd.add_argument("--last", type=int, default=10)
+    import_cmd = commands.add_parser("import", help="import users from a CSV or JSON Lines file, with progress")
+    import_cmd.add_argument("--file", default="")
+    import_cmd.add_argument("--no-invite", action="store_true", help="send no invitations")
+    export_cmd = commands.add_parser("export", help="export every user to a file")
+    export_cmd.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export_cmd.add_argument("--out")
+    worker_cmd = commands.add_parser("worker", help="run the bulk jobs worker of a stack started without one")
+    worker_cmd.add_argument("--workers", type=int, default=2)
+    sample_cmd = commands.add_parser("sample-users", help="print the sample users file (CSV) on stdout")
+    sample_cmd.add_argument("--count", type=int, default=1000)
     args = parser.parse_args(argv)
     if args.command == "run":
         # Both signals stop the stack, whatever this process inherited: a background job of a
@@ -325,6 +349,16 @@ def main(argv: list[str] | None = None) -> None:
         outbox(args.last)
     elif args.command == "events":
         events(args.last)
+    elif args.command in ("import", "export", "worker"):
+        from devstack import bulk
+
+        info = _read_stack(f"make {args.command}")
+        _emulator_credentials()
+        bulk.main(args.command, info, args)
+    elif args.command == "sample-users":
+        from devstack.sample_users import csv_text
+
+        sys.stdout.write(csv_text(args.count))
     else:
         add_user(args.email, args.password, args.admin, args.name)
 

@@ -306,6 +306,13 @@ def _change_storage(stage: Stage, limits: Json) -> Json:
     }
 
 
+def _jobs() -> Any:
+    """The bulk jobs' resources (infra/cloudformation_jobs.py), imported when used: it imports this module."""
+    from infra import cloudformation_jobs
+
+    return cloudformation_jobs
+
+
 def _avatar_storage(stage: Stage, limits: Json) -> Json:
     """The avatar bucket: private, encrypted, TLS only, reachable from the stage's origin.
 
@@ -316,11 +323,15 @@ def _avatar_storage(stage: Stage, limits: Json) -> Json:
     """
     bucket = limits["avatar_bucket"]
     objects = _sub("${AvatarBucket.Arn}/*")
+    # The bulk jobs' files live here too, under imports/ and exports/ (infra/cloudformation_jobs.py).
+    notification, job_file_rules = _jobs().bucket_changes(limits)
     return {
         "AvatarBucket": {
             "Type": "AWS::S3::Bucket",
             "DeletionPolicy": "Retain",
             "UpdateReplacePolicy": "Retain",
+            # S3 checks that it may notify the queue when the notification is set.
+            "DependsOn": [_jobs().QUEUE_POLICY],
             "Properties": {
                 "BucketName": _sub(stage.avatar_bucket_name("${AWS::AccountId}")),
                 "PublicAccessBlockConfiguration": {
@@ -351,9 +362,11 @@ def _avatar_storage(stage: Stage, limits: Json) -> Json:
                             "AbortIncompleteMultipartUpload": {
                                 "DaysAfterInitiation": bucket["abort_incomplete_multipart_days"]
                             },
-                        }
+                        },
+                        *job_file_rules,
                     ]
                 },
+                "NotificationConfiguration": notification,
                 "Tags": _tag_list(stage),
             },
         },
@@ -423,6 +436,7 @@ def _function(stage: Stage) -> Json:
                         "AVATAR_BUCKET": _ref("AvatarBucket"),
                         # The same name as config.json's; the reference orders the table first.
                         "AUDIT_TABLE_NAME": _ref("AuditTable"),
+                        "JOBS_QUEUE_URL": _ref(_jobs().QUEUE),
                         # Which release this version is (its logs and `aws lambda get-function-configuration`
                         # say it); and a new release is always a new version, released through the hook.
                         "RELEASE_VERSION": _ref("ReleaseVersion"),
@@ -1012,6 +1026,7 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
             ),
         }
     )
+    resources.update(_jobs().alarms(limits, _alarm))
     return {
         "AlarmTopic": {
             "Type": "AWS::SNS::Topic",
@@ -1045,6 +1060,7 @@ def _outputs(stage: Stage) -> Json:
         "AuditTableName": {"Value": _ref("AuditTable")},
         "EventBusName": {"Value": _ref("ChangeEventBus")},
         "ChangeDeadLetterQueueUrl": {"Value": _ref("ChangeDeadLetterQueue")},
+        **_jobs().outputs(),
         "ReleaseVersion": {
             "Description": "The release the stack runs; a deploy of an older one is refused (infra/release_version.py)",
             "Value": _ref("ReleaseVersion"),
@@ -1064,9 +1080,11 @@ def merge_template(stage: Stage, index_step: int = FINAL_STEP) -> Json:
         **_data(stage, limits, index_step),
         **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
+        **_jobs().job_storage(stage, limits, _table, _tag_list(stage)),
         **_function(stage),
         **_pre_traffic_hooks(stage),
         **_consumer(stage, limits),
+        **_jobs().worker(stage),
         **_api(stage, limits),
         **_monitoring(stage, limits),
     }
@@ -1091,6 +1109,7 @@ def base_template(stage: Stage, index_step: int = FINAL_STEP) -> Json:
         **_data(stage, limits, index_step),
         **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
+        **_jobs().job_storage(stage, limits, _table, _tag_list(stage)),
         "FunctionLogGroup": _log_group(f"/aws/lambda/{stage.function_name}", stage.lambda_log_retention_days, stage),
     }
     outputs = {
@@ -1102,6 +1121,7 @@ def base_template(stage: Stage, index_step: int = FINAL_STEP) -> Json:
             ("CursorSecretArn", "CURSOR_SECRET_ARN", _ref("CursorSecret")),
             ("AvatarBucketName", "AVATAR_BUCKET", _ref("AvatarBucket")),
             ("UsersTableStreamArn", "USERS_STREAM_ARN", _get_att("UsersTable", "StreamArn")),
+            ("JobQueueUrl", "JOBS_QUEUE_URL", _ref(_jobs().QUEUE)),
         )
     }
     outputs["UsersTableName"] = {"Value": _ref("UsersTable")}

@@ -75,6 +75,22 @@ class NoneMatchFailed(PreconditionFailed):
     message = "The user exists at a version If-None-Match names (for *: it exists); nothing was changed"
 
 
+class ImportFileRefused(ValidationError):
+    """An import file as a whole cannot be imported (its header, its encoding, its size)."""
+
+    message = "The import file cannot be read"
+
+
+class JobNotFound(AppError):
+    message = "Job not found"
+
+
+class JobFinished(AppError):
+    """A cancel of a bulk job that has ended (done or failed): there is nothing left to stop."""
+
+    message = "The job has finished; there is nothing to cancel"
+
+
 class ServiceUnavailable(AppError):
     """AWS could not serve the request after retries. For a write the outcome is unknown: a
     timed-out attempt may have been applied."""

@@ -194,10 +194,12 @@ class UserService:
         token: str | None = None,
         actor: str = SYSTEM_ACTOR,
         password: str | None = None,
+        invite: bool = True,
     ) -> User:
         """A sign-in and its record. Cognito mails the invitation with a temporary password,
-        unless `password` (operators and local tools) is set as the permanent one, or the sign-in
-        existed already and has been used (it has a password)."""
+        unless `password` (operators and local tools) is set as the permanent one, the sign-in
+        existed already and has been used (it has a password), or `invite` is False (a bulk import
+        that asked for none: the sign-in waits, unusable, for an invitation)."""
         write = self._write(token, actor)
         sub, adopted = self._sign_in_for(new.email, password)
         user = User(
@@ -232,7 +234,7 @@ class UserService:
         # (an earlier attempt's, or made outside the API, in the console) is made to agree in
         # everything: its email's spelling, its state, and its group in both directions.
         self._follow(stored, SIGN_IN_FIELDS if adopted is not None else ((ROLE,) if stored.role == ADMIN else ()))
-        if password is None and (adopted is None or adopted.never_used):
+        if password is None and invite and (adopted is None or adopted.never_used):
             try:
                 self._identities.invite(sub, stored.email)
             except SignInMissing:

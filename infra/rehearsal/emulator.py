@@ -237,7 +237,8 @@ def _patch_cloudformation() -> None:
         resource = original_create_resource(logical_id, resource_json, resources_map, **kw)
         complete = stand_ins.COMPLETIONS.get(resource_json["Type"])
         if resource is not None and complete is not None:
-            complete(resource, resource_json.get("Properties", {}))
+            # Resolved as moto resolves a resource's own properties (a bucket's notification names its queue by GetAtt).
+            complete(resource, parsing.clean_json(resource_json.get("Properties", {}), resources_map))
         return resource
 
     parsing.parse_and_create_resource = parse_and_create_resource

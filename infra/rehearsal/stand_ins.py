@@ -314,6 +314,23 @@ class BucketPolicy(StandIn):
         client("s3").delete_bucket_policy(Bucket=self.physical_id)
 
 
+class QueuePolicy(StandIn):
+    """The job queue's policy (infra/cloudformation_jobs.py): the bucket may send it new import files."""
+
+    TYPE = "AWS::SQS::QueuePolicy"
+    KNOWN = frozenset({"Queues", "PolicyDocument"})
+
+    @classmethod
+    def create(cls, props: dict[str, Any], name: str) -> tuple[str, dict[str, Any]]:
+        for url in props["Queues"]:
+            client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+        return name, {}
+
+    def remove(self) -> None:
+        for url in self.props["Queues"]:
+            client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
+
+
 class Alarm(StandIn):
     TYPE = "AWS::CloudWatch::Alarm"
     ATTRIBUTES = ("Arn",)
@@ -743,6 +760,7 @@ STAND_INS: dict[str, type[StandIn]] = {
         UserPoolGroup,
         Secret,
         BucketPolicy,
+        QueuePolicy,
         Alarm,
         Subscription,
         ApiGatewayAccount,
@@ -794,8 +812,21 @@ def _bucket(resource: Any, props: dict[str, Any]) -> None:
         for rule in props["LifecycleConfiguration"]["Rules"]:
             converted = {("ID" if k == "Id" else k): v for k, v in rule.items()}
             converted.setdefault("Filter", {"Prefix": converted.pop("Prefix", "")})
+            if "ExpirationInDays" in converted:
+                converted["Expiration"] = {"Days": converted.pop("ExpirationInDays")}
             rules.append(converted)
         s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    if "NotificationConfiguration" in props:
+        # The bulk jobs' notification of new import files to their queue (infra/cloudformation_jobs.py).
+        queues = []
+        for queue in props["NotificationConfiguration"].get("QueueConfigurations", []):
+            rules = [{"Name": r["Name"], "Value": r["Value"]} for r in queue["Filter"]["S3Key"]["Rules"]]
+            queues.append(
+                {"QueueArn": queue["Queue"], "Events": [queue["Event"]], "Filter": {"Key": {"FilterRules": rules}}}
+            )
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queues}
+        )
 
 
 def _rest_api(resource: Any, props: dict[str, Any]) -> None:

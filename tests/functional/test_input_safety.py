@@ -60,6 +60,8 @@ def test_every_route_with_a_body_is_covered() -> None:
         "/users/me",
         "/users/{userId}",
         "/users/{userId}/avatar",
+        "/users/imports",
+        "/users/exports",
         "/users/me/email-verification",
         "/users/{userId}/invitation",
         "/users/{userId}/password-reset",
