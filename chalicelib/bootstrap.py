@@ -12,7 +12,7 @@ from chalicelib.adapters import aws
 from chalicelib.adapters.avatars import AvatarStore
 from chalicelib.config import LOCAL_STAGES, Settings, clear_settings, get_settings, load_change_settings
 from chalicelib.domain.cursor import CursorCodec
-from chalicelib.domain.identity import IdentityProvider
+from chalicelib.domain.identity import IdentityProvider, Mailer
 from chalicelib.domain.repository import UserRepository
 from chalicelib.domain.revocation import StandingCheck
 from chalicelib.domain.service import UserService
@@ -21,7 +21,10 @@ from chalicelib.web.idempotency import IdempotencyStore
 
 if TYPE_CHECKING:  # token verification is only for local and test stages: never imported on Lambda
     from chalicelib.domain.change_consumer import ChangeConsumer
+    from chalicelib.domain.exports import Exports
     from chalicelib.domain.history import History
+    from chalicelib.domain.imports import Imports
+    from chalicelib.domain.job_worker import JobWorker
     from chalicelib.web.tokens import TokenVerifier
 
 T = TypeVar("T")
@@ -72,6 +75,22 @@ def get_identities() -> IdentityProvider:
     return _once("identities", build)
 
 
+def get_mailer() -> Mailer:
+    """Where the code confirming a new email goes: the local outbox where the identities write
+    theirs, else SES from the stage's sender."""
+
+    def build() -> Mailer:
+        identities = get_identities()
+        if hasattr(identities, "send_email_code"):  # the local outbox (never imported on Lambda)
+            return cast(Mailer, identities)
+        from chalicelib.adapters.ses_mailer import SesMailer
+
+        return SesMailer(get_settings().mail_from)
+
+    # Its SES client is made on first use, not during INIT: only an email change mails.
+    return _once("mailer", build)
+
+
 def get_standing() -> StandingCheck:
     return _once("standing", lambda: StandingCheck(get_repository().standing))
 
@@ -85,6 +104,7 @@ def get_service() -> UserService:
             get_identities(),
             avatars=get_avatars(),
             standing_changed=get_standing().remember,
+            mailer=get_mailer(),
         )
 
     return _once("service", build)
@@ -132,6 +152,37 @@ def get_change_consumer() -> ChangeConsumer:
         return ChangeConsumer(DynamoAuditLog(settings.audit_table_name), publisher, avatars)
 
     return _once("changes", build)
+
+
+def get_imports() -> Imports:
+    """POST/GET/DELETE /users/imports (chalicelib/domain/imports.py); lists signed like GET /users."""
+
+    def build() -> Imports:
+        from chalicelib.job_wiring import build_imports
+
+        return build_imports(_cursor_codec(get_settings()))
+
+    return _once("imports", build)
+
+
+def get_exports() -> Exports:
+    def build() -> Exports:
+        from chalicelib.job_wiring import build_exports
+
+        return build_exports()
+
+    return _once("exports", build)
+
+
+def get_job_worker() -> JobWorker:
+    """The bulk jobs worker's adapters (its own Lambda function: the API function never builds it)."""
+
+    def build() -> JobWorker:
+        from chalicelib.job_wiring import build_worker
+
+        return build_worker()
+
+    return _once("job_worker", build)
 
 
 def _cursor_codec(settings: Settings) -> CursorCodec:
@@ -199,6 +250,7 @@ def override(
     standing: StandingCheck | None = None,
     history: History | None = None,
     changes: ChangeConsumer | None = None,
+    job_worker: JobWorker | None = None,
 ) -> None:
     """Use these instead of the real adapters (tests)."""
     given = {
@@ -210,6 +262,7 @@ def override(
         "standing": standing,
         "history": history,
         "changes": changes,
+        "job_worker": job_worker,
     }
     with _lock:
         _wired.update({name: adapter for name, adapter in given.items() if adapter is not None})

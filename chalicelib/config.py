@@ -68,6 +68,9 @@ class Settings:
     invitation_message: str = ""
     # The audit trail the history route reads, checked where used, as the avatar bucket.
     audit_table_name: str = ""
+    # The sender of the mail confirming a user's new email (an address or domain verified in
+    # SES: chalicelib/adapters/ses_mailer.py); checked where used, as the avatar bucket.
+    mail_from: str = ""
 
     @property
     def issuer(self) -> str:
@@ -268,6 +271,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         invitation_subject=environ.get("INVITATION_EMAIL_SUBJECT", "") if stage in LOCAL_STAGES else "",
         invitation_message=environ.get("INVITATION_EMAIL_MESSAGE", "") if stage in LOCAL_STAGES else "",
         audit_table_name=environ.get("AUDIT_TABLE_NAME", "").strip(),
+        mail_from=environ.get("MAIL_FROM", "").strip(),
     )
 
 

@@ -82,7 +82,7 @@ def emulator_client(service: str, endpoint: str, region: str, **config: Any) -> 
 
     return boto3.client(
         service,
-        endpoint_url=endpoint,
+        endpoint_url=endpoint or None,  # none: boto3's own (moto's mock_aws in the in-process tests)
         region_name=region,
         config=Config(**config) if config else None,
         **EMULATOR_CREDENTIALS,

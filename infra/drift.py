@@ -45,6 +45,7 @@ from chalicelib.domain.errors import AppError
 from chalicelib.domain.identity import EmailTaken, SignIn, SignInMissing
 from chalicelib.domain.models import ADMIN, MEMBER, User, Write, email_key, new_write_token
 from chalicelib.domain.service import utc_now
+from infra.table_scan import consistent_scan
 
 ACTOR = "drift"
 
@@ -69,6 +70,21 @@ class Report:
             or stored != counted
         )
 
+    def findings(self) -> set[tuple[str, str]]:
+        """Every disagreement as (user id, kind), kind one of: email, group, enabled, no record,
+        sign-in of a deleted user, no sign-in; ("", "counter") for the enabled-admin count. What
+        the model-based test compares with its own reading."""
+        found = {(s.sub, "no record") for s in self.sign_ins_without_records}
+        found |= {(s.sub, "sign-in of a deleted user") for s in self.sign_ins_of_deleted_users}
+        found |= {(u.user_id, "no sign-in") for u in self.records_without_sign_ins}
+        for user, _, differences in self.mismatches:
+            for difference in differences:
+                kind = "email" if difference.startswith("email") else "group" if "admins" in difference else "enabled"
+                found.add((user.user_id, kind))
+        if self.admin_count[0] != self.admin_count[1]:
+            found.add(("", "counter"))
+        return found
+
     def lines(self) -> Iterator[str]:
         for sign_in in self.sign_ins_without_records:
             yield f"sign-in without a record: {sign_in.sub} {sign_in.email} ({sign_in.status})"
@@ -85,16 +101,6 @@ class Report:
         if stored != counted:
             yield f"enabled-admin count is {stored}, the records hold {counted}"
         yield from (f"fixed: {line}" for line in self.fixed)
-
-
-def _scan(client: Any, table: str) -> Iterator[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = client.scan(**kwargs)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def assess(items: Iterable[dict[str, Any]], sign_ins: Iterable[SignIn], admins: set[str]) -> Report:
@@ -144,7 +150,7 @@ class Drift:
 
     def check(self) -> Report:
         """Where the stage's sign-ins and records disagree (see `assess`)."""
-        items = list(_scan(self._dynamodb, self._table))
+        items = list(consistent_scan(self._dynamodb, self._table))
         return assess(items, list(self._identities.sign_ins()), self._identities.admins())
 
     def fix(self, report: Report) -> None:

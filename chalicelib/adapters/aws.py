@@ -121,6 +121,9 @@ TRANSIENT_CODES: dict[str, frozenset[str]] = {
     "cognito-idp": frozenset({"TooManyRequestsException", "LimitExceededException", "InternalErrorException"}),
     "secretsmanager": frozenset({"ThrottlingException", "InternalServiceError", "ServiceUnavailable"}),
     "events": frozenset({"ThrottlingException", "InternalException", "ServiceUnavailable"}),
+    "sqs": frozenset(
+        {"RequestThrottled", "ThrottlingException", "InternalError", "ServiceUnavailable", "KmsThrottled"}
+    ),
 }
 
 

@@ -78,9 +78,9 @@ def require_may_change(identity: Identity, user_id: str, changes: UserChanges) -
         raise Forbidden(f"Only admins may change {', '.join(refused)}")
 
 
-def require_not_self(identity: Identity, user_id: str) -> None:
+def require_not_self(identity: Identity, user_id: str, message: str = "You cannot delete yourself") -> None:
     if identity.sub == user_id:
-        raise Forbidden("You cannot delete yourself")
+        raise Forbidden(message)
 
 
 def require_owner_or_admin(identity: Identity, user_id: str) -> None:

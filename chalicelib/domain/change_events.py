@@ -10,8 +10,11 @@ and write to the stream in the same transactions, and are ignored.
 - INSERT of a user: UserCreated (and a MODIFY from a trace to a user, which the API never writes
   since ids are Cognito subs that are not reused, would be one too).
 - MODIFY from a user to a user: UserUpdated, when a public field differs. A write that changes no
-  public field (none does today: every API update changes what it was asked to, but a record
-  migrated by a tool could) makes no event, so `changed` is never empty for an update.
+  public field makes no event (a record migrated by a tool, a wrong email code counted), so
+  `changed` is never empty for an update; except a sign-in action (an admin's invitation resent,
+  password reset, sign-out), which changes no public field but a new `actionToken`: an event of
+  its `actionType`, with `changed` empty. A resend of the action's write is recognised by its
+  token before it writes again, and a redelivered record by its audit entry: one event per action.
 - MODIFY from a user to a trace (the API's delete): UserDeleted, by the trace's `writtenBy`.
 - REMOVE of a user (no API path does this; an operator's tool or the console could): UserDeleted
   by "unknown", at the stream record's time.
@@ -29,12 +32,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain.models import MEMBER
+from chalicelib.domain.models import MEMBER, SIGN_IN_ACTIONS
 
 USER_CREATED, USER_UPDATED, USER_DELETED = "UserCreated", "UserUpdated", "UserDeleted"
-EVENT_TYPES = (USER_CREATED, USER_UPDATED, USER_DELETED)
+# Sign-in actions (admins): a write that changes no public field but records the action
+# (`actionType`, and the request's token as `actionToken`): chalicelib/domain/service.py.
+EVENT_TYPES = (USER_CREATED, USER_UPDATED, USER_DELETED, *SIGN_IN_ACTIONS)
 # The fields a client sees, in the order the API shows them; never versions, timestamps or stamps.
-PUBLIC_FIELDS = ("name", "email", "phone", "role", "enabled")
+# `pendingEmail`: a user's requested, unconfirmed new address (PUT /users/me).
+PUBLIC_FIELDS = ("name", "email", "pendingEmail", "phone", "role", "enabled")
 # Writes no API caller made and whose actor no image records.
 UNKNOWN_ACTOR = "unknown"
 
@@ -96,7 +102,9 @@ def _public(image: Image | None) -> dict[str, Any]:
     if not is_user(image):
         return {}
     assert image is not None
-    values: dict[str, Any] = {name: image[name]["S"] for name in ("name", "email", "phone") if name in image}
+    values: dict[str, Any] = {
+        name: image[name]["S"] for name in ("name", "email", "pendingEmail", "phone") if name in image
+    }
     values["role"] = _string(image, "role", MEMBER)
     values["enabled"] = image.get("enabled", {}).get("BOOL", True)
     return values
@@ -137,7 +145,11 @@ def interpret(record: dict[str, Any]) -> Meaning:
     if is_user(new):
         assert new is not None
         if is_user(old):
+            assert old is not None
             if not changed_fields(old, new):
+                action = _string(new, "actionType")
+                if action in SIGN_IN_ACTIONS and _string(new, "actionToken") != _string(old, "actionToken"):
+                    return event(action, _string(new, "updatedAt"), _string(new, "writtenBy"))
                 return NOTHING
             return event(USER_UPDATED, _string(new, "updatedAt"), _string(new, "writtenBy"))
         return event(USER_CREATED, _string(new, "createdAt"), _string(new, "writtenBy"))

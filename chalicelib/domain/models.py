@@ -82,6 +82,10 @@ ROLES = (ADMIN, MEMBER)
 # the admins group) and whether it is enabled. The sign-in follows the record in each.
 EMAIL, ROLE, ENABLED = "email", "role", "enabled"
 SIGN_IN_FIELDS = (EMAIL, ROLE, ENABLED)
+# What an admin may do to a user's sign-in (POST /users/{id}/...): each is recorded on the record and
+# is one change event of this type (chalicelib/domain/change_events.py).
+INVITATION_RESENT, PASSWORD_RESET, SIGNED_OUT = "InvitationResent", "PasswordReset", "SignedOut"
+SIGN_IN_ACTIONS = (INVITATION_RESENT, PASSWORD_RESET, SIGNED_OUT)
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,10 @@ class User:
     phone: str | None = None
     role: str = MEMBER
     enabled: bool = True
+    # A change of email the user asked for and has not confirmed yet (PUT /users/me): the address,
+    # reserved for them until `pending_until`, after which it is no longer pending (models.pending_email).
+    pending_email: str | None = None
+    pending_until: str | None = None
 
     @property
     def revision(self) -> Revision:
@@ -272,8 +280,17 @@ class User:
         return self.role == ADMIN and self.enabled
 
 
+def pending_email(user: User, now: str) -> str | None:
+    """The address the user asked to change to, while its code may still confirm it (None after
+    `pending_until`: an expired request is no request, whatever the item still holds)."""
+    if user.pending_email is None or user.pending_until is None or user.pending_until <= now:
+        return None
+    return user.pending_email
+
+
 def apply_changes(current: User, changes: UserChanges, now: str) -> User:
-    """The record after `changes`, one version later."""
+    """The record after `changes`, one version later. A new email (an admin's) ends any pending
+    change the user asked for."""
     phone: str | None = current.phone
     if changes.phone is REMOVE:
         phone = None
@@ -289,6 +306,8 @@ def apply_changes(current: User, changes: UserChanges, now: str) -> User:
         version=current.version + 1,
         role=changes.role if changes.role is not None else current.role,
         enabled=changes.enabled if changes.enabled is not None else current.enabled,
+        pending_email=None if changes.email is not None else current.pending_email,
+        pending_until=None if changes.email is not None else current.pending_until,
     )
 
 
@@ -315,12 +334,18 @@ def is_valid_user_id(user_id: str) -> bool:
     return bool(_USER_ID_RE.fullmatch(user_id))
 
 
-def public_user(user: User) -> dict[str, Any]:
+def public_user(user: User, now: str | None = None) -> dict[str, Any]:
+    """What a client sees of a record; `now` (default: this moment) decides whether a requested
+    email change is still pending (shown as `pendingEmail` until `pendingEmailExpiresAt`)."""
     out: dict[str, Any] = {
         "userId": user.user_id,
         "name": user.name,
         "email": user.email,
     }
+    pending = pending_email(user, now or timestamp(datetime.now(UTC)))
+    if pending is not None:
+        out["pendingEmail"] = pending
+        out["pendingEmailExpiresAt"] = user.pending_until
     if user.phone is not None:
         out["phone"] = user.phone
     out["role"] = user.role
@@ -440,13 +465,36 @@ def parse_user_changes(body: dict[str, Any]) -> UserChanges:
 
 
 def parse_profile_changes(body: dict[str, Any]) -> UserChanges:
-    """`PUT /users/me`: the email always comes from the verified token, never the body."""
-    fields = _Fields(body, ("name", "phone"))
-    changes = UserChanges(name=fields.name(False), phone=fields.phone(removable=True))
+    """`PUT /users/me`: name and phone, or an email on its own (a change the user then confirms
+    with the code mailed to the new address: never taken from a token)."""
+    fields = _Fields(body, ("name", "phone", "email"))
+    changes = UserChanges(name=fields.name(False), phone=fields.phone(removable=True), email=fields.email(False))
     fields.done()
+    if changes.email is not None and (changes.name is not None or changes.phone is not None):
+        raise ValidationError(
+            "Change your email on its own: it takes effect only once you confirm it",
+            details=[{"field": "email", "message": "must be sent without other fields"}],
+        )
     if changes.is_empty():
-        raise ValidationError("Provide at least one of: name, phone")
+        raise ValidationError("Provide at least one of: name, phone, email")
     return changes
+
+
+# A code confirming a requested email change: six digits, as Cognito's own.
+EMAIL_CODE_PATTERN = r"^[0-9]{6}$"
+_EMAIL_CODE_RE = re.compile(EMAIL_CODE_PATTERN)
+
+
+def parse_email_code(body: dict[str, Any]) -> str:
+    """`POST /users/me/email-verification`: {"code": "123456"}."""
+    fields = _Fields(body, ("code",))
+    value = body.get("code")
+    if "code" not in body:
+        fields.fail("code", "is required")
+    elif not isinstance(value, str) or not _EMAIL_CODE_RE.fullmatch(value):
+        fields.fail("code", "must be the 6 digits mailed to the new address")
+    fields.done()
+    return str(value)
 
 
 def parse_email(value: str) -> str:

@@ -22,6 +22,13 @@ class UnsupportedMediaType(AppError):
     message = "Content-Type must be application/json"
 
 
+class UnsupportedImportType(UnsupportedMediaType):
+    message = (
+        "Content-Type must be text/csv or application/x-ndjson (the file itself), or application/json "
+        '({"upload": true} for an upload form)'
+    )
+
+
 class IdempotencyKeyReused(AppError):
     """The Idempotency-Key was first used with another request body or operation."""
 
@@ -48,10 +55,14 @@ STATUSES: tuple[tuple[type[AppError], int], ...] = (
     (errors.Forbidden, 403),
     (errors.UserNotFound, 404),
     (errors.AvatarNotFound, 404),
+    (errors.JobNotFound, 404),
     (errors.EmailAlreadyExists, 409),
     (errors.UserAlreadyExists, 409),
     (errors.ConcurrentModification, 409),
     (errors.LastAdmin, 409),
+    (errors.JobFinished, 409),
+    (errors.SignInStateConflict, 409),
+    (errors.NoEmailChangePending, 409),
     (IdempotentRequestInFlight, 409),
     (errors.PreconditionFailed, 412),
     (PayloadTooLarge, 413),

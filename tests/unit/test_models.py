@@ -316,15 +316,20 @@ def test_profile_changes():
     assert parse_profile_changes({"phone": "+14155550123"}) == UserChanges(phone="+14155550123")
 
 
-@pytest.mark.parametrize("field", [*INTERNAL_FIELDS, "email"])
+@pytest.mark.parametrize("field", INTERNAL_FIELDS)
 def test_profile_unknown_fields_reported(field):
     details = details_of(parse_profile_changes, {"name": "Bea", field: "x@example.com"})
     assert details == [{"field": field, "message": "unknown field"}]
 
 
-def test_profile_email_only_is_rejected():
-    details = details_of(parse_profile_changes, {"email": "x@example.com"})
-    assert details == [{"field": "email", "message": "unknown field"}]
+def test_profile_email_on_its_own_is_a_requested_change():
+    assert parse_profile_changes({"email": " x@example.com "}) == UserChanges(email="x@example.com")
+
+
+@pytest.mark.parametrize("other", [{"name": "Bea"}, {"phone": None}])
+def test_profile_email_with_other_fields_is_refused(other):
+    details = details_of(parse_profile_changes, {"email": "x@example.com", **other})
+    assert details == [{"field": "email", "message": "must be sent without other fields"}]
 
 
 def test_profile_empty_body_rejected():
@@ -334,7 +339,7 @@ def test_profile_empty_body_rejected():
 
 
 def test_profile_several_problems():
-    details = details_of(parse_profile_changes, {"name": 5, "phone": "555", "email": "a@b.co", "groups": ["admins"]})
+    details = details_of(parse_profile_changes, {"name": 5, "phone": "555", "email": "a@", "groups": ["admins"]})
     assert {d["field"] for d in details} == {"name", "phone", "email", "groups"}
 
 
