@@ -12,28 +12,44 @@ from chalice import CognitoUserPoolAuthorizer, Response  # type: ignore[attr-def
 
 from chalicelib import bootstrap, config
 from chalicelib.bootstrap import current as wired
-from chalicelib.domain.access import require_admin, require_may_change, require_not_self, require_owner_or_admin
-from chalicelib.domain.errors import UserNotFound
-from chalicelib.domain.models import Preconditions, User, is_valid_user_id, new_write_token
+from chalicelib.domain.access import (
+    require_admin,
+    require_may_change,
+    require_not_own_password_reset,
+    require_not_self,
+    require_owner_or_admin,
+)
+from chalicelib.domain.errors import UserNotFound, ValidationError
+from chalicelib.domain.jobs import WORKER_MAX_CONCURRENCY, job_timestamp
+from chalicelib.domain.models import Preconditions, User, is_valid_user_id, new_write_token, public_user
+from chalicelib.job_settings import jobs_queue_name
 from chalicelib.telemetry import logs
 from chalicelib.web import idempotency, pipeline
 from chalicelib.web.application import Application, FixedCORSConfig
+from chalicelib.web.bulk_requests import (
+    IMPORT_CONTENT_TYPES,
+    import_fingerprint,
+    parse_export_request,
+    parse_import_request,
+)
 from chalicelib.web.conditional import etag, none_match_hits, parse_preconditions
 from chalicelib.web.cors import CorsOrigins
 from chalicelib.web.inputs import (
     parse_avatar_content_type,
+    parse_email_code,
     parse_limit,
     parse_new_user,
     parse_profile_changes,
     parse_user_changes,
     parse_user_query,
-    public_user,
 )
 from chalicelib.web.pipeline import current_identity
 from chalicelib.web.requests import parse_json_object
 from chalicelib.web.responses import json_response
 
 CREATED, UPDATED = "User created successfully", "User updated successfully"
+EMAIL_CODE_SENT = "A code was sent to the new address; confirm it with POST /users/me/email-verification"
+EMAIL_CHANGED = "Email changed"
 
 app = Application(app_name="users-api")
 app.debug = False  # never a stack trace in a response
@@ -173,12 +189,32 @@ def put_profile() -> Response:
     identity = current_identity()
     body = _body()
     changes, conditions = parse_profile_changes(body), _preconditions()
+    if changes.email is not None:
+        email = changes.email
+
+        def request_change(token: str) -> Response:
+            user = wired().service.request_email_change(identity.sub, email, token=token)
+            return _user_response(user, EMAIL_CODE_SENT)
+
+        return _idempotent("putProfile", body, request_change)
 
     def save(token: str) -> Response:
         user, created = wired().service.put_profile(identity.sub, changes, conditions, token=token)
         return _user_response(user, CREATED, 201) if created else _user_response(user, UPDATED)
 
     return _idempotent("putProfile", body, save)
+
+
+@app.route("/users/me/email-verification", methods=["POST"], **protected)
+def verify_email() -> Response:
+    identity = current_identity()
+    body = _body()
+    code = parse_email_code(body)
+
+    def verify(token: str) -> Response:
+        return _user_response(wired().service.verify_email(identity.sub, code, token=token), EMAIL_CHANGED)
+
+    return _idempotent("verifyEmail", body, verify)
 
 
 @app.route("/users/{userId}", methods=["GET"], **protected)
@@ -216,6 +252,46 @@ def delete_user(userId: str) -> Response:  # noqa: N803
     return _idempotent(f"deleteUser {user_id}", None, delete)
 
 
+def _sign_in_action(user_id: str, action: str, message: str, self_check: bool = False) -> Response:
+    """POST /users/{id}/<action>: admins only; one change event per action, once per Idempotency-Key."""
+    identity = current_identity()
+    require_admin(identity)
+    if _request().raw_body and _body():
+        # The action takes no body: one sent is a client's mistake, refused before anything happens.
+        raise ValidationError(
+            "This action takes no request body", details=[{"field": k, "message": "unknown field"} for k in _body()]
+        )
+    if self_check:
+        require_not_own_password_reset(identity, user_id)
+    known = _known_id(user_id)
+    service = wired().service
+    run = {
+        "invitation": service.resend_invitation,
+        "password-reset": service.reset_password,
+        "sign-out": service.sign_out,
+    }[action]
+
+    def act(token: str) -> Response:
+        return _user_response(run(known, token=token, actor=identity.sub), message)
+
+    return _idempotent(f"{action} {known}", None, act)
+
+
+@app.route("/users/{userId}/invitation", methods=["POST"], **protected)
+def resend_invitation(userId: str) -> Response:  # noqa: N803
+    return _sign_in_action(userId, "invitation", "Invitation sent again with a new temporary password")
+
+
+@app.route("/users/{userId}/password-reset", methods=["POST"], **protected)
+def reset_password(userId: str) -> Response:  # noqa: N803
+    return _sign_in_action(userId, "password-reset", "Password reset: the user was sent a code to set a new one", True)
+
+
+@app.route("/users/{userId}/sign-out", methods=["POST"], **protected)
+def sign_out(userId: str) -> Response:  # noqa: N803
+    return _sign_in_action(userId, "sign-out", "Signed out everywhere")
+
+
 @app.route("/users/{userId}/avatar", methods=["POST"], **protected)
 def create_avatar_upload(userId: str) -> Response:  # noqa: N803
     require_owner_or_admin(current_identity(), userId)
@@ -243,6 +319,94 @@ def get_user_history(userId: str) -> Response:  # noqa: N803
     limit = parse_limit(params.get("limit"))
     entries, cursor = wired().history.page(user_id, limit, params.get("cursor"), caller=identity.sub)
     return json_response({"events": [e.public() for e in entries], "count": len(entries), "nextCursor": cursor})
+
+
+# --- Bulk jobs: imports and exports (chalicelib/domain/imports.py, exports.py); admins only ---
+
+
+def _job_location(job_id: str) -> str:
+    return f"{str(_request().context.get('path') or '').rstrip('/')}/{job_id}"
+
+
+def _page() -> tuple[int, str | None]:
+    params = _request().query_params or {}
+    return parse_limit(params.get("limit")), params.get("cursor")
+
+
+@app.route("/users/imports", methods=["POST"], content_types=IMPORT_CONTENT_TYPES, **protected)
+def start_import() -> Response:
+    identity = current_identity()
+    require_admin(identity)
+    request = _request()
+    limit = wired().settings.max_body_bytes
+    asked = parse_import_request(request.raw_body, request.headers.get("content-type"), request.query_params, limit)
+
+    def start(token: str) -> Response:
+        job, form = wired().imports.start(identity.sub, asked, token)
+        body = {**job.public(), **({"upload": form.public()} if form is not None else {})}
+        return json_response(body, 202, {"Location": _job_location(job.job_id)})
+
+    return _idempotent("startImport", import_fingerprint(asked), start)
+
+
+@app.route("/users/imports/{jobId}", methods=["GET"], **protected)
+def get_import(jobId: str) -> Response:  # noqa: N803
+    require_admin(current_identity())
+    limit, cursor = _page()
+    job, rows, after = wired().imports.report(jobId, limit, cursor, failed_only=True)
+    errors = [error for row in rows for error in row.errors()]
+    return json_response({**job.public(), "errors": errors, "count": len(errors), "nextCursor": after})
+
+
+@app.route("/users/imports/{jobId}/rows", methods=["GET"], **protected)
+def get_import_rows(jobId: str) -> Response:  # noqa: N803
+    require_admin(current_identity())
+    limit, cursor = _page()
+    job, rows, after = wired().imports.report(jobId, limit, cursor, failed_only=False)
+    body = {"jobId": job.job_id, "rows": [row.public() for row in rows], "count": len(rows), "nextCursor": after}
+    return json_response(body)
+
+
+@app.route("/users/imports/{jobId}", methods=["DELETE"], **protected)
+def cancel_import(jobId: str) -> Response:  # noqa: N803
+    require_admin(current_identity())
+    return json_response(wired().imports.cancel(jobId).public())
+
+
+@app.route("/users/exports", methods=["POST"], **protected)
+def start_export() -> Response:
+    identity = current_identity()
+    require_admin(identity)
+    request = _request()
+    limit = wired().settings.max_body_bytes
+    fmt = parse_export_request(request.raw_body, request.headers.get("content-type"), limit)
+
+    def start(token: str) -> Response:
+        job = wired().exports.start(identity.sub, fmt, token)
+        return json_response(job.public(), 202, {"Location": _job_location(job.job_id)})
+
+    return _idempotent("startExport", {"format": fmt}, start)
+
+
+@app.route("/users/exports/{jobId}", methods=["GET"], **protected)
+def get_export(jobId: str) -> Response:  # noqa: N803
+    require_admin(current_identity())
+    job, url, expires_at = wired().exports.get(jobId)
+    body = job.public()
+    if url is not None and expires_at is not None:
+        body["download"] = {"url": url, "expiresAt": job_timestamp(expires_at)}
+    return json_response(body)
+
+
+# The worker of imports and exports: one message of the job queue per invocation, at most
+# WORKER_MAX_CONCURRENCY at once (Cognito's UserCreation quota: chalicelib/domain/jobs.py). A
+# message it cannot handle raises, so SQS hands it over again (the templates add the queue, its
+# dead-letter queue and the bucket's notification of new import files: infra/cloudformation.py,
+# infra/terraform/jobs.tf).
+@app.on_sqs_message(queue=jobs_queue_name(), name="bulk_jobs", batch_size=1, maximum_concurrency=WORKER_MAX_CONCURRENCY)
+def bulk_jobs(event: Any) -> None:
+    """Plan an import, create a batch of its users, or write an export (chalicelib/domain/job_worker.py)."""
+    bootstrap.job_worker().handle(event.to_dict()["Records"], event.context.get_remaining_time_in_millis)
 
 
 # TRIM_HORIZON: a new mapping starts with the oldest record the stream keeps (24 hours), so no

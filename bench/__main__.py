@@ -1,5 +1,7 @@
 """`python -m bench` (`make bench`): run every section, print each figure with its target and
-PASS/FAIL, write out/bench/results.{md,json}; exit 1 if a target is missed."""
+PASS/FAIL, write out/bench/results.{md,json}; exit 1 if a target is missed. With --quick (`make
+bench QUICK=1`), a smoke run: too few repetitions to tell a miss from noise, so it reports the
+figures and what they would miss, and exits 0 unless a section itself failed to run."""
 
 from __future__ import annotations
 
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(f"\nwritten: {context.workdir / 'results.md'} and results.json\n")
     if report.failed:
         names = ", ".join(f"{f.section} / {f.name}" for f in report.failed)
+        if args.quick:
+            sys.stdout.write(f"outside their targets in this smoke run (not a verdict; `make bench` is): {names}\n")
+            return 0
         sys.stdout.write(f"targets missed: {names}\n")
         return 1
     return 0

@@ -255,10 +255,10 @@ def measure() -> Measurement:
 
     from chalicelib.bootstrap import wire
     from chalicelib.config import load_settings
-    from chalicelib.domain.models import NewUser, UserChanges
+    from chalicelib.domain.models import NewUser, UserChanges, public_user
     from chalicelib.domain.search import UserQuery
     from chalicelib.web import idempotency
-    from chalicelib.web.inputs import PAGE_DEFAULT, public_user
+    from chalicelib.web.inputs import PAGE_DEFAULT
     from chalicelib.web.responses import json_response
 
     result = Measurement()

@@ -237,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"[localstack-bench] {part}: {time.monotonic() - started:.1f} s\n")
     sys.stdout.write(report.table() + "\n")
     if report.failed:
-        sys.stdout.write("targets missed: " + ", ".join(f.name for f in report.failed) + "\n")
+        names = ", ".join(f.name for f in report.failed)
+        if args.quick:  # a smoke run reports; too short to tell a miss from noise
+            sys.stdout.write(f"outside their targets in this smoke run (not a verdict): {names}\n")
+            return 0
+        sys.stdout.write(f"targets missed: {names}\n")
         return 1
     return 0
 

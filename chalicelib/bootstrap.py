@@ -19,16 +19,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.avatars import AvatarStore
 from chalicelib.config import LOCAL_STAGES, Settings, load_change_settings, load_settings
 from chalicelib.domain.cursor import CursorCodec
 from chalicelib.domain.idempotency import IdempotencyStore
-from chalicelib.domain.identity import IdentityProvider
+from chalicelib.domain.identity import IdentityProvider, Mailer
 from chalicelib.domain.repository import UserRepository
 from chalicelib.domain.revocation import StandingCheck
 from chalicelib.domain.service import UserService, utc_now
@@ -36,7 +36,10 @@ from chalicelib.web.authentication import Authenticator
 
 if TYPE_CHECKING:  # loaded on first use: the INIT of the API function never imports them
     from chalicelib.domain.change_consumer import ChangeConsumer
+    from chalicelib.domain.exports import Exports
     from chalicelib.domain.history import History
+    from chalicelib.domain.imports import Imports
+    from chalicelib.domain.job_worker import JobWorker
 
 logger = logging.getLogger("users_api.bootstrap")
 
@@ -58,6 +61,8 @@ class Wiring:
     settings: Settings
     repository: UserRepository
     identities: IdentityProvider
+    # Where the code confirming a user's new email goes (the local outbox, or SES).
+    mailer: Mailer
     avatars: AvatarStore
     standing: StandingCheck
     cursors: CursorCodec
@@ -80,6 +85,19 @@ class Wiring:
         audit = DynamoAuditLog(self.settings.audit_table_name, _client(self.clients, "dynamodb"))
         return History(audit, self.cursors)
 
+    @cached_property
+    def imports(self) -> Imports:
+        """POST/GET/DELETE /users/imports (chalicelib/domain/imports.py); lists signed like GET /users."""
+        from chalicelib.job_wiring import build_imports
+
+        return build_imports(self.cursors)
+
+    @cached_property
+    def exports(self) -> Exports:
+        from chalicelib.job_wiring import build_exports
+
+        return build_exports()
+
 
 def _client(clients: Clients | None, service: str) -> Any:
     return clients(service) if clients is not None else None
@@ -97,6 +115,16 @@ def _identities(settings: Settings, clients: Clients | None) -> IdentityProvider
     from chalicelib.adapters.cognito import CognitoIdentityProvider
 
     return CognitoIdentityProvider(settings.user_pool_id, client=client)
+
+
+def _mailer(settings: Settings, identities: IdentityProvider, clients: Clients | None) -> Mailer:
+    """The local outbox where the identities write theirs, else SES from the stage's sender (its
+    client made on first use, not during INIT: only an email change mails)."""
+    if hasattr(identities, "send_email_code"):  # the local outbox (never imported on Lambda)
+        return cast(Mailer, identities)
+    from chalicelib.adapters.ses_mailer import SesMailer
+
+    return SesMailer(settings.mail_from, make=None if clients is None else partial(clients, SesMailer.service))
 
 
 def _cursor_codec(settings: Settings, clients: Clients | None) -> CursorCodec:
@@ -132,6 +160,7 @@ def wire(
     *,
     repository: UserRepository | None = None,
     identities: IdentityProvider | None = None,
+    mailer: Mailer | None = None,
     avatars: AvatarStore | None = None,
     standing: StandingCheck | None = None,
     cursors: CursorCodec | None = None,
@@ -150,6 +179,7 @@ def wire(
 
         repository = DynamoUserRepository(settings.table_name, client=_client(clients, "dynamodb"))
     identities = identities or _identities(settings, clients)
+    mailer = mailer or _mailer(settings, identities, clients)
     avatars = avatars or AvatarStore(settings.avatar_bucket, client=_client(clients, "s3"))
     standing = standing or StandingCheck(repository.standing)
     cursors = cursors or _cursor_codec(settings, clients)
@@ -162,6 +192,7 @@ def wire(
             avatars=avatars,
             standing_changed=standing.remember,
             sleep=sleep or time.sleep,
+            mailer=mailer,
         )
     if idempotency is None:
         from chalicelib.adapters.idempotency_store import DynamoIdempotencyStore
@@ -172,6 +203,7 @@ def wire(
         settings=settings,
         repository=repository,
         identities=identities,
+        mailer=mailer,
         avatars=avatars,
         standing=standing,
         cursors=cursors,
@@ -189,6 +221,7 @@ _lock = threading.Lock()
 _current: Wiring | None = None
 _given: dict[str, Any] = {}
 _changes: ChangeConsumer | None = None
+_job_worker: JobWorker | None = None
 
 
 def current() -> Wiring:
@@ -249,6 +282,27 @@ def wire_changes(clients: Clients | None = None) -> ChangeConsumer:
     return ChangeConsumer(audit, publisher, avatars, decode=stream_change)
 
 
+def job_worker() -> JobWorker:
+    """The bulk jobs worker's parts (its own Lambda function: the API function never builds it)."""
+    global _job_worker
+    found = _job_worker
+    if found is None:
+        with _lock:
+            if _job_worker is None:
+                from chalicelib.job_wiring import build_worker
+
+                _job_worker = build_worker()
+            found = _job_worker
+    return found
+
+
+def use_job_worker(worker: JobWorker) -> None:
+    """Run the bulk jobs worker with `worker` (tests)."""
+    global _job_worker
+    with _lock:
+        _job_worker = worker
+
+
 def use_changes(consumer: ChangeConsumer) -> None:
     """Run the stream consumer with `consumer` (tests)."""
     global _changes
@@ -272,8 +326,9 @@ def prepare() -> None:
 
 def reset() -> None:
     """Forget the wiring (and so the settings), so the next request wires from the environment again."""
-    global _current, _changes
+    global _current, _changes, _job_worker
     with _lock:
         _current = None
         _given.clear()
         _changes = None
+        _job_worker = None

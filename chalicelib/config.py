@@ -18,6 +18,7 @@ APP_SETTINGS = {
     "AWS_LAMBDA_FUNCTION_NAME", "REQUIRE_API_KEY", "AVATAR_BUCKET",
     "AUDIT_TABLE_NAME", "EVENT_BUS_NAME", "EVENTS_FILE", "USERS_STREAM_ARN", "AWS_READ_TIMEOUT_S",
     "INVITATION_EMAIL_SUBJECT", "INVITATION_EMAIL_MESSAGE",
+    "JOBS_TABLE_NAME", "JOBS_QUEUE", "JOBS_QUEUE_URL", "IMPORT_ROWS_PER_SECOND", "EXPORT_READ_UNITS_PER_SECOND",
 }  # fmt: skip
 
 # Stages where the embedded stack runs and developer conveniences are allowed.
@@ -78,6 +79,9 @@ class Settings:
     invitation_message: str = ""
     # The audit trail the history route reads, checked where used, as the avatar bucket.
     audit_table_name: str = ""
+    # The sender of the mail confirming a user's new email (an address or domain verified in
+    # SES: chalicelib/adapters/ses_mailer.py); checked where used, as the avatar bucket.
+    mail_from: str = ""
 
     @property
     def issuer(self) -> str:
@@ -278,6 +282,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         invitation_subject=environ.get("INVITATION_EMAIL_SUBJECT", "") if stage in LOCAL_STAGES else "",
         invitation_message=environ.get("INVITATION_EMAIL_MESSAGE", "") if stage in LOCAL_STAGES else "",
         audit_table_name=environ.get("AUDIT_TABLE_NAME", "").strip(),
+        mail_from=environ.get("MAIL_FROM", "").strip(),
     )
 
 

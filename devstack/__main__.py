@@ -14,6 +14,8 @@ from devstack import lifecycle
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_STACK_FILE = PROJECT_DIR / ".local" / "stack.json"
 LOCAL_STAGE = "local"
+# `external`: the stack runs no job worker of its own (`python -m devstack worker` does).
+JOBS_WORKER_ENV = "DEVSTACK_JOBS_WORKER"
 
 log = logging.getLogger("devstack")
 
@@ -59,6 +61,10 @@ def run(host: str, port: int, moto_port: int) -> None:
         listener = lifecycle.claim_port(host, port)
     except lifecycle.AlreadyRunning as exc:
         sys.exit(f"Cannot start the local stack: {exc}")
+    # Only now, once this start is not refused: the previous run's invitations and events name
+    # users of a pool and table that are gone; `make outbox` and `make events` show this run's.
+    for written_by_a_run in (_outbox_file(), _events_file()):
+        written_by_a_run.unlink(missing_ok=True)
     try:
         _serve(listener, host, moto_port, stack_path)
     except KeyboardInterrupt:
@@ -70,7 +76,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     from chalice.deploy.validate import validate_routes
 
     from chalicelib.config import cors_allow_origins
-    from devstack import cognito_emulation, moto_patches, resources, streams
+    from devstack import cognito_emulation, jobs, moto_patches, resources, streams
     from devstack.gateway import serve_app
     from devstack.motoserver import MotoServer
     from infra.invitation import invitation
@@ -81,6 +87,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
     cognito_emulation.apply()
     moto = None
     poller = None
+    job_poller = None
     written: dict[str, Any] | None = None
     try:
         try:
@@ -123,6 +130,11 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
         validate_routes(app.routes)
         # The event source mapping `chalice local` lacks: the table's stream to the app's consumer.
         poller = streams.start(app, moto, region, stage_env, _events_file())
+        # The job queue's event source mapping, likewise (devstack/jobs.py); JOBS_WORKER=external
+        # leaves the worker to `python -m devstack worker` (the bulk bench kills it mid-import).
+        bucket = stage_env.get("AVATAR_BUCKET", "users-api-local-avatars")
+        in_process = os.environ.get(JOBS_WORKER_ENV, "in-process") != "external"
+        job_poller = jobs.start(app, moto.url, region, stage_env, bucket, in_process)
         serve_app(listener, app, config)
         bound_port = listener.server_address[1]
         api_url = f"http://{host}:{bound_port}"
@@ -136,6 +148,10 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             "events_file": str(_events_file()),
             "audit_table_name": stage_env["AUDIT_TABLE_NAME"],
             "event_bus_name": stage_env["EVENT_BUS_NAME"],
+            "jobs_table_name": stage_env["JOBS_TABLE_NAME"],
+            "jobs_queue_name": stage_env["JOBS_QUEUE"],
+            "jobs_queue_url": os.environ["JOBS_QUEUE_URL"],
+            "jobs_dead_letter_queue_url": os.environ["JOBS_DEAD_LETTER_QUEUE_URL"],
             # Where the stream's mapping sends what it gave up on; `make replay-dlq` reads it.
             "dead_letter_queue_url": resources.emulator_client("sqs", moto.url, region).get_queue_url(
                 QueueName=streams.LOCAL_DEAD_LETTER_QUEUE
@@ -153,6 +169,8 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
         listener.server_close()
         if poller is not None:
             poller.stop()
+        if job_poller is not None:
+            job_poller.stop()
         if written is not None:
             lifecycle.remove_own_stack_file(stack_path, written)
         if moto is not None:
@@ -169,7 +187,7 @@ API docs:      {info["docs_url"]}  (Swagger UI: Authorize takes the token `make 
 Stack details: {_stack_file()}
 Seeded admin:  {info["admin_username"]} / {info["admin_password"]}
 Seeded member: {info["member_username"]} / {info["member_password"]}
-Invitations:   `make outbox` shows the temporary passwords Cognito would mail ({info["outbox_file"]})
+Mail:          `make outbox` shows the invitations, resets and email codes that would be mailed ({info["outbox_file"]})
 
 In another shell:
   TOKEN=$(make -s token)
@@ -184,11 +202,53 @@ Ctrl-C stops everything.
     )
 
 
+# What each command's line says when an argument is missing: the command as the README types it.
+USER_EXAMPLE = "make user EMAIL=jo@example.com PASSWORD='Another-passw0rd!' (ADMIN=1: an admin; NAME=...)"
+TOKEN_EXAMPLE = (
+    "make token USER=jo@example.com PASSWORD='Another-passw0rd!' (neither: the seeded admin's token; MEMBER=1: "
+    "the member's)"
+)
+
+
+def _missing(command: str, names: list[str], example: str) -> None:
+    if names:
+        sys.exit(f"{command}: {' and '.join(names)} {'is' if len(names) == 1 else 'are'} missing: {example}")
+
+
+def password_policy() -> str:
+    """The pool's password policy in words, from infra/limits.json (what the local pool and every
+    deployed stage's pool are created with)."""
+    from infra.stages import load_limits
+
+    policy = load_limits()["password_policy"]
+    kinds = [
+        text
+        for key, text in (
+            ("RequireUppercase", "an uppercase letter"),
+            ("RequireLowercase", "a lowercase letter"),
+            ("RequireNumbers", "a number"),
+            ("RequireSymbols", "a symbol"),
+        )
+        if policy.get(key)
+    ]
+    if not kinds:
+        return f"at least {policy['MinimumLength']} characters"
+    listed = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
+    return f"at least {policy['MinimumLength']} characters, with {listed}"
+
+
 def token(username: str | None, password: str | None, member: bool = False, new_password: str | None = None) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from devstack import resources
 
+    if not member and (username is not None or password is not None or new_password is not None):
+        # Anyone's token takes both; only the seeded users' come without.
+        _missing(
+            "make token",
+            [name for name, value in (("USER", username), ("PASSWORD", password)) if not value],
+            TOKEN_EXAMPLE,
+        )
     stack = _read_stack("make token")
     _emulator_credentials()
     if member:  # the seeded member, whose password only the stack file knows
@@ -205,6 +265,8 @@ def token(username: str | None, password: str | None, member: bool = False, new_
             )
         )
     except resources.SignInRefused as exc:
+        if exc.code == "InvalidPasswordException":  # the NEW_PASSWORD
+            sys.exit(f"make token: {exc}; the pool's password policy: {password_policy()}")
         seeded = username in (None, stack["admin_username"], stack.get("member_username"))
         sys.exit(f"make token: {exc}" + (f" (the seeded users' passwords are in {_stack_file()})" if seeded else ""))
     except (BotoCoreError, ClientError) as exc:
@@ -217,6 +279,9 @@ def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
     from chalicelib.domain.errors import AppError
     from devstack import resources
 
+    _missing(
+        "make user", [name for name, value in (("EMAIL", email), ("PASSWORD", password)) if not value], USER_EXAMPLE
+    )
     stack = _read_stack("make user")
     _emulator_credentials()
     try:
@@ -233,6 +298,8 @@ def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
     except AppError as exc:
         # The service undoes a half-made user (a sign-in whose password the pool refused).
         details = "; ".join(f"{d['field']} {d['message']}" for d in exc.details)
+        if "password policy" in exc.message:  # say what the policy is
+            details = password_policy()
         sys.exit(f"make user: {exc.message}{': ' + details if details else ''} (nothing was created)")
     except (BotoCoreError, ClientError) as exc:
         sys.exit(f"make user: the stack answered {_aws_error(exc)}")
@@ -240,11 +307,12 @@ def add_user(email: str, password: str, admin: bool, name: str | None) -> None:
 
 
 def outbox(last: int) -> None:
-    """The latest messages Cognito would have sent (invitations), newest last."""
+    """The latest messages the stack would have mailed (invitations, password resets, email-change
+    codes: chalicelib/adapters/local_outbox.py), newest last."""
     _print_latest(
         _written_by_stack("outbox_file", _outbox_file()),
         last,
-        "no messages yet (invitations appear here when an admin creates a user)",
+        "no messages yet (invitations appear here when an admin creates a user; password resets and email codes too)",
     )
 
 
@@ -300,10 +368,20 @@ def main(argv: list[str] | None = None) -> None:
     user_cmd.add_argument("--password", required=True)
     user_cmd.add_argument("--admin", action="store_true")
     user_cmd.add_argument("--name")
-    outbox_cmd = commands.add_parser("outbox", help="print the latest messages Cognito would have sent")
+    outbox_cmd = commands.add_parser("outbox", help="print the latest messages the stack would have mailed")
     outbox_cmd.add_argument("--last", type=int, default=10)
     events_cmd = commands.add_parser("events", help="print the latest change events the stack published")
     events_cmd.add_argument("--last", type=int, default=10)
+    import_cmd = commands.add_parser("import", help="import users from a CSV or JSON Lines file, with progress")
+    import_cmd.add_argument("--file", default="")
+    import_cmd.add_argument("--no-invite", action="store_true", help="send no invitations")
+    export_cmd = commands.add_parser("export", help="export every user to a file")
+    export_cmd.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export_cmd.add_argument("--out")
+    worker_cmd = commands.add_parser("worker", help="run the bulk jobs worker of a stack started without one")
+    worker_cmd.add_argument("--workers", type=int, default=2)
+    sample_cmd = commands.add_parser("sample-users", help="print the sample users file (CSV) on stdout")
+    sample_cmd.add_argument("--count", type=int, default=1000)
     args = parser.parse_args(argv)
     if args.command == "run":
         # Both signals stop the stack, whatever this process inherited: a background job of a
@@ -324,6 +402,16 @@ def main(argv: list[str] | None = None) -> None:
         outbox(args.last)
     elif args.command == "events":
         events(args.last)
+    elif args.command in ("import", "export", "worker"):
+        from devstack import bulk
+
+        info = _read_stack(f"make {args.command}")
+        _emulator_credentials()
+        bulk.main(args.command, info, args)
+    elif args.command == "sample-users":
+        from devstack.sample_users import csv_text
+
+        sys.stdout.write(csv_text(args.count))
     else:
         add_user(args.email, args.password, args.admin, args.name)
 

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -31,6 +30,7 @@ from chalice.local import (
 
 from chalicelib.config import cors_allow_origins
 from chalicelib.web.cors import CorsOrigins
+from chalicelib.web.errors import error_json
 from devstack import docs
 
 LISTEN_BACKLOG = 256
@@ -75,7 +75,7 @@ class AppGateway(LocalGateway):
                     **self._cors_headers,
                 },
                 "multiValueHeaders": {},
-                "body": json.dumps({"error": "Not found"}),
+                "body": error_json("Not found"),
             }
         return super().handle_request(method, path, headers, body)
 

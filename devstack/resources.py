@@ -86,7 +86,7 @@ def emulator_client(service: str, endpoint: str, region: str, **config: Any) -> 
 
     return boto3.client(
         service,
-        endpoint_url=endpoint,
+        endpoint_url=endpoint or None,  # none: boto3's own (moto's mock_aws in the in-process tests)
         region_name=region,
         config=Config(**config) if config else None,
         **EMULATOR_CREDENTIALS,
@@ -129,7 +129,11 @@ def add_user(
 
 
 class SignInRefused(Exception):
-    """Cognito did not sign the user in: why, in one line."""
+    """Cognito did not sign the user in: why, in one line; `code`, Cognito's error code, if it gave one."""
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.code = code
 
 
 def id_token(
@@ -157,7 +161,9 @@ def id_token(
     except ClientError as exc:
         error = exc.response.get("Error", {})
         if error.get("Code") in SIGN_IN_REFUSALS:
-            raise SignInRefused(f"cannot sign in as {username}: {error.get('Message') or error['Code']}") from None
+            raise SignInRefused(
+                f"cannot sign in as {username}: {error.get('Message') or error['Code']}", error["Code"]
+            ) from None
         raise
     if "AuthenticationResult" not in result:
         challenge = result.get("ChallengeName")

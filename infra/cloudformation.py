@@ -9,6 +9,7 @@ and adds the rest. Numbers come from infra/limits.json, which the Terraform file
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.adapters.table_schema import (
@@ -26,7 +27,7 @@ from chalicelib.traffic_hook import API_STAGE_ENV, TARGET_ENV
 from infra.gateway_responses import EXTENSION as GATEWAY_RESPONSES
 from infra.gateway_responses import gateway_responses
 from infra.invitation import invitation
-from infra.policies import changes_hook_policy_document, hook_policy_document, policy_document
+from infra.policies import MAIL_ACTIONS, changes_hook_policy_document, hook_policy_document, policy_document
 from infra.release import PATTERN as RELEASE_VERSION_PATTERN
 from infra.stages import Stage, aws_properties, load_limits
 
@@ -141,6 +142,20 @@ def _parameters(stage: Stage) -> Json:
             "Description": "ISO 3166 country codes the web ACL blocks; empty leaves the geo rule out.",
         }
     return parameters
+
+
+def _api_policy(stage: Stage) -> Json:
+    """The API function's policy, naming this stack's pool, and sending with the SES identity the
+    stack is given (the code of a user's email change), only when it is given one."""
+    document = policy_document(replace(stage, ses_identity_arn=""), _get_att("UserPool", "Arn"))
+    mail = {
+        "Sid": "SendEmailChangeCodes",
+        "Effect": "Allow",
+        "Action": list(MAIL_ACTIONS),
+        "Resource": _ref("SesIdentityArn"),
+    }
+    document["Statement"].append({"Fn::If": ["SendsMailWithSes", mail, NO_VALUE]})
+    return document
 
 
 def _conditions(stage: Stage) -> Json:
@@ -291,6 +306,13 @@ def _change_storage(stage: Stage, limits: Json) -> Json:
     }
 
 
+def _jobs() -> Any:
+    """The bulk jobs' resources (infra/cloudformation_jobs.py), imported when used: it imports this module."""
+    from infra import cloudformation_jobs
+
+    return cloudformation_jobs
+
+
 def _avatar_storage(stage: Stage, limits: Json) -> Json:
     """The avatar bucket: private, encrypted, TLS only, reachable from the stage's origin.
 
@@ -301,11 +323,15 @@ def _avatar_storage(stage: Stage, limits: Json) -> Json:
     """
     bucket = limits["avatar_bucket"]
     objects = _sub("${AvatarBucket.Arn}/*")
+    # The bulk jobs' files live here too, under imports/ and exports/ (infra/cloudformation_jobs.py).
+    notification, job_file_rules = _jobs().bucket_changes(limits)
     return {
         "AvatarBucket": {
             "Type": "AWS::S3::Bucket",
             "DeletionPolicy": "Retain",
             "UpdateReplacePolicy": "Retain",
+            # S3 checks that it may notify the queue when the notification is set.
+            "DependsOn": [_jobs().QUEUE_POLICY],
             "Properties": {
                 "BucketName": _sub(stage.avatar_bucket_name("${AWS::AccountId}")),
                 "PublicAccessBlockConfiguration": {
@@ -336,9 +362,11 @@ def _avatar_storage(stage: Stage, limits: Json) -> Json:
                             "AbortIncompleteMultipartUpload": {
                                 "DaysAfterInitiation": bucket["abort_incomplete_multipart_days"]
                             },
-                        }
+                        },
+                        *job_file_rules,
                     ]
                 },
+                "NotificationConfiguration": notification,
                 "Tags": _tag_list(stage),
             },
         },
@@ -408,9 +436,12 @@ def _function(stage: Stage) -> Json:
                         "AVATAR_BUCKET": _ref("AvatarBucket"),
                         # The same name as config.json's; the reference orders the table first.
                         "AUDIT_TABLE_NAME": _ref("AuditTable"),
+                        "JOBS_QUEUE_URL": _ref(_jobs().QUEUE),
                         # Which release this version is (its logs and `aws lambda get-function-configuration`
                         # say it); and a new release is always a new version, released through the hook.
                         "RELEASE_VERSION": _ref("ReleaseVersion"),
+                        # The sender of the code confirming a user's new email (SES): none, no such mail.
+                        "MAIL_FROM": {"Fn::If": ["HasEmailFrom", _ref("EmailFrom"), ""]},
                     }
                 },
             },
@@ -421,7 +452,7 @@ def _function(stage: Stage) -> Json:
                 "Policies": [
                     {
                         "PolicyName": "ApiHandlerRolePolicy",
-                        "PolicyDocument": policy_document(stage, _get_att("UserPool", "Arn")),
+                        "PolicyDocument": _api_policy(stage),
                     }
                 ]
             }
@@ -876,6 +907,7 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
             "ReturnData": True,
         }
     )
+    resources.update(_jobs().alarms(limits, _alarm))
     return {
         "AlarmTopic": {
             "Type": "AWS::SNS::Topic",
@@ -909,6 +941,7 @@ def _outputs(stage: Stage) -> Json:
         "AuditTableName": {"Value": _ref("AuditTable")},
         "EventBusName": {"Value": _ref("ChangeEventBus")},
         "ChangeDeadLetterQueueUrl": {"Value": _ref("ChangeDeadLetterQueue")},
+        **_jobs().outputs(),
         "ReleaseVersion": {
             "Description": "The release the stack runs; a deploy of an older one is refused (ops/release_version.py)",
             "Value": _ref("ReleaseVersion"),
@@ -928,9 +961,11 @@ def merge_template(stage: Stage, index_step: int = FINAL_STEP) -> Json:
         **_data(stage, limits, index_step),
         **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
+        **_jobs().job_storage(stage, limits, _table, _tag_list(stage)),
         **_function(stage),
         **_pre_traffic_hooks(stage),
         **_consumer(stage, limits),
+        **_jobs().worker(stage),
         **_api(stage, limits),
         **_monitoring(stage, limits),
     }
@@ -955,6 +990,7 @@ def base_template(stage: Stage, index_step: int = FINAL_STEP) -> Json:
         **_data(stage, limits, index_step),
         **_change_storage(stage, limits),
         **_avatar_storage(stage, limits),
+        **_jobs().job_storage(stage, limits, _table, _tag_list(stage)),
         "FunctionLogGroup": _log_group(f"/aws/lambda/{stage.function_name}", stage.lambda_log_retention_days, stage),
     }
     outputs = {
@@ -966,6 +1002,7 @@ def base_template(stage: Stage, index_step: int = FINAL_STEP) -> Json:
             ("CursorSecretArn", "CURSOR_SECRET_ARN", _ref("CursorSecret")),
             ("AvatarBucketName", "AVATAR_BUCKET", _ref("AvatarBucket")),
             ("UsersTableStreamArn", "USERS_STREAM_ARN", _get_att("UsersTable", "StreamArn")),
+            ("JobQueueUrl", "JOBS_QUEUE_URL", _ref(_jobs().QUEUE)),
         )
     }
     outputs["UsersTableName"] = {"Value": _ref("UsersTable")}

@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib.adapters.avatars import KEY_PREFIX
 from chalicelib.adapters.table_schema import LEGACY_LISTING_INDEX, SEARCH_INDEXES
+from chalicelib.domain.jobs import EXPORT_PREFIX, IMPORT_PREFIX
 from infra.stages import PROJECT_DIR, Stage
 
 Json = dict[str, Any]
@@ -60,6 +61,41 @@ IDENTITY_ACTIONS = (
     "cognito-idp:AdminUpdateUserAttributes",
     "cognito-idp:AdminUserGlobalSignOut",
 )
+# Bulk jobs (imports and exports). The API function starts, reads and cancels jobs: their table,
+# the import file it puts (or signs a form for) and deletes on a cancel, the export it signs a
+# download of, and the queue it sends an export's first message to.
+JOBS_API_ACTIONS = (
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+)
+IMPORT_FILE_API_ACTIONS = ("s3:DeleteObject", "s3:PutObject")
+EXPORT_FILE_API_ACTIONS = ("s3:GetObject",)
+JOB_QUEUE_SEND_ACTIONS = ("sqs:SendMessage",)
+# The worker: rows become users as POST /users makes them (the items of its transaction, the
+# reads of a user and of an email's holder) and the sign-in calls of a create; a Scan of the table
+# for an export (chalicelib/adapters/user_pages.py); its jobs' items (outcomes and counts in one
+# transaction, a batch's done rows).
+WORKER_USER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem")
+WORKER_JOBS_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+WORKER_IDENTITY_ACTIONS = (
+    "cognito-idp:AdminAddUserToGroup",
+    "cognito-idp:AdminCreateUser",
+    "cognito-idp:AdminDeleteUser",
+    "cognito-idp:AdminGetUser",
+)
+IMPORT_FILE_WORKER_ACTIONS = ("s3:DeleteObject", "s3:GetObject")
+# A multipart upload's create, parts and completion are all authorised as PutObject; HeadObject
+# (a completion whose answer was lost) as GetObject.
+EXPORT_FILE_WORKER_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject")
+# What Lambda's event source mapping does with the worker's role (AWSLambdaSQSQueueExecutionRole),
+# and the worker's own sends: the planner's batches, a hand-over, a throttled batch put back.
+JOB_QUEUE_WORKER_ACTIONS = ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage")
+
+# The mail confirming a user's new email (chalicelib/adapters/ses_mailer.py), from the stage's SES identity.
+MAIL_ACTIONS = ("ses:SendEmail",)
 # The pre-traffic hook: invoke the version under test, then report to CodeDeploy.
 INVOKE_ACTIONS = ("lambda:InvokeFunction",)
 HOOK_REPORT_ACTIONS = ("codedeploy:PutLifecycleEventHookExecutionStatus",)
@@ -73,6 +109,7 @@ ACCOUNT_POOLS_ARN = f"arn:aws:cognito-idp:*:{POLICY_ACCOUNT}:userpool/*"
 HOOK_FUNCTION = "pre_traffic_hook"  # the name app.py registers it under (@app.lambda_function)
 CHANGES_HOOK_FUNCTION = "changes_pre_traffic_hook"  # the consumer's hook, likewise
 CONSUMER_FUNCTION = "user_changes"  # the name app.py registers it under (@app.on_dynamodb_record)
+WORKER_FUNCTION = "bulk_jobs"  # the name app.py registers it under (@app.on_sqs_message)
 # Terraform's names (infra/terraform/deploy.tf); CloudFormation's are generated and the merge
 # template replaces this resource with references to them.
 DEPLOYMENT_GROUP = "live"
@@ -118,6 +155,22 @@ def avatar_objects_arn(stage: Stage) -> str:
     return f"arn:aws:s3:::{stage.avatar_bucket_name(POLICY_ACCOUNT)}/{KEY_PREFIX}*"
 
 
+def import_files_arn(stage: Stage) -> str:
+    return f"arn:aws:s3:::{stage.avatar_bucket_name(POLICY_ACCOUNT)}/{IMPORT_PREFIX}*"
+
+
+def export_files_arn(stage: Stage) -> str:
+    return f"arn:aws:s3:::{stage.avatar_bucket_name(POLICY_ACCOUNT)}/{EXPORT_PREFIX}*"
+
+
+def jobs_table_arn(stage: Stage) -> str:
+    return f"arn:aws:dynamodb:*:*:table/{stage.jobs_table_name}"
+
+
+def job_queue_arn(stage: Stage) -> str:
+    return f"arn:aws:sqs:*:*:{stage.jobs_queue_name}"
+
+
 def log_streams_arn(function_name: str) -> str:
     return f"arn:aws:logs:*:*:log-group:/aws/lambda/{function_name}:*"
 
@@ -146,9 +199,22 @@ def api_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
         Grant("CursorSecret", SECRET_ACTIONS, f"arn:aws:secretsmanager:*:*:secret:{stage.cursor_secret_name}-??????"),
         Grant("AvatarObjects", AVATAR_ACTIONS, avatar_objects_arn(stage)),
         Grant("OwnUserPool", IDENTITY_ACTIONS, user_pool or ACCOUNT_POOLS_ARN),
+        Grant("BulkJobs", JOBS_API_ACTIONS, jobs_table_arn(stage)),
+        Grant("ImportFiles", IMPORT_FILE_API_ACTIONS, import_files_arn(stage)),
+        Grant("ExportFiles", EXPORT_FILE_API_ACTIONS, export_files_arn(stage)),
+        Grant("StartExports", JOB_QUEUE_SEND_ACTIONS, job_queue_arn(stage)),
         Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.function_name)),
         Grant("Tracing", XRAY_ACTIONS, "*"),
+        *mail_grants(stage),
     ]
+
+
+def mail_grants(stage: Stage) -> list[Grant]:
+    """Sending with the stage's SES identity, when it has one (infra/stages.json `ses_identity_arn`;
+    the CloudFormation template grants the `SesIdentityArn` given at deploy time instead)."""
+    if not stage.ses_identity_arn:
+        return []
+    return [Grant("SendEmailChangeCodes", MAIL_ACTIONS, stage.ses_identity_arn)]
 
 
 def hook_grants(stage: Stage, deployment_group: Resource | None = None) -> list[Grant]:
@@ -182,6 +248,18 @@ def consumer_grants(stage: Stage) -> list[Grant]:
     ]
 
 
+def worker_grants(stage: Stage, user_pool: Resource | None = None) -> list[Grant]:
+    return [
+        Grant("UsersTableItems", WORKER_USER_ACTIONS, table_arn(stage)),
+        Grant("BulkJobs", WORKER_JOBS_ACTIONS, jobs_table_arn(stage)),
+        Grant("OwnUserPool", WORKER_IDENTITY_ACTIONS, user_pool or ACCOUNT_POOLS_ARN),
+        Grant("ImportFiles", IMPORT_FILE_WORKER_ACTIONS, import_files_arn(stage)),
+        Grant("ExportFiles", EXPORT_FILE_WORKER_ACTIONS, export_files_arn(stage)),
+        Grant("JobQueue", JOB_QUEUE_WORKER_ACTIONS, job_queue_arn(stage)),
+        Grant("OwnLogGroup", LOG_ACTIONS, log_streams_arn(stage.worker_function_name)),
+    ]
+
+
 def _document(grants: list[Grant]) -> Json:
     return {"Version": "2012-10-17", "Statement": [grant.statement() for grant in grants]}
 
@@ -206,6 +284,11 @@ def consumer_policy_document(stage: Stage) -> Json:
     return _document(consumer_grants(stage))
 
 
+def worker_policy_document(stage: Stage, user_pool: Resource | None = None) -> Json:
+    """The bulk jobs worker's role policy: users as POST /users makes them, its jobs, files and queue."""
+    return _document(worker_grants(stage, user_pool))
+
+
 def rendered_files(stage: Stage) -> dict[str, str]:
     """Every policy file of `stage`: path -> content."""
     return {
@@ -213,6 +296,7 @@ def rendered_files(stage: Stage) -> dict[str, str]:
         policy_path(stage.name, HOOK_FUNCTION): render(hook_policy_document(stage)),
         policy_path(stage.name, CHANGES_HOOK_FUNCTION): render(changes_hook_policy_document(stage)),
         policy_path(stage.name, CONSUMER_FUNCTION): render(consumer_policy_document(stage)),
+        policy_path(stage.name, WORKER_FUNCTION): render(worker_policy_document(stage)),
     }
 
 

@@ -56,6 +56,23 @@ class Stage:
         return f"{APP_NAME}-{self.name}-changes"
 
     @property
+    def worker_function_name(self) -> str:
+        """The bulk jobs worker (app.py's bulk_jobs), named in both templates and its role policy."""
+        return f"{APP_NAME}-{self.name}-jobs"
+
+    @property
+    def jobs_table_name(self) -> str:
+        return self.lambda_environment["JOBS_TABLE_NAME"]
+
+    @property
+    def jobs_queue_name(self) -> str:
+        return self.lambda_environment["JOBS_QUEUE"]
+
+    @property
+    def jobs_dead_letter_queue_name(self) -> str:
+        return f"{self.jobs_queue_name}-dlq"
+
+    @property
     def changes_hook_function_name(self) -> str:
         """The consumer's pre-traffic hook (app.py's changes_pre_traffic_hook): CodeDeployHook_ too."""
         return f"CodeDeployHook_{self.consumer_function_name}"

@@ -19,7 +19,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +42,7 @@ PAGE_LIMIT = 50
 MAX_EXTRA_PAGES = 2
 REQUEST_TIMEOUT_S = 30
 SAMPLE_LIMIT = 20
+UNTIL_POLL_S = 0.1
 EMAIL_DOMAIN = "load.example"
 # What a client remembers of a user; the table must hold exactly this.
 FIELDS = ("userId", "name", "email", "phone", "createdAt", "updatedAt", "version")
@@ -507,9 +508,20 @@ def admin_token(info: Mapping[str, Any]) -> str:
     )
 
 
-def run_load(info: Mapping[str, Any], clients: int = 20, duration_s: float = 60.0, seed: int | None = None) -> Report:
+def run_load(
+    info: Mapping[str, Any],
+    clients: int = 20,
+    duration_s: float = 60.0,
+    seed: int | None = None,
+    until: Callable[[list[Recorder]], bool] | None = None,
+    max_duration_s: float | None = None,
+) -> Report:
     """Run `clients` concurrent admin clients for `duration_s` against the stack described by `info`
-    (the stack file's contents), then check the table against what they believe they wrote."""
+    (the stack file's contents), then check the table against what they believe they wrote.
+
+    With `until`, the clients go on after `duration_s` until it holds of their recorders (read
+    while they run: counts only) or `max_duration_s` has passed: a run that must have done
+    something is not cut short by a slow machine."""
     if clients < 1 or duration_s <= 0:
         raise ValueError("clients and duration must be positive")
     base_url = str(info["api_url"]).rstrip("/")
@@ -530,6 +542,9 @@ def run_load(info: Mapping[str, Any], clients: int = 20, duration_s: float = 60.
     start.wait()
     began = time.monotonic()
     stop.wait(duration_s)
+    deadline = began + max(duration_s, max_duration_s or 0)
+    while until is not None and not until([worker.rec for worker in workers]) and time.monotonic() < deadline:
+        time.sleep(UNTIL_POLL_S)
     stop.set()
     for thread in threads:
         thread.join()

@@ -2,7 +2,7 @@
 that the stack can be created again.
 
 The stack keeps what holds data when it is deleted or its first create rolls back (DeletionPolicy
-Retain): the users and audit tables, the avatar bucket, the cursor secret and the user pool. Their
+Retain): the users, audit and bulk jobs tables, the avatar bucket, the cursor secret and the user pool. Their
 names are fixed (the role policies, .chalice/config.json and the operators' tools name them), so a
 new create of the stage stops at the first of them with "already exists". This lists each one that
 exists, with what it holds, and what it would do about it; it deletes only with CONFIRM=1, and what
@@ -52,7 +52,7 @@ class Names:
     def of(cls, stage: Stage, account: str) -> Names:
         return cls(
             stacks=(stage.api_name, f"{stage.api_name}-base"),
-            tables=(stage.table_name, stage.audit_table_name),
+            tables=(stage.table_name, stage.audit_table_name, stage.jobs_table_name),
             bucket=stage.avatar_bucket_name(account),
             secret=stage.cursor_secret_name,
             pool=stage.user_pool_name,

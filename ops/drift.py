@@ -63,6 +63,21 @@ class Report:
             or stored != counted
         )
 
+    def findings(self) -> set[tuple[str, str]]:
+        """Every disagreement as (user id, kind), kind one of: email, group, enabled, no record,
+        sign-in of a deleted user, no sign-in; ("", "counter") for the enabled-admin count. What
+        the model-based test compares with its own reading."""
+        found = {(s.sub, "no record") for s in self.sign_ins_without_records}
+        found |= {(s.sub, "sign-in of a deleted user") for s in self.sign_ins_of_deleted_users}
+        found |= {(u.user_id, "no sign-in") for u in self.records_without_sign_ins}
+        for user, _, differences in self.mismatches:
+            for difference in differences:
+                kind = "email" if difference.startswith("email") else "group" if "admins" in difference else "enabled"
+                found.add((user.user_id, kind))
+        if self.admin_count[0] != self.admin_count[1]:
+            found.add(("", "counter"))
+        return found
+
     def lines(self) -> Iterator[str]:
         for sign_in in self.sign_ins_without_records:
             yield f"sign-in without a record: {sign_in.sub} {sign_in.email} ({sign_in.status})"

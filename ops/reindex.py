@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from botocore.exceptions import ClientError
 from chalicelib.adapters.aws import error_code
 from chalicelib.adapters.dynamodb import item_to_user
 from chalicelib.adapters.user_index import search_attributes
+from ops.table_scan import consistent_scan
 
 # Parallel scan segments (and threads): a 10-million-user table is about 5 GB, which one segment
 # reads in hours; 16 do it in minutes while staying far below on-demand's limits.
@@ -51,16 +52,6 @@ class Counts:
             f"{self.users - self.updated - self.changed_meanwhile} already had them, "
             f"{self.changed_meanwhile} kept changing meanwhile (run it again)"
         )
-
-
-def _segment(client: Any, table: str, segment: int, total: int) -> Iterator[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True, "Segment": segment, "TotalSegments": total}
-    while True:
-        page = client.scan(**kwargs)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 # Attempts on a user whose revision keeps moving between the read and the write.
@@ -108,7 +99,7 @@ def reindex(client: Any, table: str, segments: int = DEFAULT_SEGMENTS) -> Counts
     lock = threading.Lock()
 
     def run(segment: int) -> None:
-        for item in _segment(client, table, segment, segments):
+        for item in consistent_scan(client, table, Segment=segment, TotalSegments=segments):
             outcome = _reindex_item(client, table, item)
             if outcome == "skip":
                 continue

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.errors import ServiceUnavailable
@@ -125,6 +126,9 @@ TRANSIENT_CODES: dict[str, frozenset[str]] = {
     "cognito-idp": frozenset({"TooManyRequestsException", "LimitExceededException", "InternalErrorException"}),
     "secretsmanager": frozenset({"ThrottlingException", "InternalServiceError", "ServiceUnavailable"}),
     "events": frozenset({"ThrottlingException", "InternalException", "ServiceUnavailable"}),
+    "sqs": frozenset(
+        {"RequestThrottled", "ThrottlingException", "InternalError", "ServiceUnavailable", "KmsThrottled"}
+    ),
 }
 
 
@@ -158,13 +162,16 @@ class ClientHolder:
 
     service = ""
 
-    def __init__(self, client: Any | None = None) -> None:
+    def __init__(self, client: Any | None = None, *, make: Callable[[], Any] | None = None) -> None:
+        # `make`: where the client comes from when first used, for an adapter that most
+        # containers never use (the SES mailer), so that wiring it makes no client.
         self._client = client
+        self._make = make
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = client(self.service)
+            self._client = self._make() if self._make is not None else client(self.service)
         return self._client
 
     def _call(self, operation: str, **kwargs: Any) -> Any:

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
 from chalicelib.domain.errors import ValidationError
-from chalicelib.domain.identity import ADMIN_GROUP, EmailTaken, SignIn, SignInExists, SignInMissing
+from chalicelib.domain.identity import ADMIN_GROUP, EmailTaken, SignIn, SignInExists, SignInMissing, SignInRefused
 
 
 def _attributes(user: dict[str, Any]) -> dict[str, str]:
@@ -92,6 +92,18 @@ class CognitoIdentityProvider(aws.ClientHolder):
     def invite(self, sub: str, email: str) -> None:
         # RESEND on a user created with SUPPRESS sends the invitation with a new temporary password.
         self._call("admin_create_user", Username=email, MessageAction="RESEND")
+
+    def reset_password(self, sub: str) -> None:
+        try:
+            self._on_user("admin_reset_user_password", sub)
+        except ClientError as exc:
+            # Disabled, never signed in (FORCE_CHANGE_PASSWORD), or no verified address to send to.
+            if aws.error_code(exc) in ("NotAuthorizedException", "InvalidParameterException"):
+                raise SignInRefused() from exc
+            raise
+
+    def sign_out(self, sub: str) -> None:
+        self._on_user("admin_user_global_sign_out", sub)
 
     def find(self, email: str) -> SignIn | None:
         try:

@@ -37,6 +37,7 @@ from chalicelib.domain.errors import (
     ConcurrentModification,
     EmailAlreadyExists,
     LastAdmin,
+    NoEmailChangePending,
     PreconditionFailed,
     ServiceUnavailable,
     UserAlreadyExists,
@@ -59,7 +60,15 @@ from chalicelib.domain.models import (
     later_than,
     tokens_valid_after,
 )
-from chalicelib.domain.repository import ClockBehind, Deleted, EmailChangeRequired, StaleRecord, Stored, Unchanged
+from chalicelib.domain.repository import (
+    ClockBehind,
+    Deleted,
+    EmailChangeRequired,
+    PendingCode,
+    StaleRecord,
+    Stored,
+    Unchanged,
+)
 from chalicelib.domain.search import SORT_CREATED, UserQuery, name_sort_key
 
 Item = dict[str, dict[str, Any]]
@@ -124,6 +133,19 @@ def item_to_user(item: Item) -> User | None:
         # Records of earlier versions have neither: members, enabled.
         role=item.get("role", {}).get("S", MEMBER),
         enabled=item.get("enabled", {}).get("BOOL", True),
+        pending_email=item[PENDING_EMAIL]["S"] if PENDING_EMAIL in item else None,
+        pending_until=item[PENDING_UNTIL]["S"] if PENDING_UNTIL in item else None,
+    )
+
+
+def item_to_code(item: Item) -> PendingCode | None:
+    if CODE_HASH not in item:
+        return None
+    return PendingCode(
+        code_hash=item[CODE_HASH]["S"],
+        salt=item.get(CODE_SALT, {}).get("S", ""),
+        attempts=int(item.get(CODE_ATTEMPTS, {}).get("N", "0")),
+        token=item.get(CODE_TOKEN, {}).get("S", ""),
     )
 
 
@@ -236,6 +258,20 @@ class _Expression:
         return out
 
 
+# A requested email change (PUT /users/me): the address and its key, until when it may be
+# confirmed, and its code's salted hash, wrong attempts and requesting write token.
+PENDING_EMAIL, PENDING_KEY, PENDING_UNTIL = "pendingEmail", "pendingEmailKey", "pendingUntil"
+CODE_HASH, CODE_SALT, CODE_ATTEMPTS, CODE_TOKEN = (
+    "emailCodeHash",
+    "emailCodeSalt",
+    "emailCodeAttempts",
+    "emailCodeToken",
+)
+PENDING_ATTRIBUTES = (PENDING_EMAIL, PENDING_KEY, PENDING_UNTIL, CODE_HASH, CODE_SALT, CODE_ATTEMPTS, CODE_TOKEN)
+# The latest sign-in action (its type, the stream's event type) and the write tokens of the
+# recent ones, so a keyed retry of an action recognises it even after other writes.
+ACTION_TYPE, ACTION_TOKEN, ACTION_TOKENS = "actionType", "actionToken", "actionTokens"
+RECENT_ACTIONS = 5
 # What a user item holds that its deletion removes (everything but its key and createToken).
 USER_ATTRIBUTES = (
     "listingId",
@@ -251,6 +287,10 @@ USER_ATTRIBUTES = (
     STATE_ATTRIBUTE,
     CREATED_ATTRIBUTE,
     NAME_ATTRIBUTE,
+    *PENDING_ATTRIBUTES,
+    ACTION_TYPE,
+    ACTION_TOKEN,
+    ACTION_TOKENS,
 )
 # Epoch seconds: tokens issued at or before it are refused (chalicelib/domain/revocation.py).
 TOKENS_VALID_AFTER = "tokensValidAfter"
@@ -281,6 +321,7 @@ def _update_expression(
     expr: _Expression,
     new_email_key: str | None = None,
     updated: User | None = None,
+    clear_pending: bool = False,
 ) -> str:
     """SET/REMOVE of an update: the changed fields, a new version and the write's stamp (and
     the new email key when the email moves to another one), and the search keys the change moves
@@ -317,6 +358,8 @@ def _update_expression(
         removes.append(expr.name("phone"))
     elif isinstance(changes.phone, str):
         sets.append(f"{expr.name('phone')} = {expr.value(_s(changes.phone))}")
+    if clear_pending:
+        removes += [expr.name(attribute) for attribute in PENDING_ATTRIBUTES]
     return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
 
 
@@ -376,13 +419,21 @@ def _admin_count(table: str, delta: int) -> dict[str, Any]:
     return {"Update": update}
 
 
-def _reserve_email(table: str, key: str, owner: str) -> dict[str, Any]:
-    """A transaction item taking the reservation of an email key for `owner`: refused if taken."""
+def _reserve_email(table: str, key: str, owner: str, now: str, pending_until: str | None = None) -> dict[str, Any]:
+    """A transaction item taking the reservation of an email key for `owner` (until `pending_until`
+    for a requested change, after which it is free again and TTL removes it): refused while
+    another owner holds it, for good or pending and not expired at `now`."""
+    item: Item = {**_reservation_key(key), "ownerId": _s(owner)}
+    if pending_until is not None:
+        item[PENDING_UNTIL] = _s(pending_until)
+        item[TTL_ATTRIBUTE] = _n(epoch_seconds(pending_until) + 1)
     return {
         "Put": {
             "TableName": table,
-            "Item": {**_reservation_key(key), "ownerId": _s(owner)},
-            "ConditionExpression": "attribute_not_exists(userId)",
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(userId) OR ownerId = :owner OR #until < :now",
+            "ExpressionAttributeNames": {"#until": PENDING_UNTIL},
+            "ExpressionAttributeValues": {":owner": _s(owner), ":now": _s(now)},
         }
     }
 
@@ -430,7 +481,8 @@ class DynamoUserRepository(aws.ClientHolder):
         if user is None:
             return None
         assert item is not None
-        return Stored(user, item.get("writeToken", {}).get("S", ""))
+        actions = tuple(str(token["S"]) for token in item.get(ACTION_TOKENS, {}).get("L", []))
+        return Stored(user, item.get("writeToken", {}).get("S", ""), actions, item_to_code(item))
 
     def find(self, user_id: str) -> User | Deleted | None:
         item = self._get_item(user_id)
@@ -464,7 +516,7 @@ class DynamoUserRepository(aws.ClientHolder):
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },
-            _reserve_email(self._table, email_key(user.email), user.user_id),
+            _reserve_email(self._table, email_key(user.email), user.user_id, write.at),
         ]
         if user.is_active_admin:
             items.append(_admin_count(self._table, 1))
@@ -548,9 +600,17 @@ class DynamoUserRepository(aws.ClientHolder):
         updated = apply_changes(current, changes, write.at)
         old_key, new_key = email_key(current.email), email_key(updated.email)
         expr = _Expression()
+        # An admin's new email ends the change the user asked for (its reservation released).
+        pending_key = email_key(current.pending_email) if current.pending_email and new_key != old_key else None
         # An update, not a put, so what the item holds besides the user (createToken) stays.
         update = _update_expression(
-            current.user_id, changes, write, expr, new_key if new_key != old_key else None, updated
+            current.user_id,
+            changes,
+            write,
+            expr,
+            new_key if new_key != old_key else None,
+            updated,
+            pending_key is not None,
         )
         condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"
         # Each item with what its failed condition means.
@@ -571,8 +631,10 @@ class DynamoUserRepository(aws.ClientHolder):
         if new_key != old_key:
             items += [
                 ("old email", _release_email(self._table, old_key, current.user_id)),
-                ("new email", _reserve_email(self._table, new_key, current.user_id)),
+                ("new email", _reserve_email(self._table, new_key, current.user_id, write.at)),
             ]
+            if pending_key is not None and pending_key not in (new_key, old_key):
+                items.append(("pending email", _release_email(self._table, pending_key, current.user_id)))
         delta = int(updated.is_active_admin) - int(current.is_active_admin)
         if delta:
             items.append(("admins", _admin_count(self._table, delta)))
@@ -610,15 +672,167 @@ class DynamoUserRepository(aws.ClientHolder):
         ]
         if current.is_active_admin:
             items.append(_admin_count(self._table, -1))
+        pending = email_key(current.pending_email) if current.pending_email else None
+        if pending is not None and pending != email_key(current.email):
+            items.append(_release_email(self._table, pending, current.user_id))
         try:
             self._transact(write, items)
         except ClientError as exc:
             reasons = _cancellation(exc)
             if reasons[0][0] == _FAILED and _written_by(reasons[0][1], write.token):
                 return  # our own earlier attempt deleted it
-            if reasons[0][0] != _FAILED and len(reasons) == 3 and reasons[2][0] == _FAILED:
+            if reasons[0][0] != _FAILED and current.is_active_admin and reasons[2][0] == _FAILED:
                 raise LastAdmin() from exc
             raise StaleRecord() from exc
+
+    # --- sign-in actions and the user's own email change ---
+
+    def _stamp(self, write: Write, expr: _Expression) -> list[str]:
+        """What every write of a new version sets: its time, the version, who and which request."""
+        return [
+            f"{expr.name('updatedAt')} = {expr.value(_s(write.at))}",
+            f"{expr.name('version')} = {expr.name('version')} + {expr.value(_n(1))}",
+            f"{expr.name('writeToken')} = {expr.value(_s(write.token))}",
+            f"{expr.name('writtenBy')} = {expr.value(_s(write.actor))}",
+        ]
+
+    def _user_update(self, current: User, write: Write, expr: _Expression, update: str) -> dict[str, Any]:
+        """A transaction item updating the user, conditioned on the revision read and on not being
+        this request's own earlier write (whose failed condition then returns it)."""
+        condition = f"{expr.is_revision((current.revision,))} AND {expr.not_written_by(write.token)}"
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"userId": _s(current.user_id)},
+                "UpdateExpression": update,
+                **expr.arguments(condition),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def record_action(self, stored: Stored, action: str, write: Write, *, revoke: bool) -> User:
+        current = stored.user
+        write = replace(write, at=later_than(write.at, current.updated_at))
+        expr = _Expression()
+        recent = [*stored.action_tokens[-(RECENT_ACTIONS - 1) :], write.token]
+        sets = [
+            *self._stamp(write, expr),
+            f"{expr.name(ACTION_TYPE)} = {expr.value(_s(action))}",
+            f"{expr.name(ACTION_TOKEN)} = {expr.value(_s(write.token))}",
+            f"{expr.name(ACTION_TOKENS)} = {expr.value({'L': [_s(token) for token in recent]})}",
+        ]
+        if revoke:
+            sets.append(f"{expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(tokens_valid_after(write.at)))}")
+        item = self._user_update(current, write, expr, "SET " + ", ".join(sets))
+        try:
+            self._transact(write, [item])
+        except ClientError as exc:
+            reasons = _cancellation(exc)
+            recognised = _own_result(reasons[0][1], write.token)
+            if recognised is not None:
+                return recognised
+            raise StaleRecord() from exc
+        return replace(current, updated_at=write.at, version=current.version + 1)
+
+    def request_email(self, current: User, email: str, code: PendingCode, until: str, write: Write) -> User:
+        write = replace(write, at=later_than(write.at, current.updated_at))
+        new_key = email_key(email)
+        expr = _Expression()
+        sets = [
+            *self._stamp(write, expr),
+            f"{expr.name(PENDING_EMAIL)} = {expr.value(_s(email))}",
+            f"{expr.name(PENDING_KEY)} = {expr.value(_s(new_key))}",
+            f"{expr.name(PENDING_UNTIL)} = {expr.value(_s(until))}",
+            f"{expr.name(CODE_HASH)} = {expr.value(_s(code.code_hash))}",
+            f"{expr.name(CODE_SALT)} = {expr.value(_s(code.salt))}",
+            f"{expr.name(CODE_ATTEMPTS)} = {expr.value(_n(0))}",
+            f"{expr.name(CODE_TOKEN)} = {expr.value(_s(write.token))}",
+        ]
+        items = [
+            self._user_update(current, write, expr, "SET " + ", ".join(sets)),
+            _reserve_email(self._table, new_key, current.user_id, write.at, until),
+        ]
+        previous = email_key(current.pending_email) if current.pending_email else None
+        if previous is not None and previous not in (new_key, email_key(current.email)):
+            items.append(_release_email(self._table, previous, current.user_id))
+        try:
+            self._transact(write, items)
+        except ClientError as exc:
+            reasons = _cancellation(exc)
+            recognised = _own_result(reasons[0][1], write.token)
+            if recognised is not None:
+                return recognised
+            if reasons[0][0] != _FAILED and reasons[1][0] == _FAILED:
+                raise EmailAlreadyExists() from exc
+            raise StaleRecord() from exc
+        return replace(
+            current, updated_at=write.at, version=current.version + 1, pending_email=email, pending_until=until
+        )
+
+    def count_wrong_code(self, current: User, attempts: int, write: Write) -> None:
+        expr = _Expression()
+        tried = expr.name("emailCodeTried")
+        update = (
+            f"SET {expr.name(CODE_ATTEMPTS)} = {expr.value(_n(attempts + 1))}, {tried} = {expr.value(_s(write.token))}"
+        )
+        condition = (
+            f"{expr.is_revision((current.revision,))} AND {expr.name(CODE_ATTEMPTS)} = {expr.value(_n(attempts))}"
+            f" AND (attribute_not_exists({tried}) OR {tried} <> {expr.value(_s(write.token))})"
+        )
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"userId": _s(current.user_id)},
+                UpdateExpression=update,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expr.arguments(condition),
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            if _written_by(exc.response.get("Item"), write.token, "emailCodeTried"):
+                return  # a resend of our own counted attempt
+            raise StaleRecord() from exc
+
+    def confirm_email(self, current: User, write: Write) -> User:
+        if current.pending_email is None:
+            raise NoEmailChangePending()
+        write = replace(write, at=later_than(write.at, current.updated_at))
+        updated = apply_changes(current, UserChanges(email=current.pending_email), write.at)
+        old_key, new_key = email_key(current.email), email_key(updated.email)
+        expr = _Expression()
+        changes = UserChanges(email=updated.email)
+        update = _update_expression(current.user_id, changes, write, expr, new_key, updated, clear_pending=True)
+        # Every token issued until now carries the old address: refused from here on.
+        update = update.replace(
+            "SET ", f"SET {expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(tokens_valid_after(write.at)))}, ", 1
+        )
+        items: list[dict[str, Any]] = [
+            self._user_update(current, write, expr, update),
+            {
+                # The pending reservation becomes theirs for good, if it still is theirs.
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {**_reservation_key(new_key), "ownerId": _s(current.user_id)},
+                    "ConditionExpression": "ownerId = :owner",
+                    "ExpressionAttributeValues": {":owner": _s(current.user_id)},
+                }
+            },
+        ]
+        if old_key != new_key:
+            items.append(_release_email(self._table, old_key, current.user_id))
+        try:
+            self._transact(write, items)
+        except ClientError as exc:
+            reasons = _cancellation(exc)
+            recognised = _own_result(reasons[0][1], write.token)
+            if recognised is not None:
+                return recognised
+            if reasons[0][0] != _FAILED and reasons[1][0] == _FAILED:
+                raise NoEmailChangePending() from exc  # expired, and another user took the address
+            raise StaleRecord() from exc
+        return updated
 
     def find_by_email(self, key: str) -> User | None:
         # The reservation names the owner; both reads strongly consistent, so a user is found as

@@ -19,7 +19,12 @@ def image(item: Item | None) -> Image:
         return None
     user = item_to_user(item)
     if user is not None:
-        return Written(user, item.get("writtenBy", {}).get("S", ""))
+        return Written(
+            user,
+            item.get("writtenBy", {}).get("S", ""),
+            action=item.get("actionType", {}).get("S", ""),
+            action_token=item.get("actionToken", {}).get("S", ""),
+        )
     return item_to_deleted(item) or OTHER
 
 

@@ -81,7 +81,11 @@ def require_not_self(identity: Identity, user_id: str) -> None:
     refuse_self_delete(identity.sub, user_id)
 
 
-# The two rules that keep an admin from locking themselves (or the last admin) out, stated once:
+def require_not_own_password_reset(identity: Identity, user_id: str) -> None:
+    refuse_own_password_reset(identity.sub, user_id)
+
+
+# The rules that keep an admin from locking themselves (or the last admin) out, stated once:
 # the routes check them from the token before anything is read, the service again for every
 # caller (operator tools included), with the same words.
 
@@ -96,6 +100,13 @@ def refuse_self_delete(actor: str, user_id: str) -> None:
     """Nobody deletes themselves."""
     if actor == user_id:
         raise Forbidden("You cannot delete yourself")
+
+
+def refuse_own_password_reset(actor: str, user_id: str) -> None:
+    """An admin resets their own password through the sign-in page, not the admins' action (which
+    would sign them out and leave them only a mailed code)."""
+    if actor == user_id:
+        raise Forbidden("You cannot reset your own password here; use the sign-in page's forgotten password")
 
 
 def require_owner_or_admin(identity: Identity, user_id: str) -> None:

@@ -10,8 +10,11 @@ the admin counter share the table and write to the stream in the same transactio
 - INSERT of a user: UserCreated (and a MODIFY from a trace to a user, which the API never writes
   since ids are Cognito subs that are not reused, would be one too).
 - MODIFY from a user to a user: UserUpdated, when a public field differs. A write that changes no
-  public field (none does today: every API update changes what it was asked to, but a record
-  migrated by a tool could) makes no event, so `changed` is never empty for an update.
+  public field makes no event (a record migrated by a tool, a wrong email code counted), so
+  `changed` is never empty for an update; except a sign-in action (an admin's invitation resent,
+  password reset, sign-out), which changes no public field but a new `actionToken`: an event of
+  its `actionType`, with `changed` empty. A resend of the action's write is recognised by its
+  token before it writes again, and a redelivered record by its audit entry: one event per action.
 - MODIFY from a user to a trace (the API's delete): UserDeleted, by the trace's `writtenBy`.
 - REMOVE of a user (no API path does this; an operator's tool or the console could): UserDeleted
   by "unknown", at the stream record's time.
@@ -28,13 +31,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.domain.models import User
+from chalicelib.domain.models import SIGN_IN_ACTIONS, User
 from chalicelib.domain.repository import Deleted
 
 USER_CREATED, USER_UPDATED, USER_DELETED = "UserCreated", "UserUpdated", "UserDeleted"
-EVENT_TYPES = (USER_CREATED, USER_UPDATED, USER_DELETED)
+# Sign-in actions (admins): a write that changes no public field but records the action
+# (`actionType`, and the request's token as `actionToken`): chalicelib/domain/service.py.
+EVENT_TYPES = (USER_CREATED, USER_UPDATED, USER_DELETED, *SIGN_IN_ACTIONS)
 # The fields a client sees, in the order the API shows them; never versions, timestamps or stamps.
-PUBLIC_FIELDS = ("name", "email", "phone", "role", "enabled")
+# `pendingEmail`: a user's requested, unconfirmed new address (PUT /users/me).
+PUBLIC_FIELDS = ("name", "email", "pendingEmail", "phone", "role", "enabled")
 # Writes no API caller made and whose actor no image records.
 UNKNOWN_ACTOR = "unknown"
 
@@ -78,10 +84,13 @@ NOTHING = Meaning()
 
 @dataclass(frozen=True)
 class Written:
-    """A user record as an image shows it, and who wrote that version."""
+    """A user record as an image shows it, and who wrote that version; for an admin's sign-in
+    action, which changes no public field, the action (`actionType`) and its request's token."""
 
     user: User
     actor: str
+    action: str = ""
+    action_token: str = ""
 
 
 class OtherItem:
@@ -113,7 +122,14 @@ def _public(image: Image) -> dict[str, Any]:
     if not isinstance(image, Written):
         return {}
     user = image.user
-    return {"name": user.name, "email": user.email, "phone": user.phone, "role": user.role, "enabled": user.enabled}
+    return {
+        "name": user.name,
+        "email": user.email,
+        "pendingEmail": user.pending_email,
+        "phone": user.phone,
+        "role": user.role,
+        "enabled": user.enabled,
+    }
 
 
 def changed_fields(old: Image, new: Image) -> tuple[str, ...]:
@@ -141,6 +157,8 @@ def interpret(change: StreamChange) -> Meaning:
     if isinstance(new, Written):
         if isinstance(old, Written):
             if not changed_fields(old, new):
+                if new.action in SIGN_IN_ACTIONS and new.action_token != old.action_token:
+                    return event(new.action, new.user.updated_at, new.actor)
                 return NOTHING
             return event(USER_UPDATED, new.user.updated_at, new.actor)
         return event(USER_CREATED, new.user.created_at, new.actor)

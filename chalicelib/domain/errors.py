@@ -75,6 +75,22 @@ class NoneMatchFailed(PreconditionFailed):
     message = "The user exists at a version If-None-Match names (for *: it exists); nothing was changed"
 
 
+class ImportFileRefused(ValidationError):
+    """An import file as a whole cannot be imported (its header, its encoding, its size)."""
+
+    message = "The import file cannot be read"
+
+
+class JobNotFound(AppError):
+    message = "Job not found"
+
+
+class JobFinished(AppError):
+    """A cancel of a bulk job that has ended (done or failed): there is nothing left to stop."""
+
+    message = "The job has finished; there is nothing to cancel"
+
+
 class ServiceUnavailable(AppError):
     """AWS could not serve the request after retries. For a write the outcome is unknown: a
     timed-out attempt may have been applied."""
@@ -102,3 +118,23 @@ class IdempotentRequestInFlight(AppError):
         self.retry_after_s = max(1, retry_after_s)
         unit = "second" if self.retry_after_s == 1 else "seconds"
         super().__init__(f"{self.message}; retry in {self.retry_after_s} {unit}")
+
+
+class SignInStateConflict(AppError):
+    """The sign-in is not in a state the action applies to (an invitation to a user who has signed
+    in, a password reset of one who never did, a disabled user)."""
+
+    message = "The user's sign-in is not in a state this action applies to"
+
+
+class NoEmailChangePending(AppError):
+    """A code was given, but no email change is pending (none asked for, confirmed already,
+    replaced by an admin's change, or expired)."""
+
+    message = "No email change is pending; ask for it again with PUT /users/me"
+
+
+class InvalidEmailCode(ValidationError):
+    """The code does not confirm the pending email change (wrong, or too many attempts)."""
+
+    message = "The code is not the one mailed to the new address"

@@ -26,6 +26,10 @@ class EmailTaken(Exception):
     """Another sign-in holds this email."""
 
 
+class SignInRefused(Exception):
+    """The pool refuses the action in the sign-in's state (a reset of a disabled or never-used one)."""
+
+
 class SignInMissing(Exception):
     """The pool has no sign-in with this sub (a record made by an earlier version, or a console edit)."""
 
@@ -53,7 +57,14 @@ class IdentityProvider(Protocol):
         `password` (operators, local tools) it is set as permanent. Raises SignInExists."""
 
     def invite(self, sub: str, email: str) -> None:
-        """Send the invitation with a temporary password."""
+        """Send the invitation with a temporary password (again: a new one, the earlier void)."""
+
+    def reset_password(self, sub: str) -> None:
+        """Cognito's admin reset: the password is void, and a code to set a new one goes to the
+        user's email. SignInRefused in a state the pool cannot reset from."""
+
+    def sign_out(self, sub: str) -> None:
+        """Sign the user out everywhere: every refresh token revoked (a no-op for a signed-out user)."""
 
     def find(self, email: str) -> SignIn | None:
         """The sign-in of `email`, if any."""
@@ -78,3 +89,11 @@ class IdentityProvider(Protocol):
 
     def admins(self) -> set[str]:
         """The subs in the admins group (operators' drift report)."""
+
+
+class Mailer(Protocol):
+    def ready(self) -> bool:
+        """Whether mail can be sent at all (a sender is configured): checked before anything is written."""
+
+    def send_email_code(self, sub: str, to: str, code: str, until: str) -> None:
+        """Mail the code that confirms `sub`'s requested change of email to `to`, valid until `until`."""

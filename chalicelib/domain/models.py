@@ -1,7 +1,7 @@
 """The domain's values: a user record, a new user, a change, a revision and the preconditions on
 it, a caller's standing, a write's stamp; the rules every stored value keeps (lengths, patterns,
-visible text) and the one format of times. Reading them from requests and the shape a client
-sees are the web layer's (chalicelib/web/inputs.py)."""
+visible text), the one format of times, and the public shape of a user (a response or a line of
+an export file). Reading values from requests is the web layer's (chalicelib/web/inputs.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from chalicelib.domain.errors import NoneMatchFailed, PreconditionFailed
 
@@ -72,6 +73,10 @@ ROLES = (ADMIN, MEMBER)
 # the admins group) and whether it is enabled. The sign-in follows the record in each.
 EMAIL, ROLE, ENABLED = "email", "role", "enabled"
 SIGN_IN_FIELDS = (EMAIL, ROLE, ENABLED)
+# What an admin may do to a user's sign-in (POST /users/{id}/...): each is recorded on the record and
+# is one change event of this type (chalicelib/domain/change_events.py).
+INVITATION_RESENT, PASSWORD_RESET, SIGNED_OUT = "InvitationResent", "PasswordReset", "SignedOut"
+SIGN_IN_ACTIONS = (INVITATION_RESENT, PASSWORD_RESET, SIGNED_OUT)
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,10 @@ class User:
     phone: str | None = None
     role: str = MEMBER
     enabled: bool = True
+    # A change of email the user asked for and has not confirmed yet (PUT /users/me): the address,
+    # reserved for them until `pending_until`, after which it is no longer pending (models.pending_email).
+    pending_email: str | None = None
+    pending_until: str | None = None
 
     @property
     def revision(self) -> Revision:
@@ -262,8 +271,17 @@ class User:
         return self.role == ADMIN and self.enabled
 
 
+def pending_email(user: User, now: str) -> str | None:
+    """The address the user asked to change to, while its code may still confirm it (None after
+    `pending_until`: an expired request is no request, whatever the item still holds)."""
+    if user.pending_email is None or user.pending_until is None or user.pending_until <= now:
+        return None
+    return user.pending_email
+
+
 def apply_changes(current: User, changes: UserChanges, now: str) -> User:
-    """The record after `changes`, one version later."""
+    """The record after `changes`, one version later. A new email (an admin's) ends any pending
+    change the user asked for."""
     phone: str | None = current.phone
     if changes.phone is REMOVE:
         phone = None
@@ -279,6 +297,8 @@ def apply_changes(current: User, changes: UserChanges, now: str) -> User:
         version=current.version + 1,
         role=changes.role if changes.role is not None else current.role,
         enabled=changes.enabled if changes.enabled is not None else current.enabled,
+        pending_email=None if changes.email is not None else current.pending_email,
+        pending_until=None if changes.email is not None else current.pending_until,
     )
 
 
@@ -303,3 +323,26 @@ def text_problem(value: str) -> str | None:
 
 def is_valid_user_id(user_id: str) -> bool:
     return bool(_USER_ID_RE.fullmatch(user_id))
+
+
+def public_user(user: User, now: str | None = None) -> dict[str, Any]:
+    """What a client sees of a record (a response, a line of an export); `now` (default: this
+    moment) decides whether a requested email change is still pending (shown as `pendingEmail`
+    until `pendingEmailExpiresAt`)."""
+    out: dict[str, Any] = {
+        "userId": user.user_id,
+        "name": user.name,
+        "email": user.email,
+    }
+    pending = pending_email(user, now or timestamp(datetime.now(UTC)))
+    if pending is not None:
+        out["pendingEmail"] = pending
+        out["pendingEmailExpiresAt"] = user.pending_until
+    if user.phone is not None:
+        out["phone"] = user.phone
+    out["role"] = user.role
+    out["enabled"] = user.enabled
+    out["createdAt"] = user.created_at
+    out["updatedAt"] = user.updated_at
+    out["version"] = user.version
+    return out

@@ -60,11 +60,26 @@ class Deleted:
 
 
 @dataclass(frozen=True)
+class PendingCode:
+    """What the record keeps of a requested email change besides the address: a salted hash of
+    its code (never the code), the wrong codes tried so far, and the request that asked for it."""
+
+    code_hash: str
+    salt: str
+    attempts: int
+    token: str
+
+
+@dataclass(frozen=True)
 class Stored:
-    """A user as stored, with the write token of the request that last wrote it."""
+    """A user as stored, with the write token of the request that last wrote it, the tokens of
+    the latest sign-in actions (so a keyed retry of one never applies it twice), and the code of
+    a pending email change."""
 
     user: User
     write_token: str
+    action_tokens: tuple[str, ...] = ()
+    code: PendingCode | None = None
 
 
 class UserRepository(Protocol):
@@ -126,6 +141,32 @@ class UserRepository(Protocol):
         `current.updated_at` as `change` does) and release its email in one request, conditioned on
         `current.revision`; StaleRecord if it changed (unless the trace is this request's own);
         LastAdmin if it is the last enabled admin."""
+
+    def record_action(self, stored: Stored, action: str, write: Write, *, revoke: bool) -> User:
+        """Record a sign-in action (InvitationResent, PasswordReset, SignedOut) on the user: one
+        version later, stamped `write.at` (models.later_than), `write.token` kept among the recent
+        action tokens; with `revoke`, tokens issued until now are refused (`tokensValidAfter`).
+        Conditioned on `current.revision`: StaleRecord if it moved on; recognises its own
+        earlier attempt (`stored`: the record as read, with its recent action tokens). The stream
+        makes the write the action's change event."""
+
+    def request_email(self, current: User, email: str, code: PendingCode, until: str, write: Write) -> User:
+        """Make `email` the user's pending email until `until`, with its code, and reserve its key
+        for them in the same request (a pending reservation: free again after `until`); a pending
+        change of another address is replaced and its reservation released. Conditioned on
+        `current.revision`: StaleRecord, or EmailAlreadyExists (nothing changed) when another
+        user holds the address or has it pending."""
+
+    def count_wrong_code(self, current: User, attempts: int, write: Write) -> None:
+        """One more wrong code for the pending change, if the record is still `current` with
+        `attempts` of them (StaleRecord otherwise). No new version: nothing a client sees moves.
+        A resend of the same request's attempt counts once."""
+
+    def confirm_email(self, current: User, write: Write) -> User:
+        """The pending email becomes the user's: record and reservation in one request (the old
+        address released, the pending reservation made theirs for good, tokens issued until now
+        refused). Conditioned on `current.revision` and on the reservation still being theirs:
+        StaleRecord or NoEmailChangePending otherwise; recognises its own earlier attempt."""
 
     def find_by_email(self, key: str) -> User | None:
         """The user holding this email key (chalicelib/domain/models.py `email_key`), or None. Reads

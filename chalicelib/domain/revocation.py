@@ -3,7 +3,8 @@
 Cognito ID tokens stay valid until they expire (60 minutes), and API Gateway's authorizer keeps
 accepting them. So every authenticated request also checks its caller's record: a deleted or
 disabled user is refused (401), and so is every token issued at or before the record's
-`tokensValidAfter`, which a role change, a disable or an enable moves to the second of the change
+`tokensValidAfter`, which a role change, a disable or an enable, a confirmed email change, an
+admin's password reset or sign-out moves to the second of the change
 (models.tokens_valid_after). A token's `iat` has whole seconds, so the sign-in itself changes only
 once the next second has begun on Cognito's clock (service.UserService._follow): a token issued
 before the change is always refused, and one issued after it (after the API answered) always
@@ -32,7 +33,10 @@ MAX_CALLERS = 10_000
 
 
 class Revoked(Unauthorized):
-    message = "This token was revoked (the user was disabled, deleted or changed role); sign in again"
+    message = (
+        "This token was revoked (the user was disabled, deleted, changed role or email, or was signed out);"
+        " sign in again"
+    )
 
 
 class StandingCheck:

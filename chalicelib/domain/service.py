@@ -22,13 +22,16 @@ takes its new sign-in back.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from chalicelib.domain.access import refuse_own_standing_change, refuse_self_delete
+from chalicelib.domain.access import refuse_own_password_reset, refuse_own_standing_change, refuse_self_delete
 from chalicelib.domain.avatars import AvatarRemover
 from chalicelib.domain.cursor import CursorCodec, CursorScope
 from chalicelib.domain.errors import (
@@ -36,23 +39,37 @@ from chalicelib.domain.errors import (
     ConcurrentModification,
     EmailAlreadyExists,
     Forbidden,
+    InvalidEmailCode,
+    NoEmailChangePending,
     NoneMatchFailed,
     PreconditionFailed,
     ServiceUnavailable,
+    SignInStateConflict,
     Unauthorized,
     UserAlreadyExists,
     UserNotFound,
     ValidationError,
 )
-from chalicelib.domain.identity import EmailTaken, IdentityProvider, SignIn, SignInExists, SignInMissing
+from chalicelib.domain.identity import (
+    EmailTaken,
+    IdentityProvider,
+    Mailer,
+    SignIn,
+    SignInExists,
+    SignInMissing,
+    SignInRefused,
+)
 from chalicelib.domain.models import (
     ADMIN,
     EMAIL,
     ENABLED,
+    INVITATION_RESENT,
     MEMBER,
     NO_PRECONDITIONS,
+    PASSWORD_RESET,
     ROLE,
     SIGN_IN_FIELDS,
+    SIGNED_OUT,
     NewUser,
     Preconditions,
     Standing,
@@ -63,6 +80,7 @@ from chalicelib.domain.models import (
     epoch,
     later_than,
     new_write_token,
+    pending_email,
     timestamp,
     tokens_valid_after,
     tokens_valid_from,
@@ -71,7 +89,9 @@ from chalicelib.domain.repository import (
     ClockBehind,
     Deleted,
     EmailChangeRequired,
+    PendingCode,
     StaleRecord,
+    Stored,
     Unchanged,
     UserRepository,
 )
@@ -88,6 +108,23 @@ FOLLOW_ATTEMPTS = 4
 LIST_ROUTE = "users"
 # The actor of writes no API caller made (seeding, operator commands).
 SYSTEM_ACTOR = "system"
+# A requested email change: how long its code confirms it (and its address stays reserved), and
+# how many wrong codes it takes before it must be asked for again.
+EMAIL_CODE_TTL = timedelta(hours=1)
+MAX_CODE_ATTEMPTS = 5
+
+
+def email_code(write_token: str, sub: str) -> str:
+    """The six-digit code of the email change asked for by the request with `write_token`: derived
+    from it (a server-side random value no client sees), so a keyed retry of the request mails the
+    same code again instead of one the record does not know."""
+    digest = hmac.new(write_token.encode(), f"email-code:{sub}".encode(), hashlib.sha256).digest()
+    return f"{int.from_bytes(digest[:8], 'big') % 1_000_000:06d}"
+
+
+def code_hash(salt: str, code: str) -> str:
+    """What the record keeps of a code: never the code itself."""
+    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
 
 
 def utc_now() -> str:
@@ -102,6 +139,15 @@ def standing_of(user: User, revoked_at: int = 0) -> Standing:
 class _NoAvatars:
     def delete(self, user_id: str) -> None:
         return None
+
+
+class _NoMailer:
+    def ready(self) -> bool:
+        return False
+
+    def send_email_code(self, sub: str, to: str, code: str, until: str) -> None:
+        logger.error("no mailer is configured: the code of an email change cannot be sent")
+        raise ServiceUnavailable()
 
 
 class UserService:
@@ -119,6 +165,7 @@ class UserService:
         avatars: AvatarRemover | None = None,
         standing_changed: Callable[[str, Standing], None] = lambda user_id, standing: None,
         sleep: Callable[[float], None] = time.sleep,
+        mailer: Mailer | None = None,
     ):
         self._repo = repository
         self._cursors = cursors
@@ -126,6 +173,7 @@ class UserService:
         self._clock = clock
         self._sleep = sleep
         self._avatars = avatars or _NoAvatars()
+        self._mailer = mailer or _NoMailer()
         # Told whenever this container wrote a user's role, state or existence, so its
         # revocation check uses that at once instead of what it read before.
         self._standing_changed = standing_changed
@@ -142,10 +190,12 @@ class UserService:
         token: str | None = None,
         actor: str = SYSTEM_ACTOR,
         password: str | None = None,
+        invite: bool = True,
     ) -> User:
         """A sign-in and its record. Cognito mails the invitation with a temporary password,
-        unless `password` (operators and local tools) is set as the permanent one, or the sign-in
-        existed already and has been used (it has a password)."""
+        unless `password` (operators and local tools) is set as the permanent one, the sign-in
+        existed already and has been used (it has a password), or `invite` is False (a bulk import
+        that asked for none: the sign-in waits, unusable, for an invitation)."""
         write = self._write(token, actor)
         sub, adopted = self._sign_in_for(new.email, password)
         user = User(
@@ -166,14 +216,21 @@ class UserService:
             if adopted is None and not isinstance(self._repo.find(sub), User):
                 self._identities.delete(sub)
             raise EmailAlreadyExists() from exc
-        # A ServiceUnavailable above propagates without compensation: the record may have been
-        # written, and the sign-in (not yet invited, so unusable) is what a keyed retry adopts.
+        except ServiceUnavailable:
+            # The record write's outcome is unknown. A sign-in this attempt made is taken back when
+            # a consistent read shows its record was not written: left, a keyed retry would adopt
+            # it, and if the record is then refused (its email taken meanwhile) nothing would tell
+            # the retry that the sign-in was the API's to remove. When the record is there, or the
+            # read fails too, the sign-in (not yet invited, so unusable) stays for the retry.
+            if adopted is None:
+                self._take_back_unless_recorded(sub)
+            raise
         self._standing_changed(sub, standing_of(stored))
         # A sign-in made here holds the record's email, enabled and in no group. One that existed
         # (an earlier attempt's, or made outside the API, in the console) is made to agree in
         # everything: its email's spelling, its state, and its group in both directions.
         self._follow(stored, SIGN_IN_FIELDS if adopted is not None else ((ROLE,) if stored.role == ADMIN else ()))
-        if password is None and (adopted is None or adopted.never_used):
+        if password is None and invite and (adopted is None or adopted.never_used):
             try:
                 self._identities.invite(sub, stored.email)
             except SignInMissing:
@@ -181,6 +238,13 @@ class UserService:
                 # and the delete after it; nobody is left to invite.
                 logger.warning("the new user was deleted before its invitation")
         return stored
+
+    def _take_back_unless_recorded(self, sub: str) -> None:
+        try:
+            if self._repo.find(sub) is None:
+                self._identities.delete(sub)
+        except ServiceUnavailable:
+            logger.warning("a new sign-in whose record may not exist stays for the keyed retry")
 
     def _sign_in_for(self, email: str, password: str | None) -> tuple[str, SignIn | None]:
         """The sub of the sign-in for `email`, and the sign-in when it existed already (None:
@@ -527,3 +591,201 @@ class UserService:
             self._standing_changed(sub, standing_of(created))
             return created, True
         raise ConcurrentModification()
+
+    # --- sign-in actions (admins) ---
+
+    def resend_invitation(self, user_id: str, *, token: str | None = None, actor: str = SYSTEM_ACTOR) -> User:
+        """Send the invitation again, with a new temporary password (the earlier one void); only
+        while the user has never signed in."""
+
+        def act(user: User) -> None:
+            sign_in = self._usable_sign_in(user)
+            if not sign_in.never_used:
+                raise SignInStateConflict(
+                    "The user has signed in already: there is no invitation to send again"
+                    " (reset their password instead)"
+                )
+            self._identities.invite(user.user_id, user.email)
+
+        return self._sign_in_action(user_id, INVITATION_RESENT, act, self._write(token, actor), revoke=False)
+
+    def reset_password(self, user_id: str, *, token: str | None = None, actor: str = SYSTEM_ACTOR) -> User:
+        """Cognito's admin reset: the password is void, the user gets a code to set a new one, and
+        every token issued before is refused. Never for oneself: the caller would lock themselves out."""
+        refuse_own_password_reset(actor, user_id)
+
+        def act(user: User) -> None:
+            sign_in = self._usable_sign_in(user)
+            if sign_in.never_used:
+                raise SignInStateConflict(
+                    "The user has never signed in: there is no password to reset (resend the invitation instead)"
+                )
+            try:
+                self._identities.reset_password(user.user_id)
+            except SignInRefused:
+                raise SignInStateConflict("Cognito cannot reset this user's password in its current state") from None
+
+        return self._sign_in_action(user_id, PASSWORD_RESET, act, self._write(token, actor), revoke=True)
+
+    def sign_out(self, user_id: str, *, token: str | None = None, actor: str = SYSTEM_ACTOR) -> User:
+        """Sign the user out everywhere: refresh tokens revoked, every token issued before refused.
+        Allowed for oneself: the caller signs in again with their password."""
+
+        def act(user: User) -> None:
+            try:
+                self._identities.sign_out(user.user_id)
+            except SignInMissing:
+                logger.warning("user has no sign-in to sign out")
+
+        return self._sign_in_action(user_id, SIGNED_OUT, act, self._write(token, actor), revoke=True)
+
+    def _usable_sign_in(self, user: User) -> SignIn:
+        if not user.enabled:
+            raise SignInStateConflict("The user is disabled: enable them first")
+        sign_in = self._identities.get(user.user_id)
+        if sign_in is None:
+            raise SignInStateConflict("The user has no sign-in (`make drift` reports such users)")
+        return sign_in
+
+    def _sign_in_action(
+        self, user_id: str, action: str, act: Callable[[User], None], write: Write, *, revoke: bool
+    ) -> User:
+        """Cognito's part first (it is what the action is; a refusal there changes nothing), then
+        the record: one new version carrying the action, which the stream makes its one change
+        event, and, for a revoking action, `tokensValidAfter`, written after Cognito stopped
+        issuing tokens to the old session so every token issued before is at or below it. The
+        answer waits until a token issued after it is stamped later (models.tokens_valid_from).
+
+        A keyed retry whose earlier attempt recorded the action (its token is among the record's
+        recent action tokens) does nothing again: one event per action. One whose earlier attempt
+        failed after Cognito's part does that part again (another invitation or reset code: the
+        latest is the valid one) and then records it."""
+        acted = False
+        for _ in range(MAX_ATTEMPTS):
+            stored = self._repo.read(user_id)
+            if stored is None:
+                raise UserNotFound()
+            if write.token in stored.action_tokens:
+                updated = stored.user  # recorded by this request's earlier attempt
+            else:
+                if not acted:
+                    act(stored.user)
+                    acted = True
+                try:
+                    updated = self._repo.record_action(stored, action, write, revoke=revoke)
+                except StaleRecord:
+                    continue
+            if revoke:
+                self._standing_changed(user_id, standing_of(updated, tokens_valid_after(updated.updated_at)))
+                self._wait_until(tokens_valid_from(updated.updated_at))
+            return updated
+        raise ConcurrentModification()
+
+    # --- the caller's own email ---
+
+    def request_email_change(self, sub: str, email: str, *, token: str | None = None) -> User:
+        """The caller asks for `email` (PUT /users/me): it is reserved for them at once, in the
+        same request that records it as their pending email (409 if another user holds it or has
+        it pending: nothing changed), and a code goes to it. The record keeps its email until the
+        code confirms the change (verify_email). A second request replaces the first."""
+        write = self._write(token, actor=sub)
+        code = email_code(write.token, sub)
+        if not self._mailer.ready():
+            # Checked before anything is written: a code nobody can receive must reserve nothing.
+            logger.error("no sender is configured for the code of an email change (MAIL_FROM)")
+            raise ServiceUnavailable()
+        for _ in range(MAX_ATTEMPTS):
+            stored = self._repo.read(sub)
+            if stored is None:
+                raise UserNotFound()
+            current = stored.user
+            if stored.code is not None and stored.code.token == write.token and current.pending_until is not None:
+                # This request's earlier attempt recorded it (a keyed retry after a 503): its
+                # code is this one; the mail may not have gone.
+                self._mailer.send_email_code(sub, str(current.pending_email), code, current.pending_until)
+                return current
+            if email_key(email) == email_key(current.email):
+                raise ValidationError(
+                    "This is your email already", details=[{"field": "email", "message": "is your current email"}]
+                )
+            holder = self._identities.find(email)
+            if holder is not None and holder.sub != sub:
+                raise EmailAlreadyExists()
+            until = timestamp(
+                datetime.fromisoformat(later_than(write.at, current.updated_at).replace("Z", "+00:00")) + EMAIL_CODE_TTL
+            )
+            salt = secrets.token_hex(8)
+            pending = PendingCode(code_hash=code_hash(salt, code), salt=salt, attempts=0, token=write.token)
+            try:
+                updated = self._repo.request_email(current, email, pending, until, write)
+            except StaleRecord:
+                continue
+            self._mailer.send_email_code(sub, email, code, until)
+            return updated
+        raise ConcurrentModification()
+
+    def verify_email(self, sub: str, code: str, *, token: str | None = None) -> User:
+        """The code confirms the pending change: the sign-in takes the address (the scarcer
+        namespace, as for an admin's change), then record and reservation move in one request
+        (the old address released, tokens issued before refused), then the sign-in follows the
+        record. A wrong code is InvalidEmailCode and counts; after MAX_CODE_ATTEMPTS, or once
+        expired, the change must be asked for again."""
+        write = self._write(token, actor=sub)
+        took_email = False
+        try:
+            for _ in range(MAX_ATTEMPTS):
+                stored = self._repo.read(sub)
+                if stored is None:
+                    raise UserNotFound()
+                current = stored.user
+                if stored.write_token == write.token:
+                    # This request's earlier attempt confirmed it: complete what came after.
+                    return self._settle_email(current)
+                pending = pending_email(current, write.at)
+                if pending is None or stored.code is None:
+                    raise NoEmailChangePending()
+                self._check_code(current, stored, code, write)
+                took_email = self._take_email(sub, pending) or took_email
+                try:
+                    updated = self._repo.confirm_email(current, write)
+                except StaleRecord:
+                    continue
+                return self._settle_email(updated)
+            raise ConcurrentModification()
+        except AppError as refused:
+            # As for an admin's change: a refusal leaves nothing changed, a 503 a retry completes.
+            if took_email and not isinstance(refused, ServiceUnavailable):
+                self._give_back_email(sub)
+            raise
+
+    def _check_code(self, current: User, stored: Stored, code: str, write: Write) -> None:
+        assert stored.code is not None
+        attempts = stored.code.attempts
+        if attempts >= MAX_CODE_ATTEMPTS:
+            raise InvalidEmailCode("Too many wrong codes: ask for the change again with PUT /users/me")
+        if hmac.compare_digest(code_hash(stored.code.salt, code), stored.code.code_hash):
+            return
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                self._repo.count_wrong_code(current, attempts, write)
+                break
+            except StaleRecord:
+                again = self._repo.read(current.user_id)
+                if again is None or again.code is None or again.user.revision != current.revision:
+                    raise NoEmailChangePending() from None  # replaced, confirmed or cancelled meanwhile
+                attempts = again.code.attempts
+                if attempts >= MAX_CODE_ATTEMPTS:
+                    break
+        left = max(MAX_CODE_ATTEMPTS - attempts - 1, 0)
+        raise InvalidEmailCode(
+            f"The code is not the one mailed to the new address; {left} attempt{'s' if left != 1 else ''} left"
+        )
+
+    def _settle_email(self, updated: User) -> User:
+        """After the record took its new email: the revocation check knows it at once, the sign-in
+        holds it, and the answer waits until a token issued after it is stamped later than the
+        revocation (a token of the old address is refused, one of the new accepted)."""
+        self._standing_changed(updated.user_id, standing_of(updated, tokens_valid_after(updated.updated_at)))
+        self._follow(updated, (EMAIL,))
+        self._wait_until(tokens_valid_from(updated.updated_at))
+        return updated

@@ -11,7 +11,7 @@ from chalice import Response  # type: ignore[attr-defined]
 
 from chalicelib.domain import errors
 from chalicelib.domain.errors import AppError
-from chalicelib.web.responses import json_response
+from chalicelib.web.responses import json_response, json_text
 
 
 class PayloadTooLarge(AppError):
@@ -22,6 +22,13 @@ class UnsupportedMediaType(AppError):
     message = "Content-Type must be application/json"
 
 
+class UnsupportedImportType(UnsupportedMediaType):
+    message = (
+        "Content-Type must be text/csv or application/x-ndjson (the file itself), or application/json "
+        '({"upload": true} for an upload form)'
+    )
+
+
 # Subclasses before their bases: the first match wins.
 STATUSES: tuple[tuple[type[AppError], int], ...] = (
     (errors.ValidationError, 400),
@@ -29,11 +36,15 @@ STATUSES: tuple[tuple[type[AppError], int], ...] = (
     (errors.Forbidden, 403),
     (errors.UserNotFound, 404),
     (errors.AvatarNotFound, 404),
+    (errors.JobNotFound, 404),
     (errors.EmailAlreadyExists, 409),
     (errors.UserAlreadyExists, 409),
     (errors.ConcurrentModification, 409),
     (errors.LastAdmin, 409),
     (errors.IdempotentRequestInFlight, 409),
+    (errors.JobFinished, 409),
+    (errors.SignInStateConflict, 409),
+    (errors.NoEmailChangePending, 409),
     (errors.PreconditionFailed, 412),
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
@@ -55,6 +66,12 @@ def error_body(message: str, details: list[dict[str, Any]] | None = None) -> dic
     if details:
         body["details"] = details
     return body
+
+
+def error_json(message: str, details: list[dict[str, Any]] | None = None) -> str:
+    """An error body as text, spaced as the app's own (for answers made outside a view, such as the
+    local gateway's 404); the deployed gateway's and WAF's bodies are written the same way."""
+    return json_text(error_body(message, details))
 
 
 def error_response(exc: AppError) -> Response:

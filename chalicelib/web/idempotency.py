@@ -30,6 +30,7 @@ from chalice import Response  # type: ignore[attr-defined]
 from chalicelib.domain.errors import AppError, ServiceUnavailable, ValidationError
 from chalicelib.domain.idempotency import IdempotencyStore, StoredResponse
 from chalicelib.domain.models import new_write_token
+from chalicelib.web.responses import json_text
 
 logger = logging.getLogger("users_api.idempotency")
 
@@ -67,7 +68,7 @@ def fingerprint(operation: str, body: Mapping[str, Any]) -> str:
 
 
 def _stored(response: Response) -> StoredResponse:
-    body = response.body if isinstance(response.body, str) else json.dumps(response.body)
+    body = response.body if isinstance(response.body, str) else json_text(response.body)  # as first sent
     headers = {name: str(value) for name, value in response.headers.items() if name.lower() in _KEPT_HEADERS}
     return StoredResponse(response.status_code, body, headers)
 

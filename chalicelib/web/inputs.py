@@ -2,7 +2,8 @@
 (create, update, profile, avatar), query parameters (GET /users, page limits) and the public shape
 of a user. Every problem in a body or a query is collected, so a client learns them all at once;
 the input shapes list exactly the fields a client may set, so `userId`, timestamps, versions,
-groups or any other key are refused, and `public_user` is the only way a record leaves the API.
+groups or any other key are refused. A record leaves the API only as the domain's `public_user`
+(chalicelib/domain/models.py), the shape of a response and of an export file alike.
 The rules each value must keep (lengths, patterns, visible text) are the domain's
 (chalicelib/domain/models.py); which fields a request may carry, and how, are this module's.
 """
@@ -27,7 +28,6 @@ from chalicelib.domain.models import (
     REMOVE,
     ROLES,
     NewUser,
-    User,
     UserChanges,
     text_problem,
 )
@@ -42,22 +42,6 @@ PAGE_MAX = 100
 # The parameters GET /users takes; any other is refused, so a typo never silently lists everyone.
 PARAMETERS = ("limit", "cursor", "email", "q", "role", "enabled", "sort")
 BOOLEANS = {"true": True, "false": False}
-
-
-def public_user(user: User) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "userId": user.user_id,
-        "name": user.name,
-        "email": user.email,
-    }
-    if user.phone is not None:
-        out["phone"] = user.phone
-    out["role"] = user.role
-    out["enabled"] = user.enabled
-    out["createdAt"] = user.created_at
-    out["updatedAt"] = user.updated_at
-    out["version"] = user.version
-    return out
 
 
 class _Fields:
@@ -169,13 +153,36 @@ def parse_user_changes(body: dict[str, Any]) -> UserChanges:
 
 
 def parse_profile_changes(body: dict[str, Any]) -> UserChanges:
-    """`PUT /users/me`: the email always comes from the verified token, never the body."""
-    fields = _Fields(body, ("name", "phone"))
-    changes = UserChanges(name=fields.name(False), phone=fields.phone(removable=True))
+    """`PUT /users/me`: name and phone, or an email on its own (a change the user then confirms
+    with the code mailed to the new address: never taken from a token)."""
+    fields = _Fields(body, ("name", "phone", "email"))
+    changes = UserChanges(name=fields.name(False), phone=fields.phone(removable=True), email=fields.email(False))
     fields.done()
+    if changes.email is not None and (changes.name is not None or changes.phone is not None):
+        raise ValidationError(
+            "Change your email on its own: it takes effect only once you confirm it",
+            details=[{"field": "email", "message": "must be sent without other fields"}],
+        )
     if changes.is_empty():
-        raise ValidationError("Provide at least one of: name, phone")
+        raise ValidationError("Provide at least one of: name, phone, email")
     return changes
+
+
+# A code confirming a requested email change: six digits, as Cognito's own.
+EMAIL_CODE_PATTERN = r"^[0-9]{6}$"
+_EMAIL_CODE_RE = re.compile(EMAIL_CODE_PATTERN)
+
+
+def parse_email_code(body: dict[str, Any]) -> str:
+    """`POST /users/me/email-verification`: {"code": "123456"}."""
+    fields = _Fields(body, ("code",))
+    value = body.get("code")
+    if "code" not in body:
+        fields.fail("code", "is required")
+    elif not isinstance(value, str) or not _EMAIL_CODE_RE.fullmatch(value):
+        fields.fail("code", "must be the 6 digits mailed to the new address")
+    fields.done()
+    return str(value)
 
 
 def parse_email(value: str) -> str:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from chalicelib.config import LOCAL_STAGES
-from chalicelib.domain import avatars
+from chalicelib.domain import avatars, bulk_files, exports, imports, jobs
 from chalicelib.domain import idempotency as idempotency_port
 from chalicelib.domain.change_events import EVENT_TYPES, PUBLIC_FIELDS
 from chalicelib.domain.cursor import CURSOR_PATTERN, MAX_CURSOR_LEN
@@ -31,9 +31,10 @@ from chalicelib.domain.models import (
     USER_ID_PATTERN,
 )
 from chalicelib.domain.search import DEFAULT_SORT, Q_MAX, Q_MIN, SORTS
+from chalicelib.domain.service import EMAIL_CODE_TTL, MAX_CODE_ATTEMPTS
 from chalicelib.web import idempotency
 from chalicelib.web.conditional import MAX_TAG_CHARS, MAX_TAGS
-from chalicelib.web.inputs import PAGE_DEFAULT, PAGE_MAX
+from chalicelib.web.inputs import EMAIL_CODE_PATTERN, PAGE_DEFAULT, PAGE_MAX
 
 # RFC 9110 entity tags as chalicelib.web.conditional reads them: an optional weak prefix, a quoted
 # opaque tag of at most MAX_TAG_CHARS visible characters other than the double quote.
@@ -48,17 +49,20 @@ _ERROR_TEXT = {
     "400": "Invalid input: malformed JSON, wrong or unknown fields or query parameters, bad limit, filter, sort or "
     "header, or a cursor issued for another route, caller or query (details name each field or parameter)",
     "401": "Missing, malformed, forged, expired or unverifiable token, or one revoked since (its user was "
-    "disabled, deleted or changed role after it was issued)",
+    "disabled, deleted, changed role or email, had their password reset or was signed out after it was issued)",
     "403": "Signed in but not allowed (a member on admin routes or another user's record, or changing email, role "
     "or enabled; anyone changing their own role or enabled, or deleting themselves)",
-    "404": "No such user (or, for an avatar read, no avatar uploaded)",
-    "409": "Email already used by another user, the change would leave no enabled admin, a concurrent change "
-    "won, or a request with this Idempotency-Key is still in progress (then with Retry-After: the seconds until "
-    "its lock expires, also said in the error)",
+    "404": "No such user (or, for an avatar read, no avatar uploaded); no such job (unknown, expired, or of the "
+    "other kind)",
+    "409": "Email already used (or pending) by another user, the change would leave no enabled admin, a concurrent "
+    "change won, the sign-in is not in a state the action applies to (an invitation after the first sign-in, a "
+    "reset before it, a disabled user), no email change is pending, a request with this Idempotency-Key is "
+    "still in progress (then with Retry-After: the seconds until its lock expires, also said in the error), or a "
+    "cancel of a job that has finished",
     "412": "If-Match names no current version of the user (read it again for a new ETag and retry), or "
     "If-None-Match names the current one",
     "413": "Request body above the configured limit",
-    "415": "Request body is not application/json",
+    "415": "Request body is not application/json (POST /users/imports also takes text/csv and application/x-ndjson)",
     "422": "This Idempotency-Key was already used with a different request (body or If-Match)",
     "503": "A dependency (DynamoDB, S3, Cognito) is unavailable after retries; retry after the Retry-After delay. "
     "For a write the outcome is unknown (a timed-out attempt may have been applied): retry with the same "
@@ -138,6 +142,12 @@ def _parameters() -> dict[str, Any]:
             "Malformed: 400; a match: 412.",
             "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
         },
+        "JobId": {
+            "name": "jobId",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": jobs.JOB_ID_PATTERN},
+        },
         "IdempotencyKey": {
             "name": idempotency.HEADER,
             "in": "header",
@@ -159,7 +169,11 @@ def _response_headers() -> dict[str, Any]:
             "required": True,
             "schema": {"type": "string", "pattern": ETAG_PATTERN},
         },
-        "Location": {"description": "Path of the created user", "required": True, "schema": {"type": "string"}},
+        "Location": {
+            "description": "Path of the created user (of a started job: where its status is read)",
+            "required": True,
+            "schema": {"type": "string"},
+        },
         "Retry-After": {
             "description": "Seconds to wait before retrying",
             "required": True,
@@ -218,6 +232,12 @@ def _schemas() -> dict[str, Any]:
                 "userId": {"type": "string", "description": "The user's Cognito sub"},
                 "name": {"type": "string"},
                 "email": {"type": "string"},
+                "pendingEmail": {
+                    "type": "string",
+                    "description": "A new address the user asked for (PUT /users/me) and has not confirmed yet: "
+                    "reserved for them until pendingEmailExpiresAt, while the user keeps signing in with email",
+                },
+                "pendingEmailExpiresAt": timestamp,
                 "phone": {"type": "string"},
                 "role": role,
                 "enabled": enabled,
@@ -257,9 +277,23 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "additionalProperties": False,
             "minProperties": 1,
-            "properties": {"name": name, "phone": {"oneOf": [phone, {"type": "null"}]}},
-            "description": "The first PUT creates the profile and requires name; the email comes from the token.",
-            "examples": [{"name": "Ada Lovelace", "phone": "+14155550123"}],
+            "properties": {"name": name, "phone": {"oneOf": [phone, {"type": "null"}]}, "email": email},
+            "description": "The first PUT creates the profile and requires name; its email is the sign-in's. "
+            "`email` (on its own: with other fields 400) asks for a new address: it is reserved for you at once "
+            "(409 if another user has or awaits it), your record shows it as pendingEmail and keeps its email, "
+            "and a 6-digit code goes to the new address, valid "
+            f"{int(EMAIL_CODE_TTL.total_seconds() // 60)} minutes; confirm it with POST /users/me/email-verification. "
+            "Asking again replaces the pending change.",
+            "examples": [{"name": "Ada Lovelace", "phone": "+14155550123"}, {"email": "ada.new@example.com"}],
+        },
+        "EmailVerification": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["code"],
+            "properties": {"code": {"type": "string", "pattern": EMAIL_CODE_PATTERN}},
+            "description": "The code mailed to the pending address. A wrong one is 400 and counts: after "
+            f"{MAX_CODE_ATTEMPTS} the change must be asked for again.",
+            "examples": [{"code": "123456"}],
         },
         "UserEnvelope": {
             "type": "object",
@@ -332,6 +366,7 @@ def _schemas() -> dict[str, Any]:
             "description": f"A presigned S3 GET, valid for {avatars.DOWNLOAD_EXPIRES_S // 60} minutes.",
             "properties": {"downloadUrl": {"type": "string"}},
         },
+        **_job_schemas(timestamp),
         "Message": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
         "Hello": {
             "type": "object",
@@ -351,6 +386,175 @@ def _schemas() -> dict[str, Any]:
                     },
                 },
             },
+        },
+    }
+
+
+def _job_properties(kind: str, timestamp: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "jobId": {"type": "string", "pattern": jobs.JOB_ID_PATTERN},
+        "kind": {"type": "string", "enum": [kind]},
+        "status": {
+            "type": "string",
+            "enum": list(jobs.STATUSES),
+            "description": "queued -> running -> done; failed (the job as a whole) and cancelled are final too",
+        },
+        "format": {"type": "string", "enum": list(bulk_files.FORMATS)},
+        "createdAt": timestamp,
+        "startedAt": timestamp,
+        "finishedAt": timestamp,
+        "expiresAt": {
+            **timestamp,
+            "description": f"The job and its report are deleted after this ({jobs.JOB_RETENTION_DAYS} days after "
+            "it was created)",
+        },
+        "error": {"type": "string", "description": "Why the job failed as a whole"},
+    }
+
+
+def _job_schemas(timestamp: dict[str, Any]) -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    problem = {
+        "type": "object",
+        "required": ["field", "message"],
+        "properties": {"field": {"type": ["string", "null"]}, "message": {"type": "string"}},
+    }
+    import_job = {
+        **_job_properties(jobs.IMPORT, timestamp),
+        "invite": {"type": "boolean"},
+        "source": {"type": "string", "enum": [jobs.INLINE, jobs.UPLOAD]},
+        "counts": _ref("ImportCounts"),
+    }
+    import_required = ["jobId", "kind", "status", "format", "createdAt", "expiresAt", "invite", "source", "counts"]
+    page = {"count": count, "nextCursor": {"type": ["string", "null"]}}
+    export_job = {**_job_properties(jobs.EXPORT, timestamp), "users": count, "bytes": count}
+    export_required = ["jobId", "kind", "status", "format", "createdAt", "expiresAt", "users", "bytes"]
+    return {
+        "ImportCounts": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["total", "processed", "created", "exists", "failed"],
+            "properties": {
+                "total": {"type": ["integer", "null"], "minimum": 0, "description": "null until the file is read"},
+                "processed": count,
+                "created": count,
+                "exists": {**count, "description": "rows whose email belonged to a user already"},
+                "failed": count,
+            },
+        },
+        "ImportUploadRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["upload"],
+            "properties": {
+                "upload": {"type": "boolean", "enum": [True]},
+                "format": {"type": "string", "enum": list(bulk_files.FORMATS), "default": bulk_files.CSV},
+                "invite": {"type": "boolean", "default": True},
+            },
+            "description": "Asks for a presigned S3 form to upload a file larger than the request body limit; "
+            "the job starts when the file lands.",
+            "examples": [{"upload": True, "format": "csv", "invite": True}],
+        },
+        "UploadForm": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url", "fields", "key", "expiresAt", "maxBytes", "contentType"],
+            "description": "A presigned S3 POST: send `fields`, then the file as `file`, as multipart/form-data to "
+            f"`url` before `expiresAt` ({imports.UPLOAD_EXPIRES_S // 60} minutes), of the content type named and at "
+            f"most `maxBytes` ({imports.MAX_UPLOAD_BYTES // (1024 * 1024)} MiB).",
+            "properties": {
+                "url": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "key": {"type": "string"},
+                "expiresAt": timestamp,
+                "maxBytes": count,
+                "contentType": {"type": "string", "enum": list(bulk_files.MEDIA_TYPES.values())},
+            },
+        },
+        "ImportJob": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": import_required,
+            "properties": {**import_job, "upload": _ref("UploadForm")},
+        },
+        "RowError": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["row", "field", "message"],
+            "properties": {
+                "row": {"type": "integer", "minimum": 1},
+                "field": {"type": ["string", "null"], "description": "null: the row as a whole"},
+                "message": {"type": "string"},
+            },
+        },
+        "ImportReport": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [*import_required, "errors", "count", "nextCursor"],
+            "properties": {**import_job, "errors": {"type": "array", "items": _ref("RowError")}, **page},
+        },
+        "ImportRow": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["row", "outcome"],
+            "properties": {
+                "row": {"type": "integer", "minimum": 1},
+                "outcome": {"type": "string", "enum": list(jobs.OUTCOMES)},
+                "userId": {"type": "string", "description": "The user created, or the one that has the email"},
+                "errors": {"type": "array", "items": problem},
+            },
+        },
+        "ImportRows": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["jobId", "rows", "count", "nextCursor"],
+            "properties": {
+                "jobId": {"type": "string", "pattern": jobs.JOB_ID_PATTERN},
+                "rows": {"type": "array", "items": _ref("ImportRow")},
+                **page,
+            },
+        },
+        "ExportRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"format": {"type": "string", "enum": list(bulk_files.FORMATS), "default": "jsonl"}},
+            "examples": [{"format": "csv"}],
+        },
+        "ExportJob": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": export_required,
+            "properties": {
+                **export_job,
+                "download": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["url", "expiresAt"],
+                    "description": f"When done: a presigned S3 GET of the file, valid "
+                    f"{exports.DOWNLOAD_EXPIRES_S // 60} minutes (read the job again for a fresh one)",
+                    "properties": {"url": {"type": "string"}, "expiresAt": timestamp},
+                },
+            },
+        },
+    }
+
+
+def _import_body() -> dict[str, Any]:
+    csv_example = "name,email,phone,role\nAda Lovelace,ada@example.com,+14155550123,member\n"
+    jsonl_example = '{"name": "Grace Hopper", "email": "grace@example.com", "role": "admin"}\n'
+    return {
+        "required": True,
+        "description": f"The file itself (up to the request body limit, {bulk_files.MAX_ROW_BYTES} bytes a row), "
+        "or a JSON request for an upload form. CSV: a header naming `name`, `email` (required), `phone`, "
+        "`role` (an export's other columns are ignored); JSON Lines: one object per line with those fields. "
+        "Each row is checked as POST /users checks a body; a bad row fails on its own.",
+        "content": {
+            "text/csv": {"schema": {"type": "string", "minLength": 1}, "examples": {"csv": {"value": csv_example}}},
+            "application/x-ndjson": {
+                "schema": {"type": "string", "minLength": 1},
+                "examples": {"jsonl": {"value": jsonl_example}},
+            },
+            "application/json": {"schema": _ref("ImportUploadRequest")},
         },
     }
 
@@ -494,6 +698,52 @@ def _paths() -> dict[str, Any]:
                 parameters=("UserId", "IfMatch", "IfNoneMatchWrite", "IdempotencyKey"),
             ),
         },
+        "/users/me/email-verification": {
+            "post": _op(
+                "verifyEmail",
+                "Confirm your pending email change with the mailed code: sign-in, record and reservation move "
+                "together, the old address is released, and tokens issued before (with the old address) are refused",
+                {
+                    "200": _json(envelope, "Email changed", ("ETag", replayed)),
+                    **_errors(*_WRITE, "404", "409", "422"),
+                },
+                body="EmailVerification",
+                parameters=("IdempotencyKey",),
+            )
+        },
+        **{
+            f"/users/{{userId}}/{action}": {
+                "post": _op(
+                    operation,
+                    summary,
+                    {
+                        "200": _json(envelope, "Done: one change event of this type", ("ETag", replayed)),
+                        **_errors("400", "401", "403", "404", "409", "422", "503"),
+                    },
+                    parameters=("UserId", "IdempotencyKey"),
+                )
+            }
+            for action, operation, summary in (
+                (
+                    "invitation",
+                    "resendInvitation",
+                    "Send the invitation again with a new temporary password, only while the user has never signed "
+                    "in (admins; event InvitationResent)",
+                ),
+                (
+                    "password-reset",
+                    "resetPassword",
+                    "Cognito's admin reset: the user gets a code and must set a new password; tokens issued before "
+                    "are refused (admins, not for oneself; event PasswordReset)",
+                ),
+                (
+                    "sign-out",
+                    "signOut",
+                    "Sign the user out everywhere: refresh tokens revoked, ID tokens issued before refused "
+                    "(admins; event SignedOut)",
+                ),
+            )
+        },
         "/users/{userId}/history": {
             "get": _op(
                 "getUserHistory",
@@ -511,6 +761,7 @@ def _paths() -> dict[str, Any]:
                 query=_page_query(),
             )
         },
+        **_job_paths(),
         "/users/{userId}/avatar": {
             "post": _op(
                 "createAvatarUpload",
@@ -525,6 +776,88 @@ def _paths() -> dict[str, Any]:
                 {"200": _json(_ref("AvatarDownload"), "Download URL"), **_errors("401", "403", "404", "503")},
                 parameters=("UserId",),
             ),
+        },
+    }
+
+
+def _job_paths() -> dict[str, Any]:
+    replayed = idempotency.REPLAYED_HEADER
+    start_import = _op(
+        "startImport",
+        "Import users from a CSV or JSON Lines file, as a job (admins)",
+        {
+            "202": _json(_ref("ImportJob"), "Queued; an upload job carries its form", ("Location", replayed)),
+            **_errors(*_WRITE, "403", "409", "422"),
+        },
+        parameters=("IdempotencyKey",),
+        query=[
+            {
+                "name": "invite",
+                "in": "query",
+                "description": "false sends no invitations (an upload request may say it in its JSON body "
+                "too: false in either sends none)",
+                "schema": {"type": "string", "enum": ["true", "false"], "default": "true"},
+            }
+        ],
+    )
+    start_import["requestBody"] = _import_body()
+    start_export = _op(
+        "startExport",
+        "Export every user to a file, as a job (admins)",
+        {
+            "202": _json(_ref("ExportJob"), "Queued", ("Location", replayed)),
+            **_errors(*_WRITE, "403", "409", "422"),
+        },
+        parameters=("IdempotencyKey",),
+    )
+    start_export["requestBody"] = {
+        "required": False,
+        "description": "Optional: JSON Lines unless `format` is csv",
+        "content": {"application/json": {"schema": _ref("ExportRequest")}},
+    }
+    return {
+        "/users/imports": {"post": start_import},
+        "/users/imports/{jobId}": {
+            "get": _op(
+                "getImport",
+                "An import's status, counts and failed rows, a page at a time (admins)",
+                {
+                    "200": _json(_ref("ImportReport"), "The job and a page of its row errors, in row order"),
+                    **_errors("400", "401", "403", "404", "503"),
+                },
+                parameters=("JobId",),
+                query=_page_query(),
+            ),
+            "delete": _op(
+                "cancelImport",
+                "Cancel an import between batches: rows done stay done (admins)",
+                {
+                    "200": _json(_ref("ImportJob"), "Cancelled (also when it was already)"),
+                    **_errors("401", "403", "404", "409", "503"),
+                },
+                parameters=("JobId",),
+            ),
+        },
+        "/users/imports/{jobId}/rows": {
+            "get": _op(
+                "getImportRows",
+                "Every processed row's outcome and user, a page at a time (admins)",
+                {
+                    "200": _json(_ref("ImportRows"), "A page of row outcomes, in row order"),
+                    **_errors("400", "401", "403", "404", "503"),
+                },
+                parameters=("JobId",),
+                query=_page_query(),
+            )
+        },
+        "/users/exports": {"post": start_export},
+        "/users/exports/{jobId}": {
+            "get": _op(
+                "getExport",
+                "An export's status and, when done, a download link (admins)",
+                {"200": _json(_ref("ExportJob"), "The job"), **_errors("401", "403", "404", "503")},
+                parameters=("JobId",),
+            )
         },
     }
 

@@ -4,6 +4,8 @@ an emulator of AWS on loopback. What the emulator cannot show is listed in docs/
 rehearsal cannot show".
 
 - `commands`: the blocks and workflow steps, as the files give them;
+- `plan`: the table of which path runs each block and step, how, and why (each must have a row);
+- `session`: one bash session per path, a block at a time;
 - `emulator`: moto's server, with what CloudFormation does that moto does not (the SAM transform,
   capability checks, a failed change set rolling back);
 - `stand_ins`: CloudFormation resource types moto's CloudFormation does not create, created through

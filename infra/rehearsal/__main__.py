@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from infra.rehearsal import checks
+from infra.rehearsal import checks, plan
 from infra.rehearsal.commands import Block, Context, blocks, step_outputs, workflow_job
 from infra.rehearsal.emulator import Emulator
 from infra.rehearsal.session import BlockFailed, Session
@@ -49,20 +49,6 @@ VALUES = {
     "ADMIN_PASSWORD": "A-long-Passw0rd!",
 }
 NEXT_VERSION = "v1.1.0"
-# Which path runs the blocks under a heading (a heading's prefix); "Tearing down" by what the block runs.
-HEADINGS = {
-    "With CloudFormation": "cloudformation",
-    # Run after the CloudFormation path's teardown, when there is something left to clean up.
-    "If the first create fails": "cloudformation",
-    "Upgrading the users table": "cloudformation",
-    "Rolling back": "cloudformation",
-    "Replaying dead-lettered changes": "cloudformation",
-    "With `chalice deploy`": "chalice",
-    "With Terraform": "terraform",
-    "First token and first call": "cloudformation",
-    "Rotating the API key": "cloudformation",
-    "Tearing down": "",
-}
 # The Terraform folder's provider settings for an emulator at AWS_ENDPOINT_URL, dropped into the copy's
 # infra/terraform so that `make package-tf` copies it with the rest: S3 by path, no EC2 metadata.
 TERRAFORM_OVERRIDE = """# The rehearsal's emulator (infra/rehearsal): not part of the project's Terraform.
@@ -90,13 +76,8 @@ TOOLS = {
 
 
 def route(block: Block) -> str:
-    for heading, path in HEADINGS.items():
-        if block.heading.startswith(heading):
-            return path or ("terraform" if "terraform " in block.text else "cloudformation")
-    raise SystemExit(
-        f"make rehearse: docs/DEPLOY.md has a bash block under {block.heading!r} that no path runs: "
-        "add its heading to HEADINGS in infra/rehearsal/__main__.py"
-    )
+    """The path that runs a DEPLOY.md block (infra/rehearsal/plan.py); stops at a block it does not list."""
+    return plan.route(block).path
 
 
 @dataclass
@@ -205,6 +186,20 @@ def check_first_admin(aws: checks.Client) -> None:
     checks.expect(emails == ["you@example.com"], f"admins after the first-token block: {emails}")
 
 
+def check_rotated_key(aws: checks.Client) -> None:
+    apigateway = aws("apigateway")
+    old = checks.outputs(aws, "users-api-prod")["ApiKeyId"]
+    checks.expect(apigateway.get_api_key(apiKey=old)["enabled"] is False, "the stack's key is still enabled")
+    plan_id = next(
+        r["PhysicalResourceId"]
+        for r in aws("cloudformation").list_stack_resources(StackName="users-api-prod")["StackResourceSummaries"]
+        if r["LogicalResourceId"] == "ApiUsagePlan"
+    )
+    keys = apigateway.get_usage_plan_keys(usagePlanId=plan_id)["items"]
+    enabled = [k["id"] for k in keys if k["id"] != old and apigateway.get_api_key(apiKey=k["id"])["enabled"]]
+    checks.expect(len(enabled) == 1, f"the usage plan's keys after the rotation: {keys}")
+
+
 def check_prod_teardown(aws: checks.Client, kept: dict[str, str]) -> None:
     cloudformation = aws("cloudformation")
     checks.gone(aws, "stack users-api-prod", lambda: cloudformation.describe_stacks(StackName="users-api-prod"))
@@ -240,6 +235,7 @@ def run_workflow(path: DeployPath, cwd: Path, env: dict[str, str], stage: str, s
     )
     base = {**env, **{key: context.substitute(value) for key, value in job_env.items()}}
     for step in steps:
+        plan.step_entry(step)  # a step the table does not list stops the rehearsal
         if step.condition and not context.holds(step.condition):
             path.log.append(f"--- [workflow {stage}] {step.name}: skipped (if: {step.condition})\n")
             continue
@@ -297,10 +293,14 @@ def cloudformation_path(
                 check_release(aws, VALUES["ROLLBACK_TO"])
             elif block.heading.startswith("First token"):
                 check_first_admin(aws)
+            elif block.heading.startswith("Rotating the API key"):
+                check_rotated_key(aws)
         checks.expect(bool(kept), "no block of the CloudFormation path deletes the stack")
         check_prod_teardown(aws, kept)
         for block in cleanup:
-            timed(path, block.heading, partial(session.run, block, VALUES))
+            # Its second command keeps the pool, which holds the first admin, and says so: make exits 2.
+            said = timed(path, block.heading, partial(session.run, block, VALUES, expect_exit=2))
+            checks.expect("kept 1 that hold data" in said, "make cleanup CONFIRM=1 did not say what it kept")
         checks.expect(bool(cleanup), "docs/DEPLOY.md no longer shows make cleanup")
         check_cleanup(aws, kept)
     except BlockFailed:
@@ -330,7 +330,14 @@ def check_release(aws: checks.Client, version: str) -> None:
 def check_cleanup(aws: checks.Client, kept: dict[str, str]) -> None:
     """`make cleanup STAGE=prod CONFIRM=1` deleted what held no data and kept what did (the pool,
     which holds the first admin; the tables, which hold their record and its audit)."""
+    dynamodb = aws("dynamodb")
     checks.gone(aws, "the avatar bucket (empty)", lambda: aws("s3").head_bucket(Bucket=kept["AvatarBucketName"]))
+    checks.gone(aws, "the users table (empty)", lambda: dynamodb.describe_table(TableName=kept["UsersTableName"]))
+    checks.gone(aws, "the audit table (empty)", lambda: dynamodb.describe_table(TableName=kept["AuditTableName"]))
+    secrets = aws("secretsmanager")
+    if checks.exists(partial(secrets.describe_secret, SecretId=kept["CursorSecretArn"])):
+        secret = secrets.describe_secret(SecretId=kept["CursorSecretArn"])
+        checks.expect("DeletedDate" in secret, "the cursor secret (never read) is still there after the cleanup")
     checks.still_there(
         aws,
         "the pool (holds the first admin)",
@@ -370,12 +377,15 @@ def chalice_path(path: DeployPath, copy: Path, env: dict[str, str], aws: checks.
 
 
 def terraform_path(path: DeployPath, copy: Path, env: dict[str, str], doc: list[Block]) -> None:
+    # The emulator's own messages go to a log of their own: if it dies, that log says why.
+    LOGS.mkdir(parents=True, exist_ok=True)
+    emulator_log = (LOGS / "terraform-emulator.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "infra.rehearsal.emulator"],
         cwd=PROJECT_DIR,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=emulator_log,
         text=True,
     )
     try:
@@ -422,7 +432,11 @@ def terraform_outputs(folder: Path, env: dict[str, str]) -> dict[str, str]:
 # --- all -------------------------------------------------------------------------------------------------
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """All three paths, or those named (`python -m infra.rehearsal terraform`)."""
+    if argv == ["--table"]:
+        print(plan.table(), end="")
+        return 0
     missing = [line for tool, line in TOOLS.items() if shutil.which(tool) is None]
     if missing:
         print(f"make rehearse: {missing[0]}", file=sys.stderr)
@@ -431,6 +445,8 @@ def main() -> int:
     routed: dict[str, list[Block]] = {"cloudformation": [], "chalice": [], "terraform": []}
     for block in doc:
         routed[route(block)].append(block)
+    for step in workflow_job(yaml.safe_load(WORKFLOW.read_text()), "deploy")[1]:
+        plan.step_entry(step)
     started = time.monotonic()
     paths = {name: DeployPath(name) for name in routed}
     with tempfile.TemporaryDirectory(prefix="rehearsal-") as scratch_name:
@@ -450,6 +466,10 @@ def main() -> int:
                 (paths["chalice"], lambda: chalice_path(paths["chalice"], copy, env, aws, routed["chalice"])),
             ]
 
+            if argv:
+                jobs = [job for job in jobs if job[0].name in argv]
+                paths = {name: path for name, path in paths.items() if name in argv}
+
             def run(path: DeployPath, action: Callable[[], None]) -> None:
                 begun = time.monotonic()
                 try:
@@ -461,11 +481,14 @@ def main() -> int:
                 path.timings.append(("total", time.monotonic() - begun))
 
             # Terraform in its own emulator, alongside the other two (which share one, one after the other).
-            terraform = threading.Thread(target=run, args=jobs[0])
-            terraform.start()
-            for path, action in jobs[1:]:
-                run(path, action)
-            terraform.join()
+            threads = [threading.Thread(target=run, args=job) for job in jobs if job[0].name == "terraform"]
+            for thread in threads:
+                thread.start()
+            for path, action in jobs:
+                if path.name != "terraform":
+                    run(path, action)
+            for thread in threads:
+                thread.join()
         finally:
             emulator.stop()
     return report(paths, time.monotonic() - started)
@@ -490,4 +513,4 @@ def report(paths: dict[str, DeployPath], elapsed: float) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

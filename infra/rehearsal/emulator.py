@@ -24,6 +24,7 @@ cannot show", lists what stays out of reach):
 - a template the CLI uploaded (`--s3-bucket`) is read from the emulator's S3 at its loopback address;
 - a parameter kept with UsePreviousValue stays a string (moto hands a CommaDelimitedList back as a
   list, which its own parser cannot read);
+- a stack's deletion deletes its REST API (moto's keeps it);
 - CodeDeploy can delete a deployment group and an application (`terraform destroy` asks);
 - AWS's managed IAM policies exist (moto loads them when asked), so templates may attach them.
 
@@ -236,7 +237,8 @@ def _patch_cloudformation() -> None:
         resource = original_create_resource(logical_id, resource_json, resources_map, **kw)
         complete = stand_ins.COMPLETIONS.get(resource_json["Type"])
         if resource is not None and complete is not None:
-            complete(resource, resource_json.get("Properties", {}))
+            # Resolved as moto resolves a resource's own properties (a bucket's notification names its queue by GetAtt).
+            complete(resource, parsing.clean_json(resource_json.get("Properties", {}), resources_map))
         return resource
 
     parsing.parse_and_create_resource = parse_and_create_resource
@@ -271,6 +273,14 @@ def _patch_apigateway() -> None:
         return {**args, "uri": args["uri"] or "", "integration_method": args["integration_method"] or ""}
 
     APIGatewayBackend._build_integration_args = integration_args
+
+    from moto.apigateway.models import RestAPI, apigateway_backends
+
+    def delete(self: Any, account_id: str, region_name: str) -> None:
+        # moto's RestAPI has no CloudFormation delete: a deleted stack would leave its API behind.
+        apigateway_backends[account_id][region_name].apis.pop(self.id, None)
+
+    RestAPI.delete = delete
 
 
 _PATCHED = False

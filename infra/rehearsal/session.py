@@ -16,6 +16,7 @@ from pathlib import Path
 from infra.rehearsal.commands import Block, commands, first_word
 
 MARK = "@@rehearsal-block-done@@"
+STATUS = "@@rehearsal-block-status="
 PROMPT = "Enter a value: "
 # terraform apply asks to approve, terraform destroy to confirm.
 APPROVALS = ("Only 'yes' will be accepted to approve.", "Only 'yes' will be accepted to confirm.")
@@ -60,8 +61,9 @@ class Session:
         self._process.stdin.write(text.encode())
         self._process.stdin.flush()
 
-    def run(self, block: Block, values: dict[str, str], timeout: float = 300) -> str:
-        """Run the block's commands (what NOT_RUN names is shown, not run); its output."""
+    def run(self, block: Block, values: dict[str, str], timeout: float = 300, expect_exit: int = 0) -> str:
+        """Run the block's commands (what NOT_RUN names is shown, not run); its output. With
+        `expect_exit`, the block must stop with that status (in a subshell: its state is not kept)."""
         missing = [name for name in block.needs if name not in values]
         if missing:
             raise BlockFailed(f"the block under {block.heading!r} needs {missing}, which the rehearsal does not set")
@@ -77,7 +79,13 @@ class Session:
         self._blocks += 1
         source = self._scratch / f"{self.name}-block-{self._blocks}.sh"
         source.write_text("\n".join(script) + "\n")
-        return self.script(f"source {source}", timeout)
+        if not expect_exit:
+            return self.script(f"source {source}", timeout)
+        output = self.script(f"status=0; (source {source}) || status=$?; echo {STATUS}$status", timeout)
+        found = output.rstrip("\n").rpartition("\n")[2]
+        if found != f"{STATUS}{expect_exit}":
+            raise BlockFailed(f"the block under {block.heading!r} ended with {found!r}, expected exit {expect_exit}")
+        return output
 
     def script(self, text: str, timeout: float = 300) -> str:
         started = time.monotonic()

@@ -30,6 +30,9 @@ resource "aws_lambda_function" "api_handler" {
       CURSOR_SECRET_ARN   = aws_secretsmanager_secret.cursor.arn
       AVATAR_BUCKET       = aws_s3_bucket.avatars.bucket
       AUDIT_TABLE_NAME    = aws_dynamodb_table.audit.name
+      JOBS_QUEUE_URL      = aws_sqs_queue.jobs.url
+      # The sender of the code confirming a user's new email (SES); empty: no such mail (503).
+      MAIL_FROM = var.ses_identity_arn == "" ? "" : var.email_from
     })
   }
 }
@@ -85,6 +88,32 @@ resource "aws_lambda_event_source_mapping" "user_changes-dynamodb-event-source" 
 }
 
 resource "aws_iam_role" "user_changes_role" {
+  tags = var.tags
+}
+
+# app.py's bulk_jobs (chalicelib/domain/job_worker.py), fed by the job queue (jobs.tf).
+resource "aws_lambda_function" "bulk_jobs" {
+  function_name = var.worker_function_name
+
+  environment {
+    variables = merge(var.lambda_environment, {
+      # app.py declares its routes when the worker imports it, so the pool must be the real one.
+      USER_POOL_ARN  = aws_cognito_user_pool.users.arn
+      USER_POOL_ID   = aws_cognito_user_pool.users.id
+      AVATAR_BUCKET  = aws_s3_bucket.avatars.bucket
+      JOBS_QUEUE_URL = aws_sqs_queue.jobs.url
+    })
+  }
+}
+
+# Chalice names the queue by its ARN, built from its name: the queue itself instead, so the mapping
+# comes after it (and, by the tag, after the worker's log group, which the role may not create).
+resource "aws_lambda_event_source_mapping" "bulk_jobs-sqs-event-source" {
+  event_source_arn = aws_sqs_queue.jobs.arn
+  tags             = merge(var.tags, { "log-group" = aws_cloudwatch_log_group.bulk_jobs.name })
+}
+
+resource "aws_iam_role" "bulk_jobs_role" {
   tags = var.tags
 }
 

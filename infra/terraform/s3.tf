@@ -70,6 +70,34 @@ resource "aws_s3_bucket_lifecycle_configuration" "avatars" {
       days_after_initiation = local.limits.avatar_bucket.abort_incomplete_multipart_days
     }
   }
+
+  # The bulk jobs' files (jobs.tf): an import file goes once its rows are queued, within a day at most;
+  # an export goes with its job.
+  rule {
+    id     = "ExpireImportFiles"
+    status = "Enabled"
+
+    filter {
+      prefix = "imports/"
+    }
+
+    expiration {
+      days = local.limits.bulk_jobs.import_file_days
+    }
+  }
+
+  rule {
+    id     = "ExpireExportFiles"
+    status = "Enabled"
+
+    filter {
+      prefix = "exports/"
+    }
+
+    expiration {
+      days = local.limits.bulk_jobs.export_file_days
+    }
+  }
 }
 
 resource "aws_s3_bucket_policy" "avatars" {

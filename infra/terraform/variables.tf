@@ -87,6 +87,26 @@ variable "dead_letter_queue_name" {
   type        = string
 }
 
+variable "worker_function_name" {
+  description = "Name of the bulk jobs worker (app.py bulk_jobs); its role's log permission names it."
+  type        = string
+}
+
+variable "jobs_table_name" {
+  description = "DynamoDB table of bulk jobs and their row outcomes; the role policies name it."
+  type        = string
+}
+
+variable "jobs_queue_name" {
+  description = "SQS queue of bulk job messages, which the worker reads; the role policies name it."
+  type        = string
+}
+
+variable "jobs_dead_letter_queue_name" {
+  description = "SQS queue of the job messages the worker gave up on."
+  type        = string
+}
+
 variable "cors_allow_origin" {
   description = "The single origin allowed by CORS, repeated on API Gateway's own error responses."
   type        = string

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from devstack.__main__ import password_policy
 from devstack.process import PROJECT_DIR
 from tests.e2e.conftest import Stack
 from tests.support.local_api import shell_env
@@ -51,7 +52,11 @@ def test_make_user_with_a_weak_password_says_so_and_leaves_nothing_behind(stack:
     refused = make(stack.stack_file, "user", EMAIL=email, PASSWORD="short")
     assert refused.returncode != 0 and refused.stdout == ""
     (line,) = own_lines(refused)
-    assert line == "make user: The password does not meet the pool's password policy (nothing was created)"
+    assert line == (
+        "make user: The password does not meet the pool's password policy: at least 12 characters, with an "
+        "uppercase letter, a lowercase letter, a number and a symbol (nothing was created)"
+    )
+    assert password_policy() in line  # the policy the pool was created with (infra/limits.json)
     with pytest.raises(ClientError) as missing:
         stack.client("cognito-idp").admin_get_user(UserPoolId=stack.info["user_pool_id"], Username=email)
     assert missing.value.response["Error"]["Code"] == "UserNotFoundException"
@@ -105,6 +110,10 @@ def test_an_invited_user_signs_in_from_the_outbox_with_make_token_and_a_new_pass
     ]
     weak = make(stack.stack_file, "token", USER=email, PASSWORD=temporary, NEW_PASSWORD="short")
     assert weak.returncode != 0 and "short" not in "".join(own_lines(weak))
+    (line,) = own_lines(weak)
+    assert line.startswith(f"make token: cannot sign in as {email}: ") and line.endswith(
+        f"; the pool's password policy: {password_policy()}"
+    )
 
     signed_in = make(stack.stack_file, "token", USER=email, PASSWORD=temporary, NEW_PASSWORD=STRONG)
     assert signed_in.returncode == 0, signed_in.stderr

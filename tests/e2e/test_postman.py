@@ -20,6 +20,7 @@ import pytest
 from devstack.process import PROJECT_DIR
 from tests.e2e.conftest import Stack
 from tests.support import routes
+from tests.support.local_api import shell_env
 
 COLLECTION = PROJECT_DIR / "docs" / "postman" / "users-api.postman_collection.json"
 NEWMAN = PROJECT_DIR / "node_modules" / ".bin" / "newman"
@@ -150,3 +151,33 @@ def test_newman_ran_every_request_and_each_asserted_something(report: dict[str, 
     for execution in executions:
         assert execution.get("assertions"), execution["item"]["name"]
         assert all("error" not in assertion for assertion in execution["assertions"]), execution["item"]["name"]
+
+
+def documented_newman_command() -> str:
+    """docs/LOCAL.md's newman command, as a user copies it."""
+    local = (PROJECT_DIR / "docs" / "LOCAL.md").read_text()
+    (block,) = [block for block in re.findall(r"```bash\n(.*?)```", local, re.S) if "newman run" in block]
+    return str(block)
+
+
+def test_the_documented_newman_command_runs_the_collection_green(stack: Stack) -> None:
+    """As typed against `make run`, but for the port: the stack here is on one of its own."""
+    command = documented_newman_command()
+    assert "--env-var baseUrl=http://127.0.0.1:8000" in command
+    assert {"token", "memberToken"} <= set(re.findall(r"--env-var (\w+)=", command))
+    if not NEWMAN.exists():
+        raise RuntimeError(f"{NEWMAN} is missing: `make test` installs it (npm ci, package-lock.json)")
+    result = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + command.replace("http://127.0.0.1:8000", stack.url)],
+        cwd=PROJECT_DIR,
+        env=shell_env(stack.stack_file),
+        capture_output=True,
+        text=True,
+        timeout=NEWMAN_TIMEOUT_S,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    # newman's summary table: every request sent, every assertion passed.
+    executed = sum(len(items) for items in folders().values())
+    assert re.search(rf"│\s+requests\s+│\s+{executed}\s+│\s+0\s+│", output), output[-3000:]
+    assert re.search(r"│\s+assertions\s+│\s+\d+\s+│\s+0\s+│", output), output[-3000:]

@@ -72,14 +72,52 @@ def _start_again(stack_file: Path, port: int) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.fixture
-def first(tmp_path: Path) -> Iterator[Any]:
-    with running_stack(tmp_path / "first") as stack:
+# What an earlier `make run` left in the folder of the stack file: its invitations and events.
+EARLIER_RUN = '{"to": "earlier@example.com", "note": "written by an earlier run"}\n'
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    # One stack for the module's tests: each leaves it as it found it (that is what they check).
+    folder = tmp_path_factory.mktemp("first")
+    for name in ("outbox.jsonl", "events.jsonl"):
+        (folder / name).write_text(EARLIER_RUN)
+    with running_stack(folder) as stack:
         yield stack
+
+
+def _make(target: str, stack_file: Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+    return subprocess.run(
+        ["make", "-s", "--no-print-directory", target],
+        cwd=PROJECT_DIR,
+        env={**env, "STACK_FILE": str(stack_file)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+def test_a_start_shows_none_of_the_earlier_runs_invitations_or_events(first: Any) -> None:
+    for target, name in (("outbox", "outbox_file"), ("events", "events_file")):
+        assert Path(first.info[name]).parent == first.stack_file.parent
+        shown = _make(target, first.stack_file)
+        assert shown.returncode == 0, shown.stderr
+        file = Path(first.info[name])
+        assert "earlier run" not in shown.stdout + shown.stderr + (file.read_text() if file.exists() else "")
+    # Nothing invited yet (the seeded users have their passwords); the events are the seeding's.
+    assert _make("outbox", first.stack_file).stdout == ""
+    assert {json.loads(line)["DetailType"] for line in _make("events", first.stack_file).stdout.splitlines()} <= {
+        "UserCreated"
+    }
 
 
 def test_a_second_start_with_the_same_stack_file_and_port_refuses_and_leaves_the_first_alone(first: Any) -> None:
     before = first.stack_file.read_bytes()
+    # An invitation of this run, as the app appends one (removed below: the stack is the module's).
+    outbox = Path(first.info["outbox_file"])
+    kept = '{"to": "this-run@example.com"}\n'
+    outbox.write_text(kept)
     second = _start_again(first.stack_file, _port(first.url))
     assert second.returncode == 1, second.stderr
     (line,) = second.stderr.strip().splitlines()  # one clear line, no traceback
@@ -88,6 +126,9 @@ def test_a_second_start_with_the_same_stack_file_and_port_refuses_and_leaves_the
     assert "PORT=9000 STACK_FILE=.local/stack-9000.json make run" in line
     assert second.stdout == ""  # nothing started, so nothing to stop
     assert first.stack_file.read_bytes() == before
+    # The running stack's invitations stay: a refused start wipes nothing.
+    assert outbox.read_text() == kept
+    outbox.unlink()
     assert requests.get(first.url + "/hello", timeout=TIMEOUT).status_code == 200
 
 

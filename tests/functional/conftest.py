@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 TABLE = "users-test"
 BUCKET = "users-api-test-avatars"  # AVATAR_BUCKET of the test stage
 AUDIT_TABLE, BUS = "users-audit-test", "users-api-test"  # AUDIT_TABLE_NAME, EVENT_BUS_NAME of the test stage
+JOBS_TABLE, JOBS_QUEUE = "users-jobs-test", "users-api-test-jobs"  # JOBS_TABLE_NAME, JOBS_QUEUE of the test stage
 
 
 class Api:
@@ -70,6 +72,7 @@ class Api:
 class Emulator:
     pool_id: str
     client_id: str  # the app client as deployed (infra/limits.json): users' own Cognito calls go through it
+    queue_url: str
 
 
 @pytest.fixture(scope="package")
@@ -92,7 +95,13 @@ def emulator() -> Iterator[Emulator]:
             cognito.create_user_pool_client(**client_settings(pool_id, "users-test"))["UserPoolClient"]["ClientId"]
         )
         cognito.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP)
-        yield Emulator(pool_id, client_id)
+        # The bulk jobs' table, queue and the bucket's notification of import files, as deployed.
+        from devstack.jobs import create_job_resources
+
+        queue_url, _ = create_job_resources("", tokens.REGION, JOBS_TABLE, JOBS_QUEUE, BUCKET)
+        os.environ["JOBS_QUEUE_URL"] = queue_url
+        yield Emulator(pool_id, client_id, queue_url)
+        os.environ.pop("JOBS_QUEUE_URL", None)
         aws.reset_clients()
 
 
@@ -106,6 +115,15 @@ def _empty(emulator: Emulator) -> None:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
         for found in page.get("Contents", []):
             s3.delete_object(Bucket=BUCKET, Key=found["Key"])
+    for page in dynamodb.get_paginator("scan").paginate(
+        TableName=JOBS_TABLE, ProjectionExpression="jobId, #i", ExpressionAttributeNames={"#i": "item"}
+    ):
+        for item in page["Items"]:
+            dynamodb.delete_item(TableName=JOBS_TABLE, Key=item)
+    sqs = aws.client("sqs")  # PurgeQueue takes one call a minute: received and deleted instead
+    while found := sqs.receive_message(QueueUrl=emulator.queue_url, MaxNumberOfMessages=10).get("Messages"):
+        for message in found:
+            sqs.delete_message(QueueUrl=emulator.queue_url, ReceiptHandle=message["ReceiptHandle"])
     cognito = aws.client("cognito-idp")
     for found in cognito.list_users(UserPoolId=emulator.pool_id)["Users"]:
         cognito.admin_delete_user(UserPoolId=emulator.pool_id, Username=found["Username"])
@@ -205,3 +223,57 @@ def retries_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore's standard retries wait up to a second between attempts; the fault tests count the
     attempts, not the seconds, so here they follow at once."""
     monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0)
+
+
+@pytest.fixture
+def job_worker(chalice_client: Client, pool: str, outbox: Path, emulator: Emulator) -> Any:
+    """The bulk jobs worker as its function would wire it (chalicelib/job_wiring.py), on the emulator's
+    pool, its invitations to the outbox; handed to app.py's `bulk_jobs` handler."""
+    from chalicelib.job_wiring import build_worker
+
+    settings = {
+        "STAGE": "test",
+        "TABLE_NAME": TABLE,
+        "USER_POOL_ID": pool,
+        "JOBS_TABLE_NAME": JOBS_TABLE,
+        "JOBS_QUEUE_URL": emulator.queue_url,
+        "AVATAR_BUCKET": BUCKET,
+        "OUTBOX_FILE": str(outbox),
+        "IMPORT_ROWS_PER_SECOND": "0",
+        "EXPORT_READ_UNITS_PER_SECOND": "0",
+    }
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in settings.items():
+            env.setenv(name, value)
+        worker = build_worker()
+    bootstrap.use_job_worker(worker)
+    return worker
+
+
+@pytest.fixture
+def run_jobs(job_worker: Any, emulator: Emulator) -> Callable[[], int]:
+    """Deliver every message of the job queue to app.py's `bulk_jobs`, one at a time as its event
+    source mapping does, until the queue is empty (messages it queues meanwhile included); how many."""
+    from chalice.local import LambdaContext
+
+    from app import bulk_jobs
+    from devstack.jobs import lambda_record, queue_arn
+
+    sqs = aws.client("sqs")
+    arn = queue_arn(tokens.REGION, JOBS_QUEUE)
+
+    def drain() -> int:
+        handled = 0
+        for _ in range(2000):
+            found = sqs.receive_message(QueueUrl=emulator.queue_url, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
+                "Messages", []
+            )
+            if not found:
+                return handled
+            context = LambdaContext("bulk_jobs", memory_size=512, max_runtime_ms=120_000)
+            bulk_jobs({"Records": [lambda_record(found[0], arn, tokens.REGION)]}, context)
+            sqs.delete_message(QueueUrl=emulator.queue_url, ReceiptHandle=found[0]["ReceiptHandle"])
+            handled += 1
+        raise RuntimeError("the job queue did not drain")
+
+    return drain

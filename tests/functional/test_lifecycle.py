@@ -19,6 +19,7 @@ from tests.functional.conftest import TABLE, Api
 from tests.functional.test_users_api import ADMIN, assert_error
 from tests.support import tokens
 from tests.support.counting import counting
+from tests.support.dynamodb_faults import Faults, answered_late, aws_error
 
 
 def cognito() -> Any:
@@ -90,6 +91,39 @@ def test_a_duplicate_email_is_409_and_makes_no_second_sign_in(api: Api, pool: st
     create(api)
     assert_error(api.request("POST", "/users", ADMIN, {"name": "Twin", "email": email}), 409)
     assert len(cognito().list_users(UserPoolId=pool)["Users"]) == 1
+
+
+@pytest.mark.parametrize("fault", ["late", "error"])
+def test_a_create_whose_record_write_fails_leaves_no_sign_in_for_a_refused_retry(
+    api: Api, pool: str, faults: Faults, fault: str
+) -> None:
+    """The record write of a case variant of a taken address fails on every attempt (503): the
+    sign-in it made is taken back at once (a consistent read shows no record), so the keyed retry,
+    refused with 409, leaves the pool as it was. (Found by `make fuzz`: the retry adopted the
+    sign-in, was refused, and nothing removed it. The emulator's aliases are case-sensitive, so the
+    variant gets its own sign-in; on AWS a diverted sign-in's address does the same.)"""
+    create(api)
+    before = cognito().list_users(UserPoolId=pool)["Users"]
+    body, key = {"name": "Twin", "email": "Ada@example.com"}, {"Idempotency-Key": f"twin-{fault}"}
+    failing = answered_late if fault == "late" else aws_error(500, "InternalServerError")
+    faults.inject("TransactWriteItems", failing, times=aws.MAX_ATTEMPTS)
+    assert_error(api.request("POST", "/users", ADMIN, body, headers=key), 503)
+    assert cognito().list_users(UserPoolId=pool)["Users"] == before
+    assert_error(api.request("POST", "/users", ADMIN, body, headers=key), 409)
+    assert cognito().list_users(UserPoolId=pool)["Users"] == before
+
+
+def test_a_create_whose_record_write_fails_for_a_new_address_completes_on_its_keyed_retry(
+    api: Api, pool: str, faults: Faults
+) -> None:
+    key = {"Idempotency-Key": "fresh"}
+    faults.inject("TransactWriteItems", aws_error(500, "InternalServerError"), times=aws.MAX_ATTEMPTS)
+    assert_error(api.request("POST", "/users", ADMIN, {"name": "Ada", "email": "ada@example.com"}, headers=key), 503)
+    assert cognito().list_users(UserPoolId=pool)["Users"] == []  # taken back: no record was written
+    retry = api.request("POST", "/users", ADMIN, {"name": "Ada", "email": "ada@example.com"}, headers=key)
+    assert retry.status_code == 201, retry.body
+    made = [u["Username"] for u in cognito().list_users(UserPoolId=pool)["Users"]]
+    assert made == [retry.json_body["user"]["userId"]]
 
 
 def test_an_invalid_role_is_400_and_creates_nothing(api: Api, pool: str) -> None:

@@ -21,6 +21,7 @@ from chalicelib import bootstrap
 from chalicelib.adapters import aws
 from chalicelib.domain.models import epoch_seconds, timestamp
 from chalicelib.domain.revocation import Revoked
+from devstack import cognito_emulation
 from ops.drift import Drift
 from tests.functional.conftest import TABLE, Api, Emulator
 from tests.functional.test_lifecycle import in_admins
@@ -235,6 +236,53 @@ def test_a_members_own_cognito_calls_change_nothing_the_record_holds(
     assert attributes(pool, ada["userId"]) == before
     assert drift.check().clean
     assert create(api, email="ceo@example.com", name="The CEO")["email"] == "ceo@example.com"  # still free
+
+
+def test_a_members_verified_own_email_change_is_found_by_drift_and_set_back_to_the_record(
+    api: Api, pool: str, emulator: Emulator, outbox: Path, drift: Drift
+) -> None:
+    """What a member can still do around the API: change their sign-in's address with their own
+    token and confirm it with the code mailed to the new one (the app client must be able to write
+    the pool's required `email`). Sign-in and record then differ in email; `make drift` reports it
+    and `FIX=1` sets the sign-in back to the record's address, verified; an admin's email change
+    through the API sets it too. The model test (test_model.py) runs this among everything else."""
+    ada = create(api)
+    cognito = aws.client("cognito-idp")
+    invitation = json.loads(outbox.read_text().splitlines()[-1])
+    first = cognito.initiate_auth(
+        ClientId=emulator.client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "ada@example.com", "PASSWORD": invitation["temporaryPassword"]},
+    )
+    access = cognito.respond_to_auth_challenge(
+        ClientId=emulator.client_id,
+        ChallengeName="NEW_PASSWORD_REQUIRED",
+        Session=first["Session"],
+        ChallengeResponses={"USERNAME": "ada@example.com", "NEW_PASSWORD": "Ada-passw0rd-2!"},
+    )["AuthenticationResult"]["AccessToken"]
+
+    def go_around(email: str) -> None:
+        cognito.update_user_attributes(AccessToken=access, UserAttributes=[{"Name": "email", "Value": email}])
+        code = cognito_emulation.mailed_code(pool, ada["userId"])
+        cognito.verify_user_attribute(AccessToken=access, AttributeName="email", Code=code)
+        assert attributes(pool, ada["userId"])["email"] == email
+
+    go_around("elsewhere@example.com")
+    report = drift.check()
+    assert report.findings() == {(ada["userId"], "email")}
+    drift.fix(report)
+    assert {k: attributes(pool, ada["userId"])[k] for k in ("email", "email_verified")} == {
+        "email": "ada@example.com",
+        "email_verified": "true",
+    }
+    assert drift.check().clean
+    # The address the member went to is free again.
+    assert create(api, email="elsewhere@example.com", name="Else")["email"] == "elsewhere@example.com"
+
+    go_around("again@example.com")
+    assert put(api, ada, {"email": "ada2@example.com"}).status_code == 200
+    assert attributes(pool, ada["userId"])["email"] == "ada2@example.com"
+    assert drift.check().clean
 
 
 # --- 4. a create adopting a sign-in made outside the API: the group follows the role ----------

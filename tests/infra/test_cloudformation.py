@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ def test_provisioned_concurrency_is_off_by_default_and_on_the_alias_when_set(pro
 
 def test_api_gateway_invokes_the_alias(prod: Template) -> None:
     routes = proxy_methods(prod)
-    assert len(routes) == 12
+    assert len(routes) == 22  # 16 user routes (issue 21 added four) and 6 of bulk jobs
     for _, _, spec in routes:
         uri = spec["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
         assert uri[1] == {"Alias": {"Ref": "APIHandler.Alias"}}
@@ -132,9 +133,22 @@ def test_role_policy_is_the_stage_policy_file_naming_this_stacks_pool(templates:
     pool = {"Fn::GetAtt": ["UserPool", "Arn"]}
     for name, template in templates.items():
         (policy,) = props(template, "ApiHandlerRole")["Policies"]
-        assert policy["PolicyDocument"] == policy_document(load_stage(name), pool)
-        (cognito,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "OwnUserPool"]
+        *statements, mail = policy["PolicyDocument"]["Statement"]
+        expected = policy_document(replace(load_stage(name), ses_identity_arn=""), pool)
+        assert {**policy["PolicyDocument"], "Statement": statements} == expected
+        (cognito,) = [s for s in statements if s["Sid"] == "OwnUserPool"]
         assert cognito["Resource"] == pool  # not every pool of the account, as the static file must
+        # Sending the email-change code: only with the SES identity the stack is given, and only it.
+        condition, granted, otherwise = mail["Fn::If"]
+        assert (condition, otherwise) == ("SendsMailWithSes", {"Ref": "AWS::NoValue"})
+        assert granted == {
+            "Sid": "SendEmailChangeCodes",
+            "Effect": "Allow",
+            "Action": ["ses:SendEmail"],
+            "Resource": {"Ref": "SesIdentityArn"},
+        }
+        variables = props(template, "APIHandler")["Environment"]["Variables"]
+        assert variables["MAIL_FROM"] == {"Fn::If": ["HasEmailFrom", {"Ref": "EmailFrom"}, ""]}
 
 
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
@@ -281,7 +295,8 @@ def test_avatar_bucket_is_private_encrypted_unversioned_and_open_to_the_stage_or
     (cors,) = p["CorsConfiguration"]["CorsRules"]
     assert cors["AllowedOrigins"] == [stage.cors_origin] and stage.cors_origin.startswith("https://")
     assert sorted(cors["AllowedMethods"]) == ["GET", "POST"]
-    (rule,) = p["LifecycleConfiguration"]["Rules"]
+    # The bulk jobs' rules, for their prefixes, are tested in tests/infra/test_bulk_jobs_infra.py.
+    (rule,) = [r for r in p["LifecycleConfiguration"]["Rules"] if "Prefix" not in r]
     assert rule["Status"] == "Enabled"
     assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     assert {"Key": "environment", "Value": name} in p["Tags"]

@@ -75,7 +75,9 @@ def test_codedeploy_runs_the_hook_first_and_rolls_back_on_the_alarms(
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
 def test_the_stream_mapping_invokes_the_consumers_live_alias(expanded: dict[str, Template], name: str) -> None:
     """A new consumer version reads no record before its hook passed and CodeDeploy moved the alias."""
-    (mapping,) = of_type(expanded[name], "AWS::Lambda::EventSourceMapping").values()
+    mappings = of_type(expanded[name], "AWS::Lambda::EventSourceMapping").values()
+    # The other mapping is the bulk jobs worker's queue (tests/infra/test_bulk_jobs_infra.py).
+    (mapping,) = [m for m in mappings if m["Properties"]["FunctionName"] != {"Ref": "BulkJobs"}]
     assert mapping["Properties"]["FunctionName"] == {"Ref": "UserChangesAliaslive"}
     assert resource(expanded[name], "UserChangesAliaslive")["Properties"]["Name"] == "live"
 

@@ -56,6 +56,7 @@ OUR_FILES = {
     "events.tf",
     "s3.tf",
     "deploy.tf",
+    "jobs.tf",
 }
 _LOCAL_REFERENCE = re.compile(r"^\$\{local\.([A-Za-z0-9_.]+)\}$")
 ALIAS_INVOKE_ARN = "${aws_lambda_alias.live.invoke_arn}"
@@ -74,12 +75,14 @@ UNTAGGED = {
     "aws_lambda_provisioned_concurrency_config",
     "aws_s3_bucket_cors_configuration",
     "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_notification",
     "aws_s3_bucket_ownership_controls",
     "aws_s3_bucket_policy",
     "aws_s3_bucket_public_access_block",
     "aws_s3_bucket_server_side_encryption_configuration",
     "aws_secretsmanager_secret_version",
     "aws_sns_topic_subscription",
+    "aws_sqs_queue_policy",
     "aws_wafv2_web_acl_association",
     "aws_wafv2_web_acl_logging_configuration",
 }
@@ -403,7 +406,9 @@ def test_avatar_bucket_cors_lifecycle_and_tls_policy(package: Package) -> None:
     assert cors["allowed_origins"] == ["${var.cors_allow_origin}"]
     assert package.tfvars["cors_allow_origin"] == "https://app.example.com"
     assert sorted(package.value(cors["allowed_methods"])) == ["GET", "POST"]
-    rule = single(package.resource("aws_s3_bucket_lifecycle_configuration", "avatars")["rule"])
+    rules = package.resource("aws_s3_bucket_lifecycle_configuration", "avatars")["rule"]
+    # The bulk jobs' rules, for their prefixes, are tested in tests/infra/test_bulk_jobs_infra.py.
+    rule = single([r for r in rules if r["id"] == "AbortIncompleteMultipartUploads"])
     assert rule["status"] == "Enabled"
     days = single(rule["abort_incomplete_multipart_upload"])["days_after_initiation"]
     assert package.value(days) == 1
@@ -475,7 +480,7 @@ def test_api_gateway_invokes_the_live_alias(package: Package) -> None:
         if spec["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
     ]
     routes = sum(len(methods) for methods in app.routes.values())
-    assert len(uris) == routes == 12
+    assert len(uris) == routes == 22  # 16 user routes and 6 of bulk jobs
     assert set(uris) == {ALIAS_INVOKE_ARN}
     assert "aws_lambda_function.api_handler.invoke_arn" not in json.dumps(package.chalice)
     authorizer = swagger["securityDefinitions"]["CognitoUserPool"]["x-amazon-apigateway-authorizer"]
@@ -599,12 +604,14 @@ ADDRESSES_BEFORE = (
 )
 
 
-def test_twelve_alarms_notify_the_topic(package: Package) -> None:
-    assert set(package.of_type("aws_cloudwatch_metric_alarm")) == {"metric", "dynamodb_throttles"}
+def test_fourteen_alarms_notify_the_topic(package: Package) -> None:
+    # The bulk jobs' two (jobs.tf) are built with the jobs' resources: see test_bulk_jobs_infra.py.
+    jobs = {"job_worker_errors", "job_dead_letters"}
+    assert set(package.of_type("aws_cloudwatch_metric_alarm")) == {"metric", "dynamodb_throttles", *jobs}
     metric = package.resource("aws_cloudwatch_metric_alarm", "metric")
     assert metric["for_each"] == "${local.metric_alarms}"
     alarms = package.metric_alarms()
-    assert len(alarms) + 1 == 12
+    assert len(alarms) + 1 + len(jobs) == 14
     assert package.locals()["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
     for alarm in (metric, package.resource("aws_cloudwatch_metric_alarm", "dynamodb_throttles")):
         assert alarm["alarm_actions"] == alarm["ok_actions"] == "${local.alarm_actions}"
@@ -863,7 +870,7 @@ def test_the_deploy_docs_say_how_to_destroy_around_prevent_destroy(package: Pack
         for (kind, name), body in package.resources().items()
         if any(block.get("prevent_destroy") for block in body.get("lifecycle", []))
     ]
-    assert len(protected) == 5
+    assert len(protected) == 6
     kept = [*protected, "aws_iam_role.api_gateway_cloudwatch", "aws_api_gateway_account.this"]
     assert [name for name in kept if name not in command] == []
     assert not single(package.resource("aws_iam_role", "api_gateway_cloudwatch").get("lifecycle", [{}])).get(
@@ -885,8 +892,13 @@ def test_the_consumer_reads_the_users_stream_with_partial_batch_responses_retrie
     package: Package,
 ) -> None:
     chalice = package.chalice["resource"]
-    (name, mapping), *others = chalice["aws_lambda_event_source_mapping"].items()
-    assert others == [] and name == "user_changes-dynamodb-event-source"
+    # The other mapping is the bulk jobs worker's queue (tests/infra/test_bulk_jobs_infra.py).
+    assert set(chalice["aws_lambda_event_source_mapping"]) == {
+        "user_changes-dynamodb-event-source",
+        "bulk_jobs-sqs-event-source",
+    }
+    name = "user_changes-dynamodb-event-source"
+    mapping = chalice["aws_lambda_event_source_mapping"][name]
     # Packaging replaced the stand-in: the users table's own stream, from its oldest record.
     assert mapping["event_source_arn"] == "${aws_dynamodb_table.users.stream_arn}"
     assert mapping["starting_position"] == "TRIM_HORIZON"

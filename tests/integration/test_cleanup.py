@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.job_store import ATTRIBUTE_DEFINITIONS as JOBS_ATTRIBUTES
+from chalicelib.adapters.job_store import KEY_SCHEMA as JOBS_KEY_SCHEMA
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs
 from devstack.motoserver import MotoServer
 from devstack.resources import emulator_client
@@ -30,9 +32,17 @@ class Leftovers:
     def __init__(self, moto: MotoServer, names: Names) -> None:
         self.names = names
         self.clients = Clients(lambda service: emulator_client(service, moto.url, REGION))
-        users, audit = names.tables
+        users, audit, *jobs = names.tables
         self.clients.dynamodb.create_table(**create_table_kwargs(users), DeletionProtectionEnabled=True)
         self.clients.dynamodb.create_table(**create_audit_table_kwargs(audit), DeletionProtectionEnabled=True)
+        for table in jobs:  # the bulk jobs' table, when the names have it (a deployed stage's do)
+            self.clients.dynamodb.create_table(
+                TableName=table,
+                KeySchema=JOBS_KEY_SCHEMA,
+                AttributeDefinitions=JOBS_ATTRIBUTES,
+                BillingMode="PAY_PER_REQUEST",
+                DeletionProtectionEnabled=True,
+            )
         self.clients.s3.create_bucket(Bucket=names.bucket)
         self.clients.secrets.create_secret(Name=names.secret, SecretString="generated")
         self.pool_id = self.clients.cognito.create_user_pool(PoolName=names.pool, DeletionProtection="ACTIVE")[
@@ -150,8 +160,8 @@ def test_make_cleanup_as_documented_against_the_emulator(moto_server: MotoServer
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.strip().splitlines()
     assert lines[0] == "users-api-dev (DynamoDB table): empty: delete"
-    assert lines[-1] == "nothing deleted: CONFIRM=1 deletes the 5 marked delete"
-    assert len(made.existing()) == 5
+    assert lines[-1] == "nothing deleted: CONFIRM=1 deletes the 6 marked delete"
+    assert len(made.existing()) == 6  # the users, audit and jobs tables, bucket, secret and pool
     deleted = make(PROJECT_DIR, "-s", "cleanup", "STAGE=dev", "CONFIRM=1", env=env)
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout.strip().splitlines()[-1] == "stage dev: nothing left behind; its stack can be created again"

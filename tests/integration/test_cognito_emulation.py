@@ -87,6 +87,47 @@ def test_a_users_own_email_change_waits_for_its_verification(cognito: Any, deplo
         )
 
 
+def test_a_users_held_email_change_takes_effect_with_the_mailed_code_only(
+    cognito: Any, deployed: tuple[str, str]
+) -> None:
+    """What a member can still do around the API (Cognito makes a required attribute writable):
+    change their sign-in's address, once they prove they read the new mailbox."""
+    pool, client = deployed
+    sub, access = signed_in(cognito, pool, client)
+    cognito.update_user_attributes(AccessToken=access, UserAttributes=[{"Name": "email", "Value": "mine@example.com"}])
+    code = cognito_emulation.mailed_code(pool, sub)
+    assert code is not None and len(code) == 6
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    with pytest.raises(cognito.exceptions.CodeMismatchException):
+        cognito.verify_user_attribute(AccessToken=access, AttributeName="email", Code=wrong)
+    assert attributes_of(cognito, pool, sub)["email"] == "ada@example.com"
+    # A new code replaces the old one.
+    cognito.get_user_attribute_verification_code(AccessToken=access, AttributeName="email")
+    renewed = cognito_emulation.mailed_code(pool, sub)
+    assert renewed is not None
+    cognito.verify_user_attribute(AccessToken=access, AttributeName="email", Code=renewed)
+    assert {k: attributes_of(cognito, pool, sub)[k] for k in ("email", "email_verified")} == {
+        "email": "mine@example.com",
+        "email_verified": "true",
+    }
+    assert cognito_emulation.mailed_code(pool, sub) is None
+    with pytest.raises(cognito.exceptions.CodeMismatchException):
+        cognito.verify_user_attribute(AccessToken=access, AttributeName="email", Code=renewed)
+
+
+def test_a_held_email_change_is_refused_when_another_user_took_the_address_meanwhile(
+    cognito: Any, deployed: tuple[str, str]
+) -> None:
+    pool, client = deployed
+    sub, access = signed_in(cognito, pool, client)
+    cognito.update_user_attributes(AccessToken=access, UserAttributes=[{"Name": "email", "Value": "mine@example.com"}])
+    code = cognito_emulation.mailed_code(pool, sub)
+    signed_in(cognito, pool, client, "mine@example.com")
+    with pytest.raises(cognito.exceptions.AliasExistsException):
+        cognito.verify_user_attribute(AccessToken=access, AttributeName="email", Code=code)
+    assert attributes_of(cognito, pool, sub)["email"] == "ada@example.com"
+
+
 def test_without_the_pool_setting_a_users_email_changes_at_once_unverified(cognito: Any, emulated: None) -> None:
     settings = {key: value for key, value in pool_settings("plain").items() if key != "UserAttributeUpdateSettings"}
     pool = cognito.create_user_pool(**settings)["UserPool"]["Id"]

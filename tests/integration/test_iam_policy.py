@@ -49,6 +49,7 @@ from infra.policies import (
     IDENTITY_ACTIONS,
     POLICY_ACCOUNT,
     STREAM_ACTIONS,
+    WORKER_FUNCTION,
     changes_hook_policy_document,
     consumer_policy_document,
     deployment_group_arn,
@@ -56,14 +57,17 @@ from infra.policies import (
     policy_document,
     policy_path,
     rendered_files,
+    worker_policy_document,
 )
 from infra.stages import DEPLOYED_STAGES, PROJECT_DIR, load_limits, load_stage
 from tests.integration.conftest import TABLE
+from tests.support.bulk_calls import api_job_calls
 from tests.support.presigned import tiny_png
 from tests.support.stream_records import record, trace, user
 from tests.unit.fakes import FakeIdentityProvider
 
 AUDIT = "users-it-audit"
+JOBS = "users-jobs-it"
 
 # IAM authorises each item of a TransactWriteItems request as its own action.
 _TRANSACT_ACTIONS = {
@@ -95,9 +99,9 @@ class Recorder:
             self._grant(model.name, params)
 
     def _grant(self, action: str, params: dict[str, Any]) -> None:
-        assert params["TableName"] in (TABLE, AUDIT)
-        if params["TableName"] == AUDIT:
-            resource = "audit"
+        assert params["TableName"] in (TABLE, AUDIT, JOBS)
+        if params["TableName"] in (AUDIT, JOBS):
+            resource = "audit" if params["TableName"] == AUDIT else "jobs"
         else:
             resource = f"index/{params['IndexName']}" if "IndexName" in params else "table"
         self.grants.add((f"dynamodb:{action}", resource))
@@ -138,12 +142,16 @@ def recorded(ddb: Any) -> Iterator[Recorder]:
     keys.claim("r3", "fp", "t5", "w5", 1_700_000_005)
     # GET /users/{id}/history, a page of it.
     History(DynamoAuditLog(AUDIT, ddb), CursorCodec(b"k" * 32)).page(ada.user_id, 10, None, "admin-sub")
+    # The bulk job routes: start, read, page and cancel an import, take back one whose file could
+    # not be stored; start and read an export.
+    api_job_calls(ddb)
     ddb.meta.events.unregister("before-parameter-build.dynamodb", recorder)
     yield recorder
 
 
-def _dynamodb_grants(document: dict[str, Any], table: str, audit: str) -> set[tuple[str, str]]:
+def _dynamodb_grants(document: dict[str, Any], table: str, audit: str, jobs: str = "") -> set[tuple[str, str]]:
     prefix, audit_arn = f"arn:aws:dynamodb:*:*:table/{table}", f"arn:aws:dynamodb:*:*:table/{audit}"
+    jobs_arn = f"arn:aws:dynamodb:*:*:table/{jobs}"
     grants: set[tuple[str, str]] = set()
     for statement in document["Statement"]:
         actions = [a for a in statement["Action"] if a.startswith("dynamodb:")]
@@ -153,6 +161,8 @@ def _dynamodb_grants(document: dict[str, Any], table: str, audit: str) -> set[tu
         for resource in resources:
             if resource == audit_arn:
                 kind = "audit"
+            elif resource == jobs_arn:
+                kind = "jobs"
             else:
                 assert resource == prefix or resource.startswith(prefix + "/"), f"{resource} is not this stage's table"
                 kind = resource.removeprefix(prefix).lstrip("/") or "table"
@@ -167,7 +177,8 @@ def test_policy_grants_exactly_the_dynamodb_actions_the_code_makes(recorded: Rec
     # Beyond what the code does, only the previous release's Scan of its listing index, which its
     # version still makes while a release rolls out (infra/policies.py PREVIOUS_RELEASE_ACTIONS).
     previous = {("dynamodb:Scan", f"index/{LEGACY_LISTING_INDEX}")}
-    assert _dynamodb_grants(committed, stage.table_name, stage.audit_table_name) == recorded.grants | previous
+    grants = _dynamodb_grants(committed, stage.table_name, stage.audit_table_name, stage.jobs_table_name)
+    assert grants == recorded.grants | previous
     assert ("dynamodb:Query", "audit") in recorded.grants
     # GET /users queries each search index and nothing else: this release never scans.
     indexes = {(action, kind) for action, kind in recorded.grants if kind.startswith("index/")}
@@ -183,6 +194,7 @@ def test_committed_policy_files_are_the_generated_ones(name: str) -> None:
         policy_path(name, HOOK_FUNCTION),
         policy_path(name, CHANGES_HOOK_FUNCTION),
         policy_path(name, CONSUMER_FUNCTION),
+        policy_path(name, WORKER_FUNCTION),
     }
     for path, content in files.items():
         assert open(path).read() == content, "run `make policies`"
@@ -194,6 +206,8 @@ def test_each_function_names_its_own_policy_file() -> None:
         hook = config["stages"][name]["lambda_functions"][HOOK_FUNCTION]
         assert hook["iam_policy_file"] == f"policy-{name}-pre-traffic-hook.json"
         assert PROJECT_DIR / ".chalice" / hook["iam_policy_file"] == Path(policy_path(name, HOOK_FUNCTION))
+        worker = config["stages"][name]["lambda_functions"][WORKER_FUNCTION]
+        assert PROJECT_DIR / ".chalice" / worker["iam_policy_file"] == Path(policy_path(name, WORKER_FUNCTION))
         changes_hook = config["stages"][name]["lambda_functions"][CHANGES_HOOK_FUNCTION]
         assert changes_hook["iam_policy_file"] == f"policy-{name}-changes-pre-traffic-hook.json"
         assert PROJECT_DIR / ".chalice" / changes_hook["iam_policy_file"] == Path(
@@ -207,7 +221,8 @@ def test_each_function_names_its_own_policy_file() -> None:
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
 def test_no_wildcard_data_access(name: str) -> None:
     stage = load_stage(name)
-    for statement in policy_document(stage)["Statement"] + consumer_policy_document(stage)["Statement"]:
+    documents = (policy_document(stage), consumer_policy_document(stage), worker_policy_document(stage))
+    for statement in [statement for document in documents for statement in document["Statement"]]:
         assert statement["Effect"] == "Allow"
         assert not any(action.endswith(":*") or action == "*" for action in statement["Action"])
         if statement["Resource"] == "*":
@@ -307,7 +322,9 @@ def _s3_statements(document: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("name", DEPLOYED_STAGES)
 def test_policy_grants_exactly_the_s3_actions_the_code_makes(avatar_calls: S3Recorder, name: str) -> None:
     stage = load_stage(name)
-    (statement,) = _s3_statements(json.loads(open(policy_path(name)).read()))
+    (statement,) = [
+        s for s in _s3_statements(json.loads(open(policy_path(name)).read())) if s["Sid"] == "AvatarObjects"
+    ]
     assert set(statement["Action"]) == {action for action, _ in avatar_calls.grants}
     assert set(statement["Action"]) == {"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}
     # Only objects under the avatar prefix of this stage's bucket in the caller's own account.

@@ -84,17 +84,17 @@ def test_a_user_changed_between_the_scan_and_the_write_is_read_again(ddb: Any, m
     repo = DynamoUserRepository(TABLE, client=ddb)
     user = legacy_user(1)
     store_as_an_earlier_release_did(ddb, user)
-    scanned = reindex._segment
+    from ops.table_scan import consistent_scan as scanned
 
-    def changed_after_the_scan(client: Any, table: str, segment: int, total: int) -> Any:
-        for item in scanned(client, table, segment, total):
+    def changed_after_the_scan(client: Any, table: str, **segment: int) -> Any:
+        for item in scanned(client, table, **segment):
             # This release promotes the user between the scan and the reindex's write: the
             # reindex's condition on the version fails, it reads the user again and finds the
             # keys this release's change wrote (a change knows the whole record: it writes all).
             repo.change(user, UserChanges(role=ADMIN), Write("new-token", "admin", "2026-01-01T00:00:00.000Z"))
             yield item
 
-    monkeypatch.setattr(reindex, "_segment", changed_after_the_scan)
+    monkeypatch.setattr(reindex, "consistent_scan", changed_after_the_scan)
     counts = reindex.reindex(ddb, TABLE, 1)
     assert (counts.users, counts.updated, counts.changed_meanwhile) == (1, 0, 0)
     (found,), _ = repo.search(UserQuery(role=ADMIN), 10, None)

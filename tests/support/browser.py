@@ -2,7 +2,7 @@
 JavaScript in it, wait for what it renders. A real browser, so CORS is enforced as users meet it.
 
 No browser download: the system's Chromium is used, and its absence is an error that says how to
-install it (.ci/run does).
+install it (`make test` does: .ci/prerequisites).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise RuntimeError("the browser tests need Chromium: apt-get install -y chromium (.ci/run installs it)")
+    raise RuntimeError("the browser tests need Chromium: apt-get install -y chromium (`make test` installs it)")
 
 
 class Page:

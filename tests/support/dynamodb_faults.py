@@ -21,6 +21,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from moto.core.models import botocore_stubber
 
+# The operation name that matches every operation (a fault that decides for itself).
+ANY = "*"
+
 # A fault: given botocore's before-send arguments, the response DynamoDB gives (or an exception).
 Fault = Callable[..., AWSResponse]
 
@@ -84,7 +87,7 @@ class Faults:
         with self._lock:
             self.attempts[operation] = self.attempts.get(operation, 0) + 1
             for index, (name, fault, times) in enumerate(self._rules):
-                if name == operation and (times is None or times > 0):
+                if name in (operation, ANY) and (times is None or times > 0):
                     if times is not None:
                         self._rules[index] = (name, fault, times - 1)
                     return fault(request, **kwargs)

@@ -31,7 +31,7 @@ FLOORS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("domain", 2, ("chalicelib.domain",)),
     ("adapters", 3, ("chalicelib.adapters",)),
     ("web", 3, ("chalicelib.web",)),
-    ("bootstrap", 4, ("chalicelib.bootstrap",)),
+    ("bootstrap", 4, ("chalicelib.bootstrap", "chalicelib.job_wiring", "chalicelib.job_settings")),
     ("app", 5, ("app", "chalicelib.traffic_hook", "chalicelib")),
     ("infra", 6, ("infra",)),
     ("devstack", 7, ("devstack",)),

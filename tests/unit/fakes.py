@@ -22,13 +22,21 @@ from chalicelib.domain.errors import (
     IdempotencyKeyReused,
     IdempotentRequestInFlight,
     LastAdmin,
+    NoEmailChangePending,
     PreconditionFailed,
     ServiceUnavailable,
     UserAlreadyExists,
     UserNotFound,
 )
 from chalicelib.domain.idempotency import LOCK_S, RECORD_TTL_S, Claimed, IdempotencyStore, StoredResponse, retry_after
-from chalicelib.domain.identity import EmailTaken, IdentityProvider, SignIn, SignInExists, SignInMissing
+from chalicelib.domain.identity import (
+    EmailTaken,
+    IdentityProvider,
+    SignIn,
+    SignInExists,
+    SignInMissing,
+    SignInRefused,
+)
 from chalicelib.domain.models import (
     NO_PRECONDITIONS,
     NO_RECORD,
@@ -47,6 +55,7 @@ from chalicelib.domain.repository import (
     ClockBehind,
     Deleted,
     EmailChangeRequired,
+    PendingCode,
     StaleRecord,
     Stored,
     Unchanged,
@@ -120,6 +129,10 @@ class FakeUserRepository:
         self.deleted: dict[str, Deleted] = {}  # user id -> the trace its deletion left
         self.enabled_admins = 0  # the counter the adapter keeps in the table
         self.tokens_valid_after: dict[str, int] = {}  # user id -> epoch seconds (revocation)
+        self.pending_until: dict[str, str] = {}  # email key of a pending reservation -> until when
+        self.action_tokens: dict[str, tuple[str, ...]] = {}  # user id -> recent sign-in actions' tokens
+        self.actions: list[tuple[str, str]] = []  # (user id, action) recorded, in order
+        self.codes: dict[str, PendingCode] = {}  # user id -> its pending email change's code
         self.calls: Counter[str] = Counter()
         # method name -> how many of its next calls fail with StaleRecord before doing anything
         self.stale_next: Counter[str] = Counter()
@@ -182,7 +195,11 @@ class FakeUserRepository:
     def read(self, user_id: str) -> Stored | None:
         self._enter("read")
         user = self.users.get(user_id)
-        return Stored(user, self.write_tokens.get(user_id, "")) if user is not None else None
+        if user is None:
+            return None
+        return Stored(
+            user, self.write_tokens.get(user_id, ""), self.action_tokens.get(user_id, ()), self.codes.get(user_id)
+        )
 
     def find(self, user_id: str) -> User | Deleted | None:
         self._enter("find")
@@ -258,7 +275,7 @@ class FakeUserRepository:
         if stored is not None and self.write_tokens.get(current.user_id) == write.token:
             return stored
         # Checked in the order the DynamoDB adapter reports them: a taken email wins.
-        if new_key != old_key and new_key in self.reservations:
+        if new_key != old_key and self._taken(new_key, current.user_id, write.at):
             raise EmailAlreadyExists()
         if stored is None or stored.revision != current.revision:
             raise StaleRecord()
@@ -268,7 +285,14 @@ class FakeUserRepository:
         if new_key != old_key:
             if self.reservations.get(old_key) == current.user_id:
                 del self.reservations[old_key]
+            pending = email_key(current.pending_email) if current.pending_email else None
+            if pending is not None and pending != new_key and self.reservations.get(pending) == current.user_id:
+                del self.reservations[pending]
             self.reservations[new_key] = current.user_id
+            self.pending_until.pop(new_key, None)
+            if pending is not None:
+                self.pending_until.pop(pending, None)
+                self.codes.pop(current.user_id, None)
         self.enabled_admins += delta
         if changes.touches_standing:
             self.tokens_valid_after[current.user_id] = tokens_valid_after(write.at)
@@ -296,6 +320,88 @@ class FakeUserRepository:
         if self.reservations.get(key) == current.user_id:
             del self.reservations[key]
         self._answer("delete")
+
+    def _taken(self, key: str, owner: str, now: str) -> bool:
+        holder = self.reservations.get(key)
+        if holder is None or holder == owner:
+            return False
+        until = self.pending_until.get(key)
+        return until is None or until >= now
+
+    def record_action(self, stored: Stored, action: str, write: Write, *, revoke: bool) -> User:
+        self._enter("record_action")
+        current = stored.user
+        write = replace(write, at=later_than(write.at, current.updated_at))
+        found = self.users.get(current.user_id)
+        if found is not None and self.write_tokens.get(current.user_id) == write.token:
+            return found
+        if found is None or found.revision != current.revision:
+            raise StaleRecord()
+        updated = replace(current, updated_at=write.at, version=current.version + 1)
+        self.action_tokens[current.user_id] = (*stored.action_tokens[-4:], write.token)
+        self.actions.append((current.user_id, action))
+        if revoke:
+            self.tokens_valid_after[current.user_id] = tokens_valid_after(write.at)
+        self._stamp(updated, write)
+        self._answer("record_action")
+        return updated
+
+    def request_email(self, current: User, email: str, code: PendingCode, until: str, write: Write) -> User:
+        self._enter("request_email")
+        write = replace(write, at=later_than(write.at, current.updated_at))
+        found = self.users.get(current.user_id)
+        if found is not None and self.write_tokens.get(current.user_id) == write.token:
+            return found
+        key = email_key(email)
+        if self._taken(key, current.user_id, write.at):
+            raise EmailAlreadyExists()
+        if found is None or found.revision != current.revision:
+            raise StaleRecord()
+        previous = email_key(current.pending_email) if current.pending_email else None
+        if previous is not None and previous not in (key, email_key(current.email)):
+            if self.reservations.get(previous) == current.user_id:
+                del self.reservations[previous]
+            self.pending_until.pop(previous, None)
+        self.reservations[key] = current.user_id
+        self.pending_until[key] = until
+        self.codes[current.user_id] = replace(code, attempts=0, token=write.token)
+        updated = replace(
+            current, updated_at=write.at, version=current.version + 1, pending_email=email, pending_until=until
+        )
+        self._stamp(updated, write)
+        self._answer("request_email")
+        return updated
+
+    def count_wrong_code(self, current: User, attempts: int, write: Write) -> None:
+        self._enter("count_wrong_code")
+        found = self.users.get(current.user_id)
+        code = self.codes.get(current.user_id)
+        if found is None or found.revision != current.revision or code is None or code.attempts != attempts:
+            raise StaleRecord()
+        self.codes[current.user_id] = replace(code, attempts=attempts + 1)
+
+    def confirm_email(self, current: User, write: Write) -> User:
+        self._enter("confirm_email")
+        if current.pending_email is None:
+            raise NoEmailChangePending()
+        write = replace(write, at=later_than(write.at, current.updated_at))
+        found = self.users.get(current.user_id)
+        if found is not None and self.write_tokens.get(current.user_id) == write.token:
+            return found
+        if found is None or found.revision != current.revision:
+            raise StaleRecord()
+        key, old_key = email_key(current.pending_email), email_key(current.email)
+        if self.reservations.get(key) != current.user_id:
+            raise NoEmailChangePending()
+        updated = apply_changes(current, UserChanges(email=current.pending_email), write.at)
+        self.pending_until.pop(key, None)
+        if self.reservations.get(old_key) == current.user_id and old_key != key:
+            del self.reservations[old_key]
+        self.codes.pop(current.user_id, None)
+        self.tokens_valid_after[current.user_id] = tokens_valid_after(write.at)
+        self._stamp(updated, write)
+        self._answer("confirm_email")
+        return updated
 
     def find_by_email(self, key: str) -> User | None:
         self._enter("find_by_email")
@@ -409,6 +515,8 @@ class FakeIdentityProvider:
         self.group: set[str] = set()
         self.signed_out: list[str] = []
         self.invited: list[tuple[str, str]] = []
+        self.reset: list[str] = []
+        self.mailed: list[tuple[str, str, str]] = []  # (sub, to, code) of email-change codes
         self.passwords: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
         self.fail_next: dict[str, Exception] = {}
@@ -456,6 +564,27 @@ class FakeIdentityProvider:
     def invite(self, sub: str, email: str) -> None:
         self._enter("invite", sub)
         self.invited.append((sub, email))
+
+    def reset_password(self, sub: str) -> None:
+        self._enter("reset_password", sub)
+        found = self._sign_in(sub)
+        if not found.enabled or found.never_used:
+            raise SignInRefused()
+        self.accounts[sub] = replace(found, status="RESET_REQUIRED")
+        self.reset.append(sub)
+
+    def sign_out(self, sub: str) -> None:
+        self._enter("sign_out", sub)
+        self._sign_in(sub)
+        self.signed_out.append(sub)
+
+    def ready(self) -> bool:
+        return True
+
+    def send_email_code(self, sub: str, to: str, code: str, until: str) -> None:
+        """The Mailer of the local stages lives beside the identities: so here."""
+        self._enter("send_email_code", sub)
+        self.mailed.append((sub, to, code))
 
     def find(self, email: str) -> SignIn | None:
         self._enter("find", email)

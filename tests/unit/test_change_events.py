@@ -120,7 +120,7 @@ def test_other_items_mean_nothing_whatever_happens_to_them(item: dict[str, Any])
 
 
 def test_public_fields_are_what_the_api_shows_and_nothing_internal() -> None:
-    assert PUBLIC_FIELDS == ("name", "email", "phone", "role", "enabled")
+    assert PUBLIC_FIELDS == ("name", "email", "pendingEmail", "phone", "role", "enabled")
     for internal in ("version", "updatedAt", "createdAt", "writeToken", "writtenBy", "emailKey", "listingId"):
         assert internal not in PUBLIC_FIELDS
 
@@ -172,3 +172,37 @@ def test_the_mappings_filters_admit_every_record_that_means_something_and_nothin
         ):
             assert not _admitted(stream_record)
             assert meaning_of(stream_record) == NOTHING
+
+
+# --- Sign-in actions and requested email changes (issue 21) ------------------------------------------
+
+
+def _acted(image: dict[str, Any], action: str, token: str) -> dict[str, Any]:
+    return {**image, "actionType": {"S": action}, "actionToken": {"S": token}}
+
+
+@pytest.mark.parametrize("action", ["InvitationResent", "PasswordReset", "SignedOut"])
+def test_a_sign_in_action_is_one_event_of_its_type_with_nothing_changed(action: str) -> None:
+    before = user()
+    after = _acted(user(version=2, at=LATER, actor="admin-2"), action, "t-1")
+    event = event_of(record("MODIFY", old=before, new=after))
+    assert (event.type, event.changed, event.actor, event.at) == (action, (), "admin-2", LATER)
+    # The next write that keeps the action (a rename) is a plain update, not the action again.
+    renamed = _acted(user(name="Ada K", version=3, at=LATER), action, "t-1")
+    assert event_of(record("MODIFY", old=after, new=renamed)).type == USER_UPDATED
+    # A second action of the same type (another request: another token) is another event.
+    again = _acted(user(version=3, at=LATER), action, "t-2")
+    assert event_of(record("MODIFY", old=after, new=again)).type == action
+
+
+def test_a_write_that_changes_no_public_field_nor_the_action_is_no_event() -> None:
+    after = _acted(user(version=2, at=LATER), "SignedOut", "t-1")
+    counted = {**after, "emailCodeAttempts": {"N": "1"}}  # a wrong code counted
+    assert meaning_of(record("MODIFY", old=after, new=counted)) == NOTHING
+
+
+def test_a_requested_email_change_is_an_update_of_pending_email_and_its_confirmation_of_both() -> None:
+    requested = {**user(version=2, at=LATER), "pendingEmail": {"S": "new@example.com"}}
+    assert event_of(record("MODIFY", old=user(), new=requested)).changed == ("pendingEmail",)
+    confirmed = user(email="new@example.com", version=3, at=LATER)
+    assert event_of(record("MODIFY", old=requested, new=confirmed)).changed == ("email", "pendingEmail")

@@ -153,14 +153,31 @@ def test_a_refused_record_write_takes_the_new_sign_in_back(service, repo, identi
     assert identities.accounts == {} and repo.users == {}
 
 
-def test_an_unkeyed_retry_of_a_half_made_create_completes_the_left_over_sign_in(service, repo, identities):
-    """The sign-in of a create whose record write failed, never invited: the next create of that
-    email adopts it (the drift tool would otherwise report it)."""
+def test_a_create_whose_record_write_failed_takes_back_its_sign_in(service, repo, identities):
+    """The record write fails and a consistent read shows no record: the sign-in this attempt made
+    goes, so nothing is left for a later refusal to strand."""
 
     def unavailable() -> None:
         raise ServiceUnavailable()  # before the record write: it never happened
 
     repo.before("create", unavailable)
+    with pytest.raises(ServiceUnavailable):
+        ada(service, token="t-1")
+    assert identities.accounts == {} and repo.users == {}
+    user_id = ada(service, token="t-2")
+    assert list(repo.users) == [user_id] and list(identities.accounts) == [user_id]
+
+
+def test_an_unkeyed_retry_of_a_half_made_create_completes_the_left_over_sign_in(service, repo, identities):
+    """The record write fails and so does the read that would show it missing: the sign-in, never
+    invited, stays, and the next create of that email adopts it (the drift tool would otherwise
+    report it)."""
+
+    def unavailable() -> None:
+        raise ServiceUnavailable()
+
+    repo.before("create", unavailable)
+    repo.before("find", unavailable)
     with pytest.raises(ServiceUnavailable):
         ada(service, token="t-1")
     assert list(identities.accounts) == ["sub-001"] and repo.users == {}

@@ -66,3 +66,13 @@ def test_the_upgrade_commands_reach_their_steps_as_typed() -> None:
     assert _infra_command("base-template", "STAGE=dev", "INDEX_STEP=1").endswith("--index-step 1")
     assert _infra_command("reindex", "STAGE=prod").endswith("-m ops reindex prod")
     assert _infra_command("reindex").endswith("-m ops reindex local")
+
+
+def test_make_fuzz_runs_the_model_test_long_as_typed() -> None:
+    """docs/TESTING.md, "The model test": `make fuzz` (2,000 sequences over two processes) and its
+    overrides reach the model test's settings."""
+    plain = make("-n", "fuzz")
+    assert "MODEL_FUZZ=1 MODEL_EXAMPLES=$(( 2000 / 2 )) MODEL_STEPS=20" in plain
+    assert "MODEL_SHARDS=2" in plain and "pytest -n 2 " in plain and "tests/functional/test_model.py" in plain
+    given = make("-n", "fuzz", "EXAMPLES=500", "STEPS=30", "JOBS=1")
+    assert "MODEL_EXAMPLES=$(( 500 / 1 )) MODEL_STEPS=30" in given and "MODEL_SHARDS=1" in given

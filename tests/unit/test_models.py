@@ -7,8 +7,17 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.errors import ValidationError
-from chalicelib.domain.models import EMAIL_MAX, NAME_MAX, REMOVE, NewUser, UserChanges, email_key, is_valid_user_id
-from chalicelib.web.inputs import parse_limit, parse_new_user, parse_profile_changes, parse_user_changes, public_user
+from chalicelib.domain.models import (
+    EMAIL_MAX,
+    NAME_MAX,
+    REMOVE,
+    NewUser,
+    UserChanges,
+    email_key,
+    is_valid_user_id,
+    public_user,
+)
+from chalicelib.web.inputs import parse_limit, parse_new_user, parse_profile_changes, parse_user_changes
 from tests.unit.fakes import make_user
 
 VALID = {"name": "Ann Lee", "email": "ann@example.com", "phone": "+14155550123"}
@@ -304,15 +313,20 @@ def test_profile_changes():
     assert parse_profile_changes({"phone": "+14155550123"}) == UserChanges(phone="+14155550123")
 
 
-@pytest.mark.parametrize("field", [*INTERNAL_FIELDS, "email"])
+@pytest.mark.parametrize("field", INTERNAL_FIELDS)
 def test_profile_unknown_fields_reported(field):
     details = details_of(parse_profile_changes, {"name": "Bea", field: "x@example.com"})
     assert details == [{"field": field, "message": "unknown field"}]
 
 
-def test_profile_email_only_is_rejected():
-    details = details_of(parse_profile_changes, {"email": "x@example.com"})
-    assert details == [{"field": "email", "message": "unknown field"}]
+def test_profile_email_on_its_own_is_a_requested_change():
+    assert parse_profile_changes({"email": " x@example.com "}) == UserChanges(email="x@example.com")
+
+
+@pytest.mark.parametrize("other", [{"name": "Bea"}, {"phone": None}])
+def test_profile_email_with_other_fields_is_refused(other):
+    details = details_of(parse_profile_changes, {"email": "x@example.com", **other})
+    assert details == [{"field": "email", "message": "must be sent without other fields"}]
 
 
 def test_profile_empty_body_rejected():
@@ -322,7 +336,7 @@ def test_profile_empty_body_rejected():
 
 
 def test_profile_several_problems():
-    details = details_of(parse_profile_changes, {"name": 5, "phone": "555", "email": "a@b.co", "groups": ["admins"]})
+    details = details_of(parse_profile_changes, {"name": 5, "phone": "555", "email": "a@", "groups": ["admins"]})
     assert {d["field"] for d in details} == {"name", "phone", "email", "groups"}
 
 

@@ -1,0 +1,68 @@
+"""Settings of the bulk jobs (imports and exports), read from the environment apart from the API's
+Settings: the worker function has no cursor secret or pool client, and the API function reads
+these only on the job routes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chalicelib.config import LOCAL_STAGES, ConfigurationError
+from chalicelib.domain.jobs import EXPORT_READ_UNITS_PER_SECOND, ROWS_PER_SECOND
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def jobs_queue_name(environ: Mapping[str, str] | None = None) -> str:
+    """The queue the worker's event source mapping reads (read at import: it declares the worker).
+    Each stage names it in .chalice/config.json (JOBS_QUEUE); unset, it is the stage's by convention.
+    Only Chalice's deployer and packager read it: inside Lambda the mapping exists already."""
+    environ = _env(environ)
+    return environ.get("JOBS_QUEUE", "").strip() or f"users-api-{environ.get('STAGE', 'local')}-jobs"
+
+
+def _rate(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number") from exc
+    if value < 0 or (value == 0 and environ.get("STAGE", "local") not in LOCAL_STAGES):
+        raise ConfigurationError(f"{name} must be positive (0, no pacing, only in the local stages)")
+    return value
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    stage: str
+    jobs_table: str
+    queue_url: str
+    bucket: str
+    users_table: str
+    user_pool_id: str
+    # Local stages only: where invitations are written instead of mailed.
+    outbox_file: str
+    rows_per_second: float
+    read_units_per_second: float
+
+
+def load_job_settings(environ: Mapping[str, str] | None = None) -> JobSettings:
+    """What every job adapter needs; each checks its own setting where it is used."""
+    environ = _env(environ)
+    stage = environ.get("STAGE", "local")
+    return JobSettings(
+        stage=stage,
+        jobs_table=environ.get("JOBS_TABLE_NAME", "").strip(),
+        queue_url=environ.get("JOBS_QUEUE_URL", "").strip(),
+        bucket=environ.get("AVATAR_BUCKET", "").strip(),
+        users_table=environ.get("TABLE_NAME", "").strip(),
+        user_pool_id=environ.get("USER_POOL_ID", "").strip(),
+        outbox_file=environ.get("OUTBOX_FILE", "").strip() if stage in LOCAL_STAGES else "",
+        rows_per_second=_rate(environ, "IMPORT_ROWS_PER_SECOND", ROWS_PER_SECOND),
+        read_units_per_second=_rate(environ, "EXPORT_READ_UNITS_PER_SECOND", EXPORT_READ_UNITS_PER_SECOND),
+    )
