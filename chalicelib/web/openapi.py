@@ -85,6 +85,13 @@ def _json(schema: dict[str, Any], description: str, headers: tuple[str, ...] = (
     return response
 
 
+# What a client does next with a user it created: the id is in the answer (and its Location).
+_CREATED_USER_LINKS = {
+    name: {"operationId": operation, "parameters": {"userId": "$response.body#/user/userId"}}
+    for name, operation in (("GetUser", "getUser"), ("UpdateUser", "updateUser"), ("DeleteUser", "deleteUser"))
+}
+
+
 def _errors(*codes: str) -> dict[str, Any]:
     return {code: _ref(f"E{code}", "responses") for code in sorted(codes)}
 
@@ -274,10 +281,23 @@ def _schemas() -> dict[str, Any]:
             "examples": [{"name": "Ada King"}, {"phone": None}],
         },
         "ProfileUpdate": {
-            "type": "object",
-            "additionalProperties": False,
-            "minProperties": 1,
-            "properties": {"name": name, "phone": {"oneOf": [phone, {"type": "null"}]}, "email": email},
+            # Two shapes, never mixed: a profile edit, or an email change on its own.
+            "oneOf": [
+                {
+                    "title": "Profile edit",
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {"name": name, "phone": {"oneOf": [phone, {"type": "null"}]}},
+                },
+                {
+                    "title": "Email change",
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["email"],
+                    "properties": {"email": email},
+                },
+            ],
             "description": "The first PUT creates the profile and requires name; its email is the sign-in's. "
             "`email` (on its own: with other fields 400) asks for a new address: it is reserved for you at once "
             "(409 if another user has or awaits it), your record shows it as pendingEmail and keeps its email, "
@@ -630,7 +650,7 @@ def _paths() -> dict[str, Any]:
                 "createUser",
                 "Create a user (admins)",
                 {
-                    "201": _json(envelope, "Created", ("ETag", "Location", replayed)),
+                    "201": {**_json(envelope, "Created", ("ETag", "Location", replayed)), "links": _CREATED_USER_LINKS},
                     **_errors(*_WRITE, "403", "409", "422"),
                 },
                 body="NewUser",
