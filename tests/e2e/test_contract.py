@@ -331,7 +331,7 @@ def run_schemathesis(stack: Stack) -> Outcome:
             return stack.token(email, stack.info["admin_password"])
 
         def set(self, case: schemathesis.Case[Any], data: str, context: Any) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+            case.headers["Authorization"] = f"Bearer {data}"
 
     outcome = Outcome()
     replayed = outcome.replayed  # ids of users in replayed (Idempotent-Replayed) create responses
