@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.avatars import AvatarStore
@@ -217,51 +217,81 @@ def wire(
 
 
 # The container's wiring: built on first use (or by `prepare` during Lambda's INIT), then kept.
-_lock = threading.Lock()
-_current: Wiring | None = None
+T = TypeVar("T")
+
+
+class _Kept(Generic[T]):
+    """A part built on first use and kept for the container's life (tests may put their own)."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._value: T | None = None
+
+    def get(self) -> T:
+        found = self._value
+        if found is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+                found = self._value
+        return found
+
+    def put(self, value: T | None) -> None:
+        """Keep `value` from now on; None: build again on next use."""
+        with self._lock:
+            self._value = value
+
+
+def _build_job_worker() -> JobWorker:
+    from chalicelib.job_wiring import build_worker
+
+    return build_worker()
+
+
+# The container's wiring: built on first use (or by `prepare` during Lambda's INIT), then kept; the
+# stream consumer's and the bulk jobs worker's parts (their own functions) likewise.
 _given: dict[str, Any] = {}
-_changes: ChangeConsumer | None = None
-_job_worker: JobWorker | None = None
+_wiring: _Kept[Wiring] = _Kept(lambda: wire(load_settings(), **_given))
+_changes: _Kept[ChangeConsumer] = _Kept(lambda: wire_changes())
+_job_worker: _Kept[JobWorker] = _Kept(_build_job_worker)
 
 
 def current() -> Wiring:
     """This container's wiring, built from its settings on first use and kept for its life."""
-    global _current
-    found = _current
-    if found is None:
-        with _lock:
-            if _current is None:
-                _current = wire(load_settings(), **_given)
-            found = _current
-    return found
+    return _wiring.get()
 
 
 def use(wiring: Wiring) -> None:
     """Serve with `wiring` from now on (tests; `reset()` goes back to the real one)."""
-    global _current
-    with _lock:
-        _current = wiring
+    _wiring.put(wiring)
 
 
 def override(**parts: Any) -> None:
     """Wire again, on next use, with `parts` (and those given before) in place of the real ones
     (tests): see `wire`. The settings are read again then, from the environment of that moment."""
-    global _current
-    with _lock:
-        _given.update(parts)
-        _current = None
+    _given.update(parts)
+    _wiring.put(None)
 
 
 def changes() -> ChangeConsumer:
     """The stream consumer's parts (its own Lambda function: the API function never builds it)."""
-    global _changes
-    found = _changes
-    if found is None:
-        with _lock:
-            if _changes is None:
-                _changes = wire_changes()
-            found = _changes
-    return found
+    return _changes.get()
+
+
+def use_changes(consumer: ChangeConsumer) -> None:
+    """Run the stream consumer with `consumer` (tests)."""
+    _changes.put(consumer)
+
+
+def job_worker() -> JobWorker:
+    """The bulk jobs worker's parts (its own Lambda function: the API function never builds it)."""
+    return _job_worker.get()
+
+
+def use_job_worker(worker: JobWorker) -> None:
+    """Run the bulk jobs worker with `worker` (tests)."""
+    _job_worker.put(worker)
 
 
 def wire_changes(clients: Clients | None = None) -> ChangeConsumer:
@@ -282,34 +312,6 @@ def wire_changes(clients: Clients | None = None) -> ChangeConsumer:
     return ChangeConsumer(audit, publisher, avatars, decode=stream_change)
 
 
-def job_worker() -> JobWorker:
-    """The bulk jobs worker's parts (its own Lambda function: the API function never builds it)."""
-    global _job_worker
-    found = _job_worker
-    if found is None:
-        with _lock:
-            if _job_worker is None:
-                from chalicelib.job_wiring import build_worker
-
-                _job_worker = build_worker()
-            found = _job_worker
-    return found
-
-
-def use_job_worker(worker: JobWorker) -> None:
-    """Run the bulk jobs worker with `worker` (tests)."""
-    global _job_worker
-    with _lock:
-        _job_worker = worker
-
-
-def use_changes(consumer: ChangeConsumer) -> None:
-    """Run the stream consumer with `consumer` (tests)."""
-    global _changes
-    with _lock:
-        _changes = consumer
-
-
 def prepare() -> None:
     """Lambda's INIT: wire the API function and make the clients every request uses, so that no
     request pays for them (provisioned concurrency pre-pays only what happens here). Nothing is
@@ -326,9 +328,7 @@ def prepare() -> None:
 
 def reset() -> None:
     """Forget the wiring (and so the settings), so the next request wires from the environment again."""
-    global _current, _changes, _job_worker
-    with _lock:
-        _current = None
-        _given.clear()
-        _changes = None
-        _job_worker = None
+    _given.clear()
+    _wiring.put(None)
+    _changes.put(None)
+    _job_worker.put(None)
