@@ -844,6 +844,7 @@ def metric_alarms(limits: Json, dimensions: Json) -> Json:
         "alarms": limits["alarms"],
         "rollback_alarms": limits["rollback_alarms"],
         "change_events": limits["change_events"]["alarms"],
+        "bulk_jobs": limits["bulk_jobs"]["alarms"],
     }
     resources: Json = {}
     for alarm in limits["metric_alarms"].values():
@@ -876,6 +877,8 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
         "consumer": consumer,
         "consumer_live": [*consumer, {"Name": "Resource", "Value": _sub(f"${{{CONSUMER}}}:{ALIAS}")}],
         "dead_letters": [{"Name": "QueueName", "Value": _get_att("ChangeDeadLetterQueue", "QueueName")}],
+        "job_worker": [{"Name": "FunctionName", "Value": _ref(_jobs().WORKER)}],
+        "job_dead_letters": [{"Name": "QueueName", "Value": _get_att(_jobs().DEAD_LETTERS, "QueueName")}],
     }
     resources = metric_alarms(limits, dimensions)
     assert set(ROLLBACK_ALARMS) | set(CONSUMER_ROLLBACK_ALARMS) <= set(resources)
@@ -907,7 +910,6 @@ def _monitoring(stage: Stage, limits: Json) -> Json:
             "ReturnData": True,
         }
     )
-    resources.update(_jobs().alarms(limits, _alarm))
     return {
         "AlarmTopic": {
             "Type": "AWS::SNS::Topic",

@@ -161,37 +161,6 @@ def worker(stage: Stage) -> Json:
     }
 
 
-def alarms(limits: Json, alarm: Any) -> Json:
-    """Any worker error (a batch it could not handle goes back to the queue), and any message in
-    the dead-letter queue (its rows or job may lack an outcome: see docs/API.md, Bulk jobs).
-    `alarm` is the merge template's alarm builder."""
-    spec = limits["bulk_jobs"]["alarms"]
-    return {
-        "JobWorkerErrorsAlarm": alarm(
-            "The bulk jobs worker failed on a message (it is retried, then dead-lettered)",
-            spec["worker_errors"],
-            {
-                "Namespace": "AWS/Lambda",
-                "MetricName": "Errors",
-                "Dimensions": [{"Name": "FunctionName", "Value": _ref(WORKER)}],
-                "Period": spec["worker_errors"]["period_seconds"],
-                "Statistic": "Sum",
-            },
-        ),
-        "JobDeadLettersAlarm": alarm(
-            "Bulk job messages the worker gave up on: their job may not finish",
-            spec["dead_letters"],
-            {
-                "Namespace": "AWS/SQS",
-                "MetricName": "ApproximateNumberOfMessagesVisible",
-                "Dimensions": [{"Name": "QueueName", "Value": _get_att(DEAD_LETTERS, "QueueName")}],
-                "Period": spec["dead_letters"]["period_seconds"],
-                "Statistic": "Maximum",
-            },
-        ),
-    }
-
-
 def outputs() -> Json:
     return {
         "JobsTableName": {"Value": _ref(TABLE)},

@@ -110,40 +110,6 @@ resource "aws_cloudwatch_log_group" "bulk_jobs" {
   tags              = var.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "job_worker_errors" {
-  alarm_name          = "${var.api_name}-job-worker-errors"
-  alarm_description   = "The bulk jobs worker failed on a message (it is retried, then dead-lettered)"
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.bulk_jobs.function_name }
-  statistic           = "Sum"
-  period              = local.limits.bulk_jobs.alarms.worker_errors.period_seconds
-  evaluation_periods  = local.limits.bulk_jobs.alarms.worker_errors.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.limits.bulk_jobs.alarms.worker_errors.threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "job_dead_letters" {
-  alarm_name          = "${var.api_name}-job-dead-letters"
-  alarm_description   = "Bulk job messages the worker gave up on: their job may not finish"
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.job_dead_letters.name }
-  statistic           = "Maximum"
-  period              = local.limits.bulk_jobs.alarms.dead_letters.period_seconds
-  evaluation_periods  = local.limits.bulk_jobs.alarms.dead_letters.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.limits.bulk_jobs.alarms.dead_letters.threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
-}
-
 output "JobsTableName" {
   value = aws_dynamodb_table.jobs.name
 }

@@ -26,6 +26,7 @@ locals {
     alarms          = local.limits.alarms
     rollback_alarms = local.limits.rollback_alarms
     change_events   = local.limits.change_events.alarms
+    bulk_jobs       = local.limits.bulk_jobs.alarms
   }
   alarm_dimensions = {
     function = { FunctionName = aws_lambda_function.api_handler.function_name }
@@ -39,7 +40,9 @@ locals {
       FunctionName = aws_lambda_function.user_changes.function_name
       Resource     = "${aws_lambda_function.user_changes.function_name}:${aws_lambda_alias.user_changes_live.name}"
     }
-    dead_letters = { QueueName = aws_sqs_queue.change_dead_letters.name }
+    dead_letters     = { QueueName = aws_sqs_queue.change_dead_letters.name }
+    job_worker       = { FunctionName = aws_lambda_function.bulk_jobs.function_name }
+    job_dead_letters = { QueueName = aws_sqs_queue.job_dead_letters.name }
   }
   metric_alarms = {
     for key, alarm in local.limits.metric_alarms : key => merge(alarm, local.alarm_limits[alarm.limits[0]][alarm.limits[1]])
@@ -121,6 +124,16 @@ moved {
 moved {
   from = aws_cloudwatch_metric_alarm.change_dead_letters
   to   = aws_cloudwatch_metric_alarm.metric["change_dead_letters"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.job_worker_errors
+  to   = aws_cloudwatch_metric_alarm.metric["job_worker_errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.job_dead_letters
+  to   = aws_cloudwatch_metric_alarm.metric["job_dead_letters"]
 }
 
 # DynamoDB reports throttling per operation; one alarm on their sum covers every call the app makes.

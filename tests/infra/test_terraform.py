@@ -144,6 +144,7 @@ class Package:
             "alarms": self.limits["alarms"],
             "rollback_alarms": self.limits["rollback_alarms"],
             "change_events": self.limits["change_events"]["alarms"],
+            "bulk_jobs": self.limits["bulk_jobs"]["alarms"],
         }
         dimensions = self.locals()["alarm_dimensions"]
         return {
@@ -601,23 +602,23 @@ ADDRESSES_BEFORE = (
     "change_dead_letters",
     "rollback_change_consumer_errors",
     "rollback_change_dead_letters",
+    "job_worker_errors",
+    "job_dead_letters",
 )
 
 
 def test_fourteen_alarms_notify_the_topic(package: Package) -> None:
-    # The bulk jobs' two (jobs.tf) are built with the jobs' resources: see test_bulk_jobs_infra.py.
-    jobs = {"job_worker_errors", "job_dead_letters"}
-    assert set(package.of_type("aws_cloudwatch_metric_alarm")) == {"metric", "dynamodb_throttles", *jobs}
+    assert set(package.of_type("aws_cloudwatch_metric_alarm")) == {"metric", "dynamodb_throttles"}
     metric = package.resource("aws_cloudwatch_metric_alarm", "metric")
     assert metric["for_each"] == "${local.metric_alarms}"
     alarms = package.metric_alarms()
-    assert len(alarms) + 1 + len(jobs) == 14
+    assert len(alarms) + 1 == 14
     assert package.locals()["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"]
     for alarm in (metric, package.resource("aws_cloudwatch_metric_alarm", "dynamodb_throttles")):
         assert alarm["alarm_actions"] == alarm["ok_actions"] == "${local.alarm_actions}"
         assert alarm["treat_missing_data"] == "notBreaching"
         assert alarm["comparison_operator"] == "GreaterThanThreshold"
-    # One way for all eleven: every attribute from the alarm's entry.
+    # One way for all thirteen: every attribute from the alarm's entry.
     assert metric["alarm_name"] == "${var.api_name}-${each.value.name}"
     assert metric["alarm_description"] == "${each.value.description}"
     assert metric["dimensions"] == "${local.alarm_dimensions[each.value.dimensions]}"
@@ -636,6 +637,8 @@ def test_fourteen_alarms_notify_the_topic(package: Package) -> None:
         "change_dead_letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         "rollback_change_consumer_errors": ("AWS/Lambda", "Errors"),  # the consumer's releases
         "rollback_change_dead_letters": ("AWS/SQS", "NumberOfMessagesSent"),
+        "job_worker_errors": ("AWS/Lambda", "Errors"),  # see tests/infra/test_bulk_jobs_infra.py
+        "job_dead_letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
     }
     assert alarms["lambda_errors"]["threshold"] == package.limits["alarms"]["lambda_errors"]["threshold"] == 10
     assert alarms["lambda_throttles"]["threshold"] == 0
