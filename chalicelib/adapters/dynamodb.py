@@ -710,6 +710,22 @@ class DynamoUserRepository(aws.ClientHolder):
             }
         }
 
+    def _transact_own(self, write: Write, items: list[dict[str, Any]], refused: Exception | None = None) -> User | None:
+        """Write `items` (the user's update first, a reservation second) in one transaction. None:
+        written. A resend whose first try was applied gets that user back; a refused reservation
+        raises `refused`; anything else is a record changed meanwhile (StaleRecord)."""
+        try:
+            self._transact(write, items)
+        except ClientError as exc:
+            reasons = _cancellation(exc)
+            recognised = _own_result(reasons[0][1], write.token)
+            if recognised is not None:
+                return recognised
+            if refused is not None and reasons[0][0] != _FAILED and reasons[1][0] == _FAILED:
+                raise refused from exc
+            raise StaleRecord() from exc
+        return None
+
     def record_action(self, stored: Stored, action: str, write: Write, *, revoke: bool) -> User:
         current = stored.user
         write = replace(write, at=later_than(write.at, current.updated_at))
@@ -724,14 +740,9 @@ class DynamoUserRepository(aws.ClientHolder):
         if revoke:
             sets.append(f"{expr.name(TOKENS_VALID_AFTER)} = {expr.value(_n(tokens_valid_after(write.at)))}")
         item = self._user_update(current, write, expr, "SET " + ", ".join(sets))
-        try:
-            self._transact(write, [item])
-        except ClientError as exc:
-            reasons = _cancellation(exc)
-            recognised = _own_result(reasons[0][1], write.token)
-            if recognised is not None:
-                return recognised
-            raise StaleRecord() from exc
+        recognised = self._transact_own(write, [item])
+        if recognised is not None:
+            return recognised
         return replace(current, updated_at=write.at, version=current.version + 1)
 
     def request_email(self, current: User, email: str, code: PendingCode, until: str, write: Write) -> User:
@@ -755,16 +766,9 @@ class DynamoUserRepository(aws.ClientHolder):
         previous = email_key(current.pending_email) if current.pending_email else None
         if previous is not None and previous not in (new_key, email_key(current.email)):
             items.append(_release_email(self._table, previous, current.user_id))
-        try:
-            self._transact(write, items)
-        except ClientError as exc:
-            reasons = _cancellation(exc)
-            recognised = _own_result(reasons[0][1], write.token)
-            if recognised is not None:
-                return recognised
-            if reasons[0][0] != _FAILED and reasons[1][0] == _FAILED:
-                raise EmailAlreadyExists() from exc
-            raise StaleRecord() from exc
+        recognised = self._transact_own(write, items, EmailAlreadyExists())
+        if recognised is not None:
+            return recognised
         return replace(
             current, updated_at=write.at, version=current.version + 1, pending_email=email, pending_until=until
         )
@@ -822,17 +826,9 @@ class DynamoUserRepository(aws.ClientHolder):
         ]
         if old_key != new_key:
             items.append(_release_email(self._table, old_key, current.user_id))
-        try:
-            self._transact(write, items)
-        except ClientError as exc:
-            reasons = _cancellation(exc)
-            recognised = _own_result(reasons[0][1], write.token)
-            if recognised is not None:
-                return recognised
-            if reasons[0][0] != _FAILED and reasons[1][0] == _FAILED:
-                raise NoEmailChangePending() from exc  # expired, and another user took the address
-            raise StaleRecord() from exc
-        return updated
+        # Refused reservation: the change expired, and another user took the address.
+        recognised = self._transact_own(write, items, NoEmailChangePending())
+        return recognised if recognised is not None else updated
 
     def find_by_email(self, key: str) -> User | None:
         # The reservation names the owner; both reads strongly consistent, so a user is found as
