@@ -5,26 +5,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import NoReturn
 
 from chalicelib.adapters.table_schema import FINAL_STEP
 from chalicelib.config import ConfigurationError
 from infra import policies
+from infra.cli import fail, stage_or_fail
 from infra.stages import DEPLOYED_STAGES, Stage, load_stage
+
+PROGRAM = "python -m infra"
 
 
 def _fail(command: str, message: object) -> NoReturn:
-    """A failure the user can act on: one line on stderr, exit status 1, no traceback."""
-    sys.exit(f"python -m infra {command}: {message}")
+    fail(PROGRAM, command, message)
 
 
 def _stage(command: str, name: str) -> Stage:
-    try:
-        return load_stage(name)
-    except (ValueError, KeyError, ConfigurationError) as exc:  # unknown stage, or a config it cannot read
-        _fail(command, exc)
+    return stage_or_fail(PROGRAM, command, name)
 
 
 def main() -> None:

@@ -6,23 +6,20 @@ search indexes' keys after an upgrade; and `make cleanup`, what a failed stack l
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import NoReturn
 
-from chalicelib.config import ConfigurationError
-from infra.stages import DEPLOYED_STAGES, Stage, load_stage
+from infra.cli import fail, stage_or_fail
+from infra.stages import DEPLOYED_STAGES, Stage
+
+PROGRAM = "python -m ops"
 
 
 def _fail(command: str, message: object) -> NoReturn:
-    """A failure the user can act on: one line on stderr, exit status 1, no traceback."""
-    sys.exit(f"python -m ops {command}: {message}")
+    fail(PROGRAM, command, message)
 
 
 def _stage(command: str, name: str) -> Stage:
-    try:
-        return load_stage(name)
-    except (ValueError, KeyError, ConfigurationError) as exc:  # unknown stage, or a config it cannot read
-        _fail(command, exc)
+    return stage_or_fail(PROGRAM, command, name)
 
 
 def main() -> None:
