@@ -213,7 +213,7 @@ def _forget_stream_records() -> None:
     shard = dynamodb_backends[DEFAULT_ACCOUNT_ID][tokens.REGION].get_table(TABLE).stream_shard
     if shard is not None:
         shard.starting_sequence_number += len(shard.items)
-        shard.items = []
+        del shard.items[:]  # in place: devstack/moto_patches.py's transaction rollback holds the list
 
 
 class UserModel(RuleBasedStateMachine):
@@ -349,8 +349,23 @@ class UserModel(RuleBasedStateMachine):
             return retry
         assert retry.status_code != 503, retry.body
         if 400 <= retry.status_code < 500:
-            # Refused in the end: the whole request changed nothing.
-            assert self.snapshot() == before, f"a refused retry left changes: {retry.body!r}"
+            # Refused in the end: the whole request changed nothing, but for one residue the retry
+            # cannot tell from a sign-in made in the console: the never-invited sign-in of a create
+            # whose take-back failed too (docs/DESIGN.md, invariant 4), which the repair removes.
+            after = self.snapshot()
+            if after != before and method == "POST" and path == "/users":
+                assert after[0] == before[0], f"a refused retry left changes: {retry.body!r}"
+                left = set(after[1]) - set(before[1])
+                assert set(before[1]) <= set(after[1]) and all(
+                    status == "FORCE_CHANGE_PASSWORD"
+                    and not admin
+                    and email_key(dict(attrs)["email"]) == email_key(body["email"])
+                    for _, _, status, attrs, admin in left
+                ), (left, retry.body)
+                self.count(self.current, "refused retry, its failed take-back's sign-in repaired")
+                self.repair()
+                after = self.snapshot()
+            assert after == before, f"a refused retry left changes: {retry.body!r}"
         return retry
 
     def repair(self) -> None:
