@@ -280,8 +280,9 @@ def pending_email(user: User, now: str) -> str | None:
 
 
 def apply_changes(current: User, changes: UserChanges, now: str) -> User:
-    """The record after `changes`, one version later. A new email (an admin's) ends any pending
-    change the user asked for."""
+    """The record after `changes`, one version later. A new address (an admin's) ends any pending
+    change the user asked for; the same address in other letter case does not."""
+    moved = changes.email is not None and email_key(changes.email) != email_key(current.email)
     phone: str | None = current.phone
     if changes.phone is REMOVE:
         phone = None
@@ -297,8 +298,8 @@ def apply_changes(current: User, changes: UserChanges, now: str) -> User:
         version=current.version + 1,
         role=changes.role if changes.role is not None else current.role,
         enabled=changes.enabled if changes.enabled is not None else current.enabled,
-        pending_email=None if changes.email is not None else current.pending_email,
-        pending_until=None if changes.email is not None else current.pending_until,
+        pending_email=None if moved else current.pending_email,
+        pending_until=None if moved else current.pending_until,
     )
 
 

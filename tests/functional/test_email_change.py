@@ -254,6 +254,20 @@ def test_an_admin_may_give_the_user_the_very_address_pending(
     assert drift.check().clean
 
 
+def test_an_admins_recasing_of_the_address_keeps_the_pending_change_as_answered_and_stored(
+    api: Api, mia: dict[str, Any], outbox: Path, drift: Drift
+) -> None:
+    """Found by `make fuzz`: the answer dropped the pending change while the record kept it."""
+    assert request_change(api, mia, NEW).status_code == 200
+    code = last_code(outbox, mia)
+    changed = api.request("PUT", f"/users/{mia['userId']}", ADMIN, {"email": OLD.upper(), "role": "member"})
+    assert changed.status_code == 200, changed.body
+    assert changed.json_body["user"] == stored(api, mia)
+    assert changed.json_body["user"]["pendingEmail"] == NEW and changed.json_body["user"]["email"] == OLD.upper()
+    assert verify(api, mia, code).status_code == 200
+    assert stored(api, mia)["email"] == NEW and drift.check().clean
+
+
 def test_a_deleted_users_pending_address_is_released(api: Api, mia: dict[str, Any]) -> None:
     assert request_change(api, mia, NEW).status_code == 200
     assert api.request("DELETE", f"/users/{mia['userId']}", ADMIN).status_code == 200
