@@ -397,13 +397,16 @@ class UserService:
             raise
 
     def _take_email(self, user_id: str, email: str) -> bool:
-        """Give `user_id`'s sign-in the address `email` before the record takes it; whether this
-        changed the sign-in. EmailAlreadyExists (nothing changed) when another sign-in has it."""
+        """Give `user_id`'s sign-in the address `email` before the record takes it; whether the
+        sign-in now holds an address its record does not (so a refusal must give it back).
+        EmailAlreadyExists (nothing changed) when another sign-in has it."""
         holder = self._identities.find(email)
         if holder is not None and holder.sub != user_id:
             raise EmailAlreadyExists()
         if holder is not None and holder.email == email:
-            return False  # it has it already (an earlier attempt of this request)
+            # It has it already: an earlier attempt of this request took it and then failed (503).
+            # A refusal now gives it back as if this attempt had taken it.
+            return True
         try:
             self._identities.set_email(user_id, email)
         except EmailTaken:

@@ -126,6 +126,30 @@ def test_a_create_whose_record_write_fails_for_a_new_address_completes_on_its_ke
     assert made == [retry.json_body["user"]["userId"]]
 
 
+def test_a_keyed_retry_refused_after_its_first_attempt_moved_the_sign_in_gives_the_address_back(
+    api: Api, pool: str
+) -> None:
+    """The only admin's email change with a demotion: its Cognito step is a slow success on every
+    attempt (503, the sign-in already holds the new address), and its keyed retry is refused (the
+    last enabled admin): the sign-in holds the record's address again. (Found by `make fuzz`.)"""
+    admin = create(api, role="admin")
+    body, key = {"email": "ada.new@example.com", "role": "member"}, {"Idempotency-Key": "demote"}
+    faults = Faults(aws.client("cognito-idp"))
+    try:
+        faults.inject("AdminUpdateUserAttributes", answered_late, times=aws.MAX_ATTEMPTS)
+        assert_error(api.request("PUT", f"/users/{admin['userId']}", ADMIN, body, headers=key), 503)
+    finally:
+        faults.close()
+    assert email_of(sign_in(pool, admin["userId"])) == "ada.new@example.com"  # the first attempt's
+    error = assert_error(api.request("PUT", f"/users/{admin['userId']}", ADMIN, body, headers=key), 409)
+    assert error["error"] == LastAdmin.message
+    assert email_of(sign_in(pool, admin["userId"])) == "ada@example.com"
+
+
+def email_of(found: dict[str, Any]) -> str:
+    return str(next(a["Value"] for a in found["UserAttributes"] if a["Name"] == "email"))
+
+
 def test_an_invalid_role_is_400_and_creates_nothing(api: Api, pool: str) -> None:
     error = assert_error(
         api.request("POST", "/users", ADMIN, {"name": "A", "email": "a@example.com", "role": "root"}), 400
