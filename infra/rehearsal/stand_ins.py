@@ -328,7 +328,7 @@ class QueuePolicy(StandIn):
 
     def remove(self) -> None:
         for url in self.props["Queues"]:
-            client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
+            _unless_gone(lambda url=url: client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""}))
 
 
 class Alarm(StandIn):
@@ -624,19 +624,21 @@ class Alias(StandIn):
         return cls(original.physical_id, original.attributes, props, original.name)
 
     def remove(self) -> None:
-        _unless_function_gone(
+        _unless_gone(
             lambda: client("lambda").delete_alias(FunctionName=self.props["FunctionName"], Name=self.props["Name"])
         )
 
 
-def _unless_function_gone(remove: Callable[[], Any]) -> None:
-    """A removal of something of a Lambda function, which the stack may have deleted already (it
-    deletes in its own order): nothing left to remove then. moto's answer may not even parse, so
-    its text is what tells."""
+def _unless_gone(remove: Callable[[], Any]) -> None:
+    """A removal of something of a resource (a Lambda function's alias or version, a queue's policy)
+    which the stack may have deleted already (it deletes in its own order, which varies from run
+    to run): nothing left to remove then. moto's answer may not even parse, so its text is what
+    tells."""
     try:
         remove()
     except Exception as gone:
-        if "not found" not in str(gone).lower():
+        text = str(gone).lower()
+        if "not found" not in text and "does not exist" not in text:
             raise
 
 
@@ -654,7 +656,7 @@ class Version(StandIn):
 
     def remove(self) -> None:
         function, _, version = self.physical_id.rpartition(":")
-        _unless_function_gone(lambda: client("lambda").delete_function(FunctionName=function, Qualifier=version))
+        _unless_gone(lambda: client("lambda").delete_function(FunctionName=function, Qualifier=version))
 
 
 class CodeDeployApplication(StandIn):
