@@ -379,8 +379,12 @@ def main(argv: list[str] | None = None) -> int:
             ]
             for part, measure in parts:
                 started = time.monotonic()
-                report.add(measure())
-                sys.stderr.write(f"[bulk-bench] {part}: {time.monotonic() - started:.1f} s\n")
+                figures = measure()
+                report.add(figures)
+                # Each part's figures as soon as it ends: a long run that stops later keeps them.
+                done = Report()
+                done.add(figures)
+                sys.stderr.write(f"[bulk-bench] {part}: {time.monotonic() - started:.1f} s\n{done.table()}\n")
     from bench import bulk_cost
 
     report.add(bulk_cost.figures(measured.get("export_units_per_user")))
