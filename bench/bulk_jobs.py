@@ -89,11 +89,15 @@ def start_import(stack: Stack, path: Path) -> str:
 
 def job(stack: Stack, path: str) -> dict[str, Any]:
     # A fresh token each time: a long run outlives one. The local API serves one request at a time
-    # beside a busy emulator: a poll that times out is asked again.
+    # beside a busy emulator: a poll that times out is asked again, and a 503 after its Retry-After,
+    # as a client of the API should.
     for _ in range(10):
         try:
             response = _session(stack).get(f"{stack.url}{path}", timeout=60)
         except requests.exceptions.Timeout:
+            continue
+        if response.status_code == 503:
+            time.sleep(float(response.headers.get("Retry-After", "1")))
             continue
         response.raise_for_status()
         return dict(response.json())
