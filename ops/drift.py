@@ -163,10 +163,10 @@ class Drift:
                 self._identities.set_enabled(user.user_id, user.enabled)
 
             self._repair(report, f"{user.user_id}: the sign-in follows the record ({', '.join(differences)})", follow)
-        counted = self.check().admin_count[1]  # the records just made count too
-        self._repo.set_admin_count(counted)
-        if report.admin_count != (counted, counted):
-            report.fixed.append(f"enabled-admin count set to {counted}")
+        stored, counted = self.check().admin_count  # the records just made count too
+        if stored != counted:  # a count that agrees is left as it is: a repair of nothing writes nothing
+            what = f"enabled-admin count set to {counted}"
+            self._repair(report, what, partial(self._repo.set_admin_count, counted, was=stored))
 
     @staticmethod
     def _repair(report: Report, what: str, action: Callable[[], object]) -> None:

@@ -877,6 +877,22 @@ class DynamoUserRepository(aws.ClientHolder):
                 return inventory_of(items)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def set_admin_count(self, count: int) -> None:
-        """Store the count of enabled admins as counted from the records (a repair: `make drift FIX=1`)."""
-        self._call("put_item", TableName=self._table, Item={**ADMIN_COUNT_KEY, ADMIN_COUNT: _n(count)})
+    def set_admin_count(self, count: int, was: int) -> None:
+        """Store the count of enabled admins as counted from the records (a repair: `make drift
+        FIX=1`), only while the stored count is still `was` (an absent count is 0): an admin change
+        that lands between the count and this write moved it, and must not be overwritten; the
+        repair's next run counts again. Storing `count` again is a resend's success, not a race."""
+        condition = "#count IN (:was, :count)" + (" OR attribute_not_exists(#count)" if was == 0 else "")
+        try:
+            self._call(
+                "put_item",
+                TableName=self._table,
+                Item={**ADMIN_COUNT_KEY, ADMIN_COUNT: _n(count)},
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#count": ADMIN_COUNT},
+                ExpressionAttributeValues={":was": _n(was), ":count": _n(count)},
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            raise ConcurrentModification() from exc

@@ -25,8 +25,9 @@ token, expiry), a member's own Cognito calls with their access token (UpdateUser
 attribute, ChangePassword, GlobalSignOut), a member's own email change around the API (held, or
 confirmed with the mailed code), two of these at once, an API write (invite, update, delete,
 sign-in action, email change) with a fault at its n-th AWS request below botocore's retry handler
-(an error or a slow success, applied with its answer lost, once or on every attempt), and the
-operator's `make drift FIX=1`. After every step, also: every address is reserved by its holder.
+(an error or a slow success, applied with its answer lost, once or on every attempt, or once with
+botocore's retry quota spent so nothing is resent), and the operator's `make drift FIX=1`.
+After every step, also: every address is reserved by its holder.
 
 ID tokens are minted by the test as Cognito would issue them at that moment (the sign-in's email
 and groups, `iat` in whole seconds) on the service's clock, which the test drives: the wait before
@@ -74,7 +75,7 @@ from devstack.cognito_emulation import mailed_code
 from ops.drift import Drift
 from tests.functional.conftest import BUCKET, TABLE, Api, Emulator, _empty
 from tests.support import tokens
-from tests.support.dynamodb_faults import ANY, Fault, Faults, answered_late, aws_error
+from tests.support.dynamodb_faults import ANY, Fault, Faults, answered_late, aws_error, set_retry_quota
 
 ADMIN = tokens.ADMIN  # the operator: an admin by its token's group, with no record of its own
 FUZZ = os.environ.get("MODEL_FUZZ") == "1"  # make fuzz: random sequences, many more of them
@@ -96,7 +97,13 @@ EMAILS = ("ann@m.test", "bob@m.test", "cy@m.test", "Ann@m.test", "dee@m.test")
 PASSWORD = "Model-passw0rd-1!"
 NAMES = ("Ann", "Bob", "Cy")
 CONCURRENT = ("invite", "email", "role", "enabled", "delete", "profile", "own email")
-FAULTS = ("error on every attempt", "error once", "slow success once", "slow success on every attempt")
+FAULTS = (
+    "error on every attempt",
+    "error once",
+    "slow success once",
+    "slow success on every attempt",
+    "slow success, retries spent",  # after a long outage botocore's retry quota is empty: no resend
+)
 SIGN_IN_ACTIONS = ("invitation", "password-reset", "sign-out")
 WRONG_CODE_COUNT = ("emailCodeAttempts", "emailCodeTried")
 EMAIL_STEPS = ("request", "verify", "wrong code", "expire")
@@ -112,8 +119,8 @@ class NthCall:
     service stays down for it). Registered for every operation (`ANY`) on both of the app's
     clients, so a fault lands at a step the request really takes, whatever its path."""
 
-    def __init__(self, n: int, fault: Callable[[bool], Fault], every: bool) -> None:
-        self.n, self.fault, self.every = n, fault, every
+    def __init__(self, n: int, fault: Callable[[bool], Fault], every: bool, resent: bool = True) -> None:
+        self.n, self.fault, self.every, self.resent = n, fault, every, resent
         self.sent = 0
         self.hit: str | None = None
 
@@ -137,6 +144,7 @@ def nth_call(call: int, kind: str) -> NthCall:
         "error once": NthCall(call, error, every=False),
         "slow success once": NthCall(call, lambda _: answered_late, every=False),
         "slow success on every attempt": NthCall(call, lambda _: answered_late, every=True),
+        "slow success, retries spent": NthCall(call, lambda _: answered_late, every=False, resent=False),
     }[kind]
 
 
@@ -233,6 +241,9 @@ class UserModel(RuleBasedStateMachine):
             "dynamodb": Faults(aws.client("dynamodb"), self.lock),
             "cognito-idp": Faults(aws.client("cognito-idp"), self.lock),
         }
+        # botocore's retry quota lives as long as the client: every sequence starts with a full one,
+        # so a sequence does the same whatever ran before it (and replays when shrunk).
+        self.retries(spent=False)
         # The test's own view, through clients the faults never touch.
         self.ddb = boto3.client("dynamodb", region_name=tokens.REGION)
         self.cognito = boto3.client("cognito-idp", region_name=tokens.REGION)
@@ -319,6 +330,10 @@ class UserModel(RuleBasedStateMachine):
 
     def count(self, what: str, outcome: str) -> None:
         SEEN[(what, outcome)] += 1
+
+    def retries(self, spent: bool) -> None:
+        for faults in self.app_faults.values():
+            set_retry_quota(faults.client, 0 if spent else None)
 
     def judge(self, response: Any, before: tuple[Any, ...], allowed: set[int]) -> None:
         """What every answer owes: a status the route may give, nothing changed by a refusal, and a
@@ -762,6 +777,7 @@ class UserModel(RuleBasedStateMachine):
         headers = {"Idempotency-Key": f"model-{uuid.uuid4()}", **(headers or {})}
         before = self.snapshot()
         if fault is not None:
+            self.retries(spent=not fault.resent)
             for faults in self.app_faults.values():
                 faults.inject(ANY, fault)
         try:
@@ -769,6 +785,7 @@ class UserModel(RuleBasedStateMachine):
         finally:
             for faults in self.app_faults.values():
                 faults.clear()
+            self.retries(spent=False)
         self.judge(response, before, allowed)
         if response.status_code == 503:
             if repair:
@@ -1052,3 +1069,20 @@ def test_one_user_one_truth_over_random_sequences(api: Api, emulator: Emulator, 
 def test_tokens_valid_after_is_what_the_model_expects() -> None:
     """The model's oracle for revocation reads the record's tokensValidAfter; this pins its meaning."""
     assert tokens_valid_after("2030-01-01T00:00:00.950Z") == tokens_valid_after("2030-01-01T00:00:01.000Z")
+
+
+def test_a_locked_key_then_a_repair_changes_nothing(api: Api, emulator: Emulator, outbox: Path) -> None:
+    """Found by `make fuzz` (docs/TESTING.md): an invite whose key claim was applied but answered
+    late with no retries left (503, the key stays locked), then its keyed retry (409 "in
+    progress") and the operator's repair. The repair wrote an enabled-admin count of 0 where none
+    was stored, so the 409 seemed to change something; a repair of nothing now writes nothing."""
+    UserModel.world = World(api, emulator, outbox)
+    state = UserModel()
+    try:
+        invite = {"action": "invite", "email": "ann@m.test", "role": "member", "which": 0, "who": 0}
+        for kind in ["error on every attempt"] * 3 + ["slow success, retries spent"]:
+            state.with_a_fault(call=1, kind=kind, repair=False, **invite)  # type: ignore[arg-type]
+            state.one_truth()
+        assert SEEN[("invite with slow success, retries spent", "409")] >= 1
+    finally:
+        state.teardown()

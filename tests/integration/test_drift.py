@@ -3,10 +3,12 @@ request or a console edit can leave between sign-ins and records."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 import pytest
+from moto.core.models import botocore_stubber
 
 from chalicelib.adapters.cognito import CognitoIdentityProvider
 from chalicelib.adapters.dynamodb import ADMIN_COUNT, ADMIN_COUNT_KEY, DynamoUserRepository
@@ -17,6 +19,7 @@ from chalicelib.domain.service import UserService
 from devstack import cognito_emulation
 from ops.drift import Drift
 from tests.integration.conftest import TABLE
+from tests.support.dynamodb_faults import Faults, answered_late
 
 PASSWORD = "Sup3r-secret-pass!"
 
@@ -121,3 +124,74 @@ def test_an_email_differing_only_in_letter_case_is_no_drift_and_a_repair_that_ca
     # Neither can be repaired while the other holds the address: both are said, and stay reported.
     assert sum(line.startswith("could not fix now") for line in report.fixed) == 2
     assert not drift.check().clean
+
+
+def _table(ddb: Any) -> list[str]:
+    return sorted(json.dumps(item, sort_keys=True) for item in ddb.scan(TableName=TABLE, ConsistentRead=True)["Items"])
+
+
+def _stored_count(ddb: Any) -> str | None:
+    item = ddb.get_item(TableName=TABLE, Key=ADMIN_COUNT_KEY, ConsistentRead=True).get("Item")
+    return item[ADMIN_COUNT]["N"] if item else None
+
+
+def test_a_repair_of_a_stage_without_drift_writes_nothing(world: tuple[Drift, UserService, Any, str], ddb: Any) -> None:
+    drift, service, _, _ = world
+    service.create_user(NewUser("Ada", "ada@example.com"), password=PASSWORD)
+    before = _table(ddb)
+    assert _stored_count(ddb) is None  # no admin yet: the count is absent, which reads as 0
+
+    report = drift.check()
+    drift.fix(report)
+
+    assert report.fixed == [] and _table(ddb) == before
+
+
+def test_the_count_repair_keeps_an_admin_change_that_lands_between_its_count_and_its_write(
+    world: tuple[Drift, UserService, Any, str], ddb: Any
+) -> None:
+    drift, service, _, _ = world
+    service.create_user(NewUser("Boss", "boss@example.com", role=ADMIN), password=PASSWORD)
+    ddb.put_item(TableName=TABLE, Item={**ADMIN_COUNT_KEY, ADMIN_COUNT: {"N": "7"}})
+    report = drift.check()
+    other = boto3.client("dynamodb", region_name="us-east-1")
+    faults = Faults(ddb)
+
+    def an_admin_change_first(request: Any, **kwargs: Any) -> Any:
+        other.update_item(
+            TableName=TABLE,
+            Key=ADMIN_COUNT_KEY,
+            UpdateExpression="ADD #c :one",
+            ExpressionAttributeNames={"#c": ADMIN_COUNT},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+        return botocore_stubber(request=request, **kwargs)
+
+    faults.inject("PutItem", an_admin_change_first, times=1)
+    try:
+        drift.fix(report)
+    finally:
+        faults.close()
+
+    assert _stored_count(ddb) == "8"  # the change that landed is kept, not overwritten with a stale count
+    assert any("could not fix now (ConcurrentModification)" in line for line in report.fixed), report.fixed
+    again = drift.check()
+    assert again.admin_count == (8, 1)  # still wrong (the change was made by hand here): the next run repairs it
+    drift.fix(again)
+    assert drift.check().admin_count == (1, 1)
+
+
+def test_the_count_repair_is_safe_to_resend(world: tuple[Drift, UserService, Any, str], ddb: Any) -> None:
+    drift, service, _, _ = world
+    service.create_user(NewUser("Boss", "boss@example.com", role=ADMIN), password=PASSWORD)
+    ddb.put_item(TableName=TABLE, Item={**ADMIN_COUNT_KEY, ADMIN_COUNT: {"N": "7"}})
+    report = drift.check()
+    faults = Faults(ddb)
+    faults.inject("PutItem", answered_late, times=1)  # applied, answer lost: botocore sends it again
+    try:
+        drift.fix(report)
+    finally:
+        faults.close()
+
+    assert faults.attempts["PutItem"] == 2
+    assert report.fixed == ["enabled-admin count set to 1"] and _stored_count(ddb) == "1"

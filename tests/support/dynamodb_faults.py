@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
+from botocore.retries.quota import RetryQuota
 from moto.core.models import botocore_stubber
 
 # The operation name that matches every operation (a fault that decides for itself).
@@ -97,3 +98,20 @@ class Faults:
         self.client.meta.events.unregister(self._event, self._before_send)
         self.client.meta.events.unregister("before-send", botocore_stubber)
         self.client.meta.events.register("before-send", botocore_stubber)
+
+
+def set_retry_quota(client: Any, capacity: int | None) -> None:
+    """Give `client`'s retry quota (botocore's standard mode) `capacity` tokens; None: a fresh
+    quota. botocore spends it on retries and refills it on successes for the life of the client,
+    so after a long outage none is left and a failed or late request is not resent at all. It is
+    process state a test must set, not inherit; botocore has no API for it, hence the reach into
+    its retry handler (which must be found: a botocore that moved it fails here, not silently)."""
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.AnyOperation"
+    checkers = [
+        getattr(getattr(handler, "__self__", None), "_retry_quota", None)
+        for handler in client.meta.events._emitter._handlers.prefix_search(event)
+    ]
+    found = [checker for checker in checkers if checker is not None]
+    assert found, f"no standard-mode retry quota on {event}"
+    for checker in found:
+        checker._quota = RetryQuota() if capacity is None else RetryQuota(initial_capacity=capacity)
