@@ -31,7 +31,7 @@ from chalicelib.domain.jobs import CANCELLED, CREATED, DONE, EXISTS, Job, export
 from chalicelib.domain.pacing import Pacer
 from chalicelib.domain.service import UserService
 from chalicelib.web.inputs import parse_new_user
-from devstack.cognito_emulation import widen_email_check
+from devstack import cognito_emulation
 from devstack.jobs import create_job_resources, lambda_record, queue_arn
 from ops.drift import Drift
 from tests.integration.conftest import TABLE
@@ -39,6 +39,7 @@ from tests.support.dynamodb_faults import Faults, answered_late, aws_error
 from tests.unit.fakes import make_user
 
 JOBS, QUEUE, BUCKET, REGION = "users-jobs-it", "users-api-it-jobs", "users-api-it-avatars", "us-east-1"
+BATCH = 10
 
 
 @dataclass
@@ -86,8 +87,10 @@ class Stack:
 
 @pytest.fixture
 def stack(ddb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Stack]:
-    widen_email_check()
+    cognito_emulation.apply()  # Cognito's email check and aliases (a retried row adopts its sign-in)
     monkeypatch.setattr("moto.s3.models.S3_UPLOAD_PART_MIN_SIZE", 1024)  # small parts, as S3's 5 MiB
+    # Batches of BATCH rows (50 deployed): a few dozen rows make several batches, as thousands do.
+    monkeypatch.setattr("chalicelib.domain.import_rows.BATCH_ROWS", BATCH)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     queue_url, _ = create_job_resources("", REGION, JOBS, QUEUE, BUCKET)
     sqs = boto3.client("sqs", region_name=REGION)
@@ -144,12 +147,12 @@ def audit(stack: Stack) -> None:
 
 
 def test_rows_delivered_twice_make_each_user_once_and_count_once(stack: Stack) -> None:
-    job = stack.start(CSV, rows_csv(70))
+    job = stack.start(CSV, rows_csv(25))
     stack.drain(twice=lambda body: body.get("kind") == "rows" or "Records" in body)
     stored = stack.jobs.get(job.job_id)
     assert stored is not None and stored.status == DONE
-    assert stored.counts.public() == {"total": 70, "processed": 70, "created": 70, "exists": 0, "failed": 0}
-    assert len({o.user_id for o in outcomes(stack, job)}) == 70
+    assert stored.counts.public() == {"total": 25, "processed": 25, "created": 25, "exists": 0, "failed": 0}
+    assert len({o.user_id for o in outcomes(stack, job)}) == 25
     audit(stack)
 
 
@@ -165,14 +168,14 @@ def test_answers_lost_after_the_writes_and_throttling_leave_no_duplicate_and_eve
         faults.inject("TransactWriteItems", answered_late, times=6)
         faults.inject("BatchGetItem", aws_error(400, "ThrottlingException"), times=3)
         faults.inject("UpdateItem", answered_late, times=3)
-        job = stack.start(CSV, rows_csv(60))
+        job = stack.start(CSV, rows_csv(25))
         stack.drain()
     finally:
         faults.close()
     stored = stack.jobs.get(job.job_id)
     assert stored is not None and stored.status == DONE
-    assert stored.counts.created == 60 and stored.counts.processed == 60
-    assert [o.outcome for o in outcomes(stack, job)] == [CREATED] * 60
+    assert stored.counts.created == 25 and stored.counts.processed == 25
+    assert [o.outcome for o in outcomes(stack, job)] == [CREATED] * 25
     audit(stack)
 
 
@@ -203,7 +206,7 @@ def test_a_worker_stopped_mid_batch_is_finished_by_the_redelivery_and_a_rerun_cr
 
 def test_a_cancel_between_batches_stops_the_rest(stack: Stack) -> None:
     job = stack.start(
-        JSONL, "".join(json.dumps({"name": f"U{n}", "email": f"u{n}@example.com"}) + "\n" for n in range(120))
+        JSONL, "".join(json.dumps({"name": f"U{n}", "email": f"u{n}@example.com"}) + "\n" for n in range(3 * BATCH))
     )
     sqs = boto3.client("sqs", region_name=REGION)
     handled = 0
@@ -223,7 +226,7 @@ def test_a_cancel_between_batches_stops_the_rest(stack: Stack) -> None:
     while handle_one():
         handled += 1
     stored = stack.jobs.get(job.job_id)
-    assert stored is not None and stored.status == CANCELLED and stored.counts.processed == 50
+    assert stored is not None and stored.status == CANCELLED and stored.counts.processed == BATCH
     assert handled == 4
 
 

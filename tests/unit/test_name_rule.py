@@ -61,6 +61,7 @@ def visible(char: str) -> bool:
 
 
 @cache
+@cache  # a walk over all 1.1 million code points: once, not once per example
 def refused_non_space() -> list[str]:
     """Every refused character that is not whitespace (which the server strips from the ends)."""
     return [char for char in map(chr, range(0x110000)) if refused(char) and not char.isspace()]
