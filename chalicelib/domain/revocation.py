@@ -12,7 +12,8 @@ accepted. The enable moves it too: a token issued while the disable was being ap
 its record write and Cognito's disable) would otherwise count again.
 The record's role also caps the token's: a token still listing `admins` after a demotion acts as
 a member. What was read is kept per container for at most STANDING_TTL_S, so the check costs one
-read per caller per container and minute, and nothing for a warm container's repeated callers.
+read per caller per container and minute, and nothing for a warm container's repeated callers. A
+container's own writes replace it at once; one whose outcome is unknown (503) drops it.
 """
 
 from __future__ import annotations
@@ -60,9 +61,13 @@ class StandingCheck:
             return replace(identity, groups=identity.groups - {ADMIN_GROUP})
         return identity
 
-    def remember(self, sub: str, standing: Standing) -> None:
-        """This container just wrote `sub`'s record: use what it wrote, without reading it back."""
-        self._cache.set(sub, standing)
+    def remember(self, sub: str, standing: Standing | None) -> None:
+        """This container just wrote `sub`'s record: use what it wrote, without reading it back.
+        None: a write whose outcome is unknown (503) may have changed it; read it again next time."""
+        if standing is None:
+            self._cache.discard(sub)
+        else:
+            self._cache.set(sub, standing)
 
     def clear(self) -> None:
         self._cache.clear()

@@ -22,6 +22,7 @@ takes its new sign-in back.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Concatenate, ParamSpec, TypeVar
 
 from chalicelib.domain.access import refuse_own_password_reset, refuse_own_standing_change, refuse_self_delete
 from chalicelib.domain.avatars import AvatarRemover
@@ -150,6 +152,29 @@ class _NoMailer:
         raise ServiceUnavailable()
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _standing_at_stake(
+    write: Callable[Concatenate[UserService, str, P], T],
+) -> Callable[Concatenate[UserService, str, P], T]:
+    """For a write that may revoke a user's tokens (role, state, delete, sign-out, a confirmed
+    email): when it answers 503 its outcome is unknown, so what this container remembers of the
+    user's standing is dropped and the next request reads the record. A revocation that did
+    apply then holds here at once, as it does in other containers within STANDING_TTL_S."""
+
+    @functools.wraps(write)
+    def guarded(service: UserService, user_id: str, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return write(service, user_id, *args, **kwargs)
+        except ServiceUnavailable:
+            service._standing_changed(user_id, None)
+            raise
+
+    return guarded
+
+
 class UserService:
     """Every write takes `token`, the API request's write token (a fresh one when None): all
     storage requests of one API request carry it, so a resent attempt that finds its own
@@ -163,7 +188,7 @@ class UserService:
         identities: IdentityProvider,
         clock: Callable[[], str] = utc_now,
         avatars: AvatarRemover | None = None,
-        standing_changed: Callable[[str, Standing], None] = lambda user_id, standing: None,
+        standing_changed: Callable[[str, Standing | None], None] = lambda user_id, standing: None,
         sleep: Callable[[float], None] = time.sleep,
         mailer: Mailer | None = None,
     ):
@@ -175,7 +200,8 @@ class UserService:
         self._avatars = avatars or _NoAvatars()
         self._mailer = mailer or _NoMailer()
         # Told whenever this container wrote a user's role, state or existence, so its
-        # revocation check uses that at once instead of what it read before.
+        # revocation check uses that at once instead of what it read before; told None when such
+        # a write's outcome is unknown (see _standing_at_stake).
         self._standing_changed = standing_changed
 
     def _write(self, token: str | None, actor: str) -> Write:
@@ -294,6 +320,7 @@ class UserService:
 
     # --- update ---
 
+    @_standing_at_stake
     def update_user(
         self,
         user_id: str,
@@ -484,6 +511,7 @@ class UserService:
 
     # --- delete ---
 
+    @_standing_at_stake
     def delete_user(
         self,
         user_id: str,
@@ -650,6 +678,7 @@ class UserService:
             raise SignInStateConflict("The user has no sign-in (`make drift` reports such users)")
         return sign_in
 
+    @_standing_at_stake
     def _sign_in_action(
         self, user_id: str, action: str, act: Callable[[User], None], write: Write, *, revoke: bool
     ) -> User:
@@ -727,6 +756,7 @@ class UserService:
             return updated
         raise ConcurrentModification()
 
+    @_standing_at_stake
     def verify_email(self, sub: str, code: str, *, token: str | None = None) -> User:
         """The code confirms the pending change: the sign-in takes the address (the scarcer
         namespace, as for an admin's change), then record and reservation move in one request

@@ -1176,3 +1176,25 @@ def test_a_code_confirms_the_change_the_pool_held_whatever_was_written_last(
         assert set(state.diverted.values()) == {"bob@m.test"}
     finally:
         state.teardown()
+
+
+def test_a_token_from_before_a_sign_out_that_answered_503_is_refused_at_once(
+    api: Api, emulator: Emulator, outbox: Path
+) -> None:
+    """Found by `make fuzz`: a sign-out whose record write applied but was never answered (503)
+    left this container remembering the user's standing from before it, so the member's older
+    token was accepted until that memory expired. A 503 of a revoking write now drops it."""
+    UserModel.world = World(api, emulator, outbox)
+    state = UserModel()
+    try:
+        state.invite(email="ann@m.test", role="member")
+        state.sign_in(who=0)
+        state.profile_edit(name="Ann", stale=False, who=0)  # the container now remembers her standing
+        state.sign_in_action_with_a_fault(
+            action="sign-out", call=4, kind="slow success on every attempt", repair=True, who=0
+        )
+        assert SEEN[("sign-out with slow success on every attempt", "503, then make drift FIX=1")] >= 1
+        state.profile_edit(name="Ann", stale=False, who=0)  # her token from before: refused
+        assert SEEN[("profile edit", "401")] >= 1
+    finally:
+        state.teardown()

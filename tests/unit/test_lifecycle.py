@@ -382,3 +382,25 @@ def test_a_create_never_takes_back_a_sign_in_a_concurrent_create_adopted(service
     with pytest.raises(EmailAlreadyExists):
         ada(service)
     assert list(identities.accounts) == ["sub-001"] and "sub-001" in repo.users
+
+
+# --- a revoking write whose outcome is unknown ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("write", "lost"),
+    [
+        (lambda service, user_id: service.update_user(user_id, UserChanges(enabled=False), actor=BOSS), "change"),
+        (lambda service, user_id: service.delete_user(user_id, actor=BOSS), "delete"),
+        (lambda service, user_id: service.sign_out(user_id, actor=BOSS), "record_action"),
+    ],
+    ids=["disable", "delete", "sign-out"],
+)
+def test_a_revoking_write_that_answers_503_makes_the_container_read_the_standing_again(
+    service, repo, remembered, boss, write, lost
+):
+    user_id = ada(service)
+    repo.lose_answer_next[lost] = 1  # applied, every answer lost
+    with pytest.raises(ServiceUnavailable):
+        write(service, user_id)
+    assert remembered[user_id] is None

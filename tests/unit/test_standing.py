@@ -89,3 +89,16 @@ def test_what_this_container_wrote_counts_at_once_without_a_read() -> None:
     with pytest.raises(Revoked):
         check.confirm(caller())
     assert lookup.reads == 1
+
+
+def test_a_standing_whose_write_answered_503_is_read_again() -> None:
+    lookup = Lookup(Standing(True, role=MEMBER))
+    check = StandingCheck(lookup)
+    check.remember("sub-1", Standing(True, role=MEMBER))
+    check.confirm(caller())
+    assert lookup.reads == 0
+    check.remember("sub-1", None)  # a revoking write's outcome is unknown
+    lookup.standing = Standing(True, role=MEMBER, tokens_valid_after=ISSUED)
+    with pytest.raises(Revoked):
+        check.confirm(caller())
+    assert lookup.reads == 1
