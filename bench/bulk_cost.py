@@ -54,7 +54,7 @@ JOBS_TABLE_WRITE_UNITS_PER_ROW = 4
 JOBS_TABLE_READ_UNITS_PER_ROW = 2
 # ASSUMED when the bench did not measure it: read units per exported user (about 240 bytes a user
 # and a reservation of about 100 bytes, 0.5 units per 4 KB).
-DEFAULT_EXPORT_UNITS_PER_USER = 0.0045
+DEFAULT_EXPORT_UNITS_PER_USER = 0.5 * (240 + 100) / 4096
 EXPORT_BYTES_PER_USER = 245  # JSON Lines, measured by make export on the local stack
 # ASSUMED: CPU time to write one user to the file, generously.
 EXPORT_CPU_MS_PER_USER = 0.02

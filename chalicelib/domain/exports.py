@@ -52,8 +52,9 @@ logger = logging.getLogger("users_api.exports")
 
 # S3 takes parts of 5 MiB or more (the last excepted); 8 MiB keeps a part per run of work.
 PART_BYTES = 8 * 1024 * 1024
-# Users asked for per read of the listing index (a page also stops at DynamoDB's 1 MB).
-PAGE_USERS = 500
+# Items asked for per read of the table (a page also stops at DynamoDB's 1 MB, about 2,000 users
+# with their reservations): few requests for a whole table, one page's memory whatever its size.
+PAGE_USERS = 2_000
 # A download link is good this long; GET the job again for a fresh one.
 DOWNLOAD_EXPIRES_S = 15 * 60
 GAVE_UP = "The export failed every time it was tried (see the worker's logs); start another"

@@ -179,7 +179,7 @@ def test_reads_are_paced_by_the_read_units_each_page_consumed() -> None:
             return 0.0
 
     jobs, files, queue = FakeJobStore(), FakeFiles(), FakeQueue()
-    writer = ExportWriter(jobs, files, queue, Pages(users(1200)), Counting(100.0), part_bytes=10**9)
+    writer = ExportWriter(jobs, files, queue, Pages(users(1200)), Counting(100.0), part_bytes=10**9, page_users=500)
     job = Exports(jobs, files, queue).start("admin", JSONL, "t")
     run_queue(queue, writer)
     assert taken == [250.0, 250.0, 100.0]  # pages of 500 users, half a unit each
