@@ -33,6 +33,7 @@ from chalicelib.domain.jobs import (
     EXPORT,
     FAILED,
     JOB_RETENTION_S,
+    MAX_BATCH_ATTEMPTS,
     QUEUED,
     RUNNING,
     ExportPoint,
@@ -40,6 +41,7 @@ from chalicelib.domain.jobs import (
     Job,
     JobStore,
     Queue,
+    backoff_s,
     export_key,
     is_job_id,
     new_job_id,
@@ -69,8 +71,10 @@ class UserPages(Protocol):
         after it (None after the last page) and the read units it consumed."""
 
 
-def export_message(job_id: str, step: int) -> dict[str, Any]:
-    return {"kind": "export", "job": job_id, "step": step}
+def export_message(job_id: str, step: int, attempt: int = 0) -> dict[str, Any]:
+    """The work of one run: continue the export from `step`; `attempt`: how many runs in a row AWS
+    refused before this one (0 once a run got through)."""
+    return {"kind": "export", "job": job_id, "step": step, **({"attempt": attempt} if attempt else {})}
 
 
 def _neutral(value: str) -> str:
@@ -171,7 +175,27 @@ class ExportWriter:
         self._page_users = page_users
         self.peak_buffer = 0  # the most bytes held at once, for the figures
 
-    def run(self, job_id: str, step: int, runner: str, deadline: Deadline) -> None:
+    def run(self, job_id: str, step: int, runner: str, deadline: Deadline, attempt: int = 0) -> None:
+        """One run: from the saved point to the end, or to the deadline (the rest is queued). When
+        AWS refuses a read or a part (throttling, an outage, a slow emulator), what is saved stands
+        and the run is queued again later, each time later, as an import's rows are (the live API
+        keeps the table's capacity meanwhile); after MAX_BATCH_ATTEMPTS runs in a row the export
+        fails. Other errors raise, for SQS to hand the message over again."""
+        try:
+            self._run(job_id, step, runner, deadline)
+        except ServiceUnavailable:
+            point = self._jobs.export_point(job_id)
+            if point is None or point.step != step + 1 or attempt + 1 >= MAX_BATCH_ATTEMPTS:
+                if point is not None and point.step == step + 1:
+                    logger.error("an export failed after %d runs: AWS kept refusing", MAX_BATCH_ATTEMPTS)
+                    self.give_up(job_id)
+                    return
+                raise
+            delay = backoff_s(attempt + 1)
+            logger.warning("AWS refused an export's read or part: it goes on in %d s", delay)
+            self._queue.send([export_message(job_id, point.step, attempt + 1)], delay_s=delay)
+
+    def _run(self, job_id: str, step: int, runner: str, deadline: Deadline) -> None:
         job = self._jobs.get(job_id)
         if job is None or job.status not in (QUEUED, RUNNING):
             return

@@ -92,7 +92,7 @@ class JobWorker:
             rows = [Row.from_message(row) for row in message["rows"]]
             self._rows.process(job_id, rows, int(message.get("attempt", 0)), deadline)
         else:
-            self._exports.run(job_id, int(message.get("step", 0)), runner, deadline)
+            self._exports.run(job_id, int(message.get("step", 0)), runner, deadline, int(message.get("attempt", 0)))
 
     def _give_up(self, kind: str, message: dict[str, Any]) -> None:
         job_id = str(message["job"])

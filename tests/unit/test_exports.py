@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from chalicelib.domain.bulk_files import CSV, JSONL
 from chalicelib.domain.errors import ServiceUnavailable
 from chalicelib.domain.exports import CSV_COLUMNS, Exports, ExportWriter, export_line
-from chalicelib.domain.jobs import DONE, FAILED, QUEUED, export_key
+from chalicelib.domain.jobs import DONE, FAILED, MAX_BATCH_ATTEMPTS, QUEUED, backoff_s, export_key
 from chalicelib.domain.models import User
 from chalicelib.domain.pacing import Pacer
 from tests.unit.fake_jobs import FakeFiles, FakeJobStore, FakeQueue
@@ -126,15 +126,60 @@ def test_a_duplicate_message_finds_its_step_taken_and_writes_nothing() -> None:
     assert (dict(files.objects), pages.reads) == before
 
 
-def test_a_run_handed_over_again_after_its_last_part_completes_the_upload() -> None:
+def test_a_run_whose_upload_aws_refused_to_complete_goes_on_later_and_completes_it() -> None:
     jobs, files, queue, _, writer, job = setup(10)
     message = queue.take()
     files.fail_next["complete_upload"] = 1
-    with pytest.raises(ServiceUnavailable):
-        writer.run(job.job_id, message["step"], "m", lambda: False)
-    writer.run(job.job_id, message["step"], "m", lambda: False)  # the same message, back
+    writer.run(job.job_id, message["step"], "m", lambda: False)  # refused: queued again, later
+    assert [delay for _, delay in queue.messages] == [2]
+    run_queue(queue, writer)
     assert len(lines_of(files, job.job_id, JSONL)) == 10
     assert jobs.get(job.job_id).status == DONE  # type: ignore[union-attr]
+
+
+class RefusedReads(Pages):
+    """The table refuses the next `refusals` reads (throttling, an outage, an emulator too slow)."""
+
+    def __init__(self, users: list[User], refusals: int) -> None:
+        super().__init__(users)
+        self.refusals = refusals
+
+    def pages(self, after: str | None, limit: int) -> Iterator[tuple[list[User], str | None, float]]:
+        for page in super().pages(after, limit):
+            if self.refusals > 0:
+                self.refusals -= 1
+                raise ServiceUnavailable()
+            yield page
+
+
+@pytest.mark.parametrize("refusals", [1, 3, MAX_BATCH_ATTEMPTS - 1])
+def test_reads_refused_run_after_run_back_off_and_every_user_is_written_once(refusals: int) -> None:
+    jobs, files, queue = FakeJobStore(), FakeFiles(), FakeQueue()
+    pages = RefusedReads(users(40), refusals)
+    writer = ExportWriter(jobs, files, queue, pages, Pacer(0), part_bytes=1000, page_users=7)
+    job = Exports(jobs, files, queue).start("admin", JSONL, "t")
+    delays: list[int] = []
+    while (message := queue.take()) is not None:
+        writer.run(message["job"], message["step"], "m", lambda: False, message.get("attempt", 0))
+        delays += [delay for _, delay in queue.messages]
+    assert delays == [backoff_s(n) for n in range(1, refusals + 1)]  # 2, 4, 8, ... s
+    assert [json.loads(line)["userId"] for line in lines_of(files, job.job_id, JSONL)] == [
+        f"u-{n:05d}" for n in range(40)
+    ]
+    assert jobs.get(job.job_id).status == DONE  # type: ignore[union-attr]
+
+
+def test_reads_refused_every_run_fail_the_export_after_the_last_attempt() -> None:
+    jobs, files, queue = FakeJobStore(), FakeFiles(), FakeQueue()
+    writer = ExportWriter(jobs, files, queue, RefusedReads(users(40), 10**6), Pacer(0), part_bytes=1000, page_users=7)
+    job = Exports(jobs, files, queue).start("admin", JSONL, "t")
+    runs = 0
+    while (message := queue.take()) is not None:
+        writer.run(message["job"], message["step"], "m", lambda: False, message.get("attempt", 0))
+        runs += 1
+    assert runs == MAX_BATCH_ATTEMPTS
+    assert jobs.get(job.job_id).status == FAILED  # type: ignore[union-attr]
+    assert files.aborted == set(files.uploads)
 
 
 def test_no_user_at_all_is_an_empty_file_and_a_gave_up_export_fails_and_aborts() -> None:
