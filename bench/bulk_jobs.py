@@ -17,7 +17,9 @@ outside it, so the bench can kill it and inject faults), each figure with how it
    and the read units of the export's page stream as the export's own reader
    (chalicelib/adapters/user_pages.py) pages it, priced from the bytes each page read as DynamoDB
    bills them: 0.5 units per 4 KB, eventually consistent (the emulator answers every request with
-   one fixed figure, so the units it reports are not these).
+   one fixed figure, so the units it reports are not these). The export's worker waits up to
+   EXPORT_READ_TIMEOUT_S for each answer (the local stage's AWS_READ_TIMEOUT_S): the emulator's Scan
+   walks the whole table on every page.
 
 The local stack runs unpaced (IMPORT_ROWS_PER_SECOND=0): the times are the emulator's, on a shared
 machine, not AWS's; on AWS the worker paces itself (docs/DESIGN.md, Bulk jobs).
@@ -49,10 +51,12 @@ import requests
 
 from bench.local_stack_scale import fill
 from bench.report import Figure, Report
+from chalicelib.adapters.aws import LOCAL_READ_TIMEOUT_MAX_S, READ_TIMEOUT_ENV
 from devstack.process import PROJECT_DIR, Stack, running_stack
 
 IMPORT_ROWS, FAULT_ROWS, EXPORT_USERS = 10_000, 1_000, 100_000
 QUICK_IMPORT_ROWS, QUICK_FAULT_ROWS, QUICK_EXPORT_USERS = 300, 200, 5_000
+EXPORT_READ_TIMEOUT_S = LOCAL_READ_TIMEOUT_MAX_S
 FAULT_RATE = 0.05
 FINAL = ("done", "failed", "cancelled")
 POLL_S = 0.5
@@ -116,10 +120,15 @@ def wait(stack: Stack, path: str, until: Any = None) -> dict[str, Any]:
 
 
 @contextmanager
-def worker_process(stack: Stack, workers: int = 2) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    stack: Stack, workers: int = 2, read_timeout_s: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m devstack worker` for the stack (what a developer runs beside a stack started
-    with DEVSTACK_JOBS_WORKER=external), in a process group of its own."""
+    with DEVSTACK_JOBS_WORKER=external), in a process group of its own; `read_timeout_s` sets the
+    local stage's AWS_READ_TIMEOUT_S for it."""
     env = {**os.environ, "STACK_FILE": str(stack.stack_file)}
+    if read_timeout_s is not None:
+        env[READ_TIMEOUT_ENV] = str(read_timeout_s)
     process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
         [sys.executable, "-m", "devstack", "worker", "--workers", str(workers)],
         cwd=PROJECT_DIR,
@@ -346,7 +355,10 @@ def export_run(stack: Stack, users: int) -> list[Figure]:
 
     fill(stack, max(0, users // 10 - _users(stack)))
     _changes_delivered(stack)
-    with worker_process(stack, workers=1) as process:
+    # The emulator's Scan sorts and walks the whole table on every page: at 100,000 users (and
+    # their reservations) a page takes about 5 s of its one process, past the 3 s read timeout
+    # a deployed stage waits for DynamoDB's answer. The worker waits out the emulator instead.
+    with worker_process(stack, workers=1, read_timeout_s=EXPORT_READ_TIMEOUT_S) as process:
         small, _ = _export(stack)  # also loads the worker's modules and clients
         small_peak = _peak_rss_mb(process.pid)
         fill(stack, users - _users(stack))

@@ -288,3 +288,27 @@ def test_the_consumer_needs_only_its_own_settings(monkeypatch: pytest.MonkeyPatc
         assert isinstance(bootstrap.changes(), ChangeConsumer)  # no AWS call: clients are lazy
     finally:
         bootstrap.reset()
+
+
+@pytest.mark.parametrize(
+    ("stage", "given", "expected"),
+    [
+        ("local", "1", 1),
+        ("test", "30", 30),
+        ("local", "31", 3),
+        ("local", "0", 3),
+        ("local", "²", 3),
+        ("local", "", 3),
+        ("local", "2.5", 3),
+        ("prod", "1", 3),
+        ("prod", "30", 3),
+    ],
+)
+def test_only_a_local_stage_sets_its_read_timeout_and_only_to_whole_seconds_from_1_to_30(
+    monkeypatch: pytest.MonkeyPatch, stage: str, given: str, expected: int
+) -> None:
+    from chalicelib.adapters.aws import READ_TIMEOUT_ENV, read_timeout_s
+
+    monkeypatch.setenv("STAGE", stage)
+    monkeypatch.setenv(READ_TIMEOUT_ENV, given)
+    assert read_timeout_s() == expected
