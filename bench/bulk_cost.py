@@ -105,7 +105,10 @@ def export_usd(users: int = USERS, units_per_user: float = DEFAULT_EXPORT_UNITS_
     }
 
 
-def figures(units_per_user: float | None = None) -> list[Figure]:
+def figures(units_per_user: float | None = None, given: str = "as measured by this run") -> list[Figure]:
+    """`given` says where a units_per_user came from: the bench's own run, or the command line."""
+    if units_per_user is not None and not units_per_user > 0:
+        raise ValueError("read units per user must be a positive number")
     measured = units_per_user is not None
     imported = import_usd()
     quiet = import_usd(invite=False)
@@ -132,7 +135,7 @@ def figures(units_per_user: float | None = None) -> list[Figure]:
             "export 1,000,000 users",
             sum(exported.values()),
             "USD",
-            note=listed(exported) + f"; read units per user {'as measured by this run' if measured else 'ASSUMED'}: "
+            note=listed(exported) + f"; read units per user {given if measured else 'ASSUMED'}: "
             f"{units_per_user or DEFAULT_EXPORT_UNITS_PER_USER:.4g}",
         ),
         Figure(
@@ -156,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         "--units-per-user", type=float, help="read units per exported user, as make bulk-bench measured"
     )
     args = parser.parse_args(argv)
+    if args.units_per_user is not None and not args.units_per_user > 0:
+        parser.error("--units-per-user must be a positive number")
     report = Report()
-    report.add(figures(args.units_per_user))
+    report.add(figures(args.units_per_user, given="as given"))
     sys.stdout.write(report.table() + "\n")
     return 0
 
