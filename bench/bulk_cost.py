@@ -159,10 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         "--units-per-user", type=float, help="read units per exported user, as make bulk-bench measured"
     )
     args = parser.parse_args(argv)
-    if args.units_per_user is not None and not args.units_per_user > 0:
+    try:
+        priced = figures(args.units_per_user, given="as given")
+    except ValueError:
         parser.error("--units-per-user must be a positive number")
     report = Report()
-    report.add(figures(args.units_per_user, given="as given"))
+    report.add(priced)
     sys.stdout.write(report.table() + "\n")
     return 0
 
