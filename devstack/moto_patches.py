@@ -1,7 +1,9 @@
 """Two narrow patches to moto 5.2.5 that keep the local stack's cost flat as its table grows.
 
-Applied by the local stack only (devstack.motoserver.MotoServer): the `mock_aws` of the unit,
-integration and functional tests runs moto as released.
+Applied by the local stack (devstack.motoserver.MotoServer) and by the integration and functional
+tests' `mock_aws` (their conftest.py), so that they run the moto `make run` serves;
+tests/integration/test_moto_patches.py runs each of its scenarios on moto as released too and holds
+the two to the same outcome.
 
 1. `DynamoDBBackend.transact_write_items` deep-copies every table a transaction names (once per
    action naming it) before it starts, to roll back by swapping the copy in. At 10,000 users a

@@ -22,6 +22,14 @@ TABLE = "users-it"
 default_user_config["core"]["reset_boto3_session"] = False
 
 
+@pytest.fixture(autouse=True)
+def _moto_as_make_run_serves_it() -> None:
+    """moto with the local stack's patches (devstack/moto_patches.py: released moto deep-copies
+    every table a transaction names); test_moto_patches.py holds the patched transaction to
+    released moto's. Per test, since moto registers some model classes only as they are imported."""
+    moto_patches.apply()
+
+
 @pytest.fixture
 def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -43,9 +51,10 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
     """The emulator `make run` serves (devstack/motoserver.py), in this process, on a free port."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    moto_patches.remove()  # as a fresh `make run` process finds moto, so that the server's own patching shows
     running = MotoServer().start()
     try:
         yield running
     finally:
         running.stop()
-        moto_patches.remove()  # MotoServer patches moto for its whole process; this one is pytest's
+        moto_patches.apply()  # this layer's state (above)

@@ -21,6 +21,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
 from devstack import moto_patches
+from tests.support.moto_state import moto_as
 
 REGION = "us-east-1"
 TABLE = "patched"  # hash key pk, stream NEW_AND_OLD_IMAGES
@@ -43,11 +44,8 @@ def aws(credentials: None) -> Iterator[None]:
 
 @pytest.fixture
 def patched(aws: None) -> Iterator[None]:
-    moto_patches.apply()
-    try:
+    with moto_as(patched=True):
         yield
-    finally:
-        moto_patches.remove()
 
 
 def client() -> Any:
@@ -205,15 +203,10 @@ def outcome(transaction: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(transaction: list[dict[str, Any]], with_patch: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the state before, the outcome) of `transaction` on freshly seeded tables."""
-    with mock_aws():
-        if with_patch:
-            moto_patches.apply()
-        try:
-            create_tables(client())
-            before = {"tables": contents(), "stream": stream_records()}
-            return before, outcome(transaction)
-        finally:
-            moto_patches.remove()
+    with mock_aws(), moto_as(patched=with_patch):
+        create_tables(client())
+        before = {"tables": contents(), "stream": stream_records()}
+        return before, outcome(transaction)
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -296,15 +289,11 @@ def test_cancelled_transactions_keep_items_alive_only_without_the_patch(aws: Non
     for n in range(200):
         ddb.put_item(TableName=TABLE, Item={"pk": {"S": f"filler-{n}"}, "v": {"N": "1"}})
     table_size = len(table())
-    if with_patch:
-        moto_patches.apply()
-    try:
+    with moto_as(patched=with_patch):
         cancel_repeatedly(5)  # warm up whatever is cached once
         before = live_items()
         cancel_repeatedly(20)
         grown = live_items() - before
-    finally:
-        moto_patches.remove()
     if with_patch:
         assert grown == 0
     else:  # released moto: a copy of the whole table per action naming it, kept for good
@@ -317,8 +306,13 @@ def _applies(action: Callable[[], Any]) -> list[str]:
 
 
 def test_apply_and_remove_are_checked_on_moto_itself(aws: None) -> None:
-    assert moto_patches.active() == []
-    expected = [moto_patches.TRANSACT_WRITE_ITEMS, moto_patches.WEAK_INSTANCE_TRACKING]
-    assert _applies(moto_patches.apply) == expected
-    assert _applies(moto_patches.apply) == expected  # idempotent
-    assert _applies(moto_patches.remove) == []
+    with moto_as(patched=False):
+        assert moto_patches.active() == []
+        expected = [moto_patches.TRANSACT_WRITE_ITEMS, moto_patches.WEAK_INSTANCE_TRACKING]
+        assert _applies(moto_patches.apply) == expected
+        assert _applies(moto_patches.apply) == expected  # idempotent
+        assert _applies(moto_patches.remove) == []
+
+
+def test_the_in_process_layers_run_the_patched_moto_the_local_stack_serves(aws: None) -> None:
+    assert moto_patches.active() == [moto_patches.TRANSACT_WRITE_ITEMS, moto_patches.WEAK_INSTANCE_TRACKING]

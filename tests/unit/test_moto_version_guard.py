@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from devstack import moto_patches
+from tests.support.moto_state import moto_as
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -35,9 +36,10 @@ def test_another_version_is_refused_with_both_versions_and_what_to_do(other_moto
 
 
 def test_nothing_is_patched_when_the_version_is_refused(other_moto: str) -> None:
-    with pytest.raises(moto_patches.MotoVersionMismatch):
-        moto_patches.apply()
-    assert moto_patches.active() == []
+    with moto_as(patched=False):  # as a fresh process finds moto (a worker may have run other layers)
+        with pytest.raises(moto_patches.MotoVersionMismatch):
+            moto_patches.apply()
+        assert moto_patches.active() == []
 
 
 def test_the_stack_stops_at_start_with_the_message(other_moto: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,7 +48,8 @@ def test_the_stack_stops_at_start_with_the_message(other_moto: str, monkeypatch:
     # run() sets fake emulator credentials first; monkeypatch puts the environment back afterwards.
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.setenv(name, "unused")
-    with pytest.raises(SystemExit) as stopped:
-        run("127.0.0.1", 0, 0)
+    with moto_as(patched=False):  # as a fresh process finds moto (a worker may have run other layers)
+        with pytest.raises(SystemExit) as stopped:
+            run("127.0.0.1", 0, 0)
+        assert moto_patches.active() == []
     assert str(stopped.value.code).startswith("Cannot start the local stack: devstack/moto_patches.py patches moto")
-    assert moto_patches.active() == []
