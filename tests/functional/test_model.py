@@ -211,19 +211,6 @@ def _snapshot_pool(cognito: Any, pool: str) -> list[tuple[Any, ...]]:
     )
 
 
-def _forget_stream_records() -> None:
-    """moto keeps every record of a table's stream for ever (nothing here reads them): over the
-    thousands of sequences of `make fuzz` they filled the memory until the kernel killed the
-    worker. The shard goes on from where it was, so sequence numbers never repeat."""
-    from moto.core.models import DEFAULT_ACCOUNT_ID
-    from moto.dynamodb.models import dynamodb_backends
-
-    shard = dynamodb_backends[DEFAULT_ACCOUNT_ID][tokens.REGION].get_table(TABLE).stream_shard
-    if shard is not None:
-        shard.starting_sequence_number += len(shard.items)
-        del shard.items[:]  # in place: devstack/moto_patches.py's transaction rollback holds the list
-
-
 class UserModel(RuleBasedStateMachine):
     world: World
 
@@ -235,7 +222,6 @@ class UserModel(RuleBasedStateMachine):
         # emulator does; faults go below botocore's retry handler of the app's own clients.
         self.lock = threading.RLock()
         _empty(world.emulator)
-        _forget_stream_records()
         world.outbox.unlink(missing_ok=True)
         self.app_faults = {
             "dynamodb": Faults(aws.client("dynamodb"), self.lock),
