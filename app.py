@@ -20,18 +20,12 @@ from chalicelib.domain.access import (
     require_owner_or_admin,
 )
 from chalicelib.domain.errors import UserNotFound, ValidationError
-from chalicelib.domain.jobs import WORKER_MAX_CONCURRENCY, job_timestamp
 from chalicelib.domain.models import Preconditions, User, is_valid_user_id, new_write_token, public_user
+from chalicelib.domain.pacing import WORKER_MAX_CONCURRENCY
 from chalicelib.job_settings import jobs_queue_name
 from chalicelib.telemetry import logs
 from chalicelib.web import idempotency, pipeline
 from chalicelib.web.application import Application, FixedCORSConfig
-from chalicelib.web.bulk_requests import (
-    IMPORT_CONTENT_TYPES,
-    import_fingerprint,
-    parse_export_request,
-    parse_import_request,
-)
 from chalicelib.web.conditional import etag, none_match_hits, parse_preconditions
 from chalicelib.web.cors import CorsOrigins
 from chalicelib.web.inputs import (
@@ -44,7 +38,7 @@ from chalicelib.web.inputs import (
     parse_user_query,
 )
 from chalicelib.web.pipeline import current_identity
-from chalicelib.web.requests import parse_json_object
+from chalicelib.web.requests import IMPORT_CONTENT_TYPES, parse_json_object
 from chalicelib.web.responses import json_response
 
 CREATED, UPDATED = "User created successfully", "User updated successfully"
@@ -322,6 +316,8 @@ def get_user_history(userId: str) -> Response:  # noqa: N803
 
 
 # --- Bulk jobs: imports and exports (chalicelib/domain/imports.py, exports.py); admins only ---
+# Their modules are imported by their routes: the API's INIT loads none of them (few containers
+# serve a job route; tests/unit/test_lambda_import.py holds it).
 
 
 def _job_location(job_id: str) -> str:
@@ -335,6 +331,8 @@ def _page() -> tuple[int, str | None]:
 
 @app.route("/users/imports", methods=["POST"], content_types=IMPORT_CONTENT_TYPES, **protected)
 def start_import() -> Response:
+    from chalicelib.web.bulk_requests import import_fingerprint, parse_import_request
+
     identity = current_identity()
     require_admin(identity)
     request = _request()
@@ -375,6 +373,8 @@ def cancel_import(jobId: str) -> Response:  # noqa: N803
 
 @app.route("/users/exports", methods=["POST"], **protected)
 def start_export() -> Response:
+    from chalicelib.web.bulk_requests import parse_export_request
+
     identity = current_identity()
     require_admin(identity)
     request = _request()
@@ -390,6 +390,8 @@ def start_export() -> Response:
 
 @app.route("/users/exports/{jobId}", methods=["GET"], **protected)
 def get_export(jobId: str) -> Response:  # noqa: N803
+    from chalicelib.domain.jobs import job_timestamp
+
     require_admin(current_identity())
     job, url, expires_at = wired().exports.get(jobId)
     body = job.public()

@@ -32,7 +32,8 @@ from bench.cost_model import (
 )
 from bench.report import Figure
 from chalicelib.domain.exports import PAGE_USERS
-from chalicelib.domain.jobs import BATCH_ROWS, EXPORT_READ_UNITS_PER_SECOND, JOB_RETENTION_DAYS, ROWS_PER_SECOND
+from chalicelib.domain.jobs import BATCH_ROWS, JOB_RETENTION_DAYS
+from chalicelib.domain.pacing import EXPORT_READ_UNITS_PER_SECOND, ROWS_PER_SECOND
 
 SECTION = "bulk jobs: cost of a million users"
 USERS = 1_000_000

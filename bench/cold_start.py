@@ -105,6 +105,12 @@ NEVER_ON_LAMBDA = (
     "chalicelib.adapters.audit_log",
     "chalicelib.adapters.event_bus",
     "chalicelib.domain.history",
+    # The bulk jobs': imported by their routes and their worker function.
+    "chalicelib.domain.jobs",
+    "chalicelib.domain.imports",
+    "chalicelib.domain.exports",
+    "chalicelib.domain.bulk_files",
+    "chalicelib.web.bulk_requests",
     "devstack",
     "tests",
 )

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chalicelib.config import LOCAL_STAGES, ConfigurationError
-from chalicelib.domain.jobs import EXPORT_READ_UNITS_PER_SECOND, ROWS_PER_SECOND
+from chalicelib.domain.pacing import EXPORT_READ_UNITS_PER_SECOND, ROWS_PER_SECOND
 
 
 def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:

@@ -25,7 +25,8 @@ from typing import Any
 
 from chalicelib.adapters.job_store import create_jobs_table_kwargs
 from chalicelib.adapters.table_schema import time_to_live_kwargs
-from chalicelib.domain.jobs import IMPORT_PREFIX, MAX_RECEIVES, WORKER_MAX_CONCURRENCY
+from chalicelib.domain.jobs import IMPORT_PREFIX, MAX_RECEIVES
+from chalicelib.domain.pacing import WORKER_MAX_CONCURRENCY
 
 log = logging.getLogger("devstack.jobs")
 

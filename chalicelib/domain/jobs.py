@@ -41,14 +41,6 @@ JOB_RETENTION_DAYS = 7
 JOB_RETENTION_S = JOB_RETENTION_DAYS * 24 * 3600
 # Rows per queue message: one message is one batch, and a cancel takes effect between batches.
 BATCH_ROWS = 50
-# At most this many worker invocations at once (the event source mapping's MaximumConcurrency;
-# 2 is the least Lambda accepts), each creating at most ROWS_PER_SECOND users a second: 16 rows/s,
-# 32 AdminCreateUser calls a second with invitations (create, then resend), inside Cognito's
-# UserCreation quota of 50 a second per account and region, which the live API shares.
-WORKER_MAX_CONCURRENCY = 2
-ROWS_PER_SECOND = 8.0
-# Read request units a second an export may take from the users table (its Scan).
-EXPORT_READ_UNITS_PER_SECOND = 100.0
 # How often SQS hands a message over before the dead-letter queue takes it (the redrive policy,
 # infra/limits.json bulk_jobs.max_receive_count; a test holds the two equal). On the last time a
 # failing batch records its rows `failed` instead, so no row is left without an outcome.

@@ -11,6 +11,15 @@ import threading
 import time
 from collections.abc import Callable
 
+# At most this many worker invocations at once (the event source mapping's MaximumConcurrency;
+# 2 is the least Lambda accepts), each creating at most ROWS_PER_SECOND users a second: 16 rows/s,
+# 32 AdminCreateUser calls a second with invitations (create, then resend), inside Cognito's
+# UserCreation quota of 50 a second per account and region, which the live API shares.
+WORKER_MAX_CONCURRENCY = 2
+ROWS_PER_SECOND = 8.0
+# Read request units a second an export may take from the users table (its Scan).
+EXPORT_READ_UNITS_PER_SECOND = 100.0
+
 
 class Pacer:
     def __init__(

@@ -15,8 +15,6 @@ from chalicelib.web.errors import PayloadTooLarge, UnsupportedImportType
 from chalicelib.web.requests import parse_json_object
 from chalicelib.web.responses import JSON
 
-# Every media type POST /users/imports takes (Chalice answers any other with 415).
-IMPORT_CONTENT_TYPES = [JSON, "text/csv", "application/x-ndjson", "application/jsonl", "application/x-jsonlines"]
 _TRUE_FALSE = {"true": True, "false": False}
 
 

@@ -9,6 +9,11 @@ from chalicelib.domain.errors import ValidationError
 from chalicelib.web.errors import PayloadTooLarge, UnsupportedMediaType
 from chalicelib.web.responses import JSON
 
+# Every media type POST /users/imports takes (Chalice answers any other with 415). Here, not with
+# the rest of that route's parsing (chalicelib/web/bulk_requests.py), since the route's declaration
+# needs it at import and the API's INIT loads none of the bulk jobs' modules.
+IMPORT_CONTENT_TYPES = [JSON, "text/csv", "application/x-ndjson", "application/jsonl", "application/x-jsonlines"]
+
 
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.job_store import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA
-from chalicelib.domain.jobs import EXPORT_PREFIX, IMPORT_PREFIX, MAX_RECEIVES, WORKER_MAX_CONCURRENCY
+from chalicelib.domain.jobs import EXPORT_PREFIX, IMPORT_PREFIX, MAX_RECEIVES
+from chalicelib.domain.pacing import WORKER_MAX_CONCURRENCY
 from infra.policies import policy_document, worker_policy_document
 from infra.stages import DEPLOYED_STAGES, load_limits, load_stage
 from tests.infra.test_terraform import Package, single
