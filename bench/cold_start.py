@@ -66,8 +66,10 @@ TARGET_FIRST_GET_MS = 5.0
 TARGET_TOTAL_RATIO = 1.10
 # The first avatar request makes the s3 client and the first list request the secretsmanager one
 # and reads the cursor key, each more than the 5 ms on this machine (docs/BENCHMARKS.md):
-# the gates hold them to where they are.
-GATE_FIRST_AVATAR_MS = 40.0
+# the gates hold them to where they are. These are absolute CPU times, which move with the machine
+# (the avatar's medians were 28-38 ms on an Intel Xeon, 34-40 ms on an AMD EPYC whose INIT was
+# 1.3-1.5x slower): the avatar's gate leaves room for that.
+GATE_FIRST_AVATAR_MS = 50.0
 GATE_FIRST_LIST_MS = 25.0
 # What this machine measures for the ratio is well above the 1.05 (docs/BENCHMARKS.md says
 # what costs it): the gate holds it to where it is, outside the spread measured run to run.

@@ -31,6 +31,11 @@ from chalicelib.domain.pacing import WORKER_MAX_CONCURRENCY
 log = logging.getLogger("devstack.jobs")
 
 POLL_INTERVAL_S = 0.2
+# With a wake-up (the local stack: the emulator sets it as the queue takes a message), an idle
+# worker asks this often instead: a message delayed or handed back (RETRY_AFTER_S) becomes
+# visible without a send, so it waits at most this long; asking five times a second per worker
+# whatever happened cost an idle `make run` about a tenth of a core, with the stream's poller.
+IDLE_RECEIVE_S = 1.0
 # Longer than the worker's timeout (120 s), so a message being handled is never handed to a second
 # worker; one that failed is retried after RETRY_AFTER_S instead of waiting it out.
 VISIBILITY_TIMEOUT_S = 130
@@ -104,8 +109,18 @@ def lambda_record(message: dict[str, Any], arn: str, region: str) -> dict[str, A
 class JobPoller:
     """Threads that each take one message at a time and hand it to `handler`."""
 
-    def __init__(self, client: Any, queue_url: str, arn: str, region: str, handler: Handler, workers: int = 1):
+    def __init__(
+        self,
+        client: Any,
+        queue_url: str,
+        arn: str,
+        region: str,
+        handler: Handler,
+        workers: int = 1,
+        wake: threading.Event | None = None,
+    ):
         self._client = client
+        self._wake = wake
         self._url = queue_url
         self._arn = arn
         self._region = region
@@ -145,14 +160,17 @@ class JobPoller:
         return True
 
     def _run(self) -> None:
+        wake, idle_s = (self._stop, POLL_INTERVAL_S) if self._wake is None else (self._wake, IDLE_RECEIVE_S)
         while not self._stop.is_set():
+            if self._wake is not None:
+                self._wake.clear()  # before the receive: a message sent after it wakes the wait below
             try:
                 busy = self.poll_once()
             except Exception:
                 log.debug("reading the job queue failed", exc_info=True)  # the emulator stopping, mostly
                 busy = False
             if not busy:
-                self._stop.wait(POLL_INTERVAL_S)
+                wake.wait(idle_s)
 
     def start(self) -> JobPoller:
         for thread in self._threads:
@@ -161,16 +179,44 @@ class JobPoller:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._wake is not None:
+            self._wake.set()
         for thread in self._threads:
             thread.join(timeout=STOP_TIMEOUT_S)
 
 
-def poller(app: Any, endpoint: str, region: str, queue_url: str, queue_name: str, workers: int) -> JobPoller:
+def poller(
+    app: Any,
+    endpoint: str,
+    region: str,
+    queue_url: str,
+    queue_name: str,
+    workers: int,
+    wake: threading.Event | None = None,
+) -> JobPoller:
+    """`wake`: set when the queue takes a message (`wake_on_message`, when the emulator runs in this
+    process); without it the workers ask every POLL_INTERVAL_S."""
     from devstack.resources import emulator_client
 
     handler, _, _ = sqs_handler(app)
     client = emulator_client("sqs", endpoint, region)
-    return JobPoller(client, queue_url, queue_arn(region, queue_name), region, handler, workers)
+    return JobPoller(client, queue_url, queue_arn(region, queue_name), region, handler, workers, wake)
+
+
+def wake_on_message(region: str, queue_name: str) -> threading.Event:
+    """An event the emulator running in this process sets whenever the queue takes a message."""
+    from moto.sqs.models import sqs_backends
+
+    wake = threading.Event()
+    queue = sqs_backends[EMULATOR_ACCOUNT][region].queues[queue_name]
+    add = queue.add_message
+
+    def adding(message: Any) -> None:
+        add(message)
+        wake.set()
+
+    queue.add_message = adding  # type: ignore[method-assign]  # this queue only: an instance attribute
+    return wake
 
 
 def start(app: Any, endpoint: str, region: str, stage_env: dict[str, str], bucket: str, run_worker: bool) -> Any:
@@ -184,4 +230,5 @@ def start(app: Any, endpoint: str, region: str, stage_env: dict[str, str], bucke
     os.environ["JOBS_DEAD_LETTER_QUEUE_URL"] = dead_letters
     if not run_worker:
         return None
-    return poller(app, endpoint, region, url, queue_name, WORKER_MAX_CONCURRENCY).start()
+    wake = wake_on_message(region, queue_name)  # the emulator runs in this process (devstack/__main__.py)
+    return poller(app, endpoint, region, url, queue_name, WORKER_MAX_CONCURRENCY, wake).start()

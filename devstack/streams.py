@@ -5,7 +5,8 @@ stream consumer, as Lambda would deliver them.
 stream on the emulator (DescribeStream, GetShardIterator, GetRecords: what moto emulates) and
 calls the very handler `@app.on_dynamodb_record` declares, with Lambda's event shape
 ({"Records": [...]}, each with eventSourceARN and ApproximateCreationDateTime in epoch seconds),
-a batch at a time, POLL_INTERVAL_S after the last empty read: within about a second of a write.
+a batch at a time: as soon as the emulator adds a record when it runs in this process (it sets
+the poller's wake-up), else POLL_INTERVAL_S after the last empty read.
 
 Like the deployed mapping, it honours partial batch responses: the first reported record and
 those after it are delivered again, after a pause, up to MAX_RETRIES times; then the record is
@@ -31,6 +32,11 @@ from typing import Any, Protocol
 log = logging.getLogger("devstack.streams")
 
 POLL_INTERVAL_S = 0.2
+# With a wake-up (the local stack: the emulator sets it as it adds a record to the stream), an idle
+# poller reads this often instead, only in case a wake-up went missing: reading five times a
+# second whatever happened cost an idle `make run` about a tenth of a core, with the job queue's
+# pollers (devstack/jobs.py).
+IDLE_READ_S = 2.0
 BATCH_SIZE = 100
 MAX_RETRIES = 3
 RETRY_PAUSE_S = 0.5
@@ -125,8 +131,10 @@ class StreamPoller:
         retry_pause_s: float = RETRY_PAUSE_S,
         delivered_up_to: Callable[[int], None] = lambda sequence: None,
         dead_letter: DeadLetter = lambda record, deliveries: None,
+        wake: threading.Event | None = None,
     ):
         self._reader = reader
+        self._wake = wake
         self._deliver = deliver
         self._retry_pause_s = retry_pause_s
         self._delivered_up_to = delivered_up_to
@@ -182,7 +190,10 @@ class StreamPoller:
         raise RuntimeError("the stream did not drain")
 
     def _run(self) -> None:
+        wake, idle_s = (self._stop, POLL_INTERVAL_S) if self._wake is None else (self._wake, IDLE_READ_S)
         while not self._stop.is_set():
+            if self._wake is not None:
+                self._wake.clear()  # before the read: a record added after it wakes the wait below
             try:
                 busy = self.poll_once()
             except Exception:
@@ -190,7 +201,7 @@ class StreamPoller:
                 log.debug("reading the stream failed", exc_info=True)
                 busy = False
             if not busy:
-                self._stop.wait(POLL_INTERVAL_S)
+                wake.wait(idle_s)
 
     def start(self) -> StreamPoller:
         self._thread.start()
@@ -198,6 +209,8 @@ class StreamPoller:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._wake is not None:
+            self._wake.set()
         self._thread.join(timeout=STOP_TIMEOUT_S)
 
 
@@ -273,6 +286,16 @@ class EmulatorStream:
         self._shard = shard
         self._iterators = dynamodbstreams_backends[DEFAULT_ACCOUNT_ID][region].shard_iterators
 
+    def wake_on_record(self, wake: threading.Event) -> None:
+        """Set `wake` whenever the emulator adds a record to the stream (a write of the table)."""
+        add = self._shard.add
+
+        def adding(old: Any, new: Any) -> None:
+            add(old, new)
+            wake.set()
+
+        self._shard.add = adding  # type: ignore[method-assign]  # this shard only: an instance attribute
+
     def forget(self, iterator: str) -> None:
         with self._lock:
             self._iterators.pop(iterator, None)
@@ -313,8 +336,10 @@ def start(app: Any, moto: Any, region: str, stage_env: dict[str, str], events_fi
         emulator.trim(sequence)
         reader.forget_shards_up_to(sequence)
 
+    wake = threading.Event()
+    emulator.wake_on_record(wake)
     return StreamPoller(
-        reader, dynamodb_handler(app), delivered_up_to=delivered_up_to, dead_letter=dead_letters
+        reader, dynamodb_handler(app), delivered_up_to=delivered_up_to, dead_letter=dead_letters, wake=wake
     ).start()
 
 

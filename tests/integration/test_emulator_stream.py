@@ -4,6 +4,7 @@ flat in memory, and every sequence number stays what it was."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import boto3
@@ -15,10 +16,11 @@ from devstack.motoserver import MotoServer
 from devstack.streams import EmulatorStream, StreamPoller, StreamReader, stream_arn
 
 TABLE = "users-stream-it"
+WOKEN = "users-stream-woken-it"
 
 
-def put(client: Any, n: int) -> None:
-    client.put_item(TableName=TABLE, Item={"userId": {"S": f"EMAIL#{n}@example.com"}, "ownerId": {"S": "u"}})
+def put(client: Any, n: int, table: str = TABLE) -> None:
+    client.put_item(TableName=table, Item={"userId": {"S": f"EMAIL#{n}@example.com"}, "ownerId": {"S": "u"}})
 
 
 def test_delivered_records_are_trimmed_to_the_last_few_and_numbers_stay(moto_server: MotoServer) -> None:
@@ -61,3 +63,29 @@ def test_delivered_records_are_trimmed_to_the_last_few_and_numbers_stay(moto_ser
     assert used
     with pytest.raises(ClientError):
         streams.get_records(ShardIterator=used[0])
+
+
+def test_the_emulator_wakes_the_stream_poller_on_each_write_and_the_job_workers_on_each_message(
+    moto_server: MotoServer,
+) -> None:
+    """What lets the local stack's pollers idle (devstack/streams.py IDLE_READ_S, devstack/jobs.py
+    IDLE_RECEIVE_S) without delivering any later."""
+    from devstack.jobs import EMULATOR_ACCOUNT, wake_on_message
+
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_server.url, region_name="us-east-1")
+    dynamodb.create_table(**create_table_kwargs(WOKEN))
+    record_added = threading.Event()
+    EmulatorStream(moto_server, "us-east-1", WOKEN).wake_on_record(record_added)
+    assert not record_added.is_set()
+    put(dynamodb, 1, WOKEN)
+    assert record_added.is_set()
+
+    sqs = boto3.client("sqs", endpoint_url=moto_server.url, region_name="us-east-1")
+    url = sqs.create_queue(QueueName="jobs-it")["QueueUrl"]
+    assert (
+        EMULATOR_ACCOUNT
+        in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    )
+    message_sent = wake_on_message("us-east-1", "jobs-it")
+    sqs.send_message(QueueUrl=url, MessageBody="{}")
+    assert message_sent.is_set()

@@ -94,3 +94,34 @@ def test_records_take_lambdas_shape() -> None:
     shaped = lambda_record(raw, STREAM_ARN)
     assert shaped["eventSourceARN"] == STREAM_ARN
     assert shaped["dynamodb"]["ApproximateCreationDateTime"] == 1735689600.0
+
+
+class CountingReader(Reader):
+    def __init__(self) -> None:
+        super().__init__([])
+        self.reads = 0
+
+    def read(self, limit: int = 100) -> list[dict[str, Any]]:
+        self.reads += 1
+        return super().read(limit)
+
+
+def test_with_a_wake_up_an_idle_poller_reads_only_when_woken_or_after_its_long_interval() -> None:
+    """An idle local stack reads its stream every IDLE_READ_S, not five times a second; a record the
+    wake-up announces is delivered at once."""
+    import threading
+
+    from devstack.streams import IDLE_READ_S, POLL_INTERVAL_S
+
+    reader, delivered, wake = CountingReader(), threading.Event(), threading.Event()
+    poller = StreamPoller(reader, lambda event: delivered.set() or {"batchItemFailures": []}, wake=wake).start()
+    try:
+        threading.Event().wait(4 * POLL_INTERVAL_S)  # four polls' worth of idleness
+        assert reader.reads == 1  # the first read only: nothing woke it, IDLE_READ_S has not passed
+        reader.records.append(record("INSERT", new=user(user_id="u-1")))
+        wake.set()
+        assert delivered.wait(IDLE_READ_S / 2)
+        threading.Event().wait(4 * POLL_INTERVAL_S)
+        assert reader.reads == 3  # the read that found it, one that found nothing more, then idle again
+    finally:
+        poller.stop()
