@@ -204,7 +204,7 @@ def test_contenders_making_other_calls_are_reported() -> None:
 
 def test_ratio_figures_hold_the_targets_and_the_others_are_for_comparison() -> None:
     samples = {
-        "ours": {"get": [13.0, 13.0], "post": [12.0, 12.0]},
+        "ours": {"get": [13.5, 13.5], "post": [12.0, 12.0]},
         "bare_chalice": {"get": [10.0, 10.0], "post": [10.0, 10.0]},
         "handwritten": {"get": [5.0, 5.0], "post": [5.0, 5.0]},
     }
@@ -214,7 +214,7 @@ def test_ratio_figures_hold_the_targets_and_the_others_are_for_comparison() -> N
     held = {name: (f.target, f.passed) for name, f in shown.items() if f.passed is not None}
 
     assert held == {
-        "GET /users/{id}: this API ÷ bare Chalice": ("≤ 1.25x (issue: 1.10x)", False),  # 1.3x
+        "GET /users/{id}: this API ÷ bare Chalice": ("≤ 1.30x (issue: 1.10x)", False),  # 1.35x
         "POST /users: this API ÷ bare Chalice": ("≤ 1.30x (issue: 1.10x)", True),  # 1.2x
     }
     assert "the issue's 1.10x is NOT met" in shown["GET /users/{id}: this API ÷ bare Chalice"].note
@@ -335,7 +335,7 @@ def test_a_chalice_from_outside_the_package_is_refused(tmp_path: Path) -> None:
 
 def test_the_cold_start_ratio_is_taken_turn_by_turn() -> None:
     app = [cold_start.Run(100.0, 2.0), cold_start.Run(150.0, 3.0)]
-    handwritten = [cold_start.Run(100.0, 2.0), cold_start.Run(100.0, 2.0)]
+    handwritten = [cold_start.Run(100.0, 2.0), cold_start.Run(100.0, 2.0)]  # 102 ms: the first GET's gate is 2.04 ms
     lazy = [cold_start.Run(10.0, 50.0, more_clients_ms=(("s3", 20.0),))]
     avatar, listing = [cold_start.Run(100.0, 30.0)], [cold_start.Run(100.0, 4.0)]
     timings = cold_start.Timings(app, handwritten, lazy, avatar, listing)
@@ -346,11 +346,32 @@ def test_the_cold_start_ratio_is_taken_turn_by_turn() -> None:
     assert timings.more_clients() == {"s3": [20.0]}
     held = {f.name: f.passed for f in cold_start.figures(timings, 2) if f.passed is not None}
     assert held == {
-        "first GET /users/{id} after INIT": True,
-        "first GET /users/{id}/avatar after INIT": True,
-        "first GET /users?limit=1 after INIT": True,
+        "first GET /users/{id} after INIT": False,  # 2.5 ms: more than 2 % of the hand-written handler's 102 ms
+        "first GET /users/{id}/avatar after INIT": False,  # 30 ms: more than 20 %
+        "first GET /users?limit=1 after INIT": True,  # 4 ms: within 10 %
         "INIT + first GET: this API ÷ hand-written": True,
     }
+
+
+def test_the_first_request_gates_move_with_the_machine_and_the_issues_5_ms_is_said_apart() -> None:
+    """A machine twice as slow doubles both the app's figures and the hand-written handler's: the
+    gates, shares of the latter, still hold, while the note says the issue's 5 ms was missed."""
+
+    def figures(speed: float) -> dict[str, Any]:
+        app = [cold_start.Run(260.0 * speed, 4.0 * speed)]
+        handwritten = [cold_start.Run(248.0 * speed, 2.0 * speed)]  # 250 ms at speed 1
+        avatar, listing = [cold_start.Run(260.0 * speed, 35.0 * speed)], [cold_start.Run(260.0 * speed, 15.0 * speed)]
+        timings = cold_start.Timings(app, handwritten, [cold_start.Run(50.0, 100.0)], avatar, listing)
+        return {f.name: f for f in cold_start.figures(timings, 1)}
+
+    for speed in (1.0, 2.0):
+        shown = figures(speed)
+        first = shown["first GET /users/{id} after INIT"]
+        assert first.passed is True
+        assert first.target == f"≤ {5.0 * speed:.1f} ms, 2% of the hand-written (issue: 5 ms)"
+        assert ("The issue's 5 ms is met" in first.note) is (speed == 1.0)
+        assert shown["first GET /users/{id}/avatar after INIT"].passed is True
+        assert shown["first GET /users?limit=1 after INIT"].passed is True
 
 
 def test_request_overhead_quick_run_sets_what_the_cost_model_reads(tmp_path: Path) -> None:
@@ -360,4 +381,4 @@ def test_request_overhead_quick_run_sets_what_the_cost_model_reads(tmp_path: Pat
 
     assert {"warm_get_us", "warm_post_us", "ratio_get_bare", "ratio_post_bare"} <= set(context.measured)
     assert all(f.value > 0 for f in shown)
-    assert [f.target for f in shown if f.target] == ["≤ 1.25x (issue: 1.10x)", "≤ 1.30x (issue: 1.10x)"]
+    assert [f.target for f in shown if f.target] == ["≤ 1.30x (issue: 1.10x)", "≤ 1.30x (issue: 1.10x)"]

@@ -114,7 +114,12 @@ def test_with_a_wake_up_an_idle_poller_reads_only_when_woken_or_after_its_long_i
     from devstack.streams import IDLE_READ_S, POLL_INTERVAL_S
 
     reader, delivered, wake = CountingReader(), threading.Event(), threading.Event()
-    poller = StreamPoller(reader, lambda event: delivered.set() or {"batchItemFailures": []}, wake=wake).start()
+
+    def deliver(event: dict[str, Any]) -> dict[str, Any]:
+        delivered.set()
+        return {"batchItemFailures": []}
+
+    poller = StreamPoller(reader, deliver, wake=wake).start()
     try:
         threading.Event().wait(4 * POLL_INTERVAL_S)  # four polls' worth of idleness
         assert reader.reads == 1  # the first read only: nothing woke it, IDLE_READ_S has not passed
