@@ -22,7 +22,6 @@ from chalicelib.domain.access import (
 from chalicelib.domain.errors import UserNotFound, ValidationError
 from chalicelib.domain.models import Preconditions, User, is_valid_user_id, new_write_token, public_user
 from chalicelib.domain.pacing import WORKER_MAX_CONCURRENCY
-from chalicelib.job_settings import jobs_queue_name
 from chalicelib.telemetry import logs
 from chalicelib.web import idempotency, pipeline
 from chalicelib.web.application import Application, FixedCORSConfig
@@ -405,7 +404,9 @@ def get_export(jobId: str) -> Response:  # noqa: N803
 # message it cannot handle raises, so SQS hands it over again (the templates add the queue, its
 # dead-letter queue and the bucket's notification of new import files: infra/cloudformation.py,
 # infra/terraform/jobs.tf).
-@app.on_sqs_message(queue=jobs_queue_name(), name="bulk_jobs", batch_size=1, maximum_concurrency=WORKER_MAX_CONCURRENCY)
+@app.on_sqs_message(
+    queue=config.jobs_queue_name(), name="bulk_jobs", batch_size=1, maximum_concurrency=WORKER_MAX_CONCURRENCY
+)
 def bulk_jobs(event: Any) -> None:
     """Plan an import, create a batch of its users, or write an export (chalicelib/domain/job_worker.py)."""
     bootstrap.job_worker().handle(event.to_dict()["Records"], event.context.get_remaining_time_in_millis)

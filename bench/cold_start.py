@@ -117,6 +117,7 @@ NEVER_ON_LAMBDA = (
     "chalicelib.domain.exports",
     "chalicelib.domain.bulk_files",
     "chalicelib.web.bulk_requests",
+    "chalicelib.job_settings",
     "devstack",
     "tests",
 )

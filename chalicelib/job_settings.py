@@ -16,14 +16,6 @@ def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if environ is None else environ
 
 
-def jobs_queue_name(environ: Mapping[str, str] | None = None) -> str:
-    """The queue the worker's event source mapping reads (read at import: it declares the worker).
-    Each stage names it in .chalice/config.json (JOBS_QUEUE); unset, it is the stage's by convention.
-    Only Chalice's deployer and packager read it: inside Lambda the mapping exists already."""
-    environ = _env(environ)
-    return environ.get("JOBS_QUEUE", "").strip() or f"users-api-{environ.get('STAGE', 'local')}-jobs"
-
-
 def _rate(environ: Mapping[str, str], name: str, default: float) -> float:
     raw = environ.get(name, "").strip()
     if not raw:
