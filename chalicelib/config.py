@@ -115,7 +115,6 @@ def user_pool_arn(environ: Mapping[str, str] | None = None) -> str:
     return value
 
 
-# The local stages' stream is the emulator's, which the local stack reads itself (devstack/streams.py).
 def jobs_queue_name(environ: Mapping[str, str] | None = None) -> str:
     """The queue the worker's event source mapping reads (read at import: it declares the worker).
     Each stage names it in .chalice/config.json (JOBS_QUEUE); unset, it is the stage's by convention.
@@ -124,6 +123,7 @@ def jobs_queue_name(environ: Mapping[str, str] | None = None) -> str:
     return environ.get("JOBS_QUEUE", "").strip() or f"users-api-{environ.get('STAGE', 'local')}-jobs"
 
 
+# The local stages' stream is the emulator's, which the local stack reads itself (devstack/streams.py).
 LOCAL_STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/users-local/stream/local"
 _STREAM_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:([a-z]+-)+\d:\d{12}:table/[A-Za-z0-9_.-]{3,255}/stream/\S+")
 

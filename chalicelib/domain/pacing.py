@@ -1,4 +1,6 @@
-"""A token bucket: at most `rate` units a second on average, with bursts of up to `burst` units.
+"""The bulk workers' pace (how many run at once, rows and read units a second: app.py declares the
+worker with the first at import, so they live here rather than with the job model), and the token
+bucket that keeps it: at most `rate` units a second on average, with bursts of up to `burst` units.
 
 The bulk workers pace themselves with it: rows a second (Cognito's UserCreation quota) and read
 units a second (the users table's read capacity). A cost bigger than what is in the bucket is
