@@ -110,6 +110,7 @@ def test_with_a_wake_up_an_idle_poller_reads_only_when_woken_or_after_its_long_i
     """An idle local stack reads its stream every IDLE_READ_S, not five times a second; a record the
     wake-up announces is delivered at once."""
     import threading
+    import time
 
     from devstack.streams import IDLE_READ_S, POLL_INTERVAL_S
 
@@ -119,14 +120,22 @@ def test_with_a_wake_up_an_idle_poller_reads_only_when_woken_or_after_its_long_i
         delivered.set()
         return {"batchItemFailures": []}
 
+    def reads_reach(count: int) -> bool:  # the poller's thread may start late on a busy machine
+        deadline = time.monotonic() + IDLE_READ_S / 2
+        while reader.reads < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return reader.reads == count
+
     poller = StreamPoller(reader, deliver, wake=wake).start()
     try:
+        assert reads_reach(1)
         threading.Event().wait(4 * POLL_INTERVAL_S)  # four polls' worth of idleness
         assert reader.reads == 1  # the first read only: nothing woke it, IDLE_READ_S has not passed
         reader.records.append(record("INSERT", new=user(user_id="u-1")))
         wake.set()
         assert delivered.wait(IDLE_READ_S / 2)
+        assert reads_reach(3)  # the read that found it, one that found nothing more
         threading.Event().wait(4 * POLL_INTERVAL_S)
-        assert reader.reads == 3  # the read that found it, one that found nothing more, then idle again
+        assert reader.reads == 3  # then idle again
     finally:
         poller.stop()
