@@ -27,14 +27,14 @@ from chalicelib.adapters.job_store import create_jobs_table_kwargs
 from chalicelib.adapters.table_schema import time_to_live_kwargs
 from chalicelib.domain.jobs import IMPORT_PREFIX, MAX_RECEIVES
 from chalicelib.domain.pacing import WORKER_MAX_CONCURRENCY
+from devstack.polling import poll_until_stopped, woken_by
 
 log = logging.getLogger("devstack.jobs")
 
 POLL_INTERVAL_S = 0.2
 # With a wake-up (the local stack: the emulator sets it as the queue takes a message), an idle
-# worker asks this often instead: a message delayed or handed back (RETRY_AFTER_S) becomes
-# visible without a send, so it waits at most this long; asking five times a second per worker
-# whatever happened cost an idle `make run` about a tenth of a core, with the stream's poller.
+# worker asks this often instead (devstack/polling.py): a message delayed or handed back
+# (RETRY_AFTER_S) becomes visible without a send, so it waits at most this long.
 IDLE_RECEIVE_S = 1.0
 # Longer than the worker's timeout (120 s), so a message being handled is never handed to a second
 # worker; one that failed is retried after RETRY_AFTER_S instead of waiting it out.
@@ -160,17 +160,7 @@ class JobPoller:
         return True
 
     def _run(self) -> None:
-        wake, idle_s = (self._stop, POLL_INTERVAL_S) if self._wake is None else (self._wake, IDLE_RECEIVE_S)
-        while not self._stop.is_set():
-            if self._wake is not None:
-                self._wake.clear()  # before the receive: a message sent after it wakes the wait below
-            try:
-                busy = self.poll_once()
-            except Exception:
-                log.debug("reading the job queue failed", exc_info=True)  # the emulator stopping, mostly
-                busy = False
-            if not busy:
-                wake.wait(idle_s)
+        poll_until_stopped(self.poll_once, self._stop, self._wake, POLL_INTERVAL_S, IDLE_RECEIVE_S, log)
 
     def start(self) -> JobPoller:
         for thread in self._threads:
@@ -207,16 +197,7 @@ def wake_on_message(region: str, queue_name: str) -> threading.Event:
     """An event the emulator running in this process sets whenever the queue takes a message."""
     from moto.sqs.models import sqs_backends
 
-    wake = threading.Event()
-    queue = sqs_backends[EMULATOR_ACCOUNT][region].queues[queue_name]
-    add = queue.add_message
-
-    def adding(message: Any) -> None:
-        add(message)
-        wake.set()
-
-    queue.add_message = adding  # type: ignore[method-assign]  # this queue only: an instance attribute
-    return wake
+    return woken_by(sqs_backends[EMULATOR_ACCOUNT][region].queues[queue_name], "add_message")
 
 
 def start(app: Any, endpoint: str, region: str, stage_env: dict[str, str], bucket: str, run_worker: bool) -> Any:

@@ -29,13 +29,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from devstack.polling import poll_until_stopped, woken_by
+
 log = logging.getLogger("devstack.streams")
 
 POLL_INTERVAL_S = 0.2
 # With a wake-up (the local stack: the emulator sets it as it adds a record to the stream), an idle
-# poller reads this often instead, only in case a wake-up went missing: reading five times a
-# second whatever happened cost an idle `make run` about a tenth of a core, with the job queue's
-# pollers (devstack/jobs.py).
+# poller reads this often instead (devstack/polling.py), only in case a wake-up went missing.
 IDLE_READ_S = 2.0
 BATCH_SIZE = 100
 MAX_RETRIES = 3
@@ -190,18 +190,7 @@ class StreamPoller:
         raise RuntimeError("the stream did not drain")
 
     def _run(self) -> None:
-        wake, idle_s = (self._stop, POLL_INTERVAL_S) if self._wake is None else (self._wake, IDLE_READ_S)
-        while not self._stop.is_set():
-            if self._wake is not None:
-                self._wake.clear()  # before the read: a record added after it wakes the wait below
-            try:
-                busy = self.poll_once()
-            except Exception:
-                # The emulator stopping, mostly; a read is simply tried again.
-                log.debug("reading the stream failed", exc_info=True)
-                busy = False
-            if not busy:
-                wake.wait(idle_s)
+        poll_until_stopped(self.poll_once, self._stop, self._wake, POLL_INTERVAL_S, IDLE_READ_S, log)
 
     def start(self) -> StreamPoller:
         self._thread.start()
@@ -286,15 +275,9 @@ class EmulatorStream:
         self._shard = shard
         self._iterators = dynamodbstreams_backends[DEFAULT_ACCOUNT_ID][region].shard_iterators
 
-    def wake_on_record(self, wake: threading.Event) -> None:
-        """Set `wake` whenever the emulator adds a record to the stream (a write of the table)."""
-        add = self._shard.add
-
-        def adding(old: Any, new: Any) -> None:
-            add(old, new)
-            wake.set()
-
-        self._shard.add = adding  # type: ignore[method-assign]  # this shard only: an instance attribute
+    def wake_on_record(self) -> threading.Event:
+        """An event the emulator sets whenever it adds a record to the stream (a write of the table)."""
+        return woken_by(self._shard, "add")
 
     def forget(self, iterator: str) -> None:
         with self._lock:
@@ -336,8 +319,7 @@ def start(app: Any, moto: Any, region: str, stage_env: dict[str, str], events_fi
         emulator.trim(sequence)
         reader.forget_shards_up_to(sequence)
 
-    wake = threading.Event()
-    emulator.wake_on_record(wake)
+    wake = emulator.wake_on_record()
     return StreamPoller(
         reader, dynamodb_handler(app), delivered_up_to=delivered_up_to, dead_letter=dead_letters, wake=wake
     ).start()

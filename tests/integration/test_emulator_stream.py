@@ -4,7 +4,6 @@ flat in memory, and every sequence number stays what it was."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import boto3
@@ -74,8 +73,7 @@ def test_the_emulator_wakes_the_stream_poller_on_each_write_and_the_job_workers_
 
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_server.url, region_name="us-east-1")
     dynamodb.create_table(**create_table_kwargs(WOKEN))
-    record_added = threading.Event()
-    EmulatorStream(moto_server, "us-east-1", WOKEN).wake_on_record(record_added)
+    record_added = EmulatorStream(moto_server, "us-east-1", WOKEN).wake_on_record()
     assert not record_added.is_set()
     put(dynamodb, 1, WOKEN)
     assert record_added.is_set()
