@@ -25,10 +25,11 @@ from chalicelib.adapters.local_outbox import OutboxCognitoIdentityProvider
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.web.tokens import TokenVerifier
-from devstack import cognito_emulation, moto_patches
+from devstack import cognito_emulation
 from devstack.gateway import AppGateway
 from devstack.resources import client_settings, pool_settings
 from tests.support import tokens
+from tests.support.moto_state import moto_as_make_run_serves_it as moto_as_make_run_serves_it  # the layer's moto
 from tests.support.sign_ins import seed_sign_in
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -73,15 +74,6 @@ class Emulator:
     pool_id: str
     client_id: str  # the app client as deployed (infra/limits.json): users' own Cognito calls go through it
     queue_url: str
-
-
-@pytest.fixture(autouse=True)
-def _moto_as_make_run_serves_it() -> None:
-    """moto with the local stack's patches (devstack/moto_patches.py): released moto deep-copies
-    every table a transaction names, and the emulator's tables live for the whole layer (about
-    half this layer's time went to those copies); tests/integration/test_moto_patches.py holds
-    the patched transaction to released moto's."""
-    moto_patches.apply()
 
 
 @pytest.fixture(scope="package")

@@ -10,8 +10,9 @@ from moto.core.config import default_user_config
 
 from chalicelib.adapters.dynamodb import DynamoUserRepository
 from chalicelib.adapters.table_schema import create_table_kwargs
-from devstack import moto_patches
 from devstack.motoserver import MotoServer
+from tests.support.moto_state import moto_as
+from tests.support.moto_state import moto_as_make_run_serves_it as moto_as_make_run_serves_it  # the layer's moto
 
 TABLE = "users-it"
 
@@ -20,14 +21,6 @@ TABLE = "users-it"
 # emulated data is still reset per test. Clients here pass no credentials of their own that
 # differ between tests, so one session serves them all.
 default_user_config["core"]["reset_boto3_session"] = False
-
-
-@pytest.fixture(autouse=True)
-def _moto_as_make_run_serves_it() -> None:
-    """moto with the local stack's patches (devstack/moto_patches.py: released moto deep-copies
-    every table a transaction names); test_moto_patches.py holds the patched transaction to
-    released moto's. Per test, since moto registers some model classes only as they are imported."""
-    moto_patches.apply()
 
 
 @pytest.fixture
@@ -51,10 +44,9 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
     """The emulator `make run` serves (devstack/motoserver.py), in this process, on a free port."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    moto_patches.remove()  # as a fresh `make run` process finds moto, so that the server's own patching shows
-    running = MotoServer().start()
-    try:
-        yield running
-    finally:
-        running.stop()
-        moto_patches.apply()  # this layer's state (above)
+    with moto_as(patched=False):  # as a fresh `make run` process finds moto, so that the server's own patching shows
+        running = MotoServer().start()
+        try:
+            yield running
+        finally:
+            running.stop()
