@@ -449,8 +449,7 @@ def figures(timings: Timings, runs: int) -> list[Figure]:
             f"({client_ms('secretsmanager')} in the same session) and reads the cursor key (cached an hour), "
             f"then the page's four Queries (one per role and state: chalicelib/adapters/user_index.py), each the "
             f"client's first of its kind, and signs the cursor. {issue_target(listing.median)}: made at INIT "
-            f"instead, the client "
-            f"and the key would cost every cold start, and most containers never serve a list",
+            f"instead, the client and the key would cost every cold start, and most containers never serve a list",
         ),
         Figure(SECTION, "INIT + first GET: this API", total.median, "ms", note=total.describe(1, " ms")),
         Figure(

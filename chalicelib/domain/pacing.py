@@ -1,10 +1,12 @@
-"""The bulk workers' pace (how many run at once, rows and read units a second: app.py declares the
-worker with the first at import, so they live here rather than with the job model), and the token
-bucket that keeps it: at most `rate` units a second on average, with bursts of up to `burst` units.
+"""The bulk workers' pace and the token bucket that keeps it.
 
-The bulk workers pace themselves with it: rows a second (Cognito's UserCreation quota) and read
-units a second (the users table's read capacity). A cost bigger than what is in the bucket is
-taken anyway and paid off by waiting, so a page of many read units is followed by a longer pause.
+The pace: how many workers run at once, rows a second (Cognito's UserCreation quota) and read
+units a second (the users table's read capacity). Here rather than with the job model, since
+app.py declares the worker with the first at import and the API's INIT loads no job module.
+
+The bucket: at most `rate` units a second on average, with bursts of up to `burst` units. A cost
+bigger than what is in the bucket is taken anyway and paid off by waiting, so a page of many read
+units is followed by a longer pause.
 """
 
 from __future__ import annotations
