@@ -1,4 +1,5 @@
-"""Two narrow patches to moto 5.2.5 that keep the local stack's cost flat as its table grows.
+"""Four narrow patches to moto 5.2.5: two keep the local stack's cost flat as its table grows, two
+cut what moto spends on every DynamoDB answer and on every user pool.
 
 Applied by the local stack (devstack.motoserver.MotoServer) and by the integration and functional
 tests' `mock_aws` (their conftest.py), so that they run the moto `make run` serves;
@@ -17,6 +18,18 @@ the two to the same outcome.
    that, not the copies themselves, is what grew the stack to gigabytes. The DynamoDB models get a
    list that holds its instances weakly, so the dashboard still lists the live ones. (moto's
    /moto-api/reset would put plain lists back; the local stack never calls it.)
+3. moto writes every answer by walking the operation's output shape in botocore's model and, for
+   each member of each structure, trying several spellings of its name on the result. A DynamoDB
+   item is a map of AttributeValue structures of ten members each, so a page of users cost more to
+   write than to find: a third of the in-process tests' moto time went there. A DynamoDB (or
+   DynamoDB Streams) result that is already what that walk would write (plain JSON: each key a
+   member of its structure, no None, strings, booleans, integers and floats where the shape has
+   them, no blob and no timestamp) is written with json.dumps; any other result, and every error,
+   still takes moto's serializer. The answer parses to the same value either way (the member order
+   of the JSON text may differ); tests/integration/test_moto_patches.py compares the two.
+4. Every user pool imports moto's one bundled signing key from its JWK, recovering the RSA primes
+   each time: about 0.1 s of CPU per pool, for the same key. It is imported once and shared (a key
+   is only read, to sign tokens).
 
 The replacement is a copy of moto's code, so it is only valid for the version it was copied from:
 `check_version` refuses any other.
@@ -25,12 +38,19 @@ The replacement is a copy of moto's code, so it is only valid for the version it
 from __future__ import annotations
 
 import copy
+import json
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
+from botocore.model import Shape
+from joserfc import jwk
+from moto import settings
+from moto.cognitoidp import models as cognito_models
+from moto.core.common_types import TYPE_RESPONSE
+from moto.core.responses import ActionContext, ActionResult
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -47,6 +67,9 @@ from moto.dynamodb.models.table import StreamRecord, Table
 PINNED_MOTO_VERSION = "5.2.5"
 TRANSACT_WRITE_ITEMS = "dynamodb.transact_write_items"
 WEAK_INSTANCE_TRACKING = "dynamodb.instances_tracked"
+PLAIN_JSON_ANSWERS = "dynamodb.plain_json_answers"
+ONE_SIGNING_KEY = "cognitoidp.one_signing_key"
+ALL_PATCHES = (TRANSACT_WRITE_ITEMS, WEAK_INSTANCE_TRACKING, PLAIN_JSON_ANSWERS, ONE_SIGNING_KEY)
 
 
 class MotoVersionMismatch(RuntimeError):
@@ -59,7 +82,8 @@ def check_version(installed: str | None = None) -> None:
         raise MotoVersionMismatch(
             f"devstack/moto_patches.py patches moto {PINNED_MOTO_VERSION}, but moto {found} is installed. "
             f"Reinstall the pinned requirements (rm .venv/.installed && make run), or, when upgrading "
-            f"moto on purpose, compare the new DynamoDBBackend.transact_write_items and BaseModel.__new__ "
+            f"moto on purpose, compare the new DynamoDBBackend.transact_write_items, BaseModel.__new__, "
+            f"ActionResult.execute_result and CognitoIdpUserPool.__init__ "
             f"with this module, port the patches and set PINNED_MOTO_VERSION to {found}."
         )
 
@@ -240,15 +264,111 @@ def _dynamodb_model_classes() -> list[type[Any]]:
     return [cls for cls in model_data["dynamodb"].values() if isinstance(cls, type)]
 
 
+# --- 3. DynamoDB answers that are plain JSON written directly -----------------------------------------
+
+PLAIN_JSON_SERVICES = frozenset({"dynamodb", "dynamodbstreams"})
+_SCALARS: dict[str, type] = {
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "long": int,
+    "double": float,
+    "float": float,
+}
+
+
+def is_plain(value: Any, shape: Shape) -> bool:
+    """True when moto's JSON serializer would write `value` under `shape` as it is: the shape walk
+    keeps each key (a member of its structure, under its own name), drops nothing (no None) and
+    converts nothing (exact scalar types; no blob, timestamp or document)."""
+    kind = shape.type_name
+    if kind == "structure":
+        members = shape.members  # type: ignore[attr-defined]
+        if shape.is_document_type or not isinstance(value, dict):  # type: ignore[attr-defined]
+            return False
+        for key, member_value in value.items():
+            member = members.get(key)
+            if member is None or member_value is None or member.serialization.get("name", key) != key:
+                return False
+            if not is_plain(member_value, member):
+                return False
+        return True
+    if kind == "list":
+        item_shape = shape.member  # type: ignore[attr-defined]
+        return (
+            isinstance(value, list)
+            and "name" not in item_shape.serialization
+            and all(item is not None and is_plain(item, item_shape) for item in value)
+        )
+    if kind == "map":
+        value_shape = shape.value  # type: ignore[attr-defined]
+        return (
+            isinstance(value, dict)
+            and "name" not in value_shape.serialization
+            and all(type(k) is str and v is not None and is_plain(v, value_shape) for k, v in value.items())
+        )
+    scalar = _SCALARS.get(kind)
+    return scalar is not None and type(value) is scalar
+
+
+def written_directly(result: ActionResult, context: ActionContext) -> bool:
+    """Whether `execute_result` writes this answer with json.dumps rather than moto's serializer."""
+    operation = context.operation_model
+    output = operation.output_shape
+    return (
+        context.service_model.service_name in PLAIN_JSON_SERVICES
+        and context.service_model.protocol == "json"
+        and output is not None
+        and not operation.has_event_stream_output
+        and not getattr(context.response, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None)
+        and is_plain(result.result, output)
+    )
+
+
+def execute_result(self: ActionResult, context: ActionContext) -> TYPE_RESPONSE:
+    """moto's ActionResult.execute_result, with plain DynamoDB results written by json.dumps."""
+    if not written_directly(self, context):
+        return _ORIGINAL_EXECUTE_RESULT(self, context)
+    version = context.service_model.metadata.get("jsonVersion", "1.0")
+    body = json.dumps(self.result, indent=4 if settings.PRETTIFY_RESPONSES else None)
+    status = int(context.operation_model.http.get("responseCode", 200))
+    return status, {"Content-Type": f"application/x-amz-json-{version}"}, body
+
+
+# --- 4. One import of the signing key every user pool uses ------------------------------------------
+
+
+class OnceImportedKeys:
+    """Stands in for joserfc's `jwk` module where moto's user pool imports its key (the only use of
+    `jwk` in moto.cognitoidp.models): the same JWK gives the same key object, imported once."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, jwk.RSAKey] = {}
+        self.RSAKey = self  # moto calls jwk.RSAKey.import_key(...)
+
+    def import_key(self, data: dict[str, Any]) -> jwk.RSAKey:
+        found = json.dumps(data, sort_keys=True)
+        if found not in self._keys:
+            self._keys[found] = jwk.RSAKey.import_key(data)
+        return self._keys[found]
+
+
+_ONCE_IMPORTED_KEYS = OnceImportedKeys()
+_KEY_MODULE = "jwk"  # the name moto.cognitoidp.models imported joserfc's jwk under
+
+
 # --- applying and removing ---------------------------------------------------------------------------
 
 _ORIGINAL_TRANSACT_WRITE_ITEMS: Callable[..., None] = DynamoDBBackend.transact_write_items
+_ORIGINAL_EXECUTE_RESULT: Callable[[ActionResult, ActionContext], TYPE_RESPONSE] = ActionResult.execute_result
 
 
 def apply() -> list[str]:
     """Check the moto version, then patch (idempotent). Returns the names of the active patches."""
     check_version()
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    ActionResult.execute_result = execute_result  # type: ignore[method-assign,assignment]
+    setattr(cognito_models, _KEY_MODULE, _ONCE_IMPORTED_KEYS)
     for cls in _dynamodb_model_classes():
         if not isinstance(cls.instances_tracked, WeakInstances):
             cls.instances_tracked = WeakInstances(list(cls.instances_tracked))
@@ -258,6 +378,8 @@ def apply() -> list[str]:
 def remove() -> None:
     """Back to moto as released (for tests that apply the patches in a fixture)."""
     DynamoDBBackend.transact_write_items = _ORIGINAL_TRANSACT_WRITE_ITEMS  # type: ignore[method-assign]
+    ActionResult.execute_result = _ORIGINAL_EXECUTE_RESULT  # type: ignore[method-assign,assignment]
+    setattr(cognito_models, _KEY_MODULE, jwk)
     for cls in _dynamodb_model_classes():
         if isinstance(cls.instances_tracked, WeakInstances):
             cls.instances_tracked = list(cls.instances_tracked)
@@ -271,4 +393,8 @@ def active() -> list[str]:
     classes = _dynamodb_model_classes()
     if classes and all(isinstance(cls.instances_tracked, WeakInstances) for cls in classes):
         names.append(WEAK_INSTANCE_TRACKING)
+    if ActionResult.execute_result is execute_result:
+        names.append(PLAIN_JSON_ANSWERS)
+    if getattr(cognito_models, _KEY_MODULE) is _ONCE_IMPORTED_KEYS:
+        names.append(ONE_SIGNING_KEY)
     return names

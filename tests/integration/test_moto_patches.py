@@ -8,14 +8,17 @@ same error, same cancellation reasons, same table contents, same stream records.
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.core.responses import ActionResult
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
@@ -308,11 +311,137 @@ def _applies(action: Callable[[], Any]) -> list[str]:
 def test_apply_and_remove_are_checked_on_moto_itself(aws: None) -> None:
     with moto_as(patched=False):
         assert moto_patches.active() == []
-        expected = [moto_patches.TRANSACT_WRITE_ITEMS, moto_patches.WEAK_INSTANCE_TRACKING]
+        expected = list(moto_patches.ALL_PATCHES)
         assert _applies(moto_patches.apply) == expected
         assert _applies(moto_patches.apply) == expected  # idempotent
         assert _applies(moto_patches.remove) == []
 
 
 def test_the_in_process_layers_run_the_patched_moto_the_local_stack_serves(aws: None) -> None:
-    assert moto_patches.active() == [moto_patches.TRANSACT_WRITE_ITEMS, moto_patches.WEAK_INSTANCE_TRACKING]
+    assert moto_patches.active() == list(moto_patches.ALL_PATCHES)
+
+
+# --- 3. plain DynamoDB answers written directly ------------------------------------------------------
+
+ODD_ITEM = {
+    "pk": {"S": "odd"},
+    "empty": {"S": ""},
+    "n": {"N": "-12345678901234567890.5"},
+    "b": {"B": b"\x00\xffbytes"},
+    "bs": {"BS": [b"\x01", b"\x02"]},
+    "ns": {"NS": ["1", "2.5"]},
+    "ss": {"SS": ["ä", "\u2028"]},
+    "null": {"NULL": True},
+    "no": {"BOOL": False},
+    "nested": {"M": {"l": {"L": [{"S": "x"}, {"M": {}}, {"L": []}, {"N": "0"}]}, "yes": {"BOOL": True}}},
+}
+
+
+def _every_answer_both_ways(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool, bool]]:
+    """Each DynamoDB answer moto writes from here on: (operation, written directly, same as moto's own serializer)."""
+    answers: list[tuple[str, bool, bool]] = []
+    original = moto_patches._ORIGINAL_EXECUTE_RESULT
+
+    def both(self: Any, context: Any) -> Any:
+        answer = moto_patches.execute_result(self, context)
+        if context.service_model.service_name in moto_patches.PLAIN_JSON_SERVICES:
+            released = original(self, context)
+            direct = moto_patches.written_directly(self, context)
+            same = (answer[0], answer[1], json.loads(answer[2] or "null")) == (
+                released[0],
+                released[1],
+                json.loads(released[2] or "null"),
+            )
+            answers.append((context.operation_model.name, direct, same))
+        return answer
+
+    monkeypatch.setattr(ActionResult, "execute_result", both)
+    return answers
+
+
+def test_a_plain_answer_parses_as_moto_writes_it_and_anything_else_takes_motos_serializer(
+    patched: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = _every_answer_both_ways(monkeypatch)
+    ddb = client()
+    create_tables(ddb)
+    ddb.put_item(TableName=TABLE, Item=ODD_ITEM)
+    ddb.put_item(TableName=TABLE, Item={**ODD_ITEM, "pk": {"S": "odd2"}}, ReturnValues="NONE")
+    assert ddb.get_item(TableName=TABLE, Key=key("odd"))["Item"] == ODD_ITEM
+    ddb.get_item(TableName=TABLE, Key=key("gone"), ReturnConsumedCapacity="TOTAL")
+    ddb.update_item(
+        TableName=TABLE,
+        Key=key("odd"),
+        UpdateExpression="SET n = :n",
+        ExpressionAttributeValues={":n": {"N": "1"}},
+        ReturnValues="ALL_NEW",
+        ReturnConsumedCapacity="INDEXES",
+    )
+    ddb.update_item(
+        TableName=TABLE,
+        Key=key("a"),
+        UpdateExpression="SET v = v + :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+        ReturnValues="UPDATED_OLD",
+    )
+    ddb.query(TableName=RANGED, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "x"}}, Limit=1)
+    ddb.scan(TableName=TABLE, Select="COUNT")
+    ddb.scan(TableName=TABLE, ProjectionExpression="nested.l[1], b")
+    ddb.batch_get_item(RequestItems={TABLE: {"Keys": [key("odd"), key("a")]}})
+    ddb.transact_get_items(TransactItems=[{"Get": {"TableName": TABLE, "Key": key("odd2")}}])
+    ddb.transact_write_items(TransactItems=[update("a"), delete("b")])
+    with pytest.raises(ClientError):
+        ddb.transact_write_items(TransactItems=[update("a"), failing_check()])
+    with pytest.raises(ClientError):
+        ddb.put_item(TableName=TABLE, Item=key("a"), ConditionExpression="attribute_not_exists(pk)")
+    ddb.delete_item(TableName=TABLE, Key=key("odd2"), ReturnValues="ALL_OLD")
+    ddb.describe_table(TableName=TABLE)
+    streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
+    arn = ddb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    streams.get_records(ShardIterator=iterator["ShardIterator"])
+
+    assert [(operation, same) for operation, _, same in answers if not same] == []
+    direct = {operation for operation, written_directly, _ in answers if written_directly}
+    # The requests a user service makes on every call take the direct way...
+    assert {"PutItem", "GetItem", "UpdateItem", "Query", "Scan", "TransactWriteItems", "GetShardIterator"} <= direct
+    # ...and what holds timestamps, blobs in a shape moto's walk converts, or keys outside the shape does not.
+    assert {"CreateTable", "DescribeTable", "DescribeStream"} & direct == set()
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        ({"Item": {"a": {"S": "x"}}}, True),
+        ({"Item": {"a": {"S": "x"}}, "Unknown": 1}, False),  # moto's walk drops keys outside the shape
+        ({"Item": {"a": {"S": None}}}, False),  # ...and None
+        ({"Item": {"a": {"N": 1}}}, False),  # ...and writes str(1) for a string
+        ({"ConsumedCapacity": {"CapacityUnits": 1}}, False),  # ...and float(1) for a double
+        ({"ConsumedCapacity": {"CapacityUnits": 1.0}}, True),
+        ({"Item": {"a": {"B": "eA=="}}}, False),  # ...and base64 of a blob
+        ({"Item": {"a": {"BOOL": 1}}}, False),
+    ],
+)
+def test_only_what_motos_walk_would_write_unchanged_is_plain(value: dict[str, Any], plain: bool) -> None:
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("dynamodb").operation_model("GetItem").output_shape
+    assert moto_patches.is_plain(value, shape) is plain
+
+
+# --- 4. one signing key ---------------------------------------------------------------------------
+
+
+def test_every_user_pool_signs_with_the_key_moto_publishes_imported_once(patched: None) -> None:
+    from moto.cognitoidp.models import cognitoidp_backends
+
+    cognito = boto3.client("cognito-idp", region_name=REGION)
+    pools = [cognito.create_user_pool(PoolName=f"p{n}")["UserPool"]["Id"] for n in range(2)]
+    keys = [cognitoidp_backends[DEFAULT_ACCOUNT_ID][REGION].user_pools[pool].json_web_key for pool in pools]
+    assert keys[0] is keys[1]
+    with moto_as(patched=False):
+        released = cognito.create_user_pool(PoolName="released")["UserPool"]["Id"]
+        released_key = cognitoidp_backends[DEFAULT_ACCOUNT_ID][REGION].user_pools[released].json_web_key
+    assert released_key is not keys[0]
+    assert released_key.as_dict(private=True) == keys[0].as_dict(private=True)

@@ -9,14 +9,7 @@ from devstack.motoserver import MotoServer
 
 
 def test_the_server_is_made_with_the_patches_applied(moto_server: MotoServer) -> None:
-    assert (
-        moto_server.patches
-        == moto_patches.active()
-        == [
-            moto_patches.TRANSACT_WRITE_ITEMS,
-            moto_patches.WEAK_INSTANCE_TRACKING,
-        ]
-    )
+    assert moto_server.patches == moto_patches.active() == list(moto_patches.ALL_PATCHES)
 
 
 def test_the_server_serves_the_stall_control_on_its_own_port(moto_server: MotoServer) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,10 +15,21 @@ from tests.support.moto_state import moto_as
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
+OTHER_MOTO = "5.3.0"
+
+
 @pytest.fixture
 def other_moto(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(moto_patches, "version", lambda name: "5.3.0")
-    return "5.3.0"
+    monkeypatch.setattr(moto_patches, "version", lambda name: OTHER_MOTO)
+    return OTHER_MOTO
+
+
+@contextmanager
+def refused_version(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Another moto installed, for the block only."""
+    with monkeypatch.context() as patch:
+        patch.setattr(moto_patches, "version", lambda name: OTHER_MOTO)
+        yield
 
 
 def test_the_pinned_version_is_the_one_the_requirements_install() -> None:
@@ -35,20 +48,22 @@ def test_another_version_is_refused_with_both_versions_and_what_to_do(other_moto
     assert "PINNED_MOTO_VERSION" in message
 
 
-def test_nothing_is_patched_when_the_version_is_refused(other_moto: str) -> None:
-    with moto_as(patched=False):  # as a fresh process finds moto (a worker may have run other layers)
+def test_nothing_is_patched_when_the_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As a fresh process finds moto (a worker may have run other layers); the version is put back
+    # before the worker's own moto is.
+    with moto_as(patched=False), refused_version(monkeypatch):
         with pytest.raises(moto_patches.MotoVersionMismatch):
             moto_patches.apply()
         assert moto_patches.active() == []
 
 
-def test_the_stack_stops_at_start_with_the_message(other_moto: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_stack_stops_at_start_with_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
     from devstack.__main__ import run
 
     # run() sets fake emulator credentials first; monkeypatch puts the environment back afterwards.
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.setenv(name, "unused")
-    with moto_as(patched=False):  # as a fresh process finds moto (a worker may have run other layers)
+    with moto_as(patched=False), refused_version(monkeypatch):  # as above
         with pytest.raises(SystemExit) as stopped:
             run("127.0.0.1", 0, 0)
         assert moto_patches.active() == []
