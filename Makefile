@@ -153,7 +153,7 @@ test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra rehearse ## The whole sui
 	@# while the other two share the rest, whose tests mostly wait on the stacks. Each run prints
 	@# its slowest tests.
 	$(BIN)/python -m pytest -n auto --durations=15 tests/unit tests/integration tests/infra tests/functional
-	$(BIN)/python -m pytest -n 3 --dist loadfile --durations=15 tests/e2e
+	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=15 tests/e2e
 
 fuzz: $(STAMP) ## The model-based test of docs/DESIGN.md's invariant, long: EXAMPLES= random sequences (default 2000) of up to STEPS= steps (default 20) over JOBS= processes (default 2); a failing sequence is shrunk and printed
 	@rm -rf $(OUT)/fuzz

@@ -30,6 +30,11 @@ def public_jwks() -> dict[str, Any]:
     return _load("jwks-public.json.gz")
 
 
+@lru_cache(maxsize=1)
+def _signing_key() -> Any:
+    # Importing the JWK recovers the RSA primes (about 0.1 s of CPU): once per process.
+    return jwt.PyJWK(private_jwk(), algorithm="RS256").key
+
+
 def sign(payload: dict[str, Any], kid: str = KID) -> str:
-    key = jwt.PyJWK(private_jwk(), algorithm="RS256")
-    return jwt.encode(payload, key.key, algorithm="RS256", headers={"kid": kid})
+    return jwt.encode(payload, _signing_key(), algorithm="RS256", headers={"kid": kid})
