@@ -18,18 +18,12 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 OTHER_MOTO = "5.3.0"
 
 
-@pytest.fixture
-def other_moto(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(moto_patches, "version", lambda name: OTHER_MOTO)
-    return OTHER_MOTO
-
-
 @contextmanager
-def refused_version(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Another moto installed, for the block only."""
-    with monkeypatch.context() as patch:
+def refused_version() -> Iterator[str]:
+    """Another moto installed (its version is yielded), for the block only."""
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(moto_patches, "version", lambda name: OTHER_MOTO)
-        yield
+        yield OTHER_MOTO
 
 
 def test_the_pinned_version_is_the_one_the_requirements_install() -> None:
@@ -39,8 +33,8 @@ def test_the_pinned_version_is_the_one_the_requirements_install() -> None:
     moto_patches.check_version()  # and it is what this environment has
 
 
-def test_another_version_is_refused_with_both_versions_and_what_to_do(other_moto: str) -> None:
-    with pytest.raises(moto_patches.MotoVersionMismatch) as refused:
+def test_another_version_is_refused_with_both_versions_and_what_to_do() -> None:
+    with refused_version() as other_moto, pytest.raises(moto_patches.MotoVersionMismatch) as refused:
         moto_patches.check_version()
     message = str(refused.value)
     assert f"patches moto {moto_patches.PINNED_MOTO_VERSION}, but moto {other_moto} is installed" in message
@@ -48,10 +42,10 @@ def test_another_version_is_refused_with_both_versions_and_what_to_do(other_moto
     assert "PINNED_MOTO_VERSION" in message
 
 
-def test_nothing_is_patched_when_the_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_is_patched_when_the_version_is_refused() -> None:
     # As a fresh process finds moto (a worker may have run other layers); the version is put back
     # before the worker's own moto is.
-    with moto_as(patched=False), refused_version(monkeypatch):
+    with moto_as(patched=False), refused_version():
         with pytest.raises(moto_patches.MotoVersionMismatch):
             moto_patches.apply()
         assert moto_patches.active() == []
@@ -63,7 +57,7 @@ def test_the_stack_stops_at_start_with_the_message(monkeypatch: pytest.MonkeyPat
     # run() sets fake emulator credentials first; monkeypatch puts the environment back afterwards.
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.setenv(name, "unused")
-    with moto_as(patched=False), refused_version(monkeypatch):  # as above
+    with moto_as(patched=False), refused_version():  # as above
         with pytest.raises(SystemExit) as stopped:
             run("127.0.0.1", 0, 0)
         assert moto_patches.active() == []
