@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.support.app_env import ORIGIN as ORIGIN  # isort: skip
 
 import boto3
 import pytest
+import time_machine
 from chalice.test import Client
 from moto import mock_aws
 
@@ -74,6 +76,19 @@ class Emulator:
     pool_id: str
     client_id: str  # the app client as deployed (infra/limits.json): users' own Cognito calls go through it
     queue_url: str
+
+
+@pytest.fixture(scope="package", autouse=True)
+def pass_time() -> Iterator[Callable[[float], None]]:
+    """The layer's clock, and what moves it on: the wall clock of everything in the process (the
+    app, moto's Cognito stamping `iat`, the tests' tokens, PyJWT checking them) runs on from now as
+    ever, but a wait moves it on at once instead of sleeping. A revoking change waits for Cognito's
+    next whole second before its Cognito step (models.tokens_valid_from); slept for real, those
+    waits were a third of this layer's time. One clock for the whole layer, so it never runs back
+    between tests; the monotonic clocks (timeouts, Hypothesis's deadlines) are left real. The e2e
+    layer waits for real, against the running stack."""
+    with time_machine.travel(time.time(), tick=True) as traveller:
+        yield traveller.shift
 
 
 @pytest.fixture(scope="package")
@@ -187,9 +202,10 @@ def outbox(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def chalice_client(ddb: Any, pool: str, outbox: Path) -> Iterator[Client]:
+def chalice_client(ddb: Any, pool: str, outbox: Path, pass_time: Callable[[float], None]) -> Iterator[Client]:
     bootstrap.reset()
     bootstrap.override(
+        sleep=pass_time,  # the service's waits for Cognito's next second move the layer's clock on
         verify=TokenVerifier(tokens.ISSUER, tokens.CLIENT_ID, lambda: tokens.jwks()).verify,
         # As in the local stages: invitations go to an outbox file, not through moto's RESEND.
         identities=OutboxCognitoIdentityProvider(pool, outbox),

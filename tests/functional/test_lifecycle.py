@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,10 @@ def token_for(user: dict[str, Any], issued_at: int, admin: bool = False) -> str:
     )
 
 
-def issued_after_now() -> int:
+def issued_after_now(pass_time: Callable[[float], None]) -> int:
     """The `iat` of a token issued after a change made just now: iat has whole seconds, and a token
     of the very second of a change counts as issued before it."""
-    time.sleep(1.05)
+    pass_time(1.05)
     return int(time.time())
 
 
@@ -162,7 +163,7 @@ def test_an_invalid_role_is_400_and_creates_nothing(api: Api, pool: str) -> None
 
 
 def test_promotion_and_demotion_revoke_the_earlier_tokens_and_later_ones_carry_the_new_rights(
-    api: Api, pool: str
+    api: Api, pool: str, pass_time: Callable[[float], None]
 ) -> None:
     create(api, email="boss@example.com", role="admin")  # so that Ada is not the last admin below
     user = create(api)
@@ -172,13 +173,13 @@ def test_promotion_and_demotion_revoke_the_earlier_tokens_and_later_ones_carry_t
     assert in_admins(pool, user["userId"])
     error = assert_error(api.request("GET", "/users/me", before), 401)
     assert error["error"] == Revoked.message
-    after = token_for(user, issued_after_now(), admin=True)
+    after = token_for(user, issued_after_now(pass_time), admin=True)
     assert api.request("GET", "/users", after).status_code == 200  # admin rights
-    time.sleep(1.05)  # the demotion comes later than `after` was issued, as in life
+    pass_time(1.05)  # the demotion comes later than `after` was issued, as in life
     assert put(api, user, {"role": "member"}).status_code == 200
     assert not in_admins(pool, user["userId"])
     assert_error(api.request("GET", "/users", after), 401)
-    later = token_for(user, issued_after_now())
+    later = token_for(user, issued_after_now(pass_time))
     assert_error(api.request("GET", "/users", later), 403)  # member rights
     assert api.request("GET", "/users/me", later).status_code == 200
 
@@ -329,11 +330,11 @@ def test_a_create_whose_cognito_step_fails_is_503_and_its_keyed_retry_ends_with_
     [("AdminRemoveUserFromGroup", {"role": "member"}), ("AdminDisableUser", {"enabled": False})],
 )
 def test_a_change_whose_cognito_step_fails_already_took_the_rights_and_its_retry_completes(
-    api: Api, pool: str, operation: str, body: dict[str, Any]
+    api: Api, pool: str, operation: str, body: dict[str, Any], pass_time: Callable[[float], None]
 ) -> None:
     create(api, email="boss@example.com", role="admin")
     user = create(api, role="admin")
-    token = token_for(user, issued_after_now(), admin=True)
+    token = token_for(user, issued_after_now(pass_time), admin=True)
     fault = CognitoFault(operation)
     assert_error(put(api, user, body), 503)
     # The record changed: the old token is refused even though Cognito has not followed yet.
