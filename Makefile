@@ -149,9 +149,9 @@ rehearse: $(STAMP) $(AWSCLI_STAMP) ## Every deploy command of docs/DEPLOY.md and
 test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra rehearse ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
 	@# The in-process layers spread over the cores; then the e2e layer, a file per worker (its
 	@# module-scoped stacks stay whole), each worker with its own session stack on ports the OS
-	@# picks. Three e2e workers on two cores: the contract test keeps one busy for about a minute
-	@# while the other two share the rest, whose tests mostly wait on the stacks. Each run prints
-	@# its slowest tests.
+	@# picks. Three e2e workers on two cores, the longest files handed out first: the contract test
+	@# keeps one busy for about a minute while the other two share the rest, whose tests mostly wait
+	@# on the stacks. Each run prints its slowest tests.
 	$(BIN)/python -m pytest -n auto --durations=15 tests/unit tests/integration tests/infra tests/functional
 	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=15 tests/e2e
 

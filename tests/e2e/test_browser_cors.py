@@ -160,6 +160,7 @@ def test_a_page_from_an_allowed_origin_works_with_the_api_and_the_avatar_bucket(
     assert steps["upload"]["status"] == 204  # straight to the local S3, cross-origin
     assert steps["download"] == {"status": 200, "bytes": list(png)}
     # The browser asked first for the calls a plain form could not make.
+    page.read_events_until(lambda: {"POST", "PUT"} <= set(preflights(page, cors_stack.url)))
     assert {"POST", "PUT"} <= set(preflights(page, cors_stack.url))
 
 
@@ -181,6 +182,7 @@ def test_a_page_from_an_origin_not_allowed_is_refused_by_the_browser(
         assert "Failed to fetch" in outcome[call].get("refused", ""), (call, outcome)
     # The calls with a token were stopped at their preflight (so the create never reached the app);
     # the plain GET /hello was sent, but its answer names no origin, so the page may not read it.
+    page.read_events_until(lambda: len(preflights(page, cors_stack.url)) >= 2)
     assert sorted(preflights(page, cors_stack.url)) == ["GET", "POST"]
     listed = requests.get(
         cors_stack.url + "/users?limit=100", headers={"Authorization": cors_stack.token()}, timeout=15

@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,15 @@ class Page:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"still false after {timeout} s: {condition}")
             time.sleep(0.1)
+
+    def read_events_until(self, done: Callable[[], bool], timeout: float = COMMAND_TIMEOUT_S) -> None:
+        """Read the browser's events until `done()` holds, or `timeout` passes (the caller's assertion
+        then says what is missing). Events are read while a command's answer is awaited, and the
+        network's (a request sent) may come after the answer of the script that made the request."""
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            self.send("Runtime.evaluate", expression="0")
+            time.sleep(0.05)
 
     def requested_urls(self) -> list[str]:
         return [
