@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import stat
 import uuid
 from pathlib import Path
@@ -14,6 +13,7 @@ import requests
 from chalicelib.config import DEFAULT_LOCAL_ORIGINS
 from devstack.streams import wait_until
 from tests.e2e.conftest import Stack, running_stack, stop_stack
+from tests.support.listeners import listening
 from tests.support.local_api import call
 
 TIMEOUT = 15
@@ -213,18 +213,11 @@ def test_a_sign_in_made_outside_the_api_creates_its_own_profile(stack: Stack) ->
     assert created.json()["user"]["email"] == email
 
 
-def _port_open(url: str) -> bool:
-    host, port = url.removeprefix("http://").split(":")
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((host, int(port))) == 0
-
-
 def test_ctrl_c_stops_everything_and_removes_the_stack_file(tmp_path: Path) -> None:
     with running_stack(tmp_path) as stack:
         api_url, moto_url = stack.url, stack.info["aws_endpoint_url"]
         assert requests.get(api_url + "/hello", timeout=TIMEOUT).status_code == 200
         assert stop_stack(stack, signal.SIGINT) == 0
     assert not stack.stack_file.exists()
-    assert not _port_open(api_url) and not _port_open(moto_url)
+    assert not listening(api_url) and not listening(moto_url)
     assert "Stopped" in (tmp_path / "stack.log").read_text()

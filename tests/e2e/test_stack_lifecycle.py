@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import requests
 
 from devstack.lifecycle import read_stack_file
 from devstack.process import PROJECT_DIR, RUN_COMMAND, running_stack, stack_environment, start_stack, stop_stack
+from tests.support.listeners import listening
 
 TIMEOUT = 15
 # A refused start exits at once; one that is not refused would run until killed.
@@ -30,12 +30,6 @@ def _port(url: str) -> int:
     port = urlsplit(url).port
     assert port is not None
     return port
-
-
-def _port_open(url: str) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", _port(url))) == 0
 
 
 def _gone(pid: int) -> bool:
@@ -196,7 +190,7 @@ def test_a_stack_started_in_the_background_of_a_script_stops_on(sig: signal.Sign
         os.kill(info["pid"], sig)
         assert script.wait(timeout=10) == 0, log.read_text()
         assert not stack_file.exists()
-        assert not _port_open(info["api_url"]) and not _port_open(info["aws_endpoint_url"])
+        assert not listening(info["api_url"]) and not listening(info["aws_endpoint_url"])
         assert "Stopped the API and the embedded AWS stack." in log.read_text()
     finally:
         if script.poll() is None:
@@ -212,7 +206,7 @@ def test_a_stack_that_will_not_stop_is_killed_with_its_process_group(tmp_path: P
     started = time.monotonic()
     assert stop_stack(stack, signal.SIGINT, timeout=2) == -signal.SIGKILL
     assert time.monotonic() - started < 10
-    assert not _port_open(api_url) and not _port_open(moto_url)
+    assert not listening(api_url) and not listening(moto_url)
 
 
 @pytest.mark.parametrize("ending", ["returns", "is killed"])
@@ -241,7 +235,7 @@ def test_no_stack_outlives_the_process_that_started_it(ending: str, tmp_path: Pa
     pid = int(pid_text)
     try:
         assert _wait_until(lambda: _gone(pid), 10), "the stack outlived its starter"
-        assert not _port_open(api_url) and not _port_open(moto_url)
+        assert not listening(api_url) and not listening(moto_url)
     finally:
         if not _gone(pid):
             os.killpg(pid, signal.SIGKILL)
