@@ -12,24 +12,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from devstack.lifecycle import read_stack_file
 from devstack.process import PROJECT_DIR, RUN_COMMAND, running_stack, stack_environment, start_stack, stop_stack
-from tests.support.listeners import listening
+from tests.support.listeners import listening, port_of
 
 TIMEOUT = 15
 # A refused start exits at once; one that is not refused would run until killed.
 REFUSAL_TIMEOUT_S = 20
-
-
-def _port(url: str) -> int:
-    port = urlsplit(url).port
-    assert port is not None
-    return port
 
 
 def _gone(pid: int) -> bool:
@@ -112,7 +105,7 @@ def test_a_second_start_with_the_same_stack_file_and_port_refuses_and_leaves_the
     outbox = Path(first.info["outbox_file"])
     kept = '{"to": "this-run@example.com"}\n'
     outbox.write_text(kept)
-    second = _start_again(first.stack_file, _port(first.url))
+    second = _start_again(first.stack_file, port_of(first.url))
     assert second.returncode == 1, second.stderr
     (line,) = second.stderr.strip().splitlines()  # one clear line, no traceback
     assert line.startswith("Cannot start the local stack: one is already running from this checkout")
@@ -135,7 +128,7 @@ def test_a_second_start_on_another_port_still_leaves_the_first_stack_file_alone(
 
 def test_a_start_on_a_taken_port_names_the_port_and_how_to_choose_another(first: Any, tmp_path: Path) -> None:
     own_file = tmp_path / "second" / "stack.json"
-    port = _port(first.url)
+    port = port_of(first.url)
     started = time.monotonic()
     second = _start_again(own_file, port)
     assert second.returncode == 1, second.stderr

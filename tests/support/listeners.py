@@ -14,10 +14,16 @@ from urllib.parse import urlsplit
 LISTEN = "0A"  # the TCP state's code in /proc/net/tcp
 
 
-def listening(url: str) -> bool:
-    """Whether a socket listens on `url`'s port (IPv4, as the stacks bind 127.0.0.1)."""
+def port_of(url: str) -> int:
+    """The port a stack's URL names (the stacks always name one: the OS picks it)."""
     port = urlsplit(url).port
     assert port is not None, url
+    return port
+
+
+def listening(url: str) -> bool:
+    """Whether a socket listens on `url`'s port (IPv4, as the stacks bind 127.0.0.1)."""
+    port = port_of(url)
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local, state = fields[1], fields[3]
