@@ -150,8 +150,8 @@ test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra rehearse ## The whole sui
 	@# The in-process layers spread over the cores; then the e2e layer, a file per worker (its
 	@# module-scoped stacks stay whole), each worker with its own session stack on ports the OS
 	@# picks. Three e2e workers on two cores, the longest files handed out first: the contract test
-	@# keeps one busy for about a minute while the other two share the rest, whose tests mostly wait
-	@# on the stacks. Each run prints its slowest tests.
+	@# keeps one busy for about a minute while the other two share the rest, whose tests wait on
+	@# their stacks much of the time. Each run prints its slowest tests.
 	$(BIN)/python -m pytest -n auto --durations=15 tests/unit tests/integration tests/infra tests/functional
 	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=15 tests/e2e
 
