@@ -445,3 +445,51 @@ def test_every_user_pool_signs_with_the_key_moto_publishes_imported_once(patched
         released_key = cognitoidp_backends[DEFAULT_ACCOUNT_ID][REGION].user_pools[released].json_web_key
     assert released_key is not keys[0]
     assert released_key.as_dict(private=True) == keys[0].as_dict(private=True)
+
+
+# --- 5. lookups made once -------------------------------------------------------------------------
+
+
+def _response_classes() -> list[type[Any]]:
+    from moto.core.responses import BaseResponse
+
+    found, pending = [], [BaseResponse]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def test_the_lookups_made_once_answer_as_motos_own(patched: None) -> None:
+    from moto import backends
+    from moto.core import responses, utils
+
+    boto3.client("cognito-idp", region_name=REGION).list_user_pools(MaxResults=1)  # loads another service's class
+    classes = _response_classes()
+    assert len(classes) > 3
+    dispatchers_lookup: Any = vars(responses)["method_names_from_class"]  # what call_action calls: the patched one
+    for cls in classes:
+        assert dispatchers_lookup(cls) == frozenset(utils.method_names_from_class(cls)), cls
+    assert dispatchers_lookup is moto_patches.method_names_from_class
+    patched_folders = backends.list_of_moto_modules()
+    with moto_as(patched=False):
+        assert tuple(backends.list_of_moto_modules()) == patched_folders
+    assert {"dynamodb", "cognitoidp", "s3", "sqs"} <= set(patched_folders)
+
+
+def _call_an_action_dynamodb_lacks() -> str:
+    """ListGlobalTables: in DynamoDB's API, not among moto's DynamoHandler methods."""
+    with mock_aws():
+        with pytest.raises(NotImplementedError) as refused:
+            client().list_global_tables()
+        assert client().list_tables()["TableNames"] == []  # an action it has is still answered
+        return str(refused.value)
+
+
+def test_an_action_a_service_lacks_is_still_refused_as_released_moto_refuses_it(credentials: None) -> None:
+    with moto_as(patched=True):
+        patched = _call_an_action_dynamodb_lacks()
+    with moto_as(patched=False):
+        released = _call_an_action_dynamodb_lacks()
+    assert patched == released == "The list_global_tables action has not been implemented"
