@@ -9,6 +9,7 @@ from chalice.test import Client
 from chalicelib.domain import errors
 from chalicelib.web import errors as web_errors
 from chalicelib.web.application import Application
+from tests.support.class_tree import with_subclasses
 
 
 @pytest.fixture
@@ -73,10 +74,7 @@ def test_every_route_of_the_app_is_answered_through_the_map() -> None:
 
 
 def _subclasses(cls: type[errors.AppError]) -> set[type[errors.AppError]]:
-    found = set(cls.__subclasses__())
-    for sub in list(found):
-        found |= _subclasses(sub)
-    return found
+    return set(with_subclasses(cls)) - {cls}
 
 
 def test_every_error_class_has_its_own_row_or_inherits_one() -> None:

@@ -18,12 +18,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, BaseResponse
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
 from devstack import moto_patches
+from tests.support.class_tree import with_subclasses
 from tests.support.moto_state import moto_as
 
 REGION = "us-east-1"
@@ -450,23 +451,12 @@ def test_every_user_pool_signs_with_the_key_moto_publishes_imported_once(patched
 # --- 5. lookups made once -------------------------------------------------------------------------
 
 
-def _response_classes() -> list[type[Any]]:
-    from moto.core.responses import BaseResponse
-
-    found, pending = [], [BaseResponse]
-    while pending:
-        cls = pending.pop()
-        found.append(cls)
-        pending.extend(cls.__subclasses__())
-    return found
-
-
 def test_the_lookups_made_once_answer_as_motos_own(patched: None) -> None:
     from moto import backends
     from moto.core import responses, utils
 
     boto3.client("cognito-idp", region_name=REGION).list_user_pools(MaxResults=1)  # loads another service's class
-    classes = _response_classes()
+    classes = with_subclasses(BaseResponse)
     assert len(classes) > 3
     dispatchers_lookup: Any = vars(responses)["method_names_from_class"]  # what call_action calls: the patched one
     for cls in classes:

@@ -15,6 +15,7 @@ from chalicelib.web import idempotency, inputs
 from chalicelib.web.conditional import MAX_TAGS, etag, parse_preconditions
 from chalicelib.web.errors import RETRY_AFTER_S, error_response, status_for
 from chalicelib.web.openapi import document, document_for, server_url
+from tests.support.class_tree import with_subclasses
 
 SCHEMAS = document()["components"]["schemas"]
 NAME_SAMPLES = ["Ada", "  Ada  ", "Zoë", "x" * 100, "", "   ", "a\nb", "a\x01b", "a\x7fb", "a\x9bb", "\x9b", "a\u2028b"]
@@ -168,14 +169,10 @@ def test_the_409_of_a_locked_key_documents_the_retry_after_it_sends(wait: int) -
     )
 
 
-def _error_classes(cls: type[AppError] = AppError) -> list[type[AppError]]:
-    return [cls, *(sub for child in cls.__subclasses__() for sub in _error_classes(child))]
-
-
 def test_every_status_a_domain_error_maps_to_is_a_documented_error_response() -> None:
     responses = document()["components"]["responses"]
     # The status depends on the class alone: made without running its constructor's arguments.
-    assert {f"E{status_for(cls.__new__(cls))}" for cls in _error_classes()} <= set(responses)
+    assert {f"E{status_for(cls.__new__(cls))}" for cls in with_subclasses(AppError)} <= set(responses)
 
 
 def test_every_error_response_an_operation_lists_exists() -> None:
