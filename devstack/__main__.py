@@ -94,6 +94,8 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             moto = MotoServer(host, moto_port).start()
         except moto_patches.MotoVersionMismatch as exc:
             sys.exit(f"Cannot start the local stack: {exc}")
+        # One client per service for all the stack sets up and polls here (making one costs 10-40 ms).
+        clients = resources.emulator_clients(moto.url, region)
         invitation_text = invitation(load_limits())
         cli = chalice_factory.CLIFactory(str(PROJECT_DIR), environ=os.environ)
         stage_env = cli.create_config_obj(chalice_stage_name=LOCAL_STAGE).environment_variables
@@ -116,6 +118,7 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             stage_env.get("AVATAR_BUCKET", "users-api-local-avatars"),
             "",
             cors_allow_origins({**os.environ, **stage_env}),
+            clients,
         )
         os.environ.update(
             {
@@ -129,12 +132,12 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
         app = config.chalice_app
         validate_routes(app.routes)
         # The event source mapping `chalice local` lacks: the table's stream to the app's consumer.
-        poller = streams.start(app, moto, region, stage_env, _events_file())
+        poller = streams.start(app, moto, region, stage_env, _events_file(), clients)
         # The job queue's event source mapping, likewise (devstack/jobs.py); JOBS_WORKER=external
         # leaves the worker to `python -m devstack worker` (the bulk bench kills it mid-import).
         bucket = stage_env.get("AVATAR_BUCKET", "users-api-local-avatars")
         in_process = os.environ.get(JOBS_WORKER_ENV, "in-process") != "external"
-        job_poller = jobs.start(app, moto.url, region, stage_env, bucket, in_process)
+        job_poller = jobs.start(app, moto.url, region, stage_env, bucket, in_process, clients)
         serve_app(listener, app, config)
         bound_port = listener.server_address[1]
         api_url = f"http://{host}:{bound_port}"
@@ -153,9 +156,9 @@ def _serve(listener: Any, host: str, moto_port: int, stack_path: Path) -> None:
             "jobs_queue_url": os.environ["JOBS_QUEUE_URL"],
             "jobs_dead_letter_queue_url": os.environ["JOBS_DEAD_LETTER_QUEUE_URL"],
             # Where the stream's mapping sends what it gave up on; `make replay-dlq` reads it.
-            "dead_letter_queue_url": resources.emulator_client("sqs", moto.url, region).get_queue_url(
-                QueueName=streams.LOCAL_DEAD_LETTER_QUEUE
-            )["QueueUrl"],
+            "dead_letter_queue_url": clients("sqs").get_queue_url(QueueName=streams.LOCAL_DEAD_LETTER_QUEUE)[
+                "QueueUrl"
+            ],
             # Whose file this is: a second start refuses while this process lives, and this
             # process removes the file at exit only if it is still the one it wrote.
             "pid": os.getpid(),

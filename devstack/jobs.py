@@ -51,15 +51,24 @@ def queue_arn(region: str, name: str) -> str:
     return f"arn:aws:sqs:{region}:{EMULATOR_ACCOUNT}:{name}"
 
 
-def create_job_resources(endpoint: str, region: str, jobs_table: str, queue_name: str, bucket: str) -> tuple[str, str]:
+def create_job_resources(
+    endpoint: str,
+    region: str,
+    jobs_table: str,
+    queue_name: str,
+    bucket: str,
+    clients: Callable[[str], Any] | None = None,
+) -> tuple[str, str]:
     """The jobs table (TTL on), the queue with its dead-letter queue and redrive policy, and the
-    bucket's notification of new import files to the queue; (queue URL, dead-letter queue URL)."""
-    from devstack.resources import emulator_client
+    bucket's notification of new import files to the queue; (queue URL, dead-letter queue URL).
+    `clients`: the emulator's clients to do it with (devstack.resources.emulator_clients)."""
+    from devstack.resources import emulator_clients
 
-    dynamodb = emulator_client("dynamodb", endpoint, region)
+    clients = clients or emulator_clients(endpoint, region)
+    dynamodb = clients("dynamodb")
     dynamodb.create_table(**create_jobs_table_kwargs(jobs_table))
     dynamodb.update_time_to_live(**time_to_live_kwargs(jobs_table))
-    sqs = emulator_client("sqs", endpoint, region)
+    sqs = clients("sqs")
     dead_letters = sqs.create_queue(QueueName=f"{queue_name}-dlq")["QueueUrl"]
     redrive = {"deadLetterTargetArn": queue_arn(region, f"{queue_name}-dlq"), "maxReceiveCount": str(MAX_RECEIVES)}
     url = sqs.create_queue(
@@ -76,9 +85,7 @@ def create_job_resources(endpoint: str, region: str, jobs_table: str, queue_name
             }
         ]
     }
-    emulator_client("s3", endpoint, region).put_bucket_notification_configuration(
-        Bucket=bucket, NotificationConfiguration=notification
-    )
+    clients("s3").put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notification)
     return str(url), str(dead_letters)
 
 
@@ -183,13 +190,14 @@ def poller(
     queue_name: str,
     workers: int,
     wake: threading.Event | None = None,
+    clients: Callable[[str], Any] | None = None,
 ) -> JobPoller:
     """`wake`: set when the queue takes a message (`wake_on_message`, when the emulator runs in this
-    process); without it the workers ask every POLL_INTERVAL_S."""
-    from devstack.resources import emulator_client
+    process); without it the workers ask every POLL_INTERVAL_S. `clients`: as create_job_resources."""
+    from devstack.resources import emulator_clients
 
     handler, _, _ = sqs_handler(app)
-    client = emulator_client("sqs", endpoint, region)
+    client = (clients or emulator_clients(endpoint, region))("sqs")
     return JobPoller(client, queue_url, queue_arn(region, queue_name), region, handler, workers, wake)
 
 
@@ -200,16 +208,30 @@ def wake_on_message(region: str, queue_name: str) -> threading.Event:
     return woken_by(sqs_backends[EMULATOR_ACCOUNT][region].queues[queue_name], "add_message")
 
 
-def start(app: Any, endpoint: str, region: str, stage_env: dict[str, str], bucket: str, run_worker: bool) -> Any:
+def start(
+    app: Any,
+    endpoint: str,
+    region: str,
+    stage_env: dict[str, str],
+    bucket: str,
+    run_worker: bool,
+    clients: Callable[[str], Any] | None = None,
+) -> Any:
     """Create the jobs' resources, tell the app where its queue is, and (unless the worker runs in
-    a process of its own) start WORKER_MAX_CONCURRENCY worker threads; the poller or None."""
+    a process of its own) start WORKER_MAX_CONCURRENCY worker threads; the poller or None.
+    `clients`: as create_job_resources."""
     import os
 
+    from devstack.resources import emulator_clients
+
+    clients = clients or emulator_clients(endpoint, region)
     queue_name = stage_env["JOBS_QUEUE"]
-    url, dead_letters = create_job_resources(endpoint, region, stage_env["JOBS_TABLE_NAME"], queue_name, bucket)
+    url, dead_letters = create_job_resources(
+        endpoint, region, stage_env["JOBS_TABLE_NAME"], queue_name, bucket, clients
+    )
     os.environ["JOBS_QUEUE_URL"] = url
     os.environ["JOBS_DEAD_LETTER_QUEUE_URL"] = dead_letters
     if not run_worker:
         return None
     wake = wake_on_message(region, queue_name)  # the emulator runs in this process (devstack/__main__.py)
-    return poller(app, endpoint, region, url, queue_name, WORKER_MAX_CONCURRENCY, wake).start()
+    return poller(app, endpoint, region, url, queue_name, WORKER_MAX_CONCURRENCY, wake, clients).start()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_table_kwargs, time_to_live_kwargs
@@ -17,6 +18,9 @@ from infra.stages import aws_properties, load_limits
 
 if TYPE_CHECKING:
     from chalicelib.domain.service import UserService
+
+# A client of the emulator for a service name ("dynamodb"): what the stack's own setup and pollers take.
+Clients = Callable[[str], Any]
 
 ADMIN_EMAIL = "admin@example.com"
 MEMBER_EMAIL = "member@example.com"
@@ -93,7 +97,15 @@ def emulator_client(service: str, endpoint: str, region: str, **config: Any) -> 
     )
 
 
-def _service(endpoint: str, region: str, pool_id: str, table_name: str) -> UserService:
+def emulator_clients(endpoint: str, region: str) -> Clients:
+    """One client per service of the emulator, made on first use and shared after: what one process
+    sets up and polls the emulator with. Making a client takes 10 to 40 ms of CPU (a service model to
+    walk, its methods to build), and a stack's start made 25 of them for 7 services. Not for a caller
+    that hooks into its client (to count its calls or fail them): that one needs a client of its own."""
+    return cache(partial(emulator_client, endpoint=endpoint, region=region))
+
+
+def _service(endpoint: str, region: str, pool_id: str, table_name: str, clients: Clients) -> UserService:
     """The API's own user service, wired as the app wires it, on the emulator: what `POST /users` runs."""
     from chalicelib.bootstrap import wire
     from chalicelib.config import load_settings
@@ -106,7 +118,7 @@ def _service(endpoint: str, region: str, pool_id: str, table_name: str) -> UserS
         "USER_POOL_ID": pool_id,
         "USER_POOL_CLIENT_ID": "devstack",  # no token is verified here
     }
-    return wire(load_settings(environment), clients=partial(emulator_client, endpoint=endpoint, region=region)).service
+    return wire(load_settings(environment), clients=clients).service
 
 
 def add_user(
@@ -121,10 +133,15 @@ def add_user(
 ) -> str:
     """A user as `POST /users` makes one (sign-in and record, in the admins group for an admin),
     with `password` as its permanent password instead of an invitation; its userId."""
+    service = _service(endpoint, region, pool_id, table_name, emulator_clients(endpoint, region))
+    return _add_user(service, email, password, admin, name)
+
+
+def _add_user(service: UserService, email: str, password: str, admin: bool, name: str | None) -> str:
     new = NewUser(name=name or email.partition("@")[0], email=email, role=ADMIN if admin else MEMBER)
     # The API's own rules first, so the service never sees what the API would refuse.
     parse_new_user({"name": new.name, "email": new.email, "role": new.role})
-    user = _service(endpoint, region, pool_id, table_name).create_user(new, actor="devstack", password=password)
+    user = service.create_user(new, actor="devstack", password=password)
     return user.user_id
 
 
@@ -174,17 +191,23 @@ def id_token(
     return str(result["AuthenticationResult"]["IdToken"])
 
 
-def create_change_resources(endpoint: str, region: str, audit_table: str, bus_name: str, dead_letter_queue: str) -> str:
+def create_change_resources(
+    endpoint: str,
+    region: str,
+    audit_table: str,
+    bus_name: str,
+    dead_letter_queue: str,
+    clients: Clients | None = None,
+) -> str:
     """What the change consumer writes to, as deployed: the audit table (TTL on), the stage's bus, and
     its mapping's dead-letter queue (kept as long as deployed); the queue's URL."""
-    dynamodb = emulator_client("dynamodb", endpoint, region)
+    clients = clients or emulator_clients(endpoint, region)
+    dynamodb = clients("dynamodb")
     dynamodb.create_table(**create_audit_table_kwargs(audit_table))
     dynamodb.update_time_to_live(**time_to_live_kwargs(audit_table))
-    emulator_client("events", endpoint, region).create_event_bus(Name=bus_name)
+    clients("events").create_event_bus(Name=bus_name)
     retention = str(load_limits()["change_events"]["dead_letter_retention_seconds"])
-    queue = emulator_client("sqs", endpoint, region).create_queue(
-        QueueName=dead_letter_queue, Attributes={"MessageRetentionPeriod": retention}
-    )
+    queue = clients("sqs").create_queue(QueueName=dead_letter_queue, Attributes={"MessageRetentionPeriod": retention})
     return str(queue["QueueUrl"])
 
 
@@ -201,12 +224,19 @@ SIGN_IN_REFUSALS = frozenset(
 
 
 def create(
-    endpoint: str, region: str, table_name: str, bucket_name: str, api_url: str, cors_origins: tuple[str, ...] = ()
+    endpoint: str,
+    region: str,
+    table_name: str,
+    bucket_name: str,
+    api_url: str,
+    cors_origins: tuple[str, ...] = (),
+    clients: Clients | None = None,
 ) -> Stack:
-    dynamodb = emulator_client("dynamodb", endpoint, region)
+    clients = clients or emulator_clients(endpoint, region)
+    dynamodb = clients("dynamodb")
     dynamodb.create_table(**create_table_kwargs(table_name))
     dynamodb.update_time_to_live(**time_to_live_kwargs(table_name))
-    s3 = emulator_client("s3", endpoint, region)
+    s3 = clients("s3")
     if region == "us-east-1":
         s3.create_bucket(Bucket=bucket_name)
     else:
@@ -223,17 +253,18 @@ def create(
         }
         s3.put_bucket_cors(Bucket=bucket_name, CORSConfiguration={"CORSRules": [rule]})
     # As deployed: the cursor key lives in Secrets Manager, generated here, never in a file.
-    cursor_secret_arn = emulator_client("secretsmanager", endpoint, region).create_secret(
+    cursor_secret_arn = clients("secretsmanager").create_secret(
         Name="users-api/local/cursor-secret", SecretString=secrets.token_urlsafe(48)
     )["ARN"]
     # The pool and client as deployed (infra/limits.json), so local logins behave like real ones.
-    idp = emulator_client("cognito-idp", endpoint, region)
+    idp = clients("cognito-idp")
     pool_id = idp.create_user_pool(**pool_settings("users-api-local"))["UserPool"]["Id"]
     client_id = idp.create_user_pool_client(**client_settings(pool_id, "users-api-local"))["UserPoolClient"]["ClientId"]
     idp.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP, Description="May manage every user")
     admin_password, member_password = new_password(), new_password()
-    add_user(endpoint, region, pool_id, table_name, ADMIN_EMAIL, admin_password, admin=True, name="Local Admin")
-    add_user(endpoint, region, pool_id, table_name, MEMBER_EMAIL, member_password, name="Local Member")
+    service = _service(endpoint, region, pool_id, table_name, clients)
+    _add_user(service, ADMIN_EMAIL, admin_password, admin=True, name="Local Admin")
+    _add_user(service, MEMBER_EMAIL, member_password, admin=False, name="Local Member")
     return Stack(
         api_url=api_url,
         aws_endpoint_url=endpoint,

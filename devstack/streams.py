@@ -297,23 +297,30 @@ def stream_arn(client: Any, table_name: str) -> str:
     return str(client.describe_table(TableName=table_name)["Table"]["LatestStreamArn"])
 
 
-def start(app: Any, moto: Any, region: str, stage_env: dict[str, str], events_file: Path) -> StreamPoller:
+def start(
+    app: Any,
+    moto: Any,
+    region: str,
+    stage_env: dict[str, str],
+    events_file: Path,
+    clients: Callable[[str], Any] | None = None,
+) -> StreamPoller:
     """Create the audit table, the bus and the dead-letter queue on the emulator (`moto`, a
     devstack.motoserver.MotoServer in this process), and deliver the users table's stream to the
-    app's consumer; every published event is also appended to `events_file`."""
+    app's consumer; every published event is also appended to `events_file`. `clients`: the
+    emulator's clients to do it with (devstack.resources.emulator_clients)."""
     from devstack import resources
 
     endpoint, table = moto.url, stage_env["TABLE_NAME"]
+    clients = clients or resources.emulator_clients(endpoint, region)
     queue_url = resources.create_change_resources(
-        endpoint, region, stage_env["AUDIT_TABLE_NAME"], stage_env["EVENT_BUS_NAME"], LOCAL_DEAD_LETTER_QUEUE
+        endpoint, region, stage_env["AUDIT_TABLE_NAME"], stage_env["EVENT_BUS_NAME"], LOCAL_DEAD_LETTER_QUEUE, clients
     )
     os.environ["EVENTS_FILE"] = str(events_file)
-    dynamodb = resources.emulator_client("dynamodb", endpoint, region)
-    streams = resources.emulator_client("dynamodbstreams", endpoint, region)
     emulator = EmulatorStream(moto, region, table)
-    reader = StreamReader(streams, stream_arn(dynamodb, table), used=emulator.forget)
+    reader = StreamReader(clients("dynamodbstreams"), stream_arn(clients("dynamodb"), table), used=emulator.forget)
     consumer_arn = f"arn:aws:lambda:{region}:000000000000:function:{LOCAL_CONSUMER}"
-    dead_letters = DeadLetterQueue(resources.emulator_client("sqs", endpoint, region), queue_url, reader, consumer_arn)
+    dead_letters = DeadLetterQueue(clients("sqs"), queue_url, reader, consumer_arn)
 
     def delivered_up_to(sequence: int) -> None:
         emulator.trim(sequence)
