@@ -1,5 +1,6 @@
-"""Five narrow patches to moto 5.2.5: two keep the local stack's cost flat as its table grows, three
-cut what moto spends on every DynamoDB answer, on every user pool and on every request.
+"""Six narrow patches to moto 5.2.5: two keep the local stack's cost flat as its table grows, four
+cut what moto spends on every DynamoDB answer, on every user pool, on every request and on a
+process's first stream record.
 
 Applied by the local stack (devstack.motoserver.MotoServer) and by the integration and functional
 tests' `mock_aws` (their conftest.py), so that they run the moto `make run` serves;
@@ -36,6 +37,11 @@ the two to the same outcome.
    folder (174 entries, a stat each) to see whether the Host header names a service. Together they
    were about 15% of the CPU a GetItem costs through the local stack's emulator, client included
    (median of five alternating runs of 1,000). Both are answered from the first lookup (per class).
+6. A table's stream (`StreamShard.add`) imports moto's Lambda with every record it takes, to hand
+   it to the table's Lambda mappings, even when there is none: the first record of a process then
+   imports moto's Lambda, ECR, Kinesis, Logs and IAM models, about 0.12 s of CPU in each start of
+   the local stack. A record no mapping takes is appended as moto appends it, without the import;
+   a table with a mapping still takes moto's own method.
 
 The replacement is a copy of moto's code, so it is only valid for the version it was copied from:
 `check_version` refuses any other.
@@ -71,7 +77,7 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
-from moto.dynamodb.models.table import StreamRecord, Table
+from moto.dynamodb.models.table import StreamRecord, StreamShard, Table
 
 PINNED_MOTO_VERSION = "5.2.5"
 TRANSACT_WRITE_ITEMS = "dynamodb.transact_write_items"
@@ -79,7 +85,15 @@ WEAK_INSTANCE_TRACKING = "dynamodb.instances_tracked"
 PLAIN_JSON_ANSWERS = "dynamodb.plain_json_answers"
 ONE_SIGNING_KEY = "cognitoidp.one_signing_key"
 FIXED_LOOKUPS_ONCE = "core.fixed_lookups_once"
-ALL_PATCHES = (TRANSACT_WRITE_ITEMS, WEAK_INSTANCE_TRACKING, PLAIN_JSON_ANSWERS, ONE_SIGNING_KEY, FIXED_LOOKUPS_ONCE)
+NO_LAMBDA_FOR_UNMAPPED_STREAMS = "dynamodb.no_lambda_for_unmapped_streams"
+ALL_PATCHES = (
+    TRANSACT_WRITE_ITEMS,
+    WEAK_INSTANCE_TRACKING,
+    PLAIN_JSON_ANSWERS,
+    ONE_SIGNING_KEY,
+    FIXED_LOOKUPS_ONCE,
+    NO_LAMBDA_FOR_UNMAPPED_STREAMS,
+)
 
 
 class MotoVersionMismatch(RuntimeError):
@@ -93,8 +107,8 @@ def check_version(installed: str | None = None) -> None:
             f"devstack/moto_patches.py patches moto {PINNED_MOTO_VERSION}, but moto {found} is installed. "
             f"Reinstall the pinned requirements (rm .venv/.installed && make run), or, when upgrading "
             f"moto on purpose, compare the new DynamoDBBackend.transact_write_items, BaseModel.__new__, "
-            f"ActionResult.execute_result, CognitoIdpUserPool.__init__, BaseResponse.call_action and "
-            f"DomainDispatcherApplication.get_backend_for_host "
+            f"ActionResult.execute_result, CognitoIdpUserPool.__init__, BaseResponse.call_action, "
+            f"DomainDispatcherApplication.get_backend_for_host and StreamShard.add "
             f"with this module, port the patches and set PINNED_MOTO_VERSION to {found}."
         )
 
@@ -388,6 +402,24 @@ def method_names_from_class(clazz: object) -> frozenset[str]:
     return frozenset(_ORIGINAL_METHOD_NAMES(clazz))
 
 
+# --- 6. A stream record no Lambda mapping takes imports no Lambda ------------------------------------
+
+_ORIGINAL_STREAM_ADD: Callable[[StreamShard, Item | None, Item | None], None] = StreamShard.add
+
+
+def stream_shard_add(self: StreamShard, old: Item | None, new: Item | None) -> None:
+    """moto 5.2.5's `StreamShard.add` for a table no Lambda mapping reads: the record appended as
+    moto appends it. moto's loop over the mappings (and its import of moto.awslambda) is all the
+    rest of that method, and with no mapping it does nothing."""
+    if self.table.lambda_event_source_mappings:
+        _ORIGINAL_STREAM_ADD(self, old, new)
+        return
+    view_type = self.table.stream_specification["StreamViewType"]  # type: ignore[index]
+    event_name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
+    sequence = len(self.items) + self.starting_sequence_number
+    self.items.append(StreamRecord(self.table, view_type, event_name, old, new, sequence))
+
+
 # --- applying and removing ---------------------------------------------------------------------------
 
 _ORIGINAL_TRANSACT_WRITE_ITEMS: Callable[..., None] = DynamoDBBackend.transact_write_items
@@ -402,6 +434,7 @@ def apply() -> list[str]:
     setattr(cognito_models, _KEY_MODULE, _ONCE_IMPORTED_KEYS)
     backends.list_of_moto_modules = list_of_moto_modules
     setattr(moto_responses, _NAMES_IN_RESPONSES, method_names_from_class)
+    StreamShard.add = stream_shard_add  # type: ignore[method-assign]
     for cls in _dynamodb_model_classes():
         if not isinstance(cls.instances_tracked, WeakInstances):
             cls.instances_tracked = WeakInstances(list(cls.instances_tracked))
@@ -415,6 +448,7 @@ def remove() -> None:
     setattr(cognito_models, _KEY_MODULE, jwk)
     backends.list_of_moto_modules = _ORIGINAL_LIST_OF_MOTO_MODULES
     setattr(moto_responses, _NAMES_IN_RESPONSES, _ORIGINAL_METHOD_NAMES)
+    StreamShard.add = _ORIGINAL_STREAM_ADD  # type: ignore[method-assign,assignment]
     for cls in _dynamodb_model_classes():
         if isinstance(cls.instances_tracked, WeakInstances):
             cls.instances_tracked = list(cls.instances_tracked)
@@ -437,4 +471,6 @@ def active() -> list[str]:
         and getattr(moto_responses, _NAMES_IN_RESPONSES) is method_names_from_class
     ):
         names.append(FIXED_LOOKUPS_ONCE)
+    if StreamShard.add is stream_shard_add:
+        names.append(NO_LAMBDA_FOR_UNMAPPED_STREAMS)
     return names

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -483,3 +486,94 @@ def test_an_action_a_service_lacks_is_still_refused_as_released_moto_refuses_it(
     with moto_as(patched=False):
         released = _call_an_action_dynamodb_lacks()
     assert patched == released == "The list_global_tables action has not been implemented"
+
+
+# --- 6. no Lambda for a stream no mapping reads ---------------------------------------------------
+
+
+def _plain_writes_and_their_stream(with_patch: bool) -> list[dict[str, Any]]:
+    """Every kind of single write (and a transaction) on the streamed table: its records, whole."""
+    with mock_aws(), moto_as(patched=with_patch):
+        ddb = client()
+        create_tables(ddb)
+        ddb.put_item(TableName=TABLE, Item={"pk": {"S": "new"}, "v": {"N": "1"}})
+        ddb.put_item(TableName=TABLE, Item={"pk": {"S": "a"}, "v": {"N": "2"}})
+        ddb.update_item(TableName=TABLE, Key=key("b"), UpdateExpression="SET v = :v", ExpressionAttributeValues={
+            ":v": {"N": "3"}})  # fmt: skip
+        ddb.delete_item(TableName=TABLE, Key=key("c"))
+        ddb.delete_item(TableName=TABLE, Key=key("absent"))  # deletes nothing: no record
+        ddb.transact_write_items(TransactItems=[put("t", 1), delete("untouched")])
+        shard = table().stream_shard
+        assert shard is not None
+        # Each run's shard numbers from its own random start, and moto sizes a record by its JSON text,
+        # random event id and time included: a record's place in the shard is what counts.
+        first = shard.starting_sequence_number
+        return [
+            {
+                **r.record,
+                "eventID": None,
+                "dynamodb": {
+                    **r.record["dynamodb"],
+                    "ApproximateCreationDateTime": None,
+                    "SizeBytes": None,
+                    "SequenceNumber": int(r.record["dynamodb"]["SequenceNumber"]) - first,
+                },
+            }
+            for r in shard.items
+        ]
+
+
+def test_a_stream_no_mapping_reads_records_every_write_as_released_moto_does(credentials: None) -> None:
+    released = _plain_writes_and_their_stream(with_patch=False)
+    patched = _plain_writes_and_their_stream(with_patch=True)
+    assert patched == released
+    assert [r["eventName"] for r in patched[len(SEED) :]] == [
+        "INSERT",
+        "MODIFY",
+        "MODIFY",
+        "REMOVE",
+        "INSERT",
+        "REMOVE",
+    ]
+    assert [r["dynamodb"]["SequenceNumber"] for r in patched] == list(range(len(patched)))
+
+
+def _imports_lambda_on_a_streamed_write(with_patch: bool) -> bool:
+    """Whether the first write to a streamed table imports moto's Lambda, in a process of its own
+    (this one has imported it already)."""
+    script = f"""
+import sys, boto3
+from moto import mock_aws
+from devstack import moto_patches
+from tests.integration.test_moto_patches import REGION, TABLE, create_tables
+if {with_patch}:
+    moto_patches.apply()
+with mock_aws():
+    create_tables(boto3.client("dynamodb", region_name=REGION))
+print("moto.awslambda" in sys.modules)
+"""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    return found.stdout.strip() == "True"
+
+
+def test_a_streamed_write_imports_motos_lambda_only_without_the_patch() -> None:
+    assert _imports_lambda_on_a_streamed_write(with_patch=False)
+    assert not _imports_lambda_on_a_streamed_write(with_patch=True)
+
+
+def test_a_table_a_lambda_mapping_reads_still_takes_motos_own_method(
+    patched: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_tables(client())
+    shard = table().stream_shard
+    assert shard is not None
+    handed: list[tuple[Any, Any]] = []
+    monkeypatch.setattr(moto_patches, "_ORIGINAL_STREAM_ADD", lambda self, old, new: handed.append((old, new)))
+    records = len(shard.items)
+    client().put_item(TableName=TABLE, Item={"pk": {"S": "unmapped"}})
+    assert handed == [] and len(shard.items) == records + 1
+    monkeypatch.setitem(table().lambda_event_source_mappings, "arn:aws:lambda:mapping", object())
+    client().put_item(TableName=TABLE, Item={"pk": {"S": "mapped"}})
+    assert len(handed) == 1 and handed[0][0] is None and len(shard.items) == records + 1
