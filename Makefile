@@ -149,11 +149,12 @@ rehearse: $(STAMP) $(AWSCLI_STAMP) ## Every deploy command of docs/DEPLOY.md and
 test: $(STAMP) $(NODE_STAMP) lint typecheck lint-infra rehearse ## The whole suite: lint, types, infra lint, unit, integration, functional, e2e, browser, Postman (newman)
 	@# The in-process layers spread over the cores; then the e2e layer, a file per worker (its
 	@# module-scoped stacks stay whole), each worker with its own session stack on ports the OS
-	@# picks. Three e2e workers on two cores, the longest files handed out first: the contract test
-	@# keeps one busy for about a minute while the other two share the rest, whose tests wait on
-	@# their stacks much of the time. Each run prints its slowest tests.
+	@# picks. Four e2e workers on two cores, the longest files handed out first: the contract test
+	@# keeps one busy for about a minute while the other three share the rest, whose tests wait on
+	@# their stacks much of the time (three workers left the cores idle a quarter of the layer's
+	@# time: 4-5 s longer in two alternating pairs, five no better). Each run prints its slowest tests.
 	$(BIN)/python -m pytest -n auto --durations=15 tests/unit tests/integration tests/infra tests/functional
-	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=15 tests/e2e
+	$(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=15 tests/e2e
 
 fuzz: $(STAMP) ## The model-based test of docs/DESIGN.md's invariant, long: EXAMPLES= random sequences (default 2000) of up to STEPS= steps (default 20) over JOBS= processes (default 2); a failing sequence is shrunk and printed
 	@rm -rf $(OUT)/fuzz

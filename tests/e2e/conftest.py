@@ -29,7 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 # 17 s file went last, queued behind another on one worker while the contract test's worker sat idle;
 # with only the eight longest first, the next two (9 s and 8 s, which mostly wait on the stack) were
 # left for the contract test's worker after it, and the run ended on them alone. Longest first, the
-# files left for the end are short, and the three workers end together.
+# files left for the end are short, and the workers end together.
 LONGEST_FIRST = (
     "test_contract.py",
     "test_stack_lifecycle.py",
