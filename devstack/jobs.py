@@ -21,13 +21,16 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.job_store import create_jobs_table_kwargs
 from chalicelib.adapters.table_schema import time_to_live_kwargs
 from chalicelib.domain.jobs import IMPORT_PREFIX, MAX_RECEIVES
 from chalicelib.domain.pacing import WORKER_MAX_CONCURRENCY
 from devstack.polling import poll_until_stopped, woken_by
+
+if TYPE_CHECKING:
+    from devstack.resources import Clients
 
 log = logging.getLogger("devstack.jobs")
 
@@ -57,7 +60,7 @@ def create_job_resources(
     jobs_table: str,
     queue_name: str,
     bucket: str,
-    clients: Callable[[str], Any] | None = None,
+    clients: Clients | None = None,
 ) -> tuple[str, str]:
     """The jobs table (TTL on), the queue with its dead-letter queue and redrive policy, and the
     bucket's notification of new import files to the queue; (queue URL, dead-letter queue URL).
@@ -190,7 +193,7 @@ def poller(
     queue_name: str,
     workers: int,
     wake: threading.Event | None = None,
-    clients: Callable[[str], Any] | None = None,
+    clients: Clients | None = None,
 ) -> JobPoller:
     """`wake`: set when the queue takes a message (`wake_on_message`, when the emulator runs in this
     process); without it the workers ask every POLL_INTERVAL_S. `clients`: as create_job_resources."""
@@ -215,7 +218,7 @@ def start(
     stage_env: dict[str, str],
     bucket: str,
     run_worker: bool,
-    clients: Callable[[str], Any] | None = None,
+    clients: Clients | None = None,
 ) -> Any:
     """Create the jobs' resources, tell the app where its queue is, and (unless the worker runs in
     a process of its own) start WORKER_MAX_CONCURRENCY worker threads; the poller or None.

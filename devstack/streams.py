@@ -27,9 +27,12 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devstack.polling import poll_until_stopped, woken_by
+
+if TYPE_CHECKING:
+    from devstack.resources import Clients
 
 log = logging.getLogger("devstack.streams")
 
@@ -303,7 +306,7 @@ def start(
     region: str,
     stage_env: dict[str, str],
     events_file: Path,
-    clients: Callable[[str], Any] | None = None,
+    clients: Clients | None = None,
 ) -> StreamPoller:
     """Create the audit table, the bus and the dead-letter queue on the emulator (`moto`, a
     devstack.motoserver.MotoServer in this process), and deliver the users table's stream to the
