@@ -31,7 +31,8 @@ class ConfigurationError(RuntimeError):
     """A required setting is missing or invalid; raised on first use, not at import."""
 
 
-def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+def environment(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    """`environ`, or the process's environment when it is None (every setting reader's argument)."""
     # Looked up on each call, not bound as a default: Chalice's test client swaps os.environ.
     return os.environ if environ is None else environ
 
@@ -42,7 +43,7 @@ def running_in_lambda(environ: Mapping[str, str] | None = None) -> bool:
     `chalice local` and the Chalice test client never set AWS_LAMBDA_FUNCTION_NAME, and the
     Chalice CLI sets AWS_CHALICE_CLI_MODE, so neither can be mistaken for Lambda.
     """
-    environ = _env(environ)
+    environ = environment(environ)
     return bool(environ.get("AWS_LAMBDA_FUNCTION_NAME")) and not environ.get("AWS_CHALICE_CLI_MODE")
 
 
@@ -53,7 +54,7 @@ API_HANDLER = "app.app"
 def initialising_api_function(environ: Mapping[str, str] | None = None) -> bool:
     """True while Lambda imports app.py for the API function (its INIT), where the AWS clients
     are made before the first request; False locally, in tests and in the hook function."""
-    environ = _env(environ)
+    environ = environment(environ)
     return running_in_lambda(environ) and environ.get("_HANDLER", API_HANDLER) == API_HANDLER
 
 
@@ -100,7 +101,7 @@ def user_pool_arn(environ: Mapping[str, str] | None = None) -> str:
     package it, so `chalice deploy` stops here, before any AWS call, instead of deploying an
     authorizer for a pool that does not exist.
     """
-    environ = _env(environ)
+    environ = environment(environ)
     value = environ.get("USER_POOL_ARN", "").strip()
     stage = environ.get("STAGE", "local")
     if stage in LOCAL_STAGES:
@@ -119,7 +120,7 @@ def jobs_queue_name(environ: Mapping[str, str] | None = None) -> str:
     """The queue the worker's event source mapping reads (read at import: it declares the worker).
     Each stage names it in .chalice/config.json (JOBS_QUEUE); unset, it is the stage's by convention.
     Only Chalice's deployer and packager read it: inside Lambda the mapping exists already."""
-    environ = _env(environ)
+    environ = environment(environ)
     return environ.get("JOBS_QUEUE", "").strip() or f"users-api-{environ.get('STAGE', 'local')}-jobs"
 
 
@@ -136,7 +137,7 @@ def users_stream_arn(environ: Mapping[str, str] | None = None) -> str:
     local stages it must be a real stream ARN there (packaging gives a stand-in that the templates
     replace with the table's own). Inside Lambda the mapping exists already and nothing reads it.
     """
-    environ = _env(environ)
+    environ = environment(environ)
     value = environ.get("USERS_STREAM_ARN", "").strip()
     stage = environ.get("STAGE", "local")
     if stage in LOCAL_STAGES or running_in_lambda(environ):
@@ -154,13 +155,13 @@ def reports_batch_item_failures(environ: Mapping[str, str] | None = None) -> boo
     """Whether the consumer's event source mapping takes partial batch responses. Both templates set
     it (with ReportBatchItemFailures on the mapping) and the local stack honours them; a mapping
     made by `chalice deploy` does not, and would take a reported failure for success."""
-    environ = _env(environ)
+    environ = environment(environ)
     return environ.get("STAGE", "local") in LOCAL_STAGES or environ.get("REPORT_BATCH_ITEM_FAILURES") == "true"
 
 
 def require_api_key(environ: Mapping[str, str] | None = None) -> bool:
     """Whether /users routes also need an API key (read at import: it shapes the routes)."""
-    value = _env(environ).get("REQUIRE_API_KEY", "false").strip().lower()
+    value = environment(environ).get("REQUIRE_API_KEY", "false").strip().lower()
     if value not in {"true", "false"}:
         raise ConfigurationError("REQUIRE_API_KEY must be true or false")
     return value == "true"
@@ -179,7 +180,7 @@ def cors_allow_origins(environ: Mapping[str, str] | None = None) -> tuple[str, .
     stages take exactly one https origin: API Gateway answers preflights itself with one fixed
     origin, so a list could never be honoured there, and `*` would let any site call the API.
     """
-    environ = _env(environ)
+    environ = environment(environ)
     stage = environ.get("STAGE", "local")
     local = stage in LOCAL_STAGES
     raw = environ.get("CORS_ALLOW_ORIGIN", "").strip()
@@ -267,7 +268,7 @@ def _jwks_url(environ: Mapping[str, str], stage: str, region: str, pool_id: str)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    environ = _env(environ)
+    environ = environment(environ)
     stage = environ.get("STAGE", "local")
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     pool_id = _require(environ, "USER_POOL_ID")
@@ -308,7 +309,7 @@ class ChangeSettings:
 
 
 def load_change_settings(environ: Mapping[str, str] | None = None) -> ChangeSettings:
-    environ = _env(environ)
+    environ = environment(environ)
     stage = environ.get("STAGE", "local")
     return ChangeSettings(
         stage=stage,
@@ -335,7 +336,7 @@ class Telemetry:
 
 
 def load_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
-    environ = _env(environ)
+    environ = environment(environ)
     setting = environ.get("METRICS", "").strip().lower()
     return Telemetry(
         stage=environ.get("STAGE", "local"),

@@ -4,16 +4,11 @@ these only on the job routes."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chalicelib.config import LOCAL_STAGES, ConfigurationError
+from chalicelib.config import LOCAL_STAGES, ConfigurationError, environment
 from chalicelib.domain.pacing import EXPORT_READ_UNITS_PER_SECOND, ROWS_PER_SECOND
-
-
-def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
-    return os.environ if environ is None else environ
 
 
 def _rate(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -45,7 +40,7 @@ class JobSettings:
 
 def load_job_settings(environ: Mapping[str, str] | None = None) -> JobSettings:
     """What every job adapter needs; each checks its own setting where it is used."""
-    environ = _env(environ)
+    environ = environment(environ)
     stage = environ.get("STAGE", "local")
     return JobSettings(
         stage=stage,

@@ -22,13 +22,13 @@ import json
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from devstack.emulator_tables import emulator_table
 from devstack.polling import poll_until_stopped, woken_by
 
 if TYPE_CHECKING:
@@ -269,11 +269,10 @@ class EmulatorStream:
 
     def __init__(self, moto: Any, region: str, table_name: str):
         from moto.core.models import DEFAULT_ACCOUNT_ID
-        from moto.dynamodb.models import dynamodb_backends
         from moto.dynamodbstreams.models import dynamodbstreams_backends
 
         self._lock = moto.app._lock  # the one lock every emulator request holds
-        shard = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].get_table(table_name).stream_shard
+        shard = emulator_table(region, table_name).stream_shard
         assert shard is not None, "the users table has a stream (chalicelib/adapters/table_schema.py)"
         self._shard = shard
         self._iterators = dynamodbstreams_backends[DEFAULT_ACCOUNT_ID][region].shard_iterators
@@ -333,13 +332,3 @@ def start(
     return StreamPoller(
         reader, dynamodb_handler(app), delivered_up_to=delivered_up_to, dead_letter=dead_letters, wake=wake
     ).start()
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    """Poll `condition` until it holds or `timeout_s` passes (tests waiting for the poller)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()

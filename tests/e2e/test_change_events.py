@@ -15,9 +15,10 @@ from chalicelib.adapters.avatars import AvatarStore
 from chalicelib.adapters.event_bus import SOURCE, LocalEventBusPublisher
 from chalicelib.adapters.stream_records import stream_change
 from chalicelib.domain.change_consumer import ChangeConsumer
-from devstack.streams import StreamReader, stream_arn, wait_until
+from devstack.streams import StreamReader, stream_arn
 from tests.e2e.conftest import Stack
 from tests.support.local_api import call
+from tests.support.waiting import wait_until
 
 # The poller reads every 0.2 s, so an idle stack delivers well within a second; the patience is for
 # a backlog other tests of the session may have left (each record is three emulator requests).

@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from chalicelib.config import DEFAULT_LOCAL_ORIGINS
-from devstack.streams import wait_until
 from tests.e2e.conftest import Stack, running_stack, stop_stack
 from tests.support.listeners import listening
 from tests.support.local_api import call
+from tests.support.waiting import wait_until
 
 TIMEOUT = 15
 

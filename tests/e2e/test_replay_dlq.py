@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from devstack.process import PROJECT_DIR
-from devstack.streams import wait_until
 from tests.e2e.conftest import Stack
 from tests.support.local_api import call, shell_env
+from tests.support.waiting import wait_until
 
 # The local mapping retries a failing record three times, half a second apart, before it gives up.
 RETRIES_S = 1.5

@@ -15,9 +15,9 @@ from typing import Any
 import jwt
 
 from devstack.process import PROJECT_DIR
-from devstack.streams import wait_until
 from tests.e2e.conftest import Stack
 from tests.support.local_api import call, shell_env
+from tests.support.waiting import wait_until
 
 API_MD = PROJECT_DIR / "docs" / "API.md"
 PASSWORD = "E2e-passw0rd-21!"

@@ -19,6 +19,7 @@ import requests
 from devstack.lifecycle import read_stack_file
 from devstack.process import PROJECT_DIR, RUN_COMMAND, running_stack, stack_environment, start_stack, stop_stack
 from tests.support.listeners import listening, port_of
+from tests.support.waiting import wait_until
 
 TIMEOUT = 15
 # A refused start exits at once; one that is not refused would run until killed.
@@ -34,15 +35,6 @@ def _gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
-
-
-def _wait_until(condition: object, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return bool(condition())  # type: ignore[operator]
 
 
 def _start_again(stack_file: Path, port: int) -> subprocess.CompletedProcess[str]:
@@ -176,7 +168,7 @@ def test_a_stack_started_in_the_background_of_a_script_stops_on(sig: signal.Sign
             start_new_session=True,
         )
     try:
-        assert _wait_until(lambda: read_stack_file(stack_file) is not None, 60), log.read_text()
+        assert wait_until(lambda: read_stack_file(stack_file) is not None, 60), log.read_text()
         info = read_stack_file(stack_file)
         assert info is not None
         assert requests.get(info["api_url"] + "/hello", timeout=TIMEOUT).status_code == 200
@@ -227,7 +219,7 @@ def test_no_stack_outlives_the_process_that_started_it(ending: str, tmp_path: Pa
     pid_text, api_url, moto_url = done.stdout.split()
     pid = int(pid_text)
     try:
-        assert _wait_until(lambda: _gone(pid), 10), "the stack outlived its starter"
+        assert wait_until(lambda: _gone(pid), 10), "the stack outlived its starter"
         assert not listening(api_url) and not listening(moto_url)
     finally:
         if not _gone(pid):

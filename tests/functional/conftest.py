@@ -28,6 +28,7 @@ from chalicelib.adapters.table_schema import create_audit_table_kwargs, create_t
 from chalicelib.domain.access import ADMIN_GROUP
 from chalicelib.web.tokens import TokenVerifier
 from devstack import cognito_emulation
+from devstack.emulator_tables import emulator_table
 from devstack.gateway import AppGateway
 from devstack.resources import client_settings, pool_settings
 from tests.support import tokens
@@ -121,13 +122,6 @@ def emulator() -> Iterator[Emulator]:
         aws.reset_clients()
 
 
-def _dynamodb_table(name: str) -> Any:
-    from moto.core.models import DEFAULT_ACCOUNT_ID
-    from moto.dynamodb.models import dynamodb_backends
-
-    return dynamodb_backends[DEFAULT_ACCOUNT_ID][tokens.REGION].get_table(name)
-
-
 def _forget_stream_records() -> None:
     """moto keeps every record of a table's stream for ever, and a stream is read from its oldest
     record (TRIM_HORIZON, as the deployed mapping starts): each test's `deliver_changes` fed the
@@ -135,7 +129,7 @@ def _forget_stream_records() -> None:
     serialising), and over the thousands of sequences of `make fuzz` they filled the memory until
     the kernel killed the worker. The shard goes on from where it was, so sequence numbers never
     repeat."""
-    shard = _dynamodb_table(TABLE).stream_shard
+    shard = emulator_table(tokens.REGION, TABLE).stream_shard
     if shard is not None:
         shard.starting_sequence_number += len(shard.items)
         del shard.items[:]  # in place: devstack/moto_patches.py's transaction rollback holds the list
@@ -148,7 +142,7 @@ def _empty(emulator: Emulator) -> None:
     finds items, and its indexes' items, in this one dict; emptied in place, as the transaction
     rollback (devstack/moto_patches.py) may hold it."""
     for table in (TABLE, JOBS_TABLE):
-        _dynamodb_table(table).items.clear()
+        emulator_table(tokens.REGION, table).items.clear()
     s3 = aws.client("s3")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
         for found in page.get("Contents", []):

@@ -22,11 +22,11 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult, BaseResponse
-from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
 from devstack import moto_patches
+from devstack.emulator_tables import emulator_table
 from tests.support.class_tree import with_subclasses
 from tests.support.moto_state import moto_as
 
@@ -60,7 +60,7 @@ def client() -> Any:
 
 
 def table(name: str = TABLE) -> Table:
-    return dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].get_table(name)
+    return emulator_table(REGION, name)
 
 
 def create_tables(ddb: Any) -> None:

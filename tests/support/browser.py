@@ -20,6 +20,8 @@ from typing import Any
 
 import websocket
 
+from tests.support.waiting import wait_until
+
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -99,10 +101,12 @@ class Page:
         """Read the browser's events until `done()` holds, or `timeout` passes (the caller's assertion
         then says what is missing). Events are read while a command's answer is awaited, and the
         network's (a request sent) may come after the answer of the script that made the request."""
-        deadline = time.monotonic() + timeout
-        while not done() and time.monotonic() < deadline:
-            self.send("Runtime.evaluate", expression="0")
-            time.sleep(0.05)
+        wait_until(lambda: done() or self._read_events(), timeout)
+
+    def _read_events(self) -> bool:
+        """Send a command that does nothing, reading the events that come before its answer."""
+        self.send("Runtime.evaluate", expression="0")
+        return False
 
     def requested_urls(self) -> list[str]:
         return [

@@ -16,6 +16,7 @@ from werkzeug.test import EnvironBuilder
 
 from devstack import stall
 from devstack.motoserver import SerializedApp
+from tests.support.waiting import wait_until
 
 HOLD_S = 0.3
 
@@ -173,7 +174,7 @@ def test_unstall_lets_an_answer_being_held_back_go(app: SerializedApp, moto: Fak
     app.stall(stall.MAX_SECONDS)
     thread = threading.Thread(target=dynamodb, args=(app, "TransactWriteItems"))
     thread.start()
-    assert _wait_for(lambda: len(moto.applied) == 1)  # applied, answer held back
+    assert wait_until(lambda: len(moto.applied) == 1)  # applied, answer held back
     app.unstall()
     thread.join(10)
     assert not thread.is_alive()
@@ -186,12 +187,3 @@ def test_the_method_refuses_what_the_http_control_refuses(app: SerializedApp) ->
         app.stall(1, ["not an operation"])
     with pytest.raises(stall.BadStallRequest):
         app.stall(1, count=0)
-
-
-def _wait_for(condition: Any, timeout: float = 5) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

@@ -8,6 +8,7 @@ from typing import Any
 
 from devstack.streams import MAX_RETRIES, StreamPoller, dead_letter_message, lambda_record
 from tests.support.stream_records import STREAM_ARN, record, user
+from tests.support.waiting import wait_until
 
 
 class Reader:
@@ -110,7 +111,6 @@ def test_with_a_wake_up_an_idle_poller_reads_only_when_woken_or_after_its_long_i
     """An idle local stack reads its stream every IDLE_READ_S, not five times a second; a record the
     wake-up announces is delivered at once."""
     import threading
-    import time
 
     from devstack.streams import IDLE_READ_S, POLL_INTERVAL_S
 
@@ -121,9 +121,7 @@ def test_with_a_wake_up_an_idle_poller_reads_only_when_woken_or_after_its_long_i
         return {"batchItemFailures": []}
 
     def reads_reach(count: int) -> bool:  # the poller's thread may start late on a busy machine
-        deadline = time.monotonic() + IDLE_READ_S / 2
-        while reader.reads < count and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: reader.reads >= count, IDLE_READ_S / 2, interval_s=0.01)
         return reader.reads == count
 
     poller = StreamPoller(reader, deliver, wake=wake).start()
