@@ -38,7 +38,6 @@ from chalicelib.domain.errors import (
     EmailAlreadyExists,
     LastAdmin,
     NoEmailChangePending,
-    PreconditionFailed,
     ServiceUnavailable,
     UserAlreadyExists,
     UserNotFound,
@@ -68,6 +67,7 @@ from chalicelib.domain.repository import (
     StaleRecord,
     Stored,
     Unchanged,
+    check_update,
 )
 from chalicelib.domain.search import SORT_CREATED, UserQuery, name_sort_key
 
@@ -543,12 +543,7 @@ class DynamoUserRepository(aws.ClientHolder):
         expect_email_key: str | None = None,
         preconditions: Preconditions = NO_PRECONDITIONS,
     ) -> User:
-        if changes.touches_standing:
-            raise ValueError("a role or enabled change moves the admin count: use change()")
-        if changes.email is not None and expect_email_key != email_key(changes.email):
-            raise ValueError("an email that may move its reservation: expect its key, or use change()")
-        if preconditions.if_match is not None and not preconditions.if_match:
-            raise PreconditionFailed()
+        check_update(changes, expect_email_key, preconditions)
         expr = _Expression()
         update = _update_expression(user_id, changes, write, expr)
         updated_at = expr.name("updatedAt")

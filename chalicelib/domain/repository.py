@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from chalicelib.domain.models import NO_PRECONDITIONS, Preconditions, Standing, User, UserChanges, Write
+from chalicelib.domain.errors import PreconditionFailed
+from chalicelib.domain.models import NO_PRECONDITIONS, Preconditions, Standing, User, UserChanges, Write, email_key
 from chalicelib.domain.search import UserQuery
 
 
@@ -184,3 +185,14 @@ class UserRepository(Protocol):
     def list_page(self, limit: int, after: str | None) -> tuple[list[User], str | None]:
         """Every user, oldest first, a page at a time: `search` with no filter (for tools that walk
         all users); `after` is a position it returned."""
+
+
+def check_update(changes: UserChanges, expect_email_key: str | None, preconditions: Preconditions) -> None:
+    """What every repository's update() decides before any request: changes it does not take
+    (ValueError: a caller's mistake) and an If-Match that no revision can meet."""
+    if changes.touches_standing:
+        raise ValueError("a role or enabled change moves the admin count: use change()")
+    if changes.email is not None and expect_email_key != email_key(changes.email):
+        raise ValueError("an email that may move its reservation: expect its key, or use change()")
+    if preconditions.if_match is not None and not preconditions.if_match:
+        raise PreconditionFailed()

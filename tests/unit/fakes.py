@@ -23,7 +23,6 @@ from chalicelib.domain.errors import (
     IdempotentRequestInFlight,
     LastAdmin,
     NoEmailChangePending,
-    PreconditionFailed,
     ServiceUnavailable,
     UserAlreadyExists,
     UserNotFound,
@@ -60,6 +59,7 @@ from chalicelib.domain.repository import (
     Stored,
     Unchanged,
     UserRepository,
+    check_update,
 )
 from chalicelib.domain.search import SORT_CREATED, SORT_NEWEST, UserQuery, sort_key
 
@@ -240,12 +240,7 @@ class FakeUserRepository:
         expect_email_key: str | None = None,
         preconditions: Preconditions = NO_PRECONDITIONS,
     ) -> User:
-        if changes.touches_standing:
-            raise ValueError("a role or enabled change moves the admin count: use change()")
-        if changes.email is not None and expect_email_key != email_key(changes.email):
-            raise ValueError("an email that may move its reservation: expect its key, or use change()")
-        if preconditions.if_match is not None and not preconditions.if_match:
-            raise PreconditionFailed()  # decided without a request, as the adapter does
+        check_update(changes, expect_email_key, preconditions)  # before any request, as the adapter
         self._enter("update")
         current = self.users.get(user_id)
         if current is None:
