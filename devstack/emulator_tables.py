@@ -10,7 +10,8 @@ if TYPE_CHECKING:
 
 
 def emulator_table(region: str, name: str) -> Table:
-    # Imported here: moto's DynamoDB models are heavy, and a stack reads them only once it serves.
+    # Imported here, as the stream did before: tools import devstack.streams without an emulator
+    # (ops/replay_dlq.py), and moto's DynamoDB models are heavy.
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
 
