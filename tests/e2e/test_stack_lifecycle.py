@@ -27,14 +27,26 @@ REFUSAL_TIMEOUT_S = 20
 
 
 def _gone(pid: int) -> bool:
+    """Whether every thread of process `pid` has ended (a zombie nobody has reaped yet has ended too).
+    Its first thread can show as a zombie while the others, which hold the process's sockets, are
+    still on their way out: a stack's emulator port was once seen listening just after that."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    try:  # a zombie nobody has reaped yet has ended too
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return True
+    return all(_state(f"/proc/{pid}/task/{thread}/stat") in ("Z", None) for thread in threads)
+
+
+def _state(stat_file: str) -> str | None:
+    """A thread's state letter from its stat file; None once the thread is gone."""
+    try:
+        return Path(stat_file).read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def _start_again(stack_file: Path, port: int) -> subprocess.CompletedProcess[str]:
