@@ -46,14 +46,17 @@ def exit_with_parent() -> None:
     pid = int(watched)
 
     def watch() -> None:
-        while _alive(pid):
+        while alive(pid):
             time.sleep(PARENT_POLL_S)
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs: until every thread of it has ended. Its first thread shows as
+    a zombie as soon as it exits, while the others, which hold the process's sockets, may still be on
+    their way out; a zombie nobody reaps for a while (PID 1 of a container) has ended."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -61,10 +64,18 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # alive, someone else's
     try:
-        # A zombie has ended; nobody may reap it for a while (PID 1 of a container).
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True  # no /proc (macOS): that the pid exists is all we can tell
+    return any(_thread_state(pid, thread) not in ("Z", None) for thread in threads)
+
+
+def _thread_state(pid: int, thread: str) -> str | None:
+    """A thread's state letter (R, S, Z, ...); None once the thread is gone."""
+    try:
+        return Path(f"/proc/{pid}/task/{thread}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        return True
+        return None
 
 
 def _display(path: Path) -> str:
@@ -75,7 +86,7 @@ def _display(path: Path) -> str:
 
 
 def is_a_stack(pid: int) -> bool:
-    if not _alive(pid):
+    if not alive(pid):
         return False
     try:
         # A pid reused since a stack was killed (no cleanup) belongs to some other program.

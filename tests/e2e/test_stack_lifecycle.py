@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from devstack.lifecycle import read_stack_file
+from devstack.lifecycle import alive, read_stack_file
 from devstack.process import PROJECT_DIR, RUN_COMMAND, running_stack, stack_environment, start_stack, stop_stack
 from tests.support.listeners import listening, port_of
 from tests.support.waiting import wait_until
@@ -24,29 +24,6 @@ from tests.support.waiting import wait_until
 TIMEOUT = 15
 # A refused start exits at once; one that is not refused would run until killed.
 REFUSAL_TIMEOUT_S = 20
-
-
-def _gone(pid: int) -> bool:
-    """Whether every thread of process `pid` has ended (a zombie nobody has reaped yet has ended too).
-    Its first thread can show as a zombie while the others, which hold the process's sockets, are
-    still on their way out: a stack's emulator port was once seen listening just after that."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        threads = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return True
-    return all(_state(f"/proc/{pid}/task/{thread}/stat") in ("Z", None) for thread in threads)
-
-
-def _state(stat_file: str) -> str | None:
-    """A thread's state letter from its stat file; None once the thread is gone."""
-    try:
-        return Path(stat_file).read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
 
 
 def _start_again(stack_file: Path, port: int) -> subprocess.CompletedProcess[str]:
@@ -231,8 +208,8 @@ def test_no_stack_outlives_the_process_that_started_it(ending: str, tmp_path: Pa
     pid_text, api_url, moto_url = done.stdout.split()
     pid = int(pid_text)
     try:
-        assert wait_until(lambda: _gone(pid), 10), "the stack outlived its starter"
+        assert wait_until(lambda: not alive(pid), 10), "the stack outlived its starter"
         assert not listening(api_url) and not listening(moto_url)
     finally:
-        if not _gone(pid):
+        if alive(pid):
             os.killpg(pid, signal.SIGKILL)
